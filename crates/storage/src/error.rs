@@ -1,0 +1,35 @@
+//! Storage errors. The HTTP layer maps them to OCI or ARM codes in one place each.
+
+use wharf_oci::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("upload session unknown")]
+    UploadUnknown,
+    #[error("upload offset mismatch: session holds {current} bytes")]
+    UploadOffsetMismatch { current: u64 },
+    #[error("upload exceeds the allowed size")]
+    UploadTooLarge,
+    #[error("content digest {actual} does not match {expected}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("manifest references content missing from the repository")]
+    MissingReferences { blobs: Vec<Digest>, manifests: Vec<Digest> },
+    #[error("the client stream failed: {0}")]
+    ClientStream(std::io::Error),
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("metadata database: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StorageError {
+    fn from(e: rusqlite::Error) -> Self {
+        StorageError::Database(e.to_string())
+    }
+}

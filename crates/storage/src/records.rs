@@ -1,0 +1,194 @@
+//! The values the stores keep and return.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use wharf_oci::{Digest, DigestAlgorithm, RepositoryName, Tag};
+
+/// The stable internal key of a registry (a UUID kept in its ARM resource record). Content is
+/// keyed by it rather than by name, so that a deleted and recreated registry starts empty.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RegistryKey(pub String);
+
+/// An upload session id (a UUID, the last path segment of the upload `Location`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UploadId(String);
+
+impl UploadId {
+    pub fn new() -> UploadId {
+        UploadId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Accepts only the canonical hyphenated UUID form, so an id can never name a path.
+    pub fn parse(s: &str) -> Option<UploadId> {
+        let u = uuid::Uuid::parse_str(s).ok()?;
+        let canonical = u.hyphenated().to_string();
+        (canonical == s).then_some(UploadId(canonical))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for UploadId {
+    fn default() -> Self {
+        UploadId::new()
+    }
+}
+
+impl std::fmt::Display for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One ARM resource: resource groups, registries, identities, … The full ARM JSON body lives in
+/// `body`; the other fields are what lookups need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceRecord {
+    /// ARM id as created (case preserved); compared case-insensitively.
+    pub id: String,
+    /// e.g. `Microsoft.Resources/resourceGroups`, `Microsoft.ContainerRegistry/registries`.
+    pub resource_type: String,
+    pub name: String,
+    /// Resource group name for resources inside one; `None` for resource groups themselves.
+    pub resource_group: Option<String>,
+    /// Stable internal key (UUID).
+    pub key: String,
+    pub body: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceFilter {
+    pub resource_type: Option<String>,
+    /// Case-insensitive.
+    pub resource_group: Option<String>,
+}
+
+/// ACR's `changeableAttributes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeableAttributes {
+    pub delete_enabled: bool,
+    pub write_enabled: bool,
+    pub read_enabled: bool,
+    pub list_enabled: bool,
+}
+
+impl Default for ChangeableAttributes {
+    fn default() -> Self {
+        ChangeableAttributes { delete_enabled: true, write_enabled: true, read_enabled: true, list_enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepositoryRecord {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub manifest_count: u64,
+    pub tag_count: u64,
+    pub attributes: ChangeableAttributes,
+}
+
+/// A manifest to store, as parsed and checked by the caller.
+#[derive(Debug, Clone)]
+pub struct NewManifest {
+    pub digest: Digest,
+    pub media_type: String,
+    pub bytes: bytes::Bytes,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    /// Annotations of the manifest, as JSON, for the referrers index.
+    pub annotations: Option<serde_json::Value>,
+    /// Blobs (config, layers) that must be visible in the repository.
+    pub blob_refs: Vec<Digest>,
+    /// Child manifests (index entries) that must exist in the repository.
+    pub manifest_refs: Vec<Digest>,
+    /// Image config summary for ACR's listings, when known.
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub tag: Option<Tag>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestPutOutcome {
+    /// False when identical content already existed.
+    pub created: bool,
+    /// The digest the tag pointed to before, when the tag moved.
+    pub previous_tag_target: Option<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestMeta {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
+    pub annotations: Option<serde_json::Value>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    pub tags: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attributes: ChangeableAttributes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestRecord {
+    pub meta: ManifestMeta,
+    pub bytes: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRecord {
+    pub name: String,
+    pub digest: Digest,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attributes: ChangeableAttributes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Lexical by name (tags) or digest (manifests); `last` pages.
+    #[default]
+    Name,
+    /// Newest first (ACR `timedesc`).
+    TimeDesc,
+    /// Oldest first (ACR `timeasc`).
+    TimeAsc,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// Only entries strictly after this name/digest (for `Order::Name`), or after the entry
+    /// with this name/digest in the chosen order.
+    pub last: Option<String>,
+    pub n: Option<usize>,
+    pub order: Order,
+    /// Only tags pointing at this digest (ACR `_tags?digest=`).
+    pub digest: Option<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: UploadId,
+    pub registry: RegistryKey,
+    pub repository: String,
+    pub algorithm: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl UploadRecord {
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm.parse().unwrap_or(DigestAlgorithm::Sha256)
+    }
+
+    pub fn repository(&self) -> Option<RepositoryName> {
+        RepositoryName::parse(&self.repository).ok()
+    }
+}
