@@ -1,1 +1,19 @@
-//! wharf-arm
+//! The management plane's values, shaped as Azure Resource Manager shapes them: resource ids,
+//! resource and group names, the registry resource and its properties, and ARM error bodies.
+//!
+//! Pure values and rules: no HTTP, no storage. The server turns requests into these values and
+//! these values into JSON; the CLI reads the same JSON.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod id;
+pub mod registry;
+
+pub use error::ArmError;
+pub use id::{ResourceId, validate_registry_name, validate_resource_group_name};
+
+/// ARM types Wharf serves.
+pub mod types {
+    pub const RESOURCE_GROUP: &str = "Microsoft.Resources/resourceGroups";
+    pub const REGISTRY: &str = "Microsoft.ContainerRegistry/registries";
+}

@@ -12,6 +12,7 @@ use std::fmt;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::{CryptoRng, Rng, RngCore};
@@ -154,7 +155,8 @@ pub struct SecretHash(String);
 impl SecretHash {
     /// Reads a stored PHC string, refusing anything that is not argon2id.
     pub fn parse(phc: &str) -> Result<Self, SecretError> {
-        let parsed = PasswordHash::new(phc).map_err(|e| SecretError::MalformedHash(e.to_string()))?;
+        let parsed =
+            PasswordHash::new(phc).map_err(|e| SecretError::MalformedHash(e.to_string()))?;
         if parsed.algorithm != Algorithm::Argon2id.ident() {
             return Err(SecretError::MalformedHash(format!(
                 "algorithm {} is not argon2id",
@@ -172,25 +174,22 @@ impl SecretHash {
         &self.0
     }
 
-    /// The parameters this hash was made with.
-    pub fn params(&self) -> HashParams {
-        // `parse` checked the string, so the PHC parse and the argon2 params read succeed.
-        let parsed = PasswordHash::new(&self.0).ok();
-        let params = parsed.as_ref().and_then(|p| Params::try_from(p).ok());
-        match params {
-            Some(p) => HashParams {
-                memory_kib: p.m_cost(),
-                iterations: p.t_cost(),
-                parallelism: p.p_cost(),
-            },
-            None => HashParams::FAST_INSECURE_FOR_TESTS,
-        }
+    /// The parameters this hash was made with (`None` only if the string cannot be read,
+    /// which [`SecretHash::parse`] already rules out).
+    pub fn params(&self) -> Option<HashParams> {
+        let parsed = PasswordHash::new(&self.0).ok()?;
+        let p = Params::try_from(&parsed).ok()?;
+        Some(HashParams {
+            memory_kib: p.m_cost(),
+            iterations: p.t_cost(),
+            parallelism: p.p_cost(),
+        })
     }
 
     /// True when this hash was made with other parameters than `params`: the server may
     /// re-hash the secret after a successful verification.
     pub fn needs_rehash(&self, params: &HashParams) -> bool {
-        self.params() != *params
+        self.params() != Some(*params)
     }
 }
 
@@ -297,9 +296,11 @@ impl fmt::Debug for FingerprintKey {
 /// record; then confirm with [`verify_secret`]. Without the key, a leaked index reveals
 /// nothing usable for guessing.
 pub fn fingerprint(key: &FingerprintKey, secret: &str) -> String {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail for 32 bytes.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0)
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    // HMAC zero-pads a key shorter than the hash's 64-byte block, so padding the 32-byte key
+    // here gives the same MAC and uses the infallible fixed-size constructor.
+    let mut block = [0u8; 64];
+    block[..32].copy_from_slice(&key.0);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(secret.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -319,7 +320,11 @@ mod tests {
         let c = generate_client_secret();
         assert_eq!(c.expose().len(), CLIENT_SECRET_LEN);
         assert_eq!(&c.expose()[3..6], "8Q~");
-        assert!(c.expose().bytes().all(|b| CLIENT_SECRET_ALPHABET.contains(&b)));
+        assert!(
+            c.expose()
+                .bytes()
+                .all(|b| CLIENT_SECRET_ALPHABET.contains(&b))
+        );
 
         let h = generate_identity_header();
         assert_eq!(h.expose().len(), IDENTITY_HEADER_LEN);
@@ -361,7 +366,7 @@ mod tests {
         let h = hash_secret("s3cret", &params).unwrap();
         let json = serde_json::to_string(&h).unwrap();
         let back: SecretHash = serde_json::from_str(&json).unwrap();
-        assert_eq!(back.params(), params);
+        assert_eq!(back.params(), Some(params));
         assert!(verify_secret("s3cret", &back));
         assert!(back.needs_rehash(&FAST));
         assert!(!back.needs_rehash(&params));

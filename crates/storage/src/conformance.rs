@@ -1,1 +1,1042 @@
-//! placeholder for the conformance module, being written
+//! The contract of [`BlobStore`] and [`MetadataStore`], as executable checks.
+//!
+//! Every backend runs these (see `tests/`): the embedded ones today, PostgreSQL and object
+//! storage later. Each check works on names, registry keys and contents of its own, so checks can
+//! share one store; they panic (like `assert!`) on the first broken promise.
+//!
+//! This module owns no state and must never depend on a particular backend: it only calls the
+//! traits.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
+
+use crate::{
+    BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, MetadataStore, NewManifest, Order, Page,
+    RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadRecord,
+};
+
+// ---- helpers ----
+
+/// Deterministic pseudo-random bytes (xorshift), distinct for distinct seeds.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Content no other check (or earlier run against a persistent store) uses.
+fn unique_content(len: usize) -> Vec<u8> {
+    let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+    pseudo_random_bytes(seed, len)
+}
+
+/// A stream yielding `data` in chunks of `chunk` bytes.
+pub fn chunked_stream(data: &[u8], chunk: usize) -> ByteStream {
+    let data = Bytes::copy_from_slice(data);
+    let chunks: Vec<std::io::Result<Bytes>> =
+        (0..data.len()).step_by(chunk.max(1)).map(|i| Ok(data.slice(i..(i + chunk).min(data.len())))).collect();
+    Box::pin(futures::stream::iter(chunks))
+}
+
+/// A stream yielding `data` in chunks, then failing as a dropped client connection would.
+pub fn failing_stream(data: &[u8], chunk: usize) -> ByteStream {
+    let ok = chunked_stream(data, chunk);
+    let err = futures::stream::once(async {
+        Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away"))
+    });
+    Box::pin(ok.chain(err))
+}
+
+pub async fn read_all(mut stream: ByteStream) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("blob stream failed"));
+    }
+    out
+}
+
+async fn read_blob(store: &dyn BlobStore, digest: &Digest, range: Option<std::ops::Range<u64>>) -> Vec<u8> {
+    read_all(store.read(digest, range).await.expect("read")).await
+}
+
+fn repo(name: &str) -> RepositoryName {
+    RepositoryName::parse(name).expect("repository name")
+}
+
+fn tag(name: &str) -> Tag {
+    Tag::parse(name).expect("tag")
+}
+
+fn fresh_registry() -> RegistryKey {
+    RegistryKey(uuid::Uuid::new_v4().to_string())
+}
+
+fn fresh_digest() -> Digest {
+    Digest::sha256_of(uuid::Uuid::new_v4().as_bytes())
+}
+
+/// Lets time-ordered backends with coarse clocks see distinct timestamps.
+async fn tick() {
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+// ---- blob store ----
+
+/// Every blob store check, in sequence.
+pub async fn blob_store_suite(store: &dyn BlobStore) {
+    blob_put_stat_read_delete(store).await;
+    blob_read_ranges(store).await;
+    upload_monolithic(store).await;
+    upload_chunked_with_offsets(store).await;
+    upload_empty_blob(store).await;
+    upload_digest_mismatch_keeps_session(store).await;
+    upload_deduplicates(store).await;
+    upload_max_len(store).await;
+    upload_client_stream_error(store).await;
+    upload_abort_and_unknown(store).await;
+    upload_sha512(store).await;
+    upload_concurrent_appends(store).await;
+}
+
+pub async fn blob_put_stat_read_delete(store: &dyn BlobStore) {
+    let data = unique_content(5000);
+    let digest = Digest::sha256_of(&data);
+    assert_eq!(store.stat(&digest).await.unwrap(), None);
+    assert!(matches!(store.read(&digest, None).await, Err(StorageError::NotFound)));
+
+    // A wrong digest is refused and stores nothing.
+    let wrong = fresh_digest();
+    match store.put_bytes(&wrong, Bytes::from(data.clone())).await {
+        Err(StorageError::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, digest);
+        }
+        other => panic!("put_bytes with a wrong digest: {other:?}"),
+    }
+    assert_eq!(store.stat(&wrong).await.unwrap(), None);
+    assert_eq!(store.stat(&digest).await.unwrap(), None);
+
+    store.put_bytes(&digest, Bytes::from(data.clone())).await.unwrap();
+    store.put_bytes(&digest, Bytes::from(data.clone())).await.expect("put_bytes is idempotent");
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));
+    assert_eq!(read_blob(store, &digest, None).await, data);
+
+    store.delete(&digest).await.unwrap();
+    assert_eq!(store.stat(&digest).await.unwrap(), None);
+    assert!(matches!(store.read(&digest, None).await, Err(StorageError::NotFound)));
+    store.delete(&digest).await.expect("deleting an absent blob is not an error");
+}
+
+pub async fn blob_read_ranges(store: &dyn BlobStore) {
+    // Larger than common read buffers, so ranges cross buffer boundaries.
+    let data = unique_content(700 * 1024 + 13);
+    let digest = Digest::sha256_of(&data);
+    store.put_bytes(&digest, Bytes::from(data.clone())).await.unwrap();
+    let len = data.len() as u64;
+    for (start, end) in [(0, 1), (10, 20), (0, len), (len - 1, len), (5, 5), (262_140, 600_001), (1, len)] {
+        let got = read_blob(store, &digest, Some(start..end)).await;
+        assert_eq!(got, data[start as usize..end as usize], "range {start}..{end}");
+    }
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+async fn upload(store: &dyn BlobStore, algorithm: DigestAlgorithm) -> UploadId {
+    let id = UploadId::new();
+    store.upload_create(&id, algorithm).await.expect("upload_create");
+    id
+}
+
+pub async fn upload_monolithic(store: &dyn BlobStore) {
+    let data = unique_content(3 * 1024 * 1024 + 7);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    assert_eq!(store.upload_size(&id).await.unwrap(), 0);
+    assert!(store.upload_ids().await.unwrap().contains(&id));
+    let n = store.upload_append(&id, 0, chunked_stream(&data, 64 * 1024), None).await.unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(store.upload_size(&id).await.unwrap(), n);
+    assert_eq!(store.stat(&digest).await.unwrap(), None, "not visible before the commit");
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), n);
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(n));
+    assert_eq!(read_blob(store, &digest, None).await, data);
+    // The session is gone once committed.
+    assert!(matches!(store.upload_size(&id).await, Err(StorageError::UploadUnknown)));
+    assert!(!store.upload_ids().await.unwrap().contains(&id));
+    assert!(matches!(store.upload_commit(&id, &digest).await, Err(StorageError::UploadUnknown)));
+}
+
+pub async fn upload_chunked_with_offsets(store: &dyn BlobStore) {
+    let data = unique_content(1_500_000);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    let cuts = [0usize, 1, 1000, 65_536, 1_048_577, data.len()];
+    for w in cuts.windows(2) {
+        let (from, to) = (w[0], w[1]);
+        // A wrong offset is refused with the current size, and nothing is written.
+        for bad in [from as u64 + 1, from.saturating_sub(1) as u64] {
+            if bad == from as u64 {
+                continue;
+            }
+            match store.upload_append(&id, bad, chunked_stream(&data[from..to], 4096), None).await {
+                Err(StorageError::UploadOffsetMismatch { current }) => assert_eq!(current, from as u64),
+                other => panic!("append at {bad} while at {from}: {other:?}"),
+            }
+            assert_eq!(store.upload_size(&id).await.unwrap(), from as u64);
+        }
+        let n = store.upload_append(&id, from as u64, chunked_stream(&data[from..to], 7777), None).await.unwrap();
+        assert_eq!(n, to as u64);
+    }
+    // An empty append changes nothing.
+    let len = data.len() as u64;
+    assert_eq!(store.upload_append(&id, len, chunked_stream(&[], 1), None).await.unwrap(), len);
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), len);
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+pub async fn upload_empty_blob(store: &dyn BlobStore) {
+    let digest = Digest::sha256_of(b"");
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 0);
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(0));
+    assert!(read_blob(store, &digest, None).await.is_empty());
+}
+
+pub async fn upload_digest_mismatch_keeps_session(store: &dyn BlobStore) {
+    let data = unique_content(200_000);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(&data[..100_000], 10_000), None).await.unwrap();
+    let wrong = Digest::sha256_of(&data);
+    match store.upload_commit(&id, &wrong).await {
+        Err(StorageError::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, Digest::sha256_of(&data[..100_000]));
+        }
+        other => panic!("commit with the wrong digest: {other:?}"),
+    }
+    assert_eq!(store.stat(&wrong).await.unwrap(), None);
+    // The session is as it was: the rest can be appended and the right digest committed.
+    assert_eq!(store.upload_size(&id).await.unwrap(), 100_000);
+    store.upload_append(&id, 100_000, chunked_stream(&data[100_000..], 30_000), None).await.unwrap();
+    assert_eq!(store.upload_commit(&id, &wrong).await.unwrap(), 200_000);
+    assert_eq!(read_blob(store, &wrong, None).await, data);
+}
+
+pub async fn upload_deduplicates(store: &dyn BlobStore) {
+    let data = unique_content(50_000);
+    let digest = Digest::sha256_of(&data);
+    store.put_bytes(&digest, Bytes::from(data.clone())).await.unwrap();
+    // A second upload of the same content commits and is discarded in favour of the stored copy.
+    for _ in 0..2 {
+        let id = upload(store, DigestAlgorithm::Sha256).await;
+        store.upload_append(&id, 0, chunked_stream(&data, 8192), None).await.unwrap();
+        assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), data.len() as u64);
+        assert!(matches!(store.upload_size(&id).await, Err(StorageError::UploadUnknown)));
+    }
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+pub async fn upload_max_len(store: &dyn BlobStore) {
+    let data = unique_content(10_000);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(&data[..4000], 1000), Some(4000)).await.expect("exactly max_len");
+    assert!(matches!(
+        store.upload_append(&id, 4000, chunked_stream(&data[4000..], 1000), Some(5999)).await,
+        Err(StorageError::UploadTooLarge)
+    ));
+    assert_eq!(store.upload_size(&id).await.unwrap(), 4000, "a refused append leaves the session as it was");
+    store.upload_append(&id, 4000, chunked_stream(&data[4000..], 1000), Some(6000)).await.unwrap();
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 10_000);
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+pub async fn upload_client_stream_error(store: &dyn BlobStore) {
+    let data = unique_content(3_000_000);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(&data[..1000], 100), None).await.unwrap();
+    // The client sends part of the rest, then its connection fails.
+    match store.upload_append(&id, 1000, failing_stream(&data[1000..2_500_000], 65_536), None).await {
+        Err(StorageError::ClientStream(_)) => {}
+        other => panic!("append from a failing client: {other:?}"),
+    }
+    // The session is at a size the status reports, and resuming from there works.
+    let at = store.upload_size(&id).await.unwrap();
+    assert!((1000..=2_500_000).contains(&at), "size after a failed append: {at}");
+    store.upload_append(&id, at, chunked_stream(&data[at as usize..], 100_000), None).await.unwrap();
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), data.len() as u64);
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+pub async fn upload_abort_and_unknown(store: &dyn BlobStore) {
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(b"some bytes", 3), None).await.unwrap();
+    store.upload_abort(&id).await.unwrap();
+    store.upload_abort(&id).await.expect("aborting an absent session is not an error");
+    assert!(!store.upload_ids().await.unwrap().contains(&id));
+
+    let never = UploadId::new();
+    for probe in [&id, &never] {
+        assert!(matches!(store.upload_size(probe).await, Err(StorageError::UploadUnknown)));
+        assert!(matches!(
+            store.upload_append(probe, 0, chunked_stream(b"x", 1), None).await,
+            Err(StorageError::UploadUnknown)
+        ));
+        assert!(matches!(
+            store.upload_commit(probe, &Digest::sha256_of(b"x")).await,
+            Err(StorageError::UploadUnknown)
+        ));
+    }
+}
+
+pub async fn upload_sha512(store: &dyn BlobStore) {
+    let data = unique_content(300_000);
+    let digest = Digest::of(DigestAlgorithm::Sha512, &data);
+    let id = upload(store, DigestAlgorithm::Sha512).await;
+    store.upload_append(&id, 0, chunked_stream(&data, 50_000), None).await.unwrap();
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 300_000);
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(300_000));
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+pub async fn upload_concurrent_appends(store: &dyn BlobStore) {
+    let data = unique_content(400_000);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    // Two clients race to append at offset 0: exactly one wins, the other sees the new size.
+    let (a, b) = futures::join!(
+        store.upload_append(&id, 0, chunked_stream(&data, 10_000), None),
+        store.upload_append(&id, 0, chunked_stream(&data, 10_000), None),
+    );
+    let outcomes = [a, b];
+    let won = outcomes.iter().filter(|r| matches!(r, Ok(400_000))).count();
+    let lost = outcomes
+        .iter()
+        .filter(|r| matches!(r, Err(StorageError::UploadOffsetMismatch { current: 400_000 })))
+        .count();
+    assert_eq!((won, lost), (1, 1), "{outcomes:?}");
+    let digest = Digest::sha256_of(&data);
+    assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 400_000);
+}
+
+// ---- metadata store ----
+
+/// Every metadata store check, in sequence.
+pub async fn metadata_store_suite(store: &dyn MetadataStore) {
+    settings(store).await;
+    resources(store).await;
+    resource_unique_names(store).await;
+    resource_delete_tree(store).await;
+    blob_visibility(store).await;
+    manifest_missing_references(store).await;
+    manifest_put_get_and_tags(store).await;
+    manifest_index_and_child_delete(store).await;
+    manifest_delete(store).await;
+    manifest_list_order_and_paging(store).await;
+    tag_list_order_and_paging(store).await;
+    attributes(store).await;
+    referrers(store).await;
+    repositories(store).await;
+    repository_delete(store).await;
+    registry_purge(store).await;
+    garbage_collection(store).await;
+    uploads(store).await;
+    timestamps_keep_sub_second_precision(store).await;
+}
+
+pub async fn settings(store: &dyn MetadataStore) {
+    let key = format!("conformance.{}", uuid::Uuid::new_v4());
+    assert_eq!(store.setting_get(&key).await.unwrap(), None);
+    store.setting_put(&key, "one").await.unwrap();
+    assert_eq!(store.setting_get(&key).await.unwrap().as_deref(), Some("one"));
+    store.setting_put(&key, "two").await.unwrap();
+    assert_eq!(store.setting_get(&key).await.unwrap().as_deref(), Some("two"));
+}
+
+const RG_TYPE: &str = "Microsoft.Resources/resourceGroups";
+const REGISTRY_TYPE: &str = "Microsoft.ContainerRegistry/registries";
+
+fn resource_group_record(name: &str) -> ResourceRecord {
+    let now = Utc::now();
+    ResourceRecord {
+        id: format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/{name}"),
+        resource_type: RG_TYPE.into(),
+        name: name.into(),
+        resource_group: None,
+        key: uuid::Uuid::new_v4().to_string(),
+        body: serde_json::json!({ "name": name, "location": "westeurope" }),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn registry_record(group: &ResourceRecord, name: &str) -> ResourceRecord {
+    let now = Utc::now();
+    ResourceRecord {
+        id: format!("{}/providers/Microsoft.ContainerRegistry/registries/{name}", group.id),
+        resource_type: REGISTRY_TYPE.into(),
+        name: name.into(),
+        resource_group: Some(group.name.clone()),
+        key: uuid::Uuid::new_v4().to_string(),
+        body: serde_json::json!({ "name": name, "sku": { "name": "Standard" }, "tags": { "a": "b" } }),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub async fn resources(store: &dyn MetadataStore) {
+    let group = resource_group_record(&unique_name("Group-"));
+    assert!(store.resource_put(&group).await.unwrap(), "created");
+    let mut changed = group.clone();
+    changed.body = serde_json::json!({ "changed": true });
+    changed.updated_at = Utc::now();
+    assert!(!store.resource_put(&changed).await.unwrap(), "replaced");
+
+    // Ids are case-insensitive; the record comes back exactly, with sub-second times.
+    let got = store.resource_get(&group.id.to_uppercase()).await.unwrap().expect("by id");
+    assert_eq!(got, changed);
+    assert_eq!(store.resource_get(&format!("{}x", group.id)).await.unwrap(), None);
+
+    let a = registry_record(&group, &unique_name("RegA"));
+    let b = registry_record(&group, &unique_name("regb"));
+    store.resource_put(&a).await.unwrap();
+    store.resource_put(&b).await.unwrap();
+    let found = store.resource_find_by_name(&REGISTRY_TYPE.to_lowercase(), &a.name.to_uppercase()).await.unwrap();
+    assert_eq!(found, Some(a.clone()));
+    assert_eq!(store.resource_find_by_name(RG_TYPE, &a.name).await.unwrap(), None, "type matters");
+
+    let in_group = store
+        .resource_list(&ResourceFilter { resource_type: Some(REGISTRY_TYPE.into()), resource_group: Some(group.name.to_uppercase()) })
+        .await
+        .unwrap();
+    let mut expected = vec![a.clone(), b.clone()];
+    expected.sort_by_key(|r| r.id.to_lowercase());
+    assert_eq!(in_group, expected);
+    let groups = store.resource_list(&ResourceFilter { resource_type: Some(RG_TYPE.into()), resource_group: None }).await.unwrap();
+    assert!(groups.iter().any(|g| g.id == group.id));
+    assert!(groups.iter().all(|g| g.resource_type == RG_TYPE));
+    let all = store.resource_list(&ResourceFilter::default()).await.unwrap();
+    for r in [&group.id, &a.id, &b.id] {
+        assert!(all.iter().any(|x| &x.id == r));
+    }
+}
+
+pub async fn resource_unique_names(store: &dyn MetadataStore) {
+    let g1 = resource_group_record(&unique_name("g"));
+    let g2 = resource_group_record(&unique_name("g"));
+    let name = unique_name("Unique");
+    let first = registry_record(&g1, &name);
+    store.resource_insert_unique_name(&first).await.unwrap();
+    // Registry names are global: same name in another group, differently cased, is refused.
+    let clash = registry_record(&g2, &name.to_uppercase());
+    assert!(matches!(store.resource_insert_unique_name(&clash).await, Err(StorageError::Conflict(_))));
+    assert_eq!(store.resource_get(&clash.id).await.unwrap(), None);
+    // A resource of another type may carry the name.
+    let mut other = resource_group_record(&name);
+    other.id = format!("{}-rg", other.id);
+    store.resource_insert_unique_name(&other).await.unwrap();
+    assert_eq!(store.resource_get(&first.id).await.unwrap(), Some(first));
+}
+
+pub async fn resource_delete_tree(store: &dyn MetadataStore) {
+    let group = resource_group_record(&unique_name("tree"));
+    let sibling = ResourceRecord { id: format!("{}_sibling", group.id), ..resource_group_record("sibling") };
+    let reg = registry_record(&group, "reg");
+    let reg_prefix = registry_record(&group, "reg2");
+    let child = ResourceRecord {
+        id: format!("{}/replications/westus", reg.id),
+        resource_type: "Microsoft.ContainerRegistry/registries/replications".into(),
+        name: "westus".into(),
+        ..reg.clone()
+    };
+    for r in [&group, &sibling, &reg, &reg_prefix, &child] {
+        store.resource_put(r).await.unwrap();
+    }
+    // Deleting the registry takes its children, not a registry whose name extends it.
+    let deleted = store.resource_delete_tree(&reg.id.to_uppercase()).await.unwrap();
+    let mut ids: Vec<&str> = deleted.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_by_key(|id| id.to_lowercase());
+    assert_eq!(ids, vec![reg.id.as_str(), child.id.as_str()]);
+    assert_eq!(store.resource_get(&child.id).await.unwrap(), None);
+    assert!(store.resource_get(&reg_prefix.id).await.unwrap().is_some());
+
+    let deleted = store.resource_delete_tree(&group.id).await.unwrap();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert_eq!(store.resource_get(&reg_prefix.id).await.unwrap(), None);
+    assert!(store.resource_get(&sibling.id).await.unwrap().is_some(), "a sibling sharing a prefix stays");
+    assert!(store.resource_delete_tree(&group.id).await.unwrap().is_empty());
+}
+
+/// Links fresh blobs into `repo` and returns their digests.
+async fn linked_blobs(store: &dyn MetadataStore, reg: &RegistryKey, repo: &RepositoryName, n: usize) -> Vec<Digest> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let d = fresh_digest();
+        store.blob_record(&d, 100 + i as u64).await.unwrap();
+        store.blob_link(reg, repo, &d, 100 + i as u64).await.unwrap();
+        out.push(d);
+    }
+    out
+}
+
+/// An image manifest over `blobs`, with bytes unique to this call.
+fn image(blobs: &[Digest], tag_name: Option<&str>) -> NewManifest {
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "layers": blobs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        "nonce": uuid::Uuid::new_v4().to_string(),
+    });
+    let bytes = Bytes::from(serde_json::to_vec(&body).unwrap());
+    NewManifest {
+        digest: Digest::sha256_of(&bytes),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        bytes,
+        artifact_type: None,
+        subject: None,
+        annotations: None,
+        blob_refs: blobs.to_vec(),
+        manifest_refs: Vec::new(),
+        architecture: Some("amd64".into()),
+        os: Some("linux".into()),
+        tag: tag_name.map(tag),
+    }
+}
+
+fn index(children: &[Digest], tag_name: Option<&str>) -> NewManifest {
+    let mut m = image(&[], tag_name);
+    m.media_type = "application/vnd.oci.image.index.v1+json".into();
+    m.manifest_refs = children.to_vec();
+    m.architecture = None;
+    m.os = None;
+    m
+}
+
+pub async fn blob_visibility(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let (a, b) = (repo("vis/a"), repo("vis/b"));
+    let d = fresh_digest();
+    store.blob_record(&d, 42).await.unwrap();
+    assert_eq!(store.blob_visible(&reg, &a, &d).await.unwrap(), None, "recorded is not visible");
+    store.blob_link(&reg, &a, &d, 42).await.unwrap();
+    store.blob_link(&reg, &a, &d, 42).await.expect("linking twice is fine");
+    assert_eq!(store.blob_visible(&reg, &a, &d).await.unwrap(), Some(42));
+    assert_eq!(store.blob_visible(&reg, &b, &d).await.unwrap(), None, "visibility is per repository");
+    assert_eq!(store.blob_visible(&fresh_registry(), &a, &d).await.unwrap(), None, "and per registry");
+    // The link created the repository.
+    assert_eq!(store.repository_list(&reg, None, 10).await.unwrap(), vec!["vis/a".to_string()]);
+    assert!(store.blob_unlink(&reg, &a, &d).await.unwrap());
+    assert!(!store.blob_unlink(&reg, &a, &d).await.unwrap());
+    assert!(!store.blob_unlink(&reg, &b, &d).await.unwrap());
+    assert_eq!(store.blob_visible(&reg, &a, &d).await.unwrap(), None);
+    // With nothing left in it, the repository no longer exists.
+    assert!(store.repository_list(&reg, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.repository_get(&reg, &a).await.unwrap(), None);
+}
+
+pub async fn manifest_missing_references(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let (r, other) = (repo("missing/refs"), repo("missing/other"));
+    let present = linked_blobs(store, &reg, &r, 1).await;
+    // Blobs visible only in another repository do not count.
+    let elsewhere = linked_blobs(store, &reg, &other, 1).await;
+    let absent = fresh_digest();
+    let child_elsewhere = image(&elsewhere, None);
+    store.manifest_put(&reg, &other, &child_elsewhere).await.unwrap();
+    let absent_child = fresh_digest();
+
+    let mut m = image(&[present[0].clone(), elsewhere[0].clone(), absent.clone()], Some("v1"));
+    m.manifest_refs = vec![child_elsewhere.digest.clone(), absent_child.clone()];
+    match store.manifest_put(&reg, &r, &m).await {
+        Err(StorageError::MissingReferences { mut blobs, mut manifests }) => {
+            blobs.sort();
+            manifests.sort();
+            let mut want_blobs = vec![elsewhere[0].clone(), absent];
+            want_blobs.sort();
+            let mut want_children = vec![child_elsewhere.digest.clone(), absent_child];
+            want_children.sort();
+            assert_eq!(blobs, want_blobs);
+            assert_eq!(manifests, want_children);
+        }
+        other => panic!("manifest with missing references: {other:?}"),
+    }
+    // Nothing was written.
+    assert_eq!(store.manifest_get(&reg, &r, &Reference::Digest(m.digest.clone())).await.unwrap(), None);
+    assert_eq!(store.tag_get(&reg, &r, &tag("v1")).await.unwrap(), None);
+    assert_eq!(store.repository_get(&reg, &r).await.unwrap().unwrap().manifest_count, 0);
+
+    // In a repository that does not exist yet, everything is missing and nothing is created.
+    let fresh = repo("missing/none");
+    let m = image(&present, None);
+    assert!(matches!(store.manifest_put(&reg, &fresh, &m).await, Err(StorageError::MissingReferences { .. })));
+    assert_eq!(store.repository_get(&reg, &fresh).await.unwrap(), None);
+}
+
+pub async fn manifest_put_get_and_tags(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("put/app");
+    let blobs = linked_blobs(store, &reg, &r, 2).await;
+    let before = store.repository_get(&reg, &r).await.unwrap().unwrap();
+    tick().await;
+
+    let mut m1 = image(&blobs, Some("v1"));
+    m1.annotations = Some(serde_json::json!({ "org.opencontainers.image.title": "one" }));
+    let out = store.manifest_put(&reg, &r, &m1).await.unwrap();
+    assert_eq!(out, ManifestPutOutcome { created: true, previous_tag_target: None });
+    let after = store.repository_get(&reg, &r).await.unwrap().unwrap();
+    assert!(after.updated_at > before.updated_at, "a manifest put bumps the repository");
+    assert_eq!(after.created_at, before.created_at);
+    assert_eq!((after.manifest_count, after.tag_count), (1, 1));
+
+    for reference in [Reference::Tag(tag("v1")), Reference::Digest(m1.digest.clone())] {
+        let got = store.manifest_get(&reg, &r, &reference).await.unwrap().expect("manifest");
+        assert_eq!(got.bytes, m1.bytes);
+        assert_eq!(got.meta.digest, m1.digest);
+        assert_eq!(got.meta.media_type, m1.media_type);
+        assert_eq!(got.meta.size, m1.bytes.len() as u64);
+        assert_eq!(got.meta.annotations, m1.annotations);
+        assert_eq!(got.meta.architecture.as_deref(), Some("amd64"));
+        assert_eq!(got.meta.os.as_deref(), Some("linux"));
+        assert_eq!(got.meta.tags, vec!["v1".to_string()]);
+        assert_eq!(got.meta.attributes, ChangeableAttributes::default());
+        let head = store.manifest_head(&reg, &r, &reference).await.unwrap().expect("head");
+        assert_eq!(head, got.meta);
+    }
+    assert_eq!(store.manifest_get(&reg, &r, &Reference::Tag(tag("nope"))).await.unwrap(), None);
+    assert_eq!(store.manifest_head(&reg, &repo("put/other"), &Reference::Tag(tag("v1"))).await.unwrap(), None);
+    assert_eq!(store.manifest_head(&fresh_registry(), &r, &Reference::Tag(tag("v1"))).await.unwrap(), None);
+
+    // Same content again: nothing new, and the tag stays.
+    let again = store.manifest_put(&reg, &r, &m1).await.unwrap();
+    assert_eq!(again, ManifestPutOutcome { created: false, previous_tag_target: None });
+    // Same content under another tag.
+    let mut m1_latest = m1.clone();
+    m1_latest.tag = Some(tag("latest"));
+    assert!(!store.manifest_put(&reg, &r, &m1_latest).await.unwrap().created);
+    let meta = store.manifest_head(&reg, &r, &Reference::Digest(m1.digest.clone())).await.unwrap().unwrap();
+    assert_eq!(meta.tags, vec!["latest".to_string(), "v1".to_string()], "tags sorted");
+
+    // Moving the tag reports where it pointed.
+    let v1_before = store.tag_get(&reg, &r, &tag("v1")).await.unwrap().unwrap();
+    tick().await;
+    let m2 = image(&blobs[..1], Some("v1"));
+    let out = store.manifest_put(&reg, &r, &m2).await.unwrap();
+    assert_eq!(out, ManifestPutOutcome { created: true, previous_tag_target: Some(m1.digest.clone()) });
+    let v1 = store.tag_get(&reg, &r, &tag("v1")).await.unwrap().unwrap();
+    assert_eq!(v1.digest, m2.digest);
+    assert_eq!(v1.created_at, v1_before.created_at);
+    assert!(v1.updated_at > v1_before.updated_at);
+    let got = store.manifest_get(&reg, &r, &Reference::Tag(tag("v1"))).await.unwrap().unwrap();
+    assert_eq!(got.bytes, m2.bytes);
+    let old = store.manifest_head(&reg, &r, &Reference::Digest(m1.digest.clone())).await.unwrap().unwrap();
+    assert_eq!(old.tags, vec!["latest".to_string()]);
+
+    // Untagged put.
+    let m3 = image(&blobs, None);
+    assert!(store.manifest_put(&reg, &r, &m3).await.unwrap().created);
+    assert!(store.manifest_head(&reg, &r, &Reference::Digest(m3.digest.clone())).await.unwrap().unwrap().tags.is_empty());
+
+    // Tag delete removes the tag only.
+    assert!(store.tag_delete(&reg, &r, &tag("latest")).await.unwrap());
+    assert!(!store.tag_delete(&reg, &r, &tag("latest")).await.unwrap());
+    assert!(store.manifest_head(&reg, &r, &Reference::Digest(m1.digest.clone())).await.unwrap().is_some());
+    let rec = store.repository_get(&reg, &r).await.unwrap().unwrap();
+    assert_eq!((rec.manifest_count, rec.tag_count), (3, 1));
+}
+
+pub async fn manifest_index_and_child_delete(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("index/app");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let amd = image(&blobs, None);
+    let arm = image(&blobs, None);
+    store.manifest_put(&reg, &r, &amd).await.unwrap();
+    let idx = index(&[amd.digest.clone(), arm.digest.clone()], Some("multi"));
+    match store.manifest_put(&reg, &r, &idx).await {
+        Err(StorageError::MissingReferences { blobs, manifests }) => {
+            assert!(blobs.is_empty());
+            assert_eq!(manifests, vec![arm.digest.clone()]);
+        }
+        other => panic!("index with a missing child: {other:?}"),
+    }
+    store.manifest_put(&reg, &r, &arm).await.unwrap();
+    assert!(store.manifest_put(&reg, &r, &idx).await.unwrap().created);
+    // OCI lets a child be deleted while an index still lists it; the index stays.
+    assert_eq!(store.manifest_delete(&reg, &r, &arm.digest).await.unwrap(), Some(vec![]));
+    let got = store.manifest_get(&reg, &r, &Reference::Tag(tag("multi"))).await.unwrap().unwrap();
+    assert_eq!(got.meta.digest, idx.digest);
+}
+
+pub async fn manifest_delete(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("delete/app");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let m = image(&blobs, Some("b"));
+    store.manifest_put(&reg, &r, &m).await.unwrap();
+    let mut also = m.clone();
+    also.tag = Some(tag("a"));
+    store.manifest_put(&reg, &r, &also).await.unwrap();
+    let keep = image(&blobs, Some("keep"));
+    store.manifest_put(&reg, &r, &keep).await.unwrap();
+
+    assert_eq!(store.manifest_delete(&reg, &r, &m.digest).await.unwrap(), Some(vec!["a".into(), "b".into()]));
+    assert_eq!(store.manifest_delete(&reg, &r, &m.digest).await.unwrap(), None);
+    assert_eq!(store.manifest_delete(&reg, &repo("delete/none"), &m.digest).await.unwrap(), None);
+    assert_eq!(store.manifest_get(&reg, &r, &Reference::Digest(m.digest.clone())).await.unwrap(), None);
+    assert_eq!(store.tag_get(&reg, &r, &tag("a")).await.unwrap(), None);
+    assert_eq!(store.manifest_get(&reg, &r, &Reference::Tag(tag("b"))).await.unwrap(), None);
+    let tags = store.tag_list(&reg, &r, &Page::default()).await.unwrap();
+    assert_eq!(tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["keep"]);
+    // The blobs stay visible: they belong to the repository, not the manifest.
+    assert_eq!(store.blob_visible(&reg, &r, &blobs[0]).await.unwrap(), Some(100));
+    // A deleted manifest can be pushed again.
+    assert!(store.manifest_put(&reg, &r, &m).await.unwrap().created);
+}
+
+pub async fn manifest_list_order_and_paging(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("list/manifests");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let mut pushed = Vec::new();
+    for i in 0..5 {
+        let m = image(&blobs, Some(&format!("t{i}")));
+        store.manifest_put(&reg, &r, &m).await.unwrap();
+        pushed.push(m.digest.clone());
+        tick().await;
+    }
+    let digests = |v: Vec<crate::ManifestMeta>| v.into_iter().map(|m| m.digest).collect::<Vec<_>>();
+    let mut by_name = pushed.clone();
+    by_name.sort_by_key(|d| d.to_string());
+
+    let all = digests(store.manifest_list(&reg, &r, &Page::default()).await.unwrap());
+    assert_eq!(all, by_name);
+    let page = Page { last: Some(by_name[1].to_string()), n: Some(2), ..Page::default() };
+    assert_eq!(digests(store.manifest_list(&reg, &r, &page).await.unwrap()), by_name[2..4].to_vec());
+    let page = Page { n: Some(0), ..Page::default() };
+    assert!(store.manifest_list(&reg, &r, &page).await.unwrap().is_empty());
+
+    let asc = Page { order: Order::TimeAsc, ..Page::default() };
+    assert_eq!(digests(store.manifest_list(&reg, &r, &asc).await.unwrap()), pushed);
+    let desc = Page { order: Order::TimeDesc, ..Page::default() };
+    let mut newest_first = pushed.clone();
+    newest_first.reverse();
+    assert_eq!(digests(store.manifest_list(&reg, &r, &desc).await.unwrap()), newest_first);
+    let desc_page = Page { order: Order::TimeDesc, last: Some(pushed[3].to_string()), n: Some(2), ..Page::default() };
+    assert_eq!(digests(store.manifest_list(&reg, &r, &desc_page).await.unwrap()), vec![pushed[2].clone(), pushed[1].clone()]);
+    let asc_page = Page { order: Order::TimeAsc, last: Some(pushed[3].to_string()), n: None, ..Page::default() };
+    assert_eq!(digests(store.manifest_list(&reg, &r, &asc_page).await.unwrap()), vec![pushed[4].clone()]);
+
+    // Listing shows the tags of each manifest.
+    let metas = store.manifest_list(&reg, &r, &asc).await.unwrap();
+    for (i, m) in metas.iter().enumerate() {
+        assert_eq!(m.tags, vec![format!("t{i}")]);
+    }
+    assert!(store.manifest_list(&reg, &repo("list/none"), &Page::default()).await.unwrap().is_empty());
+}
+
+pub async fn tag_list_order_and_paging(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("list/tags");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let a = image(&blobs, None);
+    let b = image(&blobs, None);
+    store.manifest_put(&reg, &r, &a).await.unwrap();
+    store.manifest_put(&reg, &r, &b).await.unwrap();
+    // Pushed in this order; names deliberately not in time order.
+    let order = ["delta", "alpha", "Charlie", "bravo", "echo"];
+    for (i, name) in order.iter().enumerate() {
+        let mut m = if i % 2 == 0 { a.clone() } else { b.clone() };
+        m.tag = Some(tag(name));
+        store.manifest_put(&reg, &r, &m).await.unwrap();
+        tick().await;
+    }
+    let names = |v: Vec<crate::TagRecord>| v.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    let mut lexical: Vec<String> = order.iter().map(|s| s.to_string()).collect();
+    lexical.sort();
+    assert_eq!(lexical[0], "Charlie", "byte order: upper case first");
+    assert_eq!(names(store.tag_list(&reg, &r, &Page::default()).await.unwrap()), lexical);
+    let page = Page { last: Some("alpha".into()), n: Some(2), ..Page::default() };
+    assert_eq!(names(store.tag_list(&reg, &r, &page).await.unwrap()), vec!["bravo", "delta"]);
+    let page = Page { last: Some("b".into()), ..Page::default() };
+    assert_eq!(names(store.tag_list(&reg, &r, &page).await.unwrap()), vec!["bravo", "delta", "echo"], "last need not exist");
+    let page = Page { last: Some("echo".into()), ..Page::default() };
+    assert!(store.tag_list(&reg, &r, &page).await.unwrap().is_empty());
+
+    let asc = Page { order: Order::TimeAsc, ..Page::default() };
+    assert_eq!(names(store.tag_list(&reg, &r, &asc).await.unwrap()), order.to_vec());
+    let desc = Page { order: Order::TimeDesc, n: Some(2), ..Page::default() };
+    assert_eq!(names(store.tag_list(&reg, &r, &desc).await.unwrap()), vec!["echo", "bravo"]);
+    let desc = Page { order: Order::TimeDesc, last: Some("bravo".into()), n: Some(2), ..Page::default() };
+    assert_eq!(names(store.tag_list(&reg, &r, &desc).await.unwrap()), vec!["Charlie", "alpha"]);
+
+    let only_b = Page { digest: Some(b.digest.clone()), ..Page::default() };
+    let got = store.tag_list(&reg, &r, &only_b).await.unwrap();
+    assert_eq!(names(got.clone()), vec!["alpha", "bravo"]);
+    assert!(got.iter().all(|t| t.digest == b.digest));
+
+    // Moving a tag makes it the most recently updated.
+    let mut m = a.clone();
+    m.tag = Some(tag("alpha"));
+    store.manifest_put(&reg, &r, &m).await.unwrap();
+    let newest = store.tag_list(&reg, &r, &Page { order: Order::TimeDesc, n: Some(1), ..Page::default() }).await.unwrap();
+    assert_eq!(newest[0].name, "alpha");
+    assert_eq!(newest[0].digest, a.digest);
+    assert!(store.tag_list(&reg, &repo("list/none"), &Page::default()).await.unwrap().is_empty());
+}
+
+pub async fn attributes(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("attrs/app");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let m = image(&blobs, Some("v1"));
+    store.manifest_put(&reg, &r, &m).await.unwrap();
+    let locked = ChangeableAttributes { delete_enabled: false, write_enabled: false, read_enabled: true, list_enabled: false };
+
+    assert!(store.repository_set_attributes(&reg, &r, &locked).await.unwrap());
+    assert_eq!(store.repository_get(&reg, &r).await.unwrap().unwrap().attributes, locked);
+    assert!(!store.repository_set_attributes(&reg, &repo("attrs/none"), &locked).await.unwrap());
+
+    assert!(store.manifest_set_attributes(&reg, &r, &m.digest, &locked).await.unwrap());
+    let meta = store.manifest_head(&reg, &r, &Reference::Digest(m.digest.clone())).await.unwrap().unwrap();
+    assert_eq!(meta.attributes, locked);
+    assert!(!store.manifest_set_attributes(&reg, &r, &fresh_digest(), &locked).await.unwrap());
+
+    let read_only = ChangeableAttributes { write_enabled: false, ..ChangeableAttributes::default() };
+    assert!(store.tag_set_attributes(&reg, &r, &tag("v1"), &read_only).await.unwrap());
+    assert_eq!(store.tag_get(&reg, &r, &tag("v1")).await.unwrap().unwrap().attributes, read_only);
+    assert!(!store.tag_set_attributes(&reg, &r, &tag("v2"), &read_only).await.unwrap());
+    // Tag and manifest attributes are independent.
+    assert_eq!(
+        store.manifest_head(&reg, &r, &Reference::Digest(m.digest.clone())).await.unwrap().unwrap().attributes,
+        locked
+    );
+}
+
+pub async fn referrers(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("refs/app");
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let subject = image(&blobs, Some("v1"));
+    store.manifest_put(&reg, &r, &subject).await.unwrap();
+
+    let mut made = Vec::new();
+    for (i, kind) in ["application/vnd.example.sbom", "application/vnd.example.sig", "application/vnd.example.sbom"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut m = image(&blobs, None);
+        m.artifact_type = Some(kind.into());
+        m.subject = Some(subject.digest.clone());
+        m.annotations = Some(serde_json::json!({ "n": i }));
+        store.manifest_put(&reg, &r, &m).await.unwrap();
+        made.push(m);
+    }
+    // A referrer may be pushed before its subject exists.
+    let orphan_subject = fresh_digest();
+    let mut orphan = image(&blobs, None);
+    orphan.subject = Some(orphan_subject.clone());
+    store.manifest_put(&reg, &r, &orphan).await.unwrap();
+    // Same subject in another repository is not a referrer here.
+    let other = repo("refs/other");
+    let other_blobs = linked_blobs(store, &reg, &other, 1).await;
+    let mut elsewhere = image(&other_blobs, None);
+    elsewhere.subject = Some(subject.digest.clone());
+    store.manifest_put(&reg, &other, &elsewhere).await.unwrap();
+
+    let all = store.referrers(&reg, &r, &subject.digest, None).await.unwrap();
+    let mut want: Vec<Digest> = made.iter().map(|m| m.digest.clone()).collect();
+    want.sort();
+    assert_eq!(all.iter().map(|m| m.digest.clone()).collect::<Vec<_>>(), want);
+    for meta in &all {
+        let src = made.iter().find(|m| m.digest == meta.digest).unwrap();
+        assert_eq!(meta.artifact_type, src.artifact_type);
+        assert_eq!(meta.annotations, src.annotations);
+        assert_eq!(meta.subject.as_ref(), Some(&subject.digest));
+        assert_eq!(meta.size, src.bytes.len() as u64);
+    }
+    let sboms = store.referrers(&reg, &r, &subject.digest, Some("application/vnd.example.sbom")).await.unwrap();
+    assert_eq!(sboms.len(), 2);
+    assert!(sboms.iter().all(|m| m.artifact_type.as_deref() == Some("application/vnd.example.sbom")));
+    assert!(sboms.windows(2).all(|w| w[0].digest < w[1].digest));
+    assert!(store.referrers(&reg, &r, &subject.digest, Some("application/none")).await.unwrap().is_empty());
+    assert_eq!(store.referrers(&reg, &r, &orphan_subject, None).await.unwrap().len(), 1);
+    assert!(store.referrers(&reg, &repo("refs/none"), &subject.digest, None).await.unwrap().is_empty());
+    // Deleting a referrer removes it from the list.
+    store.manifest_delete(&reg, &r, &made[1].digest).await.unwrap();
+    assert_eq!(store.referrers(&reg, &r, &subject.digest, None).await.unwrap().len(), 2);
+}
+
+pub async fn repositories(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let names = ["zeta", "alpha/one", "alpha", "beta/x/y", "alpha-two"];
+    for name in names {
+        let r = repo(name);
+        linked_blobs(store, &reg, &r, 1).await;
+    }
+    // Another registry's repositories are not listed.
+    linked_blobs(store, &fresh_registry(), &repo("alpha0"), 1).await;
+    let mut lexical: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    lexical.sort();
+    assert_eq!(store.repository_list(&reg, None, 100).await.unwrap(), lexical);
+    assert_eq!(store.repository_list(&reg, None, 2).await.unwrap(), lexical[..2].to_vec());
+    assert_eq!(store.repository_list(&reg, Some(&lexical[1]), 2).await.unwrap(), lexical[2..4].to_vec());
+    assert_eq!(store.repository_list(&reg, Some("b"), 100).await.unwrap(), vec!["beta/x/y", "zeta"]);
+    assert!(store.repository_list(&reg, Some("zeta"), 100).await.unwrap().is_empty());
+    assert!(store.repository_list(&reg, None, 0).await.unwrap().is_empty());
+
+    let rec = store.repository_get(&reg, &repo("alpha")).await.unwrap().unwrap();
+    assert_eq!(rec.name, "alpha");
+    assert_eq!((rec.manifest_count, rec.tag_count), (0, 0));
+    assert_eq!(rec.attributes, ChangeableAttributes::default());
+    assert!(rec.updated_at >= rec.created_at);
+    assert!(rec.created_at <= Utc::now() && rec.created_at > Utc::now() - chrono::Duration::minutes(5));
+
+    // A repository holding only a manifest (its blobs unlinked afterwards) still exists.
+    let r = repo("theta");
+    let blobs = linked_blobs(store, &reg, &r, 2).await;
+    store.manifest_put(&reg, &r, &image(&blobs, None)).await.unwrap();
+    let rec = store.repository_get(&reg, &r).await.unwrap().unwrap();
+    for b in &blobs {
+        assert!(store.blob_unlink(&reg, &r, b).await.unwrap());
+    }
+    let still = store.repository_get(&reg, &r).await.unwrap().expect("a manifest keeps the repository");
+    assert_eq!(still.created_at, rec.created_at);
+    assert_eq!(still.manifest_count, 1);
+    assert!(store.repository_list(&reg, Some("t"), 10).await.unwrap().contains(&"theta".to_string()));
+}
+
+pub async fn repository_delete(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let (r, keep) = (repo("gone/app"), repo("gone/keep"));
+    let blobs = linked_blobs(store, &reg, &r, 2).await;
+    let keep_blobs = linked_blobs(store, &reg, &keep, 1).await;
+    store.manifest_put(&reg, &r, &image(&blobs, Some("v1"))).await.unwrap();
+    store.manifest_put(&reg, &keep, &image(&keep_blobs, Some("v1"))).await.unwrap();
+
+    assert!(store.repository_delete(&reg, &r).await.unwrap());
+    assert!(!store.repository_delete(&reg, &r).await.unwrap());
+    assert_eq!(store.repository_get(&reg, &r).await.unwrap(), None);
+    assert_eq!(store.manifest_get(&reg, &r, &Reference::Tag(tag("v1"))).await.unwrap(), None);
+    assert_eq!(store.blob_visible(&reg, &r, &blobs[0]).await.unwrap(), None);
+    assert!(store.tag_list(&reg, &r, &Page::default()).await.unwrap().is_empty());
+    assert_eq!(store.repository_list(&reg, None, 10).await.unwrap(), vec!["gone/keep".to_string()]);
+    assert!(store.manifest_get(&reg, &keep, &Reference::Tag(tag("v1"))).await.unwrap().is_some());
+
+    // Recreated from scratch, it starts empty with fresh times.
+    linked_blobs(store, &reg, &r, 1).await;
+    let rec = store.repository_get(&reg, &r).await.unwrap().unwrap();
+    assert_eq!((rec.manifest_count, rec.tag_count), (0, 0));
+}
+
+pub async fn registry_purge(store: &dyn MetadataStore) {
+    let (doomed, other) = (fresh_registry(), fresh_registry());
+    for reg in [&doomed, &other] {
+        for name in ["a", "b/c"] {
+            let r = repo(name);
+            let blobs = linked_blobs(store, reg, &r, 1).await;
+            store.manifest_put(reg, &r, &image(&blobs, Some("v1"))).await.unwrap();
+        }
+        store
+            .upload_put(&UploadRecord {
+                id: UploadId::new(),
+                registry: reg.clone(),
+                repository: "a".into(),
+                algorithm: "sha256".into(),
+                created_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    store.registry_purge(&doomed).await.unwrap();
+    assert!(store.repository_list(&doomed, None, 10).await.unwrap().is_empty());
+    assert_eq!(store.manifest_get(&doomed, &repo("a"), &Reference::Tag(tag("v1"))).await.unwrap(), None);
+    let uploads = store.upload_list().await.unwrap();
+    assert!(uploads.iter().all(|u| u.registry != doomed));
+    assert!(uploads.iter().any(|u| u.registry == other));
+    assert_eq!(store.repository_list(&other, None, 10).await.unwrap(), vec!["a".to_string(), "b/c".to_string()]);
+    assert!(store.manifest_get(&other, &repo("b/c"), &Reference::Tag(tag("v1"))).await.unwrap().is_some());
+    store.registry_purge(&doomed).await.expect("purging an empty registry is fine");
+}
+
+pub async fn garbage_collection(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("gc/app");
+    let future = Utc::now().timestamp() + 3600;
+    let past = Utc::now().timestamp() - 3600;
+
+    let orphan = fresh_digest();
+    store.blob_record(&orphan, 1).await.unwrap();
+    let linked = linked_blobs(store, &reg, &r, 1).await.remove(0);
+    // Referenced by a manifest only: the link is gone, the manifest still needs it.
+    let referenced = linked_blobs(store, &reg, &r, 1).await.remove(0);
+    store.manifest_put(&reg, &r, &image(&[referenced.clone()], Some("v1"))).await.unwrap();
+    assert!(store.blob_unlink(&reg, &r, &referenced).await.unwrap());
+    // Linked in another registry only.
+    let elsewhere = linked_blobs(store, &fresh_registry(), &r, 1).await.remove(0);
+
+    let none = store.blob_collect_unreferenced(past).await.unwrap();
+    assert!(!none.contains(&orphan), "younger than older_than");
+    let collected = store.blob_collect_unreferenced(future).await.unwrap();
+    assert!(collected.contains(&orphan));
+    for kept in [&linked, &referenced, &elsewhere] {
+        assert!(!collected.contains(kept), "{kept} is still in use");
+    }
+    // Its record is gone: it is not reported twice.
+    assert!(!store.blob_collect_unreferenced(future).await.unwrap().contains(&orphan));
+
+    // Once nothing uses them, the others are collected too.
+    store.repository_delete(&reg, &r).await.unwrap();
+    let collected = store.blob_collect_unreferenced(future).await.unwrap();
+    assert!(collected.contains(&linked));
+    assert!(collected.contains(&referenced));
+    assert!(!collected.contains(&elsewhere));
+}
+
+pub async fn uploads(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let first = UploadRecord {
+        id: UploadId::new(),
+        registry: reg.clone(),
+        repository: "up/app".into(),
+        algorithm: "sha256".into(),
+        created_at: Utc::now(),
+    };
+    tick().await;
+    let second = UploadRecord { id: UploadId::new(), algorithm: "sha512".into(), created_at: Utc::now(), ..first.clone() };
+    assert_eq!(store.upload_get(&first.id).await.unwrap(), None);
+    store.upload_put(&first).await.unwrap();
+    store.upload_put(&second).await.unwrap();
+    assert_eq!(store.upload_get(&first.id).await.unwrap(), Some(first.clone()));
+    assert_eq!(store.upload_get(&second.id).await.unwrap().unwrap().algorithm(), DigestAlgorithm::Sha512);
+    let listed: Vec<UploadRecord> = store.upload_list().await.unwrap().into_iter().filter(|u| u.registry == reg).collect();
+    assert_eq!(listed, vec![first.clone(), second.clone()]);
+    store.upload_delete(&first.id).await.unwrap();
+    store.upload_delete(&first.id).await.expect("deleting an absent upload is fine");
+    assert_eq!(store.upload_get(&first.id).await.unwrap(), None);
+    assert!(store.upload_get(&second.id).await.unwrap().is_some());
+}
+
+/// Times survive a round trip with (at least) microsecond precision.
+pub async fn timestamps_keep_sub_second_precision(store: &dyn MetadataStore) {
+    let at: DateTime<Utc> = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+    let mut rg = resource_group_record(&unique_name("time"));
+    rg.created_at = at;
+    rg.updated_at = at;
+    store.resource_put(&rg).await.unwrap();
+    let got = store.resource_get(&rg.id).await.unwrap().unwrap();
+    assert_eq!(got.created_at, at);
+}

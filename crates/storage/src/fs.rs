@@ -1,1 +1,558 @@
-//! placeholder for the fs module, being written
+//! The filesystem blob store: committed blobs and upload sessions under one directory.
+//!
+//! Owns the on-disk layout below `root` and nothing else:
+//!
+//! ```text
+//! root/blobs/{algorithm}/{first two hex}/{hex}   committed, immutable content
+//! root/uploads/{upload id}/data                  bytes received so far
+//! root/uploads/{upload id}/algorithm             digest algorithm chosen at creation
+//! root/tmp/                                      temp files of `put_bytes` (emptied at open)
+//! ```
+//!
+//! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] that are written
+//! (one vectored `write`, no copy) and hashed on two blocking threads at once, while the next
+//! batch is read from the client. Content enters `blobs/` only through a rename, after its digest
+//! was checked and its bytes were flushed with `fsync`; the directory is synced afterwards.
+//!
+//! This module must never build a path from anything but a validated [`Digest`] or
+//! [`UploadId`], never hold a whole blob in memory, and never know which repository a blob
+//! belongs to (visibility is metadata).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex as SyncMutex};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::sync::Mutex as AsyncMutex;
+use tokio::task::JoinHandle;
+use tokio_util::io::ReaderStream;
+use wharf_oci::{Digest, DigestAlgorithm, Hasher};
+
+use crate::{BlobStore, ByteStream, Result, StorageError, UploadId};
+
+/// Bytes gathered from the client before they are written and hashed together.
+pub const BATCH_BYTES: usize = 1024 * 1024;
+/// Read size when streaming a blob out, and when re-hashing a session from disk.
+pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+const REHASH_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// In-memory hashing progress of one upload session.
+///
+/// `hasher` has consumed exactly the first `hashed` bytes of the session's data file. It is
+/// `None` when that is unknown: after a restart, or while an append is running (an append that
+/// is abandoned halfway leaves it `None`, and the commit re-hashes from disk).
+struct SessionState {
+    hashed: u64,
+    hasher: Option<Hasher>,
+}
+
+type Session = Arc<AsyncMutex<SessionState>>;
+
+/// Content-addressed blobs and upload sessions on a local filesystem.
+pub struct FsBlobStore {
+    root: PathBuf,
+    sessions: SyncMutex<HashMap<UploadId, Session>>,
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a blob store below `root`. Upload sessions found on disk are
+    /// kept; leftovers of interrupted `put_bytes` calls in `root/tmp` are removed.
+    pub fn open(root: PathBuf) -> Result<FsBlobStore> {
+        for dir in ["blobs", "uploads", "tmp"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        for entry in std::fs::read_dir(root.join("tmp"))? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(FsBlobStore { root, sessions: SyncMutex::new(HashMap::new()) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_dir(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs").join(digest.algorithm().as_str()).join(&digest.hex()[..2])
+    }
+
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blob_dir(digest).join(digest.hex())
+    }
+
+    fn upload_dir(&self, id: &UploadId) -> PathBuf {
+        self.root.join("uploads").join(id.as_str())
+    }
+
+    fn data_path(&self, id: &UploadId) -> PathBuf {
+        self.upload_dir(id).join("data")
+    }
+
+    /// The session's in-memory state, rebuilt from disk when this process has not seen it yet.
+    async fn session(&self, id: &UploadId) -> Result<Session> {
+        if let Some(s) = self.sessions.lock().expect("session map poisoned").get(id) {
+            return Ok(s.clone());
+        }
+        let dir = self.upload_dir(id);
+        let (size, algorithm) = blocking(move || -> io::Result<Option<(u64, Option<DigestAlgorithm>)>> {
+            let size = match std::fs::metadata(dir.join("data")) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let algorithm = std::fs::read_to_string(dir.join("algorithm"))
+                .ok()
+                .and_then(|s| s.trim().parse::<DigestAlgorithm>().ok());
+            Ok(Some((size, algorithm)))
+        })
+        .await??
+        .ok_or(StorageError::UploadUnknown)?;
+        // An empty session can start hashing again; otherwise the commit catches up from disk.
+        let hasher = if size == 0 { algorithm.map(Hasher::new) } else { None };
+        let state = Arc::new(AsyncMutex::new(SessionState { hashed: 0, hasher }));
+        let mut map = self.sessions.lock().expect("session map poisoned");
+        Ok(map.entry(id.clone()).or_insert(state).clone())
+    }
+
+    fn forget_session(&self, id: &UploadId) {
+        self.sessions.lock().expect("session map poisoned").remove(id);
+    }
+}
+
+/// Runs blocking file work off the async runtime.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StorageError::Io(io::Error::other(e)))
+}
+
+fn join_error(e: tokio::task::JoinError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Writes every byte of `batch` with vectored writes (no copy into an intermediate buffer).
+fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write upload data")),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// One batch being written and hashed on blocking threads.
+struct InFlight {
+    write: JoinHandle<io::Result<File>>,
+    hash: Option<JoinHandle<Hasher>>,
+}
+
+impl InFlight {
+    fn start(mut file: File, hasher: Option<Hasher>, batch: Vec<Bytes>) -> InFlight {
+        let hash = hasher.map(|mut h| {
+            let batch = batch.clone();
+            tokio::task::spawn_blocking(move || {
+                for chunk in &batch {
+                    h.update(chunk);
+                }
+                h
+            })
+        });
+        let write = tokio::task::spawn_blocking(move || write_batch(&mut file, &batch).map(|()| file));
+        InFlight { write, hash }
+    }
+
+    /// Waits for both halves; the hasher is returned even when the write failed.
+    async fn finish(self) -> (io::Result<File>, Option<Hasher>) {
+        let hasher = match self.hash {
+            Some(h) => h.await.ok(),
+            None => None,
+        };
+        let file = self.write.await.map_err(join_error).and_then(|r| r);
+        (file, hasher)
+    }
+}
+
+enum AppendFailure {
+    Client(io::Error),
+    TooLarge,
+    Io(io::Error),
+}
+
+/// Streams `body` to the end of `file` (positioned at its end), hashing with `hasher` when
+/// given. Returns the bytes appended, the file and the advanced hasher.
+async fn stream_into(
+    file: File,
+    mut hasher: Option<Hasher>,
+    mut body: ByteStream,
+    allowed: Option<u64>,
+) -> Result<(u64, File, Option<Hasher>), (AppendFailure, Option<File>)> {
+    let mut in_flight: Option<InFlight> = None;
+    let mut idle: Option<File> = Some(file);
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0usize;
+    let mut total = 0u64;
+
+    // Hands a batch to the blocking threads, after the previous one completed.
+    macro_rules! submit {
+        () => {{
+            let file = match (idle.take(), in_flight.take()) {
+                (Some(f), _) => f,
+                (None, Some(prev)) => {
+                    let (file, h) = prev.finish().await;
+                    hasher = h;
+                    match file {
+                        Ok(f) => f,
+                        Err(e) => return Err((AppendFailure::Io(e), None)),
+                    }
+                }
+                (None, None) => unreachable!("the file is either idle or in flight"),
+            };
+            let taken = std::mem::take(&mut batch);
+            in_flight = Some(InFlight::start(file, hasher.take(), taken));
+        }};
+    }
+
+    loop {
+        let failure = match body.next().await {
+            Some(Ok(chunk)) => {
+                total += chunk.len() as u64;
+                if allowed.is_some_and(|a| total > a) {
+                    AppendFailure::TooLarge
+                } else {
+                    if !chunk.is_empty() {
+                        batch_len += chunk.len();
+                        batch.push(chunk);
+                    }
+                    if batch_len >= BATCH_BYTES {
+                        batch_len = 0;
+                        submit!();
+                    }
+                    continue;
+                }
+            }
+            Some(Err(e)) => AppendFailure::Client(e),
+            None => break,
+        };
+        // Failure: wait for the blocking threads so the caller can truncate safely.
+        let file = match (idle.take(), in_flight.take()) {
+            (Some(f), _) => Some(f),
+            (None, Some(prev)) => prev.finish().await.0.ok(),
+            (None, None) => None,
+        };
+        return Err((failure, file));
+    }
+    if !batch.is_empty() {
+        submit!();
+    }
+    let file = match (idle.take(), in_flight.take()) {
+        (Some(f), _) => f,
+        (None, Some(prev)) => {
+            let (file, h) = prev.finish().await;
+            hasher = h;
+            file.map_err(|e| (AppendFailure::Io(e), None))?
+        }
+        (None, None) => unreachable!("the file is either idle or in flight"),
+    };
+    Ok((total, file, hasher))
+}
+
+/// Feeds `path` from byte `from` to its end into `hasher`.
+fn hash_file_from(path: &Path, from: u64, hasher: &mut Hasher) -> io::Result<u64> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut buf = vec![0u8; REHASH_BUFFER_BYTES];
+    let mut pos = from;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => return Ok(pos),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and its missing parents up to (not including) `stop`, syncing each parent
+/// whose entries changed, so that a later rename into `dir` is durable.
+fn create_dirs_durably(dir: &Path, stop: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().ok_or_else(|| io::Error::other("blob directory without parent"))?;
+    if parent != stop {
+        create_dirs_durably(parent, stop)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves a fully written, synced file into the content store. If the blob already exists the
+/// new copy is discarded (content addressing makes both identical).
+fn install(source: &Path, target: &Path, blobs_root: &Path) -> io::Result<()> {
+    if target.exists() {
+        return std::fs::remove_file(source);
+    }
+    let dir = target.parent().ok_or_else(|| io::Error::other("blob path without parent"))?;
+    create_dirs_durably(dir, blobs_root)?;
+    std::fs::rename(source, target)?;
+    sync_dir(dir)
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
+        let mut file = match tokio::fs::File::open(self.blob_path(digest)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        file.set_max_buf_size(READ_BUFFER_BYTES);
+        match range {
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.start)).await?;
+                let len = r.end.saturating_sub(r.start);
+                Ok(Box::pin(ReaderStream::with_capacity(file.take(len), READ_BUFFER_BYTES)))
+            }
+            None => Ok(Box::pin(ReaderStream::with_capacity(file, READ_BUFFER_BYTES))),
+        }
+    }
+
+    async fn put_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let target = self.blob_path(digest);
+        let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
+        let blobs_root = self.root.join("blobs");
+        let expected = digest.clone();
+        blocking(move || -> Result<()> {
+            if target.exists() {
+                return Ok(());
+            }
+            let actual = Digest::of(expected.algorithm(), &bytes);
+            if actual != expected {
+                return Err(StorageError::DigestMismatch { expected, actual });
+            }
+            let written = (|| -> io::Result<()> {
+                let mut f = File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_data()?;
+                drop(f);
+                install(&tmp, &target, &blobs_root)
+            })();
+            if written.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            Ok(written?)
+        })
+        .await?
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<()> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_create(&self, id: &UploadId, algorithm: DigestAlgorithm) -> Result<()> {
+        let dir = self.upload_dir(id);
+        blocking(move || -> Result<()> {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(StorageError::Conflict("upload session already exists".into()));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            std::fs::write(dir.join("algorithm"), algorithm.as_str())?;
+            File::create(dir.join("data"))?;
+            Ok(())
+        })
+        .await??;
+        let state = SessionState { hashed: 0, hasher: Some(Hasher::new(algorithm)) };
+        self.sessions.lock().expect("session map poisoned").insert(id.clone(), Arc::new(AsyncMutex::new(state)));
+        Ok(())
+    }
+
+    async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64> {
+        let session = self.session(id).await?;
+        let path = self.data_path(id);
+        // The append runs in its own task holding the session lock, so that a caller dropping
+        // this future (client gone) cannot leave a half-done append behind: the task sees the
+        // body fail and truncates.
+        let task = tokio::spawn(async move {
+            let mut state = session.lock_owned().await;
+            let opened = {
+                let path = path.clone();
+                blocking(move || -> io::Result<(File, u64)> {
+                    let mut f = OpenOptions::new().write(true).open(&path)?;
+                    let size = f.seek(SeekFrom::End(0))?;
+                    Ok((f, size))
+                })
+                .await?
+            };
+            let (file, current) = match opened {
+                Ok(v) => v,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
+                Err(e) => return Err(e.into()),
+            };
+            if offset != current {
+                return Err(StorageError::UploadOffsetMismatch { current });
+            }
+            // `max_len` bounds what this call accepts; a caller capping the whole blob passes
+            // `limit - offset`.
+            let allowed = max_len;
+            // Hash inline only if the in-memory hasher is exactly at the end of the file.
+            let hasher = if state.hashed == current { state.hasher.take() } else { None };
+            let snapshot = hasher.clone();
+            state.hasher = None;
+            match stream_into(file, hasher, body, allowed).await {
+                Ok((n, file, hasher)) => {
+                    drop(file);
+                    state.hashed = current + n;
+                    state.hasher = hasher;
+                    Ok(current + n)
+                }
+                Err((failure, file)) => {
+                    // Back to the size before this append, so the client can retry from there.
+                    let truncated = blocking(move || -> io::Result<()> {
+                        let file = match file {
+                            Some(f) => f,
+                            None => OpenOptions::new().write(true).open(&path)?,
+                        };
+                        file.set_len(current)
+                    })
+                    .await
+                    .and_then(|r| r.map_err(StorageError::from));
+                    if truncated.is_ok() {
+                        state.hashed = current;
+                        state.hasher = snapshot;
+                    }
+                    truncated?;
+                    Err(match failure {
+                        AppendFailure::Client(e) => StorageError::ClientStream(e),
+                        AppendFailure::TooLarge => StorageError::UploadTooLarge,
+                        AppendFailure::Io(e) => StorageError::Io(e),
+                    })
+                }
+            }
+        });
+        task.await.map_err(|e| StorageError::Io(join_error(e)))?
+    }
+
+    async fn upload_size(&self, id: &UploadId) -> Result<u64> {
+        match tokio::fs::metadata(self.data_path(id)).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::UploadUnknown),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_commit(&self, id: &UploadId, expected: &Digest) -> Result<u64> {
+        let session = self.session(id).await?;
+        let mut state = session.lock().await;
+        let data = self.data_path(id);
+        let target = self.blob_path(expected);
+        let blobs_root = self.root.join("blobs");
+        let expected = expected.clone();
+        // Reuse the in-memory hasher when it is of the right algorithm; catch up from disk for
+        // whatever it has not seen (everything, after a restart).
+        let (start, hasher) = match &state.hasher {
+            Some(h) if h.algorithm() == expected.algorithm() => (state.hashed, h.clone()),
+            _ => (0, Hasher::new(expected.algorithm())),
+        };
+        let (size, hasher, outcome) = blocking(move || -> Result<(u64, Hasher, Result<()>)> {
+            let size = match std::fs::metadata(&data) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
+                Err(e) => return Err(e.into()),
+            };
+            let (start, mut hasher) = if start <= size { (start, hasher) } else { (0, Hasher::new(expected.algorithm())) };
+            let end = if start < size { hash_file_from(&data, start, &mut hasher)? } else { size };
+            if end != size {
+                return Err(StorageError::Corrupt("upload data changed while it was being verified".into()));
+            }
+            let actual = hasher.clone().finish();
+            if actual != expected {
+                return Ok((size, hasher, Err(StorageError::DigestMismatch { expected, actual })));
+            }
+            if !target.exists() {
+                File::open(&data)?.sync_data()?;
+            }
+            install(&data, &target, &blobs_root)?;
+            Ok((size, hasher, Ok(())))
+        })
+        .await??;
+        if let Err(e) = outcome {
+            state.hashed = size;
+            state.hasher = Some(hasher);
+            return Err(e);
+        }
+        state.hasher = None;
+        drop(state);
+        self.forget_session(id);
+        let dir = self.upload_dir(id);
+        blocking(move || remove_dir_if_present(&dir)).await??;
+        Ok(size)
+    }
+
+    async fn upload_abort(&self, id: &UploadId) -> Result<()> {
+        self.forget_session(id);
+        let dir = self.upload_dir(id);
+        blocking(move || remove_dir_if_present(&dir)).await??;
+        Ok(())
+    }
+
+    async fn upload_ids(&self) -> Result<Vec<UploadId>> {
+        let dir = self.root.join("uploads");
+        blocking(move || -> io::Result<Vec<UploadId>> {
+            let mut ids = Vec::new();
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                let Some(id) = entry.file_name().to_str().and_then(UploadId::parse) else { continue };
+                if entry.path().join("data").is_file() {
+                    ids.push(id);
+                }
+            }
+            ids.sort();
+            Ok(ids)
+        })
+        .await?
+        .map_err(StorageError::from)
+    }
+}
+
+fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

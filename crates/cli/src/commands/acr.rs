@@ -1,0 +1,264 @@
+//! `wharf acr create|show|list|update|delete`.
+
+use clap::{Args, Subcommand, ValueEnum};
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{confirm, parse_bool, parse_tags};
+use crate::client::{Client, REGISTRY_API, RESOURCES_API};
+use crate::error::CliError;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SkuArg {
+    Basic,
+    Standard,
+    Premium,
+}
+
+impl SkuArg {
+    fn as_str(self) -> &'static str {
+        match self {
+            SkuArg::Basic => "Basic",
+            SkuArg::Standard => "Standard",
+            SkuArg::Premium => "Premium",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// LegacyRegistryPermissions
+    Rbac,
+    /// AbacRepositoryPermissions
+    RbacAbac,
+}
+
+impl ModeArg {
+    fn arm(self) -> &'static str {
+        match self {
+            ModeArg::Rbac => "LegacyRegistryPermissions",
+            ModeArg::RbacAbac => "AbacRepositoryPermissions",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DefaultAction {
+    Allow,
+    Deny,
+}
+
+/// Settings shared by `create` and `update`.
+#[derive(Debug, Args, Default)]
+pub struct Settings {
+    /// Enable the admin user.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub admin_enabled: Option<bool>,
+    /// Allow access from public networks.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub public_network_enabled: Option<bool>,
+    /// Allow trusted services to bypass the network rules.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_trusted_services: Option<bool>,
+    /// Allow anonymous (unauthenticated) pull.
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub anonymous_pull_enabled: Option<bool>,
+    /// Default action of the network rules.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub default_action: Option<DefaultAction>,
+    /// Role assignment permissions mode.
+    #[arg(long, value_enum)]
+    pub role_assignment_mode: Option<ModeArg>,
+    /// Space-separated tags: key[=value].
+    #[arg(long, num_args = 0..)]
+    pub tags: Option<Vec<String>>,
+}
+
+impl Settings {
+    fn properties(&self) -> Map<String, Value> {
+        let mut p = Map::new();
+        if let Some(v) = self.admin_enabled {
+            p.insert("adminUserEnabled".into(), json!(v));
+        }
+        if let Some(v) = self.public_network_enabled {
+            p.insert("publicNetworkAccess".into(), json!(if v { "Enabled" } else { "Disabled" }));
+        }
+        if let Some(v) = self.allow_trusted_services {
+            p.insert("networkRuleBypassOptions".into(), json!(if v { "AzureServices" } else { "None" }));
+        }
+        if let Some(v) = self.anonymous_pull_enabled {
+            p.insert("anonymousPullEnabled".into(), json!(v));
+        }
+        if let Some(a) = self.default_action {
+            let a = match a {
+                DefaultAction::Allow => "Allow",
+                DefaultAction::Deny => "Deny",
+            };
+            p.insert("networkRuleSet".into(), json!({"defaultAction": a}));
+        }
+        if self.public_network_enabled == Some(false) && self.default_action.is_none() {
+            // As az does: disabling public access also sets the default action to Deny.
+            p.insert("networkRuleSet".into(), json!({"defaultAction": "Deny"}));
+        }
+        if let Some(m) = self.role_assignment_mode {
+            p.insert("roleAssignmentMode".into(), json!(m.arm()));
+        }
+        p
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AcrCmd {
+    /// Create a container registry.
+    Create {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, value_enum, ignore_case = true)]
+        sku: SkuArg,
+        /// Location; defaults to the resource group's.
+        #[arg(long, short = 'l')]
+        location: Option<String>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Show a container registry.
+    Show {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+    },
+    /// List container registries.
+    List {
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+    },
+    /// Update a container registry.
+    Update {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+        #[arg(long, value_enum, ignore_case = true)]
+        sku: Option<SkuArg>,
+        #[command(flatten)]
+        settings: Settings,
+    },
+    /// Delete a container registry and all its content.
+    Delete {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+        /// Do not prompt for confirmation.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+/// az shows the SDK's flattened model: `properties` merged into the top level, plus
+/// `resourceGroup`, so `--query loginServer` works as with az.
+pub fn flatten_registry(v: &Value) -> Value {
+    let mut out = Map::new();
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            if k == "properties" {
+                if let Value::Object(p) = val {
+                    for (pk, pv) in p {
+                        out.insert(pk.clone(), pv.clone());
+                    }
+                }
+            } else {
+                out.insert(k.clone(), val.clone());
+            }
+        }
+        if let Some(id) = m.get("id").and_then(Value::as_str) {
+            if let Ok(rid) = wharf_arm::ResourceId::parse(id) {
+                out.insert("resourceGroup".into(), json!(rid.resource_group));
+            }
+        }
+    }
+    let mut sorted: Vec<(String, Value)> = out.into_iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    Value::Object(sorted.into_iter().collect())
+}
+
+fn registry_path(sub: &str, rg: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}")
+}
+
+/// Finds the registry's resource group when `-g` is not given, as az does.
+async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Result<String, CliError> {
+    if let Some(rg) = rg {
+        return Ok(rg);
+    }
+    let sub = client.subscription()?;
+    let all = client.get(&format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"), REGISTRY_API).await?;
+    all["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
+        .and_then(|r| r["id"].as_str())
+        .and_then(|id| wharf_arm::ResourceId::parse(id).ok())
+        .and_then(|id| id.resource_group)
+        .ok_or_else(|| CliError::NotFound(format!("The resource with name '{name}' and type 'Microsoft.ContainerRegistry/registries' could not be found in subscription '{sub}'.")))
+}
+
+pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
+    let client = Client::from_profile()?;
+    let sub = client.subscription()?.to_string();
+    match cmd {
+        AcrCmd::Create { name, resource_group, sku, location, settings } => {
+            let location = match location {
+                Some(l) => l,
+                None => {
+                    let rg = client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+                    rg["location"].as_str().unwrap_or("local").to_string()
+                }
+            };
+            let mut props = settings.properties();
+            props.entry("adminUserEnabled").or_insert(json!(false));
+            let mut body = json!({"location": location, "sku": {"name": sku.as_str()}, "properties": props});
+            if let Some(t) = &settings.tags {
+                body["tags"] = parse_tags(t)?;
+            }
+            let v = client.arm(Method::PUT, &registry_path(&sub, &resource_group, &name), REGISTRY_API, Some(&body)).await?;
+            Ok(Some(flatten_registry(&v)))
+        }
+        AcrCmd::Show { name, resource_group } => {
+            let rg = resolve_group(&client, &name, resource_group).await?;
+            let v = client.get(&registry_path(&sub, &rg, &name), REGISTRY_API).await?;
+            Ok(Some(flatten_registry(&v)))
+        }
+        AcrCmd::List { resource_group } => {
+            let path = match &resource_group {
+                Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries"),
+                None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
+            };
+            let v = client.get(&path, REGISTRY_API).await?;
+            let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
+            Ok(Some(Value::Array(list)))
+        }
+        AcrCmd::Update { name, resource_group, sku, settings } => {
+            let rg = resolve_group(&client, &name, resource_group).await?;
+            let mut body = json!({"properties": settings.properties()});
+            if let Some(s) = sku {
+                body["sku"] = json!({"name": s.as_str()});
+            }
+            if let Some(t) = &settings.tags {
+                body["tags"] = parse_tags(t)?;
+            }
+            let v = client.arm(Method::PATCH, &registry_path(&sub, &rg, &name), REGISTRY_API, Some(&body)).await?;
+            Ok(Some(flatten_registry(&v)))
+        }
+        AcrCmd::Delete { name, resource_group, yes } => {
+            let rg = resolve_group(&client, &name, resource_group).await?;
+            confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
+            client.arm(Method::DELETE, &registry_path(&sub, &rg, &name), REGISTRY_API, None).await?;
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The command tree. Each group module owns its flags and what it sends.
+
+pub mod acr;
+pub mod group;
+pub mod login;
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use crate::error::CliError;
+use crate::output::OutputArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Point the CLI at a Wharf server.
+    Login(login::LoginArgs),
+    /// Forget the server the CLI points at.
+    Logout,
+    /// Show the subscription (deployment) the CLI uses.
+    Account {
+        #[command(subcommand)]
+        cmd: login::AccountCmd,
+    },
+    /// Manage resource groups.
+    Group {
+        #[command(subcommand)]
+        cmd: group::GroupCmd,
+    },
+    /// Manage container registries.
+    Acr {
+        #[command(subcommand)]
+        cmd: acr::AcrCmd,
+    },
+}
+
+/// Runs a command; `Some(value)` is printed in the chosen output format.
+pub async fn execute(cmd: Commands, _out: &OutputArgs) -> Result<Option<Value>, CliError> {
+    match cmd {
+        Commands::Login(a) => login::login(a).await,
+        Commands::Logout => login::logout(),
+        Commands::Account { cmd } => login::account(cmd).await,
+        Commands::Group { cmd } => group::run(cmd).await,
+        Commands::Acr { cmd } => acr::run(cmd).await,
+    }
+}
+
+/// Asks for confirmation like az: on a terminal a y/n prompt; without one, an error that
+/// points to `--yes`.
+pub fn confirm(question: &str, yes: bool) -> Result<(), CliError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Usage(format!(
+            "{question} Unable to prompt for confirmation as no tty is available. Pass --yes to confirm."
+        )));
+    }
+    eprint!("{question} (y/n): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).map_err(|e| CliError::Other(e.to_string()))?;
+    if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(CliError::Other("Operation cancelled.".into()))
+    }
+}
+
+/// Parses az-style `true|false` flag values.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(format!("'{s}' is not a boolean; use true or false")),
+    }
+}
+
+/// `key=value` tags as az takes them.
+pub fn parse_tags(tags: &[String]) -> Result<Value, CliError> {
+    let mut m = serde_json::Map::new();
+    for t in tags {
+        let (k, v) = t.split_once('=').unwrap_or((t.as_str(), ""));
+        if k.is_empty() {
+            return Err(CliError::Usage(format!("invalid tag '{t}': use key=value")));
+        }
+        m.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    Ok(Value::Object(m))
+}

@@ -1,0 +1,187 @@
+//! The management plane: an ARM-shaped REST API for resource groups and registries.
+//!
+//! Like the data plane, a request is first parsed into a typed [`ArmEndpoint`]; handlers work on
+//! that value and answer ARM JSON, or an [`ArmError`] body. The registry rules themselves
+//! (names, properties, SKU limits) live in `wharf-arm`.
+
+pub mod groups;
+pub mod registries;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use wharf_arm::ArmError;
+
+use crate::state::AppState;
+
+/// A management request, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArmEndpoint {
+    ListSubscriptions,
+    GetSubscription,
+    ListGroups,
+    Group { name: String },
+    ListResources { group: Option<String> },
+    ListRegistries { group: Option<String> },
+    Registry { group: String, name: String },
+}
+
+impl ArmEndpoint {
+    /// Parses a path; ARM's keywords are case-insensitive. Returns the subscription named in the
+    /// path too (checked by the caller).
+    pub fn parse(path: &str) -> Result<(Option<String>, ArmEndpoint), ArmError> {
+        let segs: Vec<String> = path
+            .trim_matches('/')
+            .split('/')
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
+        let is = |i: usize, kw: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(kw));
+        let not_found = || ArmError::not_found_path(path);
+        if !is(0, "subscriptions") {
+            return Err(not_found());
+        }
+        if segs.len() == 1 {
+            return Ok((None, ArmEndpoint::ListSubscriptions));
+        }
+        let sub = Some(segs[1].clone());
+        let rest = &segs[2..];
+        let at = |i: usize, kw: &str| rest.get(i).is_some_and(|s| s.eq_ignore_ascii_case(kw));
+        let registries_at = |i: usize| at(i, "providers") && at(i + 1, "Microsoft.ContainerRegistry") && at(i + 2, "registries");
+        let ep = match rest.len() {
+            0 => ArmEndpoint::GetSubscription,
+            1 if at(0, "resourcegroups") => ArmEndpoint::ListGroups,
+            1 if at(0, "resources") => ArmEndpoint::ListResources { group: None },
+            2 if at(0, "resourcegroups") => ArmEndpoint::Group { name: rest[1].clone() },
+            3 if registries_at(0) => ArmEndpoint::ListRegistries { group: None },
+            3 if at(0, "resourcegroups") && at(2, "resources") => ArmEndpoint::ListResources { group: Some(rest[1].clone()) },
+            5 if at(0, "resourcegroups") && registries_at(2) => ArmEndpoint::ListRegistries { group: Some(rest[1].clone()) },
+            6 if at(0, "resourcegroups") && registries_at(2) => {
+                ArmEndpoint::Registry { group: rest[1].clone(), name: rest[5].clone() }
+            }
+            _ => return Err(not_found()),
+        };
+        Ok((sub, ep))
+    }
+}
+
+/// What a handler gets.
+pub struct ArmCtx {
+    pub state: Arc<AppState>,
+    pub method: Method,
+    pub query: HashMap<String, String>,
+    pub body: bytes::Bytes,
+}
+
+impl ArmCtx {
+    /// The request body as a JSON object (`{}` when empty).
+    pub fn json(&self) -> Result<Value, ArmError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Object(Default::default()));
+        }
+        let v: Value = serde_json::from_slice(&self.body)
+            .map_err(|e| ArmError::invalid_request(format!("The request content is not valid JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(ArmError::invalid_request("The request content must be a JSON object."));
+        }
+        Ok(v)
+    }
+}
+
+pub fn arm_error_response(e: &ArmError) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], e.body().to_string()).into_response()
+}
+
+pub fn json_response(status: StatusCode, v: &Value) -> Response {
+    (status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], v.to_string()).into_response()
+}
+
+/// `api-version` must be present and look like an ARM version (`YYYY-MM-DD[-preview]`).
+fn check_api_version(query: &HashMap<String, String>, resource_type: &str) -> Result<(), ArmError> {
+    let Some(v) = query.get("api-version").filter(|v| !v.is_empty()) else {
+        return Err(ArmError::missing_api_version());
+    };
+    let (date, suffix) = v.split_at(v.len().min(10));
+    let date_ok = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok();
+    let suffix_ok = suffix.is_empty() || matches!(suffix, "-preview" | "-beta" | "-alpha");
+    if date_ok && suffix_ok { Ok(()) } else { Err(ArmError::invalid_api_version(v, resource_type)) }
+}
+
+/// Largest management request body accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
+    match dispatch(state, req).await {
+        Ok(r) => r,
+        Err(e) => arm_error_response(&e),
+    }
+}
+
+async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, ArmError> {
+    let (parts, body) = req.into_parts();
+    let (sub, endpoint) = ArmEndpoint::parse(parts.uri.path())?;
+    let query = crate::oci::parse_query(parts.uri.query());
+    let resource_type = match &endpoint {
+        ArmEndpoint::ListRegistries { .. } | ArmEndpoint::Registry { .. } => wharf_arm::types::REGISTRY,
+        _ => "Microsoft.Resources",
+    };
+    check_api_version(&query, resource_type)?;
+    if let Some(sub) = &sub {
+        if !sub.eq_ignore_ascii_case(&state.subscription_id) {
+            return Err(ArmError::subscription_not_found(sub));
+        }
+    }
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ArmError::invalid_request(format!("The request body is larger than {MAX_BODY} bytes.")))?;
+    let ctx = ArmCtx { state, method: parts.method, query, body };
+    let m = ctx.method.clone();
+    match (&m, endpoint) {
+        (&Method::GET, ArmEndpoint::ListSubscriptions) => Ok(groups::list_subscriptions(&ctx)),
+        (&Method::GET, ArmEndpoint::GetSubscription) => Ok(json_response(StatusCode::OK, &groups::subscription_json(&ctx.state))),
+        (&Method::GET, ArmEndpoint::ListGroups) => groups::list(&ctx).await,
+        (_, ArmEndpoint::Group { name }) => groups::handle(&ctx, &name).await,
+        (&Method::GET, ArmEndpoint::ListResources { group }) => groups::list_resources(&ctx, group.as_deref()).await,
+        (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
+        (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
+        (m, _) => Err(ArmError::method_not_allowed(m.as_str())),
+    }
+}
+
+pub fn storage_error(context: &str, e: wharf_storage::StorageError) -> ArmError {
+    tracing::error!(context, error = %e, "management storage failure");
+    ArmError::internal(format!("Internal error while {context}."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_paths_case_insensitively() {
+        let (sub, ep) = ArmEndpoint::parse("/subscriptions/S/resourcegroups/rg1").unwrap();
+        assert_eq!(sub.as_deref(), Some("S"));
+        assert_eq!(ep, ArmEndpoint::Group { name: "rg1".into() });
+        let (_, ep) = ArmEndpoint::parse(
+            "/subscriptions/S/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg",
+        )
+        .unwrap();
+        assert_eq!(ep, ArmEndpoint::Registry { group: "rg".into(), name: "myreg".into() });
+        let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/microsoft.containerregistry/registries").unwrap();
+        assert_eq!(ep, ArmEndpoint::ListRegistries { group: None });
+        assert!(ArmEndpoint::parse("/subscriptions/S/foo").is_err());
+    }
+
+    #[test]
+    fn api_versions() {
+        let q = |v: &str| HashMap::from([("api-version".to_string(), v.to_string())]);
+        assert!(check_api_version(&q("2026-09-01-preview"), "t").is_ok());
+        assert!(check_api_version(&q("2024-11-01"), "t").is_ok());
+        assert_eq!(check_api_version(&HashMap::new(), "t").unwrap_err().code, "MissingApiVersionParameter");
+        assert_eq!(check_api_version(&q("latest"), "t").unwrap_err().code, "InvalidApiVersionParameter");
+    }
+}

@@ -1,0 +1,191 @@
+//! `Microsoft.ContainerRegistry/registries`: create, read, update, delete and list.
+
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use serde_json::{Value, json};
+use wharf_arm::registry::{RegistryProperties, Sku};
+use wharf_arm::{ArmError, ResourceId, types, validate_registry_name};
+use wharf_storage::{RegistryKey, ResourceFilter, ResourceRecord, StorageError};
+
+use super::{ArmCtx, groups, json_response, storage_error};
+use crate::state::AppState;
+
+fn registry_id(state: &AppState, group: &str, name: &str) -> String {
+    ResourceId::registry(&state.subscription_id, group, name).to_string()
+}
+
+pub async fn list(ctx: &ArmCtx, group: Option<&str>) -> Result<Response, ArmError> {
+    if let Some(g) = group {
+        groups::require(&ctx.state, g).await?;
+    }
+    let filter = ResourceFilter { resource_type: Some(types::REGISTRY.into()), resource_group: group.map(str::to_string) };
+    let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing registries", e))?;
+    let value: Vec<Value> = all.into_iter().map(|r| r.body).collect();
+    Ok(json_response(StatusCode::OK, &json!({"value": value})))
+}
+
+pub async fn handle(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+    match ctx.method {
+        Method::GET => Ok(json_response(StatusCode::OK, &require(&ctx.state, group, name).await?.body)),
+        Method::PUT => put(ctx, group, name).await,
+        Method::PATCH => patch(ctx, group, name).await,
+        Method::DELETE => delete(ctx, group, name).await,
+        ref m => Err(ArmError::method_not_allowed(m.as_str())),
+    }
+}
+
+pub async fn require(state: &AppState, group: &str, name: &str) -> Result<ResourceRecord, ArmError> {
+    groups::require(state, group).await?;
+    state
+        .meta
+        .resource_get(&registry_id(state, group, name))
+        .await
+        .map_err(|e| storage_error("reading a registry", e))?
+        .ok_or_else(|| ArmError::resource_not_found(types::REGISTRY, name, group))
+}
+
+fn sku_of(body: &Value) -> Result<Option<Sku>, ArmError> {
+    match body.get("sku") {
+        None | Some(Value::Null) => Ok(None),
+        Some(s) => {
+            let name = s.get("name").and_then(Value::as_str).ok_or_else(|| ArmError::invalid_request("'sku.name' is required."))?;
+            Sku::parse(name).map(Some)
+        }
+    }
+}
+
+fn tags_of(body: &Value, default: Value) -> Result<Value, ArmError> {
+    match body.get("tags") {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Object(m)) if m.values().all(Value::is_string) => Ok(Value::Object(m.clone())),
+        Some(_) => Err(ArmError::invalid_request("'tags' must be an object of string values.")),
+    }
+}
+
+/// The ARM JSON of a registry.
+fn registry_body(id: &str, name: &str, location: &str, sku: Sku, tags: Value, props: &RegistryProperties, created: &str) -> Value {
+    json!({
+        "id": id,
+        "name": name,
+        "type": types::REGISTRY,
+        "location": location,
+        "tags": tags,
+        "sku": {"name": sku.as_str(), "tier": sku.as_str()},
+        "systemData": {"createdAt": created, "createdByType": "User", "lastModifiedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "lastModifiedByType": "User"},
+        "properties": props,
+    })
+}
+
+async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+    validate_registry_name(name)?;
+    let state = &ctx.state;
+    let rg = groups::require(state, group).await?;
+    let body = ctx.json()?;
+    let sku = sku_of(&body)?.ok_or_else(|| ArmError::invalid_request("The 'sku' property is required to create a registry."))?;
+    let location = body
+        .get("location")
+        .and_then(Value::as_str)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.to_ascii_lowercase().replace(' ', ""))
+        .unwrap_or_else(|| rg.body["location"].as_str().unwrap_or("local").to_string());
+    let id = registry_id(state, &rg.name, name);
+    let existing = state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a registry", e))?;
+    let now = chrono::Utc::now();
+    let (record_name, key, created_at) = match &existing {
+        Some(r) => (r.name.clone(), r.key.clone(), r.created_at),
+        None => (name.to_string(), uuid::Uuid::new_v4().to_string(), now),
+    };
+    // PUT replaces the writable properties; the login server and creation date stay.
+    let mut base = RegistryProperties::defaults(&state.login_server(&record_name), created_at);
+    if let Some(r) = &existing {
+        if let Ok(old) = serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()) {
+            base.creation_date = old.creation_date;
+            base.private_endpoint_connections = old.private_endpoint_connections;
+        }
+    }
+    let props = base.apply(body.get("properties").unwrap_or(&Value::Null))?;
+    props.validate(sku)?;
+    let id = registry_id(state, &rg.name, &record_name);
+    let body = registry_body(&id, &record_name, &location, sku, tags_of(&body, json!({}))?, &props, &props.creation_date);
+    let record = ResourceRecord {
+        id,
+        resource_type: types::REGISTRY.into(),
+        name: record_name.clone(),
+        resource_group: Some(rg.name.clone()),
+        key,
+        body: body.clone(),
+        created_at,
+        updated_at: now,
+    };
+    let status = if existing.is_some() {
+        state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a registry", e))?;
+        StatusCode::OK
+    } else {
+        match state.meta.resource_insert_unique_name(&record).await {
+            Ok(()) => StatusCode::CREATED,
+            Err(StorageError::Conflict(_)) => {
+                return Err(ArmError::new(
+                    409,
+                    "AlreadyInUse",
+                    format!(
+                        "The registry DNS name {} is already in use. Registry names are unique in a Wharf deployment; choose another name.",
+                        state.login_server(name)
+                    ),
+                ));
+            }
+            Err(e) => return Err(storage_error("storing a registry", e)),
+        }
+    };
+    state.registries.invalidate(&record_name);
+    Ok(json_response(status, &body))
+}
+
+async fn patch(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+    let state = &ctx.state;
+    let mut record = require(state, group, name).await?;
+    let body = ctx.json()?;
+    let current: RegistryProperties = serde_json::from_value(record.body["properties"].clone())
+        .map_err(|e| storage_error("reading a registry", StorageError::Corrupt(e.to_string())))?;
+    let current_sku = Sku::parse(record.body["sku"]["name"].as_str().unwrap_or("Basic"))?;
+    let sku = sku_of(&body)?.unwrap_or(current_sku);
+    let props = current.apply(body.get("properties").unwrap_or(&Value::Null))?;
+    props.validate(sku)?;
+    let tags = tags_of(&body, record.body["tags"].clone())?;
+    let location = record.body["location"].as_str().unwrap_or("local").to_string();
+    record.body = registry_body(&record.id, &record.name, &location, sku, tags, &props, &props.creation_date);
+    record.updated_at = chrono::Utc::now();
+    state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a registry", e))?;
+    state.registries.invalidate(&record.name);
+    Ok(json_response(StatusCode::OK, &record.body))
+}
+
+async fn delete(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+    let state = &ctx.state;
+    groups::require(state, group).await?;
+    let id = registry_id(state, group, name);
+    let deleted = state.meta.resource_delete_tree(&id).await.map_err(|e| storage_error("deleting a registry", e))?;
+    if deleted.is_empty() {
+        return Ok(json_response(StatusCode::NO_CONTENT, &Value::Null));
+    }
+    for r in &deleted {
+        if r.resource_type.eq_ignore_ascii_case(types::REGISTRY) {
+            purge(state, r).await?;
+        }
+    }
+    Ok(json_response(StatusCode::OK, &Value::Null))
+}
+
+/// Removes a deleted registry's content: its metadata at once, its blob bytes through the
+/// garbage collector (blobs still linked from other registries stay).
+pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmError> {
+    state.registries.invalidate(&record.name);
+    state
+        .meta
+        .registry_purge(&RegistryKey(record.key.clone()))
+        .await
+        .map_err(|e| storage_error("deleting a registry's content", e))?;
+    if let Err(e) = crate::gc::collect(state).await {
+        tracing::warn!(error = %e, "garbage collection after registry deletion failed; the next periodic run retries");
+    }
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! `wharf serve` configuration: flags, then `WHARF_*` environment variables, then an optional
+//! TOML file, then defaults — in that order of precedence.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use serde::Deserialize;
+
+/// Options of `wharf serve`. Every option can also be set by its `WHARF_*` environment variable
+/// or in the TOML file given with `--config` (keys as the long flag names, with `_` for `-`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (lowest precedence after defaults).
+    #[arg(long, env = "WHARF_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Data directory holding the metadata database and the blob store [default: ./wharf-data].
+    #[arg(long, env = "WHARF_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address of the public listener [default: 127.0.0.1:5000].
+    #[arg(long, env = "WHARF_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// DNS domain of login servers: registry `r` is served at `r.{domain}` [default: localhost].
+    #[arg(long, env = "WHARF_DOMAIN", value_name = "DOMAIN")]
+    pub domain: Option<String>,
+
+    /// Port that login servers advertise, when clients reach Wharf through a different port than
+    /// the listener's (e.g. behind a proxy) [default: the listener's port].
+    #[arg(long, env = "WHARF_PUBLIC_PORT", value_name = "PORT")]
+    pub public_port: Option<u16>,
+
+    /// Largest blob accepted in one upload session, in bytes [default: unlimited].
+    #[arg(long, env = "WHARF_MAX_BLOB_SIZE", value_name = "BYTES")]
+    pub max_blob_size: Option<u64>,
+
+    /// Log filter, in `tracing` syntax (e.g. `info`, `wharf_server=debug`) [default: info].
+    #[arg(long, env = "WHARF_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    domain: Option<String>,
+    public_port: Option<u16>,
+    max_blob_size: Option<u64>,
+    log: Option<String>,
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub domain: String,
+    pub public_port: Option<u16>,
+    pub max_blob_size: Option<u64>,
+    pub log: String,
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid configuration file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let domain = self.domain.clone().or(file.domain).unwrap_or_else(|| "localhost".into());
+        let domain = domain.trim_matches('.').to_ascii_lowercase();
+        if domain.is_empty() {
+            anyhow::bail!("--domain must not be empty");
+        }
+        Ok(Config {
+            data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
+            domain,
+            public_port: self.public_port.or(file.public_port),
+            max_blob_size: self.max_blob_size.or(file.max_blob_size),
+            log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "domain = \"example.test\"\nlisten = \"127.0.0.1:6000\"\n").unwrap();
+        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.listen.port(), 7000);
+        assert_eq!(c.domain, "example.test");
+        assert_eq!(c.data_dir, PathBuf::from("wharf-data"));
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "domian = \"typo\"\n").unwrap();
+        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+}

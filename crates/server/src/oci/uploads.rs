@@ -1,0 +1,275 @@
+//! Blob uploads: monolithic (POST with `digest`), POST + PUT, chunked PATCH sessions with
+//! `Content-Range`, status, cancel, and cross-repository mount.
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use wharf_oci::{Digest, DigestAlgorithm};
+use wharf_storage::{StorageError, UploadId, UploadRecord};
+
+use super::error::{Code, OciError, OciResult};
+use super::target::{self, Target};
+use super::Ctx;
+
+fn location(t: &Target, id: &UploadId) -> String {
+    format!("/v2/{}/blobs/uploads/{id}", t.client_name())
+}
+
+fn range_value(size: u64) -> String {
+    format!("0-{}", size.saturating_sub(1))
+}
+
+/// 202 answer carrying the session's progress.
+fn progress(t: &Target, id: &UploadId, size: u64, status: StatusCode) -> Response {
+    (
+        status,
+        [
+            (header::LOCATION, location(t, id)),
+            (header::RANGE, range_value(size)),
+            (header::CONTENT_LENGTH, "0".to_string()),
+            (header::HeaderName::from_static("docker-upload-uuid"), id.to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn created(t: &Target, digest: &Digest) -> Response {
+    (
+        StatusCode::CREATED,
+        [
+            (header::LOCATION, format!("/v2/{}/blobs/{digest}", t.client_name())),
+            (header::CONTENT_LENGTH, "0".to_string()),
+            (header::HeaderName::from_static("docker-content-digest"), digest.to_string()),
+        ],
+    )
+        .into_response()
+}
+
+fn parse_digest_param(v: &str) -> OciResult<Digest> {
+    Digest::parse(v).map_err(|e| OciError::digest_invalid(format!("invalid digest '{v}': {e}")))
+}
+
+pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
+    let t = ctx.target(name).await?;
+    let mut algorithm = match ctx.q("digest-algorithm") {
+        None => DigestAlgorithm::Sha256,
+        Some(a) => a.parse().map_err(|e: wharf_oci::DigestError| OciError::digest_invalid(e.to_string()))?,
+    };
+
+    if let Some(mount) = ctx.q("mount").map(str::to_string) {
+        let digest = parse_digest_param(&mount)?;
+        algorithm = digest.algorithm();
+        if let Some(from) = ctx.q("from").map(str::to_string) {
+            if try_mount(ctx, &t, &from, &digest).await? {
+                return Ok(created(&t, &digest));
+            }
+        }
+        // Not visible where the client said: fall back to a fresh upload session (spec).
+    } else if let Some(d) = ctx.q("digest").map(str::to_string) {
+        let digest = parse_digest_param(&d)?;
+        return monolithic(ctx, &t, &digest).await;
+    }
+
+    let id = UploadId::new();
+    let record = UploadRecord {
+        id: id.clone(),
+        registry: t.registry.key.clone(),
+        repository: t.repo.to_string(),
+        algorithm: algorithm.as_str().to_string(),
+        created_at: chrono::Utc::now(),
+    };
+    let state = &ctx.state;
+    state.blobs.upload_create(&id, algorithm).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
+    if let Err(e) = state.meta.upload_put(&record).await {
+        let _ = state.blobs.upload_abort(&id).await;
+        return Err(OciError::internal("recording an upload session", e));
+    }
+    Ok(progress(&t, &id, 0, StatusCode::ACCEPTED))
+}
+
+/// Links `digest` into `t` if it is visible in `from` of the same registry.
+async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciResult<bool> {
+    let Ok(source) = target::resolve(&ctx.state, &ctx.style, from).await else { return Ok(false) };
+    if source.registry.key != t.registry.key {
+        return Ok(false);
+    }
+    let meta = &ctx.state.meta;
+    let Some(size) = meta
+        .blob_visible(&source.registry.key, &source.repo, digest)
+        .await
+        .map_err(|e| OciError::internal("checking a mount source", e))?
+    else {
+        return Ok(false);
+    };
+    meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("mounting a blob", e))?;
+    Ok(true)
+}
+
+async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Response> {
+    let id = UploadId::new();
+    let blobs = ctx.state.blobs.clone();
+    blobs.upload_create(&id, digest.algorithm()).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
+    let body = ctx.take_body_stream();
+    let appended = blobs.upload_append(&id, 0, body, ctx.state.config.max_blob_size).await;
+    let state = ctx.state.clone();
+    let _gc = state.gc_lock.read().await;
+    let result = match appended {
+        Ok(_) => blobs.upload_commit(&id, digest).await,
+        Err(e) => Err(e),
+    };
+    let size = match result {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = blobs.upload_abort(&id).await;
+            return Err(OciError::from_storage("storing a blob", e));
+        }
+    };
+    link_committed(ctx, t, digest, size).await?;
+    Ok(created(t, digest))
+}
+
+async fn link_committed(ctx: &Ctx, t: &Target, digest: &Digest, size: u64) -> OciResult<()> {
+    let meta = &ctx.state.meta;
+    meta.blob_record(digest, size).await.map_err(|e| OciError::internal("recording a blob", e))?;
+    meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("linking a blob", e))
+}
+
+/// Finds the session `id` and checks that it belongs to this repository.
+async fn session(ctx: &Ctx, t: &Target, id: &str) -> OciResult<UploadId> {
+    let id = UploadId::parse(id).ok_or_else(OciError::upload_unknown)?;
+    let record = ctx
+        .state
+        .meta
+        .upload_get(&id)
+        .await
+        .map_err(|e| OciError::internal("looking up an upload", e))?
+        .ok_or_else(OciError::upload_unknown)?;
+    if record.registry != t.registry.key || record.repository != t.repo.as_str() {
+        return Err(OciError::upload_unknown());
+    }
+    Ok(id)
+}
+
+/// `Content-Range: <start>-<end>` (optionally `bytes ` prefixed and `/total` suffixed).
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let v = v.trim();
+    let v = v.strip_prefix("bytes ").unwrap_or(v);
+    let v = v.split('/').next()?;
+    let (a, b) = v.split_once('-')?;
+    let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
+    (b >= a).then_some((a, b))
+}
+
+fn range_invalid(t: &Target, id: &UploadId, current: u64, message: String) -> OciError {
+    OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, message)
+        .header(header::LOCATION, location(t, id))
+        .header(header::RANGE, range_value(current))
+        .header(header::HeaderName::from_static("docker-upload-uuid"), id.to_string())
+}
+
+/// Appends the request body to the session, honouring `Content-Range`. Returns the new size.
+async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId) -> OciResult<u64> {
+    let blobs = ctx.state.blobs.clone();
+    let current = blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
+    let declared_len = match ctx.header("content-length") {
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            OciError::new(StatusCode::BAD_REQUEST, Code::SizeInvalid, "invalid Content-Length")
+        })?),
+        None => None,
+    };
+    let mut chunk_limit = None;
+    if let Some(cr) = ctx.header("content-range") {
+        let (start, end) = parse_content_range(cr)
+            .ok_or_else(|| range_invalid(t, id, current, format!("malformed Content-Range '{cr}'")))?;
+        if start != current {
+            return Err(range_invalid(
+                t,
+                id,
+                current,
+                format!("chunk starts at byte {start} but the upload holds {current} bytes; resume at {current}"),
+            ));
+        }
+        let len = end - start + 1;
+        if declared_len.is_some_and(|l| l != len) {
+            return Err(range_invalid(
+                t,
+                id,
+                current,
+                format!("Content-Range covers {len} bytes but Content-Length is {}", declared_len.unwrap_or(0)),
+            ));
+        }
+        chunk_limit = Some(len);
+    }
+    let size_limit = ctx.state.config.max_blob_size.map(|m| m.saturating_sub(current));
+    let max_len = match (chunk_limit, size_limit) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let body = ctx.take_body_stream();
+    match blobs.upload_append(id, current, body, max_len).await {
+        Ok(size) => Ok(size),
+        Err(StorageError::UploadOffsetMismatch { current }) => Err(range_invalid(
+            t,
+            id,
+            current,
+            format!("another chunk was written concurrently; resume at {current}"),
+        )),
+        Err(StorageError::UploadTooLarge) if chunk_limit.is_some() && size_limit.is_none_or(|s| chunk_limit < Some(s)) => {
+            Err(range_invalid(t, id, current, "request body is longer than its Content-Range".to_string()))
+        }
+        Err(e) => Err(OciError::from_storage("appending to an upload", e)),
+    }
+}
+
+pub async fn patch(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
+    let t = ctx.target(name).await?;
+    let id = session(ctx, &t, id).await?;
+    let size = append_body(ctx, &t, &id).await?;
+    Ok(progress(&t, &id, size, StatusCode::ACCEPTED))
+}
+
+pub async fn status(ctx: &Ctx, name: &str, id: &str) -> OciResult<Response> {
+    let t = ctx.target(name).await?;
+    let id = session(ctx, &t, id).await?;
+    let size = ctx.state.blobs.upload_size(&id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
+    Ok(progress(&t, &id, size, StatusCode::NO_CONTENT))
+}
+
+pub async fn put(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
+    let t = ctx.target(name).await?;
+    let id = session(ctx, &t, id).await?;
+    let digest = match ctx.q("digest") {
+        Some(d) => parse_digest_param(d)?,
+        None => return Err(OciError::digest_invalid("the digest query parameter is required to complete an upload")),
+    };
+    append_body(ctx, &t, &id).await?;
+    let state = ctx.state.clone();
+    let _gc = state.gc_lock.read().await;
+    let size = state.blobs.upload_commit(&id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
+    link_committed(ctx, &t, &digest, size).await?;
+    if let Err(e) = state.meta.upload_delete(&id).await {
+        tracing::warn!(upload = %id, error = %e, "could not forget a completed upload session");
+    }
+    Ok(created(&t, &digest))
+}
+
+pub async fn cancel(ctx: &Ctx, name: &str, id: &str) -> OciResult<Response> {
+    let t = ctx.target(name).await?;
+    let id = session(ctx, &t, id).await?;
+    let state = &ctx.state;
+    state.blobs.upload_abort(&id).await.map_err(|e| OciError::from_storage("cancelling an upload", e))?;
+    state.meta.upload_delete(&id).await.map_err(|e| OciError::internal("cancelling an upload", e))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_content_range;
+
+    #[test]
+    fn content_ranges() {
+        assert_eq!(parse_content_range("0-99"), Some((0, 99)));
+        assert_eq!(parse_content_range("bytes 100-199/*"), Some((100, 199)));
+        assert_eq!(parse_content_range("5-4"), None);
+        assert_eq!(parse_content_range("x-4"), None);
+    }
+}

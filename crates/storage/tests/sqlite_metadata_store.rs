@@ -1,0 +1,146 @@
+//! The SQLite metadata store: the shared conformance suite on a file and in memory, plus what
+//! only SQLite can show — migrations, persistence across reopening, pragmas, concurrency.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use wharf_oci::{Digest, Reference, RepositoryName, Tag};
+use wharf_storage::conformance;
+use wharf_storage::sqlite::{SqliteMetadataStore, SqliteOptions, Synchronous, MIGRATIONS};
+use wharf_storage::{MetadataStore, NewManifest, RegistryKey};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap();
+    conformance::metadata_store_suite(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_on_a_file_with_normal_sync_and_no_readers() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions { readers: 0, synchronous: Synchronous::Normal };
+    let store = SqliteMetadataStore::open_with(&dir.path().join("meta.db"), options).unwrap();
+    conformance::metadata_store_suite(&store).await;
+}
+
+#[tokio::test]
+async fn conformance_suite_in_memory() {
+    let store = SqliteMetadataStore::open_in_memory().unwrap();
+    conformance::metadata_store_suite(&store).await;
+}
+
+fn manifest(blob: &Digest, tag: &str) -> NewManifest {
+    let bytes = Bytes::from(format!(r#"{{"schemaVersion":2,"layers":["{blob}"]}}"#));
+    NewManifest {
+        digest: Digest::sha256_of(&bytes),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        bytes,
+        artifact_type: None,
+        subject: None,
+        annotations: None,
+        blob_refs: vec![blob.clone()],
+        manifest_refs: vec![],
+        architecture: None,
+        os: None,
+        tag: Some(Tag::parse(tag).unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn data_survives_reopening_and_migrations_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let reg = RegistryKey("r".into());
+    let repo = RepositoryName::parse("app").unwrap();
+    let blob = Digest::sha256_of(b"layer");
+    let m = manifest(&blob, "v1");
+    {
+        let store = SqliteMetadataStore::open(&path).unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
+        store.blob_record(&blob, 5).await.unwrap();
+        store.blob_link(&reg, &repo, &blob, 5).await.unwrap();
+        store.manifest_put(&reg, &repo, &m).await.unwrap();
+    }
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
+    let got = store.manifest_get(&reg, &repo, &Reference::Tag(Tag::parse("v1").unwrap())).await.unwrap().unwrap();
+    assert_eq!(got.bytes, m.bytes);
+    assert_eq!(store.blob_visible(&reg, &repo, &blob).await.unwrap(), Some(5));
+}
+
+#[tokio::test]
+async fn pragmas_are_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let _store = SqliteMetadataStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let mode: String = raw.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = raw.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, MIGRATIONS.len() as i64);
+    // Foreign keys are declared so that deletes cascade.
+    let fks: i64 = raw.query_row("SELECT count(*) FROM pragma_foreign_key_list('tags')", [], |r| r.get(0)).unwrap();
+    assert!(fks >= 1);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    drop(SqliteMetadataStore::open(&path).unwrap());
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.pragma_update(None, "user_version", 999).unwrap();
+    drop(raw);
+    match SqliteMetadataStore::open(&path) {
+        Err(e) => assert!(e.to_string().contains("newer"), "{e}"),
+        Ok(_) => panic!("opened a database from the future"),
+    }
+}
+
+/// Readers see committed states only while a writer keeps moving a tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_during_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap());
+    let reg = RegistryKey("r".into());
+    let repo = RepositoryName::parse("busy").unwrap();
+    let blob = Digest::sha256_of(b"layer");
+    store.blob_link(&reg, &repo, &blob, 5).await.unwrap();
+    let mut manifests = Vec::new();
+    for i in 0..10 {
+        let mut m = manifest(&blob, "live");
+        m.bytes = Bytes::from(format!(r#"{{"schemaVersion":2,"layers":["{blob}"],"n":{i}}}"#));
+        m.digest = Digest::sha256_of(&m.bytes);
+        manifests.push(m);
+    }
+    store.manifest_put(&reg, &repo, &manifests[0]).await.unwrap();
+    let writer = {
+        let (store, reg, repo, manifests) = (store.clone(), reg.clone(), repo.clone(), manifests.clone());
+        tokio::spawn(async move {
+            for round in 0..20 {
+                store.manifest_put(&reg, &repo, &manifests[round % manifests.len()]).await.unwrap();
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..8 {
+        let (store, reg, repo, manifests) = (store.clone(), reg.clone(), repo.clone(), manifests.clone());
+        readers.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                let got = store
+                    .manifest_get(&reg, &repo, &Reference::Tag(Tag::parse("live").unwrap()))
+                    .await
+                    .unwrap()
+                    .expect("the tag always points somewhere");
+                let m = manifests.iter().find(|m| m.digest == got.meta.digest).expect("a known manifest");
+                assert_eq!(got.bytes, m.bytes);
+                assert_eq!(Digest::sha256_of(&got.bytes), got.meta.digest);
+            }
+        }));
+    }
+    writer.await.unwrap();
+    for r in readers {
+        r.await.unwrap();
+    }
+}
