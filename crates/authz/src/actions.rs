@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 /// Azure wildcard match of an action against a role pattern. ASCII
 /// case-insensitive; `*` matches any (possibly empty) run of characters.
 pub fn action_matches(pattern: &str, action: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern.eq_ignore_ascii_case(action);
+    }
     wildcard_match(pattern.as_bytes(), action.as_bytes())
 }
 
@@ -55,14 +58,16 @@ pub fn validate_action_pattern(pattern: &str) -> Result<(), String> {
     if pattern == "*" {
         return Ok(());
     }
-    let (head, rest) = pattern
-        .split_once('/')
-        .ok_or_else(|| format!("action '{pattern}' must look like 'Provider.Namespace/resource/operation'"))?;
+    let (head, rest) = pattern.split_once('/').ok_or_else(|| {
+        format!("action '{pattern}' must look like 'Provider.Namespace/resource/operation'")
+    })?;
     if rest.is_empty() || pattern.contains("//") {
         return Err(format!("action '{pattern}' has an empty segment"));
     }
     if head != "*" && (!head.contains('.') || head.starts_with('.') || head.ends_with('.')) {
-        return Err(format!("action '{pattern}' does not start with a provider namespace"));
+        return Err(format!(
+            "action '{pattern}' does not start with a provider namespace"
+        ));
     }
     Ok(())
 }
@@ -104,7 +109,10 @@ impl Permission {
 }
 
 fn first_match<'a>(patterns: &'a [String], action: &str) -> Option<&'a str> {
-    patterns.iter().find(|p| action_matches(p, action)).map(String::as_str)
+    patterns
+        .iter()
+        .find(|p| action_matches(p, action))
+        .map(String::as_str)
 }
 
 fn permitted(allow: &[String], deny: &[String], action: &str) -> bool {
@@ -118,24 +126,76 @@ mod tests {
     #[test]
     fn wildcards_as_azure_uses_them() {
         let table: &[(&str, &str, bool)] = &[
-            ("*", "Microsoft.ContainerRegistry/registries/pull/read", true),
-            ("*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
-            ("*/read", "Microsoft.ContainerRegistry/registries/push/write", false),
-            ("Microsoft.ContainerRegistry/*", "Microsoft.ContainerRegistry/registries/push/write", true),
-            ("Microsoft.ContainerRegistry/*", "Microsoft.Storage/storageAccounts/read", false),
-            ("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write", true),
-            ("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/delete", false),
-            ("Microsoft.Authorization/*/Delete", "microsoft.authorization/locks/DELETE", true),
-            ("microsoft.containerregistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
-            ("Microsoft.ContainerRegistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/pull/readx", false),
-            ("Microsoft.ContainerRegistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/pull", false),
-            ("Microsoft.*/registries/*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
+            (
+                "*",
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                true,
+            ),
+            (
+                "*/read",
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                true,
+            ),
+            (
+                "*/read",
+                "Microsoft.ContainerRegistry/registries/push/write",
+                false,
+            ),
+            (
+                "Microsoft.ContainerRegistry/*",
+                "Microsoft.ContainerRegistry/registries/push/write",
+                true,
+            ),
+            (
+                "Microsoft.ContainerRegistry/*",
+                "Microsoft.Storage/storageAccounts/read",
+                false,
+            ),
+            (
+                "Microsoft.Authorization/*/Write",
+                "Microsoft.Authorization/roleAssignments/write",
+                true,
+            ),
+            (
+                "Microsoft.Authorization/*/Write",
+                "Microsoft.Authorization/roleAssignments/delete",
+                false,
+            ),
+            (
+                "Microsoft.Authorization/*/Delete",
+                "microsoft.authorization/locks/DELETE",
+                true,
+            ),
+            (
+                "microsoft.containerregistry/registries/pull/read",
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                true,
+            ),
+            (
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                "Microsoft.ContainerRegistry/registries/pull/readx",
+                false,
+            ),
+            (
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                "Microsoft.ContainerRegistry/registries/pull",
+                false,
+            ),
+            (
+                "Microsoft.*/registries/*/read",
+                "Microsoft.ContainerRegistry/registries/pull/read",
+                true,
+            ),
             ("**", "", true),
             ("a*b*c", "aXbYbZc", true),
             ("a*b*c", "aXbYbZ", false),
         ];
         for (pattern, action, expected) in table {
-            assert_eq!(action_matches(pattern, action), *expected, "{pattern} vs {action}");
+            assert_eq!(
+                action_matches(pattern, action),
+                *expected,
+                "{pattern} vs {action}"
+            );
         }
     }
 
@@ -143,7 +203,10 @@ mod tests {
     fn not_actions_subtract() {
         let contributor = Permission {
             actions: vec!["*".into()],
-            not_actions: vec!["Microsoft.Authorization/*/Write".into(), "Microsoft.Authorization/*/Delete".into()],
+            not_actions: vec![
+                "Microsoft.Authorization/*/Write".into(),
+                "Microsoft.Authorization/*/Delete".into(),
+            ],
             ..Permission::default()
         };
         assert!(contributor.allows_action("Microsoft.ContainerRegistry/registries/write"));
@@ -154,27 +217,49 @@ mod tests {
         );
         assert!(contributor.allows_action("Microsoft.Authorization/roleAssignments/read"));
         // actions never grant data actions
-        assert!(!contributor.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
+        assert!(!contributor.allows_data_action(
+            "Microsoft.ContainerRegistry/registries/repositories/content/read"
+        ));
     }
 
     #[test]
     fn data_actions_are_separate() {
         let p = Permission {
             data_actions: vec!["Microsoft.ContainerRegistry/registries/repositories/*".into()],
-            not_data_actions: vec!["Microsoft.ContainerRegistry/registries/repositories/*/delete".into()],
+            not_data_actions: vec![
+                "Microsoft.ContainerRegistry/registries/repositories/*/delete".into(),
+            ],
             ..Permission::default()
         };
-        assert!(p.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
-        assert!(!p.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/delete"));
-        assert!(!p.allows_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
+        assert!(p.allows_data_action(
+            "Microsoft.ContainerRegistry/registries/repositories/content/read"
+        ));
+        assert!(!p.allows_data_action(
+            "Microsoft.ContainerRegistry/registries/repositories/content/delete"
+        ));
+        assert!(
+            !p.allows_action("Microsoft.ContainerRegistry/registries/repositories/content/read")
+        );
     }
 
     #[test]
     fn pattern_validation() {
-        for good in ["*", "*/read", "Microsoft.Support/*", "Microsoft.ContainerRegistry/registries/pull/read"] {
+        for good in [
+            "*",
+            "*/read",
+            "Microsoft.Support/*",
+            "Microsoft.ContainerRegistry/registries/pull/read",
+        ] {
             assert!(validate_action_pattern(good).is_ok(), "{good}");
         }
-        for bad in ["", "read", "Microsoft/x", "Microsoft.X/", "Microsoft.X//y", "Microsoft.X/a b"] {
+        for bad in [
+            "",
+            "read",
+            "Microsoft/x",
+            "Microsoft.X/",
+            "Microsoft.X//y",
+            "Microsoft.X/a b",
+        ] {
             assert!(validate_action_pattern(bad).is_err(), "{bad}");
         }
     }

@@ -17,7 +17,9 @@ pub enum ScopeError {
     InvalidCharacter { scope: String, found: char },
     #[error("the scope '{0}' has an empty or padded segment")]
     EmptySegment(String),
-    #[error("the scope '{0}' is not a valid ARM scope (expected /subscriptions/{{id}}[/resourceGroups/{{rg}}[/providers/{{namespace}}/{{type}}/{{name}}]])")]
+    #[error(
+        "the scope '{0}' is not a valid ARM scope (expected /subscriptions/{{id}}[/resourceGroups/{{rg}}[/providers/{{namespace}}/{{type}}/{{name}}]])"
+    )]
     Malformed(String),
 }
 
@@ -94,8 +96,13 @@ pub enum AssignmentError {
         "a role assignment for the same principal, role and scope already exists {} a condition (id {existing_id}); the same assignment cannot exist both with and without a condition",
         if *.existing_has_condition { "with" } else { "without" }
     )]
-    ConditionConflict { existing_id: String, existing_has_condition: bool },
-    #[error("role assignment {existing_id} already exists for another principal, role or scope; those cannot be changed")]
+    ConditionConflict {
+        existing_id: String,
+        existing_has_condition: bool,
+    },
+    #[error(
+        "role assignment {existing_id} already exists for another principal, role or scope; those cannot be changed"
+    )]
     UpdateNotPermitted { existing_id: String },
     #[error("the subscription already has {count} role assignments; the limit is {limit}")]
     LimitExceeded { count: usize, limit: usize },
@@ -112,9 +119,8 @@ impl AssignmentError {
     pub fn code(&self) -> &'static str {
         match self {
             AssignmentError::InvalidCondition(_) => "InvalidCondition",
-            AssignmentError::InvalidConditionVersion(_) | AssignmentError::ConditionVersionWithoutCondition => {
-                "InvalidConditionVersion"
-            }
+            AssignmentError::InvalidConditionVersion(_)
+            | AssignmentError::ConditionVersionWithoutCondition => "InvalidConditionVersion",
             AssignmentError::ConditionNotSupported { .. } => "ConditionNotSupported",
             AssignmentError::DescriptionTooLong { .. } => "InvalidDescription",
             AssignmentError::RoleDefinitionNotFound(_) => "RoleDefinitionDoesNotExist",

@@ -24,15 +24,16 @@ pub mod error;
 pub mod roles;
 pub mod scope;
 
-pub use actions::{action_matches, Permission};
+pub use actions::{Permission, action_matches};
 pub use assignment::{
-    check_new_assignment, AssignmentLimits, PrincipalId, PrincipalType, RoleAssignment,
+    AssignmentLimits, PrincipalId, PrincipalType, RoleAssignment, check_new_assignment,
 };
-pub use condition::{Condition, ParseError, RequestContext};
-pub use data_plane::{
-    DataAction, DataPlaneOperation, DataPlaneTarget, DockerAction, RegistryMode,
+pub use condition::{Condition, EnvironmentAttributes, ParseError, RequestContext};
+pub use data_plane::{DataAction, DataPlaneOperation, DataPlaneTarget, DockerAction, RegistryMode};
+pub use engine::{
+    AssignmentIndex, DataPlaneDecision, DataPlaneRequest, Decision, DenyReason,
+    DockerActionDecision, Outcome,
 };
-pub use engine::{AssignmentIndex, Decision};
 pub use error::{AssignmentError, RoleDefinitionError, ScopeError};
 pub use roles::{RoleDefinition, RoleType};
 pub use scope::Scope;

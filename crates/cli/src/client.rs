@@ -15,6 +15,9 @@ pub struct Client {
     pub profile: Profile,
 }
 
+/// The scope the CLI asks management tokens for (az's, with its double slash).
+pub const MANAGEMENT_SCOPE: &str = "https://management.core.windows.net//.default";
+
 impl Client {
     pub fn new(profile: Profile) -> Result<Client, CliError> {
         let http = reqwest::Client::builder()
@@ -24,8 +27,15 @@ impl Client {
         Ok(Client { http, profile })
     }
 
-    pub fn from_profile() -> Result<Client, CliError> {
-        Client::new(crate::profile::load()?)
+    /// A client for the stored profile, with a valid management token.
+    pub async fn from_profile() -> Result<Client, CliError> {
+        let mut c = Client::new(crate::profile::load()?)?;
+        c.management_token().await?;
+        Ok(c)
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn subscription(&self) -> Result<&str, CliError> {
@@ -36,9 +46,58 @@ impl Client {
     }
 
     /// Sends a management request; `path` starts with `/`. Returns the JSON body (Null when empty).
+    /// Requests a token from the server's Entra-like endpoint.
+    pub async fn request_token(&self, tenant: &str, form: &[(&str, &str)]) -> Result<Value, CliError> {
+        let url = format!("{}/{tenant}/oauth2/v2.0/token", self.profile.server.trim_end_matches('/'));
+        let resp = self.http.post(&url).form(form).send().await?;
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if status >= 400 {
+            let desc = v["error_description"].as_str().unwrap_or("sign-in failed").to_string();
+            return Err(CliError::Other(format!("{desc} ({})", v["error"].as_str().unwrap_or("error"))));
+        }
+        Ok(v)
+    }
+
+    /// A valid management token: the cached one, or a new one from the stored account.
+    pub async fn management_token(&mut self) -> Result<String, CliError> {
+        let now = now_secs();
+        if let (Some(t), Some(exp)) = (&self.profile.access_token, self.profile.expires_on) {
+            if exp > now + 60 {
+                return Ok(t.clone());
+            }
+        }
+        let tenant = self.profile.tenant.clone().unwrap_or_else(|| "organizations".into());
+        let v = match self.profile.account.clone() {
+            Some(crate::profile::Account::User { refresh_token, .. }) => {
+                self.request_token(&tenant, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("scope", MANAGEMENT_SCOPE), ("client_id", "wharf-cli")])
+                    .await
+                    .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again.")))?
+            }
+            Some(crate::profile::Account::ServicePrincipal { app_id, secret }) => {
+                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", &app_id), ("client_secret", &secret), ("scope", MANAGEMENT_SCOPE)]).await?
+            }
+            None => return Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
+        };
+        self.store_token(&v);
+        if let (Some(rt), Some(crate::profile::Account::User { refresh_token, .. })) = (v["refresh_token"].as_str(), self.profile.account.as_mut()) {
+            *refresh_token = rt.to_string();
+        }
+        crate::profile::save(&self.profile)?;
+        self.profile.access_token.clone().ok_or_else(|| CliError::Other("the server returned no access token".into()))
+    }
+
+    pub fn store_token(&mut self, v: &Value) {
+        self.profile.access_token = v["access_token"].as_str().map(str::to_string);
+        self.profile.expires_on = Some(now_secs() + v["expires_in"].as_i64().unwrap_or(300));
+    }
+
     pub async fn arm(&self, method: Method, path: &str, api_version: &str, body: Option<&Value>) -> Result<Value, CliError> {
         let url = format!("{}{}", self.profile.server.trim_end_matches('/'), path);
         let mut req = self.http.request(method, &url).query(&[("api-version", api_version)]);
+        if let Some(t) = &self.profile.access_token {
+            req = req.bearer_auth(t);
+        }
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -57,4 +116,8 @@ impl Client {
     pub async fn get(&self, path: &str, api: &str) -> Result<Value, CliError> {
         self.arm(Method::GET, path, api, None).await
     }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

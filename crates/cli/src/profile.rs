@@ -14,6 +14,23 @@ pub struct Profile {
     pub subscription: Option<String>,
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Who is signed in and how the CLI gets new tokens.
+    #[serde(default)]
+    pub account: Option<Account>,
+    /// The last management token and its expiry (unix seconds).
+    #[serde(default)]
+    pub access_token: Option<String>,
+    #[serde(default)]
+    pub expires_on: Option<i64>,
+}
+
+/// The signed-in account. Like az, the CLI keeps what it needs to get new tokens: a user's
+/// refresh token, or a service principal's secret, in a file only its owner can read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Account {
+    User { username: String, refresh_token: String },
+    ServicePrincipal { app_id: String, secret: String },
 }
 
 pub fn config_dir() -> Result<PathBuf, CliError> {
@@ -44,7 +61,19 @@ pub fn save(profile: &Profile) -> Result<(), CliError> {
     let p = dir.join("config.json");
     let tmp = dir.join("config.json.tmp");
     let text = serde_json::to_string_pretty(profile).expect("profile serializes");
-    std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, &p)).map_err(|e| CliError::Other(format!("cannot write {}: {e}", p.display())))
+    write_private(&tmp, &text).and_then(|_| std::fs::rename(&tmp, &p)).map_err(|e| CliError::Other(format!("cannot write {}: {e}", p.display())))
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)?.write_all(text.as_bytes())
 }
 
 pub fn remove() -> Result<bool, CliError> {

@@ -28,8 +28,19 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
     let tenant_id = setting_or_new(&*meta, TENANT_KEY).await?;
     reconcile_uploads(&*meta, &*blobs).await?;
 
+    let tls = config.tls_enabled();
     let public_port = config.public_port.unwrap_or(listen_port);
-    Ok(Arc::new(AppState {
+    let server_url = server_url(&config, tls, listen_port);
+    let identity = crate::auth::Identity::load(&*meta, &server_url, &tenant_id).await?;
+    let secret_key = match meta.setting_get(SECRET_KEY).await? {
+        Some(hex) => wharf_identity::FingerprintKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("stored deployment key unreadable: {e}"))?,
+        None => {
+            let k = wharf_identity::FingerprintKey::generate();
+            meta.setting_put(SECRET_KEY, &k.to_hex()).await?;
+            k
+        }
+    };
+    let state = Arc::new(AppState {
         config,
         meta,
         blobs,
@@ -38,7 +49,115 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         public_port,
         registries: RegistryCache::default(),
         gc_lock: tokio::sync::RwLock::new(()),
-    }))
+        identity,
+        tls,
+        secret_key,
+    });
+    if state.meta.setting_get(BOOTSTRAPPED_KEY).await?.is_none() {
+        bootstrap_directory(&state, &server_url).await?;
+        state.meta.setting_put(BOOTSTRAPPED_KEY, "1").await?;
+    }
+    Ok(state)
+}
+
+const SECRET_KEY: &str = "deployment.secret_key";
+const BOOTSTRAPPED_KEY: &str = "deployment.bootstrapped";
+/// The Owner role's id (Azure's built-in GUID).
+pub const OWNER_ROLE_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+pub const BOOTSTRAP_ADMIN_UPN: &str = "admin@wharf.local";
+
+/// The URL clients reach the public listener at, as written into bootstrap credentials and
+/// token issuers.
+fn server_url(config: &Config, tls: bool, port: u16) -> String {
+    let scheme = if tls { "https" } else { "http" };
+    let ip = config.listen.ip();
+    let host = if ip.is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if ip.is_ipv6() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
+/// A new deployment's directory: the bootstrap administrator (Owner at the subscription) with
+/// credentials written once to `bootstrap-credentials.json`, and the built-in service
+/// principals of trusted services.
+async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Result<()> {
+    use crate::auth::directory;
+    let password = wharf_identity::secret::generate_password();
+    let admin = match directory::find_user_by_upn(&*state.meta, BOOTSTRAP_ADMIN_UPN).await? {
+        Some(u) => u,
+        None => directory::create_user(&*state.meta, BOOTSTRAP_ADMIN_UPN, "Wharf administrator", password.expose()).await?,
+    };
+    let scope = format!("/subscriptions/{}", state.subscription_id);
+    let assignment_name = uuid::Uuid::new_v4().to_string();
+    let now = chrono::Utc::now();
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment_name}");
+    let body = serde_json::json!({
+        "id": id,
+        "name": assignment_name,
+        "type": "Microsoft.Authorization/roleAssignments",
+        "properties": {
+            "roleDefinitionId": format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}"),
+            "principalId": admin.id,
+            "principalType": "User",
+            "scope": scope,
+            "condition": null,
+            "conditionVersion": null,
+            "createdOn": stamp,
+            "updatedOn": stamp,
+            "createdBy": null,
+            "updatedBy": null,
+            "description": "Bootstrap administrator of this Wharf deployment",
+        }
+    });
+    state
+        .meta
+        .resource_put(&wharf_storage::ResourceRecord {
+            id,
+            resource_type: "Microsoft.Authorization/roleAssignments".into(),
+            name: assignment_name,
+            resource_group: None,
+            key: uuid::Uuid::new_v4().to_string(),
+            body,
+            created_at: now,
+            updated_at: now,
+        })
+        .await?;
+    for (name, builtin) in [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")] {
+        directory::create_sp(&*state.meta, name, Some(builtin)).await?;
+    }
+    let creds = serde_json::json!({
+        "server": server_url,
+        "tenant": state.tenant_id,
+        "subscription": state.subscription_id,
+        "username": BOOTSTRAP_ADMIN_UPN,
+        "password": password.expose(),
+    });
+    let path = state.config.data_dir.join("bootstrap-credentials.json");
+    write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
+    println!("A new Wharf deployment was initialised. Its administrator's credentials are in {}.", path.display());
+    println!("Sign the CLI in with:\n  wharf login --server {server_url} --username {BOOTSTRAP_ADMIN_UPN} --password '{}'", password.expose());
+    Ok(())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 async fn setting_or_new(meta: &dyn MetadataStore, key: &str) -> anyhow::Result<String> {

@@ -40,6 +40,20 @@ pub struct ServeArgs {
     /// Log filter, in `tracing` syntax (e.g. `info`, `wharf_server=debug`) [default: info].
     #[arg(long, env = "WHARF_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, env = "WHARF_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "WHARF_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a certificate signed by a local CA that Wharf creates in
+    /// {data-dir}/tls/ca.crt (for localhost, *.localhost, 127.0.0.1, ::1 and the domain).
+    /// Clients trust it through that file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
+    #[arg(long, env = "WHARF_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -51,6 +65,17 @@ struct FileConfig {
     public_port: Option<u16>,
     max_blob_size: Option<u64>,
     log: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_self_signed: Option<bool>,
+}
+
+/// How the public listener does TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TlsMode {
+    Off,
+    Files { cert: PathBuf, key: PathBuf },
+    SelfSigned,
 }
 
 /// Resolved configuration.
@@ -62,6 +87,13 @@ pub struct Config {
     pub public_port: Option<u16>,
     pub max_blob_size: Option<u64>,
     pub log: String,
+    pub tls: TlsMode,
+}
+
+impl Config {
+    pub fn tls_enabled(&self) -> bool {
+        self.tls != TlsMode::Off
+    }
 }
 
 impl ServeArgs {
@@ -87,6 +119,12 @@ impl ServeArgs {
             public_port: self.public_port.or(file.public_port),
             max_blob_size: self.max_blob_size.or(file.max_blob_size),
             log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            tls: match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
+                (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+                (Some(_), None) | (None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key must be given together"),
+                (None, None) if self.tls_self_signed || file.tls_self_signed.unwrap_or(false) => TlsMode::SelfSigned,
+                (None, None) => TlsMode::Off,
+            },
         })
     }
 }

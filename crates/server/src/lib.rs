@@ -6,11 +6,14 @@
 #![forbid(unsafe_code)]
 
 pub mod arm;
+pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod gc;
+pub mod listener;
 pub mod oci;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -29,12 +32,43 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
-    let path = req.uri().path();
+    let path = req.uri().path().to_string();
     if path == "/v2" || path.starts_with("/v2/") || path.starts_with("/acr/v1/") {
-        oci::handle(state, req).await
-    } else {
-        arm::handle(state, req).await
+        return oci::handle(state, req).await;
     }
+    if path == "/oauth2/exchange" || path == "/oauth2/token" {
+        return oauth2(state, req).await;
+    }
+    if !path.starts_with("/subscriptions") {
+        let (parts, body) = req.into_parts();
+        let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+            return arm::arm_error_response(&wharf_arm::ArmError::invalid_request("The request body is too large."));
+        };
+        if let Some(resp) = auth::entra::handle(&state, &parts.method, &path, &parts.headers, &body).await {
+            return resp;
+        }
+        return arm::arm_error_response(&wharf_arm::ArmError::not_found_path(&path));
+    }
+    arm::handle(state, req).await
+}
+
+/// ACR's token endpoints on the data plane.
+async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    };
+    let query = oci::parse_query(parts.uri.query());
+    let mut resp = match (parts.uri.path(), &parts.method) {
+        ("/oauth2/exchange", &http::Method::POST) => auth::registry::exchange(&state, &body).await,
+        ("/oauth2/token", &http::Method::GET) | ("/oauth2/token", &http::Method::POST) => {
+            auth::registry::token(&state, &parts.headers, &query, &parts.method, &body).await
+        }
+        _ => oci::error::OciError::unsupported("use POST /oauth2/exchange, or GET or POST /oauth2/token").into_response(),
+    };
+    resp.headers_mut().insert(oci::API_VERSION_HEADER, http::HeaderValue::from_static("registry/2.0"));
+    resp
 }
 
 /// Runs `wharf serve` until SIGINT or SIGTERM.
@@ -45,16 +79,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
+    let acceptor = match &config.tls {
+        config::TlsMode::Off => None,
+        config::TlsMode::Files { cert, key } => Some(tls::acceptor(cert, key)?),
+        config::TlsMode::SelfSigned => {
+            std::fs::create_dir_all(&config.data_dir)?;
+            let paths = tls::self_signed(&config.data_dir, &config.domain)?;
+            println!("TLS: certificate signed by the local CA {}; trust it with e.g. export REQUESTS_CA_BUNDLE={}", paths.ca_cert.display(), paths.ca_cert.display());
+            Some(tls::acceptor(&paths.cert, &paths.key)?)
+        }
+    };
     let state = bootstrap::open(config.clone(), local.port()).await?;
     tracing::info!(
         listen = %local,
         data_dir = %config.data_dir.display(),
         subscription = %state.subscription_id,
-        "wharf is serving: management API at http://{local}/, registries at http://<name>.{}:{}/",
+        "wharf is serving: management API at {local}, registries at <name>.{}:{}",
         config.domain,
         state.public_port
     );
-    println!("wharf listening on http://{local} (subscription {})", state.subscription_id);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    println!("wharf listening on {scheme}://{local} (subscription {})", state.subscription_id);
     let gc_state = state.clone();
     let gc_task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
@@ -65,7 +110,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    listener::serve(listener, acceptor, listener::ListenerKind::Public, router(state), stop_rx).await?;
     gc_task.abort();
     tracing::info!("wharf stopped");
     Ok(())

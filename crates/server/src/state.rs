@@ -21,9 +21,31 @@ pub struct AppState {
     pub registries: RegistryCache,
     /// Held for reading from a blob's commit to its link; for writing by garbage collection.
     pub gc_lock: tokio::sync::RwLock<()>,
+    pub identity: crate::auth::Identity,
+    /// Whether the public listener speaks TLS (decides `https` in URLs Wharf hands out).
+    pub tls: bool,
+    /// Deployment secret for derived values (admin passwords, identity-header fingerprints).
+    pub secret_key: wharf_identity::FingerprintKey,
 }
 
 impl AppState {
+    /// `scheme://host` as the client addressed this server (the Host header), for URLs handed
+    /// back to it (token realms, OpenID endpoints).
+    pub fn base_url(&self, headers: &http::HeaderMap) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+            .map(str::to_string)
+            .unwrap_or_else(|| self.config.listen.to_string());
+        format!("{scheme}://{host}")
+    }
+
+    pub fn secret_key(&self) -> wharf_identity::FingerprintKey {
+        self.secret_key.clone()
+    }
+
     /// `{name}.{domain}[:port]`, lowercase, as ACR spells login servers.
     pub fn login_server(&self, registry_name: &str) -> String {
         let host = format!("{}.{}", registry_name.to_ascii_lowercase(), self.config.domain);

@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures::StreamExt;
 use wharf_oci::{Digest, DigestAlgorithm, Hasher, Reference, RepositoryName, Tag};
 use wharf_storage::conformance::pseudo_random_bytes;
 use wharf_storage::fs::FsBlobStore;
-use wharf_storage::sqlite::SqliteMetadataStore;
+use wharf_storage::sqlite::{SqliteMetadataStore, SqliteOptions, Synchronous};
 use wharf_storage::{BlobStore, ByteStream, MetadataStore, NewManifest, RegistryKey, UploadId};
 
 const UPLOAD_BYTES: usize = 256 << 20;
@@ -26,10 +26,8 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn body(data: &Bytes) -> ByteStream {
-    let chunks: Vec<std::io::Result<Bytes>> = (0..data.len())
-        .step_by(CLIENT_CHUNK)
-        .map(|i| Ok(data.slice(i..(i + CLIENT_CHUNK).min(data.len()))))
-        .collect();
+    let chunks: Vec<std::io::Result<Bytes>> =
+        (0..data.len()).step_by(CLIENT_CHUNK).map(|i| Ok(data.slice(i..(i + CLIENT_CHUNK).min(data.len())))).collect();
     Box::pin(futures::stream::iter(chunks))
 }
 
@@ -51,6 +49,27 @@ fn upload(c: &mut Criterion) {
                 store.upload_commit(&id, &digest).await.unwrap();
                 store.delete(&digest).await.unwrap();
             })
+        })
+    });
+    g.bench_function("append_only", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let id = UploadId::new();
+                store.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+                store.upload_append(&id, 0, body(&data), None).await.unwrap();
+                store.upload_abort(&id).await.unwrap();
+            })
+        })
+    });
+    g.bench_function("baseline_write_only", |b| {
+        let path = dir.path().join("baseline");
+        b.iter(|| {
+            let mut f = std::fs::File::create(&path).unwrap();
+            for chunk in data.chunks(1 << 20) {
+                f.write_all(chunk).unwrap();
+            }
+            drop(f);
+            std::fs::remove_file(&path).unwrap();
         })
     });
     g.bench_function("read_back", |b| {
@@ -141,8 +160,11 @@ fn manifest_get(c: &mut Criterion) {
                 rt.block_on(async {
                     let n = futures::stream::iter(0..BATCH)
                         .map(|_| {
-                            let (store, reg, repo, reference) = (store.clone(), reg.clone(), repo.clone(), reference.clone());
-                            tokio::spawn(async move { store.manifest_get(&reg, &repo, &reference).await.unwrap().unwrap() })
+                            let (store, reg, repo, reference) =
+                                (store.clone(), reg.clone(), repo.clone(), reference.clone());
+                            tokio::spawn(
+                                async move { store.manifest_get(&reg, &repo, &reference).await.unwrap().unwrap() },
+                            )
                         })
                         .buffer_unordered(concurrency)
                         .count()
@@ -155,5 +177,43 @@ fn manifest_get(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, upload, manifest_get);
+/// One manifest PUT (new content, moving a tag): the write path, with each durability setting.
+fn manifest_put(c: &mut Criterion) {
+    let rt = runtime();
+    let mut g = c.benchmark_group("manifest_put");
+    g.throughput(Throughput::Elements(1));
+    for (label, synchronous) in [("sync_full", Synchronous::Full), ("sync_normal", Synchronous::Normal)] {
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions { synchronous, ..SqliteOptions::default() };
+        let store = SqliteMetadataStore::open_with(&dir.path().join("meta.db"), options).unwrap();
+        let reg = RegistryKey("bench".into());
+        let repo = RepositoryName::parse("library/app").unwrap();
+        let layer = Digest::sha256_of(b"layer");
+        rt.block_on(store.blob_link(&reg, &repo, &layer, 1000)).unwrap();
+        let mut n = 0u64;
+        g.bench_function(label, |b| {
+            b.iter(|| {
+                n += 1;
+                let bytes = Bytes::from(format!(r#"{{"schemaVersion":2,"layers":["{layer}"],"n":{n}}}"#));
+                let m = NewManifest {
+                    digest: Digest::sha256_of(&bytes),
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    bytes,
+                    artifact_type: None,
+                    subject: None,
+                    annotations: None,
+                    blob_refs: vec![layer.clone()],
+                    manifest_refs: vec![],
+                    architecture: None,
+                    os: None,
+                    tag: Some(Tag::parse("latest").unwrap()),
+                };
+                rt.block_on(store.manifest_put(&reg, &repo, &m)).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, upload, manifest_get, manifest_put);
 criterion_main!(benches);

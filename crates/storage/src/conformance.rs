@@ -129,6 +129,10 @@ pub async fn blob_put_stat_read_delete(store: &dyn BlobStore) {
 
     store.put_bytes(&digest, Bytes::from(data.clone())).await.unwrap();
     store.put_bytes(&digest, Bytes::from(data.clone())).await.expect("put_bytes is idempotent");
+    assert!(
+        matches!(store.put_bytes(&digest, Bytes::from_static(b"other")).await, Err(StorageError::DigestMismatch { .. })),
+        "wrong bytes for a stored digest are still refused"
+    );
     assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));
     assert_eq!(read_blob(store, &digest, None).await, data);
 
@@ -293,10 +297,7 @@ pub async fn upload_abort_and_unknown(store: &dyn BlobStore) {
             store.upload_append(probe, 0, chunked_stream(b"x", 1), None).await,
             Err(StorageError::UploadUnknown)
         ));
-        assert!(matches!(
-            store.upload_commit(probe, &Digest::sha256_of(b"x")).await,
-            Err(StorageError::UploadUnknown)
-        ));
+        assert!(matches!(store.upload_commit(probe, &Digest::sha256_of(b"x")).await, Err(StorageError::UploadUnknown)));
     }
 }
 
@@ -320,10 +321,8 @@ pub async fn upload_concurrent_appends(store: &dyn BlobStore) {
     );
     let outcomes = [a, b];
     let won = outcomes.iter().filter(|r| matches!(r, Ok(400_000))).count();
-    let lost = outcomes
-        .iter()
-        .filter(|r| matches!(r, Err(StorageError::UploadOffsetMismatch { current: 400_000 })))
-        .count();
+    let lost =
+        outcomes.iter().filter(|r| matches!(r, Err(StorageError::UploadOffsetMismatch { current: 400_000 }))).count();
     assert_eq!((won, lost), (1, 1), "{outcomes:?}");
     let digest = Digest::sha256_of(&data);
     assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 400_000);
@@ -420,13 +419,19 @@ pub async fn resources(store: &dyn MetadataStore) {
     assert_eq!(store.resource_find_by_name(RG_TYPE, &a.name).await.unwrap(), None, "type matters");
 
     let in_group = store
-        .resource_list(&ResourceFilter { resource_type: Some(REGISTRY_TYPE.into()), resource_group: Some(group.name.to_uppercase()) })
+        .resource_list(&ResourceFilter {
+            resource_type: Some(REGISTRY_TYPE.into()),
+            resource_group: Some(group.name.to_uppercase()),
+        })
         .await
         .unwrap();
     let mut expected = vec![a.clone(), b.clone()];
     expected.sort_by_key(|r| r.id.to_lowercase());
     assert_eq!(in_group, expected);
-    let groups = store.resource_list(&ResourceFilter { resource_type: Some(RG_TYPE.into()), resource_group: None }).await.unwrap();
+    let groups = store
+        .resource_list(&ResourceFilter { resource_type: Some(RG_TYPE.into()), resource_group: None })
+        .await
+        .unwrap();
     assert!(groups.iter().any(|g| g.id == group.id));
     assert!(groups.iter().all(|g| g.resource_type == RG_TYPE));
     let all = store.resource_list(&ResourceFilter::default()).await.unwrap();
@@ -648,7 +653,9 @@ pub async fn manifest_put_get_and_tags(store: &dyn MetadataStore) {
     // Untagged put.
     let m3 = image(&blobs, None);
     assert!(store.manifest_put(&reg, &r, &m3).await.unwrap().created);
-    assert!(store.manifest_head(&reg, &r, &Reference::Digest(m3.digest.clone())).await.unwrap().unwrap().tags.is_empty());
+    assert!(
+        store.manifest_head(&reg, &r, &Reference::Digest(m3.digest.clone())).await.unwrap().unwrap().tags.is_empty()
+    );
 
     // Tag delete removes the tag only.
     assert!(store.tag_delete(&reg, &r, &tag("latest")).await.unwrap());
@@ -736,7 +743,10 @@ pub async fn manifest_list_order_and_paging(store: &dyn MetadataStore) {
     newest_first.reverse();
     assert_eq!(digests(store.manifest_list(&reg, &r, &desc).await.unwrap()), newest_first);
     let desc_page = Page { order: Order::TimeDesc, last: Some(pushed[3].to_string()), n: Some(2), ..Page::default() };
-    assert_eq!(digests(store.manifest_list(&reg, &r, &desc_page).await.unwrap()), vec![pushed[2].clone(), pushed[1].clone()]);
+    assert_eq!(
+        digests(store.manifest_list(&reg, &r, &desc_page).await.unwrap()),
+        vec![pushed[2].clone(), pushed[1].clone()]
+    );
     let asc_page = Page { order: Order::TimeAsc, last: Some(pushed[3].to_string()), n: None, ..Page::default() };
     assert_eq!(digests(store.manifest_list(&reg, &r, &asc_page).await.unwrap()), vec![pushed[4].clone()]);
 
@@ -772,7 +782,11 @@ pub async fn tag_list_order_and_paging(store: &dyn MetadataStore) {
     let page = Page { last: Some("alpha".into()), n: Some(2), ..Page::default() };
     assert_eq!(names(store.tag_list(&reg, &r, &page).await.unwrap()), vec!["bravo", "delta"]);
     let page = Page { last: Some("b".into()), ..Page::default() };
-    assert_eq!(names(store.tag_list(&reg, &r, &page).await.unwrap()), vec!["bravo", "delta", "echo"], "last need not exist");
+    assert_eq!(
+        names(store.tag_list(&reg, &r, &page).await.unwrap()),
+        vec!["bravo", "delta", "echo"],
+        "last need not exist"
+    );
     let page = Page { last: Some("echo".into()), ..Page::default() };
     assert!(store.tag_list(&reg, &r, &page).await.unwrap().is_empty());
 
@@ -792,7 +806,8 @@ pub async fn tag_list_order_and_paging(store: &dyn MetadataStore) {
     let mut m = a.clone();
     m.tag = Some(tag("alpha"));
     store.manifest_put(&reg, &r, &m).await.unwrap();
-    let newest = store.tag_list(&reg, &r, &Page { order: Order::TimeDesc, n: Some(1), ..Page::default() }).await.unwrap();
+    let newest =
+        store.tag_list(&reg, &r, &Page { order: Order::TimeDesc, n: Some(1), ..Page::default() }).await.unwrap();
     assert_eq!(newest[0].name, "alpha");
     assert_eq!(newest[0].digest, a.digest);
     assert!(store.tag_list(&reg, &repo("list/none"), &Page::default()).await.unwrap().is_empty());
@@ -804,7 +819,8 @@ pub async fn attributes(store: &dyn MetadataStore) {
     let blobs = linked_blobs(store, &reg, &r, 1).await;
     let m = image(&blobs, Some("v1"));
     store.manifest_put(&reg, &r, &m).await.unwrap();
-    let locked = ChangeableAttributes { delete_enabled: false, write_enabled: false, read_enabled: true, list_enabled: false };
+    let locked =
+        ChangeableAttributes { delete_enabled: false, write_enabled: false, read_enabled: true, list_enabled: false };
 
     assert!(store.repository_set_attributes(&reg, &r, &locked).await.unwrap());
     assert_eq!(store.repository_get(&reg, &r).await.unwrap().unwrap().attributes, locked);
@@ -983,7 +999,7 @@ pub async fn garbage_collection(store: &dyn MetadataStore) {
     let linked = linked_blobs(store, &reg, &r, 1).await.remove(0);
     // Referenced by a manifest only: the link is gone, the manifest still needs it.
     let referenced = linked_blobs(store, &reg, &r, 1).await.remove(0);
-    store.manifest_put(&reg, &r, &image(&[referenced.clone()], Some("v1"))).await.unwrap();
+    store.manifest_put(&reg, &r, &image(std::slice::from_ref(&referenced), Some("v1"))).await.unwrap();
     assert!(store.blob_unlink(&reg, &r, &referenced).await.unwrap());
     // Linked in another registry only.
     let elsewhere = linked_blobs(store, &fresh_registry(), &r, 1).await.remove(0);
@@ -1016,13 +1032,15 @@ pub async fn uploads(store: &dyn MetadataStore) {
         created_at: Utc::now(),
     };
     tick().await;
-    let second = UploadRecord { id: UploadId::new(), algorithm: "sha512".into(), created_at: Utc::now(), ..first.clone() };
+    let second =
+        UploadRecord { id: UploadId::new(), algorithm: "sha512".into(), created_at: Utc::now(), ..first.clone() };
     assert_eq!(store.upload_get(&first.id).await.unwrap(), None);
     store.upload_put(&first).await.unwrap();
     store.upload_put(&second).await.unwrap();
     assert_eq!(store.upload_get(&first.id).await.unwrap(), Some(first.clone()));
     assert_eq!(store.upload_get(&second.id).await.unwrap().unwrap().algorithm(), DigestAlgorithm::Sha512);
-    let listed: Vec<UploadRecord> = store.upload_list().await.unwrap().into_iter().filter(|u| u.registry == reg).collect();
+    let listed: Vec<UploadRecord> =
+        store.upload_list().await.unwrap().into_iter().filter(|u| u.registry == reg).collect();
     assert_eq!(listed, vec![first.clone(), second.clone()]);
     store.upload_delete(&first.id).await.unwrap();
     store.upload_delete(&first.id).await.expect("deleting an absent upload is fine");

@@ -9,10 +9,18 @@
 //! root/tmp/                                      temp files of `put_bytes` (emptied at open)
 //! ```
 //!
-//! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] that are written
-//! (one vectored `write`, no copy) and hashed on two blocking threads at once, while the next
-//! batch is read from the client. Content enters `blobs/` only through a rename, after its digest
-//! was checked and its bytes were flushed with `fsync`; the directory is synced afterwards.
+//! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] (the client's
+//! chunks, shared rather than copied) that a writer thread (vectored `write`, `fdatasync` every
+//! [`FLUSH_EVERY_BYTES`] so the disk works during the upload) and a hasher thread consume at
+//! their own pace while the runtime reads the next ones; a short bounded queue caps memory.
+//! Content enters `blobs/` only through a rename, after its digest was checked and its bytes
+//! were flushed with `fsync`; the directory is synced afterwards.
+//!
+//! Upload sessions live entirely on disk; memory only caches each session's hashing progress
+//! (`SessionState`). A restarted process finds its sessions with their sizes, and a commit
+//! re-hashes from disk whatever that cache cannot vouch for, so nothing unverified ever reaches
+//! `blobs/`. An append that fails (client stream error, size limit, I/O) truncates the file back
+//! to its size before the append, so a retry from the reported offset works.
 //!
 //! This module must never build a path from anything but a validated [`Digest`] or
 //! [`UploadId`], never hold a whole blob in memory, and never know which repository a blob
@@ -30,7 +38,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 use wharf_oci::{Digest, DigestAlgorithm, Hasher};
 
@@ -151,36 +158,41 @@ fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
     Ok(())
 }
 
-/// One batch being written and hashed on blocking threads.
-struct InFlight {
-    write: JoinHandle<io::Result<File>>,
-    hash: Option<JoinHandle<Hasher>>,
+/// Batches queued ahead of the writer and the hasher (each), bounding an append's memory to
+/// about `(QUEUE_DEPTH + 1) * BATCH_BYTES`.
+const QUEUE_DEPTH: usize = 4;
+
+/// The writer flushes the file every this many bytes, so that the disk works while the rest
+/// streams in and the commit's `fsync` only has the tail left to flush.
+pub const FLUSH_EVERY_BYTES: u64 = 16 * 1024 * 1024;
+
+type Batch = Arc<Vec<Bytes>>;
+
+/// Writes batches to `file` on a blocking thread until the queue closes.
+fn writer_thread(mut file: File, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> (File, io::Result<()>) {
+    let mut unflushed = 0u64;
+    while let Some(batch) = queue.blocking_recv() {
+        if let Err(e) = write_batch(&mut file, &batch) {
+            return (file, Err(e));
+        }
+        unflushed += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        if unflushed >= FLUSH_EVERY_BYTES {
+            if let Err(e) = file.sync_data() {
+                return (file, Err(e));
+            }
+            unflushed = 0;
+        }
+    }
+    (file, Ok(()))
 }
 
-impl InFlight {
-    fn start(mut file: File, hasher: Option<Hasher>, batch: Vec<Bytes>) -> InFlight {
-        let hash = hasher.map(|mut h| {
-            let batch = batch.clone();
-            tokio::task::spawn_blocking(move || {
-                for chunk in &batch {
-                    h.update(chunk);
-                }
-                h
-            })
-        });
-        let write = tokio::task::spawn_blocking(move || write_batch(&mut file, &batch).map(|()| file));
-        InFlight { write, hash }
+fn hasher_thread(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> Hasher {
+    while let Some(batch) = queue.blocking_recv() {
+        for chunk in batch.iter() {
+            hasher.update(chunk);
+        }
     }
-
-    /// Waits for both halves; the hasher is returned even when the write failed.
-    async fn finish(self) -> (io::Result<File>, Option<Hasher>) {
-        let hasher = match self.hash {
-            Some(h) => h.await.ok(),
-            None => None,
-        };
-        let file = self.write.await.map_err(join_error).and_then(|r| r);
-        (file, hasher)
-    }
+    hasher
 }
 
 enum AppendFailure {
@@ -190,81 +202,78 @@ enum AppendFailure {
 }
 
 /// Streams `body` to the end of `file` (positioned at its end), hashing with `hasher` when
-/// given. Returns the bytes appended, the file and the advanced hasher.
+/// given. The body is read here, on the runtime, while a writer thread and a hasher thread
+/// consume the same batches (shared, not copied) at their own pace. Returns the bytes
+/// appended, the file and the advanced hasher; on failure, the file (if still usable).
 async fn stream_into(
     file: File,
-    mut hasher: Option<Hasher>,
+    hasher: Option<Hasher>,
     mut body: ByteStream,
     allowed: Option<u64>,
 ) -> Result<(u64, File, Option<Hasher>), (AppendFailure, Option<File>)> {
-    let mut in_flight: Option<InFlight> = None;
-    let mut idle: Option<File> = Some(file);
+    let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
+    let writer = tokio::task::spawn_blocking(move || writer_thread(file, write_rx));
+    let (hash_tx, hasher) = match hasher {
+        Some(h) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
+            (Some(tx), Some(tokio::task::spawn_blocking(move || hasher_thread(h, rx))))
+        }
+        None => (None, None),
+    };
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0usize;
     let mut total = 0u64;
-
-    // Hands a batch to the blocking threads, after the previous one completed.
-    macro_rules! submit {
-        () => {{
-            let file = match (idle.take(), in_flight.take()) {
-                (Some(f), _) => f,
-                (None, Some(prev)) => {
-                    let (file, h) = prev.finish().await;
-                    hasher = h;
-                    match file {
-                        Ok(f) => f,
-                        Err(e) => return Err((AppendFailure::Io(e), None)),
-                    }
-                }
-                (None, None) => unreachable!("the file is either idle or in flight"),
-            };
-            let taken = std::mem::take(&mut batch);
-            in_flight = Some(InFlight::start(file, hasher.take(), taken));
-        }};
-    }
+    let mut failure = None;
 
     loop {
-        let failure = match body.next().await {
+        let last = match body.next().await {
             Some(Ok(chunk)) => {
                 total += chunk.len() as u64;
                 if allowed.is_some_and(|a| total > a) {
-                    AppendFailure::TooLarge
-                } else {
-                    if !chunk.is_empty() {
-                        batch_len += chunk.len();
-                        batch.push(chunk);
-                    }
-                    if batch_len >= BATCH_BYTES {
-                        batch_len = 0;
-                        submit!();
-                    }
-                    continue;
+                    failure = Some(AppendFailure::TooLarge);
+                    break;
                 }
+                if !chunk.is_empty() {
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                }
+                false
             }
-            Some(Err(e)) => AppendFailure::Client(e),
-            None => break,
+            Some(Err(e)) => {
+                failure = Some(AppendFailure::Client(e));
+                break;
+            }
+            None => true,
         };
-        // Failure: wait for the blocking threads so the caller can truncate safely.
-        let file = match (idle.take(), in_flight.take()) {
-            (Some(f), _) => Some(f),
-            (None, Some(prev)) => prev.finish().await.0.ok(),
-            (None, None) => None,
-        };
-        return Err((failure, file));
-    }
-    if !batch.is_empty() {
-        submit!();
-    }
-    let file = match (idle.take(), in_flight.take()) {
-        (Some(f), _) => f,
-        (None, Some(prev)) => {
-            let (file, h) = prev.finish().await;
-            hasher = h;
-            file.map_err(|e| (AppendFailure::Io(e), None))?
+        if batch_len >= BATCH_BYTES || (last && !batch.is_empty()) {
+            let ready: Batch = Arc::new(std::mem::take(&mut batch));
+            batch_len = 0;
+            // A closed queue means that thread stopped on an error, reported when joined.
+            if let Some(tx) = &hash_tx
+                && tx.send(ready.clone()).await.is_err()
+            {
+                break;
+            }
+            if write_tx.send(ready).await.is_err() {
+                break;
+            }
         }
-        (None, None) => unreachable!("the file is either idle or in flight"),
+        if last {
+            break;
+        }
+    }
+    drop(write_tx);
+    drop(hash_tx);
+    let hasher = match hasher {
+        Some(h) => Some(h.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?),
+        None => None,
     };
-    Ok((total, file, hasher))
+    let (file, written) = writer.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?;
+    match (failure, written) {
+        (Some(f), _) => Err((f, Some(file))),
+        (None, Err(e)) => Err((AppendFailure::Io(e), Some(file))),
+        (None, Ok(())) => Ok((total, file, hasher)),
+    }
 }
 
 /// Feeds `path` from byte `from` to its end into `hasher`.
@@ -351,12 +360,13 @@ impl BlobStore for FsBlobStore {
         let blobs_root = self.root.join("blobs");
         let expected = digest.clone();
         blocking(move || -> Result<()> {
-            if target.exists() {
-                return Ok(());
-            }
+            // Verified even when the blob exists: wrong bytes are an error, not a no-op.
             let actual = Digest::of(expected.algorithm(), &bytes);
             if actual != expected {
                 return Err(StorageError::DigestMismatch { expected, actual });
+            }
+            if target.exists() {
+                return Ok(());
             }
             let written = (|| -> io::Result<()> {
                 let mut f = File::create(&tmp)?;
@@ -426,14 +436,14 @@ impl BlobStore for FsBlobStore {
             if offset != current {
                 return Err(StorageError::UploadOffsetMismatch { current });
             }
-            // `max_len` bounds what this call accepts; a caller capping the whole blob passes
-            // `limit - offset`.
-            let allowed = max_len;
-            // Hash inline only if the in-memory hasher is exactly at the end of the file.
+            // Keep hashing incrementally only if the hasher has seen exactly the bytes on disk;
+            // otherwise the commit re-hashes from disk.
             let hasher = if state.hashed == current { state.hasher.take() } else { None };
             let snapshot = hasher.clone();
             state.hasher = None;
-            match stream_into(file, hasher, body, allowed).await {
+            // `max_len` bounds what this call accepts; a caller capping the whole blob passes
+            // `limit - offset`.
+            match stream_into(file, hasher, body, max_len).await {
                 Ok((n, file, hasher)) => {
                     drop(file);
                     state.hashed = current + n;
@@ -494,7 +504,8 @@ impl BlobStore for FsBlobStore {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
                 Err(e) => return Err(e.into()),
             };
-            let (start, mut hasher) = if start <= size { (start, hasher) } else { (0, Hasher::new(expected.algorithm())) };
+            let (start, mut hasher) =
+                if start <= size { (start, hasher) } else { (0, Hasher::new(expected.algorithm())) };
             let end = if start < size { hash_file_from(&data, start, &mut hasher)? } else { size };
             if end != size {
                 return Err(StorageError::Corrupt("upload data changed while it was being verified".into()));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use wharf_oci::{Digest, Reference, RepositoryName, Tag};
 use wharf_storage::conformance;
-use wharf_storage::sqlite::{SqliteMetadataStore, SqliteOptions, Synchronous, MIGRATIONS};
+use wharf_storage::sqlite::{MIGRATIONS, SqliteMetadataStore, SqliteOptions, Synchronous};
 use wharf_storage::{MetadataStore, NewManifest, RegistryKey};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

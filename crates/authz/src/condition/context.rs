@@ -83,7 +83,11 @@ pub struct RequestContext {
 impl RequestContext {
     /// A request performing `action` (a data action or control-plane action).
     pub fn new(action: impl Into<String>) -> RequestContext {
-        RequestContext { action: action.into(), sub_operation: None, attributes: Vec::new() }
+        RequestContext {
+            action: action.into(),
+            sub_operation: None,
+            attributes: Vec::new(),
+        }
     }
 
     pub fn action(&self) -> &str {
@@ -117,10 +121,19 @@ impl RequestContext {
         self
     }
 
-    pub fn set_attribute(&mut self, source: AttributeSource, path: impl Into<String>, value: impl Into<AttributeValue>) {
+    pub fn set_attribute(
+        &mut self,
+        source: AttributeSource,
+        path: impl Into<String>,
+        value: impl Into<AttributeValue>,
+    ) {
         let path = path.into();
         let value = value.into();
-        match self.attributes.iter_mut().find(|(s, p, _)| *s == source && p.eq_ignore_ascii_case(&path)) {
+        match self
+            .attributes
+            .iter_mut()
+            .find(|(s, p, _)| *s == source && p.eq_ignore_ascii_case(&path))
+        {
             Some(slot) => slot.2 = value,
             None => self.attributes.push((source, path, value)),
         }
@@ -145,7 +158,11 @@ impl RequestContext {
             self.set_attribute(AttributeSource::Environment, SUBNET, subnet.as_str());
         }
         if let Some(now) = environment.utc_now {
-            self.set_attribute(AttributeSource::Environment, UTC_NOW, AttributeValue::DateTime(now));
+            self.set_attribute(
+                AttributeSource::Environment,
+                UTC_NOW,
+                AttributeValue::DateTime(now),
+            );
         }
         self
     }
@@ -157,6 +174,9 @@ impl RequestContext {
 
     /// The value an attribute reference resolves to, if supplied.
     pub fn lookup(&self, reference: &super::ast::AttributeRef) -> Option<&AttributeValue> {
-        self.attributes.iter().find(|(s, p, _)| reference.matches(*s, p)).map(|(_, _, v)| v)
+        self.attributes
+            .iter()
+            .find(|(s, p, _)| reference.matches(*s, p))
+            .map(|(_, _, v)| v)
     }
 }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use miette::{Diagnostic, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, SourceSpan};
 use thiserror::Error;
 
 /// 1-based line and column (columns count characters, not bytes).
@@ -28,7 +28,12 @@ impl Location {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = source[line_start..offset].chars().count() + 1;
-        Location { line, column, offset, length }
+        Location {
+            line,
+            column,
+            offset,
+            length,
+        }
     }
 }
 
@@ -51,25 +56,41 @@ pub enum ParseErrorKind {
     UnterminatedString,
     #[error("malformed attribute reference: {reason}")]
     MalformedAttribute { reason: String },
-    #[error("unknown attribute source '@{found}'; expected @Request, @Resource, @Principal or @Environment")]
+    #[error(
+        "unknown attribute source '@{found}'; expected @Request, @Resource, @Principal or @Environment"
+    )]
     UnknownAttributeSource { found: String },
     #[error("invalid number '{found}': only integers are supported")]
     InvalidNumber { found: String },
     #[error("expected {expected}, found {found}")]
     Expected { expected: String, found: String },
-    #[error("'{found}' is not a keyword; keywords are case-sensitive, did you mean '{suggestion}'?")]
+    #[error(
+        "'{found}' is not a keyword; keywords are case-sensitive, did you mean '{suggestion}'?"
+    )]
     KeywordCase { found: String, suggestion: String },
     #[error("unknown operator '{found}'")]
     UnknownOperator { found: String },
     #[error(
         "'{first}' and '{second}' are mixed at the same level; add parentheses to say which goes first, e.g. (a {first} b) {second} c"
     )]
-    MixedAndOr { first: &'static str, second: &'static str },
+    MixedAndOr {
+        first: &'static str,
+        second: &'static str,
+    },
     #[error("'{operator}' expects {expected}, found {found}")]
-    LiteralTypeMismatch { operator: String, expected: &'static str, found: String },
+    LiteralTypeMismatch {
+        operator: String,
+        expected: &'static str,
+        found: String,
+    },
     #[error("'{operator}' cannot be used with a {quantifier} cross product")]
-    NotCrossProductOperator { operator: String, quantifier: String },
-    #[error("a multi-value literal needs a cross-product operator (ForAnyOfAnyValues:…, ForAllOfAnyValues:…, ForAnyOfAllValues:…, ForAllOfAllValues:…)")]
+    NotCrossProductOperator {
+        operator: String,
+        quantifier: String,
+    },
+    #[error(
+        "a multi-value literal needs a cross-product operator (ForAnyOfAnyValues:…, ForAllOfAnyValues:…, ForAnyOfAllValues:…, ForAllOfAllValues:…)"
+    )]
     MultiValueNeedsCrossProduct,
     #[error("'{found}' is not a valid {kind}")]
     InvalidLiteral { kind: &'static str, found: String },
@@ -79,30 +100,46 @@ pub enum ParseErrorKind {
     NestingTooDeep { limit: usize },
 }
 
-/// A condition that failed to parse.
-#[derive(Debug, Clone, PartialEq, Eq, Error, Diagnostic)]
+/// A condition that failed to parse. Implements [`miette::Diagnostic`] with
+/// the condition as source code and a label on the offending span.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[error("{kind} (line {}, column {})", location.line, location.column)]
-#[diagnostic(code(wharf_authz::condition))]
 pub struct ParseError {
     pub kind: ParseErrorKind,
     pub location: Location,
-    #[source_code]
     source_text: String,
-    #[label("{label_text}")]
-    span: SourceSpan,
-    label_text: String,
+}
+
+impl Diagnostic for ParseError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("wharf_authz::condition"))
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.source_text)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        let span = SourceSpan::new(self.location.offset.into(), self.location.length);
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(label_for(&self.kind)),
+            span,
+        ))))
+    }
 }
 
 impl ParseError {
-    pub(crate) fn new(kind: ParseErrorKind, source: &str, offset: usize, length: usize) -> ParseError {
+    pub(crate) fn new(
+        kind: ParseErrorKind,
+        source: &str,
+        offset: usize,
+        length: usize,
+    ) -> ParseError {
         let location = Location::at(source, offset, length);
-        let label_text = label_for(&kind);
         ParseError {
             kind,
             location,
             source_text: source.to_string(),
-            span: SourceSpan::new(location.offset.into(), length),
-            label_text,
         }
     }
 
@@ -124,7 +161,12 @@ impl ParseError {
     ///   |  ^ expected ')'
     /// ```
     pub fn render(&self) -> String {
-        let Location { line, column, length, .. } = self.location;
+        let Location {
+            line,
+            column,
+            length,
+            ..
+        } = self.location;
         let line_text = self.source_text.lines().nth(line - 1).unwrap_or("");
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
@@ -132,12 +174,16 @@ impl ParseError {
             .get(..length)
             .map_or(1, |s| s.chars().count().max(1))
             .min(line_text.chars().count().saturating_sub(column - 1).max(1));
-        let indent: String = line_text.chars().take(column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let indent: String = line_text
+            .chars()
+            .take(column - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
         format!(
             "error: {kind}\n{pad}--> condition:{line}:{column}\n{pad} |\n{line} | {line_text}\n{pad} | {indent}{carets} {label}\n",
             kind = self.kind,
             carets = "^".repeat(caret_width),
-            label = self.label_text,
+            label = label_for(&self.kind),
         )
     }
 }

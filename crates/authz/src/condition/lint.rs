@@ -15,10 +15,10 @@
 
 use std::fmt;
 
+use super::Condition;
 use super::ast::*;
 use super::context::{IS_PRIVATE_LINK, PRIVATE_ENDPOINT, REPOSITORY_NAME, SUBNET, UTC_NOW};
 use super::eval::Truth;
-use super::Condition;
 use crate::actions::action_matches;
 use crate::data_plane::DataAction;
 use crate::roles::RoleDefinition;
@@ -69,7 +69,10 @@ impl fmt::Display for Warning {
                 if actions.len() == 1 { "it" } else { "them" }
             ),
             Warning::UnsuppliedAttribute { attribute } => {
-                write!(f, "{attribute} is never supplied by Wharf; comparisons on it are never true")
+                write!(
+                    f,
+                    "{attribute} is never supplied by Wharf; comparisons on it are never true"
+                )
             }
         }
     }
@@ -80,12 +83,11 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
     let expr = condition.expr();
     let mut warnings = Vec::new();
     expr.walk(&mut |node| {
-        if let Expr::Compare(c) = node {
-            if let Some(w) = prefix_warning(c) {
-                if !warnings.contains(&w) {
-                    warnings.push(w);
-                }
-            }
+        if let Expr::Compare(c) = node
+            && let Some(w) = prefix_warning(c)
+            && !warnings.contains(&w)
+        {
+            warnings.push(w);
         }
     });
     let mut unsupplied: Vec<String> = Vec::new();
@@ -94,7 +96,13 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
             Expr::Exists(a) => vec![a],
             Expr::Compare(c) => [&c.left, &c.right]
                 .into_iter()
-                .filter_map(|o| if let Operand::Attribute(a) = o { Some(a) } else { None })
+                .filter_map(|o| {
+                    if let Operand::Attribute(a) = o {
+                        Some(a)
+                    } else {
+                        None
+                    }
+                })
                 .collect(),
             _ => Vec::new(),
         };
@@ -105,14 +113,27 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
             }
         }
     });
-    warnings.extend(unsupplied.into_iter().map(|attribute| Warning::UnsuppliedAttribute { attribute }));
+    warnings.extend(
+        unsupplied
+            .into_iter()
+            .map(|attribute| Warning::UnsuppliedAttribute { attribute }),
+    );
 
     let data_actions = role_data_actions(role);
-    let unrestricted: Vec<String> =
-        data_actions.iter().filter(|a| guard_truth(expr, a) == Truth::True).cloned().collect();
-    let never: Vec<String> = data_actions.iter().filter(|a| guard_truth(expr, a) == Truth::False).cloned().collect();
+    let unrestricted: Vec<String> = data_actions
+        .iter()
+        .filter(|a| guard_truth(expr, a) == Truth::True)
+        .cloned()
+        .collect();
+    let never: Vec<String> = data_actions
+        .iter()
+        .filter(|a| guard_truth(expr, a) == Truth::False)
+        .cloned()
+        .collect();
     if !unrestricted.is_empty() {
-        warnings.push(Warning::UnrestrictedDataActions { actions: unrestricted });
+        warnings.push(Warning::UnrestrictedDataActions {
+            actions: unrestricted,
+        });
     }
     if !never.is_empty() {
         warnings.push(Warning::DataActionsNeverGranted { actions: never });
@@ -122,8 +143,18 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
 
 /// Repositories that `StringStartsWith[IgnoreCase] prefix` matches but the
 /// intended `prefix/` does not (including the repository named `prefix`).
-pub fn extra_prefix_matches<'a, S: AsRef<str>>(prefix: &str, ignore_case: bool, repositories: &'a [S]) -> Vec<&'a str> {
-    let fold = |s: &str| if ignore_case { s.to_lowercase() } else { s.to_string() };
+pub fn extra_prefix_matches<'a, S: AsRef<str>>(
+    prefix: &str,
+    ignore_case: bool,
+    repositories: &'a [S],
+) -> Vec<&'a str> {
+    let fold = |s: &str| {
+        if ignore_case {
+            s.to_lowercase()
+        } else {
+            s.to_string()
+        }
+    };
     let base = fold(prefix);
     let intended = format!("{}/", base.trim_end_matches('/'));
     repositories
@@ -153,7 +184,9 @@ fn prefix_warning(c: &Comparison) -> Option<Warning> {
     let risky = match f {
         Function::StringStartsWith | Function::StringStartsWithIgnoreCase => !value.ends_with('/'),
         Function::StringLike | Function::StringLikeIgnoreCase => {
-            value.ends_with('*') && !value.ends_with("\\*") && !value.trim_end_matches('*').ends_with('/')
+            value.ends_with('*')
+                && !value.ends_with("\\*")
+                && !value.trim_end_matches('*').ends_with('/')
                 && !value.trim_end_matches('*').is_empty()
         }
         _ => false,
@@ -166,10 +199,12 @@ fn prefix_warning(c: &Comparison) -> Option<Warning> {
 
 fn is_supplied(a: &AttributeRef) -> bool {
     match a.source {
-        AttributeSource::Request | AttributeSource::Resource => a.path.eq_ignore_ascii_case(REPOSITORY_NAME),
-        AttributeSource::Environment => {
-            [IS_PRIVATE_LINK, PRIVATE_ENDPOINT, SUBNET, UTC_NOW].iter().any(|k| a.path.eq_ignore_ascii_case(k))
+        AttributeSource::Request | AttributeSource::Resource => {
+            a.path.eq_ignore_ascii_case(REPOSITORY_NAME)
         }
+        AttributeSource::Environment => [IS_PRIVATE_LINK, PRIVATE_ENDPOINT, SUBNET, UTC_NOW]
+            .iter()
+            .any(|k| a.path.eq_ignore_ascii_case(k)),
         AttributeSource::Principal => true,
     }
 }
@@ -219,7 +254,7 @@ fn guard_truth(expr: &Expr, action: &str) -> Truth {
                 Truth::Unknown
             }
         }
-        Expr::Not(inner) => guard_truth(inner, action).not(),
+        Expr::Not(inner) => guard_truth(inner, action).negate(),
         Expr::ActionMatches(p) => action_matches(p, action).into(),
         Expr::SubOperationMatches(_) | Expr::Exists(_) | Expr::Compare(_) => Truth::Unknown,
     }
@@ -272,7 +307,10 @@ mod tests {
             "@Resource[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team*'",
         )
         .unwrap();
-        assert!(matches!(lint(&like, &reader)[0], Warning::PrefixWithoutTrailingSlash { .. }));
+        assert!(matches!(
+            lint(&like, &reader)[0],
+            Warning::PrefixWithoutTrailingSlash { .. }
+        ));
         let fine = Condition::parse(
             "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team/*'",
         )
@@ -282,10 +320,25 @@ mod tests {
 
     #[test]
     fn extra_matches_named() {
-        let repos = ["backend/nginx", "backend/redis", "backend-infra/k8s", "backend-backup/store", "backend", "backendsvc/containers", "Backend-Old/x", "frontend/js"];
+        let repos = [
+            "backend/nginx",
+            "backend/redis",
+            "backend-infra/k8s",
+            "backend-backup/store",
+            "backend",
+            "backendsvc/containers",
+            "Backend-Old/x",
+            "frontend/js",
+        ];
         assert_eq!(
             extra_prefix_matches("backend", true, &repos),
-            vec!["backend-infra/k8s", "backend-backup/store", "backend", "backendsvc/containers", "Backend-Old/x"]
+            vec![
+                "backend-infra/k8s",
+                "backend-backup/store",
+                "backend",
+                "backendsvc/containers",
+                "Backend-Old/x"
+            ]
         );
         assert_eq!(extra_prefix_matches("backend", false, &repos).len(), 4);
         assert!(extra_prefix_matches("backend/", true, &repos).is_empty());
@@ -303,7 +356,9 @@ mod tests {
             attribute: "@Request[Microsoft.Storage/storageAccounts:name]".into()
         }));
         assert!(w.contains(&Warning::DataActionsNeverGranted {
-            actions: vec!["Microsoft.ContainerRegistry/registries/repositories/metadata/read".into()]
+            actions: vec![
+                "Microsoft.ContainerRegistry/registries/repositories/metadata/read".into()
+            ]
         }));
     }
 }

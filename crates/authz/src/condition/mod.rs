@@ -30,7 +30,7 @@ pub use ast::{AttributeRef, AttributeSource, Expr, Function, Operator, Quantifie
 pub use context::{AttributeValue, EnvironmentAttributes, RequestContext};
 pub use error::{Location, ParseError, ParseErrorKind};
 pub use eval::{TraceNode, Truth};
-pub use lint::{extra_prefix_matches, lint, Warning};
+pub use lint::{Warning, extra_prefix_matches, lint};
 
 /// The only condition version Azure supports publicly, and the default.
 pub const CONDITION_VERSION: &str = "2.0";
@@ -47,7 +47,10 @@ impl Condition {
     /// Parses condition text (≤ 8192 bytes).
     pub fn parse(text: &str) -> Result<Condition, ParseError> {
         let expr = parser::parse(text)?;
-        Ok(Condition { text: text.to_string(), expr })
+        Ok(Condition {
+            text: text.to_string(),
+            expr,
+        })
     }
 
     /// Wraps a hand-built AST, checking that its canonical text parses back

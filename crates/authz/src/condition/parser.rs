@@ -30,20 +30,32 @@ use chrono::{NaiveDateTime, TimeZone, Utc};
 
 use super::ast::*;
 use super::error::{ParseError, ParseErrorKind};
-use super::lexer::{tokenize, Token, TokenKind};
+use super::lexer::{Token, TokenKind, tokenize};
 
 /// Azure's limit: "A condition can be up to 8 KB long."
 pub const MAX_CONDITION_BYTES: usize = 8192;
 /// Deepest nesting of parentheses and negations accepted.
 pub const MAX_DEPTH: usize = 64;
 
-const KEYWORDS: &[&str] = &["AND", "OR", "NOT", "Exists", "ActionMatches", "SubOperationMatches", "true", "false"];
+const KEYWORDS: &[&str] = &[
+    "AND",
+    "OR",
+    "NOT",
+    "Exists",
+    "ActionMatches",
+    "SubOperationMatches",
+    "true",
+    "false",
+];
 
 /// Parses a condition's text into its AST.
 pub fn parse(source: &str) -> Result<Expr, ParseError> {
     if source.len() > MAX_CONDITION_BYTES {
         return Err(ParseError::new(
-            ParseErrorKind::TooLong { length: source.len(), limit: MAX_CONDITION_BYTES },
+            ParseErrorKind::TooLong {
+                length: source.len(),
+                limit: MAX_CONDITION_BYTES,
+            },
             source,
             MAX_CONDITION_BYTES,
             0,
@@ -53,7 +65,12 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     if tokens.len() == 1 {
         return Err(ParseError::new(ParseErrorKind::Empty, source, 0, 0));
     }
-    let mut parser = Parser { source, tokens, pos: 0, depth: 0 };
+    let mut parser = Parser {
+        source,
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let expr = parser.expr()?;
     parser.expect_eof()?;
     Ok(expr)
@@ -100,14 +117,17 @@ impl<'a> Parser<'a> {
 
     fn expected(&self, expected: &str) -> ParseError {
         let token = self.peek();
-        if let TokenKind::Word(word) = &token.kind {
-            if let Some(err) = self.keyword_case_error(token, word) {
-                return err;
-            }
+        if let TokenKind::Word(word) = &token.kind
+            && let Some(err) = self.keyword_case_error(token, word)
+        {
+            return err;
         }
         self.error_at(
             token,
-            ParseErrorKind::Expected { expected: expected.to_string(), found: token.kind.describe() },
+            ParseErrorKind::Expected {
+                expected: expected.to_string(),
+                found: token.kind.describe(),
+            },
         )
     }
 
@@ -128,7 +148,13 @@ impl<'a> Parser<'a> {
                     .find(|q| q.keyword().eq_ignore_ascii_case(word) && q.keyword() != word)
                     .map(|q| q.keyword().to_string())
             })?;
-        Some(self.error_at(token, ParseErrorKind::KeywordCase { found: word.to_string(), suggestion }))
+        Some(self.error_at(
+            token,
+            ParseErrorKind::KeywordCase {
+                found: word.to_string(),
+                suggestion,
+            },
+        ))
     }
 
     fn is_word(&self, word: &str) -> bool {
@@ -180,7 +206,10 @@ impl<'a> Parser<'a> {
                     let token = self.peek().clone();
                     return Err(self.error_at(
                         &token,
-                        ParseErrorKind::MixedAndOr { first: k.word(), second: junction.word() },
+                        ParseErrorKind::MixedAndOr {
+                            first: k.word(),
+                            second: junction.word(),
+                        },
                     ));
                 }
                 _ => kind = Some(junction),
@@ -258,7 +287,11 @@ impl<'a> Parser<'a> {
         }
         let left = self.typed(left, &left_token, operator)?;
         let right = self.typed(right, &right_token, operator)?;
-        Ok(Expr::Compare(Comparison { left, operator, right }))
+        Ok(Expr::Compare(Comparison {
+            left,
+            operator,
+            right,
+        }))
     }
 
     fn operator(&mut self) -> Result<Operator, ParseError> {
@@ -280,7 +313,10 @@ impl<'a> Parser<'a> {
                     },
                 ));
             }
-            return Ok(Operator { quantifier: Some(quantifier), function });
+            return Ok(Operator {
+                quantifier: Some(quantifier),
+                function,
+            });
         }
         Ok(Operator::plain(self.function()?))
     }
@@ -293,9 +329,14 @@ impl<'a> Parser<'a> {
                     self.advance();
                     Ok(f)
                 }
-                None => Err(self
-                    .keyword_case_error(&token, word)
-                    .unwrap_or_else(|| self.error_at(&token, ParseErrorKind::UnknownOperator { found: word.clone() }))),
+                None => Err(self.keyword_case_error(&token, word).unwrap_or_else(|| {
+                    self.error_at(
+                        &token,
+                        ParseErrorKind::UnknownOperator {
+                            found: word.clone(),
+                        },
+                    )
+                })),
             },
             _ => Err(self.expected("an operator such as StringEquals")),
         }
@@ -318,7 +359,9 @@ impl<'a> Parser<'a> {
                     let scalar = match &value_token.kind {
                         TokenKind::String(s) => RawScalar::String(s.clone()),
                         TokenKind::Integer(n) => RawScalar::Integer(*n),
-                        TokenKind::Word(w) if w == "true" || w == "false" => RawScalar::Bool(w == "true"),
+                        TokenKind::Word(w) if w == "true" || w == "false" => {
+                            RawScalar::Bool(w == "true")
+                        }
                         _ => return Err(self.expected("a literal value")),
                     };
                     self.advance();
@@ -337,14 +380,17 @@ impl<'a> Parser<'a> {
         Ok(operand)
     }
 
-    fn typed(&self, raw: RawOperand, token: &Token, operator: Operator) -> Result<Operand, ParseError> {
+    fn typed(
+        &self,
+        raw: RawOperand,
+        token: &Token,
+        operator: Operator,
+    ) -> Result<Operand, ParseError> {
         match raw {
             RawOperand::Attribute(a) => Ok(Operand::Attribute(a)),
-            RawOperand::Single(scalar, token) => Ok(Operand::Literal(Literal::Single(self.scalar(
-                scalar,
-                &token,
-                operator,
-            )?))),
+            RawOperand::Single(scalar, token) => Ok(Operand::Literal(Literal::Single(
+                self.scalar(scalar, &token, operator)?,
+            ))),
             RawOperand::Set(values) => {
                 if operator.quantifier.is_none() {
                     return Err(self.error_at(token, ParseErrorKind::MultiValueNeedsCrossProduct));
@@ -359,7 +405,12 @@ impl<'a> Parser<'a> {
     }
 
     /// Checks one literal against the operator's operand type.
-    fn scalar(&self, raw: RawScalar, token: &Token, operator: Operator) -> Result<Scalar, ParseError> {
+    fn scalar(
+        &self,
+        raw: RawScalar,
+        token: &Token,
+        operator: Operator,
+    ) -> Result<Scalar, ParseError> {
         let expected = operator.function.operand_type();
         let mismatch = |found: String| {
             self.error_at(
@@ -372,7 +423,13 @@ impl<'a> Parser<'a> {
             )
         };
         let invalid = |kind: &'static str, text: &str| {
-            self.error_at(token, ParseErrorKind::InvalidLiteral { kind, found: text.to_string() })
+            self.error_at(
+                token,
+                ParseErrorKind::InvalidLiteral {
+                    kind,
+                    found: text.to_string(),
+                },
+            )
         };
         match (expected, raw) {
             (OperandType::String, RawScalar::String(s)) => Ok(Scalar::String(s)),
@@ -387,7 +444,10 @@ impl<'a> Parser<'a> {
                 None => Err(invalid("GUID (00000000-0000-0000-0000-000000000000)", &s)),
             },
             (OperandType::Ip, RawScalar::String(s)) => {
-                let pattern = if matches!(operator.function, Function::IpInRange | Function::IpNotInRange) {
+                let pattern = if matches!(
+                    operator.function,
+                    Function::IpInRange | Function::IpNotInRange
+                ) {
                     parse_ip_range(&s)
                 } else {
                     parse_ip_match(&s)
@@ -434,19 +494,33 @@ pub fn parse_datetime(text: &str) -> Option<chrono::DateTime<Utc>> {
     if main.len() != 19 {
         return None;
     }
-    if let Some(f) = fraction {
-        if f.is_empty() || f.len() > 7 || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
+    if let Some(f) = fraction
+        && (f.is_empty() || f.len() > 7 || !f.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
     }
-    let naive = NaiveDateTime::parse_from_str(body, if fraction.is_some() { "%Y-%m-%dT%H:%M:%S%.f" } else { "%Y-%m-%dT%H:%M:%S" }).ok()?;
+    let naive = NaiveDateTime::parse_from_str(
+        body,
+        if fraction.is_some() {
+            "%Y-%m-%dT%H:%M:%S%.f"
+        } else {
+            "%Y-%m-%dT%H:%M:%S"
+        },
+    )
+    .ok()?;
     Some(Utc.from_utc_datetime(&naive))
 }
 
 /// The hyphenated 8-4-4-4-12 form only (case-insensitive).
 pub fn parse_guid(text: &str) -> Option<uuid::Uuid> {
     let shape_ok = text.len() == 36
-        && text.char_indices().all(|(i, c)| if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() });
+        && text.char_indices().all(|(i, c)| {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        });
     shape_ok.then(|| uuid::Uuid::parse_str(text).ok()).flatten()
 }
 

@@ -81,7 +81,11 @@ fn write_pretty(out: &mut String, expr: &Expr, level: usize) {
     let indent = " ".repeat(level);
     match expr {
         Expr::And(items) | Expr::Or(items) => {
-            let word = if matches!(expr, Expr::And(_)) { "AND" } else { "OR" };
+            let word = if matches!(expr, Expr::And(_)) {
+                "AND"
+            } else {
+                "OR"
+            };
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     let _ = writeln!(out, "{indent}{word}");
@@ -125,6 +129,8 @@ fn write_scalar(out: &mut String, scalar: &Scalar) {
         Scalar::String(s) => write!(out, "'{s}'"),
         Scalar::Integer(n) => write!(out, "{n}"),
         Scalar::Bool(b) => write!(out, "{b}"),
-        Scalar::DateTime { text, .. } | Scalar::Guid { text, .. } | Scalar::Ip { text, .. } => write!(out, "'{text}'"),
+        Scalar::DateTime { text, .. } | Scalar::Guid { text, .. } | Scalar::Ip { text, .. } => {
+            write!(out, "'{text}'")
+        }
     };
 }

@@ -208,7 +208,7 @@ async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Resul
 }
 
 pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
-    let client = Client::from_profile()?;
+    let client = Client::from_profile().await?;
     let sub = client.subscription()?.to_string();
     match cmd {
         AcrCmd::Create { name, resource_group, sku, location, settings } => {

@@ -50,7 +50,7 @@ fn path(client: &Client, name: &str) -> Result<String, CliError> {
 }
 
 pub async fn run(cmd: GroupCmd) -> Result<Option<Value>, CliError> {
-    let client = Client::from_profile()?;
+    let client = Client::from_profile().await?;
     match cmd {
         GroupCmd::Create { name, location, tags } => {
             let body = json!({"location": location, "tags": parse_tags(&tags)?});

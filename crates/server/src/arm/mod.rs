@@ -135,6 +135,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
             return Err(ArmError::subscription_not_found(sub));
         }
     }
+    crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management)?;
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ArmError::invalid_request(format!("The request body is larger than {MAX_BODY} bytes.")))?;

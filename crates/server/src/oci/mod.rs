@@ -38,6 +38,8 @@ pub struct Ctx {
     pub query: HashMap<String, String>,
     /// In a mutex only so that `&Ctx` is `Send` (a body is `Send` but not `Sync`).
     pub body: std::sync::Mutex<Body>,
+    /// What the request's credential allows (already checked for the endpoint itself).
+    pub access: crate::auth::registry::Access,
 }
 
 impl Ctx {
@@ -103,7 +105,26 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_string);
     let style = target::style(&state, host.as_deref()).await?;
-    let mut ctx = Ctx { state, style, headers: parts.headers, query: parse_query(parts.uri.query()), body: std::sync::Mutex::new(body) };
+    let host = host.unwrap_or_default().to_ascii_lowercase();
+    // Authenticate before anything else looks at the request.
+    let (registry, repo, service, prefix) = match (endpoint.name(), &style) {
+        (Some(name), _) => {
+            let t = target::resolve(&state, &style, name).await?;
+            (Some(t.registry), t.repo.to_string(), host.clone(), t.prefix)
+        }
+        (None, Style::Host(info)) => (Some(info.clone()), String::new(), host.clone(), String::new()),
+        (None, Style::Path) => (None, String::new(), host.clone(), String::new()),
+    };
+    let access =
+        crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix).await?;
+    let mut ctx = Ctx {
+        state,
+        style,
+        headers: parts.headers,
+        query: parse_query(parts.uri.query()),
+        body: std::sync::Mutex::new(body),
+        access,
+    };
     use Endpoint::*;
     match endpoint {
         Ping => Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], "{}").into_response()),

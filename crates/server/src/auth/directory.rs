@@ -1,0 +1,191 @@
+//! The directory: users and service principals (Graph objects), kept as records in the
+//! metadata store, with their secrets only as argon2id hashes.
+//!
+//! Users are stored under `/directory/users/{objectId}` (unique by lowercase UPN), service
+//! principals under `/directory/servicePrincipals/{objectId}` (unique by appId). Managed
+//! identities are ARM resources (`arm::identities`); this module only resolves them by object id.
+
+use serde::{Deserialize, Serialize};
+use wharf_identity::{HashParams, PlainSecret, SecretHash, hash_secret, verify_secret};
+use wharf_storage::{MetadataStore, ResourceRecord, StorageError};
+
+pub const USER_TYPE: &str = "Microsoft.Graph/users";
+pub const SP_TYPE: &str = "Microsoft.Graph/servicePrincipals";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    pub user_principal_name: String,
+    pub display_name: String,
+    pub password_hash: String,
+    #[serde(default = "enabled")]
+    pub account_enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordCredential {
+    pub key_id: String,
+    pub display_name: Option<String>,
+    pub hint: String,
+    pub secret_hash: String,
+    pub start_date_time: String,
+    pub end_date_time: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    /// Object id of the service principal.
+    pub id: String,
+    pub app_id: String,
+    /// Object id of the application object.
+    pub app_object_id: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub password_credentials: Vec<PasswordCredential>,
+    /// Set for Wharf's built-in principals (`defender-scanner`, `acr-import`).
+    #[serde(default)]
+    pub builtin: Option<String>,
+    #[serde(default = "enabled")]
+    pub account_enabled: bool,
+}
+
+/// Argon2id parameters for stored secrets. Tests may lower them through `WHARF_TEST_FAST_HASH`.
+pub fn hash_params() -> HashParams {
+    if std::env::var("WHARF_TEST_FAST_HASH").is_ok_and(|v| v == "1") {
+        HashParams::FAST_INSECURE_FOR_TESTS
+    } else {
+        HashParams::PRODUCTION
+    }
+}
+
+pub fn hash(secret: &str) -> Result<String, StorageError> {
+    hash_secret(secret, &hash_params()).map(|h| h.as_str().to_string()).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+pub fn verify(secret: &str, stored: &str) -> bool {
+    SecretHash::parse(stored).is_ok_and(|h| verify_secret(secret, &h))
+}
+
+fn record(id: String, resource_type: &str, name: &str, body: serde_json::Value) -> ResourceRecord {
+    let now = chrono::Utc::now();
+    ResourceRecord {
+        id,
+        resource_type: resource_type.to_string(),
+        name: name.to_string(),
+        resource_group: None,
+        key: uuid::Uuid::new_v4().to_string(),
+        body,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+pub fn user_id(object_id: &str) -> String {
+    format!("/directory/users/{object_id}")
+}
+
+pub fn sp_id(object_id: &str) -> String {
+    format!("/directory/servicePrincipals/{object_id}")
+}
+
+pub async fn create_user(meta: &dyn MetadataStore, upn: &str, display_name: &str, password: &str) -> Result<User, StorageError> {
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_principal_name: upn.to_string(),
+        display_name: display_name.to_string(),
+        password_hash: hash(password)?,
+        account_enabled: true,
+    };
+    let body = serde_json::to_value(&user).expect("user serializes");
+    meta.resource_insert_unique_name(&record(user_id(&user.id), USER_TYPE, &upn.to_ascii_lowercase(), body)).await?;
+    Ok(user)
+}
+
+pub async fn find_user_by_upn(meta: &dyn MetadataStore, upn: &str) -> Result<Option<User>, StorageError> {
+    let r = meta.resource_find_by_name(USER_TYPE, &upn.to_ascii_lowercase()).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+pub async fn get_user(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<User>, StorageError> {
+    let r = meta.resource_get(&user_id(object_id)).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+pub async fn list_users(meta: &dyn MetadataStore) -> Result<Vec<User>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(USER_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+}
+
+pub async fn delete_user(meta: &dyn MetadataStore, object_id: &str) -> Result<bool, StorageError> {
+    Ok(!meta.resource_delete_tree(&user_id(object_id)).await?.is_empty())
+}
+
+/// A new password credential: the plain secret (shown once) and what is stored.
+pub fn new_password_credential(display_name: Option<String>, years: i64) -> Result<(PlainSecret, PasswordCredential), StorageError> {
+    let secret = wharf_identity::secret::generate_client_secret();
+    let now = chrono::Utc::now();
+    let cred = PasswordCredential {
+        key_id: uuid::Uuid::new_v4().to_string(),
+        display_name,
+        hint: secret.expose().chars().take(3).collect(),
+        secret_hash: hash(secret.expose())?,
+        start_date_time: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        end_date_time: (now + chrono::Duration::days(365 * years)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    Ok((secret, cred))
+}
+
+pub async fn create_sp(meta: &dyn MetadataStore, display_name: &str, builtin: Option<&str>) -> Result<ServicePrincipal, StorageError> {
+    let sp = ServicePrincipal {
+        id: uuid::Uuid::new_v4().to_string(),
+        app_id: uuid::Uuid::new_v4().to_string(),
+        app_object_id: uuid::Uuid::new_v4().to_string(),
+        display_name: display_name.to_string(),
+        password_credentials: vec![],
+        builtin: builtin.map(str::to_string),
+        account_enabled: true,
+    };
+    save_sp(meta, &sp, true).await?;
+    Ok(sp)
+}
+
+pub async fn save_sp(meta: &dyn MetadataStore, sp: &ServicePrincipal, new: bool) -> Result<(), StorageError> {
+    let body = serde_json::to_value(sp).expect("sp serializes");
+    let rec = record(sp_id(&sp.id), SP_TYPE, &sp.app_id, body);
+    if new { meta.resource_insert_unique_name(&rec).await } else { meta.resource_put(&rec).await.map(|_| ()) }
+}
+
+pub async fn find_sp_by_app_id(meta: &dyn MetadataStore, app_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+    let r = meta.resource_find_by_name(SP_TYPE, &app_id.to_ascii_lowercase()).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+pub async fn get_sp(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+    let r = meta.resource_get(&sp_id(object_id)).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+pub async fn list_sps(meta: &dyn MetadataStore) -> Result<Vec<ServicePrincipal>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(SP_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+}
+
+pub async fn delete_sp(meta: &dyn MetadataStore, object_id: &str) -> Result<bool, StorageError> {
+    Ok(!meta.resource_delete_tree(&sp_id(object_id)).await?.is_empty())
+}
+
+/// Verifies a service principal's secret against its unexpired credentials.
+pub fn sp_secret_matches(sp: &ServicePrincipal, secret: &str) -> bool {
+    let now = chrono::Utc::now();
+    sp.password_credentials.iter().any(|c| {
+        let unexpired = chrono::DateTime::parse_from_rfc3339(&c.end_date_time).is_ok_and(|end| end > now);
+        unexpired && verify(secret, &c.secret_hash)
+    })
+}

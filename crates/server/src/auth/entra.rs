@@ -1,0 +1,253 @@
+//! The Entra-like endpoints a directory principal signs in through, shaped as Microsoft's so
+//! that MSAL (az, azure-identity) works unmodified:
+//! `POST /{tenant}/oauth2/v2.0/token` (`client_credentials`, `password`, `refresh_token`),
+//! `GET /{tenant}/v2.0/.well-known/openid-configuration` and `GET /{tenant}/discovery/v2.0/keys`.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use wharf_identity::{DirectoryPrincipal, Validation};
+
+use super::directory;
+use crate::state::AppState;
+
+const REFRESH_AUDIENCE: &str = "urn:wharf:directory-refresh";
+/// Lifetime of directory refresh tokens (users signing in with a password).
+pub const REFRESH_LIFETIME_DAYS: i64 = 90;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DirectoryRefreshClaims {
+    iss: String,
+    aud: String,
+    sub: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// An OAuth2 error in Entra's shape (`AADSTS…` codes in the description).
+pub fn oauth_error(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Response {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let body = json!({
+        "error": error,
+        "error_description": format!("AADSTS{aadsts}: {description}"),
+        "error_codes": [aadsts],
+        "timestamp": now,
+        "trace_id": uuid::Uuid::new_v4().to_string(),
+        "correlation_id": uuid::Uuid::new_v4().to_string(),
+    });
+    (status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+}
+
+/// Routes `/{tenant}/…` requests; `None` if the path is not an Entra endpoint.
+pub async fn handle(state: &AppState, method: &http::Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let tenant = *segs.first()?;
+    let rest = &segs[1..];
+    let known_tenant = tenant.eq_ignore_ascii_case(&state.tenant_id) || matches!(tenant, "organizations" | "common");
+    let route = match rest {
+        ["oauth2", "v2.0", "token"] => "token",
+        ["v2.0", ".well-known", "openid-configuration"] => "openid",
+        ["discovery", "v2.0", "keys"] | ["discovery", "keys"] => "keys",
+        _ => return None,
+    };
+    if !known_tenant {
+        return Some(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found. Check the tenant id: this Wharf deployment's tenant is the one 'wharf account show' prints."),
+        ));
+    }
+    let base = state.base_url(headers);
+    Some(match (route, method.as_str()) {
+        ("openid", "GET") => openid_configuration(state, &base),
+        ("keys", "GET") => {
+            let jwks = state.identity.keys.read().expect("keys lock").jwks(chrono::Utc::now());
+            (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], serde_json::to_string(&jwks).expect("jwks")).into_response()
+        }
+        ("token", "POST") => token(state, body).await,
+        _ => oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", 900561, "The endpoint only accepts POST requests."),
+    })
+}
+
+fn openid_configuration(state: &AppState, base: &str) -> Response {
+    let t = &state.tenant_id;
+    let body = json!({
+        "token_endpoint": format!("{base}/{t}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "jwks_uri": format!("{base}/{t}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": state.identity.directory.issuer(),
+        "request_uri_parameter_supported": false,
+        "authorization_endpoint": format!("{base}/{t}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base}/{t}/oauth2/v2.0/devicecode"),
+        "end_session_endpoint": format!("{base}/{t}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "oid", "tid", "upn", "name"],
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "wharf",
+        "cloud_graph_host_name": "graph.wharf",
+        "msgraph_host": "graph.wharf",
+    });
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The resource scope among the space-separated `scope` values (ignoring OIDC scopes).
+fn resource_scope(scope: &str) -> Option<&str> {
+    scope.split_whitespace().find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
+}
+
+async fn token(state: &AppState, body: &[u8]) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
+    let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let Some(scope) = resource_scope(f("scope")) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter naming a resource, e.g. https://management.core.windows.net//.default.");
+    };
+    let audience = match wharf_identity::parse_scope_to_audience(scope) {
+        Ok(a) => a,
+        Err(_) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 500011, &format!("The resource principal named {scope} was not found in the tenant."));
+        }
+    };
+    let meta = &*state.meta;
+    let (principal, refresh_for): (DirectoryPrincipal, Option<String>) = match f("grant_type") {
+        "client_credentials" => {
+            let (client_id, secret) = (f("client_id"), f("client_secret"));
+            let sp = match directory::find_sp_by_app_id(meta, client_id).await {
+                Ok(Some(sp)) if sp.account_enabled => sp,
+                Ok(_) => {
+                    tracing::warn!(client_id, "client_credentials for an unknown application");
+                    return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory."));
+                }
+                Err(e) => return internal(e),
+            };
+            if !directory::sp_secret_matches(&sp, secret) {
+                tracing::warn!(app_id = %sp.app_id, "invalid client secret");
+                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+            }
+            (DirectoryPrincipal::ServicePrincipal { object_id: sp.id, app_id: sp.app_id, builtin: sp.builtin }, None)
+        }
+        "password" => {
+            let (username, password) = (f("username"), f("password"));
+            match authenticate_user(state, username, password).await {
+                Ok(Some(p)) => {
+                let oid = object_id_of(&p);
+                (p, Some(oid))
+            }
+                Ok(None) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50126, "Error validating credentials due to invalid username or password."),
+                Err(e) => return internal(e),
+            }
+        }
+        "refresh_token" => match user_from_refresh(state, f("refresh_token")).await {
+            Some(p) => {
+                let oid = object_id_of(&p);
+                (p, Some(oid))
+            }
+            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 700082, "The refresh token has expired, was revoked, or is invalid. Sign in again with 'wharf login'."),
+        },
+        other => {
+            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'."));
+        }
+    };
+    let now = chrono::Utc::now();
+    let issued = {
+        let keys = state.identity.keys.read().expect("keys lock");
+        state.identity.directory.issue(&keys, &principal, audience, now)
+    };
+    let issued = match issued {
+        Ok(t) => t,
+        Err(e) => return internal(e),
+    };
+    let mut body = json!({
+        "token_type": "Bearer",
+        "scope": scope,
+        "expires_in": issued.expires_in,
+        "ext_expires_in": issued.expires_in,
+        "access_token": issued.token,
+    });
+    if let Some(oid) = refresh_for {
+        match issue_refresh(state, &oid, now) {
+            Ok(rt) => body["refresh_token"] = json!(rt),
+            Err(e) => return internal(e),
+        }
+    }
+    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")], body.to_string())
+        .into_response()
+}
+
+pub fn object_id_of(p: &DirectoryPrincipal) -> String {
+    match p {
+        DirectoryPrincipal::User { object_id, .. }
+        | DirectoryPrincipal::ServicePrincipal { object_id, .. }
+        | DirectoryPrincipal::ManagedIdentity { object_id, .. } => object_id.clone(),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "token endpoint failure");
+    oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, "A transient error has occurred. Please try again.")
+}
+
+/// Checks a user's UPN and password.
+pub async fn authenticate_user(state: &AppState, upn: &str, password: &str) -> Result<Option<DirectoryPrincipal>, wharf_storage::StorageError> {
+    let Some(user) = directory::find_user_by_upn(&*state.meta, upn).await? else {
+        tracing::warn!(upn, "password sign-in for an unknown user");
+        return Ok(None);
+    };
+    if !user.account_enabled || !directory::verify(password, &user.password_hash) {
+        tracing::warn!(upn, "password sign-in with a wrong password or a disabled account");
+        return Ok(None);
+    }
+    Ok(Some(DirectoryPrincipal::User { object_id: user.id, display_name: user.display_name, user_principal_name: user.user_principal_name }))
+}
+
+fn issue_refresh(state: &AppState, oid: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, wharf_identity::KeyError> {
+    let t = now.timestamp();
+    let claims = DirectoryRefreshClaims {
+        iss: state.identity.directory.issuer(),
+        aud: REFRESH_AUDIENCE.into(),
+        sub: oid.into(),
+        iat: t,
+        nbf: t,
+        exp: t + REFRESH_LIFETIME_DAYS * 86_400,
+        jti: uuid::Uuid::new_v4().to_string(),
+    };
+    let keys = state.identity.keys.read().expect("keys lock");
+    wharf_identity::jwt::encode(&keys, &claims)
+}
+
+async fn user_from_refresh(state: &AppState, token: &str) -> Option<DirectoryPrincipal> {
+    let now = chrono::Utc::now();
+    let claims = {
+        let keys = state.identity.keys.read().expect("keys lock");
+        let mut v = Validation::new(state.identity.directory.issuer(), [REFRESH_AUDIENCE]);
+        v.max_lifetime = chrono::Duration::days(REFRESH_LIFETIME_DAYS + 1);
+        match wharf_identity::jwt::verify::<DirectoryRefreshClaims>(&keys, token, &v, now) {
+            Ok(c) => c.claims,
+            Err(e) => {
+                tracing::warn!(reason = %e, "directory refresh token rejected");
+                return None;
+            }
+        }
+    };
+    use wharf_identity::RevocationCutoffs;
+    let cutoff = state.identity.cutoffs().cutoff_for(&claims.sub);
+    if let Err(e) = wharf_identity::jwt::check_revocation(claims.iat, cutoff) {
+        tracing::warn!(reason = %e, "directory refresh token revoked");
+        return None;
+    }
+    let user = directory::get_user(&*state.meta, &claims.sub).await.ok()??;
+    user.account_enabled.then(|| DirectoryPrincipal::User {
+        object_id: user.id,
+        display_name: user.display_name,
+        user_principal_name: user.user_principal_name,
+    })
+}

@@ -1,0 +1,784 @@
+//! The SQL of every [`MetadataStore`] operation, each one a single statement or transaction.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use wharf_oci::{Digest, Reference, RepositoryName, Tag};
+
+use super::SqliteMetadataStore;
+use super::rows::*;
+use crate::{
+    ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRecord, MetadataStore, NewManifest, Order, Page,
+    RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord, Result, StorageError, TagRecord, UploadId,
+    UploadRecord,
+};
+
+fn repo_id(conn: &Connection, registry: &str, repo: &str) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached("SELECT id FROM repositories WHERE registry = ?1 AND name = ?2")?;
+    Ok(stmt.query_row(params![registry, repo], |r| r.get(0)).optional()?)
+}
+
+fn ensure_repo(tx: &Transaction<'_>, registry: &str, repo: &str, now: i64) -> Result<i64> {
+    tx.prepare_cached(
+        "INSERT INTO repositories (registry, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+         ON CONFLICT (registry, name) DO NOTHING",
+    )?
+    .execute(params![registry, repo, now])?;
+    repo_id(tx, registry, repo)?.ok_or_else(|| StorageError::Database("repository row vanished".into()))
+}
+
+fn touch_repo(tx: &Transaction<'_>, id: i64, now: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE repositories SET updated_at = ?2 WHERE id = ?1")?.execute(params![id, now])?;
+    Ok(())
+}
+
+/// Removes the repository row once it holds neither blob links nor manifests.
+fn prune_repo(tx: &Transaction<'_>, id: i64) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM repositories WHERE id = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM blob_links WHERE repo_id = ?1) \
+         AND NOT EXISTS (SELECT 1 FROM manifests WHERE repo_id = ?1)",
+    )?
+    .execute(params![id])?;
+    Ok(())
+}
+
+fn set_attributes_sql(table: &str, key: &str) -> String {
+    format!(
+        "UPDATE {table} SET delete_enabled = ?3, write_enabled = ?4, read_enabled = ?5, list_enabled = ?6 \
+         WHERE repo_id = ?1 AND {key} = ?2"
+    )
+}
+
+/// Keyset paging clause and ordering for a table aliased `x` whose name column is `col`.
+/// `?1` is the repository id, `?3` the `last` name or digest, `?4` the limit. In the time orders,
+/// an unknown `last` yields nothing (there is no position to continue from).
+fn page_sql(order: Order, alias: &str, table: &str, col: &str) -> String {
+    let x = alias;
+    match order {
+        Order::Name => format!("AND (?3 IS NULL OR {x}.{col} > ?3) ORDER BY {x}.{col} LIMIT ?4"),
+        Order::TimeAsc => format!(
+            "AND (?3 IS NULL OR ({x}.updated_at, {x}.{col}) > \
+               (SELECT updated_at, {col} FROM {table} WHERE repo_id = ?1 AND {col} = ?3)) \
+             ORDER BY {x}.updated_at, {x}.{col} LIMIT ?4"
+        ),
+        Order::TimeDesc => format!(
+            "AND (?3 IS NULL OR ({x}.updated_at, {x}.{col}) < \
+               (SELECT updated_at, {col} FROM {table} WHERE repo_id = ?1 AND {col} = ?3)) \
+             ORDER BY {x}.updated_at DESC, {x}.{col} DESC LIMIT ?4"
+        ),
+    }
+}
+
+/// Blob HEAD/GET's visibility check: two index searches.
+const BLOB_VISIBLE_SQL: &str = "SELECT l.size FROM repositories r \
+     JOIN blob_links l ON l.repo_id = r.id AND l.digest = ?3 WHERE r.registry = ?1 AND r.name = ?2";
+
+fn lookup_keys(registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> (String, String, bool, String) {
+    let (by_tag, key) = match reference {
+        Reference::Tag(t) => (true, t.as_str().to_string()),
+        Reference::Digest(d) => (false, d.to_string()),
+    };
+    (registry.0.clone(), repo.as_str().to_string(), by_tag, key)
+}
+
+/// The manifest GET/HEAD query (`?1` registry, `?2` repository, `?3` tag or digest): one
+/// statement, every step an index search. Built once; each connection caches it prepared.
+fn manifest_lookup_sql(by_tag: bool, with_bytes: bool) -> &'static str {
+    static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
+        let build = |by_tag: bool, with_bytes: bool| {
+            let bytes = if with_bytes { ", m.bytes" } else { "" };
+            let from = if by_tag {
+                "JOIN tags x ON x.repo_id = r.id AND x.name = ?3 \
+                 JOIN manifests m ON m.repo_id = r.id AND m.digest = x.digest"
+            } else {
+                "JOIN manifests m ON m.repo_id = r.id AND m.digest = ?3"
+            };
+            format!("SELECT {META_COLS}{bytes} FROM repositories r {from} WHERE r.registry = ?1 AND r.name = ?2")
+        };
+        [build(false, false), build(false, true), build(true, false), build(true, true)]
+    });
+    &SQL[usize::from(by_tag) * 2 + usize::from(with_bytes)]
+}
+
+#[async_trait]
+impl MetadataStore for SqliteMetadataStore {
+    async fn setting_get(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([key], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn setting_put(&self, key: &str, value: &str) -> Result<()> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |tx, _| {
+            tx.prepare_cached(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([key, value])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resource_put(&self, resource: &ResourceRecord) -> Result<bool> {
+        let r = resource.clone();
+        self.write(move |tx, _| {
+            let existed = tx.prepare_cached("SELECT 1 FROM resources WHERE id_lower = ?1")?.exists([lower(&r.id)])?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
+                 resource_group_lower, key, body, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                lower(&r.id),
+                r.id,
+                r.resource_type,
+                lower(&r.resource_type),
+                r.name,
+                lower(&r.name),
+                r.resource_group,
+                r.resource_group.as_deref().map(lower),
+                r.key,
+                r.body.to_string(),
+                nanos(&r.created_at)?,
+                nanos(&r.updated_at)?,
+            ])?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    async fn resource_insert_unique_name(&self, resource: &ResourceRecord) -> Result<()> {
+        let r = resource.clone();
+        self.write(move |tx, _| {
+            let taken = tx
+                .prepare_cached("SELECT 1 FROM resources WHERE (type_lower = ?1 AND name_lower = ?2) OR id_lower = ?3")?
+                .exists(params![lower(&r.resource_type), lower(&r.name), lower(&r.id)])?;
+            if taken {
+                return Err(StorageError::Conflict(format!("a {} named '{}' already exists", r.resource_type, r.name)));
+            }
+            tx.prepare_cached(
+                "INSERT INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
+                 resource_group_lower, key, body, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                lower(&r.id),
+                r.id,
+                r.resource_type,
+                lower(&r.resource_type),
+                r.name,
+                lower(&r.name),
+                r.resource_group,
+                r.resource_group.as_deref().map(lower),
+                r.key,
+                r.body.to_string(),
+                nanos(&r.created_at)?,
+                nanos(&r.updated_at)?,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resource_get(&self, id: &str) -> Result<Option<ResourceRecord>> {
+        let id = lower(id);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!("SELECT {RESOURCE_COLS} FROM resources WHERE id_lower = ?1"))?;
+            Ok(collect(stmt.query([id])?, resource_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn resource_find_by_name(&self, resource_type: &str, name: &str) -> Result<Option<ResourceRecord>> {
+        let (t, n) = (lower(resource_type), lower(name));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RESOURCE_COLS} FROM resources WHERE type_lower = ?1 AND name_lower = ?2 ORDER BY id_lower LIMIT 1"
+            ))?;
+            Ok(collect(stmt.query([t, n])?, resource_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn resource_list(&self, filter: &ResourceFilter) -> Result<Vec<ResourceRecord>> {
+        let t = filter.resource_type.as_deref().map(lower);
+        let g = filter.resource_group.as_deref().map(lower);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RESOURCE_COLS} FROM resources \
+                 WHERE (?1 IS NULL OR type_lower = ?1) AND (?2 IS NULL OR resource_group_lower = ?2) \
+                 ORDER BY id_lower"
+            ))?;
+            collect(stmt.query(params![t, g])?, resource_from_row)
+        })
+        .await
+    }
+
+    async fn resource_delete_tree(&self, id: &str) -> Result<Vec<ResourceRecord>> {
+        let root = lower(id.trim_end_matches('/'));
+        self.write(move |tx, _| {
+            // Everything below `root/` sorts between `root/` and `root0` ('0' follows '/').
+            let (below_from, below_to) = (format!("{root}/"), format!("{root}0"));
+            let filter = "id_lower = ?1 OR (id_lower >= ?2 AND id_lower < ?3)";
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT {RESOURCE_COLS} FROM resources WHERE {filter} ORDER BY id_lower"))?;
+            let deleted = collect(stmt.query(params![root, below_from, below_to])?, resource_from_row)?;
+            tx.prepare_cached(&format!("DELETE FROM resources WHERE {filter}"))?
+                .execute(params![root, below_from, below_to])?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn repository_list(&self, registry: &RegistryKey, last: Option<&str>, n: usize) -> Result<Vec<String>> {
+        let (registry, last, n) = (registry.0.clone(), last.map(str::to_string), limit(Some(n)));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT name FROM repositories WHERE registry = ?1 AND (?2 IS NULL OR name > ?2) ORDER BY name LIMIT ?3",
+            )?;
+            collect(stmt.query(params![registry, last, n])?, |r| Ok(r.get(0)?))
+        })
+        .await
+    }
+
+    async fn repository_get(&self, registry: &RegistryKey, repo: &RepositoryName) -> Result<Option<RepositoryRecord>> {
+        let (registry, repo) = (registry.0.clone(), repo.as_str().to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.name, r.created_at, r.updated_at, \
+                   (SELECT count(*) FROM manifests m WHERE m.repo_id = r.id), \
+                   (SELECT count(*) FROM tags t WHERE t.repo_id = r.id), \
+                   r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled \
+                 FROM repositories r WHERE r.registry = ?1 AND r.name = ?2",
+            )?;
+            let rows = stmt.query(params![registry, repo])?;
+            Ok(collect(rows, |row| {
+                Ok(RepositoryRecord {
+                    name: row.get(0)?,
+                    created_at: time(row.get(1)?),
+                    updated_at: time(row.get(2)?),
+                    manifest_count: size(row.get(3)?),
+                    tag_count: size(row.get(4)?),
+                    attributes: attributes(row, 5)?,
+                })
+            })?
+            .pop())
+        })
+        .await
+    }
+
+    async fn repository_set_attributes(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        attributes: &ChangeableAttributes,
+    ) -> Result<bool> {
+        let (registry, repo, a) = (registry.0.clone(), repo.as_str().to_string(), *attributes);
+        self.write(move |tx, _| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE repositories SET delete_enabled = ?3, write_enabled = ?4, read_enabled = ?5, \
+                     list_enabled = ?6 WHERE registry = ?1 AND name = ?2",
+                )?
+                .execute(params![registry, repo, a.delete_enabled, a.write_enabled, a.read_enabled, a.list_enabled])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn repository_delete(&self, registry: &RegistryKey, repo: &RepositoryName) -> Result<bool> {
+        let (registry, repo) = (registry.0.clone(), repo.as_str().to_string());
+        self.write(move |tx, _| {
+            // Links, manifests, their references and tags go with it (ON DELETE CASCADE).
+            let n = tx
+                .prepare_cached("DELETE FROM repositories WHERE registry = ?1 AND name = ?2")?
+                .execute(params![registry, repo])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn blob_record(&self, digest: &Digest, size: u64) -> Result<()> {
+        let (d, size) = (digest.to_string(), to_i64(size)?);
+        self.write(move |tx, now| {
+            // Re-recording refreshes `recorded_at`, which keeps a blob that was just pushed again
+            // out of a concurrent garbage collection's `older_than` window.
+            tx.prepare_cached(
+                "INSERT INTO blobs (digest, size, recorded_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (digest) DO UPDATE SET size = excluded.size, recorded_at = excluded.recorded_at",
+            )?
+            .execute(params![d, size, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_link(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        let (registry, repo, d, size) =
+            (registry.0.clone(), repo.as_str().to_string(), digest.to_string(), to_i64(size)?);
+        self.write(move |tx, now| {
+            let id = ensure_repo(tx, &registry, &repo, now)?;
+            tx.prepare_cached(
+                "INSERT INTO blobs (digest, size, recorded_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (digest) DO UPDATE SET recorded_at = excluded.recorded_at",
+            )?
+            .execute(params![d, size, now])?;
+            tx.prepare_cached(
+                "INSERT INTO blob_links (repo_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (repo_id, digest) DO NOTHING",
+            )?
+            .execute(params![id, d, size, now])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn blob_visible(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        let (registry, repo, d) = (registry.0.clone(), repo.as_str().to_string(), digest.to_string());
+        self.read(move |c| {
+            let v: Option<i64> = c
+                .prepare_cached(BLOB_VISIBLE_SQL)?
+                .query_row(params![registry, repo, d], |r| r.get(0))
+                .optional()?;
+            Ok(v.map(size))
+        })
+        .await
+    }
+
+    async fn blob_unlink(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let (registry, repo, d) = (registry.0.clone(), repo.as_str().to_string(), digest.to_string());
+        self.write(move |tx, _| {
+            let Some(id) = repo_id(tx, &registry, &repo)? else { return Ok(false) };
+            let n = tx
+                .prepare_cached("DELETE FROM blob_links WHERE repo_id = ?1 AND digest = ?2")?
+                .execute(params![id, d])?;
+            prune_repo(tx, id)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn blob_collect_unreferenced(&self, older_than: i64) -> Result<Vec<Digest>> {
+        let cutoff = older_than.saturating_mul(1_000_000_000);
+        self.write(move |tx, _| {
+            let unreferenced = "recorded_at < ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM manifest_blob_refs r WHERE r.digest = b.digest) \
+                 AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)";
+            let mut stmt =
+                tx.prepare_cached(&format!("SELECT b.digest FROM blobs b WHERE {unreferenced} ORDER BY b.digest"))?;
+            let found = collect(stmt.query([cutoff])?, |r| digest(r.get(0)?))?;
+            tx.prepare_cached(&format!(
+                "DELETE FROM blobs WHERE digest IN (SELECT b.digest FROM blobs b WHERE {unreferenced})"
+            ))?
+            .execute([cutoff])?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn manifest_put(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        manifest: &NewManifest,
+    ) -> Result<ManifestPutOutcome> {
+        let (registry, repo, m) = (registry.0.clone(), repo.as_str().to_string(), manifest.clone());
+        self.write(move |tx, now| {
+            let existing = repo_id(tx, &registry, &repo)?;
+            let mut blob_refs = m.blob_refs.clone();
+            blob_refs.sort();
+            blob_refs.dedup();
+            let mut child_refs = m.manifest_refs.clone();
+            child_refs.sort();
+            child_refs.dedup();
+            let (mut missing_blobs, mut missing_children) = (Vec::new(), Vec::new());
+            {
+                let mut linked = tx.prepare_cached("SELECT 1 FROM blob_links WHERE repo_id = ?1 AND digest = ?2")?;
+                let mut present = tx.prepare_cached("SELECT 1 FROM manifests WHERE repo_id = ?1 AND digest = ?2")?;
+                for b in &blob_refs {
+                    let found = match existing {
+                        Some(id) => linked.exists(params![id, b.to_string()])?,
+                        None => false,
+                    };
+                    if !found {
+                        missing_blobs.push(b.clone());
+                    }
+                }
+                for c in &child_refs {
+                    let found = match existing {
+                        Some(id) => present.exists(params![id, c.to_string()])?,
+                        None => false,
+                    };
+                    if !found {
+                        missing_children.push(c.clone());
+                    }
+                }
+            }
+            if !missing_blobs.is_empty() || !missing_children.is_empty() {
+                return Err(StorageError::MissingReferences { blobs: missing_blobs, manifests: missing_children });
+            }
+            let id = match existing {
+                Some(id) => id,
+                None => ensure_repo(tx, &registry, &repo, now)?,
+            };
+            let d = m.digest.to_string();
+            let annotations = m.annotations.as_ref().map(|a| a.to_string());
+            let created = tx
+                .prepare_cached(
+                    "INSERT INTO manifests (repo_id, digest, media_type, size, bytes, artifact_type, subject, \
+                     annotations, architecture, os, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) \
+                     ON CONFLICT (repo_id, digest) DO NOTHING",
+                )?
+                .execute(params![
+                    id,
+                    d,
+                    m.media_type,
+                    to_i64(m.bytes.len() as u64)?,
+                    &m.bytes[..],
+                    m.artifact_type,
+                    m.subject.as_ref().map(|s| s.to_string()),
+                    annotations,
+                    m.architecture,
+                    m.os,
+                    now
+                ])?
+                > 0;
+            if created {
+                let mut blob = tx.prepare_cached(
+                    "INSERT INTO manifest_blob_refs (repo_id, manifest_digest, digest) VALUES (?1, ?2, ?3)",
+                )?;
+                for b in &blob_refs {
+                    blob.execute(params![id, d, b.to_string()])?;
+                }
+                let mut child = tx.prepare_cached(
+                    "INSERT INTO manifest_child_refs (repo_id, manifest_digest, child_digest) VALUES (?1, ?2, ?3)",
+                )?;
+                for c in &child_refs {
+                    child.execute(params![id, d, c.to_string()])?;
+                }
+            }
+            let mut changed = created;
+            let mut previous_tag_target = None;
+            if let Some(tag) = &m.tag {
+                let current: Option<String> = tx
+                    .prepare_cached("SELECT digest FROM tags WHERE repo_id = ?1 AND name = ?2")?
+                    .query_row(params![id, tag.as_str()], |r| r.get(0))
+                    .optional()?;
+                match current {
+                    Some(cur) if cur == d => {}
+                    Some(cur) => {
+                        tx.prepare_cached("UPDATE tags SET digest = ?3, updated_at = ?4 WHERE repo_id = ?1 AND name = ?2")?
+                            .execute(params![id, tag.as_str(), d, now])?;
+                        previous_tag_target = Some(digest(cur)?);
+                        changed = true;
+                    }
+                    None => {
+                        tx.prepare_cached(
+                            "INSERT INTO tags (repo_id, name, digest, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                        )?
+                        .execute(params![id, tag.as_str(), d, now])?;
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                touch_repo(tx, id, now)?;
+            }
+            Ok(ManifestPutOutcome { created, previous_tag_target })
+        })
+        .await
+    }
+
+    async fn manifest_get(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestRecord>> {
+        let (registry, repo, by_tag, key) = lookup_keys(registry, repo, reference);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(manifest_lookup_sql(by_tag, true))?;
+            let mut rows = stmt.query(params![registry, repo, key])?;
+            let Some(row) = rows.next()? else { return Ok(None) };
+            let meta = meta_from_row(row)?;
+            let blob = row.get_ref(META_LEN)?;
+            let bytes = Bytes::copy_from_slice(
+                blob.as_blob().map_err(|e| StorageError::Corrupt(format!("manifest bytes: {e}")))?,
+            );
+            Ok(Some(ManifestRecord { meta, bytes }))
+        })
+        .await
+    }
+
+    async fn manifest_head(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestMeta>> {
+        let (registry, repo, by_tag, key) = lookup_keys(registry, repo, reference);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(manifest_lookup_sql(by_tag, false))?;
+            Ok(collect(stmt.query(params![registry, repo, key])?, meta_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn manifest_delete(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Vec<String>>> {
+        let (registry, repo, d) = (registry.0.clone(), repo.as_str().to_string(), digest.to_string());
+        self.write(move |tx, now| {
+            let Some(id) = repo_id(tx, &registry, &repo)? else { return Ok(None) };
+            let mut stmt =
+                tx.prepare_cached("SELECT name FROM tags WHERE repo_id = ?1 AND digest = ?2 ORDER BY name")?;
+            let tags = collect(stmt.query(params![id, d])?, |r| Ok(r.get::<_, String>(0)?))?;
+            // Tags and reference rows go with the manifest (ON DELETE CASCADE). Index entries
+            // pointing at it are left alone: OCI lets a child be deleted before its index.
+            let n = tx
+                .prepare_cached("DELETE FROM manifests WHERE repo_id = ?1 AND digest = ?2")?
+                .execute(params![id, d])?;
+            if n == 0 {
+                return Ok(None);
+            }
+            touch_repo(tx, id, now)?;
+            prune_repo(tx, id)?;
+            Ok(Some(tags))
+        })
+        .await
+    }
+
+    async fn manifest_list(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        page: &Page,
+    ) -> Result<Vec<ManifestMeta>> {
+        let (registry, repo, page) = (registry.0.clone(), repo.as_str().to_string(), page.clone());
+        self.read(move |c| {
+            let Some(id) = repo_id(c, &registry, &repo)? else { return Ok(Vec::new()) };
+            let sql = format!(
+                "SELECT {META_COLS} FROM manifests m WHERE m.repo_id = ?1 AND (?2 IS NULL OR m.digest = ?2) {}",
+                page_sql(page.order, "m", "manifests", "digest")
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let d = page.digest.as_ref().map(|d| d.to_string());
+            collect(stmt.query(params![id, d, page.last, limit(page.n)])?, meta_from_row)
+        })
+        .await
+    }
+
+    async fn manifest_set_attributes(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        digest: &Digest,
+        attributes: &ChangeableAttributes,
+    ) -> Result<bool> {
+        let (registry, repo, d, a) = (registry.0.clone(), repo.as_str().to_string(), digest.to_string(), *attributes);
+        self.write(move |tx, _| {
+            let Some(id) = repo_id(tx, &registry, &repo)? else { return Ok(false) };
+            let n = tx.prepare_cached(&set_attributes_sql("manifests", "digest"))?.execute(params![
+                id,
+                d,
+                a.delete_enabled,
+                a.write_enabled,
+                a.read_enabled,
+                a.list_enabled
+            ])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn tag_list(&self, registry: &RegistryKey, repo: &RepositoryName, page: &Page) -> Result<Vec<TagRecord>> {
+        let (registry, repo, page) = (registry.0.clone(), repo.as_str().to_string(), page.clone());
+        self.read(move |c| {
+            let Some(id) = repo_id(c, &registry, &repo)? else { return Ok(Vec::new()) };
+            let sql = format!(
+                "SELECT {TAG_COLS} FROM tags t WHERE t.repo_id = ?1 AND (?2 IS NULL OR t.digest = ?2) {}",
+                page_sql(page.order, "t", "tags", "name")
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let d = page.digest.as_ref().map(|d| d.to_string());
+            collect(stmt.query(params![id, d, page.last, limit(page.n)])?, tag_from_row)
+        })
+        .await
+    }
+
+    async fn tag_get(&self, registry: &RegistryKey, repo: &RepositoryName, tag: &Tag) -> Result<Option<TagRecord>> {
+        let (registry, repo, tag) = (registry.0.clone(), repo.as_str().to_string(), tag.as_str().to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TAG_COLS} FROM repositories r JOIN tags t ON t.repo_id = r.id AND t.name = ?3 \
+                 WHERE r.registry = ?1 AND r.name = ?2"
+            ))?;
+            Ok(collect(stmt.query(params![registry, repo, tag])?, tag_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn tag_set_attributes(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        tag: &Tag,
+        attributes: &ChangeableAttributes,
+    ) -> Result<bool> {
+        let (registry, repo, tag, a) =
+            (registry.0.clone(), repo.as_str().to_string(), tag.as_str().to_string(), *attributes);
+        self.write(move |tx, _| {
+            let Some(id) = repo_id(tx, &registry, &repo)? else { return Ok(false) };
+            let n = tx.prepare_cached(&set_attributes_sql("tags", "name"))?.execute(params![
+                id,
+                tag,
+                a.delete_enabled,
+                a.write_enabled,
+                a.read_enabled,
+                a.list_enabled
+            ])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn tag_delete(&self, registry: &RegistryKey, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let (registry, repo, tag) = (registry.0.clone(), repo.as_str().to_string(), tag.as_str().to_string());
+        self.write(move |tx, now| {
+            let Some(id) = repo_id(tx, &registry, &repo)? else { return Ok(false) };
+            let n =
+                tx.prepare_cached("DELETE FROM tags WHERE repo_id = ?1 AND name = ?2")?.execute(params![id, tag])?;
+            if n > 0 {
+                touch_repo(tx, id, now)?;
+            }
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn referrers(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<ManifestMeta>> {
+        let (registry, repo, s) = (registry.0.clone(), repo.as_str().to_string(), subject.to_string());
+        let artifact_type = artifact_type.map(str::to_string);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {META_COLS} FROM repositories r JOIN manifests m ON m.repo_id = r.id AND m.subject = ?3 \
+                 WHERE r.registry = ?1 AND r.name = ?2 AND (?4 IS NULL OR m.artifact_type = ?4) \
+                 ORDER BY m.digest"
+            ))?;
+            collect(stmt.query(params![registry, repo, s, artifact_type])?, meta_from_row)
+        })
+        .await
+    }
+
+    async fn registry_purge(&self, registry: &RegistryKey) -> Result<()> {
+        let registry = registry.0.clone();
+        self.write(move |tx, _| {
+            tx.prepare_cached("DELETE FROM repositories WHERE registry = ?1")?.execute([&registry])?;
+            tx.prepare_cached("DELETE FROM uploads WHERE registry = ?1")?.execute([&registry])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload_put(&self, upload: &UploadRecord) -> Result<()> {
+        let u = upload.clone();
+        self.write(move |tx, _| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO uploads (id, registry, repository, algorithm, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                u.id.as_str(),
+                u.registry.0,
+                u.repository,
+                u.algorithm,
+                nanos(&u.created_at)?
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload_get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
+        let id = id.as_str().to_string();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, registry, repository, algorithm, created_at FROM uploads WHERE id = ?1")?;
+            Ok(collect(stmt.query([id])?, upload_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn upload_delete(&self, id: &UploadId) -> Result<()> {
+        let id = id.as_str().to_string();
+        self.write(move |tx, _| {
+            tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?.execute([id])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload_list(&self) -> Result<Vec<UploadRecord>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, registry, repository, algorithm, created_at FROM uploads ORDER BY created_at, id",
+            )?;
+            collect(stmt.query([])?, upload_from_row)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The per-request queries must stay index searches: a `SCAN` would make a pull's cost grow
+    /// with the registry.
+    #[test]
+    fn hot_queries_search_indexes() {
+        let store = SqliteMetadataStore::open_in_memory().unwrap();
+        let conn = store.pool.writer.lock().unwrap();
+        let queries = [
+            manifest_lookup_sql(true, true),
+            manifest_lookup_sql(true, false),
+            manifest_lookup_sql(false, true),
+            manifest_lookup_sql(false, false),
+            BLOB_VISIBLE_SQL,
+        ];
+        for sql in queries {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params![None::<String>, None::<String>, None::<String>], |r| r.get(3))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{sql}\n{plan:#?}");
+            assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{plan:#?}");
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! The one harness every integration test goes through: a real `wharf serve` child process on a
+//! free loopback port with a temporary data directory, plus request helpers.
+//!
+//! Credentials come from exactly one place, [`TestServer::creds`] (data plane Basic auth and the
+//! `--creds` of external clients) and [`TestServer::bearer`] (management API). Both return `None`
+//! while Wharf has no authentication; turning auth on is a change here only.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::Digest as _;
+
+pub const ARM_API: &str = "2023-07-01";
+pub const RESOURCES_API: &str = "2022-12-01";
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+pub fn sha512(bytes: &[u8]) -> String {
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+/// Whether an external client is installed. In CI (`CI=true`) a missing client fails the test;
+/// elsewhere the test is skipped with the reason printed.
+pub fn require_tool(tool: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if found {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{tool} is required in CI (CI=true) but is not installed");
+    }
+    eprintln!("SKIPPED: {tool} is not installed (in CI this test fails instead)");
+    false
+}
+
+/// The Python venv with the PyPI clients (tests/requirements.txt), like `require_tool`.
+pub fn require_venv_python() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py).args(["-c", "import oras"]).status().map(|s| s.success()).unwrap_or(false);
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} with oras-py is required in CI (CI=true); run .ci/run", py.display());
+    }
+    eprintln!("SKIPPED: {} with oras-py is missing (python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt)", py.display());
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
+}
+
+/// A running `wharf serve`. Killed (SIGKILL) on drop; its log is printed if the test failed.
+pub struct TestServer {
+    /// In a mutex so that `kill9` works through a shared reference (registries borrow the server).
+    child: std::sync::Mutex<Option<Child>>,
+    /// Kept alive for the server's lifetime when the harness made it.
+    _dir: Option<tempfile::TempDir>,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    /// The IP the server listens on, as it goes in a URL (`127.0.0.1` or `[::1]`).
+    pub ip: String,
+    pub subscription: String,
+    log: PathBuf,
+    client: reqwest::Client,
+}
+
+impl TestServer {
+    /// A fresh server on 127.0.0.1 with an empty temporary data directory.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Self::launch(&data, "127.0.0.1", None).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A fresh server listening on `[::1]` (host-style names `*.localhost` resolve there first).
+    pub async fn start_v6() -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Self::launch(&data, "[::1]", None).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on an existing data directory (to restart after a crash), on `port` if given.
+    pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
+        Self::launch(data_dir, "127.0.0.1", port).await
+    }
+
+    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>) -> TestServer {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let mut last_err = String::new();
+        for attempt in 0..5 {
+            let port = port.unwrap_or_else(|| if ip.starts_with('[') { free_port_v6() } else { free_port() });
+            let log = data_dir.with_file_name(format!(
+                "{}-server-{}-{attempt}.log",
+                data_dir.file_name().unwrap().to_string_lossy(),
+                std::process::id() as u64 * 1000 + port as u64
+            ));
+            let log_file = std::fs::File::create(&log).expect("log file");
+            let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+                .arg("serve")
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("--listen")
+                .arg(format!("{ip}:{port}"))
+                .arg("--domain")
+                .arg("localhost")
+                .env("WHARF_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file)
+                .spawn()
+                .expect("spawn wharf serve");
+            let mut s = TestServer {
+                child: std::sync::Mutex::new(Some(child)),
+                _dir: None,
+                data_dir: data_dir.to_path_buf(),
+                port,
+                ip: ip.to_string(),
+                subscription: String::new(),
+                log,
+                client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            };
+            match s.wait_ready().await {
+                Ok(()) => {
+                    let (st, subs) = s.mgmt(Method::GET, "/subscriptions", None).await;
+                    assert_eq!(st, StatusCode::OK, "listing subscriptions: {subs}");
+                    s.subscription = subs["value"][0]["subscriptionId"].as_str().expect("subscriptionId").to_string();
+                    return s;
+                }
+                Err(e) => {
+                    last_err = format!("{e}; log:\n{}", s.log_text());
+                    s.kill9();
+                }
+            }
+        }
+        panic!("wharf serve did not start: {last_err}");
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let exited = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                return Err(format!("server exited with {status}"));
+            }
+            if let Ok(r) = self.client.get(format!("{}/v2/", self.base())).send().await {
+                if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                return Err("server not ready after 30 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no shutdown: what a crash looks like.
+    pub fn kill9(&self) {
+        let child = self.child.lock().unwrap().take();
+        if let Some(mut c) = child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base(&self) -> String {
+        format!("http://{}:{}", self.ip, self.port)
+    }
+
+    /// `127.0.0.1:PORT`, as external clients name the registry host (path style).
+    pub fn host(&self) -> String {
+        format!("{}:{}", self.ip, self.port)
+    }
+
+    /// `{registry}.localhost:PORT`, the registry's login server (host style).
+    pub fn login_server(&self, registry: &str) -> String {
+        format!("{registry}.localhost:{}", self.port)
+    }
+
+    // ---- credentials: the one place to change when authentication arrives ----
+
+    /// Username and password for the data plane (Basic) and external clients' `--creds`.
+    pub fn creds(&self) -> Option<(String, String)> {
+        None
+    }
+
+    /// `user:pass` for skopeo/podman/buildah `--creds`, if any.
+    pub fn creds_arg(&self) -> Option<String> {
+        self.creds().map(|(u, p)| format!("{u}:{p}"))
+    }
+
+    /// Bearer token for management calls.
+    pub fn bearer(&self) -> Option<String> {
+        None
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    // ---- management API ----
+
+    /// A management request builder (`api-version` added when the path has none).
+    pub fn mgmt_request(&self, method: Method, path: &str) -> RequestBuilder {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = if path.contains("api-version=") {
+            format!("{}{path}", self.base())
+        } else {
+            let v = if path.contains("Microsoft.ContainerRegistry") { ARM_API } else { RESOURCES_API };
+            format!("{}{path}{sep}api-version={v}", self.base())
+        };
+        let rb = self.client.request(method, url);
+        match self.bearer() {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    /// A management call; returns the status and the JSON body (`Null` when empty).
+    pub async fn mgmt(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut rb = self.mgmt_request(method, path);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("management request");
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub fn group_path(&self, rg: &str) -> String {
+        format!("/subscriptions/{}/resourcegroups/{rg}", self.subscription)
+    }
+
+    pub fn registry_path(&self, rg: &str, name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}",
+            self.subscription
+        )
+    }
+
+    pub async fn create_group(&self, rg: &str) {
+        let (st, body) = self.mgmt(Method::PUT, &self.group_path(rg), Some(json!({"location": "westus"}))).await;
+        assert!(st.is_success(), "creating resource group {rg}: {st} {body}");
+    }
+
+    pub async fn create_registry(&self, rg: &str, name: &str, sku: &str) -> (StatusCode, Value) {
+        self.mgmt(Method::PUT, &self.registry_path(rg, name), Some(json!({"location": "westus", "sku": {"name": sku}})))
+            .await
+    }
+
+    /// Creates resource group `rg-{name}` and a Premium registry `name` in it.
+    pub async fn registry(&self, name: &str) -> Registry<'_> {
+        let rg = format!("rg-{name}");
+        self.create_group(&rg).await;
+        let (st, body) = self.create_registry(&rg, name, "Premium").await;
+        assert!(st.is_success(), "creating registry {name}: {st} {body}");
+        Registry { server: self, name: name.to_string(), rg }
+    }
+
+    // ---- data plane ----
+
+    /// A data-plane request to `path` (starting with `/v2` or `/acr/v1`), with credentials.
+    pub fn http(&self, method: Method, path: &str) -> RequestBuilder {
+        self.with_creds(self.client.request(method, format!("{}{path}", self.base())))
+    }
+
+    /// A data-plane request addressed host style: `Host: {registry}.localhost:PORT`.
+    pub fn http_host(&self, registry: &str, method: Method, path: &str) -> RequestBuilder {
+        self.http(method, path).header(reqwest::header::HOST, self.login_server(registry))
+    }
+
+    pub fn with_creds(&self, rb: RequestBuilder) -> RequestBuilder {
+        match self.creds() {
+            Some((u, p)) => rb.basic_auth(u, Some(p)),
+            None => rb,
+        }
+    }
+}
+
+fn free_port_v6() -> u16 {
+    std::net::TcpListener::bind("[::1]:0").expect("bind an ephemeral v6 port").local_addr().unwrap().port()
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- wharf log ({}) tail ----", self.log.display());
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A registry created through the management API, with data-plane helpers (path style).
+pub struct Registry<'a> {
+    pub server: &'a TestServer,
+    pub name: String,
+    pub rg: String,
+}
+
+/// Status, headers and body of a finished request.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Reply {
+    pub async fn from(r: Response) -> Reply {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.unwrap_or_default();
+        Reply { status, headers, body }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The first OCI error code of the body.
+    pub fn code(&self) -> String {
+        self.json()["errors"][0]["code"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Asserts status and OCI error code, and that the error has a non-empty message.
+    #[track_caller]
+    pub fn expect_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status} {code}, got {}: {}",
+            self.status,
+            String::from_utf8_lossy(&self.body)
+        );
+        let v = self.json();
+        assert_eq!(v["errors"][0]["code"], code, "error body: {v}");
+        assert!(v["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {v}");
+    }
+}
+
+pub async fn send(rb: RequestBuilder) -> Reply {
+    Reply::from(rb.send().await.expect("request")).await
+}
+
+impl Registry<'_> {
+    /// `{registry}/{repo}`: the path-style name of a repository.
+    pub fn name_of(&self, repo: &str) -> String {
+        format!("{}/{repo}", self.name)
+    }
+
+    pub fn v2(&self, method: Method, repo: &str, rest: &str) -> RequestBuilder {
+        self.server.http(method, &format!("/v2/{}/{repo}/{rest}", self.name))
+    }
+
+    /// Monolithic upload (`POST ?digest=`); asserts 201 and returns the digest.
+    pub async fn push_blob(&self, repo: &str, bytes: &[u8]) -> String {
+        let d = sha256(bytes);
+        let r = send(self.v2(Method::POST, repo, &format!("blobs/uploads/?digest={d}")).body(bytes.to_vec())).await;
+        assert_eq!(r.status, StatusCode::CREATED, "pushing blob {d}: {}", String::from_utf8_lossy(&r.body));
+        d
+    }
+
+    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Reply {
+        send(self.v2(Method::PUT, repo, &format!("manifests/{reference}")).header("content-type", media_type).body(bytes.to_vec()))
+            .await
+    }
+
+    pub async fn get_manifest(&self, repo: &str, reference: &str) -> Reply {
+        send(self.v2(Method::GET, repo, &format!("manifests/{reference}")).header(
+            "accept",
+            format!("{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"),
+        ))
+        .await
+    }
+
+    pub async fn get_blob(&self, repo: &str, digest: &str) -> Reply {
+        send(self.v2(Method::GET, repo, &format!("blobs/{digest}"))).await
+    }
+
+    /// Pushes a small OCI image (config + one layer) and tags it; returns the manifest bytes
+    /// and digest. `seed` makes its content unique.
+    pub async fn push_image(&self, repo: &str, tag: &str, seed: &str) -> (Vec<u8>, String) {
+        let img = TestImage::new(seed, "amd64");
+        for (_, b) in img.blobs() {
+            self.push_blob(repo, &b).await;
+        }
+        let r = self.put_manifest(repo, tag, OCI_MANIFEST, &img.manifest).await;
+        assert_eq!(r.status, StatusCode::CREATED, "pushing manifest: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("docker-content-digest"), Some(img.digest.as_str()));
+        (img.manifest.clone(), img.digest.clone())
+    }
+}
+
+/// A small OCI image made by hand: a JSON config, one uncompressed tar layer, a manifest.
+#[derive(Clone)]
+pub struct TestImage {
+    pub config: Vec<u8>,
+    pub layer: Vec<u8>,
+    pub manifest: Vec<u8>,
+    pub digest: String,
+}
+
+impl TestImage {
+    pub fn new(seed: &str, arch: &str) -> TestImage {
+        let layer = tar_with_file("hello.txt", format!("hello from {seed} ({arch})\n").as_bytes());
+        let diff_id = sha256(&layer);
+        let config = serde_json::to_vec(&json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Cmd": ["/hello.txt"]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created_by": format!("wharf tests {seed}")}],
+        }))
+        .unwrap();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": sha256(&config), "size": config.len()},
+            "layers": [{"mediaType": OCI_LAYER_TAR, "digest": diff_id, "size": layer.len()}],
+        }))
+        .unwrap();
+        let digest = sha256(&manifest);
+        TestImage { config, layer, manifest, digest }
+    }
+
+    pub fn blobs(&self) -> Vec<(String, Vec<u8>)> {
+        vec![(sha256(&self.config), self.config.clone()), (sha256(&self.layer), self.layer.clone())]
+    }
+
+    /// Writes an OCI image layout at `dir` holding this image (and `others`) under `tag`s.
+    pub fn write_layout(dir: &Path, entries: &[(&str, &[u8], &str)], blobs: &[Vec<u8>]) {
+        let b = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        for blob in blobs {
+            std::fs::write(b.join(&sha256(blob)[7..]), blob).unwrap();
+        }
+        let manifests: Vec<Value> = entries
+            .iter()
+            .map(|(tag, bytes, mt)| {
+                std::fs::write(b.join(&sha256(bytes)[7..]), bytes).unwrap();
+                json!({"mediaType": mt, "digest": sha256(bytes), "size": bytes.len(),
+                       "annotations": {"org.opencontainers.image.ref.name": tag}})
+            })
+            .collect();
+        let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    }
+}
+
+/// A one-file ustar archive (uncompressed), built by hand.
+pub fn tar_with_file(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name.as_bytes());
+    let put = |h: &mut [u8; 512], off: usize, len: usize, v: &str| {
+        let b = v.as_bytes();
+        h[off..off + b.len()].copy_from_slice(b);
+        let _ = len;
+    };
+    put(&mut h, 100, 8, "0000644\0");
+    put(&mut h, 108, 8, "0000000\0");
+    put(&mut h, 116, 8, "0000000\0");
+    put(&mut h, 124, 12, &format!("{:011o}\0", content.len()));
+    put(&mut h, 136, 12, &format!("{:011o}\0", 1_700_000_000u64));
+    h[156] = b'0';
+    put(&mut h, 257, 6, "ustar\0");
+    put(&mut h, 263, 2, "00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|&b| b as u32).sum();
+    put(&mut h, 148, 8, &format!("{sum:06o}\0 "));
+    let mut out = h.to_vec();
+    out.extend_from_slice(content);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
+
+/// Runs an external command, returning (success, stdout, stderr), echoing failures.
+pub fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        eprintln!("command failed: {cmd:?}\nstdout: {stdout}\nstderr: {stderr}");
+    }
+    (out.status.success(), stdout, stderr)
+}
+
+/// A raw HTTP/1.1 exchange on a fresh connection, for paths that HTTP client libraries would
+/// normalise (`..`, `%2e%2e`) and for oversized heads. Returns (status, head, body).
+pub fn raw_http(server: &TestServer, method: &str, path: &str, extra_headers: &[(&str, String)], body: &[u8]) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(server.host()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", server.host(), body.len());
+    if let Some((u, p)) = server.creds() {
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+        head.push_str(&format!("Authorization: Basic {token}\r\n"));
+    }
+    for (k, v) in extra_headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    // The server may answer and close before reading everything (e.g. 431): read while
+    // writing, and ignore write errors.
+    let mut reader = s.try_clone().expect("clone stream");
+    let read = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = reader.read_to_end(&mut out);
+        out
+    });
+    let _ = s.write_all(head.as_bytes()).and_then(|_| s.write_all(body));
+    let out = read.join().expect("reader thread");
+    let text_end = out.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4).unwrap_or(out.len());
+    let head = String::from_utf8_lossy(&out[..text_end]).into_owned();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, head, out[text_end..].to_vec())
+}
+
+/// An OCI index over `children` (bytes, platform architecture).
+pub fn oci_index(children: &[(&[u8], &str)]) -> Vec<u8> {
+    let manifests: Vec<Value> = children
+        .iter()
+        .map(|(b, arch)| json!({"mediaType": OCI_MANIFEST, "digest": sha256(b), "size": b.len(),
+                                 "platform": {"architecture": arch, "os": "linux"}}))
+        .collect();
+    serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})).unwrap()
+}
+
+/// The `wharf` CLI with a private profile directory, logged in to a test server.
+pub struct Cli {
+    pub config_dir: tempfile::TempDir,
+}
+
+/// Result of one CLI run.
+#[derive(Debug)]
+pub struct CliRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> CliRun {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        self
+    }
+}
+
+impl Cli {
+    /// `wharf login --server URL` (with the harness's credentials once there are any).
+    pub fn login(server: &TestServer) -> Cli {
+        let cli = Cli { config_dir: tempfile::tempdir().expect("tempdir") };
+        let url = server.base();
+        let mut args = vec!["login", "--server", url.as_str()];
+        let creds = server.creds();
+        if let Some((u, p)) = &creds {
+            args.extend(["--username", u.as_str(), "--password", p.as_str()]);
+        }
+        let r = cli.run(&args);
+        assert_eq!(r.code, 0, "wharf login failed: {r:?}");
+        cli
+    }
+
+    pub fn run(&self, args: &[&str]) -> CliRun {
+        let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(args)
+            .env("WHARF_CONFIG_DIR", self.config_dir.path())
+            .env_remove("WHARF_OUTPUT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wharf");
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
