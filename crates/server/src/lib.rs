@@ -10,6 +10,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod config;
 pub mod gc;
+pub mod graph;
 pub mod listener;
 pub mod oci;
 pub mod state;
@@ -38,6 +39,12 @@ async fn route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     }
     if path == "/oauth2/exchange" || path == "/oauth2/token" {
         return oauth2(state, req).await;
+    }
+    if path.starts_with("/v1.0/") {
+        return graph::handle(state, req).await;
+    }
+    if path == "/msi/token" {
+        return auth::msi::handle(&state, req).await;
     }
     if !path.starts_with("/subscriptions") {
         let (parts, body) = req.into_parts();

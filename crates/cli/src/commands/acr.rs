@@ -146,6 +146,8 @@ pub enum AcrCmd {
         #[command(flatten)]
         settings: Settings,
     },
+    #[command(flatten)]
+    Data(super::acr_data::AcrDataCmd),
     /// Delete a container registry and all its content.
     Delete {
         #[arg(long, short = 'n')]
@@ -208,6 +210,9 @@ async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Resul
 }
 
 pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
+    if let AcrCmd::Data(cmd) = cmd {
+        return super::acr_data::run(cmd).await;
+    }
     let client = Client::from_profile().await?;
     let sub = client.subscription()?.to_string();
     match cmd {
@@ -254,6 +259,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let v = client.arm(Method::PATCH, &registry_path(&sub, &rg, &name), REGISTRY_API, Some(&body)).await?;
             Ok(Some(flatten_registry(&v)))
         }
+        AcrCmd::Data(_) => unreachable!("handled above"),
         AcrCmd::Delete { name, resource_group, yes } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
             confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;

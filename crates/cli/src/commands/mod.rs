@@ -1,8 +1,12 @@
 //! The command tree. Each group module owns its flags and what it sends.
 
 pub mod acr;
+pub mod acr_data;
+pub mod ad;
 pub mod group;
+pub mod identity;
 pub mod login;
+pub mod resource;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -31,6 +35,21 @@ pub enum Commands {
         #[command(subcommand)]
         cmd: acr::AcrCmd,
     },
+    /// Manage the directory: users and service principals.
+    Ad {
+        #[command(subcommand)]
+        cmd: ad::AdCmd,
+    },
+    /// Manage user-assigned managed identities.
+    Identity {
+        #[command(subcommand)]
+        cmd: identity::IdentityCmd,
+    },
+    /// Manage hosting resources (container groups, ML workspaces, web sites) and their identities.
+    Resource {
+        #[command(subcommand)]
+        cmd: resource::ResourceCmd,
+    },
 }
 
 /// Runs a command; `Some(value)` is printed in the chosen output format.
@@ -41,6 +60,9 @@ pub async fn execute(cmd: Commands, _out: &OutputArgs) -> Result<Option<Value>, 
         Commands::Account { cmd } => login::account(cmd).await,
         Commands::Group { cmd } => group::run(cmd).await,
         Commands::Acr { cmd } => acr::run(cmd).await,
+        Commands::Ad { cmd } => ad::run(cmd).await,
+        Commands::Identity { cmd } => identity::run(cmd).await,
+        Commands::Resource { cmd } => resource::run(cmd).await,
     }
 }
 

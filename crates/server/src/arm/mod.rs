@@ -6,6 +6,7 @@
 
 pub mod groups;
 pub mod registries;
+pub mod resources;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,6 +29,12 @@ pub enum ArmEndpoint {
     ListResources { group: Option<String> },
     ListRegistries { group: Option<String> },
     Registry { group: String, name: String },
+    /// A registry's action or child resource: `…/registries/{name}/{rest…}` (listCredentials,
+    /// regenerateCredential, …).
+    RegistryChild { group: String, name: String, rest: Vec<String> },
+    /// Any other resource under a resource group: `…/providers/{namespace}/{type}/{name}[/…]`
+    /// (managed identities, hosting resources, …), served by `resources`.
+    Other { group: String, namespace: String, rest: Vec<String> },
 }
 
 impl ArmEndpoint {
@@ -62,6 +69,12 @@ impl ArmEndpoint {
             6 if at(0, "resourcegroups") && registries_at(2) => {
                 ArmEndpoint::Registry { group: rest[1].clone(), name: rest[5].clone() }
             }
+            n if n > 6 && at(0, "resourcegroups") && registries_at(2) => {
+                ArmEndpoint::RegistryChild { group: rest[1].clone(), name: rest[5].clone(), rest: rest[6..].to_vec() }
+            }
+            n if n >= 5 && at(0, "resourcegroups") && at(2, "providers") => {
+                ArmEndpoint::Other { group: rest[1].clone(), namespace: rest[3].clone(), rest: rest[4..].to_vec() }
+            }
             _ => return Err(not_found()),
         };
         Ok((sub, ep))
@@ -71,9 +84,12 @@ impl ArmEndpoint {
 /// What a handler gets.
 pub struct ArmCtx {
     pub state: Arc<AppState>,
+    /// The authenticated caller.
+    pub caller: crate::auth::management::ManagementCaller,
     pub method: Method,
     pub query: HashMap<String, String>,
     pub body: bytes::Bytes,
+    pub headers: http::HeaderMap,
 }
 
 impl ArmCtx {
@@ -135,11 +151,11 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
             return Err(ArmError::subscription_not_found(sub));
         }
     }
-    crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management)?;
+    let caller = crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management)?;
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ArmError::invalid_request(format!("The request body is larger than {MAX_BODY} bytes.")))?;
-    let ctx = ArmCtx { state, method: parts.method, query, body };
+    let ctx = ArmCtx { state, caller, method: parts.method, query, body, headers: parts.headers };
     let m = ctx.method.clone();
     match (&m, endpoint) {
         (&Method::GET, ArmEndpoint::ListSubscriptions) => Ok(groups::list_subscriptions(&ctx)),
@@ -149,6 +165,8 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (&Method::GET, ArmEndpoint::ListResources { group }) => groups::list_resources(&ctx, group.as_deref()).await,
         (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
+        (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
+        (_, ArmEndpoint::Other { group, namespace, rest }) => resources::handle(&ctx, &group, &namespace, &rest).await,
         (m, _) => Err(ArmError::method_not_allowed(m.as_str())),
     }
 }

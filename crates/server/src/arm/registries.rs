@@ -189,3 +189,41 @@ pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmE
     }
     Ok(())
 }
+
+/// Actions and child resources of a registry.
+pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Result<Response, ArmError> {
+    let record = require(&ctx.state, group, name).await?;
+    let info = crate::state::RegistryInfo::from_record(&record).map_err(|e| storage_error("reading a registry", e))?;
+    let parts: Vec<&str> = rest.iter().map(String::as_str).collect();
+    match (&ctx.method, parts.as_slice()) {
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("listCredentials") => credentials(ctx, &info).await,
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("regenerateCredential") => {
+            let body = ctx.json()?;
+            let which = body["name"].as_str().unwrap_or("");
+            if which != "password" && which != "password2" {
+                return Err(ArmError::invalid_request("'name' must be 'password' or 'password2'."));
+            }
+            crate::auth::registry::regenerate_admin_password(&ctx.state, &info.key.0, which)
+                .await
+                .map_err(|e| storage_error("regenerating a credential", e))?;
+            credentials(ctx, &info).await
+        }
+        _ => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
+    }
+}
+
+/// `listCredentials`: the admin user's name and passwords (only while the admin user is enabled).
+async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
+    if !info.properties.admin_user_enabled {
+        return Err(ArmError::bad_request(
+            "AdminUserDisabled",
+            format!("Admin user is disabled for registry '{}'. Enable it with 'wharf acr update -n {} --admin-enabled true'.", info.name, info.name),
+        ));
+    }
+    let pw = crate::auth::registry::admin_passwords(&ctx.state, &info.key.0).await.map_err(|e| storage_error("reading credentials", e))?;
+    let body = json!({
+        "username": info.name,
+        "passwords": pw.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}

@@ -13,6 +13,7 @@
 pub mod directory;
 pub mod entra;
 pub mod management;
+pub mod msi;
 pub mod registry;
 
 use std::collections::HashMap;
