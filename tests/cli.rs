@@ -167,12 +167,12 @@ async fn errors_and_exit_codes() {
 async fn management_api_errors() {
     let s = TestServer::start().await;
     // api-version is required and must look like one.
-    let url = format!("{}/subscriptions/{}/resourcegroups", s.base(), s.subscription);
-    let r = send(s.client().get(&url)).await;
+    let path = format!("/subscriptions/{}/resourcegroups", s.subscription);
+    let r = send(s.mgmt_request_exact(Method::GET, &path)).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], "MissingApiVersionParameter", "{}", r.json());
     assert!(r.json()["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
-    let r = send(s.client().get(format!("{url}?api-version=latest"))).await;
+    let r = send(s.mgmt_request_exact(Method::GET, &format!("{path}?api-version=latest"))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.json()["error"]["code"], "InvalidApiVersionParameter");
 

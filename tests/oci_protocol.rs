@@ -962,3 +962,22 @@ async fn unsupported_methods_and_routes() {
     let r = send(s.http(Method::GET, "/v2/routes/app/manifests/-bad")).await;
     r.expect_error(404, "MANIFEST_UNKNOWN");
 }
+
+#[tokio::test]
+async fn requests_without_valid_credentials_are_refused() {
+    let s = TestServer::start().await;
+    let reg = s.registry("anon").await;
+    reg.push_image("app", "v1", "anon").await;
+    let (user, _) = s.creds().expect("the server bootstraps an administrator");
+    for path in ["/v2/", "/v2/anon/app/tags/list", "/v2/anon/app/manifests/v1"] {
+        // No credentials, and a wrong password.
+        for rb in [s.client().get(format!("{}{path}", s.base())), s.client().get(format!("{}{path}", s.base())).basic_auth(&user, Some("wrong"))] {
+            let r = send(rb).await;
+            r.expect_error(401, "UNAUTHORIZED");
+            assert!(r.header("www-authenticate").is_some(), "{path}: 401 without a challenge");
+        }
+    }
+    let r = send(s.client().get(format!("{}/subscriptions?api-version=2022-12-01", s.base()))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.json()["error"]["code"].as_str().is_some());
+}

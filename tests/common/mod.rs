@@ -1,9 +1,10 @@
 //! The one harness every integration test goes through: a real `wharf serve` child process on a
 //! free loopback port with a temporary data directory, plus request helpers.
 //!
-//! Credentials come from exactly one place, [`TestServer::creds`] (data plane Basic auth and the
-//! `--creds` of external clients) and [`TestServer::bearer`] (management API). Both return `None`
-//! while Wharf has no authentication; turning auth on is a change here only.
+//! Credentials come from exactly one place: the bootstrap administrator that a new data
+//! directory gets (`bootstrap-credentials.json`), read once the server is up. [`TestServer::creds`]
+//! gives it for data-plane Basic auth and the `--creds` of external clients, [`TestServer::bearer`]
+//! a management token obtained with it (password grant at the Entra-like token endpoint).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -80,8 +81,19 @@ pub struct TestServer {
     /// The IP the server listens on, as it goes in a URL (`127.0.0.1` or `[::1]`).
     pub ip: String,
     pub subscription: String,
+    /// The bootstrap administrator (`bootstrap-credentials.json`), if the server wrote one.
+    admin: Option<Admin>,
+    /// Management bearer token of the administrator.
+    token: Option<String>,
     log: PathBuf,
     client: reqwest::Client,
+}
+
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub username: String,
+    pub password: String,
+    pub tenant: String,
 }
 
 impl TestServer {
@@ -140,11 +152,14 @@ impl TestServer {
                 port,
                 ip: ip.to_string(),
                 subscription: String::new(),
+                admin: None,
+                token: None,
                 log,
                 client: reqwest::Client::builder().no_proxy().build().unwrap(),
             };
             match s.wait_ready().await {
                 Ok(()) => {
+                    s.sign_in().await;
                     let (st, subs) = s.mgmt(Method::GET, "/subscriptions", None).await;
                     assert_eq!(st, StatusCode::OK, "listing subscriptions: {subs}");
                     s.subscription = subs["value"][0]["subscriptionId"].as_str().expect("subscriptionId").to_string();
@@ -176,6 +191,37 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Reads the bootstrap administrator's credentials and gets a management token with them.
+    async fn sign_in(&mut self) {
+        let path = self.data_dir.join("bootstrap-credentials.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { return };
+        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let field = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{}: no {k}", path.display())).to_string();
+        let admin = Admin { username: field("username"), password: field("password"), tenant: field("tenant") };
+        let r = self
+            .client
+            .post(format!("{}/{}/oauth2/v2.0/token", self.base(), admin.tenant))
+            .form(&[
+                ("grant_type", "password"),
+                ("username", admin.username.as_str()),
+                ("password", admin.password.as_str()),
+                ("scope", "https://management.core.windows.net//.default"),
+                ("client_id", "wharf-tests"),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, StatusCode::OK, "management token for the bootstrap admin: {body}");
+        self.token = Some(body["access_token"].as_str().expect("access_token").to_string());
+        self.admin = Some(admin);
+    }
+
+    pub fn admin(&self) -> Option<&Admin> {
+        self.admin.as_ref()
     }
 
     pub fn log_text(&self) -> String {
@@ -210,7 +256,7 @@ impl TestServer {
 
     /// Username and password for the data plane (Basic) and external clients' `--creds`.
     pub fn creds(&self) -> Option<(String, String)> {
-        None
+        self.admin.as_ref().map(|a| (a.username.clone(), a.password.clone()))
     }
 
     /// `user:pass` for skopeo/podman/buildah `--creds`, if any.
@@ -220,7 +266,7 @@ impl TestServer {
 
     /// Bearer token for management calls.
     pub fn bearer(&self) -> Option<String> {
-        None
+        self.token.clone()
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -238,7 +284,12 @@ impl TestServer {
             let v = if path.contains("Microsoft.ContainerRegistry") { ARM_API } else { RESOURCES_API };
             format!("{}{path}{sep}api-version={v}", self.base())
         };
-        let rb = self.client.request(method, url);
+        self.mgmt_request_exact(method, &url[self.base().len()..])
+    }
+
+    /// A management request builder for `path` exactly as given (no `api-version` added).
+    pub fn mgmt_request_exact(&self, method: Method, path: &str) -> RequestBuilder {
+        let rb = self.client.request(method, format!("{}{path}", self.base()));
         match self.bearer() {
             Some(t) => rb.bearer_auth(t),
             None => rb,

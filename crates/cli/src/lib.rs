@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod output;
 pub mod profile;
+pub mod rest;
 
 pub use commands::Commands;
 pub use error::CliError;

@@ -50,6 +50,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         registries: RegistryCache::default(),
         gc_lock: tokio::sync::RwLock::new(()),
         identity,
+        authz: crate::authz::Authz::default(),
         tls,
         secret_key,
     });
@@ -57,6 +58,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         bootstrap_directory(&state, &server_url).await?;
         state.meta.setting_put(BOOTSTRAPPED_KEY, "1").await?;
     }
+    state.authz.reload(&*state.meta).await?;
     Ok(state)
 }
 
@@ -91,42 +93,20 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
         Some(u) => u,
         None => directory::create_user(&*state.meta, BOOTSTRAP_ADMIN_UPN, "Wharf administrator", password.expose()).await?,
     };
-    let scope = format!("/subscriptions/{}", state.subscription_id);
-    let assignment_name = uuid::Uuid::new_v4().to_string();
+    let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
+    let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}", scope.as_str());
     let now = chrono::Utc::now();
-    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let id = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{assignment_name}");
-    let body = serde_json::json!({
-        "id": id,
-        "name": assignment_name,
-        "type": "Microsoft.Authorization/roleAssignments",
-        "properties": {
-            "roleDefinitionId": format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}"),
-            "principalId": admin.id,
-            "principalType": "User",
-            "scope": scope,
-            "condition": null,
-            "conditionVersion": null,
-            "createdOn": stamp,
-            "updatedOn": stamp,
-            "createdBy": null,
-            "updatedBy": null,
-            "description": "Bootstrap administrator of this Wharf deployment",
-        }
-    });
-    state
-        .meta
-        .resource_put(&wharf_storage::ResourceRecord {
-            id,
-            resource_type: "Microsoft.Authorization/roleAssignments".into(),
-            name: assignment_name,
-            resource_group: None,
-            key: uuid::Uuid::new_v4().to_string(),
-            body,
-            created_at: now,
-            updated_at: now,
-        })
-        .await?;
+    let mut assignment = wharf_authz::RoleAssignment::new(
+        &uuid::Uuid::new_v4().to_string(),
+        scope,
+        &role_id,
+        wharf_authz::PrincipalId::new(&admin.id)?,
+        wharf_authz::PrincipalType::User,
+    )?
+    .with_description("Bootstrap administrator of this Wharf deployment");
+    assignment.created_on = Some(now);
+    assignment.updated_on = Some(now);
+    state.meta.resource_put(&crate::authz::assignment_record(&assignment)).await?;
     for (name, builtin) in [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")] {
         directory::create_sp(&*state.meta, name, Some(builtin)).await?;
     }

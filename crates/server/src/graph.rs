@@ -1,15 +1,690 @@
 //! The Microsoft Graph subset that az and Wharf's CLI use to manage the directory:
 //! users, applications and service principals under `/v1.0/`.
+//!
+//! Owns: parsing Graph requests into a [`GraphEndpoint`], Graph's JSON shapes and errors
+//! (`{"error":{"code","message","innerError"}}`), and the `$filter` forms az sends.
+//! Must never: store a secret in plaintext (the directory keeps argon2id hashes; `secretText`
+//! appears once, in the `addPassword` response), or answer a caller without a Graph-audience
+//! bearer token.
+//!
+//! Applications and service principals share one directory record (see `auth::directory`):
+//! `POST /applications` registers the application, `POST /servicePrincipals {appId}` creates
+//! its service principal, `DELETE /servicePrincipals/{id}` removes only the service principal
+//! (the application stays), `DELETE /applications/{id}` removes both. Managed identities appear
+//! as service principals of type `ManagedIdentity`, read-only (they live and die with their
+//! ARM resources). Built-in service principals (trusted services) cannot get secrets or be
+//! deleted.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::Request;
-use axum::response::Response;
+use axum::http::{Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use wharf_identity::Audience;
 
+use crate::arm::resources::{self, ManagedIdentityObject};
+use crate::auth::directory::{self, ServicePrincipal, User};
 use crate::state::AppState;
 
+/// A Graph request, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphEndpoint {
+    Me,
+    Users,
+    User(String),
+    Applications,
+    Application(String),
+    AddPassword(String),
+    RemovePassword(String),
+    ServicePrincipals,
+    ServicePrincipal(String),
+    GetByIds,
+}
+
+impl GraphEndpoint {
+    pub fn parse(path: &str) -> Option<GraphEndpoint> {
+        let rest = path.strip_prefix("/v1.0/")?;
+        let segs: Vec<String> =
+            rest.trim_end_matches('/').split('/').map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+        let is = |i: usize, kw: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(kw));
+        let seg = |i: usize| segs[i].clone();
+        Some(match segs.len() {
+            1 if is(0, "me") => GraphEndpoint::Me,
+            1 if is(0, "users") => GraphEndpoint::Users,
+            2 if is(0, "users") => GraphEndpoint::User(seg(1)),
+            1 if is(0, "applications") => GraphEndpoint::Applications,
+            2 if is(0, "applications") => GraphEndpoint::Application(seg(1)),
+            3 if is(0, "applications") && is(2, "addPassword") => GraphEndpoint::AddPassword(seg(1)),
+            3 if is(0, "applications") && is(2, "removePassword") => GraphEndpoint::RemovePassword(seg(1)),
+            1 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipals,
+            2 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipal(seg(1)),
+            2 if is(0, "directoryObjects") && is(1, "getByIds") => GraphEndpoint::GetByIds,
+            _ => return None,
+        })
+    }
+}
+
+/// A Graph error: status, code and message.
+#[derive(Debug, Clone)]
+pub struct GraphError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl GraphError {
+    fn not_found(what: &str) -> GraphError {
+        GraphError { status: StatusCode::NOT_FOUND, code: "Request_ResourceNotFound", message: format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present.") }
+    }
+
+    fn bad_request(message: impl Into<String>) -> GraphError {
+        GraphError { status: StatusCode::BAD_REQUEST, code: "Request_BadRequest", message: message.into() }
+    }
+
+    fn denied(message: impl Into<String>) -> GraphError {
+        GraphError { status: StatusCode::FORBIDDEN, code: "Authorization_RequestDenied", message: message.into() }
+    }
+
+    fn storage(context: &str, e: impl std::fmt::Display) -> GraphError {
+        tracing::error!(context, error = %e, "directory storage failure");
+        GraphError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalServerError", message: format!("Internal error while {context}.") }
+    }
+
+    fn response(&self) -> Response {
+        let body = json!({"error": {
+            "code": self.code,
+            "message": self.message,
+            "innerError": {"date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "request-id": uuid::Uuid::new_v4().to_string()},
+        }});
+        (self.status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+    }
+}
+
+type GraphResult<T> = Result<T, GraphError>;
+
+fn respond(status: StatusCode, v: &Value) -> Response {
+    (status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], v.to_string()).into_response()
+}
+
+/// What a handler gets.
+struct GraphCtx {
+    state: Arc<AppState>,
+    caller: crate::auth::management::ManagementCaller,
+    base: String,
+    query: HashMap<String, String>,
+    body: bytes::Bytes,
+}
+
+impl GraphCtx {
+    fn json(&self) -> GraphResult<Value> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(json!({}));
+        }
+        match serde_json::from_slice::<Value>(&self.body) {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(GraphError::bad_request("The request body must be a JSON object.")),
+            Err(e) => Err(GraphError::bad_request(format!("Unable to read JSON request payload: {e}"))),
+        }
+    }
+
+    fn context(&self, what: &str) -> String {
+        format!("{}/v1.0/$metadata#{what}", self.base)
+    }
+
+    fn list(&self, what: &str, mut items: Vec<Value>) -> GraphResult<Response> {
+        let filter = Filter::parse(self.query.get("$filter").map(String::as_str).unwrap_or(""))?;
+        items.retain(|v| filter.iter().all(|c| c.matches(v)));
+        if let Some(top) = self.query.get("$top") {
+            let n: usize = top.parse().map_err(|_| GraphError::bad_request(format!("Invalid $top value '{top}'.")))?;
+            items.truncate(n);
+        }
+        Ok(respond(StatusCode::OK, &json!({"@odata.context": self.context(what), "value": items})))
+    }
+}
+
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
-    let _ = state;
-    crate::arm::arm_error_response(&wharf_arm::ArmError::new(404, "Request_ResourceNotFound", format!("Resource '{}' does not exist.", req.uri().path())))
+    let (parts, body) = req.into_parts();
+    let Some(endpoint) = GraphEndpoint::parse(parts.uri.path()) else {
+        return GraphError { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: format!("Resource not found for the segment '{}'.", parts.uri.path()) }.response();
+    };
+    let caller = match crate::auth::management::authenticate(&state, &parts.headers, Audience::Graph) {
+        Ok(c) => c,
+        Err(e) => {
+            let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::UNAUTHORIZED);
+            let mut resp = GraphError { status, code: "InvalidAuthenticationToken", message: e.message }.response();
+            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            return resp;
+        }
+    };
+    let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return GraphError::bad_request("The request body is too large.").response();
+    };
+    let ctx = GraphCtx {
+        base: state.base_url(&parts.headers),
+        query: crate::oci::parse_query(parts.uri.query()),
+        state,
+        caller,
+        body,
+    };
+    match dispatch(&ctx, &parts.method, endpoint).await {
+        Ok(r) => r,
+        Err(e) => e.response(),
+    }
+}
+
+async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> GraphResult<Response> {
+    use GraphEndpoint as E;
+    match (method, endpoint) {
+        (&Method::GET, E::Me) => {
+            let user = directory::get_user(&*ctx.state.meta, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading a user", e))?;
+            let user = user.ok_or_else(|| GraphError::bad_request("/me is only valid with a user's token: the caller is not a user."))?;
+            Ok(respond(StatusCode::OK, &with_context(ctx.context("users/$entity"), user_json(&user))))
+        }
+        (&Method::GET, E::Users) => {
+            let users = directory::list_users(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing users", e))?;
+            ctx.list("users", users.iter().map(user_json).collect())
+        }
+        (&Method::POST, E::Users) => create_user(ctx).await,
+        (&Method::GET, E::User(id)) => {
+            let u = find_user(ctx, &id).await?;
+            Ok(respond(StatusCode::OK, &with_context(ctx.context("users/$entity"), user_json(&u))))
+        }
+        (&Method::DELETE, E::User(id)) => {
+            let u = find_user(ctx, &id).await?;
+            directory::delete_user(&*ctx.state.meta, &u.id).await.map_err(|e| GraphError::storage("deleting a user", e))?;
+            revoke_now(&ctx.state, &u.id).await?;
+            tracing::info!(user = %u.user_principal_name, by = %ctx.caller.object_id(), "deleted a user");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::GET, E::Applications) => {
+            let apps = directory::list_apps(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing applications", e))?;
+            ctx.list("applications", apps.iter().filter(|a| a.builtin.is_none()).map(app_json).collect())
+        }
+        (&Method::POST, E::Applications) => {
+            let body = ctx.json()?;
+            let name = display_name(&body)?;
+            let app = directory::create_application(&*ctx.state.meta, &name).await.map_err(|e| GraphError::storage("creating an application", e))?;
+            tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "registered an application");
+            Ok(respond(StatusCode::CREATED, &with_context(ctx.context("applications/$entity"), app_json(&app))))
+        }
+        (&Method::GET, E::Application(id)) => {
+            let app = find_app(ctx, &id).await?;
+            Ok(respond(StatusCode::OK, &with_context(ctx.context("applications/$entity"), app_json(&app))))
+        }
+        (&Method::DELETE, E::Application(id)) => {
+            let app = find_app(ctx, &id).await?;
+            refuse_builtin(&app)?;
+            directory::delete_sp(&*ctx.state.meta, &app.id).await.map_err(|e| GraphError::storage("deleting an application", e))?;
+            revoke_now(&ctx.state, &app.id).await?;
+            tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "deleted an application and its service principal");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::POST, E::AddPassword(id)) => add_password(ctx, &id).await,
+        (&Method::POST, E::RemovePassword(id)) => remove_password(ctx, &id).await,
+        (&Method::GET, E::ServicePrincipals) => {
+            let mut items: Vec<Value> = directory::list_sps(&*ctx.state.meta)
+                .await
+                .map_err(|e| GraphError::storage("listing service principals", e))?
+                .iter()
+                .map(|sp| sp_json(&ctx.state, sp))
+                .collect();
+            let mis = resources::managed_identities(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?;
+            items.extend(mis.iter().map(|m| mi_json(&ctx.state, m)));
+            ctx.list("servicePrincipals", items)
+        }
+        (&Method::POST, E::ServicePrincipals) => create_sp(ctx).await,
+        (&Method::GET, E::ServicePrincipal(id)) => {
+            let v = match find_sp(ctx, &id).await? {
+                SpOrMi::Sp(sp) => sp_json(&ctx.state, &sp),
+                SpOrMi::Mi(mi) => mi_json(&ctx.state, &mi),
+            };
+            Ok(respond(StatusCode::OK, &with_context(ctx.context("servicePrincipals/$entity"), v)))
+        }
+        (&Method::DELETE, E::ServicePrincipal(id)) => match find_sp(ctx, &id).await? {
+            SpOrMi::Mi(mi) => Err(GraphError::bad_request(format!(
+                "'{}' is a managed identity: delete its resource ({}) or detach it instead.",
+                mi.object_id, mi.resource_id
+            ))),
+            SpOrMi::Sp(mut sp) => {
+                refuse_builtin(&sp)?;
+                sp.service_principal_created = false;
+                directory::save_sp(&*ctx.state.meta, &sp, false).await.map_err(|e| GraphError::storage("deleting a service principal", e))?;
+                revoke_now(&ctx.state, &sp.id).await?;
+                tracing::info!(app_id = %sp.app_id, by = %ctx.caller.object_id(), "deleted a service principal");
+                Ok(StatusCode::NO_CONTENT.into_response())
+            }
+        },
+        (&Method::POST, E::GetByIds) => get_by_ids(ctx).await,
+        (m, _) => Err(GraphError { status: StatusCode::METHOD_NOT_ALLOWED, code: "Request_BadRequest", message: format!("The method '{m}' is not supported on this resource.") }),
+    }
+}
+
+fn with_context(context: String, mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("@odata.context".into(), json!(context));
+    }
+    v
+}
+
+fn display_name(body: &Value) -> GraphResult<String> {
+    body["displayName"]
+        .as_str()
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 256)
+        .map(str::to_string)
+        .ok_or_else(|| GraphError::bad_request("Property 'displayName' is required and must be 1-256 characters."))
+}
+
+fn refuse_builtin(sp: &ServicePrincipal) -> GraphResult<()> {
+    match &sp.builtin {
+        Some(b) => Err(GraphError::denied(format!("'{}' is Wharf's built-in service principal '{b}': it cannot be changed or deleted.", sp.display_name))),
+        None => Ok(()),
+    }
+}
+
+/// Revokes a principal's tokens, then waits for the next whole second: revocation cutoffs
+/// compare with `iat` in whole seconds, so a token issued within the same second would be
+/// refused too. After the wait, tokens issued to the principal's new credentials are valid.
+async fn revoke_now(state: &AppState, principal_id: &str) -> GraphResult<()> {
+    state.identity.revoke_before_now(&*state.meta, principal_id).await.map_err(|e| GraphError::storage("revoking tokens", e))?;
+    let nanos = chrono::Utc::now().timestamp_subsec_nanos() as u64;
+    tokio::time::sleep(std::time::Duration::from_nanos(1_000_000_000 - nanos.min(999_999_999) + 1_000_000)).await;
+    Ok(())
+}
+
+// ---- users ----
+
+fn user_json(u: &User) -> Value {
+    let nickname = u.user_principal_name.split('@').next().unwrap_or_default();
+    json!({
+        "id": u.id,
+        "displayName": u.display_name,
+        "userPrincipalName": u.user_principal_name,
+        "accountEnabled": u.account_enabled,
+        "mailNickname": nickname,
+        "mail": Value::Null,
+        "givenName": Value::Null,
+        "surname": Value::Null,
+        "jobTitle": Value::Null,
+        "mobilePhone": Value::Null,
+        "officeLocation": Value::Null,
+        "preferredLanguage": Value::Null,
+        "businessPhones": [],
+    })
+}
+
+async fn find_user(ctx: &GraphCtx, id_or_upn: &str) -> GraphResult<User> {
+    let meta = &*ctx.state.meta;
+    let found = if id_or_upn.contains('@') { directory::find_user_by_upn(meta, id_or_upn).await } else { directory::get_user(meta, id_or_upn).await };
+    found.map_err(|e| GraphError::storage("reading a user", e))?.ok_or_else(|| GraphError::not_found(id_or_upn))
+}
+
+/// Minimum length of a user's password.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+async fn create_user(ctx: &GraphCtx) -> GraphResult<Response> {
+    let body = ctx.json()?;
+    let name = display_name(&body)?;
+    let upn = body["userPrincipalName"].as_str().map(str::trim).unwrap_or_default();
+    let valid_upn = upn.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+        && upn.len() <= 113
+        && !upn.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !valid_upn {
+        return Err(GraphError::bad_request(format!("Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}' must be of the form alias@domain.")));
+    }
+    let password = body["passwordProfile"]["password"].as_str().unwrap_or_default();
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(GraphError::bad_request(format!(
+            "The specified password does not comply with password complexity requirements. Please provide a different password of at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    let meta = &*ctx.state.meta;
+    let mut user = match directory::create_user(meta, upn, &name, password).await {
+        Ok(u) => u,
+        Err(wharf_storage::StorageError::Conflict(_)) => {
+            return Err(GraphError::bad_request("Another object with the same value for property userPrincipalName already exists."));
+        }
+        Err(e) => return Err(GraphError::storage("creating a user", e)),
+    };
+    if body["accountEnabled"] == json!(false) {
+        user.account_enabled = false;
+        let record = meta.resource_get(&directory::user_id(&user.id)).await.map_err(|e| GraphError::storage("creating a user", e))?;
+        if let Some(mut r) = record {
+            r.body = serde_json::to_value(&user).expect("user serializes");
+            meta.resource_put(&r).await.map_err(|e| GraphError::storage("creating a user", e))?;
+        }
+    }
+    tracing::info!(upn = %user.user_principal_name, by = %ctx.caller.object_id(), "created a user");
+    Ok(respond(StatusCode::CREATED, &with_context(ctx.context("users/$entity"), user_json(&user))))
+}
+
+// ---- applications and service principals ----
+
+fn credentials_json(sp: &ServicePrincipal) -> Value {
+    sp.password_credentials
+        .iter()
+        .map(|c| {
+            json!({
+                "keyId": c.key_id,
+                "displayName": c.display_name,
+                "hint": c.hint,
+                "startDateTime": c.start_date_time,
+                "endDateTime": c.end_date_time,
+                "customKeyIdentifier": Value::Null,
+                "secretText": Value::Null,
+            })
+        })
+        .collect()
+}
+
+fn app_json(app: &ServicePrincipal) -> Value {
+    json!({
+        "id": app.app_object_id,
+        "appId": app.app_id,
+        "displayName": app.display_name,
+        "signInAudience": "AzureADMyOrg",
+        "identifierUris": [],
+        "passwordCredentials": credentials_json(app),
+        "keyCredentials": [],
+    })
+}
+
+fn sp_json(state: &AppState, sp: &ServicePrincipal) -> Value {
+    let mut v = json!({
+        "id": sp.id,
+        "appId": sp.app_id,
+        "displayName": sp.display_name,
+        "appDisplayName": sp.display_name,
+        "accountEnabled": sp.account_enabled,
+        "servicePrincipalNames": [sp.app_id],
+        "servicePrincipalType": "Application",
+        "appOwnerOrganizationId": state.tenant_id,
+        "alternativeNames": [],
+        "tags": [],
+        "passwordCredentials": [],
+        "keyCredentials": [],
+    });
+    if let Some(b) = &sp.builtin {
+        v["tags"] = json!([format!("WharfBuiltin:{b}")]);
+    }
+    v
+}
+
+fn mi_json(state: &AppState, mi: &ManagedIdentityObject) -> Value {
+    let explicit = mi.kind == wharf_identity::ManagedIdentityKind::UserAssigned;
+    json!({
+        "id": mi.object_id,
+        "appId": mi.client_id,
+        "displayName": mi.display_name,
+        "accountEnabled": true,
+        "servicePrincipalNames": [mi.client_id, mi.resource_id],
+        "servicePrincipalType": "ManagedIdentity",
+        "appOwnerOrganizationId": state.tenant_id,
+        "alternativeNames": [format!("isExplicit={}", if explicit { "True" } else { "False" }), mi.resource_id],
+        "tags": [],
+        "passwordCredentials": [],
+        "keyCredentials": [],
+    })
+}
+
+/// `/applications/{id}`: the application object id (or, as a convenience, the app id).
+async fn find_app(ctx: &GraphCtx, id: &str) -> GraphResult<ServicePrincipal> {
+    let meta = &*ctx.state.meta;
+    let by_object = directory::find_app_by_object_id(meta, id).await.map_err(|e| GraphError::storage("reading an application", e))?;
+    let found = match by_object {
+        Some(a) => Some(a),
+        None => directory::find_app_by_app_id(meta, id).await.map_err(|e| GraphError::storage("reading an application", e))?,
+    };
+    found.filter(|a| a.builtin.is_none()).ok_or_else(|| GraphError::not_found(id))
+}
+
+enum SpOrMi {
+    Sp(ServicePrincipal),
+    Mi(ManagedIdentityObject),
+}
+
+async fn find_sp(ctx: &GraphCtx, id: &str) -> GraphResult<SpOrMi> {
+    let meta = &*ctx.state.meta;
+    if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
+        return Ok(SpOrMi::Sp(sp));
+    }
+    match resources::find_managed_identity(meta, id).await.map_err(|e| GraphError::storage("reading a managed identity", e))? {
+        Some(mi) => Ok(SpOrMi::Mi(mi)),
+        None => Err(GraphError::not_found(id)),
+    }
+}
+
+async fn create_sp(ctx: &GraphCtx) -> GraphResult<Response> {
+    let body = ctx.json()?;
+    let app_id = body["appId"].as_str().unwrap_or_default();
+    let meta = &*ctx.state.meta;
+    let app = directory::find_app_by_app_id(meta, app_id).await.map_err(|e| GraphError::storage("reading an application", e))?;
+    let Some(mut app) = app.filter(|a| a.builtin.is_none()) else {
+        return Err(GraphError::bad_request(format!("The appId '{app_id}' of the service principal does not reference a valid application object.")));
+    };
+    if app.service_principal_created {
+        return Err(GraphError {
+            status: StatusCode::CONFLICT,
+            code: "Request_MultipleObjectsWithSameKeyValue",
+            message: format!("The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."),
+        });
+    }
+    app.service_principal_created = true;
+    app.account_enabled = body["accountEnabled"] != json!(false);
+    directory::save_sp(meta, &app, false).await.map_err(|e| GraphError::storage("creating a service principal", e))?;
+    tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "created a service principal");
+    Ok(respond(StatusCode::CREATED, &with_context(ctx.context("servicePrincipals/$entity"), sp_json(&ctx.state, &app))))
+}
+
+async fn add_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let mut app = find_app(ctx, id).await?;
+    refuse_builtin(&app)?;
+    let body = ctx.json()?;
+    let pc = &body["passwordCredential"];
+    let display = pc["displayName"].as_str().map(str::to_string);
+    let (secret, mut cred) = directory::new_password_credential(display, 1).map_err(|e| GraphError::storage("creating a secret", e))?;
+    if let Some(end) = pc["endDateTime"].as_str() {
+        let end = chrono::DateTime::parse_from_rfc3339(end).map_err(|_| GraphError::bad_request(format!("Invalid endDateTime '{end}': use an ISO 8601 date and time.")))?;
+        let end = end.with_timezone(&chrono::Utc);
+        let now = chrono::Utc::now();
+        if end <= now || end > now + chrono::Duration::days(365 * 100) {
+            return Err(GraphError::bad_request("endDateTime must be in the future and within 100 years."));
+        }
+        cred.end_date_time = end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    }
+    if let Some(start) = pc["startDateTime"].as_str() {
+        if chrono::DateTime::parse_from_rfc3339(start).is_ok() {
+            cred.start_date_time = start.to_string();
+        }
+    }
+    app.password_credentials.push(cred.clone());
+    directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("storing a secret", e))?;
+    ctx.state.identity.cache.lock().expect("auth cache lock").clear();
+    tracing::info!(app_id = %app.app_id, key_id = %cred.key_id, by = %ctx.caller.object_id(), "added a client secret");
+    Ok(respond(
+        StatusCode::OK,
+        &json!({
+            "@odata.context": ctx.context("microsoft.graph.passwordCredential"),
+            "customKeyIdentifier": Value::Null,
+            "displayName": cred.display_name,
+            "endDateTime": cred.end_date_time,
+            "hint": cred.hint,
+            "keyId": cred.key_id,
+            "secretText": secret.expose(),
+            "startDateTime": cred.start_date_time,
+        }),
+    ))
+}
+
+/// Removes one secret and revokes every token issued to the principal before now (tokens
+/// obtained with the removed secret included: a token does not record which secret got it).
+async fn remove_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let mut app = find_app(ctx, id).await?;
+    refuse_builtin(&app)?;
+    let body = ctx.json()?;
+    let key_id = body["keyId"].as_str().unwrap_or_default();
+    let before = app.password_credentials.len();
+    app.password_credentials.retain(|c| !c.key_id.eq_ignore_ascii_case(key_id));
+    if app.password_credentials.len() == before {
+        return Err(GraphError::bad_request(format!("No password credential with keyId '{key_id}' exists on the application.")));
+    }
+    directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("removing a secret", e))?;
+    revoke_now(&ctx.state, &app.id).await?;
+    tracing::info!(app_id = %app.app_id, key_id, by = %ctx.caller.object_id(), "removed a client secret and revoked earlier tokens");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn get_by_ids(ctx: &GraphCtx) -> GraphResult<Response> {
+    let body = ctx.json()?;
+    let ids: Vec<String> = body["ids"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    if ids.is_empty() || ids.len() > 1000 {
+        return Err(GraphError::bad_request("'ids' must list 1 to 1000 object ids."));
+    }
+    let types: Vec<String> = body["types"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default();
+    let wants = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+    let meta = &*ctx.state.meta;
+    let mut out = vec![];
+    let mis = if wants("serviceprincipal") {
+        resources::managed_identities(meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?
+    } else {
+        vec![]
+    };
+    for id in &ids {
+        if wants("user") {
+            if let Some(u) = directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? {
+                let mut v = user_json(&u);
+                v["@odata.type"] = json!("#microsoft.graph.user");
+                out.push(v);
+                continue;
+            }
+        }
+        if wants("serviceprincipal") {
+            if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
+                let mut v = sp_json(&ctx.state, &sp);
+                v["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
+                out.push(v);
+                continue;
+            }
+            if let Some(mi) = mis.iter().find(|m| m.object_id.eq_ignore_ascii_case(id)) {
+                let mut v = mi_json(&ctx.state, mi);
+                v["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
+                out.push(v);
+            }
+        }
+    }
+    Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context("directoryObjects"), "value": out})))
+}
+
+// ---- $filter ----
+
+/// One `$filter` clause of the forms az sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// `field eq 'value'` (case-insensitive, as Graph compares these properties).
+    Eq(String, String),
+    /// `startswith(field,'value')`.
+    StartsWith(String, String),
+    /// `servicePrincipalNames/any(c:c eq 'value')`.
+    AnyServicePrincipalName(String),
+}
+
+impl Filter {
+    /// Parses clauses joined by ` and `.
+    pub fn parse(f: &str) -> GraphResult<Vec<Filter>> {
+        let f = f.trim();
+        if f.is_empty() {
+            return Ok(vec![]);
+        }
+        f.split(" and ").map(|c| Filter::parse_one(c.trim(), f)).collect()
+    }
+
+    fn parse_one(c: &str, whole: &str) -> GraphResult<Filter> {
+        let bad = || GraphError::bad_request(format!("Unsupported or invalid query filter clause specified: '{whole}'. Use 'field eq 'value'', startswith(field,'value') or servicePrincipalNames/any(c:c eq 'value')."));
+        let quoted = |s: &str| -> Option<String> {
+            let s = s.trim();
+            (s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'')).then(|| s[1..s.len() - 1].replace("''", "'"))
+        };
+        let lower = c.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("serviceprincipalnames/any(") {
+            // `c:c eq 'value')` — take the value from the original spelling.
+            let open = c.len() - rest.len();
+            let inner = c[open..].strip_suffix(')').ok_or_else(bad)?;
+            let (var, cond) = inner.split_once(':').ok_or_else(bad)?;
+            let (lhs, value) = cond.split_once(" eq ").ok_or_else(bad)?;
+            if lhs.trim() != var.trim() {
+                return Err(bad());
+            }
+            return quoted(value).map(Filter::AnyServicePrincipalName).ok_or_else(bad);
+        }
+        if lower.starts_with("startswith(") {
+            let inner = c["startswith(".len()..].strip_suffix(')').ok_or_else(bad)?;
+            let (field, value) = inner.split_once(',').ok_or_else(bad)?;
+            return Ok(Filter::StartsWith(field.trim().to_string(), quoted(value).ok_or_else(bad)?));
+        }
+        let (field, value) = c.split_once(" eq ").ok_or_else(bad)?;
+        let field = field.trim();
+        if field.is_empty() || !field.chars().all(|ch| ch.is_ascii_alphanumeric()) {
+            return Err(bad());
+        }
+        Ok(Filter::Eq(field.to_string(), quoted(value).ok_or_else(bad)?))
+    }
+
+    fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    pub fn matches(&self, v: &Value) -> bool {
+        let text = |x: &Value| match x {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        match self {
+            Filter::Eq(f, want) => Self::field(v, f).and_then(text).is_some_and(|s| s.eq_ignore_ascii_case(want)),
+            Filter::StartsWith(f, want) => {
+                Self::field(v, f).and_then(text).is_some_and(|s| s.to_ascii_lowercase().starts_with(&want.to_ascii_lowercase()))
+            }
+            Filter::AnyServicePrincipalName(want) => v["servicePrincipalNames"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|n| n.as_str().is_some_and(|n| n.eq_ignore_ascii_case(want)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        assert_eq!(GraphEndpoint::parse("/v1.0/users"), Some(GraphEndpoint::Users));
+        assert_eq!(GraphEndpoint::parse("/v1.0/users/a%40b.c"), Some(GraphEndpoint::User("a@b.c".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/addPassword"), Some(GraphEndpoint::AddPassword("x".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/servicePrincipals/"), Some(GraphEndpoint::ServicePrincipals));
+        assert_eq!(GraphEndpoint::parse("/v1.0/directoryObjects/getByIds"), Some(GraphEndpoint::GetByIds));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups"), None);
+    }
+
+    #[test]
+    fn filters_az_sends() {
+        let sp = json!({"appId": "AB", "displayName": "My App", "servicePrincipalNames": ["ab", "/x"]});
+        for (f, want) in [
+            ("appId eq 'ab'", true),
+            ("appId eq 'zz'", false),
+            ("servicePrincipalNames/any(c:c eq 'AB')", true),
+            ("servicePrincipalNames/any(x:x eq '/x')", true),
+            ("servicePrincipalNames/any(c:c eq 'nope')", false),
+            ("startswith(displayName,'my')", true),
+            ("displayName eq 'My App' and appId eq 'ab'", true),
+            ("displayName eq 'It''s'", false),
+        ] {
+            let parsed = Filter::parse(f).unwrap();
+            assert_eq!(parsed.iter().all(|c| c.matches(&sp)), want, "{f}");
+        }
+        for bad in ["appId ne 'x'", "appId eq x", "startswith(displayName)", "a/b eq 'x'"] {
+            assert!(Filter::parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod arm;
 pub mod auth;
+pub mod authz;
 pub mod bootstrap;
 pub mod config;
 pub mod gc;

@@ -22,6 +22,7 @@ pub struct AppState {
     /// Held for reading from a blob's commit to its link; for writing by garbage collection.
     pub gc_lock: tokio::sync::RwLock<()>,
     pub identity: crate::auth::Identity,
+    pub authz: crate::authz::Authz,
     /// Whether the public listener speaks TLS (decides `https` in URLs Wharf hands out).
     pub tls: bool,
     /// Deployment secret for derived values (admin passwords, identity-header fingerprints).

@@ -10,9 +10,10 @@
 //! ```
 //!
 //! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] (the client's
-//! chunks, shared rather than copied) that a writer thread (vectored `write`, `fdatasync` every
-//! [`FLUSH_EVERY_BYTES`] so the disk works during the upload) and a hasher thread consume at
-//! their own pace while the runtime reads the next ones; a short bounded queue caps memory.
+//! chunks, shared rather than copied) that a writer thread (vectored `write`) and a hasher thread
+//! consume at their own pace while the runtime reads the next ones; a short bounded queue caps
+//! memory. A third thread `fdatasync`s every [`FLUSH_EVERY_BYTES`] so that the disk works during
+//! the upload rather than all at the commit.
 //! Content enters `blobs/` only through a rename, after its digest was checked and its bytes
 //! were flushed with `fsync`; the directory is synced afterwards.
 //!
@@ -162,28 +163,44 @@ fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
 /// about `(QUEUE_DEPTH + 1) * BATCH_BYTES`.
 const QUEUE_DEPTH: usize = 4;
 
-/// The writer flushes the file every this many bytes, so that the disk works while the rest
-/// streams in and the commit's `fsync` only has the tail left to flush.
+/// Unflushed bytes after which the flusher thread calls `fdatasync`, so that the disk works
+/// while the rest streams in and the commit's `fsync` only has the tail left.
 pub const FLUSH_EVERY_BYTES: u64 = 16 * 1024 * 1024;
 
 type Batch = Arc<Vec<Bytes>>;
 
-/// Writes batches to `file` on a blocking thread until the queue closes.
-fn writer_thread(mut file: File, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> (File, io::Result<()>) {
-    let mut unflushed = 0u64;
+/// Writes batches to `file` until the queue closes, reporting the bytes written so far.
+fn writer_thread(
+    mut file: File,
+    mut queue: tokio::sync::mpsc::Receiver<Batch>,
+    progress: std::sync::mpsc::Sender<u64>,
+) -> (File, io::Result<()>) {
+    let mut written = 0u64;
     while let Some(batch) = queue.blocking_recv() {
         if let Err(e) = write_batch(&mut file, &batch) {
             return (file, Err(e));
         }
-        unflushed += batch.iter().map(|b| b.len() as u64).sum::<u64>();
-        if unflushed >= FLUSH_EVERY_BYTES {
-            if let Err(e) = file.sync_data() {
-                return (file, Err(e));
-            }
-            unflushed = 0;
-        }
+        written += batch.iter().map(|b| b.len() as u64).sum::<u64>();
+        // A gone flusher has failed; its error is reported when it is joined.
+        let _ = progress.send(written);
     }
     (file, Ok(()))
+}
+
+/// Flushes the file (through its own handle) whenever enough was written since the last flush,
+/// without ever holding up the writer: the disk and the writer work at the same time.
+fn flusher_thread(file: File, progress: std::sync::mpsc::Receiver<u64>) -> io::Result<()> {
+    let mut flushed = 0u64;
+    while let Ok(mut written) = progress.recv() {
+        while let Ok(newer) = progress.try_recv() {
+            written = newer;
+        }
+        if written - flushed >= FLUSH_EVERY_BYTES {
+            file.sync_data()?;
+            flushed = written;
+        }
+    }
+    Ok(())
 }
 
 fn hasher_thread(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> Hasher {
@@ -211,8 +228,14 @@ async fn stream_into(
     mut body: ByteStream,
     allowed: Option<u64>,
 ) -> Result<(u64, File, Option<Hasher>), (AppendFailure, Option<File>)> {
+    let flush_handle = match file.try_clone() {
+        Ok(f) => f,
+        Err(e) => return Err((AppendFailure::Io(e), Some(file))),
+    };
+    let (progress_tx, progress_rx) = std::sync::mpsc::channel::<u64>();
+    let flusher = tokio::task::spawn_blocking(move || flusher_thread(flush_handle, progress_rx));
     let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
-    let writer = tokio::task::spawn_blocking(move || writer_thread(file, write_rx));
+    let writer = tokio::task::spawn_blocking(move || writer_thread(file, write_rx, progress_tx));
     let (hash_tx, hasher) = match hasher {
         Some(h) => {
             let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
@@ -269,7 +292,8 @@ async fn stream_into(
         None => None,
     };
     let (file, written) = writer.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?;
-    match (failure, written) {
+    let flushed = flusher.await.map_err(join_error).and_then(|r| r);
+    match (failure, written.and(flushed)) {
         (Some(f), _) => Err((f, Some(file))),
         (None, Err(e)) => Err((AppendFailure::Io(e), Some(file))),
         (None, Ok(())) => Ok((total, file, hasher)),

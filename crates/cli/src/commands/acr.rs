@@ -145,6 +145,29 @@ pub enum AcrCmd {
         sku: Option<SkuArg>,
         #[command(flatten)]
         settings: Settings,
+        /// Only show who would gain or lose data access; change nothing.
+        #[arg(long)]
+        what_if: bool,
+        /// Do not ask for confirmation of access changes.
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Explain whether a principal may perform an action on a repository, and which role
+    /// assignment and condition decide it.
+    CheckAccess {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+        /// User principal name, app id or object id.
+        #[arg(long)]
+        assignee: String,
+        /// Repository inside the registry (omit for the catalog).
+        #[arg(long)]
+        repository: Option<String>,
+        /// Action to check.
+        #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
+        action: String,
     },
     #[command(flatten)]
     Data(super::acr_data::AcrDataCmd),
@@ -247,8 +270,24 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
             Ok(Some(Value::Array(list)))
         }
-        AcrCmd::Update { name, resource_group, sku, settings } => {
+        AcrCmd::Update { name, resource_group, sku, settings, what_if, yes } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
+            if let Some(mode) = settings.role_assignment_mode {
+                let path = format!("{}/roleAssignmentModeImpact", registry_path(&sub, &rg, &name));
+                let impact = client.arm(Method::POST, &path, REGISTRY_API, Some(&json!({"roleAssignmentMode": mode.arm()}))).await?;
+                if what_if {
+                    return Ok(Some(impact));
+                }
+                let text = describe_impact(&impact);
+                if !text.is_empty() {
+                    eprint!("{text}");
+                    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        confirm("Apply this change of the role assignment permissions mode?", yes)?;
+                    }
+                }
+            } else if what_if {
+                return Err(CliError::Usage("--what-if applies to --role-assignment-mode".into()));
+            }
             let mut body = json!({"properties": settings.properties()});
             if let Some(s) = sku {
                 body["sku"] = json!({"name": s.as_str()});
@@ -259,7 +298,19 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let v = client.arm(Method::PATCH, &registry_path(&sub, &rg, &name), REGISTRY_API, Some(&body)).await?;
             Ok(Some(flatten_registry(&v)))
         }
-        AcrCmd::Data(_) => unreachable!("handled above"),
+        AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
+        AcrCmd::CheckAccess { name, resource_group, assignee, repository, action } => {
+            let rg = resolve_group(&client, &name, resource_group).await?;
+            let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
+            let (repository, action) = match (action.as_str(), repository) {
+                ("list", None) => (None, "*".to_string()),
+                ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
+                (a, r) => (r, a.to_string()),
+            };
+            let body = json!({"principalId": oid, "repository": repository, "actions": [action]});
+            let path = format!("{}/checkAccess", registry_path(&sub, &rg, &name));
+            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+        }
         AcrCmd::Delete { name, resource_group, yes } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
             confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
@@ -267,4 +318,26 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             Ok(None)
         }
     }
+}
+
+/// The impact of a mode change as lines for stderr.
+fn describe_impact(impact: &Value) -> String {
+    let mut out = String::new();
+    for p in impact["value"].as_array().into_iter().flatten() {
+        let who = p["principalId"].as_str().unwrap_or("?");
+        for c in p["changes"].as_array().into_iter().flatten() {
+            let list = |k: &str| c[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            let (gained, lost) = (list("gained"), list("lost"));
+            if !lost.is_empty() {
+                out += &format!("principal {who} loses [{lost}] on {}\n", c["target"].as_str().unwrap_or("?"));
+            }
+            if !gained.is_empty() {
+                out += &format!("principal {who} gains [{gained}] on {}\n", c["target"].as_str().unwrap_or("?"));
+            }
+        }
+    }
+    if !out.is_empty() {
+        out = format!("Changing the role assignment permissions mode from {} to {} changes data access:\n{out}", impact["from"].as_str().unwrap_or("?"), impact["to"].as_str().unwrap_or("?"));
+    }
+    out
 }

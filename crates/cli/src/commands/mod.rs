@@ -7,6 +7,7 @@ pub mod group;
 pub mod identity;
 pub mod login;
 pub mod resource;
+pub mod role;
 
 use clap::Subcommand;
 use serde_json::Value;
@@ -45,6 +46,11 @@ pub enum Commands {
         #[command(subcommand)]
         cmd: identity::IdentityCmd,
     },
+    /// Manage role assignments and role definitions.
+    Role {
+        #[command(subcommand)]
+        cmd: role::RoleCmd,
+    },
     /// Manage hosting resources (container groups, ML workspaces, web sites) and their identities.
     Resource {
         #[command(subcommand)]
@@ -63,6 +69,7 @@ pub async fn execute(cmd: Commands, _out: &OutputArgs) -> Result<Option<Value>, 
         Commands::Ad { cmd } => ad::run(cmd).await,
         Commands::Identity { cmd } => identity::run(cmd).await,
         Commands::Resource { cmd } => resource::run(cmd).await,
+        Commands::Role { cmd } => role::run(cmd).await,
     }
 }
 

@@ -42,7 +42,11 @@ pub async fn require(state: &AppState, name: &str) -> Result<ResourceRecord, Arm
 pub async fn list(ctx: &ArmCtx) -> Result<Response, ArmError> {
     let filter = ResourceFilter { resource_type: Some(types::RESOURCE_GROUP.into()), resource_group: None };
     let groups = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resource groups", e))?;
-    let value: Vec<Value> = groups.into_iter().map(|g| g.body).collect();
+    let value: Vec<Value> = groups
+        .into_iter()
+        .filter(|g| ctx.allowed("Microsoft.Resources/subscriptions/resourceGroups/read", &g.id))
+        .map(|g| g.body)
+        .collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
@@ -154,6 +158,8 @@ pub async fn list_resources(ctx: &ArmCtx, group: Option<&str>) -> Result<Respons
     let value: Vec<Value> = all
         .into_iter()
         .filter(|r| !r.resource_type.eq_ignore_ascii_case(types::RESOURCE_GROUP))
+        .filter(|r| r.id.starts_with("/subscriptions/"))
+        .filter(|r| ctx.allowed(&format!("{}/read", r.resource_type), &r.id))
         .filter(|r| {
             conditions.iter().all(|(field, v)| match field.as_str() {
                 "resourcetype" => r.resource_type.eq_ignore_ascii_case(v),

@@ -4,6 +4,7 @@
 //! that value and answer ARM JSON, or an [`ArmError`] body. The registry rules themselves
 //! (names, properties, SKU limits) live in `wharf-arm`.
 
+pub mod authorization;
 pub mod groups;
 pub mod registries;
 pub mod resources;
@@ -35,6 +36,10 @@ pub enum ArmEndpoint {
     /// Any other resource under a resource group: `…/providers/{namespace}/{type}/{name}[/…]`
     /// (managed identities, hosting resources, …), served by `resources`.
     Other { group: String, namespace: String, rest: Vec<String> },
+    /// `{scope}/providers/Microsoft.Authorization/roleAssignments[/{guid}]`
+    RoleAssignments { scope: String, name: Option<String> },
+    /// `{scope}/providers/Microsoft.Authorization/roleDefinitions[/{guid}]`
+    RoleDefinitions { scope: String, name: Option<String> },
 }
 
 impl ArmEndpoint {
@@ -50,6 +55,20 @@ impl ArmEndpoint {
         let not_found = || ArmError::not_found_path(path);
         if !is(0, "subscriptions") {
             return Err(not_found());
+        }
+        // Extension resources of Microsoft.Authorization at any scope.
+        if let Some(i) = (0..segs.len().saturating_sub(2)).find(|&i| is(i, "providers") && is(i + 1, "Microsoft.Authorization")) {
+            let scope = format!("/{}", segs[..i].join("/"));
+            let name = segs.get(i + 3).cloned();
+            if segs.len() > i + 4 {
+                return Err(not_found());
+            }
+            let sub = segs.get(1).cloned();
+            return match segs.get(i + 2).map(|s| s.to_ascii_lowercase()).as_deref() {
+                Some("roleassignments") => Ok((sub, ArmEndpoint::RoleAssignments { scope, name })),
+                Some("roledefinitions") => Ok((sub, ArmEndpoint::RoleDefinitions { scope, name })),
+                _ => Err(not_found()),
+            };
         }
         if segs.len() == 1 {
             return Ok((None, ArmEndpoint::ListSubscriptions));
@@ -93,6 +112,30 @@ pub struct ArmCtx {
 }
 
 impl ArmCtx {
+    /// Whether the caller may perform `action` on `scope` (a resource id).
+    pub fn allowed(&self, action: &str, scope: &str) -> bool {
+        self.state.authz.authorize_action(self.caller.object_id(), scope, action).is_allowed()
+    }
+
+    /// ARM's 403 `AuthorizationFailed` unless the caller may perform `action` on `scope`.
+    pub fn authorize(&self, action: &str, scope: &str) -> Result<(), ArmError> {
+        let decision = self.state.authz.authorize_action(self.caller.object_id(), scope, action);
+        if decision.is_allowed() {
+            return Ok(());
+        }
+        let c = &self.caller.claims;
+        let who = c.upn.clone().or_else(|| c.appid.clone()).unwrap_or_else(|| c.oid.clone());
+        tracing::warn!(caller = %who, object_id = %c.oid, action, scope, explanation = %decision.explain(), "management call denied");
+        Err(ArmError::new(
+            403,
+            "AuthorizationFailed",
+            format!(
+                "The client '{who}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+                c.oid
+            ),
+        ))
+    }
+
     /// The request body as a JSON object (`{}` when empty).
     pub fn json(&self) -> Result<Value, ArmError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
@@ -156,6 +199,9 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         .await
         .map_err(|_| ArmError::invalid_request(format!("The request body is larger than {MAX_BODY} bytes.")))?;
     let ctx = ArmCtx { state, caller, method: parts.method, query, body, headers: parts.headers };
+    if let Some((action, scope)) = required_action(&ctx, &endpoint) {
+        ctx.authorize(&action, &scope)?;
+    }
     let m = ctx.method.clone();
     match (&m, endpoint) {
         (&Method::GET, ArmEndpoint::ListSubscriptions) => Ok(groups::list_subscriptions(&ctx)),
@@ -167,7 +213,48 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
         (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
         (_, ArmEndpoint::Other { group, namespace, rest }) => resources::handle(&ctx, &group, &namespace, &rest).await,
+        (_, ArmEndpoint::RoleAssignments { scope, name }) => authorization::assignments(&ctx, &scope, name.as_deref()).await,
+        (_, ArmEndpoint::RoleDefinitions { scope, name }) => authorization::definitions(&ctx, &scope, name.as_deref()).await,
         (m, _) => Err(ArmError::method_not_allowed(m.as_str())),
+    }
+}
+
+/// The management action (and the scope it is checked at) a request needs, for endpoints
+/// authorized before their handler runs. Listings filter per item instead; the
+/// `Microsoft.Authorization` handlers check their own actions.
+fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, String)> {
+    let sub = &ctx.state.subscription_id;
+    let verb = match ctx.method {
+        Method::GET | Method::HEAD => "read",
+        Method::DELETE => "delete",
+        _ => "write",
+    };
+    match endpoint {
+        ArmEndpoint::Group { name } => Some((
+            format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
+            wharf_arm::ResourceId::resource_group(sub, name).to_string(),
+        )),
+        ArmEndpoint::Registry { group, name } => Some((
+            format!("Microsoft.ContainerRegistry/registries/{verb}"),
+            wharf_arm::ResourceId::registry(sub, group, name).to_string(),
+        )),
+        ArmEndpoint::RegistryChild { group, name, rest } => {
+            let id = wharf_arm::ResourceId::registry(sub, group, name).to_string();
+            // checkAccess and roleAssignmentModeImpact check their own actions.
+            let own = rest.len() == 1 && (rest[0].eq_ignore_ascii_case("checkAccess") || rest[0].eq_ignore_ascii_case("roleAssignmentModeImpact"));
+            (!own).then(|| (format!("Microsoft.ContainerRegistry/registries/{}/action", rest.join("/")), id))
+        }
+        ArmEndpoint::Other { group, namespace, rest } if rest.len() >= 2 => {
+            let id = format!("{}/providers/{namespace}/{}/{}", wharf_arm::ResourceId::resource_group(sub, group), rest[0], rest[1]);
+            // Actions on a resource (e.g. workloadEnvironment) need write access to it.
+            let verb = if rest.len() > 2 { "write" } else { verb };
+            Some((format!("{namespace}/{}/{verb}", rest[0]), id))
+        }
+        ArmEndpoint::Other { group, namespace, rest } => Some((
+            format!("{namespace}/{}/read", rest.first().map(String::as_str).unwrap_or("")),
+            wharf_arm::ResourceId::resource_group(sub, group).to_string(),
+        )),
+        _ => None,
     }
 }
 

@@ -20,7 +20,8 @@ pub async fn list(ctx: &ArmCtx, group: Option<&str>) -> Result<Response, ArmErro
     }
     let filter = ResourceFilter { resource_type: Some(types::REGISTRY.into()), resource_group: group.map(str::to_string) };
     let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing registries", e))?;
-    let value: Vec<Value> = all.into_iter().map(|r| r.body).collect();
+    let value: Vec<Value> =
+        all.into_iter().filter(|r| ctx.allowed("Microsoft.ContainerRegistry/registries/read", &r.id)).map(|r| r.body).collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
@@ -197,6 +198,8 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
     let parts: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (&ctx.method, parts.as_slice()) {
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("listCredentials") => credentials(ctx, &info).await,
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("checkAccess") => super::authorization::check_access(ctx, &info).await,
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("roleAssignmentModeImpact") => super::authorization::mode_impact(ctx, &info).await,
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("regenerateCredential") => {
             let body = ctx.json()?;
             let which = body["name"].as_str().unwrap_or("");

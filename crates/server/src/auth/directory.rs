@@ -3,7 +3,12 @@
 //!
 //! Users are stored under `/directory/users/{objectId}` (unique by lowercase UPN), service
 //! principals under `/directory/servicePrincipals/{objectId}` (unique by appId). Managed
-//! identities are ARM resources (`arm::identities`); this module only resolves them by object id.
+//! identities are ARM resources (`arm::resources`); this module only resolves them by object id.
+//!
+//! An application and its service principal share one record: Graph's `POST /applications`
+//! creates it with `servicePrincipalCreated = false` (an app registration that cannot sign in),
+//! `POST /servicePrincipals {appId}` sets the flag. `find_sp_by_app_id`, `get_sp` and `list_sps`
+//! only see records whose service principal exists; the `*_app_*` functions see every record.
 
 use serde::{Deserialize, Serialize};
 use wharf_identity::{HashParams, PlainSecret, SecretHash, hash_secret, verify_secret};
@@ -54,6 +59,9 @@ pub struct ServicePrincipal {
     pub builtin: Option<String>,
     #[serde(default = "enabled")]
     pub account_enabled: bool,
+    /// False while only the application exists (see the module comment).
+    #[serde(default = "enabled")]
+    pub service_principal_created: bool,
 }
 
 /// Argon2id parameters for stored secrets. Tests may lower them through `WHARF_TEST_FAST_HASH`.
@@ -151,9 +159,43 @@ pub async fn create_sp(meta: &dyn MetadataStore, display_name: &str, builtin: Op
         password_credentials: vec![],
         builtin: builtin.map(str::to_string),
         account_enabled: true,
+        service_principal_created: true,
     };
     save_sp(meta, &sp, true).await?;
     Ok(sp)
+}
+
+/// An application registration without its service principal yet (Graph's `POST /applications`).
+pub async fn create_application(meta: &dyn MetadataStore, display_name: &str) -> Result<ServicePrincipal, StorageError> {
+    let app = ServicePrincipal {
+        id: uuid::Uuid::new_v4().to_string(),
+        app_id: uuid::Uuid::new_v4().to_string(),
+        app_object_id: uuid::Uuid::new_v4().to_string(),
+        display_name: display_name.to_string(),
+        password_credentials: vec![],
+        builtin: None,
+        account_enabled: true,
+        service_principal_created: false,
+    };
+    save_sp(meta, &app, true).await?;
+    Ok(app)
+}
+
+/// The application record of an app id, whether or not its service principal exists.
+pub async fn find_app_by_app_id(meta: &dyn MetadataStore, app_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+    let r = meta.resource_find_by_name(SP_TYPE, &app_id.to_ascii_lowercase()).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+/// The application record whose application object id is `app_object_id`.
+pub async fn find_app_by_object_id(meta: &dyn MetadataStore, app_object_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+    Ok(list_apps(meta).await?.into_iter().find(|a| a.app_object_id.eq_ignore_ascii_case(app_object_id)))
+}
+
+/// Every application record (with or without a service principal).
+pub async fn list_apps(meta: &dyn MetadataStore) -> Result<Vec<ServicePrincipal>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(SP_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
 }
 
 pub async fn save_sp(meta: &dyn MetadataStore, sp: &ServicePrincipal, new: bool) -> Result<(), StorageError> {
@@ -162,19 +204,18 @@ pub async fn save_sp(meta: &dyn MetadataStore, sp: &ServicePrincipal, new: bool)
     if new { meta.resource_insert_unique_name(&rec).await } else { meta.resource_put(&rec).await.map(|_| ()) }
 }
 
+/// The service principal of an app id (`None` while only the application exists).
 pub async fn find_sp_by_app_id(meta: &dyn MetadataStore, app_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
-    let r = meta.resource_find_by_name(SP_TYPE, &app_id.to_ascii_lowercase()).await?;
-    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+    Ok(find_app_by_app_id(meta, app_id).await?.filter(|a| a.service_principal_created))
 }
 
 pub async fn get_sp(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
     let r = meta.resource_get(&sp_id(object_id)).await?;
-    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+    Ok(r.and_then(|r| serde_json::from_value::<ServicePrincipal>(r.body).ok()).filter(|a| a.service_principal_created))
 }
 
 pub async fn list_sps(meta: &dyn MetadataStore) -> Result<Vec<ServicePrincipal>, StorageError> {
-    let filter = wharf_storage::ResourceFilter { resource_type: Some(SP_TYPE.into()), resource_group: None };
-    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+    Ok(list_apps(meta).await?.into_iter().filter(|a| a.service_principal_created).collect())
 }
 
 pub async fn delete_sp(meta: &dyn MetadataStore, object_id: &str) -> Result<bool, StorageError> {

@@ -100,6 +100,18 @@ fn openid_configuration(state: &AppState, base: &str) -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
+/// The audience of a `scope`: the deployment's own names first (Graph = the server's base URL,
+/// which az sends as its cloud's `microsoftGraphResourceId`), then the public ones, so that
+/// `https://graph.microsoft.com/.default` is also answered (with the deployment's Graph `aud`).
+pub fn scope_audience(state: &AppState, scope: &str) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
+    state.identity.directory.audiences.parse_scope(scope).or_else(|_| wharf_identity::parse_scope_to_audience(scope))
+}
+
+/// The audience of a managed-identity `resource=` value, with the same two sets of names.
+pub fn resource_audience(state: &AppState, resource: &str) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
+    state.identity.directory.audiences.parse_resource(resource).or_else(|_| wharf_identity::parse_resource_to_audience(resource))
+}
+
 /// The resource scope among the space-separated `scope` values (ignoring OIDC scopes).
 fn resource_scope(scope: &str) -> Option<&str> {
     scope.split_whitespace().find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
@@ -111,7 +123,7 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
     let Some(scope) = resource_scope(f("scope")) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter naming a resource, e.g. https://management.core.windows.net//.default.");
     };
-    let audience = match wharf_identity::parse_scope_to_audience(scope) {
+    let audience = match scope_audience(state, scope) {
         Ok(a) => a,
         Err(_) => {
             return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 500011, &format!("The resource principal named {scope} was not found in the tenant."));

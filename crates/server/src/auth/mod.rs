@@ -73,7 +73,7 @@ impl Identity {
         };
         Ok(Identity {
             keys: RwLock::new(keys),
-            directory: DirectoryTokenIssuer::new(issuer_base, tenant),
+            directory: DirectoryTokenIssuer::new(issuer_base, tenant).with_audiences(wharf_identity::Audiences::new(format!("{}/", issuer_base.trim_end_matches('/')))),
             registry: RegistryTokenIssuer::default(),
             revocations: RwLock::new(revocations),
             cache: Mutex::new(HashMap::new()),
@@ -123,23 +123,64 @@ impl RevocationCutoffs for Cutoffs<'_> {
     }
 }
 
-/// What a principal is granted on a registry for the requested scopes. This is the one place
-/// where authorization decides token contents.
+/// What a principal is granted on a registry for the requested scopes: the one place where
+/// authorization decides token contents.
 ///
-/// Until the authorization engine lands, every authenticated directory principal and the admin
-/// user are granted what they ask; anonymous callers get `pull` on registries with anonymous
-/// pull enabled.
-pub fn grant(subject: &RegistrySubject, anonymous_pull: bool, requested: &[wharf_identity::Scope]) -> Vec<AccessEntry> {
+/// - Anonymous callers get `pull` on repositories of registries with anonymous pull.
+/// - The registry's admin user gets everything on its own registry.
+/// - Directory principals get what the decision engine grants under the registry's
+///   role-assignment mode; in ABAC mode a wildcard repository (`repository:*:*`) is refused.
+/// - Without a registry (a deployment-level token, path style), only the catalog scope is kept;
+///   listing then filters registries per caller.
+pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry: Option<&crate::state::RegistryInfo>, requested: &[wharf_identity::Scope]) -> Vec<AccessEntry> {
+    use wharf_authz::{DataPlaneTarget, DockerAction, EnvironmentAttributes, RegistryMode};
+    let anonymous_pull = registry.is_some_and(|r| r.properties.anonymous_pull_enabled);
     requested
         .iter()
         .filter_map(|s| {
-            let actions: Vec<String> = if subject.principal_type == PrincipalType::Anonymous {
-                if !anonymous_pull || s.resource_type != "repository" {
-                    return None;
+            let is_repo = s.resource_type == "repository";
+            let is_catalog = s.resource_type == "registry" && s.name == "catalog";
+            if !is_repo && !is_catalog {
+                return None;
+            }
+            let actions: Vec<String> = match subject.principal_type {
+                PrincipalType::Anonymous => {
+                    if !anonymous_pull || !is_repo {
+                        return None;
+                    }
+                    s.actions.iter().filter(|a| *a == "pull").cloned().collect()
                 }
-                s.actions.iter().filter(|a| *a == "pull").cloned().collect()
-            } else {
-                s.actions.clone()
+                PrincipalType::RegistryAdmin => {
+                    let own = registry.is_some_and(|r| subject.principal_id == format!("admin:{}", r.key.0));
+                    if !own {
+                        return None;
+                    }
+                    s.actions.clone()
+                }
+                PrincipalType::RepositoryToken => return None,
+                PrincipalType::User | PrincipalType::ServicePrincipal | PrincipalType::ManagedIdentity => {
+                    let Some(reg) = registry else {
+                        return is_catalog.then(|| AccessEntry::new("registry", "catalog", ["*"]));
+                    };
+                    let mode = crate::authz::registry_mode(reg.properties.role_assignment_mode);
+                    if is_repo && mode == RegistryMode::AbacRepositoryPermissions && s.name.contains('*') {
+                        tracing::info!(scope = %s, "wildcard repository scopes are refused in ABAC mode");
+                        return None;
+                    }
+                    let (target, wanted) = if is_catalog {
+                        (DataPlaneTarget::Catalog, vec![DockerAction::All])
+                    } else {
+                        (DataPlaneTarget::Repository(s.name.clone()), s.actions.iter().filter_map(|a| DockerAction::parse(a)).collect())
+                    };
+                    if wanted.is_empty() {
+                        return None;
+                    }
+                    let decision = state.authz.data_plane(&subject.principal_id, &reg.resource_id, mode, target, &wanted, &EnvironmentAttributes::default());
+                    if decision.granted.is_empty() {
+                        tracing::info!(principal = %subject.principal_id, scope = %s, explanation = %decision.explain(), "registry token: nothing granted");
+                    }
+                    decision.token_actions().into_iter().map(str::to_string).collect()
+                }
             };
             (!actions.is_empty()).then(|| AccessEntry::new(&s.resource_type, &s.name, actions))
         })

@@ -35,25 +35,34 @@ const BASIC_CACHE_SECONDS: i64 = 60;
 pub enum Access {
     /// A Bearer access token: exactly its `access` entries.
     Token(Arc<AccessClaims>),
-    /// Basic credentials: what [`grant`] gives this subject.
-    Subject { subject: RegistrySubject, anonymous_pull: bool },
-    /// No credential, on a registry with anonymous pull.
-    Anonymous { anonymous_pull: bool },
+    /// Basic credentials (or none): what [`grant`] gives this subject on `registry`.
+    Subject { subject: RegistrySubject, registry: Option<Arc<RegistryInfo>> },
 }
 
 impl Access {
+    fn anonymous(registry: Option<Arc<RegistryInfo>>) -> Access {
+        Access::Subject { subject: RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous"), registry }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self, Access::Subject { subject, .. } if subject.principal_type == PrincipalType::Anonymous)
+    }
+
+    /// The principal the credential stands for.
+    pub fn principal_id(&self) -> Option<&str> {
+        match self {
+            Access::Token(c) => Some(&c.binding.wharf_principal_id),
+            Access::Subject { subject, .. } => Some(&subject.principal_id),
+        }
+    }
+
     /// Whether `action` on `resource_type:name` is allowed.
-    pub fn allows(&self, resource_type: &str, name: &str, action: &str) -> bool {
+    pub fn allows(&self, state: &AppState, resource_type: &str, name: &str, action: &str) -> bool {
         match self {
             Access::Token(c) => c.allows(resource_type, name, action),
-            Access::Subject { subject, anonymous_pull } => {
+            Access::Subject { subject, registry } => {
                 let scope = Scope { resource_type: resource_type.into(), name: name.into(), actions: vec![action.into()] };
-                wharf_identity::allows(&grant(subject, *anonymous_pull, &[scope]), resource_type, name, action)
-            }
-            Access::Anonymous { anonymous_pull } => {
-                let subject = RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous");
-                let scope = Scope { resource_type: resource_type.into(), name: name.into(), actions: vec![action.into()] };
-                wharf_identity::allows(&grant(&subject, *anonymous_pull, &[scope]), resource_type, name, action)
+                wharf_identity::allows(&grant(state, subject, registry.as_deref(), &[scope]), resource_type, name, action)
             }
         }
     }
@@ -260,10 +269,10 @@ pub async fn check(
         ..r.clone()
     });
     let ctx = context(service, registry);
-    let anonymous_pull = registry.is_some_and(|r| r.properties.anonymous_pull_enabled);
+    let registry_arc = registry.map(|r| Arc::new(r.clone()));
     let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let access = match auth {
-        None => Access::Anonymous { anonymous_pull },
+        None => Access::anonymous(registry_arc.clone()),
         Some(v) if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") => {
             let token = v[7..].trim();
             let key = cache_key(&["access", &ctx.login_server, &ctx.registry_id, token]);
@@ -290,7 +299,7 @@ pub async fn check(
         }
         Some(v) => match wharf_identity::parse_basic_authorization(v) {
             Ok(creds) => match basic_subject(state, registry, &ctx, &creds).await {
-                Ok(Some(subject)) => Access::Subject { subject, anonymous_pull },
+                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone() },
                 Ok(None) => return Err(challenge(&base, service, shown.as_ref(), true)),
                 Err(e) => return Err(OciError::internal("checking credentials", e)),
             },
@@ -303,14 +312,14 @@ pub async fn check(
     match &need {
         None => {
             // `/v2/` answers 200 only to an authenticated caller, so clients learn the realm.
-            if matches!(access, Access::Anonymous { .. }) {
+            if access.is_anonymous() {
                 return Err(challenge(&base, service, None, false));
             }
         }
         Some(r) => {
-            let ok = r.actions.iter().any(|a| access.allows(r.resource_type, &r.name, a));
+            let ok = r.actions.iter().any(|a| access.allows(state, r.resource_type, &r.name, a));
             if !ok {
-                let invalid = !matches!(access, Access::Anonymous { .. });
+                let invalid = !access.is_anonymous();
                 if invalid {
                     tracing::info!(service, scope = %r.scope(), "request not covered by its credential");
                 }
@@ -453,7 +462,7 @@ pub async fn token(state: &AppState, headers: &HeaderMap, query: &HashMap<String
             RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous")
         }
     };
-    let granted: Vec<AccessEntry> = grant(&subject, anonymous_pull, &scopes);
+    let granted: Vec<AccessEntry> = grant(state, &subject, registry.as_deref(), &scopes);
     let now = chrono::Utc::now();
     let keys = state.identity.keys.read().expect("keys lock");
     match state.identity.registry.issue_access(&keys, &subject, &ctx, granted, now) {

@@ -89,7 +89,7 @@ pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
 /// Links `digest` into `t` if it is visible in `from` of the same registry.
 async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciResult<bool> {
     let Ok(source) = target::resolve(&ctx.state, &ctx.style, from).await else { return Ok(false) };
-    if source.registry.key != t.registry.key || !ctx.access.allows("repository", source.repo.as_str(), "pull") {
+    if source.registry.key != t.registry.key || !ctx.access.allows(&ctx.state, "repository", source.repo.as_str(), "pull") {
         return Ok(false);
     }
     let meta = &ctx.state.meta;
