@@ -53,6 +53,9 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         authz: crate::authz::Authz::default(),
         tls,
         secret_key,
+        router: std::sync::OnceLock::new(),
+        tls_acceptor: std::sync::OnceLock::new(),
+        private_listeners: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     if state.meta.setting_get(BOOTSTRAPPED_KEY).await?.is_none() {
         bootstrap_directory(&state, &server_url).await?;

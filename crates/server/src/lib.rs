@@ -14,6 +14,7 @@ pub mod gc;
 pub mod graph;
 pub mod listener;
 pub mod oci;
+pub mod private_link;
 pub mod state;
 pub mod tls;
 
@@ -118,12 +119,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let app = router(state.clone());
+    let _ = state.router.set(app.clone());
+    let _ = state.tls_acceptor.set(acceptor.clone());
+    private_link::restore_all(&state).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    listener::serve(listener, acceptor, listener::ListenerKind::Public, router(state), stop_rx).await?;
+    listener::serve(listener, acceptor, listener::ListenerKind::Public, app, stop_rx).await?;
+    for (_, stop) in state.private_listeners.lock().expect("listeners lock").drain() {
+        let _ = stop.send(true);
+    }
     gc_task.abort();
     tracing::info!("wharf stopped");
     Ok(())

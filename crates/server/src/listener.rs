@@ -17,6 +17,8 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenerKind {
     Public,
+    /// A private endpoint's listener: serves only `registry_id`.
+    PrivateEndpoint { endpoint_id: String, registry_id: String },
 }
 
 /// Connection facts attached to every request.

@@ -27,6 +27,11 @@ pub struct AppState {
     pub tls: bool,
     /// Deployment secret for derived values (admin passwords, identity-header fingerprints).
     pub secret_key: wharf_identity::FingerprintKey,
+    /// The application, for listeners started after start-up (private endpoints).
+    pub router: std::sync::OnceLock<axum::Router>,
+    pub tls_acceptor: std::sync::OnceLock<Option<tokio_rustls::TlsAcceptor>>,
+    /// Stop switches of private endpoint listeners, by lowercase endpoint id.
+    pub private_listeners: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
 }
 
 impl AppState {
@@ -41,6 +46,12 @@ impl AppState {
             .map(str::to_string)
             .unwrap_or_else(|| self.config.listen.to_string());
         format!("{scheme}://{host}")
+    }
+
+    /// Something registries' network rules depend on changed (e.g. a subnet): drop cached
+    /// registry state.
+    pub fn registries_changed(&self) {
+        self.registries.clear();
     }
 
     pub fn secret_key(&self) -> wharf_identity::FingerprintKey {
@@ -110,6 +121,10 @@ impl RegistryCache {
 
     pub fn put(&self, lower_name: &str, info: Arc<RegistryInfo>) {
         self.entries.write().expect("registry cache poisoned").insert(lower_name.to_string(), info);
+    }
+
+    pub fn clear(&self) {
+        self.entries.write().expect("registry cache poisoned").clear();
     }
 
     pub fn invalidate(&self, name: &str) {

@@ -6,6 +6,7 @@
 
 pub mod authorization;
 pub mod groups;
+pub mod network;
 pub mod registries;
 pub mod resources;
 
@@ -212,6 +213,9 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
         (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
+        (_, ArmEndpoint::Other { group, namespace, rest }) if namespace.eq_ignore_ascii_case("Microsoft.Network") => {
+            network::handle(&ctx, &group, &rest).await
+        }
         (_, ArmEndpoint::Other { group, namespace, rest }) => resources::handle(&ctx, &group, &namespace, &rest).await,
         (_, ArmEndpoint::RoleAssignments { scope, name }) => authorization::assignments(&ctx, &scope, name.as_deref()).await,
         (_, ArmEndpoint::RoleDefinitions { scope, name }) => authorization::definitions(&ctx, &scope, name.as_deref()).await,
