@@ -48,7 +48,10 @@ async fn route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
     if path == "/msi/token" {
         return auth::msi::handle(&state, req).await;
     }
-    if !path.starts_with("/subscriptions") {
+    if path == "/metadata/endpoints" {
+        return arm::cloud_metadata(&state, req.headers());
+    }
+    if !path.starts_with("/subscriptions") && path != "/tenants" {
         let (parts, body) = req.into_parts();
         let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
             return arm::arm_error_response(&wharf_arm::ArmError::invalid_request("The request body is too large."));

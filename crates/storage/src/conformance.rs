@@ -130,7 +130,10 @@ pub async fn blob_put_stat_read_delete(store: &dyn BlobStore) {
     store.put_bytes(&digest, Bytes::from(data.clone())).await.unwrap();
     store.put_bytes(&digest, Bytes::from(data.clone())).await.expect("put_bytes is idempotent");
     assert!(
-        matches!(store.put_bytes(&digest, Bytes::from_static(b"other")).await, Err(StorageError::DigestMismatch { .. })),
+        matches!(
+            store.put_bytes(&digest, Bytes::from_static(b"other")).await,
+            Err(StorageError::DigestMismatch { .. })
+        ),
         "wrong bytes for a stored digest are still refused"
     );
     assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));

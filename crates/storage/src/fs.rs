@@ -78,6 +78,7 @@ impl FsBlobStore {
         for entry in std::fs::read_dir(root.join("tmp"))? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
+                tracing::info!(path = %entry.path().display(), "removing a temp file left by an interrupted write");
                 std::fs::remove_file(entry.path())?;
             }
         }
@@ -437,7 +438,8 @@ impl BlobStore for FsBlobStore {
 
     async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64> {
         let session = self.session(id).await?;
-        let path = self.data_path(id);
+        let id = id.clone();
+        let path = self.data_path(&id);
         // The append runs in its own task holding the session lock, so that a caller dropping
         // this future (client gone) cannot leave a half-done append behind: the task sees the
         // body fail and truncates.
@@ -475,6 +477,7 @@ impl BlobStore for FsBlobStore {
                     Ok(current + n)
                 }
                 Err((failure, file)) => {
+                    tracing::debug!(upload = %id, size = current, "append failed; truncating the session back");
                     // Back to the size before this append, so the client can retry from there.
                     let truncated = blocking(move || -> io::Result<()> {
                         let file = match file {

@@ -171,6 +171,11 @@ pub enum AcrCmd {
     },
     #[command(flatten)]
     Data(super::acr_data::AcrDataCmd),
+    /// Manage network rules (IP rules and virtual-network rules).
+    NetworkRule {
+        #[command(subcommand)]
+        cmd: NetworkRuleCmd,
+    },
     /// Delete a container registry and all its content.
     Delete {
         #[arg(long, short = 'n')]
@@ -181,6 +186,37 @@ pub enum AcrCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkRuleCmd {
+    /// Add an IP rule (address or CIDR, IPv4 or IPv6) or a virtual-network rule.
+    Add(NetworkRuleArgs),
+    /// Remove an IP rule or a virtual-network rule.
+    Remove(NetworkRuleArgs),
+    /// List the registry's network rules.
+    List {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NetworkRuleArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    /// IPv4/IPv6 address or CIDR range.
+    #[arg(long, conflicts_with_all = ["subnet", "vnet_name"])]
+    pub ip_address: Option<String>,
+    /// Subnet name (with --vnet-name) or subnet id.
+    #[arg(long)]
+    pub subnet: Option<String>,
+    #[arg(long)]
+    pub vnet_name: Option<String>,
 }
 
 /// az shows the SDK's flattened model: `properties` merged into the top level, plus
@@ -299,6 +335,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             Ok(Some(flatten_registry(&v)))
         }
         AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
+        AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
         AcrCmd::CheckAccess { name, resource_group, assignee, repository, action } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
             let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
@@ -340,4 +377,60 @@ fn describe_impact(impact: &Value) -> String {
         out = format!("Changing the role assignment permissions mode from {} to {} changes data access:\n{out}", impact["from"].as_str().unwrap_or("?"), impact["to"].as_str().unwrap_or("?"));
     }
     out
+}
+
+async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result<Option<Value>, CliError> {
+    let (args, adding) = match cmd {
+        NetworkRuleCmd::List { name, resource_group } => {
+            let rg = resolve_group(client, &name, resource_group).await?;
+            let v = client.get(&registry_path(sub, &rg, &name), REGISTRY_API).await?;
+            let set = &v["properties"]["networkRuleSet"];
+            return Ok(Some(json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))})));
+        }
+        NetworkRuleCmd::Add(a) => (a, true),
+        NetworkRuleCmd::Remove(a) => (a, false),
+    };
+    let rg = resolve_group(client, &args.name, args.resource_group.clone()).await?;
+    let path = registry_path(sub, &rg, &args.name);
+    let current = client.get(&path, REGISTRY_API).await?;
+    let mut set = current["properties"]["networkRuleSet"].clone();
+    if set.is_null() {
+        set = json!({"defaultAction": "Allow", "ipRules": []});
+    }
+    match (&args.ip_address, &args.subnet) {
+        (Some(ip), None) => {
+            let mut rules: Vec<Value> = set["ipRules"].as_array().cloned().unwrap_or_default();
+            let same = |r: &Value| r["value"].as_str().is_some_and(|v| v == ip || v.trim_end_matches("/32") == ip.trim_end_matches("/32"));
+            if adding {
+                if !rules.iter().any(same) {
+                    rules.push(json!({"action": "Allow", "value": ip}));
+                }
+            } else {
+                rules.retain(|r| !same(r));
+            }
+            set["ipRules"] = Value::Array(rules);
+        }
+        (None, Some(subnet)) => {
+            let id = if subnet.starts_with("/subscriptions/") {
+                subnet.clone()
+            } else {
+                let vnet = args.vnet_name.clone().ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
+                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}")
+            };
+            let mut rules: Vec<Value> = set["virtualNetworkRules"].as_array().cloned().unwrap_or_default();
+            let same = |r: &Value| r["id"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(&id));
+            if adding {
+                if !rules.iter().any(same) {
+                    rules.push(json!({"action": "Allow", "id": id}));
+                }
+            } else {
+                rules.retain(|r| !same(r));
+            }
+            set["virtualNetworkRules"] = Value::Array(rules);
+        }
+        _ => return Err(CliError::Usage("usage error: --ip-address ADDRESS | --subnet SUBNET [--vnet-name VNET]".into())),
+    }
+    let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&json!({"properties": {"networkRuleSet": set}}))).await?;
+    let set = &v["properties"]["networkRuleSet"];
+    Ok(Some(json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))})))
 }

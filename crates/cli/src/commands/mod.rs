@@ -6,6 +6,7 @@ pub mod ad;
 pub mod group;
 pub mod identity;
 pub mod login;
+pub mod network;
 pub mod resource;
 pub mod role;
 
@@ -46,6 +47,23 @@ pub enum Commands {
         #[command(subcommand)]
         cmd: identity::IdentityCmd,
     },
+    /// Manage virtual networks and private endpoints (emulated with address ranges).
+    Network {
+        #[command(subcommand)]
+        cmd: network::NetworkCmd,
+    },
+    /// Print the lines that point a real Azure CLI (`az`) at this Wharf as a custom cloud.
+    AzCloud {
+        /// Wharf's URL (https; az refuses plain http) [default: the profile's server].
+        #[arg(long)]
+        server: Option<String>,
+        /// CA bundle that signs Wharf's certificate (e.g. {data-dir}/tls/ca.crt).
+        #[arg(long)]
+        ca_bundle: Option<String>,
+        /// Name of the cloud registration.
+        #[arg(long, default_value = "wharf")]
+        name: String,
+    },
     /// Manage role assignments and role definitions.
     Role {
         #[command(subcommand)]
@@ -70,6 +88,8 @@ pub async fn execute(cmd: Commands, _out: &OutputArgs) -> Result<Option<Value>, 
         Commands::Identity { cmd } => identity::run(cmd).await,
         Commands::Resource { cmd } => resource::run(cmd).await,
         Commands::Role { cmd } => role::run(cmd).await,
+        Commands::AzCloud { server, ca_bundle, name } => az_cloud(server, ca_bundle, &name),
+        Commands::Network { cmd } => network::run(cmd).await,
     }
 }
 
@@ -116,4 +136,29 @@ pub fn parse_tags(tags: &[String]) -> Result<Value, CliError> {
         m.insert(k.to_string(), Value::String(v.to_string()));
     }
     Ok(Value::Object(m))
+}
+
+/// The `az` configuration for a Wharf deployment (see docs/azure-cli.md).
+fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Result<Option<Value>, CliError> {
+    let profile = crate::profile::load().ok();
+    let server = server
+        .or_else(|| profile.as_ref().map(|p| p.server.clone()))
+        .ok_or_else(|| CliError::Usage("the following arguments are required: --server (or sign in with 'wharf login' first)".into()))?;
+    let server = server.trim_end_matches('/');
+    if !server.starts_with("https://") {
+        return Err(CliError::Usage(format!(
+            "'{server}' is not https: az and the Azure SDKs refuse bearer tokens over plain http. Serve Wharf with --tls-self-signed (or --tls-cert/--tls-key) and pass its https URL."
+        )));
+    }
+    let ca = ca_bundle.unwrap_or_else(|| "<wharf data dir>/tls/ca.crt".into());
+    let tenant = profile.as_ref().and_then(|p| p.tenant.clone()).unwrap_or_else(|| "<tenant id: wharf account show --query tenantId>".into());
+    println!("# Trust Wharf's CA (az and the Azure SDKs read REQUESTS_CA_BUNDLE, not SSL_CERT_FILE):");
+    println!("export REQUESTS_CA_BUNDLE={ca}");
+    println!("export AZURE_CORE_COLLECT_TELEMETRY=false");
+    println!("# Keep MSAL from asking login.microsoftonline.com about an unknown authority:");
+    println!("az config set core.collect_telemetry=false core.instance_discovery=false");
+    println!("az cloud register -n {name} --endpoint-resource-manager {server}/");
+    println!("az cloud set -n {name}");
+    println!("az login --service-principal -u <appId> -p <secret> --tenant {tenant}");
+    Ok(None)
 }

@@ -26,6 +26,7 @@ use crate::state::AppState;
 pub enum ArmEndpoint {
     ListSubscriptions,
     GetSubscription,
+    ListTenants,
     ListGroups,
     Group { name: String },
     ListResources { group: Option<String> },
@@ -47,6 +48,9 @@ impl ArmEndpoint {
     /// Parses a path; ARM's keywords are case-insensitive. Returns the subscription named in the
     /// path too (checked by the caller).
     pub fn parse(path: &str) -> Result<(Option<String>, ArmEndpoint), ArmError> {
+        if path.trim_end_matches('/').eq_ignore_ascii_case("/tenants") {
+            return Ok((None, ArmEndpoint::ListTenants));
+        }
         let segs: Vec<String> = path
             .trim_matches('/')
             .split('/')
@@ -206,6 +210,10 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
     let m = ctx.method.clone();
     match (&m, endpoint) {
         (&Method::GET, ArmEndpoint::ListSubscriptions) => Ok(groups::list_subscriptions(&ctx)),
+        (&Method::GET, ArmEndpoint::ListTenants) => {
+            let t = &ctx.state.tenant_id;
+            Ok(json_response(StatusCode::OK, &serde_json::json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "Wharf", "defaultDomain": "wharf.local"}]})))
+        }
         (&Method::GET, ArmEndpoint::GetSubscription) => Ok(json_response(StatusCode::OK, &groups::subscription_json(&ctx.state))),
         (&Method::GET, ArmEndpoint::ListGroups) => groups::list(&ctx).await,
         (_, ArmEndpoint::Group { name }) => groups::handle(&ctx, &name).await,
@@ -260,6 +268,34 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         )),
         _ => None,
     }
+}
+
+/// `GET /metadata/endpoints`: the cloud description `az cloud register` reads, naming this
+/// server as Resource Manager, login endpoint and Graph, and `.{domain}` as the login-server
+/// suffix.
+pub fn cloud_metadata(state: &AppState, headers: &http::HeaderMap) -> Response {
+    let base = state.base_url(headers);
+    let body = serde_json::json!({
+        "name": "Wharf",
+        "portal": base,
+        "resourceManager": format!("{base}/"),
+        "authentication": {
+            "loginEndpoint": base,
+            "audiences": ["https://management.core.windows.net/", "https://management.azure.com/"],
+            "tenant": "organizations",
+            "identityProvider": "AAD",
+        },
+        "microsoftGraphResourceId": format!("{base}/"),
+        "graph": format!("{base}/"),
+        "graphAudience": format!("{base}/"),
+        "suffixes": {"acrLoginServer": state.config.domain},
+        "activeDirectoryDataLake": null,
+        "batch": null,
+        "gallery": null,
+        "sqlManagement": null,
+        "vmImageAliasDoc": null,
+    });
+    json_response(StatusCode::OK, &body)
 }
 
 pub fn storage_error(context: &str, e: wharf_storage::StorageError) -> ArmError {

@@ -106,6 +106,7 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
     }
     let props = base.apply(body.get("properties").unwrap_or(&Value::Null))?;
     props.validate(sku)?;
+    check_vnet_rules(state, &props).await?;
     let id = registry_id(state, &rg.name, &record_name);
     let body = registry_body(&id, &record_name, &location, sku, tags_of(&body, json!({}))?, &props, &props.creation_date);
     let record = ResourceRecord {
@@ -151,6 +152,7 @@ async fn patch(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmErr
     let sku = sku_of(&body)?.unwrap_or(current_sku);
     let props = current.apply(body.get("properties").unwrap_or(&Value::Null))?;
     props.validate(sku)?;
+    check_vnet_rules(state, &props).await?;
     let tags = tags_of(&body, record.body["tags"].clone())?;
     let location = record.body["location"].as_str().unwrap_or("local").to_string();
     record.body = registry_body(&record.id, &record.name, &location, sku, tags, &props, &props.creation_date);
@@ -229,4 +231,22 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
         "passwords": pw.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
     });
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// Every virtual-network rule must name an existing subnet with the
+/// `Microsoft.ContainerRegistry` service endpoint, as Azure requires.
+async fn check_vnet_rules(state: &AppState, props: &RegistryProperties) -> Result<(), ArmError> {
+    for rule in &props.network_rule_set.virtual_network_rules {
+        match super::network::find_subnet(state, &rule.id).await.map_err(|e| storage_error("reading a subnet", e))? {
+            None => return Err(ArmError::bad_request("InvalidResourceReference", format!("Subnet {} does not exist.", rule.id))),
+            Some((_, endpoints)) if !endpoints.iter().any(|e| e.eq_ignore_ascii_case(super::network::REGISTRY_SERVICE_ENDPOINT)) => {
+                return Err(ArmError::bad_request(
+                    "SubnetMissingServiceEndpoint",
+                    format!("Subnet {} has no '{}' service endpoint. Add it with 'wharf network vnet subnet update --service-endpoints {}'.", rule.id, super::network::REGISTRY_SERVICE_ENDPOINT, super::network::REGISTRY_SERVICE_ENDPOINT),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -349,10 +349,8 @@ impl MetadataStore for SqliteMetadataStore {
     ) -> Result<Option<u64>> {
         let (registry, repo, d) = (registry.0.clone(), repo.as_str().to_string(), digest.to_string());
         self.read(move |c| {
-            let v: Option<i64> = c
-                .prepare_cached(BLOB_VISIBLE_SQL)?
-                .query_row(params![registry, repo, d], |r| r.get(0))
-                .optional()?;
+            let v: Option<i64> =
+                c.prepare_cached(BLOB_VISIBLE_SQL)?.query_row(params![registry, repo, d], |r| r.get(0)).optional()?;
             Ok(v.map(size))
         })
         .await

@@ -1,0 +1,268 @@
+//! `wharf network vnet …`, `wharf network vnet subnet …`, `wharf network private-endpoint …`:
+//! the emulated virtual networks and private endpoints, with az's flags.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+use crate::error::CliError;
+
+pub const NETWORK_API: &str = "2024-05-01";
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCmd {
+    /// Manage virtual networks.
+    Vnet {
+        #[command(subcommand)]
+        cmd: VnetCmd,
+    },
+    /// Manage private endpoints.
+    PrivateEndpoint {
+        #[command(subcommand)]
+        cmd: PrivateEndpointCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VnetCmd {
+    /// Create a virtual network, optionally with one subnet.
+    Create {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Address prefixes of the network (CIDR), space-separated.
+        #[arg(long, num_args = 1.., default_value = "10.0.0.0/16")]
+        address_prefix: Vec<String>,
+        #[arg(long)]
+        subnet_name: Option<String>,
+        #[arg(long)]
+        subnet_prefix: Option<String>,
+        #[arg(long, short = 'l')]
+        location: Option<String>,
+    },
+    Show {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    List {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+    },
+    Delete {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Manage subnets.
+    Subnet {
+        #[command(subcommand)]
+        cmd: SubnetCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubnetCmd {
+    /// Create a subnet.
+    Create {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long)]
+        vnet_name: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        address_prefixes: String,
+        /// Service endpoints, e.g. Microsoft.ContainerRegistry.
+        #[arg(long, num_args = 0..)]
+        service_endpoints: Vec<String>,
+    },
+    /// Update a subnet (e.g. its service endpoints).
+    Update {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long)]
+        vnet_name: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        address_prefixes: Option<String>,
+        #[arg(long, num_args = 0..)]
+        service_endpoints: Option<Vec<String>>,
+    },
+    Show {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long)]
+        vnet_name: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivateEndpointCmd {
+    /// Create a private endpoint: Wharf listens on an address of the subnet for one registry.
+    Create {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        vnet_name: Option<String>,
+        /// Subnet name (with --vnet-name) or id.
+        #[arg(long)]
+        subnet: String,
+        /// The registry's resource id.
+        #[arg(long)]
+        private_connection_resource_id: String,
+        #[arg(long, num_args = 1.., default_value = "registry")]
+        group_id: Vec<String>,
+        #[arg(long)]
+        connection_name: String,
+        /// Address for the endpoint inside the subnet [default: the first free one].
+        #[arg(long)]
+        ip_address: Option<String>,
+        #[arg(long, short = 'l')]
+        location: Option<String>,
+    },
+    Show {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    List {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+    },
+    Delete {
+        #[arg(long, short = 'g')]
+        resource_group: String,
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+}
+
+fn base(client: &Client, rg: &str) -> Result<String, CliError> {
+    Ok(format!("/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Network", client.subscription()?))
+}
+
+/// az flattens network resources' properties too.
+fn flatten(v: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (k, val) in v.as_object().into_iter().flatten() {
+        if k == "properties" {
+            for (pk, pv) in val.as_object().into_iter().flatten() {
+                out.insert(pk.clone(), pv.clone());
+            }
+        } else {
+            out.insert(k.clone(), val.clone());
+        }
+    }
+    if let Some(rg) = v["id"].as_str().and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
+        out.insert("resourceGroup".into(), json!(rg));
+    }
+    Value::Object(out)
+}
+
+async fn group_location(client: &Client, rg: &str) -> Result<String, CliError> {
+    let v = client.get(&format!("/subscriptions/{}/resourcegroups/{rg}", client.subscription()?), crate::client::RESOURCES_API).await?;
+    Ok(v["location"].as_str().unwrap_or("local").to_string())
+}
+
+pub async fn run(cmd: NetworkCmd) -> Result<Option<Value>, CliError> {
+    let client = Client::from_profile().await?;
+    match cmd {
+        NetworkCmd::Vnet { cmd } => match cmd {
+            VnetCmd::Create { resource_group, name, address_prefix, subnet_name, subnet_prefix, location } => {
+                let location = match location {
+                    Some(l) => l,
+                    None => group_location(&client, &resource_group).await?,
+                };
+                let mut subnets = vec![];
+                match (subnet_name, subnet_prefix) {
+                    (Some(n), Some(p)) => subnets.push(json!({"name": n, "properties": {"addressPrefix": p}})),
+                    (Some(n), None) => subnets.push(json!({"name": n, "properties": {"addressPrefix": address_prefix[0]}})),
+                    (None, Some(_)) => return Err(CliError::Usage("--subnet-prefix needs --subnet-name".into())),
+                    (None, None) => {}
+                }
+                let body = json!({"location": location, "properties": {"addressSpace": {"addressPrefixes": address_prefix}, "subnets": subnets}});
+                let v = client.arm(Method::PUT, &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API, Some(&body)).await?;
+                Ok(Some(json!({"newVNet": flatten(&v)})))
+            }
+            VnetCmd::Show { resource_group, name } => {
+                Ok(Some(flatten(&client.get(&format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API).await?)))
+            }
+            VnetCmd::List { resource_group } => {
+                let v = client.get(&format!("{}/virtualNetworks", base(&client, &resource_group)?), NETWORK_API).await?;
+                Ok(Some(Value::Array(v["value"].as_array().into_iter().flatten().map(flatten).collect())))
+            }
+            VnetCmd::Delete { resource_group, name } => {
+                client.arm(Method::DELETE, &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API, None).await?;
+                Ok(None)
+            }
+            VnetCmd::Subnet { cmd } => match cmd {
+                SubnetCmd::Create { resource_group, vnet_name, name, address_prefixes, service_endpoints } => {
+                    let body = json!({"properties": {"addressPrefix": address_prefixes, "serviceEndpoints": service_endpoints.iter().map(|s| json!({"service": s})).collect::<Vec<_>>()}});
+                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    Ok(Some(flatten(&client.arm(Method::PUT, &path, NETWORK_API, Some(&body)).await?)))
+                }
+                SubnetCmd::Update { resource_group, vnet_name, name, address_prefixes, service_endpoints } => {
+                    let mut props = serde_json::Map::new();
+                    if let Some(p) = address_prefixes {
+                        props.insert("addressPrefix".into(), json!(p));
+                    }
+                    if let Some(e) = service_endpoints {
+                        props.insert("serviceEndpoints".into(), json!(e.iter().map(|s| json!({"service": s})).collect::<Vec<_>>()));
+                    }
+                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    Ok(Some(flatten(&client.arm(Method::PATCH, &path, NETWORK_API, Some(&json!({"properties": props}))).await?)))
+                }
+                SubnetCmd::Show { resource_group, vnet_name, name } => {
+                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    Ok(Some(flatten(&client.get(&path, NETWORK_API).await?)))
+                }
+            },
+        },
+        NetworkCmd::PrivateEndpoint { cmd } => match cmd {
+            PrivateEndpointCmd::Create { resource_group, name, vnet_name, subnet, private_connection_resource_id, group_id, connection_name, ip_address, location } => {
+                let subnet_id = if subnet.starts_with("/subscriptions/") {
+                    subnet
+                } else {
+                    let vnet = vnet_name.ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
+                    format!("{}/virtualNetworks/{vnet}/subnets/{subnet}", base(&client, &resource_group)?)
+                };
+                let location = match location {
+                    Some(l) => l,
+                    None => group_location(&client, &resource_group).await?,
+                };
+                let mut props = json!({
+                    "subnet": {"id": subnet_id},
+                    "privateLinkServiceConnections": [{"name": connection_name, "properties": {"privateLinkServiceId": private_connection_resource_id, "groupIds": group_id}}],
+                });
+                if let Some(ip) = ip_address {
+                    props["ipConfigurations"] = json!([{"name": "registry", "properties": {"privateIPAddress": ip, "groupId": "registry", "memberName": "registry"}}]);
+                }
+                let body = json!({"location": location, "properties": props});
+                let path = format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?);
+                Ok(Some(flatten(&client.arm(Method::PUT, &path, NETWORK_API, Some(&body)).await?)))
+            }
+            PrivateEndpointCmd::Show { resource_group, name } => {
+                Ok(Some(flatten(&client.get(&format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?), NETWORK_API).await?)))
+            }
+            PrivateEndpointCmd::List { resource_group } => {
+                let v = client.get(&format!("{}/privateEndpoints", base(&client, &resource_group)?), NETWORK_API).await?;
+                Ok(Some(Value::Array(v["value"].as_array().into_iter().flatten().map(flatten).collect())))
+            }
+            PrivateEndpointCmd::Delete { resource_group, name } => {
+                client.arm(Method::DELETE, &format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?), NETWORK_API, None).await?;
+                Ok(None)
+            }
+        },
+    }
+}
