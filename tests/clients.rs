@@ -369,7 +369,7 @@ async fn buildah_push_and_pull_round_trip() {
 async fn oras_py_artifact_with_a_referrer() {
     let Some(python) = require_venv_python() else { return };
     let s = TestServer::start().await;
-    let _reg = s.registry("oras").await;
+    let _reg = s.registry("orasreg").await;
     let scratch = Scratch::new("oras");
     let work = scratch.path("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -382,7 +382,7 @@ async fn oras_py_artifact_with_a_referrer() {
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/oras_referrers.py");
     let mut c = Command::new(&python);
-    c.arg(&script).arg(s.host()).arg("oras/files/art").arg(&work).arg(&docker_config);
+    c.arg(&script).arg(s.host()).arg("orasreg/files/art").arg(&work).arg(&docker_config);
     c.env("HOME", scratch.path("home")).env("DOCKER_CONFIG", scratch.path("home/.docker"));
     if let Some((u, p)) = s.creds() {
         c.env("WHARF_USERNAME", u).env("WHARF_PASSWORD", p);
@@ -398,7 +398,7 @@ async fn oras_py_artifact_with_a_referrer() {
     assert!(!scratch.path("home/.docker/config.json").exists(), "oras-py wrote a docker config");
 
     let referrer = v["referrer_digest"].as_str().unwrap();
-    let r = send(s.http(Method::GET, &format!("/v2/oras/files/art/referrers/{subject}"))).await;
+    let r = send(s.http(Method::GET, &format!("/v2/orasreg/files/art/referrers/{subject}"))).await;
     assert_eq!(r.status, StatusCode::OK);
     let list = r.json();
     let found = list["manifests"].as_array().unwrap().iter().find(|m| m["digest"] == referrer);
@@ -407,7 +407,7 @@ async fn oras_py_artifact_with_a_referrer() {
     assert_eq!(found["annotations"]["org.example.signed-by"], "wharf-tests");
     let r = send(s.http(
         Method::GET,
-        &format!("/v2/oras/files/art/referrers/{subject}?artifactType=application/vnd.example.signature.config%2Bjson"),
+        &format!("/v2/orasreg/files/art/referrers/{subject}?artifactType=application/vnd.example.signature.config%2Bjson"),
     ))
     .await;
     assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 1, "{}", r.json());

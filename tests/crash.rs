@@ -70,7 +70,7 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
             .body(blob[..acked].to_vec()),
     )
     .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert_eq!(r.header("range"), Some(format!("0-{}", acked - 1).as_str()));
     let loc = r.header("location").unwrap().to_string();
 
@@ -92,7 +92,7 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
 
     let s = TestServer::start_on(&data_dir, None).await;
     let r = send(s.http(Method::GET, &loc)).await;
-    assert_eq!(r.status, StatusCode::NO_CONTENT, "the session survives the crash: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "the session survives the crash: {}", r.text());
     assert_eq!(
         r.header("range"),
         Some(format!("0-{}", acked - 1).as_str()),
@@ -106,9 +106,9 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
             .body(rest.to_vec()),
     )
     .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     let r = send(s.http(Method::PUT, &format!("{loc}?digest={digest}"))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = send(s.http(Method::GET, &format!("/v2/crashup/app/blobs/{digest}"))).await;
     assert_eq!(sha256(&r.body), digest);
 }
@@ -157,7 +157,7 @@ async fn absent_or_complete(s: &TestServer, repo: &str, tag: &str, candidate: &[
             assert_eq!(sha256(&r.body), d, "tag {tag} names a broken manifest");
             assert_eq!(&r.body[..], candidate, "tag {tag} names something nobody pushed");
         }
-        other => panic!("tag {tag}: unexpected {other}: {}", String::from_utf8_lossy(&r.body)),
+        other => panic!("tag {tag}: unexpected {other}: {}", r.text()),
     }
 }
 
@@ -178,6 +178,8 @@ async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
     let mut m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
     m["annotations"] = json!({"padding": "p".repeat(2 * 1024 * 1024)});
     let next = serde_json::to_vec(&m).unwrap();
+    m["annotations"] = json!({"padding": "q".repeat(2 * 1024 * 1024)});
+    let raced = serde_json::to_vec(&m).unwrap();
     let mut streams = Vec::new();
     for tag in ["next", "stable"] {
         streams.push(start_streaming(
@@ -195,8 +197,8 @@ async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
         "PUT",
         "/v2/crashman/app/manifests/raced",
         &[("Content-Type", OCI_MANIFEST.into())],
-        next.len(),
-        &next,
+        raced.len(),
+        &raced,
     ));
     std::thread::sleep(Duration::from_millis(300));
     s.kill9();
@@ -215,10 +217,10 @@ async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
     r.expect_error(404, "MANIFEST_UNKNOWN");
     let r = send(s.http(Method::GET, &format!("/v2/crashman/app/manifests/{}", sha256(&next)))).await;
     r.expect_error(404, "MANIFEST_UNKNOWN");
-    absent_or_complete(&s, "crashman/app", "raced", &next).await;
+    absent_or_complete(&s, "crashman/app", "raced", &raced).await;
 
     // The registry keeps working: the interrupted push, retried, succeeds.
     let r = send(s.http(Method::PUT, "/v2/crashman/app/manifests/next").header("content-type", OCI_MANIFEST).body(next.clone())).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     absent_or_complete(&s, "crashman/app", "next", &next).await;
 }

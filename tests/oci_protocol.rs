@@ -76,12 +76,12 @@ async fn blob_head_get_and_ranges() {
 #[tokio::test]
 async fn monolithic_and_post_put_uploads() {
     let s = TestServer::start().await;
-    let reg = s.registry("mono").await;
+    let reg = s.registry("monolithic").await;
     let data = blob_bytes(4096, 1);
     let d = sha256(&data);
     let r = send(reg.v2(Method::POST, "app", &format!("blobs/uploads/?digest={d}")).body(data.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    assert_eq!(r.header("location"), Some(format!("/v2/mono/app/blobs/{d}").as_str()));
+    assert_eq!(r.header("location"), Some(format!("/v2/monolithic/app/blobs/{d}").as_str()));
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
     assert_eq!(&reg.get_blob("app", &d).await.body[..], &data[..]);
 
@@ -91,10 +91,10 @@ async fn monolithic_and_post_put_uploads() {
     let r = send(reg.v2(Method::POST, "app", "blobs/uploads/")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let loc = r.header("location").expect("Location").to_string();
-    assert!(loc.starts_with("/v2/mono/app/blobs/uploads/"), "{loc}");
+    assert!(loc.starts_with("/v2/monolithic/app/blobs/uploads/"), "{loc}");
     assert!(r.header("docker-upload-uuid").is_some());
     let r = send(s.http(Method::PUT, &format!("{loc}?digest={d2}")).body(data2.clone())).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(d2.as_str()));
     assert_eq!(&reg.get_blob("app", &d2).await.body[..], &data2[..]);
 
@@ -129,7 +129,7 @@ async fn chunked_upload_with_status_and_final_put() {
     // Final PUT without a body.
     let loc = start_session(&reg, "app").await;
     let r = patch(&s, &loc, Some("0-9"), &data[..10]).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
     assert_eq!(r.header("range"), Some("0-9"));
     let loc = r.header("location").unwrap().to_string();
     let r = send(s.http(Method::GET, &loc)).await;
@@ -143,7 +143,7 @@ async fn chunked_upload_with_status_and_final_put() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(r.header("range"), Some("0-29"));
     let r = send(s.http(Method::PUT, &format!("{loc}?digest={d}"))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(&reg.get_blob("app", &d).await.body[..], &data[..]);
     // The finished session is gone.
     send(s.http(Method::GET, &loc)).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
@@ -160,7 +160,7 @@ async fn chunked_upload_with_status_and_final_put() {
             .body(data2[15..].to_vec()),
     )
     .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(&reg.get_blob("app", &d2).await.body[..], &data2[..]);
 }
 
@@ -181,7 +181,7 @@ async fn out_of_order_and_overlapping_chunks_are_refused_with_the_current_range(
     }
     // Content-Range that disagrees with the body length, and a malformed one.
     let r = patch(&s, &loc, Some("10-19"), &data[10..15]).await;
-    assert_eq!(r.status.as_u16(), 416, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status.as_u16(), 416, "{}", r.text());
     let r = patch(&s, &loc, Some("ten-nineteen"), &data[10..20]).await;
     r.expect_error(416, "BLOB_UPLOAD_INVALID");
     // Nothing of the refused chunks was kept: the session resumes at 10.
@@ -263,7 +263,7 @@ async fn cross_repository_mount() {
     other.push_blob("src", &data).await;
 
     let r = send(reg.v2(Method::POST, "dst", &format!("blobs/uploads/?mount={d}&from=mount/src"))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("location"), Some(format!("/v2/mount/dst/blobs/{d}").as_str()));
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
     assert_eq!(&reg.get_blob("dst", &d).await.body[..], &data[..]);
@@ -271,7 +271,7 @@ async fn cross_repository_mount() {
     // Not visible in `from`, `from` in another registry, or no `from`: an upload session instead.
     for q in [format!("mount={d}&from=mount/empty"), format!("mount={d}&from=mountother/src"), format!("mount={d}")] {
         let r = send(reg.v2(Method::POST, "dst2", &format!("blobs/uploads/?{q}"))).await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{q}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{q}: {}", r.text());
         let loc = r.header("location").expect("Location of the fallback session");
         assert!(loc.starts_with("/v2/mount/dst2/blobs/uploads/"), "{loc}");
         let r = send(reg.v2(Method::HEAD, "dst2", &format!("blobs/{d}"))).await;
@@ -284,7 +284,7 @@ async fn cross_repository_mount() {
 #[tokio::test]
 async fn blob_delete() {
     let s = TestServer::start().await;
-    let reg = s.registry("bdel").await;
+    let reg = s.registry("blobdel").await;
     let d = reg.push_blob("app", b"to be deleted").await;
     let r = send(reg.v2(Method::DELETE, "app", &format!("blobs/{d}"))).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -316,7 +316,7 @@ fn docker_list(children: &[(&[u8], &str)]) -> Vec<u8> {
 async fn round_trip(reg: &Registry<'_>, repo: &str, tag: &str, media_type: &str, bytes: &[u8]) -> String {
     let d = sha256(bytes);
     let r = reg.put_manifest(repo, tag, media_type, bytes).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{media_type}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{media_type}: {}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(d.as_str()));
     assert_eq!(r.header("location"), Some(format!("/v2/{}/manifests/{d}", reg.name_of(repo)).as_str()));
     for reference in [tag, d.as_str()] {
@@ -339,7 +339,7 @@ async fn round_trip(reg: &Registry<'_>, repo: &str, tag: &str, media_type: &str,
 #[tokio::test]
 async fn manifests_of_every_type_round_trip_and_delete() {
     let s = TestServer::start().await;
-    let reg = s.registry("mani").await;
+    let reg = s.registry("manifests").await;
     let amd = TestImage::new("mani", "amd64");
     let arm = TestImage::new("mani", "arm64");
     for img in [&amd, &arm] {
@@ -410,7 +410,7 @@ async fn accept_negotiation() {
 #[tokio::test]
 async fn manifest_with_unknown_references_is_refused_and_creates_nothing() {
     let s = TestServer::start().await;
-    let reg = s.registry("refs").await;
+    let reg = s.registry("refsreg").await;
     let img = TestImage::new("refs", "amd64");
     // Only the config is pushed: the layer is unknown.
     reg.push_blob("app", &img.config).await;
@@ -467,7 +467,7 @@ async fn malformed_manifests() {
 #[tokio::test]
 async fn oversized_manifest_and_header() {
     let s = TestServer::start().await;
-    let reg = s.registry("big").await;
+    let reg = s.registry("bigmani").await;
     let mut big = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":""#.to_vec();
     big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024 + 10));
     big.extend_from_slice(br#""}}"#);
@@ -578,7 +578,7 @@ async fn referrers_with_filter_and_subject_header() {
     let sbom = referrer((&sd, subject.len(), OCI_MANIFEST), "application/vnd.example.sbom", b"sbom");
     for m in [&sig, &sbom] {
         let r = reg.put_manifest("app", &sha256(m), OCI_MANIFEST, m).await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         assert_eq!(r.header("oci-subject"), Some(sd.as_str()));
     }
     let r = send(reg.v2(Method::GET, "app", &format!("referrers/{sd}"))).await;
@@ -631,7 +631,7 @@ async fn sha512_end_to_end() {
     let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
     let dc = sha512(&config);
     let r = send(reg.v2(Method::POST, "app", &format!("blobs/uploads/?digest={dc}")).body(config.clone())).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(dc.as_str()));
     assert_eq!(&reg.get_blob("app", &dc).await.body[..], &config[..]);
 
@@ -644,7 +644,7 @@ async fn sha512_end_to_end() {
     let r = patch(&s, &loc, Some("1000-2999"), &layer[1000..]).await;
     assert_eq!(r.header("range"), Some("0-2999"));
     let r = send(s.http(Method::PUT, &format!("{loc}?digest={dl}"))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(&reg.get_blob("app", &dl).await.body[..], &layer[..]);
     // The session can also say its algorithm up front.
     let layer2 = blob_bytes(100, 14);
@@ -652,7 +652,7 @@ async fn sha512_end_to_end() {
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let loc = r.header("location").unwrap().to_string();
     let r = send(s.http(Method::PUT, &format!("{loc}?digest={}", sha512(&layer2))).body(layer2.clone())).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
 
     // A manifest PUT by its sha512 digest.
     let manifest = serde_json::to_vec(&json!({
@@ -664,7 +664,7 @@ async fn sha512_end_to_end() {
     .unwrap();
     let dm = sha512(&manifest);
     let r = reg.put_manifest("app", &dm, OCI_MANIFEST, &manifest).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("docker-content-digest"), Some(dm.as_str()));
     let r = reg.get_manifest("app", &dm).await;
     assert_eq!(&r.body[..], &manifest[..]);
@@ -672,7 +672,7 @@ async fn sha512_end_to_end() {
 
     // Mount of a sha512 blob.
     let r = send(reg.v2(Method::POST, "copy", &format!("blobs/uploads/?mount={dl}&from=sha512/app"))).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(&reg.get_blob("copy", &dl).await.body[..], &layer[..]);
 
     // Referrers of a sha512 subject.
@@ -680,7 +680,7 @@ async fn sha512_end_to_end() {
     reg.push_blob("app", b"sig512").await;
     let art = referrer((&dm, manifest.len(), OCI_MANIFEST), "application/vnd.example.sig", b"sig512");
     let r = reg.put_manifest("app", &sha256(&art), OCI_MANIFEST, &art).await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     assert_eq!(r.header("oci-subject"), Some(dm.as_str()));
     let v = send(reg.v2(Method::GET, "app", &format!("referrers/{dm}"))).await.json();
     assert_eq!(v["manifests"][0]["digest"], sha256(&art), "{v}");
@@ -845,7 +845,7 @@ async fn acr_api_shapes_and_attributes() {
 
     // PATCH changeableAttributes of a tag, a manifest and the repository.
     let r = send(s.http(Method::PATCH, "/acr/v1/acrapi/app/_tags/v1").json(&json!({"deleteEnabled": false}))).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["tag"]["changeableAttributes"]["deleteEnabled"], false);
     let v = send(s.http(Method::GET, "/acr/v1/acrapi/app/_tags/v1")).await.json();
     assert_eq!(v["tag"]["changeableAttributes"]["deleteEnabled"], false);
@@ -895,7 +895,7 @@ async fn acr_api_shapes_and_attributes() {
 #[tokio::test]
 async fn concurrent_pushes_of_the_same_tag() {
     let s = TestServer::start().await;
-    let reg = s.registry("race").await;
+    let reg = s.registry("racetag").await;
     let images: Vec<TestImage> = (0..8).map(|i| TestImage::new(&format!("race{i}"), "amd64")).collect();
     let pushes = images.iter().map(|img| {
         let reg = &reg;
@@ -908,7 +908,7 @@ async fn concurrent_pushes_of_the_same_tag() {
     });
     let results = futures::future::join_all(pushes).await;
     for (r, img) in results.iter().zip(&images) {
-        assert_eq!(r.status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         assert_eq!(r.header("docker-content-digest"), Some(img.digest.as_str()));
     }
     let r = reg.get_manifest("app", "latest").await;
@@ -966,10 +966,10 @@ async fn unsupported_methods_and_routes() {
 #[tokio::test]
 async fn requests_without_valid_credentials_are_refused() {
     let s = TestServer::start().await;
-    let reg = s.registry("anon").await;
+    let reg = s.registry("anonreg").await;
     reg.push_image("app", "v1", "anon").await;
     let (user, _) = s.creds().expect("the server bootstraps an administrator");
-    for path in ["/v2/", "/v2/anon/app/tags/list", "/v2/anon/app/manifests/v1"] {
+    for path in ["/v2/", "/v2/anonreg/app/tags/list", "/v2/anonreg/app/manifests/v1"] {
         // No credentials, and a wrong password.
         for rb in [s.client().get(format!("{}{path}", s.base())), s.client().get(format!("{}{path}", s.base())).basic_auth(&user, Some("wrong"))] {
             let r = send(rb).await;

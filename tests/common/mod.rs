@@ -404,6 +404,15 @@ impl Reply {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The body as text, cut to 500 characters (for assertion messages).
+    pub fn text(&self) -> String {
+        let t = String::from_utf8_lossy(&self.body);
+        match t.char_indices().nth(500) {
+            Some((i, _)) => format!("{}… ({} bytes)", &t[..i], self.body.len()),
+            None => t.into_owned(),
+        }
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -417,13 +426,7 @@ impl Reply {
     /// Asserts status and OCI error code, and that the error has a non-empty message.
     #[track_caller]
     pub fn expect_error(&self, status: u16, code: &str) {
-        assert_eq!(
-            self.status.as_u16(),
-            status,
-            "expected {status} {code}, got {}: {}",
-            self.status,
-            String::from_utf8_lossy(&self.body)
-        );
+        assert_eq!(self.status.as_u16(), status, "expected {status} {code}, got {}: {}", self.status, self.text());
         let v = self.json();
         assert_eq!(v["errors"][0]["code"], code, "error body: {v}");
         assert!(v["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "error without a message: {v}");

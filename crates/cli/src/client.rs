@@ -121,3 +121,79 @@ impl Client {
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
+
+// ---- directory tokens for other audiences, Graph calls, the data plane ----
+
+/// The scope the CLI asks Graph tokens for. Wharf answers Microsoft Graph's well-known resource
+/// id as well as its own base URL (az's `microsoftGraphResourceId`), and the former does not
+/// depend on how the profile spells the server's address.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The scope of directory tokens that registries exchange at `/oauth2/exchange`.
+pub const CONTAINER_REGISTRY_SCOPE: &str = "https://containerregistry.azure.net/.default";
+
+impl Client {
+    /// A directory access token for `scope`, from the stored account (a user's refresh token or
+    /// a service principal's secret), as az gets tokens for Graph and for registries.
+    pub async fn directory_token(&self, scope: &str) -> Result<String, CliError> {
+        let tenant = self.profile.tenant.clone().unwrap_or_else(|| "organizations".into());
+        let v = match &self.profile.account {
+            Some(crate::profile::Account::User { refresh_token, .. }) => self
+                .request_token(&tenant, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scope), ("client_id", "wharf-cli")])
+                .await
+                .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again.")))?,
+            Some(crate::profile::Account::ServicePrincipal { app_id, secret }) => {
+                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)]).await?
+            }
+            None => return Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
+        };
+        v["access_token"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned no access token".into()))
+    }
+
+    /// A client for the server's Graph subset (`/v1.0/…`), with a Graph token.
+    pub async fn graph_client(&self) -> Result<GraphClient<'_>, CliError> {
+        Ok(GraphClient { client: self, token: self.directory_token(GRAPH_SCOPE).await? })
+    }
+}
+
+/// Graph calls with a Graph-audience token.
+pub struct GraphClient<'a> {
+    client: &'a Client,
+    token: String,
+}
+
+impl GraphClient<'_> {
+    /// Sends a Graph request; `path` is under `/v1.0/` (e.g. `users`), `query` its parameters.
+    /// Returns the JSON body (`Null` when empty); Graph errors become [`CliError::Service`].
+    pub async fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Value, CliError> {
+        let url = format!("{}/v1.0/{}", self.client.profile.server.trim_end_matches('/'), path.trim_start_matches('/'));
+        let mut req = self.client.http.request(method, &url).bearer_auth(&self.token);
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        let json: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
+        if status >= 400 {
+            let code = json["error"]["code"].as_str().unwrap_or("HttpError").to_string();
+            let message = json["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
+            return Err(CliError::Service { status, code, message });
+        }
+        Ok(json)
+    }
+
+    /// The `value` list of a Graph collection query.
+    pub async fn list(&self, path: &str, filter: Option<&str>) -> Result<Vec<Value>, CliError> {
+        let q: Vec<(&str, &str)> = filter.map(|f| vec![("$filter", f)]).unwrap_or_default();
+        let v = self.call(Method::GET, path, &q, None).await?;
+        Ok(v["value"].as_array().cloned().unwrap_or_default())
+    }
+}
+
+/// A Graph `$filter` string literal: single quotes doubled.
+pub fn odata_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}

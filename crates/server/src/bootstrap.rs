@@ -69,6 +69,8 @@ const SECRET_KEY: &str = "deployment.secret_key";
 const BOOTSTRAPPED_KEY: &str = "deployment.bootstrapped";
 /// The Owner role's id (Azure's built-in GUID).
 pub const OWNER_ROLE_ID: &str = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635";
+/// "Container Registry Data Importer and Data Reader" (Azure's built-in GUID).
+pub const DATA_READER_ROLE_ID: &str = "577a9874-89fd-4f24-9dbd-b5034d0ad23a";
 pub const BOOTSTRAP_ADMIN_UPN: &str = "admin@wharf.local";
 
 /// The URL clients reach the public listener at, as written into bootstrap credentials and
@@ -110,8 +112,26 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
     assignment.created_on = Some(now);
     assignment.updated_on = Some(now);
     state.meta.resource_put(&crate::authz::assignment_record(&assignment)).await?;
+    // Trusted services that the user configures no identity or role for: their built-in
+    // principals hold a read grant on every registry of the subscription, shown as system
+    // assignments. "Container Registry Data Importer and Data Reader" counts in both
+    // role-assignment modes.
     for (name, builtin) in [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")] {
-        directory::create_sp(&*state.meta, name, Some(builtin)).await?;
+        let sp = directory::create_sp(&*state.meta, name, Some(builtin)).await?;
+        let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
+        let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{DATA_READER_ROLE_ID}", scope.as_str());
+        let mut grant = wharf_authz::RoleAssignment::new(
+            &uuid::Uuid::new_v4().to_string(),
+            scope,
+            &role_id,
+            wharf_authz::PrincipalId::new(&sp.id)?,
+            wharf_authz::PrincipalType::ServicePrincipal,
+        )?
+        .with_description(&format!("System assignment: {name} reads every registry (trusted service)"));
+        grant.created_on = Some(now);
+        grant.updated_on = Some(now);
+        grant.created_by = Some("System".into());
+        state.meta.resource_put(&crate::authz::assignment_record(&grant)).await?;
     }
     let creds = serde_json::json!({
         "server": server_url,

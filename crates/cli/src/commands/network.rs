@@ -152,22 +152,29 @@ fn base(client: &Client, rg: &str) -> Result<String, CliError> {
     Ok(format!("/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Network", client.subscription()?))
 }
 
-/// az flattens network resources' properties too.
+/// az flattens the SDK models of network resources, nested ones included: every
+/// `properties` object is merged into its parent.
 fn flatten(v: &Value) -> Value {
-    let mut out = serde_json::Map::new();
-    for (k, val) in v.as_object().into_iter().flatten() {
-        if k == "properties" {
-            for (pk, pv) in val.as_object().into_iter().flatten() {
-                out.insert(pk.clone(), pv.clone());
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, val) in m {
+                if k == "properties" {
+                    if let Value::Object(p) = flatten(val) {
+                        out.extend(p);
+                    }
+                } else {
+                    out.insert(k.clone(), flatten(val));
+                }
             }
-        } else {
-            out.insert(k.clone(), val.clone());
+            if let Some(rg) = m.get("id").and_then(|id| id.as_str()).and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
+                out.entry("resourceGroup").or_insert(json!(rg));
+            }
+            Value::Object(out)
         }
+        Value::Array(a) => Value::Array(a.iter().map(flatten).collect()),
+        other => other.clone(),
     }
-    if let Some(rg) = v["id"].as_str().and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
-        out.insert("resourceGroup".into(), json!(rg));
-    }
-    Value::Object(out)
 }
 
 async fn group_location(client: &Client, rg: &str) -> Result<String, CliError> {
