@@ -32,8 +32,8 @@ impl ArmError {
             400,
             "InvalidApiVersionParameter",
             format!(
-                "The api-version '{version}' is invalid. The supported versions are listed by \
-                 'wharf provider show' for resource type '{resource_type}'."
+                "The api-version '{version}' is invalid for resource type '{resource_type}'. \
+                 Use a date-shaped version such as 2025-11-01 or 2026-09-01-preview."
             ),
         )
     }

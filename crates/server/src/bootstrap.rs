@@ -17,6 +17,13 @@ const TENANT_KEY: &str = "deployment.tenant_id";
 pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppState>> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    // The data directory holds signing keys and the deployment secret: owner only.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
+    }
     let meta = SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
         .with_context(|| format!("cannot open the metadata database in {}", config.data_dir.display()))?;
     let blobs = FsBlobStore::open(config.data_dir.join("blobs"))

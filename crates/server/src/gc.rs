@@ -8,12 +8,13 @@
 
 use crate::state::AppState;
 
-/// Blobs unlinked for less than this long are kept, so that a client retrying a push finds them.
-pub const GRACE_SECONDS: i64 = 0;
+/// Blobs recorded or linked less than this long ago are never collected (the store refreshes a
+/// blob's record time when it is recorded or linked again).
+pub const GRACE_SECONDS: i64 = 60;
 
 pub async fn collect(state: &AppState) -> Result<usize, wharf_storage::StorageError> {
     let _guard = state.gc_lock.write().await;
-    let cutoff = chrono::Utc::now().timestamp() - GRACE_SECONDS + 1;
+    let cutoff = chrono::Utc::now().timestamp() - GRACE_SECONDS;
     let digests = state.meta.blob_collect_unreferenced(cutoff).await?;
     for d in &digests {
         state.blobs.delete(d).await?;

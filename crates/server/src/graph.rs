@@ -13,7 +13,8 @@
 //! (the application stays), `DELETE /applications/{id}` removes both. Managed identities appear
 //! as service principals of type `ManagedIdentity`, read-only (they live and die with their
 //! ARM resources). Built-in service principals (trusted services) cannot get secrets or be
-//! deleted.
+//! deleted. Any signed-in principal may read the directory; changing it needs the right to
+//! assign roles at the subscription (see [`DIRECTORY_WRITE_ACTION`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -174,8 +175,29 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
     }
 }
 
+/// The management action whose holders at the subscription may change the directory: the
+/// right to assign roles (Owner, User Access Administrator). Reading needs only sign-in.
+pub const DIRECTORY_WRITE_ACTION: &str = "Microsoft.Authorization/roleAssignments/write";
+
+/// Directory writes (creating users and service principals, adding secrets, deleting) need
+/// [`DIRECTORY_WRITE_ACTION`] at the subscription: whoever may create a service principal with
+/// a secret and assign it roles could otherwise raise their own access.
+fn require_directory_write(ctx: &GraphCtx) -> GraphResult<()> {
+    let scope = format!("/subscriptions/{}", ctx.state.subscription_id);
+    let decision = ctx.state.authz.authorize_action(ctx.caller.object_id(), &scope, DIRECTORY_WRITE_ACTION);
+    if decision.is_allowed() {
+        return Ok(());
+    }
+    tracing::warn!(caller = %ctx.caller.object_id(), action = DIRECTORY_WRITE_ACTION, scope, explanation = %decision.explain(), "directory change denied");
+    Err(GraphError::denied("Insufficient privileges to complete the operation."))
+}
+
 async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> GraphResult<Response> {
     use GraphEndpoint as E;
+    let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds);
+    if !read_only {
+        require_directory_write(ctx)?;
+    }
     match (method, endpoint) {
         (&Method::GET, E::Me) => {
             let user = directory::get_user(&*ctx.state.meta, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading a user", e))?;
@@ -494,10 +516,8 @@ async fn add_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
         }
         cred.end_date_time = end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     }
-    if let Some(start) = pc["startDateTime"].as_str() {
-        if chrono::DateTime::parse_from_rfc3339(start).is_ok() {
-            cred.start_date_time = start.to_string();
-        }
+    if let Some(start) = pc["startDateTime"].as_str().filter(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()) {
+        cred.start_date_time = start.to_string();
     }
     app.password_credentials.push(cred.clone());
     directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("storing a secret", e))?;
@@ -552,13 +572,12 @@ async fn get_by_ids(ctx: &GraphCtx) -> GraphResult<Response> {
         vec![]
     };
     for id in &ids {
-        if wants("user") {
-            if let Some(u) = directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? {
-                let mut v = user_json(&u);
-                v["@odata.type"] = json!("#microsoft.graph.user");
-                out.push(v);
-                continue;
-            }
+        let user = if wants("user") { directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? } else { None };
+        if let Some(u) = user {
+            let mut v = user_json(&u);
+            v["@odata.type"] = json!("#microsoft.graph.user");
+            out.push(v);
+            continue;
         }
         if wants("serviceprincipal") {
             if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {

@@ -112,11 +112,21 @@ impl FsBlobStore {
         }
         let dir = self.upload_dir(id);
         let (size, algorithm) = blocking(move || -> io::Result<Option<(u64, Option<DigestAlgorithm>)>> {
-            let size = match std::fs::metadata(dir.join("data")) {
+            let mut size = match std::fs::metadata(dir.join("data")) {
                 Ok(m) => m.len(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             };
+            // Bytes past the last acknowledged size belong to an append that never completed
+            // (the process died mid-request): drop them, so the session resumes where the
+            // client was told it stands.
+            if let Some(acked) = read_acked(&dir) {
+                if size > acked {
+                    tracing::info!(dir = %dir.display(), size, acked, "dropping unacknowledged bytes of an interrupted upload");
+                    OpenOptions::new().write(true).open(dir.join("data"))?.set_len(acked)?;
+                    size = acked;
+                }
+            }
             let algorithm = std::fs::read_to_string(dir.join("algorithm"))
                 .ok()
                 .and_then(|s| s.trim().parse::<DigestAlgorithm>().ok());
@@ -428,6 +438,7 @@ impl BlobStore for FsBlobStore {
             }
             std::fs::write(dir.join("algorithm"), algorithm.as_str())?;
             File::create(dir.join("data"))?;
+            write_acked(&dir, 0)?;
             Ok(())
         })
         .await??;
@@ -472,9 +483,12 @@ impl BlobStore for FsBlobStore {
             match stream_into(file, hasher, body, max_len).await {
                 Ok((n, file, hasher)) => {
                     drop(file);
-                    state.hashed = current + n;
+                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                    let new_size = current + n;
+                    blocking(move || write_acked(&dir, new_size)).await??;
+                    state.hashed = new_size;
                     state.hasher = hasher;
-                    Ok(current + n)
+                    Ok(new_size)
                 }
                 Err((failure, file)) => {
                     tracing::debug!(upload = %id, size = current, "append failed; truncating the session back");
@@ -505,6 +519,8 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn upload_size(&self, id: &UploadId) -> Result<u64> {
+        // Loading the session recovers it from an interrupted append first.
+        self.session(id).await?;
         match tokio::fs::metadata(self.data_path(id)).await {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::UploadUnknown),
@@ -593,4 +609,16 @@ fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// Records the acknowledged size of an upload session (`size` beside `data`), replaced
+/// atomically. An append is acknowledged only after this is written.
+fn write_acked(dir: &Path, size: u64) -> io::Result<()> {
+    let tmp = dir.join("size.tmp");
+    std::fs::write(&tmp, size.to_string())?;
+    std::fs::rename(tmp, dir.join("size"))
+}
+
+fn read_acked(dir: &Path) -> Option<u64> {
+    std::fs::read_to_string(dir.join("size")).ok()?.trim().parse().ok()
 }

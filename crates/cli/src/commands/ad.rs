@@ -1,13 +1,385 @@
-//! `wharf ad user …` and `wharf ad sp …`: the directory, through the server's Graph subset.
+//! `wharf ad user …` and `wharf ad sp …`: the directory, through the server's Graph subset,
+//! with az's flags and output shapes. Secrets are printed once, by the command that creates them.
 
 use clap::Subcommand;
-use serde_json::Value;
+use reqwest::Method;
+use serde_json::{Value, json};
 
+use crate::client::{Client, GraphClient, odata_quote};
 use crate::error::CliError;
 
 #[derive(Debug, Subcommand)]
-pub enum AdCmd {}
+pub enum AdCmd {
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Manage service principals.
+    Sp {
+        #[command(subcommand)]
+        cmd: SpCmd,
+    },
+    /// The signed-in user.
+    SignedInUser {
+        #[command(subcommand)]
+        cmd: SignedInUserCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SignedInUserCmd {
+    /// Show the signed-in user.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user.
+    Create {
+        /// The user's display name.
+        #[arg(long)]
+        display_name: String,
+        /// The user's password (at least 8 characters).
+        #[arg(long)]
+        password: String,
+        /// The user principal name, e.g. someuser@contoso.com.
+        #[arg(long)]
+        user_principal_name: String,
+        /// Accepted for az compatibility; Wharf has no password-change flow.
+        #[arg(long, value_parser = super::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+        force_change_password_next_sign_in: Option<bool>,
+        /// Create the account disabled.
+        #[arg(long, value_parser = super::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+        account_enabled: Option<bool>,
+        /// Mail alias; defaults to the UPN's local part.
+        #[arg(long)]
+        mail_nickname: Option<String>,
+    },
+    /// Show a user (by object id or user principal name).
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    /// List users.
+    List {
+        /// Only the user with this user principal name.
+        #[arg(long)]
+        upn: Option<String>,
+        /// Users whose display name starts with this.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// An OData $filter.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Delete a user (by object id or user principal name).
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpCmd {
+    /// Create a service principal (and its application) with a client secret, optionally with
+    /// role assignments.
+    CreateForRbac {
+        /// Display name; defaults to wharf-cli-<timestamp>. An existing service principal with this
+        /// name gets a new secret instead, as az does.
+        #[arg(long, short = 'n')]
+        name: Option<String>,
+        /// Role to assign at each scope (a role name or definition id).
+        #[arg(long)]
+        role: Option<String>,
+        /// Space-separated scopes for the role assignments.
+        #[arg(long, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Years the secret is valid.
+        #[arg(long, default_value_t = 1)]
+        years: u32,
+    },
+    /// Manage a service principal's secrets.
+    Credential {
+        #[command(subcommand)]
+        cmd: SpCredentialCmd,
+    },
+    /// List service principals.
+    List {
+        /// Service principals whose display name starts with this.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// The service principal with this name (app id, or a managed identity's resource id).
+        #[arg(long)]
+        spn: Option<String>,
+        /// An OData $filter.
+        #[arg(long)]
+        filter: Option<String>,
+        /// List all (accepted for az compatibility: Wharf always lists all).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show a service principal (by app id, service principal name or object id).
+    Show {
+        #[arg(long)]
+        id: String,
+    },
+    /// Delete a service principal and its application (by app id or object id).
+    Delete {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SpCredentialCmd {
+    /// Give a service principal a new secret. Older secrets are removed (unless --append) and
+    /// tokens issued before the reset stop working.
+    Reset {
+        /// App id or object id of the service principal.
+        #[arg(long)]
+        id: String,
+        /// Keep the existing secrets.
+        #[arg(long)]
+        append: bool,
+        /// Years the secret is valid.
+        #[arg(long, default_value_t = 1)]
+        years: u32,
+        /// Name of the secret.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+}
 
 pub async fn run(cmd: AdCmd) -> Result<Option<Value>, CliError> {
-    match cmd {}
+    let client = Client::from_profile().await?;
+    let graph = client.graph_client().await?;
+    match cmd {
+        AdCmd::User { cmd } => user(&graph, cmd).await,
+        AdCmd::Sp { cmd } => sp(&client, &graph, cmd).await,
+        AdCmd::SignedInUser { cmd: SignedInUserCmd::Show } => Ok(Some(strip_context(graph.call(Method::GET, "me", &[], None).await?))),
+    }
+}
+
+/// az prints Graph objects without their `@odata.context`.
+fn strip_context(mut v: Value) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.remove("@odata.context");
+    }
+    v
+}
+
+fn not_found(what: &str, id: &str) -> CliError {
+    CliError::NotFound(format!("{what} '{id}' doesn't exist."))
+}
+
+async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, CliError> {
+    match cmd {
+        UserCmd::Create { display_name, password, user_principal_name, force_change_password_next_sign_in, account_enabled, mail_nickname } => {
+            let nickname = mail_nickname.unwrap_or_else(|| user_principal_name.split('@').next().unwrap_or_default().to_string());
+            let body = json!({
+                "accountEnabled": account_enabled.unwrap_or(true),
+                "displayName": display_name,
+                "mailNickname": nickname,
+                "passwordProfile": {"password": password, "forceChangePasswordNextSignIn": force_change_password_next_sign_in.unwrap_or(false)},
+                "userPrincipalName": user_principal_name,
+            });
+            Ok(Some(strip_context(graph.call(Method::POST, "users", &[], Some(&body)).await?)))
+        }
+        UserCmd::Show { id } => match graph.call(Method::GET, &format!("users/{}", encode(&id)), &[], None).await {
+            Ok(v) => Ok(Some(strip_context(v))),
+            Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
+            Err(e) => Err(e),
+        },
+        UserCmd::List { upn, display_name, filter } => {
+            let f = match (upn, display_name, filter) {
+                (Some(u), _, _) => Some(format!("userPrincipalName eq {}", odata_quote(&u))),
+                (None, Some(d), _) => Some(format!("startswith(displayName,{})", odata_quote(&d))),
+                (None, None, f) => f,
+            };
+            Ok(Some(Value::Array(graph.list("users", f.as_deref()).await?)))
+        }
+        UserCmd::Delete { id } => match graph.call(Method::DELETE, &format!("users/{}", encode(&id)), &[], None).await {
+            Ok(_) => Ok(None),
+            Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+fn encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+/// Finds a service principal as az does: by service principal name (app id), then by object id.
+async fn find_sp(graph: &GraphClient<'_>, id: &str) -> Result<Value, CliError> {
+    let by_name = graph.list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {})", odata_quote(id)))).await?;
+    if let Some(sp) = by_name.into_iter().next() {
+        return Ok(sp);
+    }
+    match graph.call(Method::GET, &format!("servicePrincipals/{}", encode(id)), &[], None).await {
+        Ok(v) => Ok(strip_context(v)),
+        Err(CliError::Service { status: 404, .. }) => Err(not_found("Service principal", id)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The application object of an app id.
+async fn find_app(graph: &GraphClient<'_>, app_id: &str) -> Result<Value, CliError> {
+    graph
+        .list("applications", Some(&format!("appId eq {}", odata_quote(app_id))))
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| not_found("Application", app_id))
+}
+
+fn end_date(years: u32) -> String {
+    let secs = crate::client::now_secs() + i64::from(years.max(1)) * 365 * 86_400;
+    // RFC 3339 from unix seconds, without a date library: days since the epoch to a civil date.
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Removes the application's secrets (unless `append`) and adds a new one; returns its text.
+/// The server revokes the principal's earlier tokens when a secret is removed.
+async fn reset_secret(graph: &GraphClient<'_>, app: &Value, append: bool, years: u32, display_name: Option<String>) -> Result<String, CliError> {
+    let app_object_id = app["id"].as_str().unwrap_or_default().to_string();
+    if !append {
+        for c in app["passwordCredentials"].as_array().into_iter().flatten() {
+            if let Some(key) = c["keyId"].as_str() {
+                graph.call(Method::POST, &format!("applications/{app_object_id}/removePassword"), &[], Some(&json!({"keyId": key}))).await?;
+            }
+        }
+    }
+    let body = json!({"passwordCredential": {"displayName": display_name.unwrap_or_else(|| "rbac".into()), "endDateTime": end_date(years)}});
+    let v = graph.call(Method::POST, &format!("applications/{app_object_id}/addPassword"), &[], Some(&body)).await?;
+    v["secretText"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned no secret".into()))
+}
+
+async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Option<Value>, CliError> {
+    let tenant = client.profile.tenant.clone().unwrap_or_default();
+    match cmd {
+        SpCmd::CreateForRbac { name, role, scopes, years } => {
+            if role.is_some() == scopes.is_empty() {
+                return Err(CliError::Usage("usage error: to create role assignments, specify both --role and --scopes.".into()));
+            }
+            let name = name.unwrap_or_else(|| format!("wharf-cli-{}", crate::client::now_secs()));
+            let existing = graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(&name)))).await?;
+            let existing = existing.into_iter().find(|s| s["servicePrincipalType"] == "Application");
+            let (sp, app) = match existing {
+                Some(sp) => {
+                    eprintln!("WARNING: Found an existing application instance: (id) {}. We will patch it.", sp["appId"].as_str().unwrap_or_default());
+                    let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+                    (sp, app)
+                }
+                None => {
+                    let app = graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
+                    let sp = graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]}))).await?;
+                    (sp, app)
+                }
+            };
+            let password = reset_secret(graph, &app, false, years, None).await?;
+            if let Some(role) = role {
+                let sp_object_id = sp["id"].as_str().unwrap_or_default();
+                for scope in &scopes {
+                    eprintln!("Creating '{role}' role assignment under scope '{scope}'");
+                    assign_role(client, &role, scope, sp_object_id, "ServicePrincipal").await?;
+                }
+            }
+            eprintln!(
+                "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
+            );
+            Ok(Some(json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant})))
+        }
+        SpCmd::Credential { cmd: SpCredentialCmd::Reset { id, append, years, display_name } } => {
+            let sp = find_sp(graph, &id).await?;
+            if sp["servicePrincipalType"] != "Application" {
+                return Err(CliError::Usage(format!("'{id}' is a managed identity: it has no secrets to reset.")));
+            }
+            let app_id = sp["appId"].as_str().unwrap_or_default().to_string();
+            let app = find_app(graph, &app_id).await?;
+            let password = reset_secret(graph, &app, append, years, display_name).await?;
+            eprintln!(
+                "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
+            );
+            Ok(Some(json!({"appId": app_id, "password": password, "tenant": tenant})))
+        }
+        SpCmd::List { display_name, spn, filter, all: _ } => {
+            let f = match (spn, display_name, filter) {
+                (Some(s), _, _) => Some(format!("servicePrincipalNames/any(c:c eq {})", odata_quote(&s))),
+                (None, Some(d), _) => Some(format!("startswith(displayName,{})", odata_quote(&d))),
+                (None, None, f) => f,
+            };
+            Ok(Some(Value::Array(graph.list("servicePrincipals", f.as_deref()).await?)))
+        }
+        SpCmd::Show { id } => Ok(Some(find_sp(graph, &id).await?)),
+        SpCmd::Delete { id } => {
+            let sp = find_sp(graph, &id).await?;
+            if sp["servicePrincipalType"] != "Application" {
+                return Err(CliError::Usage(format!("'{id}' is a managed identity: delete its resource or detach it instead.")));
+            }
+            // Wharf has no `ad app` commands: deleting the application removes the service
+            // principal with it, so nothing is left behind.
+            let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+            graph.call(Method::DELETE, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], None).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Role-assignment api-versions az uses.
+const ROLE_DEFINITIONS_API: &str = "2022-05-01-preview";
+const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
+
+/// Creates a role assignment as az does: the role definition looked up by name at the scope
+/// (a definition id or GUID is used as given), then `PUT {scope}/…/roleAssignments/{new guid}`.
+async fn assign_role(client: &Client, role: &str, scope: &str, principal_id: &str, principal_type: &str) -> Result<Value, CliError> {
+    let scope = scope.trim_end_matches('/');
+    let is_guid = uuid::Uuid::parse_str(role).is_ok();
+    let definition_id = if role.to_ascii_lowercase().contains("/providers/microsoft.authorization/roledefinitions/") {
+        role.to_string()
+    } else if is_guid {
+        format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", client.subscription()?)
+    } else {
+        let filter: String = url::form_urlencoded::byte_serialize(format!("roleName eq {}", odata_quote(role)).as_bytes()).collect();
+        let defs = client.get(&format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?$filter={filter}"), ROLE_DEFINITIONS_API).await?;
+        defs["value"]
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(|d| d["id"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| CliError::NotFound(format!("Role '{role}' doesn't exist.")))?
+    };
+    let body = json!({"properties": {"roleDefinitionId": definition_id, "principalId": principal_id, "principalType": principal_type}});
+    let name = uuid::Uuid::new_v4();
+    client.arm(Method::PUT, &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"), ROLE_ASSIGNMENTS_API, Some(&body)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(20_513), (2026, 3, 1));
+    }
 }

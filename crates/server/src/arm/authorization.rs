@@ -165,10 +165,10 @@ async fn create(ctx: &ArmCtx, scope: &Scope, guid: &str, existing: &[RoleAssignm
     let principal_type = match p["principalType"].as_str() {
         Some(t) => serde_json::from_value::<PrincipalType>(json!(t))
             .map_err(|_| ArmError::invalid_request(format!("principalType '{t}' is not one of User, Group, ServicePrincipal, ForeignGroup, Device.")))?,
-        None => principal_kind(ctx, principal).await?.ok_or_else(|| principal_not_found(principal))?,
+        None => principal_kind(ctx, principal).await?.ok_or_else(|| principal_not_found(principal, &ctx.state.tenant_id))?,
     };
     if principal_kind(ctx, principal).await?.is_none() {
-        return Err(principal_not_found(principal));
+        return Err(principal_not_found(principal, &ctx.state.tenant_id));
     }
     let (condition, _version) = wharf_authz::assignment::condition_from_request(p["condition"].as_str(), p["conditionVersion"].as_str())
         .map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
@@ -204,8 +204,8 @@ async fn create(ctx: &ArmCtx, scope: &Scope, guid: &str, existing: &[RoleAssignm
     Ok(resp)
 }
 
-fn principal_not_found(id: &str) -> ArmError {
-    ArmError::bad_request("PrincipalNotFound", format!("Principal {id} does not exist in the directory {{tenant}}. Check that you have the correct principal ID."))
+fn principal_not_found(id: &str, tenant: &str) -> ArmError {
+    ArmError::bad_request("PrincipalNotFound", format!("Principal {id} does not exist in the directory {tenant}. Check that you have the correct principal ID."))
 }
 
 /// Limits on role assignments (Azure's 4,000 per subscription unless configured).

@@ -143,6 +143,7 @@ async fn delete(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
             super::registries::purge(&ctx.state, r).await?;
         }
     }
+    super::resources::after_delete(&ctx.state, &deleted).await?;
     Ok(json_response(StatusCode::OK, &Value::Null))
 }
 

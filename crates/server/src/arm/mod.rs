@@ -169,7 +169,10 @@ fn check_api_version(query: &HashMap<String, String>, resource_type: &str) -> Re
     let Some(v) = query.get("api-version").filter(|v| !v.is_empty()) else {
         return Err(ArmError::missing_api_version());
     };
-    let (date, suffix) = v.split_at(v.len().min(10));
+    let (date, suffix) = match (v.get(..10), v.get(10..)) {
+        (Some(d), Some(s)) => (d, s),
+        _ => return Err(ArmError::invalid_api_version(v, resource_type)),
+    };
     let date_ok = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok();
     let suffix_ok = suffix.is_empty() || matches!(suffix, "-preview" | "-beta" | "-alpha");
     if date_ok && suffix_ok { Ok(()) } else { Err(ArmError::invalid_api_version(v, resource_type)) }

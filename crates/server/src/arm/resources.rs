@@ -118,6 +118,23 @@ pub async fn managed_identities(meta: &dyn MetadataStore) -> Result<Vec<ManagedI
     Ok(out)
 }
 
+/// Cleans up after resources were deleted by a cascade (a resource group's deletion): the
+/// identities they carried (system-assigned ones, deleted user-assigned ones) have their tokens
+/// revoked, and their identity headers stop working.
+pub async fn after_delete(state: &crate::state::AppState, deleted: &[wharf_storage::ResourceRecord]) -> Result<(), ArmError> {
+    for r in deleted {
+        if r.resource_type.eq_ignore_ascii_case(USER_ASSIGNED_IDENTITY) {
+            if let Some(mi) = identities::object_of(r) {
+                identities::revoke(state, &mi.object_id).await?;
+            }
+        } else if HOST_TYPES.iter().any(|t| t.eq_ignore_ascii_case(&r.resource_type)) {
+            let host = hosts::Host::from_record(r.clone()).map_err(|e| super::storage_error("reading a deleted resource", e))?;
+            hosts::forget(state, &host).await?;
+        }
+    }
+    Ok(())
+}
+
 /// The managed identity whose object (principal) id is `object_id`.
 pub async fn find_managed_identity(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<ManagedIdentityObject>, StorageError> {
     Ok(managed_identities(meta).await?.into_iter().find(|m| m.object_id.eq_ignore_ascii_case(object_id)))

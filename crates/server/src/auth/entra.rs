@@ -257,7 +257,7 @@ async fn user_from_refresh(state: &AppState, token: &str) -> Option<DirectoryPri
         return None;
     }
     let user = directory::get_user(&*state.meta, &claims.sub).await.ok()??;
-    user.account_enabled.then(|| DirectoryPrincipal::User {
+    user.account_enabled.then_some(DirectoryPrincipal::User {
         object_id: user.id,
         display_name: user.display_name,
         user_principal_name: user.user_principal_name,

@@ -131,7 +131,8 @@ impl RevocationCutoffs for Cutoffs<'_> {
 /// - Directory principals get what the decision engine grants under the registry's
 ///   role-assignment mode; in ABAC mode a wildcard repository (`repository:*:*`) is refused.
 /// - Without a registry (a deployment-level token, path style), only the catalog scope is kept;
-///   listing then filters registries per caller.
+///   the path-style listing then shows only registries whose catalog the engine grants the
+///   caller (`oci::listing::repositories`).
 pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry: Option<&crate::state::RegistryInfo>, requested: &[wharf_identity::Scope]) -> Vec<AccessEntry> {
     use wharf_authz::{DataPlaneTarget, DockerAction, EnvironmentAttributes, RegistryMode};
     let anonymous_pull = registry.is_some_and(|r| r.properties.anonymous_pull_enabled);
@@ -151,7 +152,7 @@ pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry
                     s.actions.iter().filter(|a| *a == "pull").cloned().collect()
                 }
                 PrincipalType::RegistryAdmin => {
-                    let own = registry.is_some_and(|r| subject.principal_id == format!("admin:{}", r.key.0));
+                    let own = registry.is_some_and(|r| r.properties.admin_user_enabled && subject.principal_id == format!("admin:{}", r.key.0));
                     if !own {
                         return None;
                     }

@@ -48,6 +48,21 @@ impl Access {
         matches!(self, Access::Subject { subject, .. } if subject.principal_type == PrincipalType::Anonymous)
     }
 
+    /// Who the credential stands for.
+    pub fn subject(&self) -> RegistrySubject {
+        match self {
+            Access::Token(c) => RegistrySubject::from_binding(&c.sub, &c.binding),
+            Access::Subject { subject, .. } => subject.clone(),
+        }
+    }
+
+    /// Whether the caller may list `registry`'s catalog, judged afresh by the engine (for
+    /// listings that span registries).
+    pub fn may_list(&self, state: &AppState, registry: &RegistryInfo) -> bool {
+        let scope = Scope { resource_type: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] };
+        !grant(state, &self.subject(), Some(registry), &[scope]).is_empty()
+    }
+
     /// The principal the credential stands for.
     pub fn principal_id(&self) -> Option<&str> {
         match self {
@@ -277,7 +292,13 @@ pub async fn check(
             let token = v[7..].trim();
             let key = cache_key(&["access", &ctx.login_server, &ctx.registry_id, token]);
             let claims = match state.identity.cache_get(&key) {
-                Some(CachedAuth::Access(c)) => c,
+                // A cached token is re-checked against the registry as it is now: a mode switch
+                // or another registry invalidates it, as a fresh validation would.
+                Some(CachedAuth::Access(c))
+                    if c.binding.wharf_registry == ctx.registry_id && wharf_identity::check_mode(&c.binding, ctx.mode).is_ok() =>
+                {
+                    c
+                }
                 _ => {
                     let keys = state.identity.keys.read().expect("keys lock");
                     let validated = state.identity.registry.validate_access(&keys, token, &ctx, chrono::Utc::now(), &state.identity.cutoffs());

@@ -61,6 +61,11 @@ pub async fn repositories(ctx: &Ctx, last: Option<&str>, n: usize) -> OciResult<
                 }
                 // Inside the registry `last` points into, continue after its repository part.
                 let after = if last_reg.as_deref() == Some(r.name.as_str()) { last_repo.clone() } else { None };
+                // Only registries whose catalog this caller may list.
+                let Ok(info) = crate::state::RegistryInfo::from_record(&r) else { continue };
+                if !ctx.access.may_list(&ctx.state, &info) {
+                    continue;
+                }
                 let want = n + 1 - out.len();
                 let key = RegistryKey(r.key.clone());
                 let (names, _) = registry_repositories(&ctx.state, &key, after.as_deref(), want).await?;

@@ -100,6 +100,7 @@ async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciRes
     else {
         return Ok(false);
     };
+    let _gc = ctx.state.gc_lock.read().await;
     meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("mounting a blob", e))?;
     Ok(true)
 }

@@ -364,13 +364,18 @@ async fn delete(ctx: &ArmCtx, id: &str) -> Result<Response, ArmError> {
         return Ok(json_response(StatusCode::NO_CONTENT, &Value::Null));
     };
     state.meta.resource_delete_tree(&host.record.id).await.map_err(|e| storage_error("deleting a resource", e))?;
+    forget(state, &host).await?;
+    Ok(json_response(StatusCode::OK, &Value::Null))
+}
+
+/// After a hosting resource's deletion: its identity header stops working and its
+/// system-assigned identity dies with it (its tokens are revoked).
+pub async fn forget(state: &AppState, host: &Host) -> Result<(), ArmError> {
     if let Some(fp) = &host.internal.identity_header_fingerprint {
         clear_header_index(state, fp).await?;
     }
-    // The system-assigned identity dies with its resource.
     let dropped: Vec<String> = host.internal.system_identity.iter().map(|s| s.principal_id.clone()).collect();
-    revoke(state, &dropped).await?;
-    Ok(json_response(StatusCode::OK, &Value::Null))
+    revoke(state, &dropped).await
 }
 
 async fn clear_header_index(state: &AppState, fingerprint: &str) -> Result<(), ArmError> {

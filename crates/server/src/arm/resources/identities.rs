@@ -129,11 +129,15 @@ async fn delete(ctx: &ArmCtx, id: &str) -> Result<Response, ArmError> {
     };
     state.meta.resource_delete_tree(&record.id).await.map_err(|e| storage_error("deleting a managed identity", e))?;
     if let Some(mi) = object_of(&record) {
-        // Tokens already issued to the identity stop working with it.
-        state.identity.revoke_before_now(&*state.meta, &mi.object_id).await.map_err(|e| {
-            tracing::error!(error = %e, "revoking a deleted identity's tokens failed");
-            ArmError::internal("Internal error while revoking the identity's tokens.")
-        })?;
+        revoke(state, &mi.object_id).await?;
     }
     Ok(json_response(StatusCode::OK, &Value::Null))
+}
+
+/// Tokens already issued to a deleted identity stop working with it.
+pub async fn revoke(state: &AppState, principal_id: &str) -> Result<(), ArmError> {
+    state.identity.revoke_before_now(&*state.meta, principal_id).await.map_err(|e| {
+        tracing::error!(error = %e, "revoking a deleted identity's tokens failed");
+        ArmError::internal("Internal error while revoking the identity's tokens.")
+    })
 }

@@ -1,0 +1,351 @@
+//! The directory: Graph's users, applications and service principals over HTTP, and
+//! `wharf ad …` with az's output shapes; secrets shown once; credential reset revoking earlier
+//! tokens (directory tokens and registry refresh tokens alike).
+
+mod common;
+
+use base64::Engine;
+use common::{Cli, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A directory token for `scope` with the password grant.
+async fn user_token(s: &TestServer, username: &str, password: &str, scope: &str) -> (StatusCode, Value) {
+    let tenant = &s.admin().expect("bootstrap admin").tenant;
+    let r = s
+        .client()
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
+        .form(&[("grant_type", "password"), ("username", username), ("password", password), ("scope", scope), ("client_id", "tests")])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A directory token for `scope` with client credentials.
+async fn sp_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> (StatusCode, Value) {
+    let tenant = &s.admin().expect("bootstrap admin").tenant;
+    let r = s
+        .client()
+        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
+        .form(&[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn admin_graph_token(s: &TestServer, scope: &str) -> String {
+    let a = s.admin().expect("bootstrap admin").clone();
+    let (st, v) = user_token(s, &a.username, &a.password, scope).await;
+    assert_eq!(st, StatusCode::OK, "graph token: {v}");
+    v["access_token"].as_str().unwrap().to_string()
+}
+
+async fn graph(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut rb = s.client().request(method, format!("{}/v1.0/{path}", s.base())).bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let st = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn jwt_claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+}
+
+#[tokio::test]
+async fn graph_users_applications_and_service_principals() {
+    let s = TestServer::start().await;
+    // az sends its cloud's microsoftGraphResourceId (the server's own URL) as the Graph scope;
+    // Microsoft Graph's public id works too.
+    let own = admin_graph_token(&s, &format!("{}//.default", s.base())).await;
+    assert_eq!(jwt_claims(&own)["aud"], format!("{}/", s.base()));
+    let t = admin_graph_token(&s, "https://graph.microsoft.com/.default").await;
+
+    // Without a token, or with a management token: 401 in Graph's error shape.
+    let r = s.client().get(format!("{}/v1.0/users", s.base())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "InvalidAuthenticationToken");
+    let (st, v) = graph(&s, &s.bearer().unwrap(), Method::GET, "users", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "management-audience token on Graph: {v}");
+
+    // Users.
+    let body = json!({"accountEnabled": true, "displayName": "Ana Núñez", "mailNickname": "ana",
+                      "passwordProfile": {"password": "Correct-Horse-9"}, "userPrincipalName": "ana@contoso.test"});
+    let (st, user) = graph(&s, &t, Method::POST, "users", Some(body.clone())).await;
+    assert_eq!(st, StatusCode::CREATED, "{user}");
+    assert_eq!(user["userPrincipalName"], "ana@contoso.test");
+    assert_eq!(user["displayName"], "Ana Núñez");
+    assert!(user.get("passwordProfile").is_none(), "the password is never echoed: {user}");
+    let uid = user["id"].as_str().unwrap().to_string();
+    let (st, v) = graph(&s, &t, Method::POST, "users", Some(body)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"]["code"], "Request_BadRequest", "{v}");
+    let (st, v) = graph(&s, &t, Method::POST, "users", Some(json!({"displayName": "x", "userPrincipalName": "x@contoso.test", "passwordProfile": {"password": "short"}}))).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("Request_BadRequest")), "{v}");
+    let (st, v) = graph(&s, &t, Method::GET, "users?$filter=userPrincipalName%20eq%20'ANA@contoso.test'", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["@odata.context"].as_str().unwrap().ends_with("$metadata#users"), "{v}");
+    assert_eq!(v["value"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["value"][0]["id"], uid.as_str());
+    let (st, v) = graph(&s, &t, Method::GET, &format!("users/{uid}"), None).await;
+    assert_eq!((st, v["userPrincipalName"].as_str()), (StatusCode::OK, Some("ana@contoso.test")));
+    let (st, v) = graph(&s, &t, Method::GET, "users/nobody@contoso.test", None).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("Request_ResourceNotFound")));
+
+    // The new user signs in; deleting the user revokes its tokens.
+    let (st, v) = user_token(&s, "ana@contoso.test", "Correct-Horse-9", "https://graph.microsoft.com/.default").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let ana = v["access_token"].as_str().unwrap().to_string();
+    let (st, me) = graph(&s, &ana, Method::GET, "me", None).await;
+    assert_eq!((st, me["id"].as_str()), (StatusCode::OK, Some(uid.as_str())), "{me}");
+
+    // An application, then its service principal (the two-step Graph flow).
+    let (st, app) = graph(&s, &t, Method::POST, "applications", Some(json!({"displayName": "ci-pipeline"}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{app}");
+    let app_id = app["appId"].as_str().unwrap().to_string();
+    let app_oid = app["id"].as_str().unwrap().to_string();
+    assert_ne!(app_id, app_oid);
+    let (st, pw) = graph(&s, &t, Method::POST, &format!("applications/{app_oid}/addPassword"), Some(json!({"passwordCredential": {"displayName": "ci"}}))).await;
+    assert_eq!(st, StatusCode::OK, "{pw}");
+    let secret = pw["secretText"].as_str().unwrap().to_string();
+    assert_eq!(secret.len(), 40);
+    assert_eq!(pw["hint"].as_str().unwrap(), &secret[..3]);
+    for k in ["keyId", "startDateTime", "endDateTime"] {
+        assert!(pw[k].is_string(), "{k} in {pw}");
+    }
+    // No service principal yet: the application cannot sign in.
+    let (st, v) = sp_token(&s, &app_id, &secret, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"], "unauthorized_client");
+    let (st, sp) = graph(&s, &t, Method::POST, "servicePrincipals", Some(json!({"appId": app_id}))).await;
+    assert_eq!(st, StatusCode::CREATED, "{sp}");
+    assert_eq!(sp["servicePrincipalType"], "Application");
+    assert_eq!(sp["servicePrincipalNames"], json!([app_id]));
+    assert_eq!(sp["accountEnabled"], true);
+    let sp_oid = sp["id"].as_str().unwrap().to_string();
+    let (st, _) = graph(&s, &t, Method::POST, "servicePrincipals", Some(json!({"appId": app_id}))).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = sp_token(&s, &app_id, &secret, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let claims = jwt_claims(v["access_token"].as_str().unwrap());
+    assert_eq!(claims["oid"], sp_oid.as_str());
+    assert_eq!(claims["appid"], app_id.as_str());
+    // A principal without the right to assign roles reads the directory but cannot change it.
+    let (st, v) = sp_token(&s, &app_id, &secret, "https://graph.microsoft.com/.default").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let weak = v["access_token"].as_str().unwrap().to_string();
+    let (st, v) = graph(&s, &weak, Method::GET, "servicePrincipals", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = graph(&s, &weak, Method::POST, "users", Some(json!({"displayName": "Eve", "userPrincipalName": "eve@contoso.test", "passwordProfile": {"password": "Eve-Passw0rd"}}))).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("Authorization_RequestDenied")), "{v}");
+    let (st, _) = graph(&s, &weak, Method::POST, &format!("applications/{app_oid}/addPassword"), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "a principal adding itself a secret without rights");
+    assert!(s.log_text().contains("directory change denied"));
+
+    // The stored application shows secrets without their text.
+    let (_, v) = graph(&s, &t, Method::GET, &format!("applications?$filter=appId%20eq%20'{app_id}'"), None).await;
+    assert_eq!(v["value"][0]["passwordCredentials"][0]["secretText"], Value::Null, "{v}");
+    assert_eq!(v["value"][0]["passwordCredentials"][0]["keyId"], pw["keyId"]);
+
+    // The filters az sends.
+    for f in [format!("appId eq '{app_id}'"), format!("servicePrincipalNames/any(c:c eq '{app_id}')"), "displayName eq 'ci-pipeline'".to_string()] {
+        let (st, v) = graph(&s, &t, Method::GET, &format!("servicePrincipals?$filter={}", url_escape(&f)), None).await;
+        assert_eq!(st, StatusCode::OK, "{f}: {v}");
+        assert_eq!(v["value"].as_array().unwrap().len(), 1, "{f}: {v}");
+        assert_eq!(v["value"][0]["id"], sp_oid.as_str());
+    }
+    let (st, v) = graph(&s, &t, Method::GET, "servicePrincipals?$filter=appId%20ne%20'x'", None).await;
+    assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("Request_BadRequest")));
+
+    // Built-in service principals stand for trusted services; they cannot be changed.
+    let (_, all) = graph(&s, &t, Method::GET, "servicePrincipals", None).await;
+    let tags: Vec<String> = all["value"].as_array().unwrap().iter().flat_map(|v| v["tags"].as_array().cloned().unwrap_or_default()).filter_map(|t| t.as_str().map(str::to_string)).collect();
+    assert!(tags.contains(&"WharfBuiltin:defender-scanner".to_string()), "{all}");
+    assert!(tags.contains(&"WharfBuiltin:acr-import".to_string()), "{all}");
+    let builtin = all["value"].as_array().unwrap().iter().find(|v| v["tags"] == json!(["WharfBuiltin:acr-import"])).unwrap().clone();
+    let (st, _) = graph(&s, &t, Method::DELETE, &format!("servicePrincipals/{}", builtin["id"].as_str().unwrap()), None).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = graph(&s, &t, Method::POST, &format!("applications/{}/addPassword", builtin["appId"].as_str().unwrap()), Some(json!({}))).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "built-ins have no application to add secrets to");
+
+    // getByIds, as az's --assignee resolution uses it.
+    let (st, v) = graph(&s, &t, Method::POST, "directoryObjects/getByIds", Some(json!({"ids": [uid, sp_oid, "00000000-0000-0000-0000-00000000dead"], "types": ["user", "group", "servicePrincipal", "directoryObjectPartnerReference"]}))).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let types: Vec<&str> = v["value"].as_array().unwrap().iter().map(|o| o["@odata.type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["#microsoft.graph.user", "#microsoft.graph.servicePrincipal"]);
+
+    // Deleting the service principal leaves the application, which can no longer sign in.
+    let (st, _) = graph(&s, &t, Method::DELETE, &format!("servicePrincipals/{sp_oid}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = sp_token(&s, &app_id, &secret, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = graph(&s, &t, Method::GET, &format!("applications/{app_oid}"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = graph(&s, &t, Method::DELETE, &format!("applications/{app_oid}"), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = graph(&s, &t, Method::GET, &format!("applications/{app_oid}"), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Deleting a user: sign-in fails and the tokens it already had stop working.
+    let (st, _) = graph(&s, &t, Method::DELETE, "users/ana@contoso.test", None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = graph(&s, &ana, Method::GET, "me", None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = user_token(&s, "ana@contoso.test", "Correct-Horse-9", "https://graph.microsoft.com/.default").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Secrets are stored only as argon2id hashes.
+    let mut db = vec![];
+    for f in ["metadata.db", "metadata.db-wal"] {
+        db.extend(std::fs::read(s.data_dir.join(f)).unwrap_or_default());
+    }
+    let hay = String::from_utf8_lossy(&db);
+    assert!(!hay.contains(&secret), "a client secret is stored in plaintext");
+    assert!(!hay.contains("Correct-Horse-9"), "a password is stored in plaintext");
+    assert!(hay.contains("$argon2id$"));
+}
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn cli_ad_commands_and_credential_reset() {
+    let s = TestServer::start().await;
+    let cli = Cli::login(&s);
+    let tenant = s.admin().unwrap().tenant.clone();
+
+    // ad user create / show / list / delete.
+    let u = cli
+        .run(&["ad", "user", "create", "--display-name", "Bo Li", "--password", "Str0ng-Passw0rd", "--user-principal-name", "bo@contoso.test"])
+        .ok()
+        .json();
+    assert_eq!(u["userPrincipalName"], "bo@contoso.test");
+    assert_eq!(u["displayName"], "Bo Li");
+    assert!(u["id"].is_string());
+    assert!(u.get("@odata.context").is_none());
+    let shown = cli.run(&["ad", "user", "show", "--id", "bo@contoso.test"]).ok().json();
+    assert_eq!(shown["id"], u["id"]);
+    let listed = cli.run(&["ad", "user", "list", "--upn", "bo@contoso.test"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    let r = cli.run(&["ad", "user", "show", "--id", "nobody@contoso.test"]);
+    assert_eq!(r.code, 3, "{r:?}");
+
+    // create-for-rbac prints az's four fields, the secret once.
+    let sub = s.subscription.clone();
+    let created = cli
+        .run(&["ad", "sp", "create-for-rbac", "--name", "deployer", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")])
+        .ok();
+    let c = created.json();
+    let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["appId", "displayName", "password", "tenant"], "{c}");
+    assert_eq!(c["displayName"], "deployer");
+    assert_eq!(c["tenant"], tenant.as_str());
+    let app_id = c["appId"].as_str().unwrap().to_string();
+    let password = c["password"].as_str().unwrap().to_string();
+    assert!(created.stderr.contains("credentials that you must protect"), "{}", created.stderr);
+
+    // The new service principal signs in and works with its role.
+    let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap() };
+    sp_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app_id, "-p", &password, "--tenant", &tenant]).ok();
+    sp_cli.run(&["group", "create", "-n", "rg-sp", "-l", "westus"]).ok();
+
+    let shown = cli.run(&["ad", "sp", "show", "--id", &app_id]).ok().json();
+    assert_eq!(shown["appId"], app_id.as_str());
+    assert_eq!(shown["servicePrincipalType"], "Application");
+    let listed = cli.run(&["ad", "sp", "list", "--display-name", "deploy"]).ok().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let by_oid = cli.run(&["ad", "sp", "show", "--id", shown["id"].as_str().unwrap()]).ok().json();
+    assert_eq!(by_oid["appId"], app_id.as_str());
+
+    // A registry refresh token obtained with the old secret, before the reset.
+    s.create_group("rg-reg").await;
+    let (st, reg) = s.create_registry("rg-reg", "resetreg", "Premium").await;
+    assert!(st.is_success(), "{reg}");
+    let login_server = s.login_server("resetreg");
+    let (st, v) = sp_token(&s, &app_id, &password, "https://containerregistry.azure.net/.default").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let old_aad = v["access_token"].as_str().unwrap().to_string();
+    let refresh = exchange(&s, &login_server, &old_aad).await.expect("exchange before the reset");
+    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::OK);
+
+    // Reset: a new secret, the old one and every token issued before stop working.
+    let reset = cli.run(&["ad", "sp", "credential", "reset", "--id", &app_id]).ok().json();
+    let keys: Vec<&String> = reset.as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["appId", "password", "tenant"], "{reset}");
+    let new_password = reset["password"].as_str().unwrap().to_string();
+    assert_ne!(new_password, password);
+    let (st, _) = sp_token(&s, &app_id, &password, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "the old secret still works");
+    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::UNAUTHORIZED, "refresh token replay after credential reset");
+    assert!(exchange(&s, &login_server, &old_aad).await.is_none(), "a directory token from before the reset was exchanged");
+    assert!(s.log_text().contains("refresh token rejected"), "the reason is logged");
+    let (st, v) = sp_token(&s, &app_id, &new_password, "https://containerregistry.azure.net/.default").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let refresh = exchange(&s, &login_server, v["access_token"].as_str().unwrap()).await.expect("exchange after the reset");
+    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::OK);
+    // --append keeps the current secret.
+    let appended = cli.run(&["ad", "sp", "credential", "reset", "--id", &app_id, "--append"]).ok().json();
+    let (st, _) = sp_token(&s, &app_id, &new_password, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = sp_token(&s, &app_id, appended["password"].as_str().unwrap(), "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::OK);
+
+    // create-for-rbac on an existing name patches it (a new secret), as az does.
+    let again = cli.run(&["ad", "sp", "create-for-rbac", "--name", "deployer"]).ok();
+    assert_eq!(again.json()["appId"], app_id.as_str());
+    assert!(again.stderr.contains("Found an existing application instance"), "{}", again.stderr);
+    let r = cli.run(&["ad", "sp", "create-for-rbac", "--name", "x", "--role", "Reader"]);
+    assert_eq!(r.code, 2, "--role without --scopes is a usage error: {r:?}");
+
+    // Delete removes the service principal and its application.
+    cli.run(&["ad", "sp", "delete", "--id", &app_id]).ok();
+    assert_eq!(cli.run(&["ad", "sp", "show", "--id", &app_id]).code, 3);
+    let (st, _) = sp_token(&s, &app_id, &new_password, "https://management.core.windows.net//.default").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    cli.run(&["ad", "user", "delete", "--id", "bo@contoso.test"]).ok();
+    assert_eq!(cli.run(&["ad", "user", "show", "--id", "bo@contoso.test"]).code, 3);
+}
+
+/// `POST /oauth2/exchange`; the refresh token, or `None` when refused.
+async fn exchange(s: &TestServer, service: &str, aad: &str) -> Option<String> {
+    let r = s
+        .client()
+        .post(format!("{}/oauth2/exchange", s.base()))
+        .header("host", service)
+        .form(&[("grant_type", "access_token"), ("service", service), ("access_token", aad)])
+        .send()
+        .await
+        .unwrap();
+    if r.status() != StatusCode::OK {
+        return None;
+    }
+    let v: Value = r.json().await.unwrap();
+    v["refresh_token"].as_str().map(str::to_string)
+}
+
+/// `POST /oauth2/token` with a refresh token; the status.
+async fn registry_token(s: &TestServer, service: &str, refresh: &str) -> StatusCode {
+    s.client()
+        .post(format!("{}/oauth2/token", s.base()))
+        .header("host", service)
+        .form(&[("grant_type", "refresh_token"), ("service", service), ("scope", "repository:hello:pull"), ("refresh_token", refresh)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+}

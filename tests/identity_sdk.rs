@@ -1,0 +1,236 @@
+//! Unmodified Azure SDKs against a TLS Wharf: azure-identity's `ManagedIdentityCredential`
+//! (App Service style, with `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` from a hosting resource's
+//! workload environment) and `ClientSecretCredential`, feeding azure-containerregistry's
+//! `ContainerRegistryClient`. Driven by `tests/sdk/registry_sdk_identities.py` in `.venv`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// The venv's Python with azure-identity and azure-containerregistry. In CI (`CI=true`) a
+/// missing one fails the test; elsewhere the test is skipped with the reason.
+fn require_sdk_python() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py).args(["-c", "import azure.identity, azure.containerregistry"]).status().map(|s| s.success()).unwrap_or(false);
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} with azure-identity and azure-containerregistry is required in CI (CI=true); run .ci/run", py.display());
+    }
+    eprintln!("SKIPPED: {} lacks azure-identity/azure-containerregistry (.venv/bin/pip install -r tests/requirements.txt)", py.display());
+    None
+}
+
+/// The registry domain. Two labels: OpenSSL (Python's ssl) refuses a `*.localhost` certificate
+/// name, whose wildcard would cover a whole top-level domain, but accepts `*.wharf.localhost`;
+/// nss-myhostname resolves every name under `.localhost`.
+const DOMAIN: &str = "wharf.localhost";
+
+/// `wharf serve --tls-self-signed` on a free port, killed on drop.
+struct TlsServer {
+    child: Child,
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    log: PathBuf,
+    port: u16,
+    ca: PathBuf,
+    client: reqwest::Client,
+}
+
+impl TlsServer {
+    async fn start() -> TlsServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = dir.path().join("server.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--domain", DOMAIN, "--tls-self-signed"])
+            .env("WHARF_TEST_FAST_HASH", "1")
+            .env("WHARF_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn wharf serve");
+        let ca = data.join("tls/ca.crt");
+        let mut child = child;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(client) = tls_client(&ca) {
+                let ready = client.get(format!("https://127.0.0.1:{port}/v2/")).send().await.is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED);
+                if ready {
+                    return TlsServer { child, _dir: dir, data, log, port, ca, client };
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the TLS server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A client trusting the server's local CA, once the CA file is written.
+fn tls_client(ca: &Path) -> Option<reqwest::Client> {
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(ca).ok()?).ok()?;
+    reqwest::Client::builder().add_root_certificate(cert).no_proxy().build().ok()
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- wharf log ----\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
+async fn call(s: &TlsServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut rb = s.client.request(method.clone(), format!("{}{path}", s.base())).bearer_auth(token);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let st = r.status();
+    let text = r.text().await.unwrap_or_default();
+    assert!(st.is_success(), "{method} {path}: {st} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn azure_sdks_with_managed_identities_and_a_service_principal() {
+    let Some(py) = require_sdk_python() else { return };
+    let s = TlsServer::start().await;
+    let creds: Value = serde_json::from_str(&std::fs::read_to_string(s.data.join("bootstrap-credentials.json")).unwrap()).unwrap();
+    let (tenant, sub) = (creds["tenant"].as_str().unwrap().to_string(), creds["subscription"].as_str().unwrap().to_string());
+    let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
+    let token_for = |scope: &'static str| {
+        let (s, tenant, user, password) = (&s, tenant.clone(), user.clone(), password.clone());
+        async move {
+            let r = s
+                .client
+                .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
+                .form(&[("grant_type", "password"), ("username", user.as_str()), ("password", password.as_str()), ("scope", scope)])
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let arm = token_for("https://management.core.windows.net//.default").await;
+    let graph = token_for("https://graph.microsoft.com/.default").await;
+    let q = "?api-version=2024-11-01";
+
+    // A registry with one image.
+    let rg = format!("/subscriptions/{sub}/resourceGroups/rg-sdk");
+    call(&s, &arm, Method::PUT, &format!("{rg}{q}"), Some(json!({"location": "westus"}))).await;
+    let registry_id = format!("{rg}/providers/Microsoft.ContainerRegistry/registries/sdkregistry");
+    let reg = call(&s, &arm, Method::PUT, &format!("{registry_id}{q}"), Some(json!({"location": "westus", "sku": {"name": "Premium"}}))).await;
+    let login_server = reg["properties"]["loginServer"].as_str().unwrap().to_string();
+    let img = common::TestImage::new("sdk", "amd64");
+    for (_, blob) in img.blobs() {
+        let r = s
+            .client
+            .post(format!("{}/v2/sdkregistry/hello/blobs/uploads/?digest={}", s.base(), common::sha256(&blob)))
+            .basic_auth(&user, Some(&password))
+            .body(blob)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let r = s
+        .client
+        .put(format!("{}/v2/sdkregistry/hello/manifests/v1", s.base()))
+        .basic_auth(&user, Some(&password))
+        .header("content-type", common::OCI_MANIFEST)
+        .body(img.manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    // A container group with a system-assigned and a user-assigned identity, both AcrPull.
+    let uami_id = format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/sdk-identity");
+    let uami = call(&s, &arm, Method::PUT, &format!("{uami_id}{q}"), Some(json!({"location": "westus"}))).await;
+    let cg_id = format!("{rg}/providers/Microsoft.ContainerInstance/containerGroups/sdk-workload");
+    let cg = call(&s, &arm, Method::PUT, &format!("{cg_id}{q}"), Some(json!({"location": "westus", "identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {uami_id.clone(): {}}}}))).await;
+    let defs = call(&s, &arm, Method::GET, &format!("{registry_id}/providers/Microsoft.Authorization/roleDefinitions?$filter=roleName%20eq%20'AcrPull'&api-version=2022-05-01-preview"), None).await;
+    let acr_pull = defs["value"][0]["id"].as_str().expect("the AcrPull role").to_string();
+    let assign = |principal: String| {
+        let (s, arm, registry_id, acr_pull) = (&s, arm.clone(), registry_id.clone(), acr_pull.clone());
+        async move {
+            let name = uuid_like(&principal);
+            let body = json!({"properties": {"roleDefinitionId": acr_pull, "principalId": principal, "principalType": "ServicePrincipal"}});
+            call(s, &arm, Method::PUT, &format!("{registry_id}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"), Some(body)).await;
+        }
+    };
+    assign(cg["identity"]["principalId"].as_str().unwrap().to_string()).await;
+    assign(uami["properties"]["principalId"].as_str().unwrap().to_string()).await;
+    let env = call(&s, &arm, Method::POST, &format!("{cg_id}/workloadEnvironment{q}"), None).await;
+    assert_eq!(env["IDENTITY_ENDPOINT"], format!("{}/msi/token", s.base()));
+
+    // A service principal made through Graph, also AcrPull.
+    let app = call(&s, &graph, Method::POST, "/v1.0/applications", Some(json!({"displayName": "sdk-sp"}))).await;
+    let sp = call(&s, &graph, Method::POST, "/v1.0/servicePrincipals", Some(json!({"appId": app["appId"]}))).await;
+    let secret = call(&s, &graph, Method::POST, &format!("/v1.0/applications/{}/addPassword", app["id"].as_str().unwrap()), Some(json!({"passwordCredential": {}}))).await;
+    assign(sp["id"].as_str().unwrap().to_string()).await;
+
+    let endpoint = format!("https://{login_server}");
+    let run = |args: Vec<String>, with_msi: bool| {
+        let mut cmd = Command::new(&py);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/registry_sdk_identities.py"))
+            .args(&args)
+            .env("REQUESTS_CA_BUNDLE", &s.ca)
+            .env("WHARF_REGISTRY_ENDPOINT", &endpoint)
+            .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+            .env("NO_PROXY", "*")
+            .env_remove("IDENTITY_ENDPOINT")
+            .env_remove("IDENTITY_HEADER")
+            .env_remove("MSI_ENDPOINT")
+            .env_remove("AZURE_CLIENT_ID");
+        if with_msi {
+            cmd.env("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"].as_str().unwrap()).env("IDENTITY_HEADER", env["IDENTITY_HEADER"].as_str().unwrap());
+        }
+        let out = cmd.output().expect("run python");
+        assert!(out.status.success(), "python {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    };
+
+    let system = run(vec!["mi".into()], true);
+    assert_eq!(system["oid"], cg["identity"]["principalId"], "{system}");
+    assert_eq!(system["mi_kind"], "SystemAssigned");
+    assert_eq!(system["host_type"], "Microsoft.ContainerInstance/containerGroups");
+    assert_eq!(system["repositories"], json!(["hello"]));
+    assert_eq!(system["tags"], json!(["v1"]));
+
+    let user_assigned = run(vec!["mi".into(), uami["properties"]["clientId"].as_str().unwrap().to_string()], true);
+    assert_eq!(user_assigned["oid"], uami["properties"]["principalId"], "{user_assigned}");
+    assert_eq!(user_assigned["mi_kind"], "UserAssigned");
+    assert_eq!(user_assigned["repositories"], json!(["hello"]));
+
+    let by_secret = run(vec!["sp".into(), tenant.clone(), app["appId"].as_str().unwrap().to_string(), secret["secretText"].as_str().unwrap().to_string(), s.base()], false);
+    assert_eq!(by_secret["oid"], sp["id"], "{by_secret}");
+    assert_eq!(by_secret["tags"], json!(["v1"]));
+}
+
+/// A GUID-shaped role assignment name derived from a principal id (unique per principal here).
+fn uuid_like(principal: &str) -> String {
+    let hex = common::sha256(format!("assignment:{principal}").as_bytes());
+    let h = &hex["sha256:".len()..];
+    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
