@@ -41,6 +41,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WHARF_LOG", value_name = "FILTER")]
     pub log: Option<String>,
 
+    /// A reverse proxy whose X-Forwarded-For / Forwarded headers are believed (CIDR; repeat the
+    /// flag or separate with commas). From any other peer those headers are ignored and the
+    /// TCP peer address is the client address that network rules judge.
+    #[arg(long = "trusted-proxy", env = "WHARF_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WHARF_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -68,6 +74,7 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
+    trusted_proxy: Option<Vec<ipnet::IpNet>>,
 }
 
 /// How the public listener does TLS.
@@ -88,6 +95,7 @@ pub struct Config {
     pub max_blob_size: Option<u64>,
     pub log: String,
     pub tls: TlsMode,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -119,6 +127,7 @@ impl ServeArgs {
             public_port: self.public_port.or(file.public_port),
             max_blob_size: self.max_blob_size.or(file.max_blob_size),
             log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
+            trusted_proxies: if self.trusted_proxies.is_empty() { file.trusted_proxy.unwrap_or_default() } else { self.trusted_proxies.clone() },
             tls: match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
                 (Some(cert), Some(key)) => TlsMode::Files { cert, key },
                 (Some(_), None) | (None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key must be given together"),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod gc;
 pub mod graph;
 pub mod listener;
+pub mod network;
 pub mod oci;
 pub mod private_link;
 pub mod state;
@@ -72,10 +73,11 @@ async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
         return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
     let query = oci::parse_query(parts.uri.query());
+    let origin = network::Origin::of(&state, parts.extensions.get::<listener::ConnInfo>(), &parts.headers);
     let mut resp = match (parts.uri.path(), &parts.method) {
-        ("/oauth2/exchange", &http::Method::POST) => auth::registry::exchange(&state, &body).await,
+        ("/oauth2/exchange", &http::Method::POST) => auth::registry::exchange(&state, &origin, &body).await,
         ("/oauth2/token", &http::Method::GET) | ("/oauth2/token", &http::Method::POST) => {
-            auth::registry::token(&state, &parts.headers, &query, &parts.method, &body).await
+            auth::registry::token(&state, &origin, &parts.headers, &query, &parts.method, &body).await
         }
         _ => oci::error::OciError::unsupported("use POST /oauth2/exchange, or GET or POST /oauth2/token").into_response(),
     };

@@ -76,7 +76,9 @@ impl AppState {
         let Some(record) = self.meta.resource_find_by_name(wharf_arm::types::REGISTRY, &lower).await? else {
             return Ok(None);
         };
-        let info = Arc::new(RegistryInfo::from_record(&record)?);
+        let mut info = RegistryInfo::from_record(&record)?;
+        info.network = Arc::new(crate::network::policy(self, &info).await);
+        let info = Arc::new(info);
         self.registries.put(&lower, info.clone());
         Ok(Some(info))
     }
@@ -90,6 +92,9 @@ pub struct RegistryInfo {
     pub resource_id: String,
     pub sku: Sku,
     pub properties: RegistryProperties,
+    /// The compiled network rules (filled by [`AppState::registry`]; an unfilled value allows
+    /// everything and is used only where no network decision is taken).
+    pub network: Arc<wharf_netrules::NetworkPolicy>,
 }
 
 impl RegistryInfo {
@@ -104,6 +109,7 @@ impl RegistryInfo {
             resource_id: record.id.clone(),
             sku: Sku::parse(sku).map_err(|_| corrupt("bad sku"))?,
             properties,
+            network: Arc::new(wharf_netrules::NetworkPolicy::default()),
         })
     }
 }

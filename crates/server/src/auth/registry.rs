@@ -371,7 +371,7 @@ pub async fn service_registry(state: &AppState, service: &str) -> Result<Option<
 }
 
 /// `POST /oauth2/exchange`: a directory access token for a registry refresh token.
-pub async fn exchange(state: &AppState, body: &[u8]) -> Response {
+pub async fn exchange(state: &AppState, origin: &crate::network::Origin, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     if f("grant_type") != "access_token" {
@@ -400,14 +400,20 @@ pub async fn exchange(state: &AppState, body: &[u8]) -> Response {
             return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid or expired");
         }
     };
-    match state.identity.registry.issue_refresh(&keys, &RegistrySubject::from_directory(&claims), &ctx, now) {
+    drop(keys);
+    let subject = RegistrySubject::from_directory(&claims);
+    if let Err(resp) = crate::network::judge(&registry, &registry.network, origin, Some(&crate::network::caller_of(&subject))) {
+        return resp;
+    }
+    let keys = state.identity.keys.read().expect("keys lock");
+    match state.identity.registry.issue_refresh(&keys, &subject, &ctx, now) {
         Ok(t) => (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], json!({"refresh_token": t.token}).to_string()).into_response(),
         Err(e) => OciError::internal("issuing a refresh token", e).into_response(),
     }
 }
 
 /// `GET|POST /oauth2/token`: an access token for the requested scopes.
-pub async fn token(state: &AppState, headers: &HeaderMap, query: &HashMap<String, String>, method: &http::Method, body: &[u8]) -> Response {
+pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &HeaderMap, query: &HashMap<String, String>, method: &http::Method, body: &[u8]) -> Response {
     let mut params: Vec<(String, String)> = query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if *method == http::Method::POST {
         params.extend(url::form_urlencoded::parse(body).into_owned());
@@ -483,6 +489,11 @@ pub async fn token(state: &AppState, headers: &HeaderMap, query: &HashMap<String
             RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous")
         }
     };
+    if let Some(reg) = &registry {
+        if let Err(resp) = crate::network::judge(reg, &reg.network, origin, Some(&crate::network::caller_of(&subject))) {
+            return resp;
+        }
+    }
     let granted: Vec<AccessEntry> = grant(state, &subject, registry.as_deref(), &scopes);
     let now = chrono::Utc::now();
     let keys = state.identity.keys.read().expect("keys lock");

@@ -62,8 +62,13 @@ pub async fn repositories(ctx: &Ctx, last: Option<&str>, n: usize) -> OciResult<
                 // Inside the registry `last` points into, continue after its repository part.
                 let after = if last_reg.as_deref() == Some(r.name.as_str()) { last_repo.clone() } else { None };
                 // Only registries whose catalog this caller may list.
-                let Ok(info) = crate::state::RegistryInfo::from_record(&r) else { continue };
+                let Ok(Some(info)) = ctx.state.registry(&r.name).await else { continue };
                 if !ctx.access.may_list(&ctx.state, &info) {
+                    continue;
+                }
+                // Nor registries whose network rules keep this client out.
+                let caller = crate::network::caller_of(&ctx.access.subject());
+                if crate::network::judge(&info, &info.network, &ctx.origin, Some(&caller)).is_err() {
                     continue;
                 }
                 let want = n + 1 - out.len();

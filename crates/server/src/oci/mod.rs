@@ -40,6 +40,8 @@ pub struct Ctx {
     pub body: std::sync::Mutex<Body>,
     /// What the request's credential allows (already checked for the endpoint itself).
     pub access: crate::auth::registry::Access,
+    /// Where the request came from (for network rules of other registries, e.g. listings).
+    pub origin: crate::network::Origin,
 }
 
 impl Ctx {
@@ -115,8 +117,33 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         (None, Style::Host(info)) => (Some(info.clone()), String::new(), host.clone(), String::new()),
         (None, Style::Path) => (None, String::new(), host.clone(), String::new()),
     };
-    let access =
-        crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix).await?;
+    // Network rules first: a request the rules deny before the caller is known is re-judged
+    // with the caller once its credential is checked (the trusted-services bypass needs it).
+    let origin = crate::network::Origin::of(&state, parts.extensions.get::<crate::listener::ConnInfo>(), &parts.headers);
+    let denied_before_auth = match &registry {
+        Some(reg) => crate::network::judge(reg, &reg.network, &origin, None).is_err(),
+        // A private endpoint serves its own registry only.
+        None => origin.is_private_endpoint() && endpoint != Endpoint::Ping,
+    };
+    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix).await {
+        Ok(a) => a,
+        Err(e) if denied_before_auth => {
+            tracing::warn!(target: "wharf::audit", client = %origin.client_ip, registry = ?registry.as_ref().map(|r| &r.name), credential = %e.status, "network denial of a request without valid credentials");
+            return Ok(crate::network::deny(origin.client_ip));
+        }
+        Err(e) => return Err(e),
+    };
+    if denied_before_auth {
+        let caller = crate::network::caller_of(&access.subject());
+        match &registry {
+            Some(reg) => {
+                if let Err(resp) = crate::network::judge(reg, &reg.network, &origin, Some(&caller)) {
+                    return Ok(resp);
+                }
+            }
+            None => return Ok(crate::network::deny(origin.client_ip)),
+        }
+    }
     let mut ctx = Ctx {
         state,
         style,
@@ -124,6 +151,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         query: parse_query(parts.uri.query()),
         body: std::sync::Mutex::new(body),
         access,
+        origin,
     };
     use Endpoint::*;
     match endpoint {
