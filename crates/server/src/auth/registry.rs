@@ -351,6 +351,20 @@ pub async fn check(
     Ok(access)
 }
 
+/// Who a request's credential stands for, if it is valid for this registry, regardless of what
+/// it grants (network decisions need the caller even when authorization will refuse it).
+pub async fn authenticated_subject(state: &AppState, headers: &HeaderMap, registry: Option<&RegistryInfo>, service: &str) -> Option<RegistrySubject> {
+    let ctx = context(service, registry);
+    let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+        let keys = state.identity.keys.read().expect("keys lock");
+        let c = state.identity.registry.validate_access(&keys, v[7..].trim(), &ctx, chrono::Utc::now(), &state.identity.cutoffs()).ok()?;
+        return Some(RegistrySubject::from_binding(&c.sub, &c.binding));
+    }
+    let creds = wharf_identity::parse_basic_authorization(v).ok()?;
+    basic_subject(state, registry, &ctx, &creds).await.ok().flatten()
+}
+
 // ---- /oauth2/exchange and /oauth2/token ----
 
 fn token_error(status: StatusCode, message: &str) -> Response {

@@ -128,6 +128,18 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
     let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix).await {
         Ok(a) => a,
         Err(e) if denied_before_auth => {
+            // A valid credential whose permissions fall short: if the network lets this caller
+            // through (the trusted-services bypass), the refusal is authorization's, not the
+            // network's.
+            if let (Some(reg), Some(subject)) =
+                (&registry, crate::auth::registry::authenticated_subject(&state, &parts.headers, registry.as_deref(), &service).await)
+            {
+                let caller = crate::network::caller_of(&subject);
+                return match crate::network::judge(reg, &reg.network, &origin, Some(&caller)) {
+                    Ok(()) => Err(e),
+                    Err(resp) => Ok(resp),
+                };
+            }
             tracing::warn!(target: "wharf::audit", client = %origin.client_ip, registry = ?registry.as_ref().map(|r| &r.name), credential = %e.status, "network denial of a request without valid credentials");
             return Ok(crate::network::deny(origin.client_ip));
         }
