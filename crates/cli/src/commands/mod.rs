@@ -138,7 +138,7 @@ pub fn parse_tags(tags: &[String]) -> Result<Value, CliError> {
     Ok(Value::Object(m))
 }
 
-/// The `az` configuration for a Wharf deployment (see docs/azure-cli.md).
+/// The `az` configuration for a Wharf deployment (docs/azure-cli.md explains each line).
 fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Result<Option<Value>, CliError> {
     let profile = crate::profile::load().ok();
     let server = server
