@@ -67,18 +67,7 @@ impl Client {
                 return Ok(t.clone());
             }
         }
-        let tenant = self.profile.tenant.clone().unwrap_or_else(|| "organizations".into());
-        let v = match self.profile.account.clone() {
-            Some(crate::profile::Account::User { refresh_token, .. }) => {
-                self.request_token(&tenant, &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token), ("scope", MANAGEMENT_SCOPE), ("client_id", "wharf-cli")])
-                    .await
-                    .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again.")))?
-            }
-            Some(crate::profile::Account::ServicePrincipal { app_id, secret }) => {
-                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", &app_id), ("client_secret", &secret), ("scope", MANAGEMENT_SCOPE)]).await?
-            }
-            None => return Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
-        };
+        let v = self.account_reply(MANAGEMENT_SCOPE).await?;
         self.store_token(&v);
         if let (Some(rt), Some(crate::profile::Account::User { refresh_token, .. })) = (v["refresh_token"].as_str(), self.profile.account.as_mut()) {
             *refresh_token = rt.to_string();
@@ -101,21 +90,27 @@ impl Client {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
-        if status >= 400 {
-            let code = json["error"]["code"].as_str().unwrap_or("HttpError").to_string();
-            let message = json["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
-            return Err(CliError::Service { status, code, message });
-        }
-        Ok(json)
+        Ok(read_reply(req.send().await?).await?.0)
     }
 
     pub async fn get(&self, path: &str, api: &str) -> Result<Value, CliError> {
         self.arm(Method::GET, path, api, None).await
     }
+}
+
+/// The JSON body of a management or Graph reply (`Null` when empty) and its `wharf-warning`
+/// headers; error bodies (`{"error":{"code","message"}}`) become [`CliError::Service`].
+pub async fn read_reply(resp: reqwest::Response) -> Result<(Value, Vec<String>), CliError> {
+    let status = resp.status().as_u16();
+    let warnings: Vec<String> = resp.headers().get_all("wharf-warning").iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
+    let text = resp.text().await?;
+    let json: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
+    if status >= 400 {
+        let code = json["error"]["code"].as_str().unwrap_or("HttpError").to_string();
+        let message = json["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
+        return Err(CliError::Service { status, code, message });
+    }
+    Ok((json, warnings))
 }
 
 pub fn now_secs() -> i64 {
@@ -135,18 +130,24 @@ impl Client {
     /// A directory access token for `scope`, from the stored account (a user's refresh token or
     /// a service principal's secret), as az gets tokens for Graph and for registries.
     pub async fn directory_token(&self, scope: &str) -> Result<String, CliError> {
+        let v = self.account_reply(scope).await?;
+        v["access_token"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned no access token".into()))
+    }
+
+    /// The token endpoint's reply for `scope`, from the stored account: a user's refresh token
+    /// or a service principal's secret.
+    async fn account_reply(&self, scope: &str) -> Result<Value, CliError> {
         let tenant = self.profile.tenant.clone().unwrap_or_else(|| "organizations".into());
-        let v = match &self.profile.account {
+        match &self.profile.account {
             Some(crate::profile::Account::User { refresh_token, .. }) => self
                 .request_token(&tenant, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scope), ("client_id", "wharf-cli")])
                 .await
-                .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again.")))?,
+                .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again."))),
             Some(crate::profile::Account::ServicePrincipal { app_id, secret }) => {
-                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)]).await?
+                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)]).await
             }
-            None => return Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
-        };
-        v["access_token"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned no access token".into()))
+            None => Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
+        }
     }
 
     /// A client for the server's Graph subset (`/v1.0/…`), with a Graph token.
@@ -173,16 +174,7 @@ impl GraphClient<'_> {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let json: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
-        if status >= 400 {
-            let code = json["error"]["code"].as_str().unwrap_or("HttpError").to_string();
-            let message = json["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
-            return Err(CliError::Service { status, code, message });
-        }
-        Ok(json)
+        Ok(read_reply(req.send().await?).await?.0)
     }
 
     /// The `value` list of a Graph collection query.

@@ -105,40 +105,15 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
         Some(u) => u,
         None => directory::create_user(&*state.meta, BOOTSTRAP_ADMIN_UPN, "Wharf administrator", password.expose()).await?,
     };
-    let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
-    let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE_ID}", scope.as_str());
-    let now = chrono::Utc::now();
-    let mut assignment = wharf_authz::RoleAssignment::new(
-        &uuid::Uuid::new_v4().to_string(),
-        scope,
-        &role_id,
-        wharf_authz::PrincipalId::new(&admin.id)?,
-        wharf_authz::PrincipalType::User,
-    )?
-    .with_description("Bootstrap administrator of this Wharf deployment");
-    assignment.created_on = Some(now);
-    assignment.updated_on = Some(now);
-    state.meta.resource_put(&crate::authz::assignment_record(&assignment)).await?;
+    subscription_assignment(state, &admin.id, wharf_authz::PrincipalType::User, OWNER_ROLE_ID, "Bootstrap administrator of this Wharf deployment", None).await?;
     // Trusted services that the user configures no identity or role for: their built-in
     // principals hold a read grant on every registry of the subscription, shown as system
     // assignments. "Container Registry Data Importer and Data Reader" counts in both
     // role-assignment modes.
     for (name, builtin) in [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")] {
         let sp = directory::create_sp(&*state.meta, name, Some(builtin)).await?;
-        let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
-        let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{DATA_READER_ROLE_ID}", scope.as_str());
-        let mut grant = wharf_authz::RoleAssignment::new(
-            &uuid::Uuid::new_v4().to_string(),
-            scope,
-            &role_id,
-            wharf_authz::PrincipalId::new(&sp.id)?,
-            wharf_authz::PrincipalType::ServicePrincipal,
-        )?
-        .with_description(&format!("System assignment: {name} reads every registry (trusted service)"));
-        grant.created_on = Some(now);
-        grant.updated_on = Some(now);
-        grant.created_by = Some("System".into());
-        state.meta.resource_put(&crate::authz::assignment_record(&grant)).await?;
+        let description = format!("System assignment: {name} reads every registry (trusted service)");
+        subscription_assignment(state, &sp.id, wharf_authz::PrincipalType::ServicePrincipal, DATA_READER_ROLE_ID, &description, Some("System")).await?;
     }
     let creds = serde_json::json!({
         "server": server_url,
@@ -148,25 +123,30 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
         "password": password.expose(),
     });
     let path = state.config.data_dir.join("bootstrap-credentials.json");
-    write_private(&path, &serde_json::to_string_pretty(&creds)?)?;
+    crate::tls::write_private(&path, &serde_json::to_string_pretty(&creds)?).with_context(|| format!("cannot write {}", path.display()))?;
     println!("A new Wharf deployment was initialised. Its administrator's credentials are in {}.", path.display());
     println!("Sign the CLI in with:\n  wharf login --server {server_url} --username {BOOTSTRAP_ADMIN_UPN} --password '{}'", password.expose());
     Ok(())
 }
 
-/// Writes a file readable by its owner only.
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).with_context(|| format!("cannot write {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
+/// Records a role assignment of `role_guid` at the subscription scope.
+async fn subscription_assignment(
+    state: &AppState,
+    principal: &str,
+    principal_type: wharf_authz::PrincipalType,
+    role_guid: &str,
+    description: &str,
+    created_by: Option<&str>,
+) -> anyhow::Result<()> {
+    let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
+    let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}", scope.as_str());
+    let now = chrono::Utc::now();
+    let mut a = wharf_authz::RoleAssignment::new(&uuid::Uuid::new_v4().to_string(), scope, &role_id, wharf_authz::PrincipalId::new(principal)?, principal_type)?
+        .with_description(description);
+    a.created_on = Some(now);
+    a.updated_on = Some(now);
+    a.created_by = created_by.map(str::to_string);
+    state.meta.resource_put(&crate::authz::assignment_record(&a)).await?;
     Ok(())
 }
 

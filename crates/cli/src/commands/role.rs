@@ -150,24 +150,21 @@ pub async fn resolve_assignee(client: &Client, assignee: &str) -> Result<(String
 }
 
 async fn lookup(client: &Client, assignee: &str) -> Result<(String, String), CliError> {
-    let graph = crate::rest::token_for(client, &crate::rest::graph_scope(client)).await?;
-    let get = |path: String| {
-        let graph = graph.clone();
-        async move { crate::rest::graph(client, &graph, Method::GET, &path, None).await }
-    };
+    let graph = client.graph_client().await?;
+    let quoted = crate::client::odata_quote(assignee);
     if assignee.contains('@') {
-        let v = get(format!("/v1.0/users?$filter=userPrincipalName eq '{assignee}'")).await?;
-        if let Some(id) = v["value"][0]["id"].as_str() {
+        let users = graph.list("users", Some(&format!("userPrincipalName eq {quoted}"))).await?;
+        if let Some(id) = users.first().and_then(|u| u["id"].as_str()) {
             return Ok((id.to_string(), "User".into()));
         }
     }
-    let v = get(format!("/v1.0/servicePrincipals?$filter=servicePrincipalNames/any(c:c eq '{assignee}')")).await?;
-    if let Some(id) = v["value"][0]["id"].as_str() {
+    let sps = graph.list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {quoted})"))).await?;
+    if let Some(id) = sps.first().and_then(|u| u["id"].as_str()) {
         return Ok((id.to_string(), "ServicePrincipal".into()));
     }
     if is_guid(assignee) {
         let body = json!({"ids": [assignee], "types": ["user", "group", "servicePrincipal"]});
-        let v = crate::rest::graph(client, &graph, Method::POST, "/v1.0/directoryObjects/getByIds", Some(&body)).await?;
+        let v = graph.call(Method::POST, "directoryObjects/getByIds", &[], Some(&body)).await?;
         if let Some(o) = v["value"].as_array().and_then(|a| a.first()) {
             let t = match o["@odata.type"].as_str().unwrap_or("") {
                 "#microsoft.graph.user" => "User",
