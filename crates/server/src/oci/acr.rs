@@ -148,6 +148,7 @@ pub async fn patch_repository(ctx: &mut Ctx, name: &str) -> OciResult<Response> 
 
 pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::repository(ctx, &t, super::locks::Op::Delete).await?;
     let meta = &ctx.state.meta;
     let manifests = meta
         .manifest_list(&t.registry.key, &t.repo, &Page::default())
@@ -217,6 +218,7 @@ pub async fn patch_tag(ctx: &mut Ctx, name: &str, tag: &Tag) -> OciResult<Respon
 
 pub async fn delete_tag(ctx: &Ctx, name: &str, tag: &Tag) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::reference(ctx, &t, &Reference::Tag(tag.clone()), super::locks::Op::Delete).await?;
     let deleted = ctx.state.meta.tag_delete(&t.registry.key, &t.repo, tag).await.map_err(|e| OciError::internal("deleting a tag", e))?;
     if !deleted {
         return Err(OciError::manifest_unknown(tag));
@@ -282,6 +284,7 @@ pub async fn patch_manifest(ctx: &mut Ctx, name: &str, reference: &Reference) ->
 
 pub async fn delete_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::reference(ctx, &t, reference, super::locks::Op::Delete).await?;
     let m = manifest_meta(ctx, &t, reference).await?;
     ctx.state
         .meta

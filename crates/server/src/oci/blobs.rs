@@ -53,6 +53,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
 
 pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::repository(ctx, &t, super::locks::Op::Read).await?;
     let size = ctx
         .state
         .meta
@@ -96,6 +97,7 @@ pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResul
 
 pub async fn delete(ctx: &Ctx, name: &str, digest: &Digest) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::repository(ctx, &t, super::locks::Op::Delete).await?;
     let removed = ctx
         .state
         .meta

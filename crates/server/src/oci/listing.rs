@@ -108,7 +108,8 @@ pub async fn tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let mut tags = meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
     let more = tags.len() > n;
     tags.truncate(n);
-    let names: Vec<String> = tags.into_iter().map(|t| t.name).collect();
+    // Tags locked with listEnabled: false are not listed (paging still counts them).
+    let names: Vec<String> = tags.into_iter().filter(|t| t.attributes.list_enabled).map(|t| t.name).collect();
     let client = t.client_name();
     let link = match (more, names.last()) {
         (true, Some(l)) => Some(next_link(&format!("/v2/{client}/tags/list"), n, l, &[])),

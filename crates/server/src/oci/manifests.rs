@@ -24,6 +24,7 @@ pub fn acceptable<'a>(accept: impl Iterator<Item = &'a str>, stored: &str) -> bo
 
 pub async fn get(ctx: &Ctx, name: &str, reference: &Reference, head: bool) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::reference(ctx, &t, reference, super::locks::Op::Read).await?;
     let meta = &ctx.state.meta;
     let (info, bytes) = if head {
         let m = meta.manifest_head(&t.registry.key, &t.repo, reference).await;
@@ -60,6 +61,7 @@ fn is_foreign(d: &wharf_oci::Descriptor) -> bool {
 
 pub async fn put(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::reference(ctx, &t, reference, super::locks::Op::Write).await?;
     let bytes = match ctx.read_body(MAX_MANIFEST_BYTES).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -155,6 +157,7 @@ async fn config_platform(ctx: &Ctx, t: &super::target::Target, m: &Manifest) -> 
 
 pub async fn delete(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::reference(ctx, &t, reference, super::locks::Op::Delete).await?;
     let meta = &ctx.state.meta;
     match reference {
         Reference::Digest(d) => {

@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod endpoint;
 pub mod error;
 pub mod listing;
+pub mod locks;
 pub mod manifests;
 pub mod target;
 pub mod uploads;

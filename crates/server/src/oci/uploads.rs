@@ -50,6 +50,7 @@ fn parse_digest_param(v: &str) -> OciResult<Digest> {
 
 pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
+    super::locks::repository(ctx, &t, super::locks::Op::Write).await?;
     let mut algorithm = match ctx.q("digest-algorithm") {
         None => DigestAlgorithm::Sha256,
         Some(a) => a.parse().map_err(|e: wharf_oci::DigestError| OciError::digest_invalid(e.to_string()))?,
