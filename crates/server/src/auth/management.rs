@@ -18,20 +18,18 @@ impl ManagementCaller {
     }
 }
 
-/// An ARM 401, with the challenge ARM sends.
-pub fn unauthenticated(state: &AppState, code: &str, message: &str) -> ArmError {
-    let _ = state;
+/// An ARM 401.
+pub fn unauthenticated(code: &str, message: &str) -> ArmError {
     ArmError::new(401, code, message)
 }
 
 /// Validates `Authorization: Bearer` for `audience`. Reasons are logged, never returned.
 pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -> Result<ManagementCaller, ArmError> {
     let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return Err(unauthenticated(state, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."));
+        return Err(unauthenticated("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."));
     };
     let Some(token) = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")) else {
         return Err(unauthenticated(
-            state,
             "AuthenticationFailed",
             "Authentication failed. The 'Authorization' header is provided in an invalid format.",
         ));
@@ -44,11 +42,10 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -
             tracing::warn!(reason = %e, "management token rejected");
             Err(match e {
                 TokenError::Expired { .. } => unauthenticated(
-                    state,
                     "ExpiredAuthenticationToken",
                     "The access token expiry UTC time is earlier than current UTC time.",
                 ),
-                _ => unauthenticated(state, "InvalidAuthenticationToken", "The access token is invalid."),
+                _ => unauthenticated("InvalidAuthenticationToken", "The access token is invalid."),
             })
         }
     }
