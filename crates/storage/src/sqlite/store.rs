@@ -131,25 +131,7 @@ impl MetadataStore for SqliteMetadataStore {
         let r = resource.clone();
         self.write(move |tx, _| {
             let existed = tx.prepare_cached("SELECT 1 FROM resources WHERE id_lower = ?1")?.exists([lower(&r.id)])?;
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
-                 resource_group_lower, key, body, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                lower(&r.id),
-                r.id,
-                r.resource_type,
-                lower(&r.resource_type),
-                r.name,
-                lower(&r.name),
-                r.resource_group,
-                r.resource_group.as_deref().map(lower),
-                r.key,
-                r.body.to_string(),
-                nanos(&r.created_at)?,
-                nanos(&r.updated_at)?,
-            ])?;
+            insert_resource(tx, &r, true)?;
             Ok(!existed)
         })
         .await
@@ -164,25 +146,7 @@ impl MetadataStore for SqliteMetadataStore {
             if taken {
                 return Err(StorageError::Conflict(format!("a {} named '{}' already exists", r.resource_type, r.name)));
             }
-            tx.prepare_cached(
-                "INSERT INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
-                 resource_group_lower, key, body, created_at, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                lower(&r.id),
-                r.id,
-                r.resource_type,
-                lower(&r.resource_type),
-                r.name,
-                lower(&r.name),
-                r.resource_group,
-                r.resource_group.as_deref().map(lower),
-                r.key,
-                r.body.to_string(),
-                nanos(&r.created_at)?,
-                nanos(&r.updated_at)?,
-            ])?;
+            insert_resource(tx, &r, false)?;
             Ok(())
         })
         .await
@@ -779,4 +743,29 @@ mod tests {
             assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{plan:#?}");
         }
     }
+}
+
+/// Writes one resource row; `replace` overwrites a row with the same id.
+fn insert_resource(tx: &rusqlite::Transaction<'_>, r: &ResourceRecord, replace: bool) -> Result<()> {
+    let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
+    tx.prepare_cached(&format!(
+        "{verb} INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
+         resource_group_lower, key, body, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        lower(&r.id),
+        r.id,
+        r.resource_type,
+        lower(&r.resource_type),
+        r.name,
+        lower(&r.name),
+        r.resource_group,
+        r.resource_group.as_deref().map(lower),
+        r.key,
+        r.body.to_string(),
+        nanos(&r.created_at)?,
+        nanos(&r.updated_at)?,
+    ])?;
+    Ok(())
 }
