@@ -3,13 +3,15 @@
 
 Results file: one row per figure, tab-separated, written by `record` in bench/run:
 
-    label  unit  wharf  distribution  limit  target
+    label  unit  wharf  distribution  limit  target  [basis]
 
-Empty or "-" fields are absent values. `target` is a comma-separated list of conditions, all
+Empty or "-" fields are absent values. `basis`, when present, names what the `limit` field
+holds if it is a baseline measured on Wharf in the same run (e.g. "anonymous" for the same
+request without credentials) rather than a physical limit; it labels that column's ratio. `target` is a comma-separated list of conditions, all
 of which must hold for the row to be met:
 
     dist>=X     Wharf / distribution >= X        (higher is better)
-    limit>=X    Wharf / limit >= X
+    limit>=X    Wharf / limit >= X               (limit or baseline)
     <dist       Wharf < distribution             (lower is better, e.g. latency)
     <X          Wharf < X                        (absolute bound, e.g. RSS in MiB)
 """
@@ -43,7 +45,7 @@ def ratio(a, b):
     return a / b
 
 
-def check(cond, w, d, lim):
+def check(cond, w, d, lim, basis=""):
     """Returns (description, met: True/False/None)."""
     cond = cond.strip()
     if cond.startswith("dist>="):
@@ -53,7 +55,7 @@ def check(cond, w, d, lim):
     if cond.startswith("limit>="):
         x = float(cond[7:])
         r = ratio(w, lim)
-        return f"≥ {x:g}× limit", None if r is None else r >= x
+        return f"≥ {x:g}× {basis or 'limit'}", None if r is None else r >= x
     if cond == "<dist":
         return "< distribution", None if w is None or d is None else w < d
     if cond.startswith("<"):
@@ -69,12 +71,12 @@ def main(path):
             line = line.rstrip("\n")
             if not line or line.startswith("#"):
                 continue
-            p = (line.split("\t") + [""] * 6)[:6]
-            label, unit, w, d, lim, target = p
+            p = (line.split("\t") + [""] * 7)[:7]
+            label, unit, w, d, lim, target, basis = p
             w, d, lim = num(w), num(d), num(lim)
             descs, mets = [], []
             for cond in filter(None, target.split(",")):
-                desc, met = check(cond, w, d, lim)
+                desc, met = check(cond, w, d, lim, basis)
                 descs.append(desc)
                 mets.append(met)
             if not mets:
@@ -94,14 +96,14 @@ def main(path):
                     fmt(w),
                     fmt(d),
                     "–" if rd is None else f"{rd:.2f}×",
-                    (f"limit = {fmt(lim)}" if w is None and d is None and lim is not None else "–")
+                    (f"{basis or 'limit'} = {fmt(lim)}" if w is None and d is None and lim is not None else "–")
                     if rl is None
-                    else f"{rl:.2f}× of {fmt(lim)}",
+                    else f"{rl:.2f}× of {fmt(lim)}" + (f" ({basis})" if basis else ""),
                     ", ".join(descs),
                     met_s,
                 ]
             )
-    head = ["scenario", "Wharf", "distribution", "Wharf/distribution", "Wharf/limit", "target", "met?"]
+    head = ["scenario", "Wharf", "distribution", "Wharf/distribution", "Wharf/limit or baseline", "target", "met?"]
     out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["--:"] * 4 + ["---", ":-:"]) + "|"]
     for r in rows:
         out.append("| " + " | ".join(r) + " |")

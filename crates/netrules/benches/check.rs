@@ -1,5 +1,6 @@
 //! Cost of one network check with 200 IP rules (100 IPv4 + 100 IPv6, ACR's maximum) and 10
-//! private endpoints, against a naive linear scan and against a registry without rules.
+//! private endpoints, against a naive linear scan and against a registry without rules; plus
+//! the rule set of `bench/run --only netrules` (200 IPv4 rules, the client in the last one).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,6 +31,23 @@ fn rules() -> Vec<String> {
             a.to_string()
         });
     }
+    out
+}
+
+/// The IP rules `bench/run`'s netrules scenario puts on its registry: 199 prefixes (/16, /24,
+/// single addresses) that do not contain 127.0.0.1, then 127.0.0.1 last.
+fn end_to_end_rules() -> Vec<String> {
+    let mut out: Vec<String> = (0..199u32)
+        .map(|i| {
+            let k = i / 3;
+            match i % 3 {
+                0 => format!("10.{k}.0.0/16"),
+                1 => format!("172.{}.{k}.0/24", 16 + k % 16),
+                _ => format!("192.168.{k}.{}", k % 250 + 1),
+            }
+        })
+        .collect();
+    out.push("127.0.0.1".to_owned());
     out
 }
 
@@ -73,6 +91,19 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("200_rules_ipv6_lookup", |b| {
         b.iter(|| black_box(check(black_box(&policy), &req(hit_v6, &public, None))).allowed)
+    });
+    let e2e = NetworkPolicy::from_properties(
+        "Enabled",
+        "Deny",
+        &end_to_end_rules(),
+        &[],
+        "AzureServices",
+        false,
+    )
+    .unwrap();
+    let loopback: IpAddr = Ipv4Addr::LOCALHOST.into();
+    g.bench_function("200_ipv4_rules_hit_last", |b| {
+        b.iter(|| black_box(check(black_box(&e2e), &req(loopback, &public, None))).allowed)
     });
     g.bench_function("200_rules_ipv4_miss_denied", |b| {
         b.iter(|| black_box(check(black_box(&policy), &req(miss_v4, &public, None))).allowed)
