@@ -260,7 +260,7 @@ async fn cli_ad_commands_and_credential_reset() {
     assert!(created.stderr.contains("credentials that you must protect"), "{}", created.stderr);
 
     // The new service principal signs in and works with its role.
-    let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap() };
+    let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
     sp_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app_id, "-p", &password, "--tenant", &tenant]).ok();
     sp_cli.run(&["group", "create", "-n", "rg-sp", "-l", "westus"]).ok();
 

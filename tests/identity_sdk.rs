@@ -6,9 +6,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
+use common::TestServer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -28,79 +28,12 @@ fn require_sdk_python() -> Option<PathBuf> {
     None
 }
 
-/// The registry domain. Two labels: OpenSSL (Python's ssl) refuses a `*.localhost` certificate
-/// name, whose wildcard would cover a whole top-level domain, but accepts `*.wharf.localhost`;
-/// nss-myhostname resolves every name under `.localhost`.
+/// The registry domain: two labels, which Python's TLS stack accepts in a certificate
+/// (see `TestServer::start_tls`).
 const DOMAIN: &str = "wharf.localhost";
 
-/// `wharf serve --tls-self-signed` on a free port, killed on drop.
-struct TlsServer {
-    child: Child,
-    _dir: tempfile::TempDir,
-    data: PathBuf,
-    log: PathBuf,
-    port: u16,
-    ca: PathBuf,
-    client: reqwest::Client,
-}
-
-impl TlsServer {
-    async fn start() -> TlsServer {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = dir.path().join("server.log");
-        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-            .args(["serve", "--data-dir", data.to_str().unwrap(), "--listen", &format!("127.0.0.1:{port}"), "--domain", DOMAIN, "--tls-self-signed"])
-            .env("WHARF_TEST_FAST_HASH", "1")
-            .env("WHARF_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn wharf serve");
-        let ca = data.join("tls/ca.crt");
-        let mut child = child;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(client) = tls_client(&ca) {
-                let ready = client.get(format!("https://127.0.0.1:{port}/v2/")).send().await.is_ok_and(|r| r.status() == StatusCode::UNAUTHORIZED);
-                if ready {
-                    return TlsServer { child, _dir: dir, data, log, port, ca, client };
-                }
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the TLS server did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
-    }
-}
-
-/// A client trusting the server's local CA, once the CA file is written.
-fn tls_client(ca: &Path) -> Option<reqwest::Client> {
-    let cert = reqwest::Certificate::from_pem(&std::fs::read(ca).ok()?).ok()?;
-    reqwest::Client::builder().add_root_certificate(cert).no_proxy().build().ok()
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("---- wharf log ----\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
-        }
-    }
-}
-
-async fn call(s: &TlsServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut rb = s.client.request(method.clone(), format!("{}{path}", s.base())).bearer_auth(token);
+async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut rb = s.client().request(method.clone(), format!("{}{path}", s.base())).bearer_auth(token);
     if let Some(b) = body {
         rb = rb.json(&b);
     }
@@ -114,15 +47,15 @@ async fn call(s: &TlsServer, token: &str, method: Method, path: &str, body: Opti
 #[tokio::test]
 async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let Some(py) = require_sdk_python() else { return };
-    let s = TlsServer::start().await;
-    let creds: Value = serde_json::from_str(&std::fs::read_to_string(s.data.join("bootstrap-credentials.json")).unwrap()).unwrap();
+    let s = TestServer::start_tls(DOMAIN).await;
+    let creds: Value = serde_json::from_str(&std::fs::read_to_string(s.data_dir.join("bootstrap-credentials.json")).unwrap()).unwrap();
     let (tenant, sub) = (creds["tenant"].as_str().unwrap().to_string(), creds["subscription"].as_str().unwrap().to_string());
     let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
     let token_for = |scope: &'static str| {
         let (s, tenant, user, password) = (&s, tenant.clone(), user.clone(), password.clone());
         async move {
             let r = s
-                .client
+                .client()
                 .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
                 .form(&[("grant_type", "password"), ("username", user.as_str()), ("password", password.as_str()), ("scope", scope)])
                 .send()
@@ -144,7 +77,7 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let img = common::TestImage::new("sdk", "amd64");
     for (_, blob) in img.blobs() {
         let r = s
-            .client
+            .client()
             .post(format!("{}/v2/sdkregistry/hello/blobs/uploads/?digest={}", s.base(), common::sha256(&blob)))
             .basic_auth(&user, Some(&password))
             .body(blob)
@@ -154,7 +87,7 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let r = s
-        .client
+        .client()
         .put(format!("{}/v2/sdkregistry/hello/manifests/v1", s.base()))
         .basic_auth(&user, Some(&password))
         .header("content-type", common::OCI_MANIFEST)
@@ -195,7 +128,7 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
         let mut cmd = Command::new(&py);
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/registry_sdk_identities.py"))
             .args(&args)
-            .env("REQUESTS_CA_BUNDLE", &s.ca)
+            .env("REQUESTS_CA_BUNDLE", s.tls_ca.as_ref().unwrap())
             .env("WHARF_REGISTRY_ENDPOINT", &endpoint)
             .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
             .env("NO_PROXY", "*")

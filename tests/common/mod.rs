@@ -87,6 +87,10 @@ pub struct TestServer {
     token: Option<String>,
     log: PathBuf,
     client: reqwest::Client,
+    /// The registry domain (`--domain`).
+    pub domain: String,
+    /// With `--tls-self-signed`: the CA certificate that clients must trust.
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,7 +105,19 @@ impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "127.0.0.1", None).await;
+        let mut s = Self::launch(&data, "127.0.0.1", None, None).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) with registries under
+    /// `domain`. Python's TLS stack refuses a certificate for `*.localhost` (a wildcard over a
+    /// whole top-level domain), so the Azure SDKs and az need a two-label domain such as
+    /// `wharf.localhost`; nss-myhostname resolves every name under `.localhost`.
+    pub async fn start_tls(domain: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Self::launch(&data, "127.0.0.1", None, Some(domain)).await;
         s._dir = Some(dir);
         s
     }
@@ -110,17 +126,18 @@ impl TestServer {
     pub async fn start_v6() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "[::1]", None).await;
+        let mut s = Self::launch(&data, "[::1]", None, None).await;
         s._dir = Some(dir);
         s
     }
 
     /// A server on an existing data directory (to restart after a crash), on `port` if given.
     pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", port).await
+        Self::launch(data_dir, "127.0.0.1", port, None).await
     }
 
-    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>) -> TestServer {
+    /// Starts `wharf serve`; with `tls_domain`, over TLS with that registry domain.
+    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>) -> TestServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -131,14 +148,13 @@ impl TestServer {
                 std::process::id() as u64 * 1000 + port as u64
             ));
             let log_file = std::fs::File::create(&log).expect("log file");
-            let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
-                .arg("serve")
-                .arg("--data-dir")
-                .arg(data_dir)
-                .arg("--listen")
-                .arg(format!("{ip}:{port}"))
-                .arg("--domain")
-                .arg("localhost")
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+            cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(format!("{ip}:{port}"));
+            cmd.arg("--domain").arg(tls_domain.unwrap_or("localhost"));
+            if tls_domain.is_some() {
+                cmd.arg("--tls-self-signed");
+            }
+            let child = cmd
                 .env("WHARF_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -156,6 +172,8 @@ impl TestServer {
                 token: None,
                 log,
                 client: reqwest::Client::builder().no_proxy().build().unwrap(),
+                domain: tls_domain.unwrap_or("localhost").to_string(),
+                tls_ca: tls_domain.map(|_| data_dir.join("tls/ca.crt")),
             };
             match s.wait_ready().await {
                 Ok(()) => {
@@ -180,6 +198,15 @@ impl TestServer {
             let exited = self.child.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
                 return Err(format!("server exited with {status}"));
+            }
+            if let Some(ca) = &self.tls_ca {
+                // The CA appears when the server starts; trust it from then on.
+                let Ok(pem) = std::fs::read(ca) else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let root = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+                self.client = reqwest::Client::builder().no_proxy().add_root_certificate(root).build().unwrap();
             }
             if let Ok(r) = self.client.get(format!("{}/v2/", self.base())).send().await {
                 if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED {
@@ -237,9 +264,10 @@ impl TestServer {
         }
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` with TLS)
     pub fn base(&self) -> String {
-        format!("http://{}:{}", self.ip, self.port)
+        let scheme = if self.tls_ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.ip, self.port)
     }
 
     /// `127.0.0.1:PORT`, as external clients name the registry host (path style).
@@ -247,9 +275,9 @@ impl TestServer {
         format!("{}:{}", self.ip, self.port)
     }
 
-    /// `{registry}.localhost:PORT`, the registry's login server (host style).
+    /// `{registry}.{domain}:PORT`, the registry's login server (host style).
     pub fn login_server(&self, registry: &str) -> String {
-        format!("{registry}.localhost:{}", self.port)
+        format!("{registry}.{}:{}", self.domain, self.port)
     }
 
     // ---- credentials: the one place to change when authentication arrives ----
@@ -626,6 +654,8 @@ pub fn oci_index(children: &[(&[u8], &str)]) -> Vec<u8> {
 /// The `wharf` CLI with a private profile directory, logged in to a test server.
 pub struct Cli {
     pub config_dir: tempfile::TempDir,
+    /// The CA of a TLS server, passed as `WHARF_CA_BUNDLE`.
+    pub ca: Option<PathBuf>,
 }
 
 /// Result of one CLI run.
@@ -651,7 +681,7 @@ impl CliRun {
 impl Cli {
     /// `wharf login --server URL` (with the harness's credentials once there are any).
     pub fn login(server: &TestServer) -> Cli {
-        let cli = Cli { config_dir: tempfile::tempdir().expect("tempdir") };
+        let cli = Cli { config_dir: tempfile::tempdir().expect("tempdir"), ca: server.tls_ca.clone() };
         let url = server.base();
         let mut args = vec!["login", "--server", url.as_str()];
         let creds = server.creds();
@@ -667,6 +697,7 @@ impl Cli {
         let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(args)
             .env("WHARF_CONFIG_DIR", self.config_dir.path())
+            .env("WHARF_CA_BUNDLE", self.ca.as_deref().unwrap_or(Path::new("")))
             .env_remove("WHARF_OUTPUT")
             .stdin(Stdio::null())
             .output()

@@ -18,12 +18,26 @@ pub struct Client {
 /// The scope the CLI asks management tokens for (az's, with its double slash).
 pub const MANAGEMENT_SCOPE: &str = "https://management.core.windows.net//.default";
 
+/// An HTTP client builder with the CLI's user agent and the extra trust anchors named by
+/// `WHARF_CA_BUNDLE`, `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE` (the CA of a
+/// `--tls-self-signed` server), the variables az and the Python SDKs read.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let mut builder = reqwest::Client::builder().user_agent(concat!("wharf-cli/", env!("CARGO_PKG_VERSION")));
+    let roots = ["WHARF_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .filter(|p| !p.is_empty())
+        .filter_map(|p| std::fs::read(p).ok())
+        .flat_map(|pem| reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default());
+    for root in roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder
+}
+
 impl Client {
     pub fn new(profile: Profile) -> Result<Client, CliError> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("wharf-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
+        let http = http_builder().build().map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
         Ok(Client { http, profile })
     }
 

@@ -36,11 +36,21 @@ impl CliError {
 
 impl From<reqwest::Error> for CliError {
     fn from(e: reqwest::Error) -> Self {
-        let hint = if e.is_connect() {
+        // reqwest's own text hides the cause ("error sending request"); the chain has it.
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            detail.push_str(": ");
+            detail.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        let hint = if detail.contains("certificate") || detail.contains("UnknownIssuer") {
+            " The server's TLS certificate is not trusted: export REQUESTS_CA_BUNDLE (or WHARF_CA_BUNDLE) with the path of its CA, e.g. {data-dir}/tls/ca.crt."
+        } else if e.is_connect() {
             " Is the server running? Point the CLI at it with 'wharf login --server URL'."
         } else {
             ""
         };
-        CliError::Other(format!("request to the Wharf server failed: {e}.{hint}"))
+        CliError::Other(format!("request to the Wharf server failed: {detail}.{hint}"))
     }
 }

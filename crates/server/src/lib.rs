@@ -35,7 +35,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(route).with_state(state)
 }
 
-async fn route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
+async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Response {
+    collapse_leading_slashes(&mut req);
     let path = req.uri().path().to_string();
     if path == "/v2" || path.starts_with("/v2/") || path.starts_with("/acr/v1/") {
         return oci::handle(state, req).await;
@@ -63,6 +64,25 @@ async fn route(State(state): State<Arc<AppState>>, req: Request<Body>) -> Respon
         return arm::arm_error_response(&wharf_arm::ArmError::not_found_path(&path));
     }
     arm::handle(state, req).await
+}
+
+/// az joins endpoint URLs that end in `/` with paths that start with one
+/// (`https://host//metadata/endpoints`, `https://host//v1.0/users` for a Graph resource id
+/// with a trailing slash); ARM and Graph accept that, so leading slashes collapse to one.
+fn collapse_leading_slashes(req: &mut Request<Body>) {
+    let uri = req.uri();
+    if !uri.path().starts_with("//") {
+        return;
+    }
+    let path_and_query = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let collapsed = format!("/{}", path_and_query.trim_start_matches('/'));
+    let mut parts = uri.clone().into_parts();
+    if let Ok(pq) = collapsed.parse() {
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
 }
 
 /// ACR's token endpoints on the data plane.

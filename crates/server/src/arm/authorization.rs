@@ -103,8 +103,20 @@ async fn reload(ctx: &ArmCtx) -> Result<(), ArmError> {
     ctx.state.authz.reload(&*ctx.state.meta).await.map_err(|e| storage_error("reloading role assignments", e))
 }
 
+/// An assignment as ARM shows it: the role definition id carries the assignment's
+/// subscription, as the definitions listed at that scope do (az matches the two to fill in
+/// `roleDefinitionName`).
 fn assignment_json(a: &RoleAssignment) -> Value {
-    serde_json::to_value(a).expect("assignment serializes")
+    let mut v = serde_json::to_value(a).expect("assignment serializes");
+    if let (Some(sub), Some(guid)) = (a.scope.subscription_id(), role_guid_from_id(&a.role_definition_id)) {
+        let id = json!(format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"));
+        if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert("roleDefinitionId".into(), id);
+        } else if let Some(obj) = v.as_object_mut() {
+            obj.insert("roleDefinitionId".into(), id);
+        }
+    }
+    v
 }
 
 /// `{scope}/providers/Microsoft.Authorization/roleAssignments[/{guid}]`.

@@ -18,6 +18,7 @@ pub fn subscription_json(state: &AppState) -> Value {
         "state": "Enabled",
         "subscriptionPolicies": {"locationPlacementId": "Public_2014-09-01", "quotaId": "Wharf", "spendingLimit": "Off"},
         "authorizationSource": "RoleBased",
+        "managedByTenants": [],
     })
 }
 

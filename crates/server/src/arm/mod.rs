@@ -255,9 +255,16 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         )),
         ArmEndpoint::RegistryChild { group, name, rest } => {
             let id = wharf_arm::ResourceId::registry(sub, group, name).to_string();
-            // checkAccess and roleAssignmentModeImpact check their own actions.
-            let own = rest.len() == 1 && (rest[0].eq_ignore_ascii_case("checkAccess") || rest[0].eq_ignore_ascii_case("roleAssignmentModeImpact"));
-            (!own).then(|| (format!("Microsoft.ContainerRegistry/registries/{}/action", rest.join("/")), id))
+            // checkAccess, roleAssignmentModeImpact and networkRuleImpact check their own actions.
+            let own = rest.len() == 1 && ["checkAccess", "roleAssignmentModeImpact", "networkRuleImpact"].iter().any(|a| rest[0].eq_ignore_ascii_case(a));
+            // A POST to a single segment is an action (`importImage`, `listCredentials`);
+            // anything else addresses a child resource type (`tasks`, `tasks/t1`).
+            let action = match (rest.as_slice(), &ctx.method) {
+                ([action], &Method::POST) => format!("Microsoft.ContainerRegistry/registries/{action}/action"),
+                ([child, ..], _) => format!("Microsoft.ContainerRegistry/registries/{child}/{verb}"),
+                ([], _) => format!("Microsoft.ContainerRegistry/registries/{verb}"),
+            };
+            (!own).then_some((action, id))
         }
         ArmEndpoint::Other { group, namespace, rest } if rest.len() >= 2 => {
             let id = format!("{}/providers/{namespace}/{}/{}", wharf_arm::ResourceId::resource_group(sub, group), rest[0], rest[1]);
@@ -271,6 +278,29 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         )),
         _ => None,
     }
+}
+
+/// ACR features whose ARM resources Wharf recognises but does not serve yet: a clear error
+/// instead of "no such resource type", so scripts written for ACR fail with the reason.
+/// 501 is not retried by azure-core (500, 502, 503 and 504 are).
+pub fn not_yet_served(child: &str) -> Option<ArmError> {
+    let (feature, instead) = match child.to_ascii_lowercase().as_str() {
+        "tasks" | "taskruns" | "runs" | "schedulerun" | "agentpools" | "listbuildsourceuploadurl" => {
+            ("ACR Tasks", "build and push images with podman, buildah or docker, and pull with a managed identity as a workload would")
+        }
+        "importimage" => ("Image import", "copy images between registries with 'skopeo copy' or 'oras copy'"),
+        "replications" => ("Geo-replication", "run one Wharf per region"),
+        "webhooks" => ("Webhooks", "poll '/acr/v1/_catalog' and tags listings"),
+        "scopemaps" | "tokens" => ("Repository-scoped tokens", "use service principals with Container Registry Repository roles and conditions"),
+        "cacherules" | "credentialsets" => ("Artifact cache", "copy images in with 'skopeo copy'"),
+        "connectedregistries" => ("Connected registries", "run a second Wharf"),
+        _ => return None,
+    };
+    Some(ArmError::new(
+        501,
+        "FeatureNotSupported",
+        format!("{feature} ({child}) is not available in this version of Wharf; for now, {instead}. See docs/azure-cli.md."),
+    ))
 }
 
 /// `GET /metadata/endpoints`: the cloud description `az cloud register` reads, naming this

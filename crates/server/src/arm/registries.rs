@@ -213,7 +213,10 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
                 .map_err(|e| storage_error("regenerating a credential", e))?;
             credentials(ctx, &info).await
         }
-        _ => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
+        _ => match super::not_yet_served(parts.first().copied().unwrap_or("")) {
+            Some(e) => Err(e),
+            None => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
+        },
     }
 }
 

@@ -20,18 +20,6 @@ pub struct RegistryClient {
     pub refresh_token: String,
 }
 
-/// Extra trust anchors from `REQUESTS_CA_BUNDLE` / `SSL_CERT_FILE` (the CA of a
-/// `--tls-self-signed` server), as az and the Python SDKs take them.
-fn extra_roots() -> Vec<reqwest::Certificate> {
-    ["WHARF_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
-        .iter()
-        .filter_map(|v| std::env::var(v).ok())
-        .filter(|p| !p.is_empty())
-        .filter_map(|p| std::fs::read(p).ok())
-        .flat_map(|pem| reqwest::Certificate::from_pem_bundle(&pem).unwrap_or_default())
-        .collect()
-}
-
 impl RegistryClient {
     /// Signs in to the registry whose login server is `login_server` with the CLI's account.
     pub async fn connect(client: &Client, login_server: &str) -> Result<RegistryClient, CliError> {
@@ -45,11 +33,9 @@ impl RegistryClient {
             .and_then(|mut a| a.next())
             .ok_or_else(|| CliError::Other(format!("cannot resolve the server address {host}")))?;
         let login_host = login_server.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(login_server);
-        let mut builder = reqwest::Client::builder().user_agent(concat!("wharf-cli/", env!("CARGO_PKG_VERSION"))).resolve(login_host, addr);
-        for root in extra_roots() {
-            builder = builder.add_root_certificate(root);
-        }
-        let http = builder.build().map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
+        let http = crate::client::http_builder()
+            .resolve(login_host, addr)
+            .build().map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
         let base = format!("{scheme}://{login_server}");
         let aad = client.directory_token(CONTAINER_REGISTRY_SCOPE).await?;
         let tenant = client.profile.tenant.clone().unwrap_or_default();

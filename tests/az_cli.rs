@@ -1,0 +1,482 @@
+//! The real Azure CLI (PyPI `azure-cli`, in `.venv`) against a TLS Wharf registered as a
+//! custom cloud: the lines `wharf az-cloud` prints, `az login --service-principal`, and the
+//! seeds' walkthroughs (trusted services, network rules, the ABAC permissions mode with the
+//! portal's conditions, managed identities, registry tokens), each checked against what Wharf's
+//! own CLI and the data plane then see. Nothing in az is patched; the only settings are the
+//! ones a user makes: the cloud registration, `core.instance_discovery=false` and
+//! `REQUESTS_CA_BUNDLE`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Cli, CliRun, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+const DOMAIN: &str = "wharf.localhost";
+
+/// `.venv/bin/az`. In CI (`CI=true`) a missing one fails the test; elsewhere it is skipped.
+fn require_az() -> Option<PathBuf> {
+    let az = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/az");
+    if az.is_file() {
+        return Some(az);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} is required in CI (CI=true); run .ci/run (it installs azure-cli from tests/requirements.txt)", az.display());
+    }
+    eprintln!("SKIPPED: {} is missing (.venv/bin/pip install -r tests/requirements.txt)", az.display());
+    None
+}
+
+/// One az installation with its own configuration directory, trusting the server's CA.
+struct Az {
+    bin: PathBuf,
+    config: tempfile::TempDir,
+    ca: PathBuf,
+}
+
+impl Az {
+    fn new(bin: PathBuf, server: &TestServer) -> Az {
+        Az { bin, config: tempfile::tempdir().unwrap(), ca: server.tls_ca.clone().expect("a TLS server") }
+    }
+
+    fn run(&self, args: &[&str]) -> CliRun {
+        let out = Command::new(&self.bin)
+            .args(args)
+            .env("AZURE_CONFIG_DIR", self.config.path())
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .env("AZURE_CORE_COLLECT_TELEMETRY", "false")
+            .env("AZURE_CORE_NO_COLOR", "true")
+            .env_remove("SSL_CERT_FILE")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run az");
+        CliRun {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs and expects success; returns stdout parsed as JSON.
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "az {} failed: {r:?}", args.join(" "));
+        r.json()
+    }
+
+    /// Runs with `-o tsv` and expects success; returns the trimmed text.
+    #[track_caller]
+    fn tsv(&self, args: &[&str]) -> String {
+        let mut all = args.to_vec();
+        all.extend(["-o", "tsv"]);
+        let r = self.run(&all);
+        assert_eq!(r.code, 0, "az {} failed: {r:?}", args.join(" "));
+        r.stdout.trim().to_string()
+    }
+}
+
+/// An HTTPS client that trusts the server's CA and connects from `ip`.
+fn tls_client_from(s: &TestServer, ip: &str) -> reqwest::Client {
+    let pem = std::fs::read(s.tls_ca.as_ref().unwrap()).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .resolve(&format!("myregistry.{DOMAIN}"), format!("127.0.0.1:{}", s.port).parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// Registry access token for `scope` with Basic credentials (a service principal's appId and
+/// secret, or the refresh-token user), as docker's token flow asks for it. `None` when the
+/// token endpoint refuses (the status is in the panic message of callers that care).
+async fn access_token(s: &TestServer, ip: &str, user: &str, password: &str, scope: &str) -> Result<Value, (StatusCode, String)> {
+    let login_server = s.login_server("myregistry");
+    let r = tls_client_from(s, ip)
+        .get(format!("https://{login_server}/oauth2/token"))
+        .query(&[("service", login_server.as_str()), ("scope", scope)])
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    if status != StatusCode::OK {
+        return Err((status, text));
+    }
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let payload = v["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_string();
+    use base64::Engine;
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).unwrap();
+    Ok(serde_json::from_slice(&claims).unwrap())
+}
+
+/// The actions an access token's `access` claim grants on `repo`.
+fn granted(claims: &Value, repo: &str) -> Vec<String> {
+    claims["access"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["name"] == repo)
+        .flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A managed identity's pull through the registry's token chain, as a workload of
+/// `resource_id` does it: a token from `IDENTITY_ENDPOINT`, `/oauth2/exchange`, then a manifest
+/// GET. Returns the exchange's status and, if it succeeded, the GET's.
+async fn workload_pull(s: &TestServer, cli: &Cli, resource_id: &str, ip: &str) -> (StatusCode, Option<StatusCode>) {
+    let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
+    let aad: Value = s
+        .client()
+        .get(env["IDENTITY_ENDPOINT"].as_str().unwrap())
+        .query(&[("resource", "https://containerregistry.azure.net"), ("api-version", "2019-08-01")])
+        .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
+    let login_server = s.login_server("myregistry");
+    let c = tls_client_from(s, ip);
+    let r = c
+        .post(format!("https://{login_server}/oauth2/exchange"))
+        .form(&[("grant_type", "access_token"), ("service", login_server.as_str()), ("access_token", aad.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let st = r.status();
+    if st != StatusCode::OK {
+        return (st, None);
+    }
+    let refresh = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
+    let t: Value = c
+        .post(format!("https://{login_server}/oauth2/token"))
+        .form(&[("grant_type", "refresh_token"), ("service", login_server.as_str()), ("scope", "repository:app:pull"), ("refresh_token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let g = c
+        .get(format!("https://{login_server}/v2/app/manifests/v1"))
+        .header("accept", "application/vnd.oci.image.manifest.v1+json")
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    (st, Some(g.status()))
+}
+
+/// The portal's condition for one repository (seed example a).
+fn one_repository(repo: &str) -> String {
+    format!(
+        "((!(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/content/read'}}) AND !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'}})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase '{repo}'))"
+    )
+}
+
+/// The portal's condition for two prefixes joined with Or (seed example c).
+fn two_prefixes(a: &str, b: &str) -> String {
+    format!(
+        "(\n (\n  !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/content/read'}})\n  AND\n  !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'}})\n )\n OR\n (\n  @Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase '{a}'\n  OR\n  @Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase '{b}'\n )\n)"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn az_runs_the_seed_walkthroughs_unmodified() {
+    let Some(bin) = require_az() else { return };
+    let s = TestServer::start_tls(DOMAIN).await;
+    let cli = Cli::login(&s);
+    let sub = s.subscription.clone();
+    let tenant = s.admin().unwrap().tenant.clone();
+    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "az-ci", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let (app_id, secret) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
+
+    // ---- the cloud registration exactly as `wharf az-cloud` prints it ----
+    let az = Az::new(bin, &s);
+    let printed = cli.run(&["az-cloud", "--server", &s.base(), "--ca-bundle", az.ca.to_str().unwrap()]).ok().stdout;
+    assert!(printed.contains(&format!("export REQUESTS_CA_BUNDLE={}", az.ca.display())), "{printed}");
+    let mut ran = 0;
+    for line in printed.lines().map(str::trim).filter(|l| l.starts_with("az ") && !l.contains('<')) {
+        let args: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let r = az.run(&args);
+        assert_eq!(r.code, 0, "`{line}` failed: {r:?}");
+        ran += 1;
+    }
+    assert!(ran >= 3, "az-cloud printed too few az commands: {printed}");
+    let login = az.json(&["login", "--service-principal", "-u", &app_id, "-p", &secret, "--tenant", &tenant]);
+    assert_eq!(login[0]["id"], sub.as_str(), "{login}");
+    assert_eq!(login[0]["tenantId"], tenant.as_str());
+    assert_eq!(login[0]["cloudName"], "wharf");
+    assert_eq!(login[0]["user"]["type"], "servicePrincipal");
+    assert_eq!(az.tsv(&["account", "show", "--query", "id"]), sub);
+
+    // ---- resource group and a Premium registry ----
+    az.json(&["group", "create", "-n", "rg1", "-l", "westus"]);
+    assert_eq!(az.tsv(&["group", "show", "-n", "rg1", "--query", "properties.provisioningState"]), "Succeeded");
+    let created = az.json(&["acr", "create", "-n", "myregistry", "-g", "rg1", "--sku", "Premium"]);
+    assert_eq!(created["loginServer"], s.login_server("myregistry").as_str(), "{created}");
+    assert_eq!(created["sku"]["name"], "Premium");
+    let rid = created["id"].as_str().unwrap().to_string();
+    assert_eq!(rid, format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ContainerRegistry/registries/myregistry"));
+    // Wharf's CLI sees the registry az made.
+    assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "id", "-o", "tsv"]).ok().stdout.trim(), rid);
+    // Registry names are unique in the deployment, across resource groups.
+    az.json(&["group", "create", "-n", "rg2", "-l", "westus"]);
+    let duplicate = az.run(&["acr", "create", "-n", "myregistry", "-g", "rg2", "--sku", "Basic"]);
+    assert_ne!(duplicate.code, 0, "a second registry with the same name must fail: {duplicate:?}");
+
+    // ---- seed 000: trusted services ----
+    assert_eq!(az.tsv(&["acr", "show", "--name", "myregistry", "--query", "networkRuleBypassOptions"]), "AzureServices");
+    az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "false"]);
+    assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"]).ok().stdout.trim(), "None");
+    az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "true"]);
+    assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"]).ok().stdout.trim(), "AzureServices");
+
+    // Content to pull, and a container group whose system-assigned identity holds AcrPull
+    // (assigned with az, in the object-id form that needs no Graph lookup).
+    let reg = common::Registry { server: &s, name: "myregistry".into(), rg: "rg1".into() };
+    reg.push_image("app", "v1", "az-walkthrough").await;
+    let cg = cli
+        .run(&["resource", "create", "-g", "rg1", "-n", "cg1", "--resource-type", "Microsoft.ContainerInstance/containerGroups", "--assign-identity", "[system]"])
+        .ok()
+        .json();
+    let cg_oid = cg["identity"]["principalId"].as_str().unwrap().to_string();
+    let cg_id = cg["id"].as_str().unwrap().to_string();
+    let assigned = az.json(&[
+        "role", "assignment", "create", "--assignee-object-id", &cg_oid, "--assignee-principal-type", "ServicePrincipal", "--role", "AcrPull", "--scope", &rid,
+    ]);
+    assert_eq!(assigned["principalId"], cg_oid.as_str());
+    assert!(assigned["roleDefinitionId"].as_str().unwrap().ends_with("/7f951dda-4ed3-4680-a7ca-43fe172d538d"), "{assigned}");
+
+    // Public access off: az also sets the default action to Deny. The container group still
+    // pulls through the trusted-services bypass, until trusted services are switched off.
+    let closed = az.json(&["acr", "update", "--name", "myregistry", "--public-network-enabled", "false"]);
+    assert_eq!(closed["publicNetworkAccess"], "Disabled");
+    let (user, pass) = s.creds().unwrap();
+    let catalog = tls_client_from(&s, "127.0.0.3")
+        .get(format!("https://{}/v2/_catalog", s.login_server("myregistry")))
+        .basic_auth(&user, Some(&pass))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(catalog.status(), StatusCode::FORBIDDEN);
+    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await, (StatusCode::OK, Some(StatusCode::OK)), "trusted container group should bypass");
+    az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "false"]);
+    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await.0, StatusCode::FORBIDDEN, "trusted services are off");
+    az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "true"]);
+    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await, (StatusCode::OK, Some(StatusCode::OK)));
+
+    // ---- IP rules ----
+    az.json(&["acr", "update", "--name", "myregistry", "--public-network-enabled", "true", "--default-action", "Deny"]);
+    let added = az.json(&["acr", "network-rule", "add", "-n", "myregistry", "--ip-address", "127.0.0.2"]);
+    assert_eq!(added["networkRuleSet"]["ipRules"][0]["ipAddressOrRange"], "127.0.0.2", "{added}");
+    let added = az.json(&["acr", "network-rule", "add", "-n", "myregistry", "--ip-address", "127.0.8.0/24"]);
+    assert_eq!(added["networkRuleSet"]["ipRules"].as_array().unwrap().len(), 2, "az sends the whole list; the server must keep both: {added}");
+    let listed = az.json(&["acr", "network-rule", "list", "-n", "myregistry"]);
+    assert_eq!(listed["ipRules"].as_array().unwrap().len(), 2, "{listed}");
+    let mine = cli.run(&["acr", "network-rule", "list", "-n", "myregistry"]).ok().json();
+    assert_eq!(mine["ipRules"][1]["value"], "127.0.8.0/24", "{mine}");
+    let v2_from = |ip: &'static str| {
+        let c = tls_client_from(&s, ip);
+        let url = format!("https://{}/v2/_catalog", s.login_server("myregistry"));
+        let (u, p) = (user.clone(), pass.clone());
+        async move { c.get(url).basic_auth(u, Some(p)).send().await.unwrap() }
+    };
+    assert_eq!(v2_from("127.0.0.2").await.status(), StatusCode::OK);
+    assert_eq!(v2_from("127.0.8.77").await.status(), StatusCode::OK);
+    let denied = v2_from("127.0.0.3").await;
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert!(denied.text().await.unwrap().contains("127.0.0.3"));
+    az.json(&["acr", "network-rule", "remove", "-n", "myregistry", "--ip-address", "127.0.0.2"]);
+    assert_eq!(v2_from("127.0.0.2").await.status(), StatusCode::FORBIDDEN);
+    az.json(&["acr", "update", "--name", "myregistry", "--default-action", "Allow"]);
+
+    // ---- registry tokens and repositories through az (legacy mode: Owner has data access) ----
+    let exposed = az.json(&["acr", "login", "-n", "myregistry", "--expose-token"]);
+    assert_eq!(exposed["loginServer"], s.login_server("myregistry").as_str());
+    assert_eq!(exposed["username"], "00000000-0000-0000-0000-000000000000");
+    let refresh = exposed["accessToken"].as_str().unwrap();
+    let claims = access_token(&s, "127.0.0.1", "00000000-0000-0000-0000-000000000000", refresh, "repository:app:pull").await.unwrap();
+    assert_eq!(granted(&claims, "app"), ["pull"], "{claims}");
+    assert_eq!(az.json(&["acr", "repository", "list", "-n", "myregistry"]), serde_json::json!(["app"]));
+    assert_eq!(az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]), serde_json::json!(["v1"]));
+
+    // ---- seed 004: ABAC repository permissions with the portal's conditions ----
+    let mi = az.json(&["identity", "create", "-g", "rg1", "-n", "id1"]);
+    let mi_oid = mi["principalId"].as_str().unwrap().to_string();
+    assert_eq!(mi["id"], format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1").as_str());
+    assert_eq!(cli.run(&["identity", "show", "-g", "rg1", "-n", "id1", "--query", "principalId", "-o", "tsv"]).ok().stdout.trim(), mi_oid);
+    let mode = az.run(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac-abac"]);
+    assert_eq!(mode.code, 0, "{mode:?}");
+    assert_eq!(mode.json()["roleAssignmentMode"], "AbacRepositoryPermissions");
+    // Owner keeps the control plane but loses data access in ABAC mode.
+    let no_list = az.run(&["acr", "repository", "list", "-n", "myregistry"]);
+    assert_ne!(no_list.code, 0, "Owner must not list repositories in ABAC mode: {no_list:?}");
+    // The seed's assignments: one repository for a user-assigned identity (object-id form),
+    // two prefixes for a service principal found through Graph by its appId.
+    let a = az.json(&[
+        "role", "assignment", "create", "--assignee-object-id", &mi_oid, "--assignee-principal-type", "ServicePrincipal",
+        "--role", "Container Registry Repository Reader", "--scope", &rid, "--condition", &one_repository("app"), "--condition-version", "2.0",
+    ]);
+    assert_eq!(a["conditionVersion"], "2.0");
+    let puller = cli.run(&["ad", "sp", "create-for-rbac", "--name", "puller"]).ok().json();
+    let (p_app, p_secret) = (puller["appId"].as_str().unwrap(), puller["password"].as_str().unwrap());
+    let a = az.json(&[
+        "role", "assignment", "create", "--assignee", p_app, "--role", "Container Registry Repository Writer", "--scope", &rid,
+        "--condition", &two_prefixes("backend/", "frontend/"), "--condition-version", "2.0",
+    ]);
+    let p_oid = a["principalId"].as_str().unwrap().to_string();
+    let listed = az.json(&["role", "assignment", "list", "--scope", &rid]);
+    let names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|a| a["roleDefinitionName"].as_str()).collect();
+    for role in ["AcrPull", "Container Registry Repository Reader", "Container Registry Repository Writer"] {
+        assert!(names.contains(&role), "az fills roleDefinitionName from the definitions it lists: {listed}");
+    }
+    let mine = cli.run(&["role", "assignment", "list", "--scope", &rid, "--assignee", &p_oid]).ok().json();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert!(mine[0]["condition"].as_str().unwrap().contains("StringStartsWithIgnoreCase 'frontend/'"));
+    // The data plane applies the conditions: reads only under the prefixes; the Writer's
+    // write actions are unconditioned (the portal's condition guards reads only).
+    reg_push_as_sp(&s, p_app, p_secret, "backend/api").await;
+    let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:backend/api:pull,push").await.unwrap();
+    let mut got = granted(&claims, "backend/api");
+    got.sort();
+    assert_eq!(got, ["pull", "push"], "{claims}");
+    let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:app:pull").await.unwrap();
+    assert!(granted(&claims, "app").is_empty(), "outside the prefixes: {claims}");
+    // AcrPull is not honoured in ABAC mode: the container group loses its pull.
+    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.1").await, (StatusCode::OK, Some(StatusCode::UNAUTHORIZED)));
+    // The catalog needs Catalog Lister; az then lists again.
+    az.json(&["role", "assignment", "create", "--assignee", &app_id, "--role", "Container Registry Repository Catalog Lister", "--scope", &rid]);
+    let repos = az.json(&["acr", "repository", "list", "-n", "myregistry"]);
+    assert_eq!(repos, serde_json::json!(["app", "backend/api"]));
+    // Back to legacy mode: AcrPull counts again.
+    az.json(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac"]);
+    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.1").await, (StatusCode::OK, Some(StatusCode::OK)));
+
+    // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
+    let task = az.run(&["acr", "task", "create", "-n", "t1", "-r", "myregistry", "--cmd", "app:v1", "-c", "/dev/null", "--source-acr-auth-id", "[system]", "--assign-identity", "[system]"]);
+    assert_ne!(task.code, 0, "{task:?}");
+    assert!(task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"), "{}", task.stderr);
+    let import = az.run(&["acr", "import", "-n", "myregistry", "--source", &format!("other.{DOMAIN}/app:v1"), "--image", "app:copy"]);
+    assert_ne!(import.code, 0, "{import:?}");
+    assert!(import.stderr.contains("FeatureNotSupported") && import.stderr.contains("skopeo copy"), "{}", import.stderr);
+
+    // ---- deleting through az removes the registry for everyone ----
+    let deleted = az.run(&["acr", "delete", "-n", "myregistry", "--yes"]);
+    assert_eq!(deleted.code, 0, "{deleted:?}");
+    let gone = cli.run(&["acr", "show", "-n", "myregistry"]);
+    assert_ne!(gone.code, 0, "{gone:?}");
+}
+
+/// Pushes a small image into `repo` with a service principal's Basic credentials.
+async fn reg_push_as_sp(s: &TestServer, app_id: &str, secret: &str, repo: &str) {
+    let img = common::TestImage::new(repo, "amd64");
+    let c = tls_client_from(s, "127.0.0.1");
+    let base = format!("https://{}", s.login_server("myregistry"));
+    for (_, blob) in img.blobs() {
+        let d = common::sha256(&blob);
+        let r = c.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}")).basic_auth(app_id, Some(secret)).body(blob.clone()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    }
+    let r = c
+        .request(Method::PUT, format!("{base}/v2/{repo}/manifests/v1"))
+        .basic_auth(app_id, Some(secret))
+        .header("content-type", "application/vnd.oci.image.manifest.v1+json")
+        .body(img.manifest.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+}
+
+/// `.venv/bin/python` with azure-mgmt-containerregistry (installed with azure-cli).
+fn require_mgmt_sdk() -> Option<PathBuf> {
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let ok = py.is_file()
+        && Command::new(&py)
+            .args(["-c", "import azure.mgmt.containerregistry, azure.containerregistry, azure.identity"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        return Some(py);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{} with azure-mgmt-containerregistry is required in CI (CI=true); run .ci/run", py.display());
+    }
+    eprintln!("SKIPPED: {} lacks azure-mgmt-containerregistry (.venv/bin/pip install -r tests/requirements.txt)", py.display());
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdks_create_update_and_browse_a_registry() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some(py) = require_mgmt_sdk() else { return };
+    let s = TestServer::start_tls(DOMAIN).await;
+    let cli = Cli::login(&s);
+    let sub = s.subscription.clone();
+    let tenant = s.admin().unwrap().tenant.clone();
+    cli.run(&["group", "create", "-n", "rg-sdk", "-l", "westus"]).ok();
+    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "sdk-app", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/management_and_content.py");
+    let mut child = Command::new(&py)
+        .arg(&script)
+        .args([&s.base(), &tenant, sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap(), &sub, "rg-sdk", "myregistry"])
+        .env("REQUESTS_CA_BUNDLE", s.tls_ca.as_ref().unwrap())
+        .env_remove("SSL_CERT_FILE")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the SDK script");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    if line.is_empty() {
+        let out = child.wait_with_output().unwrap();
+        panic!("the SDK script stopped before creating the registry: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let phase: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(phase["login_server"], s.login_server("myregistry").as_str());
+
+    // Content for the data-plane SDK: one manifest with tags v1 and v2.
+    let reg = common::Registry { server: &s, name: "myregistry".into(), rg: "rg-sdk".into() };
+    let (manifest, digest) = reg.push_image("app", "v1", "sdk").await;
+    let r = reg.put_manifest("app", "v2", "application/vnd.oci.image.manifest.v1+json", &manifest).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "SDK script failed: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(rest.trim()).unwrap_or_else(|e| panic!("{e}: {rest}"));
+
+    assert_eq!(v["created"]["login_server"], s.login_server("myregistry").as_str(), "{v}");
+    assert_eq!(v["created"]["sku"], "Premium");
+    assert_eq!(v["created"]["state"], "Succeeded");
+    assert_eq!(v["created"]["bypass"], "AzureServices");
+    assert!(v["fetched_id"].as_str().unwrap().ends_with("/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry"));
+    assert_eq!(v["updated_bypass"], "None");
+    assert_eq!(v["restored_bypass"], "AzureServices");
+    assert_eq!(v["listed"], serde_json::json!(["myregistry"]));
+    assert_eq!(v["missing"], "ResourceNotFound");
+    assert_eq!(v["repositories"], serde_json::json!(["app"]));
+    assert_eq!(v["tags"], serde_json::json!(["v1", "v2"]));
+    assert_eq!(v["manifest_digest"], digest.as_str());
+    assert_eq!(v["manifest_tags"], serde_json::json!(["v1", "v2"]));
+    assert_eq!(v["manifest_can_delete"], false);
+    assert_eq!(v["locked_delete"], 403, "a manifest with deleteEnabled=false cannot be deleted: {v}");
+    assert_eq!(v["repository_can_write"], false);
+    assert_eq!(v["tags_after_delete"], serde_json::json!(["v1"]));
+    assert_eq!(v["repositories_after_delete"], serde_json::json!([]));
+    // What the SDK changed is what the management API shows.
+    let (_, body) = s.mgmt(Method::GET, &format!("/subscriptions/{sub}/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry"), None).await;
+    assert_eq!(body["properties"]["networkRuleBypassOptions"], "AzureServices");
+}
