@@ -177,6 +177,11 @@ pub struct GraphClient<'a> {
 }
 
 impl GraphClient<'_> {
+    /// The server's base URL, which is also its Graph endpoint (`{base}/v1.0/…`).
+    pub fn base_url(&self) -> &str {
+        self.client.profile.server.trim_end_matches('/')
+    }
+
     /// Sends a Graph request; `path` is under `/v1.0/` (e.g. `users`), `query` its parameters.
     /// Returns the JSON body (`Null` when empty); Graph errors become [`CliError::Service`].
     pub async fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Value, CliError> {

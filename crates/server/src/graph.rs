@@ -1,5 +1,5 @@
 //! The Microsoft Graph subset that az and Wharf's CLI use to manage the directory:
-//! users, applications and service principals under `/v1.0/`.
+//! users, applications, service principals and security groups under `/v1.0/`.
 //!
 //! Owns: parsing Graph requests into a [`GraphEndpoint`], Graph's JSON shapes and errors
 //! (`{"error":{"code","message","innerError"}}`), and the `$filter` forms az sends.
@@ -15,6 +15,12 @@
 //! ARM resources). Built-in service principals (trusted services) cannot get secrets or be
 //! deleted. Any signed-in principal may read the directory; changing it needs the right to
 //! assign roles at the subscription (see [`DIRECTORY_WRITE_ACTION`]).
+//!
+//! Groups are security groups (`securityEnabled`, not mail-enabled). Members may be users,
+//! service principals (managed identities included) and other groups; `checkMemberGroups` and
+//! `getMemberGroups` answer with the same transitive expansion that authorization uses
+//! (`authz::Authz::transitive_groups`), and every membership change reloads it before the
+//! response, so the next token request sees it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,7 +32,7 @@ use serde_json::{Value, json};
 use wharf_identity::Audience;
 
 use crate::arm::resources::{self, ManagedIdentityObject};
-use crate::auth::directory::{self, ServicePrincipal, User};
+use crate::auth::directory::{self, Group, MemberKind, ServicePrincipal, User};
 use crate::state::AppState;
 
 /// A Graph request, parsed.
@@ -42,6 +48,50 @@ pub enum GraphEndpoint {
     ServicePrincipals,
     ServicePrincipal(String),
     GetByIds,
+    Groups,
+    Group(String),
+    /// `GET /groups/{id}/members`.
+    GroupMembers(String),
+    /// `POST /groups/{id}/members/$ref`.
+    AddGroupMember(String),
+    /// `DELETE /groups/{id}/members/{memberId}/$ref`.
+    RemoveGroupMember(String, String),
+    /// `POST /{collection}/{id}/checkMemberGroups`.
+    CheckMemberGroups(ObjectCollection, String),
+    /// `POST /{collection}/{id}/getMemberGroups`.
+    GetMemberGroups(ObjectCollection, String),
+}
+
+/// The collection a directory object is addressed through; `directoryObjects` names any kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectCollection {
+    DirectoryObjects,
+    Users,
+    ServicePrincipals,
+    Groups,
+}
+
+impl ObjectCollection {
+    fn parse(seg: &str) -> Option<ObjectCollection> {
+        [
+            ("directoryObjects", ObjectCollection::DirectoryObjects),
+            ("users", ObjectCollection::Users),
+            ("servicePrincipals", ObjectCollection::ServicePrincipals),
+            ("groups", ObjectCollection::Groups),
+        ]
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(seg))
+        .map(|(_, c)| c)
+    }
+
+    fn admits(self, kind: MemberKind) -> bool {
+        match self {
+            ObjectCollection::DirectoryObjects => true,
+            ObjectCollection::Users => kind == MemberKind::User,
+            ObjectCollection::ServicePrincipals => kind == MemberKind::ServicePrincipal,
+            ObjectCollection::Groups => kind == MemberKind::Group,
+        }
+    }
 }
 
 impl GraphEndpoint {
@@ -62,6 +112,13 @@ impl GraphEndpoint {
             1 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipals,
             2 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipal(seg(1)),
             2 if is(0, "directoryObjects") && is(1, "getByIds") => GraphEndpoint::GetByIds,
+            1 if is(0, "groups") => GraphEndpoint::Groups,
+            2 if is(0, "groups") => GraphEndpoint::Group(seg(1)),
+            3 if is(0, "groups") && is(2, "members") => GraphEndpoint::GroupMembers(seg(1)),
+            4 if is(0, "groups") && is(2, "members") && is(3, "$ref") => GraphEndpoint::AddGroupMember(seg(1)),
+            5 if is(0, "groups") && is(2, "members") && is(4, "$ref") => GraphEndpoint::RemoveGroupMember(seg(1), seg(3)),
+            3 if is(2, "checkMemberGroups") => GraphEndpoint::CheckMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
+            3 if is(2, "getMemberGroups") => GraphEndpoint::GetMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
             _ => return None,
         })
     }
@@ -194,7 +251,8 @@ fn require_directory_write(ctx: &GraphCtx) -> GraphResult<()> {
 
 async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> GraphResult<Response> {
     use GraphEndpoint as E;
-    let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds);
+    // Graph's read-only actions are POSTs: they change nothing and need only sign-in.
+    let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds | E::CheckMemberGroups(..) | E::GetMemberGroups(..));
     if !read_only {
         require_directory_write(ctx)?;
     }
@@ -216,6 +274,7 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         (&Method::DELETE, E::User(id)) => {
             let u = find_user(ctx, &id).await?;
             directory::delete_user(&*ctx.state.meta, &u.id).await.map_err(|e| GraphError::storage("deleting a user", e))?;
+            leave_all_groups(ctx, &u.id).await?;
             revoke_now(&ctx.state, &u.id).await?;
             tracing::info!(user = %u.user_principal_name, by = %ctx.caller.object_id(), "deleted a user");
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -239,6 +298,7 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             let app = find_app(ctx, &id).await?;
             refuse_builtin(&app)?;
             directory::delete_sp(&*ctx.state.meta, &app.id).await.map_err(|e| GraphError::storage("deleting an application", e))?;
+            leave_all_groups(ctx, &app.id).await?;
             revoke_now(&ctx.state, &app.id).await?;
             tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "deleted an application and its service principal");
             Ok(StatusCode::NO_CONTENT.into_response())
@@ -273,12 +333,34 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
                 refuse_builtin(&sp)?;
                 sp.service_principal_created = false;
                 directory::save_sp(&*ctx.state.meta, &sp, false).await.map_err(|e| GraphError::storage("deleting a service principal", e))?;
+                leave_all_groups(ctx, &sp.id).await?;
                 revoke_now(&ctx.state, &sp.id).await?;
                 tracing::info!(app_id = %sp.app_id, by = %ctx.caller.object_id(), "deleted a service principal");
                 Ok(StatusCode::NO_CONTENT.into_response())
             }
         },
         (&Method::POST, E::GetByIds) => get_by_ids(ctx).await,
+        (&Method::GET, E::Groups) => {
+            let groups = directory::list_groups(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing groups", e))?;
+            ctx.list("groups", groups.iter().map(group_json).collect())
+        }
+        (&Method::POST, E::Groups) => create_group(ctx).await,
+        (&Method::GET, E::Group(id)) => {
+            let g = find_group(ctx, &id).await?;
+            Ok(respond(StatusCode::OK, &with_context(ctx.context("groups/$entity"), group_json(&g))))
+        }
+        (&Method::DELETE, E::Group(id)) => {
+            let g = find_group(ctx, &id).await?;
+            directory::delete_group(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("deleting a group", e))?;
+            reload_authz(ctx).await?;
+            tracing::info!(group = %g.id, name = %g.display_name, by = %ctx.caller.object_id(), "deleted a group");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (&Method::GET, E::GroupMembers(id)) => list_members(ctx, &id).await,
+        (&Method::POST, E::AddGroupMember(id)) => add_member(ctx, &id).await,
+        (&Method::DELETE, E::RemoveGroupMember(id, member)) => remove_member(ctx, &id, &member).await,
+        (&Method::POST, E::CheckMemberGroups(collection, id)) => check_member_groups(ctx, collection, &id).await,
+        (&Method::POST, E::GetMemberGroups(collection, id)) => get_member_groups(ctx, collection, &id).await,
         (m, _) => Err(GraphError { status: StatusCode::METHOD_NOT_ALLOWED, code: "Request_BadRequest", message: format!("The method '{m}' is not supported on this resource.") }),
     }
 }
@@ -563,37 +645,281 @@ async fn get_by_ids(ctx: &GraphCtx) -> GraphResult<Response> {
         return Err(GraphError::bad_request("'ids' must list 1 to 1000 object ids."));
     }
     let types: Vec<String> = body["types"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default();
-    let wants = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
-    let meta = &*ctx.state.meta;
-    let mut out = vec![];
-    let mis = if wants("serviceprincipal") {
-        resources::managed_identities(meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?
-    } else {
-        vec![]
+    let wants = |kind: MemberKind| {
+        let name = match kind {
+            MemberKind::User => "user",
+            MemberKind::ServicePrincipal => "serviceprincipal",
+            MemberKind::Group => "group",
+        };
+        types.is_empty() || types.iter().any(|x| x == name)
     };
+    let lookup = Lookup::new(ctx).await?;
+    let mut out = vec![];
     for id in &ids {
-        let user = if wants("user") { directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? } else { None };
-        if let Some(u) = user {
-            let mut v = user_json(&u);
-            v["@odata.type"] = json!("#microsoft.graph.user");
-            out.push(v);
-            continue;
-        }
-        if wants("serviceprincipal") {
-            if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
-                let mut v = sp_json(&ctx.state, &sp);
-                v["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
-                out.push(v);
-                continue;
-            }
-            if let Some(mi) = mis.iter().find(|m| m.object_id.eq_ignore_ascii_case(id)) {
-                let mut v = mi_json(&ctx.state, mi);
-                v["@odata.type"] = json!("#microsoft.graph.servicePrincipal");
-                out.push(v);
+        if let Some(o) = lookup.find(id).await? {
+            if wants(o.kind()) {
+                out.push(o.typed_json(&ctx.state));
             }
         }
     }
     Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context("directoryObjects"), "value": out})))
+}
+
+// ---- groups ----
+
+/// A directory object of any kind Wharf has, as found by object id.
+enum DirectoryObject {
+    User(User),
+    Sp(ServicePrincipal),
+    Mi(ManagedIdentityObject),
+    Group(Group),
+}
+
+impl DirectoryObject {
+    fn kind(&self) -> MemberKind {
+        match self {
+            DirectoryObject::User(_) => MemberKind::User,
+            DirectoryObject::Sp(_) | DirectoryObject::Mi(_) => MemberKind::ServicePrincipal,
+            DirectoryObject::Group(_) => MemberKind::Group,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            DirectoryObject::User(u) => &u.id,
+            DirectoryObject::Sp(sp) => &sp.id,
+            DirectoryObject::Mi(mi) => &mi.object_id,
+            DirectoryObject::Group(g) => &g.id,
+        }
+    }
+
+    /// The object's Graph shape with its `@odata.type`, as collections of directory objects
+    /// (`getByIds`, `members`) show it.
+    fn typed_json(&self, state: &AppState) -> Value {
+        let (mut v, t) = match self {
+            DirectoryObject::User(u) => (user_json(u), "#microsoft.graph.user"),
+            DirectoryObject::Sp(sp) => (sp_json(state, sp), "#microsoft.graph.servicePrincipal"),
+            DirectoryObject::Mi(mi) => (mi_json(state, mi), "#microsoft.graph.servicePrincipal"),
+            DirectoryObject::Group(g) => (group_json(g), "#microsoft.graph.group"),
+        };
+        if let Value::Object(m) = &mut v {
+            m.insert("@odata.type".into(), json!(t));
+        }
+        v
+    }
+}
+
+/// Finds directory objects by object id; managed identities are listed once per request.
+struct Lookup<'a> {
+    ctx: &'a GraphCtx,
+    mis: Vec<ManagedIdentityObject>,
+}
+
+impl Lookup<'_> {
+    async fn new(ctx: &GraphCtx) -> GraphResult<Lookup<'_>> {
+        let mis = resources::managed_identities(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?;
+        Ok(Lookup { ctx, mis })
+    }
+
+    async fn find(&self, id: &str) -> GraphResult<Option<DirectoryObject>> {
+        let meta = &*self.ctx.state.meta;
+        if let Some(u) = directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? {
+            return Ok(Some(DirectoryObject::User(u)));
+        }
+        if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
+            return Ok(Some(DirectoryObject::Sp(sp)));
+        }
+        if let Some(mi) = self.mis.iter().find(|m| m.object_id.eq_ignore_ascii_case(id)) {
+            return Ok(Some(DirectoryObject::Mi(mi.clone())));
+        }
+        let group = directory::get_group(meta, id).await.map_err(|e| GraphError::storage("reading a group", e))?;
+        Ok(group.map(DirectoryObject::Group))
+    }
+}
+
+/// Entra's `securityIdentifier` of an object id: `S-1-12-1-` and the GUID's 16 bytes (in
+/// Microsoft's mixed-endian order) read as four little-endian 32-bit numbers.
+pub fn security_identifier(object_id: &str) -> Option<String> {
+    let bytes = uuid::Uuid::parse_str(object_id).ok()?.to_bytes_le();
+    let parts: Vec<String> = bytes.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect();
+    Some(format!("S-1-12-1-{}", parts.join("-")))
+}
+
+fn group_json(g: &Group) -> Value {
+    json!({
+        "id": g.id,
+        "deletedDateTime": Value::Null,
+        "classification": Value::Null,
+        "createdDateTime": g.created_date_time,
+        "creationOptions": [],
+        "description": g.description,
+        "displayName": g.display_name,
+        "expirationDateTime": Value::Null,
+        "groupTypes": [],
+        "isAssignableToRole": Value::Null,
+        "mail": Value::Null,
+        "mailEnabled": g.mail_enabled,
+        "mailNickname": g.mail_nickname,
+        "membershipRule": Value::Null,
+        "membershipRuleProcessingState": Value::Null,
+        "onPremisesSyncEnabled": Value::Null,
+        "preferredDataLocation": Value::Null,
+        "preferredLanguage": Value::Null,
+        "proxyAddresses": [],
+        "renewedDateTime": g.created_date_time,
+        "resourceBehaviorOptions": [],
+        "resourceProvisioningOptions": [],
+        "securityEnabled": g.security_enabled,
+        "securityIdentifier": security_identifier(&g.id),
+        "theme": Value::Null,
+        "visibility": Value::Null,
+        "onPremisesProvisioningErrors": [],
+        "serviceProvisioningErrors": [],
+    })
+}
+
+/// Object ids in paths must be GUIDs, as in Graph (which answers 400 before looking).
+fn object_id_param(id: &str) -> GraphResult<String> {
+    uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|_| GraphError::bad_request(format!("Invalid object identifier '{id}'.")))
+}
+
+async fn find_group(ctx: &GraphCtx, id: &str) -> GraphResult<Group> {
+    let oid = object_id_param(id)?;
+    directory::get_group(&*ctx.state.meta, &oid).await.map_err(|e| GraphError::storage("reading a group", e))?.ok_or_else(|| GraphError::not_found(id))
+}
+
+async fn reload_authz(ctx: &GraphCtx) -> GraphResult<()> {
+    ctx.state.authz.reload(&*ctx.state.meta).await.map_err(|e| GraphError::storage("reloading group memberships", e))
+}
+
+/// A deleted principal leaves every group it was in (as in Entra), and authorization forgets it.
+async fn leave_all_groups(ctx: &GraphCtx, object_id: &str) -> GraphResult<()> {
+    directory::remove_from_all_groups(&*ctx.state.meta, object_id).await.map_err(|e| GraphError::storage("removing group memberships", e))?;
+    reload_authz(ctx).await
+}
+
+/// Graph's `mailNickname` rule: 1-64 ASCII characters, none of `@ ( ) \ [ ] " ; : < > ,` or space.
+fn valid_mail_nickname(n: &str) -> bool {
+    (1..=64).contains(&n.len()) && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:<>, ".contains(c))
+}
+
+async fn create_group(ctx: &GraphCtx) -> GraphResult<Response> {
+    let body = ctx.json()?;
+    let name = display_name(&body)?;
+    let nickname = body["mailNickname"].as_str().unwrap_or_default();
+    if !valid_mail_nickname(nickname) {
+        return Err(GraphError::bad_request(format!(
+            "Invalid value specified for property 'mailNickname' of resource 'Group': '{nickname}' must be 1-64 ASCII characters without spaces or any of @()\\[]\";:<>,."
+        )));
+    }
+    let unified = body["groupTypes"].as_array().is_some_and(|t| !t.is_empty());
+    if body["mailEnabled"] == json!(true) || body["securityEnabled"] == json!(false) || unified {
+        return Err(GraphError::bad_request("Wharf's directory has security groups only: use mailEnabled false, securityEnabled true and no groupTypes."));
+    }
+    let description = match &body["description"] {
+        Value::Null => None,
+        Value::String(d) if d.chars().count() <= 1024 => Some(d.clone()),
+        _ => return Err(GraphError::bad_request("Property 'description' must be a string of at most 1024 characters.")),
+    };
+    let group = directory::create_group(&*ctx.state.meta, &name, nickname, description).await.map_err(|e| GraphError::storage("creating a group", e))?;
+    tracing::info!(group = %group.id, name = %group.display_name, by = %ctx.caller.object_id(), "created a group");
+    Ok(respond(StatusCode::CREATED, &with_context(ctx.context("groups/$entity"), group_json(&group))))
+}
+
+async fn list_members(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let members = directory::group_members(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("listing group members", e))?;
+    let lookup = Lookup::new(ctx).await?;
+    let mut items = vec![];
+    for m in &members {
+        // A member whose object is gone (a managed identity deleted with its resource) is not shown.
+        if let Some(o) = lookup.find(&m.member_id).await? {
+            items.push(o.typed_json(&ctx.state));
+        }
+    }
+    ctx.list("directoryObjects", items)
+}
+
+/// The object id at the end of an `@odata.id` reference (`…/directoryObjects/{id}`, or the
+/// `users`, `servicePrincipals` and `groups` forms).
+fn referenced_id(body: &Value) -> GraphResult<String> {
+    let Some(url) = body["@odata.id"].as_str() else {
+        return Err(GraphError::bad_request("The request body must reference the new member with '@odata.id', e.g. https://graph.microsoft.com/v1.0/directoryObjects/{id}."));
+    };
+    let last = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+    object_id_param(last)
+}
+
+async fn add_member(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let member_id = referenced_id(&ctx.json()?)?;
+    let Some(member) = Lookup::new(ctx).await?.find(&member_id).await? else {
+        return Err(GraphError::not_found(&member_id));
+    };
+    if member.id().eq_ignore_ascii_case(&g.id) {
+        return Err(GraphError::bad_request("A group cannot be a member of itself."));
+    }
+    match directory::add_member(&*ctx.state.meta, &g.id, member.id(), member.kind()).await {
+        Ok(()) => {}
+        Err(wharf_storage::StorageError::Conflict(_)) => {
+            return Err(GraphError::bad_request("One or more added object references already exist for the following modified properties: 'members'."));
+        }
+        Err(e) => return Err(GraphError::storage("adding a group member", e)),
+    }
+    reload_authz(ctx).await?;
+    tracing::info!(group = %g.id, member = %member.id(), kind = ?member.kind(), by = %ctx.caller.object_id(), "added a group member");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_member(ctx: &GraphCtx, id: &str, member: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let member_id = object_id_param(member)?;
+    let removed = directory::remove_member(&*ctx.state.meta, &g.id, &member_id).await.map_err(|e| GraphError::storage("removing a group member", e))?;
+    if !removed {
+        return Err(GraphError::not_found(member));
+    }
+    reload_authz(ctx).await?;
+    tracing::info!(group = %g.id, member = %member_id, by = %ctx.caller.object_id(), "removed a group member");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The object that `checkMemberGroups`/`getMemberGroups` ask about, through its collection
+/// (`/users/` also takes a user principal name).
+async fn member_object(ctx: &GraphCtx, collection: ObjectCollection, id: &str) -> GraphResult<DirectoryObject> {
+    if collection == ObjectCollection::Users && id.contains('@') {
+        return Ok(DirectoryObject::User(find_user(ctx, id).await?));
+    }
+    let oid = object_id_param(id)?;
+    match Lookup::new(ctx).await?.find(&oid).await? {
+        Some(o) if collection.admits(o.kind()) => Ok(o),
+        _ => Err(GraphError::not_found(id)),
+    }
+}
+
+const STRING_COLLECTION: &str = "Collection(Edm.String)";
+
+async fn check_member_groups(ctx: &GraphCtx, collection: ObjectCollection, id: &str) -> GraphResult<Response> {
+    let object = member_object(ctx, collection, id).await?;
+    let body = ctx.json()?;
+    let Some(asked) = body["groupIds"].as_array().filter(|a| (1..=20).contains(&a.len())) else {
+        return Err(GraphError::bad_request("'groupIds' must list 1 to 20 group ids."));
+    };
+    let asked: Vec<&str> = asked.iter().map(|v| v.as_str().ok_or_else(|| GraphError::bad_request("'groupIds' must be strings."))).collect::<GraphResult<_>>()?;
+    let groups = ctx.state.authz.transitive_groups(object.id());
+    let value: Vec<&str> = asked.into_iter().filter(|a| groups.iter().any(|g| g.eq_ignore_ascii_case(a))).collect();
+    Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context(STRING_COLLECTION), "value": value})))
+}
+
+/// Every group the object belongs to, transitively. Wharf's groups are all security groups, so
+/// `securityEnabledOnly` does not change the answer.
+async fn get_member_groups(ctx: &GraphCtx, collection: ObjectCollection, id: &str) -> GraphResult<Response> {
+    let object = member_object(ctx, collection, id).await?;
+    let body = ctx.json()?;
+    if !matches!(body["securityEnabledOnly"], Value::Bool(_) | Value::Null) {
+        return Err(GraphError::bad_request("'securityEnabledOnly' must be true or false."));
+    }
+    let value = ctx.state.authz.transitive_groups(object.id());
+    Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context(STRING_COLLECTION), "value": value})))
 }
 
 // ---- $filter ----
@@ -647,7 +973,9 @@ impl Filter {
         if field.is_empty() || !field.chars().all(|ch| ch.is_ascii_alphanumeric()) {
             return Err(bad());
         }
-        Ok(Filter::Eq(field.to_string(), quoted(value).ok_or_else(bad)?))
+        // Booleans are compared unquoted (`securityEnabled eq true`).
+        let literal = quoted(value).or_else(|| ["true", "false"].into_iter().find(|b| value.trim().eq_ignore_ascii_case(b)).map(str::to_string));
+        Ok(Filter::Eq(field.to_string(), literal.ok_or_else(bad)?))
     }
 
     fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
@@ -683,7 +1011,20 @@ mod tests {
         assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/addPassword"), Some(GraphEndpoint::AddPassword("x".into())));
         assert_eq!(GraphEndpoint::parse("/v1.0/servicePrincipals/"), Some(GraphEndpoint::ServicePrincipals));
         assert_eq!(GraphEndpoint::parse("/v1.0/directoryObjects/getByIds"), Some(GraphEndpoint::GetByIds));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups"), None);
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups"), Some(GraphEndpoint::Groups));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1"), Some(GraphEndpoint::Group("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members"), Some(GraphEndpoint::GroupMembers("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/$ref"), Some(GraphEndpoint::AddGroupMember("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/%24ref"), Some(GraphEndpoint::AddGroupMember("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1/$ref"), Some(GraphEndpoint::RemoveGroupMember("g1".into(), "m1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1"), None);
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/directoryObjects/x/checkMemberGroups"),
+            Some(GraphEndpoint::CheckMemberGroups(ObjectCollection::DirectoryObjects, "x".into()))
+        );
+        assert_eq!(GraphEndpoint::parse("/v1.0/users/a@b.c/getMemberGroups"), Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Users, "a@b.c".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/getMemberGroups"), Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Groups, "g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/checkMemberGroups"), None);
     }
 
     #[test]
@@ -702,8 +1043,40 @@ mod tests {
             let parsed = Filter::parse(f).unwrap();
             assert_eq!(parsed.iter().all(|c| c.matches(&sp)), want, "{f}");
         }
+        let group = json!({"securityEnabled": true, "mailEnabled": false});
+        assert!(Filter::parse("securityEnabled eq true and mailEnabled eq false").unwrap().iter().all(|c| c.matches(&group)));
+        assert!(!Filter::parse("securityEnabled eq false").unwrap().iter().all(|c| c.matches(&group)));
         for bad in ["appId ne 'x'", "appId eq x", "startswith(displayName)", "a/b eq 'x'"] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn security_identifiers_read_the_guid_as_four_little_endian_words() {
+        // Data1 = 1, Data2 = 2, Data3 = 3, Data4 = 04 00 00 00 05 00 00 00.
+        assert_eq!(security_identifier("00000001-0002-0003-0400-000005000000").as_deref(), Some("S-1-12-1-1-196610-4-5"));
+        assert_eq!(security_identifier("not-a-guid"), None);
+    }
+
+    #[test]
+    fn mail_nicknames() {
+        for ok in ["devs", "team-a_b.c", &"x".repeat(64)] {
+            assert!(valid_mail_nickname(ok), "{ok}");
+        }
+        for bad in ["", "a b", "a@b", "a(b", "a;b", "ä", &"x".repeat(65)] {
+            assert!(!valid_mail_nickname(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn member_references() {
+        for (url, want) in [
+            ("https://graph.microsoft.com/v1.0/directoryObjects/6A1B3C8E-0000-4000-8000-000000000001", Some("6a1b3c8e-0000-4000-8000-000000000001")),
+            ("https://wharf.test/v1.0/users/6a1b3c8e-0000-4000-8000-000000000001/", Some("6a1b3c8e-0000-4000-8000-000000000001")),
+            ("https://graph.microsoft.com/v1.0/directoryObjects/nope", None),
+        ] {
+            assert_eq!(referenced_id(&json!({"@odata.id": url})).ok().as_deref(), want, "{url}");
+        }
+        assert_eq!(referenced_id(&json!({})).unwrap_err().code, "Request_BadRequest");
     }
 }

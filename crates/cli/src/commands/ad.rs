@@ -1,5 +1,6 @@
-//! `wharf ad user …` and `wharf ad sp …`: the directory, through the server's Graph subset,
-//! with az's flags and output shapes. Secrets are printed once, by the command that creates them.
+//! `wharf ad user …`, `wharf ad sp …` and `wharf ad group …`: the directory, through the
+//! server's Graph subset, with az's flags and output shapes. Secrets are printed once, by the
+//! command that creates them.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -24,6 +25,104 @@ pub enum AdCmd {
     SignedInUser {
         #[command(subcommand)]
         cmd: SignedInUserCmd,
+    },
+    /// Manage security groups. Role assignments to a group apply to its members, nested groups
+    /// included.
+    Group {
+        #[command(subcommand)]
+        cmd: GroupCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Create a security group. Without --force, an existing group with the same display name and
+    /// mail nickname is returned instead, as az does.
+    Create {
+        /// The group's display name.
+        #[arg(long)]
+        display_name: String,
+        /// Mail nickname (1-64 ASCII characters, no spaces).
+        #[arg(long)]
+        mail_nickname: String,
+        /// Group description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Always create a new group.
+        #[arg(long, value_parser = super::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+        force: Option<bool>,
+    },
+    /// Show a group.
+    Show {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+    },
+    /// Delete a group.
+    Delete {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+    },
+    /// List groups.
+    List {
+        /// Groups whose display name starts with this.
+        #[arg(long)]
+        display_name: Option<String>,
+        /// An OData $filter.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// The object ids of the groups this group belongs to, directly or through nesting.
+    GetMemberGroups {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// Accepted for az compatibility: every Wharf group is a security group.
+        #[arg(long, value_parser = super::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+        security_enabled_only: Option<bool>,
+    },
+    /// Manage a group's members.
+    Member {
+        #[command(subcommand)]
+        cmd: GroupMemberCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupMemberCmd {
+    /// Add a member: a user, a service principal (a managed identity's included) or a group.
+    Add {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// The member's object id.
+        #[arg(long)]
+        member_id: String,
+    },
+    /// Remove a member.
+    Remove {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// The member's object id.
+        #[arg(long)]
+        member_id: String,
+    },
+    /// List a group's direct members.
+    List {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+    },
+    /// Whether an object is a member of the group, directly or through nested groups.
+    Check {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// The object id to check.
+        #[arg(long)]
+        member_id: String,
     },
 }
 
@@ -77,6 +176,15 @@ pub enum UserCmd {
     Delete {
         #[arg(long)]
         id: String,
+    },
+    /// The groups a user belongs to, directly or through nesting.
+    GetMemberGroups {
+        /// Object id or user principal name.
+        #[arg(long)]
+        id: String,
+        /// Accepted for az compatibility: every Wharf group is a security group.
+        #[arg(long, value_parser = super::parse_bool, num_args = 0..=1, default_missing_value = "true")]
+        security_enabled_only: Option<bool>,
     },
 }
 
@@ -158,6 +266,7 @@ pub async fn run(cmd: AdCmd) -> Result<Option<Value>, CliError> {
         AdCmd::User { cmd } => user(&graph, cmd).await,
         AdCmd::Sp { cmd } => sp(&client, &graph, cmd).await,
         AdCmd::SignedInUser { cmd: SignedInUserCmd::Show } => Ok(Some(strip_context(graph.call(Method::GET, "me", &[], None).await?))),
+        AdCmd::Group { cmd } => group(&graph, cmd).await,
     }
 }
 
@@ -204,6 +313,142 @@ async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, Cl
             Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
             Err(e) => Err(e),
         },
+        UserCmd::GetMemberGroups { id, security_enabled_only } => {
+            let ids = member_groups(graph, &format!("users/{}", encode(&id)), security_enabled_only).await?;
+            // az shows each group's display name next to its id.
+            let names = display_names(graph, &ids).await?;
+            Ok(Some(Value::Array(ids.into_iter().map(|i| json!({"id": i, "displayName": names.get(&i.to_ascii_lowercase())})).collect())))
+        }
+    }
+}
+
+// ---- groups ----
+
+/// Resolves `--group` as az does: an object id as given; otherwise the one group whose display
+/// name equals it, else the one whose display name starts with it.
+async fn resolve_group(graph: &GraphClient<'_>, group: &str) -> Result<String, CliError> {
+    if uuid::Uuid::parse_str(group).is_ok() {
+        return Ok(group.to_string());
+    }
+    for filter in [format!("displayName eq {}", odata_quote(group)), format!("startswith(displayName,{})", odata_quote(group))] {
+        let found = graph.list("groups", Some(&filter)).await?;
+        match found.as_slice() {
+            [] => continue,
+            [one] => return one["id"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned a group without an id".into())),
+            _ => return Err(CliError::Other(format!("More than one group match the name of '{group}'"))),
+        }
+    }
+    Err(CliError::NotFound(format!("No group matches the name of '{group}'")))
+}
+
+/// `getMemberGroups` on `path` (`users/{id}` or `groups/{id}`): the transitive group ids.
+async fn member_groups(graph: &GraphClient<'_>, path: &str, security_enabled_only: Option<bool>) -> Result<Vec<String>, CliError> {
+    let body = json!({"securityEnabledOnly": security_enabled_only.unwrap_or(false)});
+    let v = graph.call(Method::POST, &format!("{path}/getMemberGroups"), &[], Some(&body)).await?;
+    Ok(v["value"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(str::to_string)).collect())
+}
+
+/// Display names of directory objects, by lowercase object id.
+async fn display_names(graph: &GraphClient<'_>, ids: &[String]) -> Result<std::collections::HashMap<String, String>, CliError> {
+    let mut out = std::collections::HashMap::new();
+    for chunk in ids.chunks(1000) {
+        let body = json!({"ids": chunk, "types": ["user", "group", "servicePrincipal"]});
+        let v = graph.call(Method::POST, "directoryObjects/getByIds", &[], Some(&body)).await?;
+        for o in v["value"].as_array().into_iter().flatten() {
+            if let (Some(id), Some(name)) = (o["id"].as_str(), o["displayName"].as_str()) {
+                out.insert(id.to_ascii_lowercase(), name.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A Graph 404 about the group, as az words it.
+fn group_call_error(e: CliError, group: &str) -> CliError {
+    match e {
+        CliError::Service { status: 404, .. } => not_found("Group", group),
+        e => e,
+    }
+}
+
+async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, CliError> {
+    match cmd {
+        GroupCmd::Create { display_name, mail_nickname, description, force } => {
+            if !force.unwrap_or(false) {
+                let filter = format!("displayName eq {} and mailNickname eq {}", odata_quote(&display_name), odata_quote(&mail_nickname));
+                let matches = graph.list("groups", Some(&filter)).await?;
+                match matches.as_slice() {
+                    [] => {}
+                    [one] => {
+                        eprintln!("WARNING: A group with the same display name and mail nickname already exists, returning.");
+                        return Ok(Some(one.clone()));
+                    }
+                    many => {
+                        let ids: Vec<&str> = many.iter().filter_map(|g| g["id"].as_str()).collect();
+                        return Err(CliError::Other(format!(
+                            "There is more than one group with the same display and nick names: \"{}\". Please delete them first.",
+                            ids.join(", ")
+                        )));
+                    }
+                }
+            }
+            let mut body = json!({"displayName": display_name, "mailNickname": mail_nickname, "mailEnabled": false, "securityEnabled": true});
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            Ok(Some(strip_context(graph.call(Method::POST, "groups", &[], Some(&body)).await?)))
+        }
+        GroupCmd::Show { group } => {
+            let id = resolve_group(graph, &group).await?;
+            let v = graph.call(Method::GET, &format!("groups/{}", encode(&id)), &[], None).await.map_err(|e| group_call_error(e, &group))?;
+            Ok(Some(strip_context(v)))
+        }
+        GroupCmd::Delete { group } => {
+            let id = resolve_group(graph, &group).await?;
+            graph.call(Method::DELETE, &format!("groups/{}", encode(&id)), &[], None).await.map_err(|e| group_call_error(e, &group))?;
+            Ok(None)
+        }
+        GroupCmd::List { display_name, filter } => {
+            let mut clauses: Vec<String> = filter.into_iter().collect();
+            clauses.extend(display_name.map(|d| format!("startswith(displayName,{})", odata_quote(&d))));
+            let f = (!clauses.is_empty()).then(|| clauses.join(" and "));
+            Ok(Some(Value::Array(graph.list("groups", f.as_deref()).await?)))
+        }
+        GroupCmd::GetMemberGroups { group, security_enabled_only } => {
+            let id = resolve_group(graph, &group).await?;
+            let ids = member_groups(graph, &format!("groups/{}", encode(&id)), security_enabled_only).await.map_err(|e| group_call_error(e, &group))?;
+            Ok(Some(json!(ids)))
+        }
+        GroupCmd::Member { cmd } => group_member(graph, cmd).await,
+    }
+}
+
+async fn group_member(graph: &GraphClient<'_>, cmd: GroupMemberCmd) -> Result<Option<Value>, CliError> {
+    match cmd {
+        GroupMemberCmd::Add { group, member_id } => {
+            let id = resolve_group(graph, &group).await?;
+            let reference = format!("{}/v1.0/directoryObjects/{member_id}", graph.base_url());
+            graph.call(Method::POST, &format!("groups/{}/members/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
+            Ok(None)
+        }
+        GroupMemberCmd::Remove { group, member_id } => {
+            let id = resolve_group(graph, &group).await?;
+            graph.call(Method::DELETE, &format!("groups/{}/members/{}/$ref", encode(&id), encode(&member_id)), &[], None).await?;
+            Ok(None)
+        }
+        GroupMemberCmd::List { group } => {
+            let id = resolve_group(graph, &group).await?;
+            let members = graph.list(&format!("groups/{}/members", encode(&id)), None).await.map_err(|e| group_call_error(e, &group))?;
+            Ok(Some(Value::Array(members)))
+        }
+        GroupMemberCmd::Check { group, member_id } => {
+            // As az: checkMemberGroups on the member, asking about this one group.
+            let id = resolve_group(graph, &group).await?;
+            let body = json!({"groupIds": [id]});
+            let v = graph.call(Method::POST, &format!("directoryObjects/{}/checkMemberGroups", encode(&member_id)), &[], Some(&body)).await?;
+            let member = v["value"].as_array().is_some_and(|a| a.iter().any(|g| g.as_str().is_some_and(|g| g.eq_ignore_ascii_case(&id))));
+            Ok(Some(json!({"value": member})))
+        }
     }
 }
 

@@ -1,9 +1,15 @@
-//! The directory: users and service principals (Graph objects), kept as records in the
-//! metadata store, with their secrets only as argon2id hashes.
+//! The directory: users, service principals and security groups (Graph objects), kept as
+//! records in the metadata store, with secrets only as argon2id hashes.
 //!
 //! Users are stored under `/directory/users/{objectId}` (unique by lowercase UPN), service
-//! principals under `/directory/servicePrincipals/{objectId}` (unique by appId). Managed
-//! identities are ARM resources (`arm::resources`); this module only resolves them by object id.
+//! principals under `/directory/servicePrincipals/{objectId}` (unique by appId), groups under
+//! `/directory/groups/{objectId}` and each direct membership as its own record below its group,
+//! `/directory/groups/{groupId}/members/{memberId}`: adding or removing one member never rewrites
+//! the group, so concurrent changes to one group cannot lose each other. Managed identities are
+//! ARM resources (`arm::resources`); this module only resolves them by object id.
+//!
+//! Must never: decide who may change the directory (that is `graph`), or expand nested groups
+//! (that is `authz`, so that authorization and Graph's membership checks share one expansion).
 //!
 //! An application and its service principal share one record: Graph's `POST /applications`
 //! creates it with `servicePrincipalCreated = false` (an app registration that cannot sign in),
@@ -16,6 +22,8 @@ use wharf_storage::{MetadataStore, ResourceRecord, StorageError};
 
 pub const USER_TYPE: &str = "Microsoft.Graph/users";
 pub const SP_TYPE: &str = "Microsoft.Graph/servicePrincipals";
+pub const GROUP_TYPE: &str = "Microsoft.Graph/groups";
+pub const MEMBERSHIP_TYPE: &str = "Microsoft.Graph/groups/members";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -229,4 +237,118 @@ pub fn sp_secret_matches(sp: &ServicePrincipal, secret: &str) -> bool {
         let unexpired = chrono::DateTime::parse_from_rfc3339(&c.end_date_time).is_ok_and(|end| end > now);
         unexpired && verify(secret, &c.secret_hash)
     })
+}
+
+// ---- groups ----
+
+/// A security group. Its members are separate [`Membership`] records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Group {
+    pub id: String,
+    pub display_name: String,
+    pub mail_nickname: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default = "enabled")]
+    pub security_enabled: bool,
+    #[serde(default)]
+    pub mail_enabled: bool,
+    /// RFC 3339, whole seconds.
+    #[serde(default)]
+    pub created_date_time: String,
+}
+
+/// What kind of directory object a member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MemberKind {
+    User,
+    ServicePrincipal,
+    Group,
+}
+
+/// One direct membership: `member_id` is a member of `group_id`. Ids are stored lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_kind: MemberKind,
+}
+
+pub fn group_id(object_id: &str) -> String {
+    format!("/directory/groups/{}", object_id.to_ascii_lowercase())
+}
+
+pub fn membership_id(group_object_id: &str, member_object_id: &str) -> String {
+    format!("{}/members/{}", group_id(group_object_id), member_object_id.to_ascii_lowercase())
+}
+
+/// Creates a security group. Display names need not be unique (as in Entra).
+pub async fn create_group(meta: &dyn MetadataStore, display_name: &str, mail_nickname: &str, description: Option<String>) -> Result<Group, StorageError> {
+    let group = Group {
+        id: uuid::Uuid::new_v4().to_string(),
+        display_name: display_name.to_string(),
+        mail_nickname: mail_nickname.to_string(),
+        description,
+        security_enabled: true,
+        mail_enabled: false,
+        created_date_time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let body = serde_json::to_value(&group).expect("group serializes");
+    meta.resource_put(&record(group_id(&group.id), GROUP_TYPE, &group.id, body)).await?;
+    Ok(group)
+}
+
+pub async fn get_group(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<Group>, StorageError> {
+    let r = meta.resource_get(&group_id(object_id)).await?;
+    Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
+}
+
+pub async fn list_groups(meta: &dyn MetadataStore) -> Result<Vec<Group>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(GROUP_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+}
+
+/// Deletes a group with its own memberships, and removes it from the groups it belonged to.
+pub async fn delete_group(meta: &dyn MetadataStore, object_id: &str) -> Result<bool, StorageError> {
+    let deleted = !meta.resource_delete_tree(&group_id(object_id)).await?.is_empty();
+    remove_from_all_groups(meta, object_id).await?;
+    Ok(deleted)
+}
+
+/// Every direct membership of the directory.
+pub async fn memberships(meta: &dyn MetadataStore) -> Result<Vec<Membership>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(MEMBERSHIP_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+}
+
+/// The direct members of a group.
+pub async fn group_members(meta: &dyn MetadataStore, group_object_id: &str) -> Result<Vec<Membership>, StorageError> {
+    let gid = group_object_id.to_ascii_lowercase();
+    Ok(memberships(meta).await?.into_iter().filter(|m| m.group_id == gid).collect())
+}
+
+/// Adds a direct member. `Conflict` if it already is one.
+pub async fn add_member(meta: &dyn MetadataStore, group_object_id: &str, member_object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
+    let m = Membership { group_id: group_object_id.to_ascii_lowercase(), member_id: member_object_id.to_ascii_lowercase(), member_kind: kind };
+    let id = membership_id(&m.group_id, &m.member_id);
+    let body = serde_json::to_value(&m).expect("membership serializes");
+    // The name is the record id, so the unique-name insert refuses a second identical membership.
+    meta.resource_insert_unique_name(&record(id.clone(), MEMBERSHIP_TYPE, &id, body)).await
+}
+
+/// Removes a direct member; false if it was not one.
+pub async fn remove_member(meta: &dyn MetadataStore, group_object_id: &str, member_object_id: &str) -> Result<bool, StorageError> {
+    Ok(!meta.resource_delete_tree(&membership_id(group_object_id, member_object_id)).await?.is_empty())
+}
+
+/// Removes an object from every group it is a direct member of (when it is deleted).
+pub async fn remove_from_all_groups(meta: &dyn MetadataStore, member_object_id: &str) -> Result<(), StorageError> {
+    let mid = member_object_id.to_ascii_lowercase();
+    for m in memberships(meta).await?.into_iter().filter(|m| m.member_id == mid) {
+        meta.resource_delete_tree(&membership_id(&m.group_id, &m.member_id)).await?;
+    }
+    Ok(())
 }
