@@ -259,6 +259,44 @@ impl<'a> NetworkDecision<'a> {
     pub fn explain(&self) -> String {
         self.to_string()
     }
+
+    /// A short label of what decided, for audit fields: `privateEndpoint <id>`,
+    /// `privateEndpointOfAnotherRegistry <id>`, `defaultActionAllow`, `ipRules[i] <value>`,
+    /// `virtualNetworkRules[i] <subnet id>`, `bypass trustedServices|tasks (<service>)`,
+    /// `denied publicAccessDisabled|noMatchingRule; bypass: <why not>`.
+    pub fn deciding_rule(&self) -> String {
+        match &self.reason {
+            Reason::PrivateEndpoint { endpoint_id } => format!("privateEndpoint {endpoint_id}"),
+            Reason::PrivateEndpointOfAnotherRegistry { endpoint_id, .. } => {
+                format!("privateEndpointOfAnotherRegistry {endpoint_id}")
+            }
+            Reason::DefaultActionAllow => "defaultActionAllow".to_owned(),
+            Reason::IpRule { index, value } => format!("ipRules[{index}] {value}"),
+            Reason::VnetRule {
+                index, subnet_id, ..
+            } => format!("virtualNetworkRules[{index}] {subnet_id}"),
+            Reason::Bypass { service, via, .. } => {
+                let via = match via {
+                    BypassVia::TrustedServices => "trustedServices",
+                    BypassVia::TasksBypass => "tasks",
+                };
+                format!("bypass {via} ({service})")
+            }
+            Reason::Denied { denial, bypass } => {
+                let denial = match denial {
+                    NetworkDenial::PublicAccessDisabled => "publicAccessDisabled",
+                    NetworkDenial::NoMatchingRule => "noMatchingRule",
+                };
+                let why = match bypass {
+                    BypassNotApplicable::CallerUnknown => "callerUnknown",
+                    BypassNotApplicable::CallerNotTrusted { .. } => "callerNotTrusted",
+                    BypassNotApplicable::VnetRulesPresent { .. } => "vnetRulesPresent",
+                    BypassNotApplicable::BypassDisabled { .. } => "bypassDisabled",
+                };
+                format!("denied {denial}; bypass: {why}")
+            }
+        }
+    }
 }
 
 impl fmt::Display for NetworkDecision<'_> {
@@ -313,18 +351,11 @@ impl fmt::Display for NetworkDecision<'_> {
                 if let Some(caller) = self.caller {
                     write!(f, ": {}", describe_identity(caller, *service))?;
                 }
-                let switch = match via {
-                    BypassVia::TrustedServices => {
-                        "the registry allows trusted services (networkRuleBypassOptions: AzureServices)"
-                    }
-                    BypassVia::TasksBypass => {
-                        "the registry lets tasks bypass network rules (networkRuleBypassAllowedForTasks: true)"
-                    }
-                };
                 write!(
                     f,
-                    ") and {switch}; the bypass lifts only the network check, the caller still \
-                     needs a role on the registry"
+                    ") and {}; the bypass lifts only the network check, the caller still \
+                     needs a role on the registry",
+                    switch_phrase(*via)
                 )
             }
             Reason::Denied { denial, bypass } => {
@@ -333,6 +364,18 @@ impl fmt::Display for NetworkDecision<'_> {
                 write!(f, "; the bypass does not apply: ")?;
                 write_bypass_not_applicable(f, bypass)
             }
+        }
+    }
+}
+
+/// The registry switch a bypass went through, as a clause.
+pub(crate) fn switch_phrase(via: BypassVia) -> &'static str {
+    match via {
+        BypassVia::TrustedServices => {
+            "the registry allows trusted services (networkRuleBypassOptions: AzureServices)"
+        }
+        BypassVia::TasksBypass => {
+            "the registry lets tasks bypass network rules (networkRuleBypassAllowedForTasks: true)"
         }
     }
 }
@@ -351,7 +394,7 @@ fn write_denial(f: &mut fmt::Formatter<'_>, denial: NetworkDenial, ip: IpAddr) -
     }
 }
 
-fn write_bypass_not_applicable(
+pub(crate) fn write_bypass_not_applicable(
     f: &mut fmt::Formatter<'_>,
     reason: &BypassNotApplicable<'_>,
 ) -> fmt::Result {

@@ -1,8 +1,10 @@
-//! Impact preview of a network-policy change: who loses data-plane network access.
+//! Impact preview of a network-policy change: who loses (or gains) data-plane network access.
 //!
 //! Owns comparing an old and a new policy for a list of subjects (identities with roles on the
 //! registry, their hosting resources and, where known, their client addresses). It never
-//! applies a change and never looks up roles: the caller passes the subjects in.
+//! applies a change and never looks up roles: the caller passes the subjects in. The
+//! address-only view (what every caller without a bypass gains or loses) is
+//! [`crate::address_impact`].
 
 use std::fmt;
 use std::net::IpAddr;
@@ -38,44 +40,69 @@ pub struct ImpactSubject {
     pub via_private_endpoint: bool,
 }
 
-/// How sure the preview is.
+/// What happens to a subject's network access, and how sure the preview is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub enum Certainty {
+pub enum Change {
     /// Allowed before, denied after, for every known address (or regardless of address).
     Loses,
     /// Depends on an address the preview does not know (or on some of the known ones only).
     MayLose,
+    /// Denied before, allowed after, for every known address (or regardless of address).
+    Gains,
+    /// Gains access from some addresses only, or from an address the preview does not know.
+    MayGain,
 }
 
-/// One subject that loses (or may lose) network access.
+impl Change {
+    pub fn is_loss(self) -> bool {
+        matches!(self, Change::Loses | Change::MayLose)
+    }
+
+    pub fn verb(self) -> &'static str {
+        match self {
+            Change::Loses => "loses",
+            Change::MayLose => "may lose",
+            Change::Gains => "gains",
+            Change::MayGain => "may gain",
+        }
+    }
+}
+
+/// One subject that loses or gains (or may lose or gain) network access.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImpactLine {
     /// Index into the `subjects` slice.
     pub subject: usize,
     pub description: String,
-    pub certainty: Certainty,
-    /// What let it in before, e.g. "the trusted-services bypass as system-assigned identity of
-    /// container group 'cg1'".
-    pub relied_on: String,
-    /// Why it is denied after the change.
+    pub change: Change,
+    /// What lets it in on the allowed side (before the change for a loss, after it for a
+    /// gain), e.g. "the trusted-services bypass as system-assigned identity of container group
+    /// 'cg1'".
+    pub allowed_by: String,
+    /// Why it is denied on the other side (after the change for a loss, before it for a gain).
     pub denied_because: String,
-    /// The known addresses that lose access (empty when addresses are unknown).
+    /// The known addresses that lose or gain access (empty when addresses are unknown).
     pub addresses: Vec<IpAddr>,
 }
 
 impl fmt::Display for ImpactLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = match self.certainty {
-            Certainty::Loses => "loses",
-            Certainty::MayLose => "may lose",
-        };
-        write!(
-            f,
-            "{} {verb} data-plane network access: it relied on {}; after the change {}",
-            self.description, self.relied_on, self.denied_because
-        )?;
+        let verb = self.change.verb();
+        if self.change.is_loss() {
+            write!(
+                f,
+                "{} {verb} data-plane network access: it relied on {}; after the change {}",
+                self.description, self.allowed_by, self.denied_because
+            )?;
+        } else {
+            write!(
+                f,
+                "{} {verb} data-plane network access through {}; before the change {}",
+                self.description, self.allowed_by, self.denied_because
+            )?;
+        }
         if !self.addresses.is_empty() {
             let list: Vec<String> = self.addresses.iter().map(IpAddr::to_string).collect();
             write!(f, " (from {})", list.join(", "))?;
@@ -84,20 +111,54 @@ impl fmt::Display for ImpactLine {
     }
 }
 
-/// Who loses data-plane network access when `old` is replaced by `new`. Subjects that keep
-/// access, or had none, are not listed. Management-API access is never affected.
+/// Which way a comparison runs: losses compare `old → new`, gains the same way round
+/// `new → old` (a gain is a loss in reverse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Loss,
+    Gain,
+}
+
+impl Direction {
+    fn change(self, certain: bool) -> Change {
+        match (self, certain) {
+            (Direction::Loss, true) => Change::Loses,
+            (Direction::Loss, false) => Change::MayLose,
+            (Direction::Gain, true) => Change::Gains,
+            (Direction::Gain, false) => Change::MayGain,
+        }
+    }
+}
+
+/// Who loses, then who gains, data-plane network access when `old` is replaced by `new`.
+/// Subjects whose access does not change are not listed (a subject let in by a different rule
+/// after the change keeps its access). Management-API access is never affected.
 pub fn impact(
     old: &NetworkPolicy,
     new: &NetworkPolicy,
     subjects: &[ImpactSubject],
+) -> Vec<ImpactLine> {
+    let mut out = compare(old, new, subjects, Direction::Loss);
+    out.extend(compare(new, old, subjects, Direction::Gain));
+    out
+}
+
+/// Subjects allowed under `from` and denied under `to`.
+fn compare(
+    from: &NetworkPolicy,
+    to: &NetworkPolicy,
+    subjects: &[ImpactSubject],
+    dir: Direction,
 ) -> Vec<ImpactLine> {
     subjects
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.via_private_endpoint)
         .filter_map(|(i, s)| match &s.addresses {
-            SubjectAddresses::Known(addrs) if !addrs.is_empty() => known(i, s, addrs, old, new),
-            _ => unknown(i, s, old, new),
+            SubjectAddresses::Known(addrs) if !addrs.is_empty() => {
+                known(i, s, addrs, from, to, dir)
+            }
+            _ => unknown(i, s, from, to, dir),
         })
         .collect()
 }
@@ -110,6 +171,7 @@ fn known(
     addrs: &[IpAddr],
     old: &NetworkPolicy,
     new: &NetworkPolicy,
+    dir: Direction,
 ) -> Option<ImpactLine> {
     let arrival = Arrival::Public;
     let mut losing = Vec::new();
@@ -134,16 +196,12 @@ fn known(
             }
         }
     }
-    let (relied_on, denied_because) = first?;
+    let (allowed_by, denied_because) = first?;
     Some(ImpactLine {
         subject: index,
         description: subject.description.clone(),
-        certainty: if losing.len() == addrs.len() {
-            Certainty::Loses
-        } else {
-            Certainty::MayLose
-        },
-        relied_on,
+        change: dir.change(losing.len() == addrs.len()),
+        allowed_by,
         denied_because,
         addresses: losing,
     })
@@ -174,7 +232,8 @@ fn bypass_phrase(service: TrustedService, via: BypassVia, caller: &Caller) -> St
 enum Unknown {
     Allowed(String),
     Denied(String),
-    DependsOnAddress,
+    /// Rules might admit the address; the bypass does not apply (why).
+    DependsOnAddress(String),
 }
 
 fn without_address(policy: &NetworkPolicy, caller: &Caller) -> Unknown {
@@ -190,7 +249,7 @@ fn without_address(policy: &NetworkPolicy, caller: &Caller) -> Unknown {
     };
     match (bypass(policy, Some(caller)), denial) {
         (Ok((service, via)), _) => Unknown::Allowed(bypass_phrase(service, via, caller)),
-        (Err(_), None) => Unknown::DependsOnAddress,
+        (Err(why), None) => Unknown::DependsOnAddress(not_applicable(&why)),
         (Err(why), Some(denial)) => Unknown::Denied(format!(
             "{denial} and the bypass does not apply: {}",
             not_applicable(&why)
@@ -220,12 +279,13 @@ fn unknown(
     subject: &ImpactSubject,
     old: &NetworkPolicy,
     new: &NetworkPolicy,
+    dir: Direction,
 ) -> Option<ImpactLine> {
-    let line = |certainty, relied_on: String, denied_because: String| ImpactLine {
+    let line = |certain: bool, allowed_by: String, denied_because: String| ImpactLine {
         subject: index,
         description: subject.description.clone(),
-        certainty,
-        relied_on,
+        change: dir.change(certain),
+        allowed_by,
         denied_because,
         addresses: Vec::new(),
     };
@@ -235,25 +295,30 @@ fn unknown(
         without_address(new, &subject.caller),
     ) {
         (Unknown::Denied(_), _) | (_, Unknown::Allowed(_)) => None,
-        (Unknown::Allowed(before), Unknown::Denied(after)) => {
-            Some(line(Certainty::Loses, before, after))
+        (Unknown::Allowed(before), Unknown::Denied(after)) => Some(line(true, before, after)),
+        (Unknown::Allowed(before), Unknown::DependsOnAddress(no_bypass)) => {
+            let only = match dir {
+                Direction::Loss => {
+                    "only addresses matching an IP or virtual-network rule are allowed"
+                }
+                Direction::Gain => {
+                    "only addresses matching an IP or virtual-network rule were allowed"
+                }
+            };
+            Some(line(
+                false,
+                before,
+                format!("{only}, and the bypass does not apply: {no_bypass}"),
+            ))
         }
-        (Unknown::Allowed(before), Unknown::DependsOnAddress) => Some(line(
-            Certainty::MayLose,
-            before,
-            "only addresses matching the new IP or virtual-network rules are allowed".to_owned(),
-        )),
-        (Unknown::DependsOnAddress, Unknown::Denied(after)) => {
-            Some(line(Certainty::MayLose, rules, after))
-        }
-        (Unknown::DependsOnAddress, Unknown::DependsOnAddress) => {
-            (!new.rules_cover(old)).then(|| {
-                line(
-                    Certainty::MayLose,
-                    rules,
-                    "some addresses the old rules allowed are no longer covered".to_owned(),
-                )
-            })
-        }
+        (Unknown::DependsOnAddress(_), Unknown::Denied(after)) => Some(line(false, rules, after)),
+        (Unknown::DependsOnAddress(_), Unknown::DependsOnAddress(_)) => (!new.rules_cover(old))
+            .then(|| {
+                let uncovered = match dir {
+                    Direction::Loss => "some addresses the old rules allowed are no longer covered",
+                    Direction::Gain => "some addresses the new rules allow were not covered",
+                };
+                line(false, rules, uncovered.to_owned())
+            }),
     }
 }

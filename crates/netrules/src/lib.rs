@@ -9,7 +9,9 @@
 //! Modules: `policy` (ARM properties → compiled policy), `ranges` (the O(log n) range
 //! tables), `caller` (caller facts and the trusted-services table), `decision` (the check, its
 //! decision value, ACR's deny message and body), `client_addr` (trusted-proxy header walk),
-//! `impact` (who loses access when the policy changes).
+//! `impact` (who loses or gains access when the policy changes), `reach` (the rules when the
+//! client address is unknown: the addresses a policy admits, the decision for "any public
+//! address", and which addresses change side between two policies).
 //!
 //! # Decisions
 //!
@@ -59,6 +61,7 @@ mod error;
 mod impact;
 mod policy;
 mod ranges;
+mod reach;
 
 pub use caller::{
     APP_SERVICE_SITES, BuiltinPrincipal, CONTAINER_GROUPS, Caller, ML_WORKSPACES,
@@ -71,8 +74,9 @@ pub use decision::{
     NetworkDenial, NetworkRequest, Reason, bypass, check, deny_body, deny_message,
 };
 pub use error::NetRuleError;
-pub use impact::{Certainty, ImpactLine, ImpactSubject, SubjectAddresses, impact};
+pub use impact::{Change, ImpactLine, ImpactSubject, SubjectAddresses, impact};
 pub use policy::{
     DefaultAction, IpRule, MAX_IP_RULES, MAX_VNET_RULES, NetworkPolicy, PublicNetworkAccess,
     RuleMatch, VnetRule, normalise_ip,
 };
+pub use reach::{AddressImpact, AddressSet, AnyAddress, PublicReach, address_impact, any_address};

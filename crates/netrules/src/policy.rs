@@ -11,7 +11,8 @@ use ipnet::{IpNet, Ipv4Net};
 use serde::Serialize;
 
 use crate::error::NetRuleError;
-use crate::ranges::{RangeTable, addr_key, net_bounds};
+use crate::ranges::{RangeTable, addr_key, net_bounds, to_nets};
+use crate::reach::PublicReach;
 
 /// ACR's limit on IP access rules per registry ("a maximum of 200 IP access rules").
 pub const MAX_IP_RULES: usize = 200;
@@ -257,6 +258,28 @@ impl NetworkPolicy {
     /// True when no IP or virtual-network rule can match any address.
     pub(crate) fn has_no_rule_ranges(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    /// Every address an IP or virtual-network rule admits, as the fewest prefixes (IPv4 first,
+    /// each family in address order; overlapping and adjacent rules merged).
+    pub fn rule_prefixes(&self) -> Vec<IpNet> {
+        let mut out = to_nets(&self.v4.intervals(), false);
+        out.extend(to_nets(&self.v6.intervals(), true));
+        out
+    }
+
+    /// The public client addresses the rules admit on their own, without any bypass.
+    pub fn public_reach(&self) -> PublicReach {
+        if self.public_network_access == PublicNetworkAccess::Disabled {
+            return PublicReach::Nowhere;
+        }
+        if self.default_action == DefaultAction::Allow {
+            return PublicReach::Everywhere;
+        }
+        match self.rule_prefixes() {
+            nets if nets.is_empty() => PublicReach::Nowhere,
+            nets => PublicReach::Only(nets),
+        }
     }
 
     pub fn public_network_access(&self) -> PublicNetworkAccess {

@@ -116,6 +116,107 @@ impl RangeTable {
     pub(crate) fn is_empty(&self) -> bool {
         self.starts.is_empty()
     }
+
+    /// The covered addresses as sorted, disjoint, non-adjacent inclusive intervals (labels
+    /// ignored, adjacent segments merged).
+    pub(crate) fn intervals(&self) -> Vec<(u128, u128)> {
+        let mut out: Vec<(u128, u128)> = Vec::with_capacity(self.starts.len());
+        for (&start, &end) in self.starts.iter().zip(&self.ends) {
+            match out.last_mut() {
+                Some((_, last_end)) if last_end.checked_add(1) == Some(start) => *last_end = end,
+                _ => out.push((start, end)),
+            }
+        }
+        out
+    }
+}
+
+/// `a` minus `b`, both sorted, disjoint inclusive intervals; the result is sorted and disjoint.
+pub(crate) fn subtract(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    let mut j = 0;
+    for &(start, end) in a {
+        while j < b.len() && b[j].1 < start {
+            j += 1;
+        }
+        let (mut pos, mut k) = (start, j);
+        loop {
+            let Some(&(cut_start, cut_end)) = b.get(k).filter(|&&(s, _)| s <= end) else {
+                out.push((pos, end));
+                break;
+            };
+            if cut_start > pos {
+                out.push((pos, cut_start - 1));
+            }
+            if cut_end >= end {
+                break;
+            }
+            pos = pos.max(cut_end + 1);
+            k += 1;
+        }
+    }
+    out
+}
+
+/// The fewest prefixes that cover exactly the inclusive interval `[first, last]` of a
+/// `bits`-bit address space, as `(network, prefix length)`.
+pub(crate) fn interval_prefixes(first: u128, last: u128, bits: u32) -> Vec<(u128, u8)> {
+    let block_end = |start: u128, size_log2: u32| match size_log2 {
+        128 => u128::MAX,
+        k => start + ((1u128 << k) - 1),
+    };
+    let mut out = Vec::new();
+    let mut start = first;
+    loop {
+        let mut k = start.trailing_zeros().min(bits);
+        while k > 0 && block_end(start, k) > last {
+            k -= 1;
+        }
+        out.push((start, (bits - k) as u8));
+        let end = block_end(start, k);
+        if end >= last {
+            return out;
+        }
+        start = end + 1;
+    }
+}
+
+/// Intervals of one family back to prefixes (`v6` selects the family).
+pub(crate) fn to_nets(intervals: &[(u128, u128)], v6: bool) -> Vec<IpNet> {
+    let bits = if v6 { 128 } else { 32 };
+    intervals
+        .iter()
+        .flat_map(|&(first, last)| interval_prefixes(first, last, bits))
+        .filter_map(|(network, len)| {
+            if v6 {
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(network), len)
+                    .ok()
+                    .map(IpNet::V6)
+            } else {
+                let network = u32::try_from(network).ok()?;
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(network), len)
+                    .ok()
+                    .map(IpNet::V4)
+            }
+        })
+        .collect()
+}
+
+/// Splits prefixes by family into merged intervals: `(v4, v6)`.
+pub(crate) fn nets_to_intervals(nets: &[IpNet]) -> (Vec<(u128, u128)>, Vec<(u128, u128)>) {
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for (i, net) in nets.iter().enumerate() {
+        let (first, last) = net_bounds(net);
+        let label = u32::try_from(i).unwrap_or(u32::MAX);
+        match net {
+            IpNet::V4(_) => v4.push((first, last, label)),
+            IpNet::V6(_) => v6.push((first, last, label)),
+        }
+    }
+    (
+        RangeTable::build(&v4).intervals(),
+        RangeTable::build(&v6).intervals(),
+    )
 }
 
 /// The inclusive numeric range of a prefix, in its family's table key space.
@@ -174,6 +275,31 @@ mod tests {
         let t = RangeTable::build(&[(0, 100, 0), (10, 20, 1)]);
         assert_eq!(t.starts.len(), 1, "one merged segment: {t:?}");
         assert_eq!(t.lookup(15), Some(0));
+    }
+
+    #[test]
+    fn intervals_subtract_and_prefixes() {
+        let t = RangeTable::build(&[(0, 10, 0), (11, 20, 1), (30, 40, 0)]);
+        assert_eq!(t.intervals(), vec![(0, 20), (30, 40)]);
+        assert_eq!(
+            subtract(&[(0, 20), (30, 40)], &[(5, 7), (18, 35)]),
+            vec![(0, 4), (8, 17), (36, 40)]
+        );
+        assert_eq!(subtract(&[(0, 20)], &[(0, 20)]), vec![]);
+        assert_eq!(subtract(&[(0, 20)], &[]), vec![(0, 20)]);
+        assert_eq!(subtract(&[(10, 20)], &[(0, 5), (25, 30)]), vec![(10, 20)]);
+        assert_eq!(
+            subtract(&[(0, u128::MAX)], &[(1, 1)]),
+            vec![(0, 0), (2, u128::MAX)]
+        );
+        assert_eq!(interval_prefixes(0, u32::MAX as u128, 32), vec![(0, 0)]);
+        assert_eq!(interval_prefixes(0, u128::MAX, 128), vec![(0, 0)]);
+        assert_eq!(interval_prefixes(4, 4, 32), vec![(4, 32)]);
+        // 1..=6: 1/32, 2/31 (2-3), 4/31 (4-5), 6/32.
+        assert_eq!(
+            interval_prefixes(1, 6, 32),
+            vec![(1, 32), (2, 31), (4, 31), (6, 32)]
+        );
     }
 
     #[test]

@@ -194,6 +194,45 @@ proptest! {
     }
 
     #[test]
+    fn address_impact_is_the_exact_difference(
+        old_ips in prop::collection::vec(rule_text(), 0..8),
+        new_ips in prop::collection::vec(rule_text(), 0..8),
+        old_open in 0usize..3,
+        new_open in 0usize..3,
+        probes in prop::collection::vec(addr(), 1..32),
+    ) {
+        // 0: public access disabled, 1: default Allow, 2: default Deny with the rules.
+        let make = |pick: usize, ips: &[String]| {
+            let (public, default) = match pick {
+                0 => ("Disabled", "Deny"),
+                1 => ("Enabled", "Allow"),
+                _ => ("Enabled", "Deny"),
+            };
+            NetworkPolicy::from_properties(public, default, ips, &[], "None", false).unwrap()
+        };
+        let (old, new) = (make(old_open, &old_ips), make(new_open, &new_ips));
+        let impact = address_impact(&old, &new);
+        let in_set = |set: &Option<AddressSet>, ip: IpAddr| match set {
+            None => false,
+            Some(AddressSet::Everywhere) => true,
+            Some(AddressSet::EverywhereExcept(nets)) => !nets.iter().any(|n| n.contains(&ip)),
+            Some(AddressSet::Only(nets)) => nets.iter().any(|n| n.contains(&ip)),
+        };
+        let mut all = probes.clone();
+        for rule in old.ip_rules().iter().chain(new.ip_rules()) {
+            all.extend(boundaries(rule.net));
+        }
+        let user = Caller::principal(PrincipalType::User, "u");
+        for ip in all {
+            let ip = canonical(ip);
+            let allowed = |p: &NetworkPolicy| check(p, &NetworkRequest { client_ip: ip, arrival: &Arrival::Public, registry_id: REG, caller: Some(&user) }).allowed;
+            let (before, after) = (allowed(&old), allowed(&new));
+            prop_assert_eq!(in_set(&impact.lost, ip), before && !after, "lost, address {}: {:?}", ip, impact);
+            prop_assert_eq!(in_set(&impact.gained, ip), after && !before, "gained, address {}: {:?}", ip, impact);
+        }
+    }
+
+    #[test]
     fn headers_from_untrusted_peers_never_count(
         peer in addr(),
         port in any::<u16>(),
