@@ -105,7 +105,17 @@ impl Settings {
         }
         p
     }
+
+    /// The network properties of the PATCH body (what `networkRuleImpact` previews).
+    fn network_properties(&self) -> Map<String, Value> {
+        let mut p = self.properties();
+        p.retain(|k, _| NETWORK_PROPERTIES.contains(&k.as_str()));
+        p
+    }
 }
+
+/// The registry properties that decide data-plane network access.
+const NETWORK_PROPERTIES: [&str; 4] = ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
 
 #[derive(Debug, Subcommand)]
 pub enum AcrCmd {
@@ -145,7 +155,8 @@ pub enum AcrCmd {
         sku: Option<SkuArg>,
         #[command(flatten)]
         settings: Settings,
-        /// Only show who would gain or lose data access; change nothing.
+        /// Only show who would gain or lose data access (role assignment mode and network
+        /// settings); change nothing.
         #[arg(long)]
         what_if: bool,
         /// Do not ask for confirmation of access changes.
@@ -168,6 +179,16 @@ pub enum AcrCmd {
         /// Action to check.
         #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
         action: String,
+        /// Judge the network rules for a request from this address on the public endpoint
+        /// (without it, and without --via-private-endpoint: for any public address).
+        #[arg(long)]
+        client_ip: Option<String>,
+        /// Judge the request as arriving through this private endpoint (name or resource id).
+        #[arg(long)]
+        via_private_endpoint: Option<String>,
+        /// For a managed identity: the hosting resource (id) whose workload makes the request.
+        #[arg(long)]
+        hosting_resource: Option<String>,
     },
     #[command(flatten)]
     Data(super::acr_data::AcrDataCmd),
@@ -308,21 +329,56 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         }
         AcrCmd::Update { name, resource_group, sku, settings, what_if, yes } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
+            let path = registry_path(&sub, &rg, &name);
+            // Preview first: who gains or loses data access, through the mode or the network.
+            let mut preview = Map::new();
+            let mut text = String::new();
+            let mut ask = false;
             if let Some(mode) = settings.role_assignment_mode {
-                let path = format!("{}/roleAssignmentModeImpact", registry_path(&sub, &rg, &name));
-                let impact = client.arm(Method::POST, &path, REGISTRY_API, Some(&json!({"roleAssignmentMode": mode.arm()}))).await?;
-                if what_if {
-                    return Ok(Some(impact));
+                let impact = client.arm(Method::POST, &format!("{path}/roleAssignmentModeImpact"), REGISTRY_API, Some(&json!({"roleAssignmentMode": mode.arm()}))).await?;
+                let described = describe_impact(&impact);
+                ask |= !described.is_empty();
+                text += &described;
+                if let Value::Object(m) = impact {
+                    preview.extend(m);
                 }
-                let text = describe_impact(&impact);
-                if !text.is_empty() {
-                    eprint!("{text}");
-                    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                        confirm("Apply this change of the role assignment permissions mode?", yes)?;
+            }
+            let network = settings.network_properties();
+            let mut unpreviewed = false;
+            if !network.is_empty() {
+                let mut body = json!({"properties": network});
+                if let Some(s) = sku {
+                    body["sku"] = json!({"name": s.as_str()});
+                }
+                match network_impact(&client, &path, &body, what_if).await? {
+                    Some(impact) => {
+                        ask |= impact["losesAccess"].as_bool().unwrap_or(false);
+                        text += &describe_network_impact(&impact, &name);
+                        preview.insert("networkRules".into(), impact);
                     }
+                    None => unpreviewed = true,
                 }
-            } else if what_if {
-                return Err(CliError::Usage("--what-if applies to --role-assignment-mode".into()));
+            }
+            if what_if {
+                if preview.is_empty() {
+                    eprintln!("Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services.");
+                } else if text.is_empty() {
+                    eprintln!("No principal or address gains or loses data-plane access.");
+                } else {
+                    eprint!("{text}");
+                }
+                return Ok(Some(Value::Object(preview)));
+            }
+            if !text.is_empty() {
+                eprint!("{text}");
+            }
+            // Scripts (no terminal) proceed after printing, so commands written for az keep working.
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                if ask {
+                    confirm("Apply these changes?", yes)?;
+                } else if unpreviewed {
+                    confirm("Apply the network change without a preview?", yes)?;
+                }
             }
             let mut body = json!({"properties": settings.properties()});
             if let Some(s) = sku {
@@ -331,12 +387,12 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             if let Some(t) = &settings.tags {
                 body["tags"] = parse_tags(t)?;
             }
-            let v = client.arm(Method::PATCH, &registry_path(&sub, &rg, &name), REGISTRY_API, Some(&body)).await?;
+            let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
             Ok(Some(flatten_registry(&v)))
         }
         AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
-        AcrCmd::CheckAccess { name, resource_group, assignee, repository, action } => {
+        AcrCmd::CheckAccess { name, resource_group, assignee, repository, action, client_ip, via_private_endpoint, hosting_resource } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
             let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
             let (repository, action) = match (action.as_str(), repository) {
@@ -344,7 +400,14 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
                 ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
                 (a, r) => (r, a.to_string()),
             };
-            let body = json!({"principalId": oid, "repository": repository, "actions": [action]});
+            let body = json!({
+                "principalId": oid,
+                "repository": repository,
+                "actions": [action],
+                "clientIp": client_ip,
+                "privateEndpoint": via_private_endpoint,
+                "hostingResource": hosting_resource,
+            });
             let path = format!("{}/checkAccess", registry_path(&sub, &rg, &name));
             Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
         }
@@ -376,6 +439,39 @@ fn describe_impact(impact: &Value) -> String {
     if !out.is_empty() {
         out = format!("Changing the role assignment permissions mode from {} to {} changes data access:\n{out}", impact["from"].as_str().unwrap_or("?"), impact["to"].as_str().unwrap_or("?"));
     }
+    out
+}
+
+/// Asks the server who gains or loses data-plane network access if `body` (a PATCH body with
+/// network properties) were applied. A caller who may change the registry but not read its
+/// role assignments gets no preview: `None` after a warning (unless `strict`, for
+/// `--what-if`, where the refusal is the answer). Any other error is the PATCH's error too.
+async fn network_impact(client: &Client, registry_path: &str, body: &Value, strict: bool) -> Result<Option<Value>, CliError> {
+    match client.arm(Method::POST, &format!("{registry_path}/networkRuleImpact"), REGISTRY_API, Some(body)).await {
+        Ok(v) => Ok(Some(v)),
+        Err(CliError::Service { status: 403, message, .. }) if !strict => {
+            eprintln!("WARNING: the impact of this network change could not be previewed: {message}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The impact of a network-rule change as lines for stderr.
+fn describe_network_impact(impact: &Value, registry: &str) -> String {
+    let lines: Vec<&str> = impact["text"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("Changing the network rules of registry '{registry}' changes data-plane access:\n");
+    for l in lines {
+        out += &format!("  - {l}\n");
+    }
+    let endpoints: Vec<&str> = impact["privateEndpoints"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if !endpoints.is_empty() {
+        out += &format!("Requests through the registry's private endpoints are not affected: {}.\n", endpoints.join(", "));
+    }
+    out += "Management (ARM) access is not affected.\n";
     out
 }
 
@@ -430,7 +526,11 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
         }
         _ => return Err(CliError::Usage("usage error: --ip-address ADDRESS | --subnet SUBNET [--vnet-name VNET]".into())),
     }
-    let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&json!({"properties": {"networkRuleSet": set}}))).await?;
+    let body = json!({"properties": {"networkRuleSet": set}});
+    if let Some(impact) = network_impact(client, &path, &body, false).await? {
+        eprint!("{}", describe_network_impact(&impact, &args.name));
+    }
+    let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
     let set = &v["properties"]["networkRuleSet"];
     Ok(Some(json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))})))
 }

@@ -1,5 +1,6 @@
 //! `Microsoft.Authorization`: role definitions and role assignments at any scope, plus Wharf's
-//! explanation endpoints on a registry (`checkAccess`, `roleAssignmentModeImpact`).
+//! explanation endpoints on a registry (`checkAccess`, `roleAssignmentModeImpact`,
+//! `networkRuleImpact`).
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
@@ -7,8 +8,8 @@ use serde_json::{Value, json};
 use wharf_arm::ArmError;
 use wharf_authz::roles::{built_in_roles, parse_custom_role, role_guid_from_id};
 use wharf_authz::{
-    AssignmentLimits, DataPlaneTarget, DockerAction, EnvironmentAttributes, PrincipalId, PrincipalType, RoleAssignment,
-    RoleDefinition, Scope, check_new_assignment,
+    AssignmentLimits, DataPlaneTarget, DockerAction, PrincipalId, PrincipalType, RoleAssignment, RoleDefinition, Scope,
+    check_new_assignment,
 };
 
 use super::{ArmCtx, json_response, storage_error};
@@ -279,7 +280,10 @@ async fn registry_repositories(ctx: &ArmCtx, scope: &Scope) -> Vec<String> {
 }
 
 /// `POST {registryId}/checkAccess`: allowed or denied for a principal, repository and actions,
-/// with the decisive assignment, role and condition trace.
+/// with the decisive assignment, role and condition trace, and the network part: from
+/// `clientIp` on the public endpoint, through `privateEndpoint` (name or id), or — with
+/// neither — from any public address. The answer is allowed only if both allow; the network
+/// path also supplies the ABAC environment attributes (`isPrivateLink`, …).
 pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
     ctx.authorize("Microsoft.Authorization/roleAssignments/read", &registry.resource_id)?;
     let body = ctx.json()?;
@@ -292,8 +296,19 @@ pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -
         Some(r) if !r.is_empty() => DataPlaneTarget::Repository(r.to_string()),
         _ => DataPlaneTarget::Catalog,
     };
+    let text = |k: &str| body[k].as_str().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let client_ip = match text("clientIp") {
+        Some(ip) => Some(ip.parse::<std::net::IpAddr>().map_err(|_| ArmError::invalid_request(format!("clientIp '{ip}' is not an IP address.")))?),
+        None => None,
+    };
+    let query = crate::network::access::NetworkQuery { client_ip, private_endpoint: text("privateEndpoint"), hosting_resource: text("hostingResource") };
+    let policy = crate::network::policy(&ctx.state, registry).await;
+    let network = crate::network::access::evaluate(&ctx.state, registry, &policy, principal, &query)
+        .await
+        .map_err(|e| storage_error("evaluating the network rules", e))?
+        .map_err(|e| ArmError::invalid_request(e.0))?;
     let mode = authz::registry_mode(registry.properties.role_assignment_mode);
-    let decision = ctx.state.authz.data_plane(principal, &registry.resource_id, mode, target.clone(), &actions, &EnvironmentAttributes::default());
+    let decision = ctx.state.authz.data_plane(principal, &registry.resource_id, mode, target.clone(), &actions, &network.environment);
     let decisions: Vec<Value> = decision
         .decisions
         .iter()
@@ -303,17 +318,59 @@ pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -
             "requirements": d.requirements.iter().map(|r| json!({"dataAction": r.action, "allowed": r.is_allowed(), "assignment": r.decisive_assignment(), "explanation": r.explain()})).collect::<Vec<_>>(),
         }))
         .collect();
+    let authorized = !decision.granted.is_empty() && decision.decisions.iter().all(|d| d.allowed);
+    let verdict = match (authorized, network.allowed) {
+        (true, Some(true)) => "allowed",
+        (true, None) => "dependsOnClientAddress",
+        _ => "denied",
+    };
+    let env = &network.environment;
     let body = json!({
         "principalId": principal,
         "registry": registry.name,
         "roleAssignmentMode": mode.as_str(),
         "target": target.to_string(),
-        "allowed": !decision.granted.is_empty() && decision.decisions.iter().all(|d| d.allowed),
+        "allowed": verdict == "allowed",
+        "decision": verdict,
+        "authorizationAllowed": authorized,
         "granted": decision.granted.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "decisions": decisions,
-        "explanation": decision.explain(),
+        "environment": {"isPrivateLink": env.is_private_link, "privateEndpoint": env.private_endpoint, "subnet": env.subnet},
+        "network": network.body,
+        "explanation": format!("{}\nNetwork: {}", decision.explain().trim_end(), network.explanation),
     });
     Ok(json_response(StatusCode::OK, &body))
+}
+
+/// `POST {registryId}/networkRuleImpact` with a registry PATCH body restricted to the network
+/// properties (`{"properties": {publicNetworkAccess?, networkRuleSet?, networkRuleBypassOptions?,
+/// networkRuleBypassAllowedForTasks?}, "sku"?}`): who loses or gains data-plane network access,
+/// and from which addresses, if the PATCH were applied. Validated as the PATCH would be;
+/// changes nothing. Needs what reading the registry and its role assignments needs.
+pub async fn network_impact(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
+    ctx.authorize("Microsoft.ContainerRegistry/registries/read", &registry.resource_id)?;
+    ctx.authorize("Microsoft.Authorization/roleAssignments/read", &registry.resource_id)?;
+    const NETWORK: [&str; 4] = ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
+    let body = ctx.json()?;
+    let usage = |what: String| ArmError::invalid_request(format!("{what} networkRuleImpact takes a registry PATCH body with network properties only: {{\"properties\": {{{}}}}}.", NETWORK.join(", ")));
+    if let Some(k) = body.as_object().into_iter().flat_map(|m| m.keys()).find(|k| *k != "properties" && *k != "sku") {
+        return Err(usage(format!("'{k}' is not accepted.")));
+    }
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    if let Some(k) = props.as_object().into_iter().flat_map(|m| m.keys()).find(|k| !NETWORK.contains(&k.as_str())) {
+        return Err(usage(format!("'properties.{k}' is not a network property.")));
+    }
+    let sku = match body.get("sku").and_then(|s| s.get("name")).and_then(Value::as_str) {
+        Some(name) => wharf_arm::registry::Sku::parse(name)?,
+        None => registry.sku,
+    };
+    let proposed = registry.properties.apply(&props)?;
+    proposed.validate(sku)?;
+    super::registries::check_vnet_rules(&ctx.state, &proposed).await?;
+    let current = crate::network::policy(&ctx.state, registry).await;
+    let next = crate::network::compile(&ctx.state, &proposed).await.map_err(|e| ArmError::invalid_request(e.to_string()))?;
+    let impact = crate::network::impact::preview(&ctx.state, registry, &proposed, &current, &next).await.map_err(|e| storage_error("previewing a network-rule change", e))?;
+    Ok(json_response(StatusCode::OK, &impact))
 }
 
 /// `POST {registryId}/roleAssignmentModeImpact` {"roleAssignmentMode": …}: who gains or loses

@@ -202,6 +202,7 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("listCredentials") => credentials(ctx, &info).await,
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("checkAccess") => super::authorization::check_access(ctx, &info).await,
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("roleAssignmentModeImpact") => super::authorization::mode_impact(ctx, &info).await,
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("networkRuleImpact") => super::authorization::network_impact(ctx, &info).await,
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("regenerateCredential") => {
             let body = ctx.json()?;
             let which = body["name"].as_str().unwrap_or("");
@@ -238,7 +239,7 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
 
 /// Every virtual-network rule must name an existing subnet with the
 /// `Microsoft.ContainerRegistry` service endpoint, as Azure requires.
-async fn check_vnet_rules(state: &AppState, props: &RegistryProperties) -> Result<(), ArmError> {
+pub(crate) async fn check_vnet_rules(state: &AppState, props: &RegistryProperties) -> Result<(), ArmError> {
     for rule in &props.network_rule_set.virtual_network_rules {
         match super::network::find_subnet(state, &rule.id).await.map_err(|e| storage_error("reading a subnet", e))? {
             None => return Err(ArmError::bad_request("InvalidResourceReference", format!("Subnet {} does not exist.", rule.id))),

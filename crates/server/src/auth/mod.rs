@@ -134,7 +134,19 @@ impl RevocationCutoffs for Cutoffs<'_> {
 ///   the path-style listing then shows only registries whose catalog the engine grants the
 ///   caller (`oci::listing::repositories`).
 pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry: Option<&crate::state::RegistryInfo>, requested: &[wharf_identity::Scope]) -> Vec<AccessEntry> {
-    use wharf_authz::{DataPlaneTarget, DockerAction, EnvironmentAttributes, RegistryMode};
+    grant_in(state, subject, registry, requested, &wharf_authz::EnvironmentAttributes::default())
+}
+
+/// [`grant`] with the ABAC environment attributes of the request's network path
+/// (`crate::network::environment`); without them, conditions on `@Environment` fail closed.
+pub fn grant_in(
+    state: &crate::state::AppState,
+    subject: &RegistrySubject,
+    registry: Option<&crate::state::RegistryInfo>,
+    requested: &[wharf_identity::Scope],
+    environment: &wharf_authz::EnvironmentAttributes,
+) -> Vec<AccessEntry> {
+    use wharf_authz::{DataPlaneTarget, DockerAction, RegistryMode};
     let anonymous_pull = registry.is_some_and(|r| r.properties.anonymous_pull_enabled);
     requested
         .iter()
@@ -176,7 +188,7 @@ pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry
                     if wanted.is_empty() {
                         return None;
                     }
-                    let decision = state.authz.data_plane(&subject.principal_id, &reg.resource_id, mode, target, &wanted, &EnvironmentAttributes::default());
+                    let decision = state.authz.data_plane(&subject.principal_id, &reg.resource_id, mode, target, &wanted, environment);
                     if decision.granted.is_empty() {
                         tracing::info!(principal = %subject.principal_id, scope = %s, explanation = %decision.explain(), "registry token: nothing granted");
                     }

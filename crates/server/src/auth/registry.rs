@@ -411,6 +411,9 @@ pub async fn exchange(state: &AppState, origin: &crate::network::Origin, body: &
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(reason = %e, service, "exchange: directory token rejected");
+            if let Some(denied) = crate::network::refuse_unauthenticated(Some(&*registry), origin) {
+                return denied;
+            }
             return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid or expired");
         }
     };
@@ -484,7 +487,10 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
     let creds: Option<BasicCredentials> = match (grant_type, basic) {
         ("refresh_token", _) => Some(BasicCredentials { username: wharf_identity::NULL_GUID_USERNAME.to_string(), password: get("refresh_token").to_string() }),
         (_, Some(Ok(c))) => Some(c),
-        (_, Some(Err(_))) => return token_error(StatusCode::UNAUTHORIZED, "malformed Basic credentials"),
+        (_, Some(Err(_))) => {
+            return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
+                .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "malformed Basic credentials"));
+        }
         ("password", None) if !get("username").is_empty() => {
             Some(BasicCredentials { username: get("username").to_string(), password: get("password").to_string() })
         }
@@ -493,12 +499,16 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
     let subject = match &creds {
         Some(c) => match basic_subject(state, registry.as_deref(), &ctx, c).await {
             Ok(Some(s)) => s,
-            Ok(None) => return token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid or expired"),
+            Ok(None) => {
+                return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
+                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid or expired"));
+            }
             Err(e) => return OciError::internal("checking credentials", e).into_response(),
         },
         None => {
             if !anonymous_pull {
-                return token_error(StatusCode::UNAUTHORIZED, "authentication required: this registry does not allow anonymous pull");
+                return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
+                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: this registry does not allow anonymous pull"));
             }
             RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous")
         }
@@ -508,7 +518,11 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
             return resp;
         }
     }
-    let granted: Vec<AccessEntry> = grant(state, &subject, registry.as_deref(), &scopes);
+    let environment = match &registry {
+        Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
+        None => wharf_authz::EnvironmentAttributes::default(),
+    };
+    let granted: Vec<AccessEntry> = super::grant_in(state, &subject, registry.as_deref(), &scopes, &environment);
     let now = chrono::Utc::now();
     let keys = state.identity.keys.read().expect("keys lock");
     match state.identity.registry.issue_access(&keys, &subject, &ctx, granted, now) {

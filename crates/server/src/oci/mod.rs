@@ -141,8 +141,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
                     Err(resp) => Ok(resp),
                 };
             }
-            tracing::warn!(target: "wharf::audit", client = %origin.client_ip, registry = ?registry.as_ref().map(|r| &r.name), credential = %e.status, "network denial of a request without valid credentials");
-            return Ok(crate::network::deny(origin.client_ip));
+            return Ok(crate::network::deny_unauthenticated(registry.as_deref(), &origin));
         }
         Err(e) => return Err(e),
     };
@@ -154,7 +153,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
                     return Ok(resp);
                 }
             }
-            None => return Ok(crate::network::deny(origin.client_ip)),
+            None => return Ok(crate::network::deny_unauthenticated(None, &origin)),
         }
     }
     let mut ctx = Ctx {
