@@ -222,7 +222,7 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     // Management authorization through the group: Reader on the registry lets the member read it.
     cli.run(&["role", "assignment", "create", "--assignee-object-id", &gid, "--assignee-principal-type", "Group", "--role", "Reader", "--scope", &rid]).ok();
     let tenant = s.admin().unwrap().tenant.clone();
-    let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap() };
+    let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
     sp_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app, "-p", &secret, "--tenant", &tenant]).ok();
     assert_eq!(sp_cli.run(&["acr", "show", "-n", "abacgrp", "-g", "rg-abacgrp"]).ok().json()["id"], rid.as_str());
 
@@ -300,7 +300,7 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     assert_eq!(objs["value"][0]["@odata.type"], "#microsoft.graph.group", "{objs}");
 
     // Errors in Graph's shape.
-    let unknown = uuid::Uuid::new_v4().to_string();
+    let unknown = "6c0f5d2e-9b1a-4c3e-8f7d-000000000404".to_string();
     assert_graph_error(&graph(&s, &token, Method::GET, &format!("groups/{unknown}"), None).await, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
     assert_graph_error(&graph(&s, &token, Method::GET, "groups/not-a-guid", None).await, StatusCode::BAD_REQUEST, "Request_BadRequest");
     assert_graph_error(&graph(&s, &token, Method::DELETE, &format!("groups/{unknown}"), None).await, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
@@ -379,7 +379,7 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     assert_eq!(st, StatusCode::OK, "checkMemberGroups is a read: {checked}");
     assert_eq!(checked["value"], json!([]));
     // The same through the CLI, signed in as that service principal.
-    let weak_cli = Cli { config_dir: tempfile::tempdir().unwrap() };
+    let weak_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
     weak_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app, "-p", &secret, "--tenant", &admin.tenant]).ok();
     let refused = weak_cli.run(&["ad", "group", "create", "--display-name", "mine", "--mail-nickname", "mine"]);
     assert_ne!(refused.code, 0);
