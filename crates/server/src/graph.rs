@@ -656,10 +656,10 @@ async fn get_by_ids(ctx: &GraphCtx) -> GraphResult<Response> {
     let lookup = Lookup::new(ctx).await?;
     let mut out = vec![];
     for id in &ids {
-        if let Some(o) = lookup.find(id).await? {
-            if wants(o.kind()) {
-                out.push(o.typed_json(&ctx.state));
-            }
+        if let Some(o) = lookup.find(id).await?
+            && wants(o.kind())
+        {
+            out.push(o.typed_json(&ctx.state));
         }
     }
     Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context("directoryObjects"), "value": out})))
