@@ -37,7 +37,7 @@ pub enum Commands {
         #[command(subcommand)]
         cmd: acr::AcrCmd,
     },
-    /// Manage the directory: users and service principals.
+    /// Manage the directory: users, groups and service principals.
     Ad {
         #[command(subcommand)]
         cmd: ad::AdCmd,
