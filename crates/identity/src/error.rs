@@ -116,6 +116,10 @@ pub enum TokenError {
     /// The token was issued under another role-assignment mode than the registry has now.
     #[error("token bound to mode {token} but the registry is in {current}")]
     ModeMismatch { token: String, current: String },
+    /// A registry token whose `aud` is another login server: it was issued for another
+    /// registry (or another host name of this deployment).
+    #[error("token issued for login server {token:?}, not {expected:?}")]
+    WrongLoginServer { expected: String, token: String },
     /// The token was issued for another registry resource.
     #[error("token bound to registry {token:?}, not {expected:?}")]
     WrongRegistry { expected: String, token: String },

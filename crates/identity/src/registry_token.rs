@@ -410,6 +410,38 @@ impl RegistryTokenIssuer {
         }
     }
 
+    /// Verifies the JWS and the registered claims, then the token's kind, then its shape. An
+    /// `aud` naming another login server is reported as such, and so is a token of the other
+    /// kind (a refresh token lacks the access token's claims: without checking `grant_type`
+    /// first, it would be reported as merely malformed).
+    fn verify<C: serde::de::DeserializeOwned>(
+        &self,
+        keys: &KeySet,
+        token: &str,
+        ctx: &RegistryContext,
+        now: DateTime<Utc>,
+        expected_grant: &'static str,
+    ) -> Result<C, TokenError> {
+        let claims = match jwt::verify::<serde_json::Value>(keys, token, &self.validation(ctx), now) {
+            Ok(v) => v.claims,
+            Err(TokenError::WrongAudience { found }) => {
+                return Err(TokenError::WrongLoginServer {
+                    expected: ctx.login_server.to_ascii_lowercase(),
+                    token: found.join(" "),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        let found = claims.get("grant_type").and_then(serde_json::Value::as_str).unwrap_or_default();
+        if found != expected_grant {
+            return Err(TokenError::WrongGrantType {
+                expected: expected_grant,
+                found: found.to_owned(),
+            });
+        }
+        serde_json::from_value(claims).map_err(|e| TokenError::MalformedClaims(e.to_string()))
+    }
+
     fn check_binding(
         &self,
         grant_type: &str,
@@ -446,7 +478,7 @@ impl RegistryTokenIssuer {
         now: DateTime<Utc>,
         revocations: &dyn RevocationCutoffs,
     ) -> Result<RefreshClaims, TokenError> {
-        let c = jwt::verify::<RefreshClaims>(keys, token, &self.validation(ctx), now)?.claims;
+        let c: RefreshClaims = self.verify(keys, token, ctx, now, REFRESH_GRANT)?;
         self.check_binding(
             &c.grant_type,
             REFRESH_GRANT,
@@ -468,7 +500,7 @@ impl RegistryTokenIssuer {
         now: DateTime<Utc>,
         revocations: &dyn RevocationCutoffs,
     ) -> Result<AccessClaims, TokenError> {
-        let c = jwt::verify::<AccessClaims>(keys, token, &self.validation(ctx), now)?.claims;
+        let c: AccessClaims = self.verify(keys, token, ctx, now, ACCESS_GRANT)?;
         self.check_binding(
             &c.grant_type,
             ACCESS_GRANT,
@@ -682,11 +714,11 @@ mod tests {
             .unwrap();
         assert!(matches!(
             issuer.validate_access(&keys, &refresh.token, &legacy(), t0(), &NoRevocations),
-            Err(TokenError::MalformedClaims(_)) | Err(TokenError::WrongGrantType { .. })
+            Err(TokenError::WrongGrantType { expected: "access_token", ref found }) if found == "refresh_token"
         ));
         assert!(matches!(
             issuer.validate_refresh(&keys, &access.token, &legacy(), t0(), &NoRevocations),
-            Err(TokenError::MalformedClaims(_)) | Err(TokenError::WrongGrantType { .. })
+            Err(TokenError::WrongGrantType { expected: "refresh_token", ref found }) if found == "access_token"
         ));
         // A directory token is not a registry token, even for a registry audience.
         let dir = DirectoryTokenIssuer::new("https://127.0.0.1:8443", "tenant-1");
@@ -736,7 +768,8 @@ mod tests {
         other_host.login_server = "other.localhost:5000".into();
         assert!(matches!(
             issuer.validate_access(&keys, &access.token, &other_host, t0(), &NoRevocations),
-            Err(TokenError::WrongAudience { .. })
+            Err(TokenError::WrongLoginServer { ref expected, ref token })
+                if expected == "other.localhost:5000" && token == "myregistry.localhost:5000"
         ));
         let mut upper = legacy();
         upper.login_server = "MyRegistry.LOCALHOST:5000".into();

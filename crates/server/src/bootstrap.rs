@@ -38,7 +38,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
     let tls = config.tls_enabled();
     let public_port = config.public_port.unwrap_or(listen_port);
     let server_url = server_url(&config, tls, listen_port);
-    let identity = crate::auth::Identity::load(&*meta, &server_url, &tenant_id).await?;
+    let identity = crate::auth::Identity::load(&*meta, &server_url, &tenant_id).await?.with_token_times(&config.tokens);
     let secret_key = match meta.setting_get(SECRET_KEY).await? {
         Some(hex) => wharf_identity::FingerprintKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("stored deployment key unreadable: {e}"))?,
         None => {

@@ -60,6 +60,26 @@ pub struct ServeArgs {
     /// Clients trust it through that file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
     #[arg(long, env = "WHARF_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
+
+    /// Lifetime of directory access tokens (the Entra-like token endpoint and the
+    /// managed-identity endpoint), in seconds, 1 to 86400 [default: 3600].
+    #[arg(long, env = "WHARF_DIRECTORY_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub directory_token_lifetime: Option<u32>,
+
+    /// Lifetime of registry refresh tokens (`/oauth2/exchange`), in seconds, 1 to 86400
+    /// [default: 10800].
+    #[arg(long, env = "WHARF_REGISTRY_REFRESH_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub registry_refresh_token_lifetime: Option<u32>,
+
+    /// Lifetime of registry access tokens (`/oauth2/token`), in seconds, 1 to 86400
+    /// [default: 4500].
+    #[arg(long, env = "WHARF_REGISTRY_ACCESS_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub registry_access_token_lifetime: Option<u32>,
+
+    /// Clock skew allowed when checking the expiry, not-before and issued-at times of every
+    /// token Wharf validates, in seconds, 0 to 300 [default: 60].
+    #[arg(long, env = "WHARF_TOKEN_CLOCK_SKEW", value_name = "SECONDS")]
+    pub token_clock_skew: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +95,39 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
     trusted_proxy: Option<Vec<ipnet::IpNet>>,
+    directory_token_lifetime: Option<u32>,
+    registry_refresh_token_lifetime: Option<u32>,
+    registry_access_token_lifetime: Option<u32>,
+    token_clock_skew: Option<u32>,
+}
+
+/// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
+/// seconds. Changing a lifetime affects tokens issued afterwards; tokens already issued keep
+/// their `exp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenTimes {
+    pub directory_lifetime: u32,
+    pub registry_refresh_lifetime: u32,
+    pub registry_access_lifetime: u32,
+    pub clock_skew: u32,
+}
+
+/// Longest token lifetime accepted (one day, Entra's upper bound for configurable lifetimes).
+pub const MAX_TOKEN_LIFETIME: u32 = 86_400;
+/// Largest clock skew accepted.
+pub const MAX_CLOCK_SKEW: u32 = 300;
+
+impl Default for TokenTimes {
+    /// The identity crate's defaults: 1 h, 3 h, 75 min, 60 s.
+    fn default() -> Self {
+        let secs = |d: chrono::Duration| u32::try_from(d.num_seconds()).expect("a default fits in u32");
+        TokenTimes {
+            directory_lifetime: secs(wharf_identity::claims::DEFAULT_DIRECTORY_TOKEN_LIFETIME),
+            registry_refresh_lifetime: secs(wharf_identity::registry_token::DEFAULT_REFRESH_TOKEN_LIFETIME),
+            registry_access_lifetime: secs(wharf_identity::registry_token::DEFAULT_ACCESS_TOKEN_LIFETIME),
+            clock_skew: secs(wharf_identity::jwt::DEFAULT_LEEWAY),
+        }
+    }
 }
 
 /// How the public listener does TLS.
@@ -96,6 +149,7 @@ pub struct Config {
     pub log: String,
     pub tls: TlsMode,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub tokens: TokenTimes,
 }
 
 impl Config {
@@ -120,7 +174,35 @@ impl ServeArgs {
         if domain.is_empty() {
             anyhow::bail!("--domain must not be empty");
         }
+        let defaults = TokenTimes::default();
+        let lifetime = |name: &str, flag: Option<u32>, file: Option<u32>, default: u32| -> anyhow::Result<u32> {
+            let v = flag.or(file).unwrap_or(default);
+            if !(1..=MAX_TOKEN_LIFETIME).contains(&v) {
+                anyhow::bail!("--{name} must be between 1 and {MAX_TOKEN_LIFETIME} seconds, not {v}");
+            }
+            Ok(v)
+        };
+        let tokens = TokenTimes {
+            directory_lifetime: lifetime("directory-token-lifetime", self.directory_token_lifetime, file.directory_token_lifetime, defaults.directory_lifetime)?,
+            registry_refresh_lifetime: lifetime(
+                "registry-refresh-token-lifetime",
+                self.registry_refresh_token_lifetime,
+                file.registry_refresh_token_lifetime,
+                defaults.registry_refresh_lifetime,
+            )?,
+            registry_access_lifetime: lifetime(
+                "registry-access-token-lifetime",
+                self.registry_access_token_lifetime,
+                file.registry_access_token_lifetime,
+                defaults.registry_access_lifetime,
+            )?,
+            clock_skew: match self.token_clock_skew.or(file.token_clock_skew).unwrap_or(defaults.clock_skew) {
+                v if v <= MAX_CLOCK_SKEW => v,
+                v => anyhow::bail!("--token-clock-skew must be between 0 and {MAX_CLOCK_SKEW} seconds, not {v}"),
+            },
+        };
         Ok(Config {
+            tokens,
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
             domain,
@@ -161,5 +243,27 @@ mod tests {
         std::fs::write(&path, "domian = \"typo\"\n").unwrap();
         let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+    }
+
+    #[test]
+    fn token_times_default_come_from_flags_or_file_and_are_bounded() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().tokens, TokenTimes::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "directory_token_lifetime = 600\ntoken_clock_skew = 0\nregistry_access_token_lifetime = 5\n").unwrap();
+        let args = ServeArgs { config: Some(path.clone()), directory_token_lifetime: Some(2), ..Default::default() };
+        let t = args.resolve().unwrap().tokens;
+        assert_eq!((t.directory_lifetime, t.registry_access_lifetime, t.registry_refresh_lifetime, t.clock_skew), (2, 5, 10800, 0));
+        for bad in [
+            ServeArgs { directory_token_lifetime: Some(0), ..Default::default() },
+            ServeArgs { registry_refresh_token_lifetime: Some(MAX_TOKEN_LIFETIME + 1), ..Default::default() },
+            ServeArgs { token_clock_skew: Some(MAX_CLOCK_SKEW + 1), ..Default::default() },
+        ] {
+            let err = bad.resolve().unwrap_err();
+            assert!(format!("{err:#}").contains("seconds"), "{err:#}");
+        }
+        std::fs::write(&path, "registry_access_token_lifetime = 0\n").unwrap();
+        let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("--registry-access-token-lifetime"), "{err:#}");
     }
 }

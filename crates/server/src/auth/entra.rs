@@ -135,14 +135,15 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             let (client_id, secret) = (f("client_id"), f("client_secret"));
             let sp = match directory::find_sp_by_app_id(meta, client_id).await {
                 Ok(Some(sp)) if sp.account_enabled => sp,
-                Ok(_) => {
-                    tracing::warn!(client_id, "client_credentials for an unknown application");
+                Ok(found) => {
+                    let reason = if found.is_some() { "the service principal is disabled" } else { "no service principal has this application id" };
+                    tracing::warn!(client_id, reason, "client_credentials sign-in refused");
                     return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory."));
                 }
                 Err(e) => return internal(e),
             };
             if !directory::sp_secret_matches(&sp, secret) {
-                tracing::warn!(app_id = %sp.app_id, "invalid client secret");
+                tracing::warn!(app_id = %sp.app_id, reason = "the client secret does not match", "client_credentials sign-in refused");
                 return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
             }
             (DirectoryPrincipal::ServicePrincipal { object_id: sp.id, app_id: sp.app_id, builtin: sp.builtin }, None)
@@ -163,7 +164,8 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
                 let oid = object_id_of(&p);
                 (p, Some(oid))
             }
-            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 700082, "The refresh token has expired, was revoked, or is invalid. Sign in again with 'wharf login'."),
+            // One answer whatever the reason (logged by `user_from_refresh`).
+            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 9002313, "The refresh token was not accepted. Sign in again with 'wharf login'."),
         },
         other => {
             return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'."));
@@ -210,13 +212,18 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 /// Checks a user's UPN and password.
 pub async fn authenticate_user(state: &AppState, upn: &str, password: &str) -> Result<Option<DirectoryPrincipal>, wharf_storage::StorageError> {
-    let Some(user) = directory::find_user_by_upn(&*state.meta, upn).await? else {
-        tracing::warn!(upn, "password sign-in for an unknown user");
-        return Ok(None);
+    let refused = |reason: &str| {
+        tracing::warn!(upn, reason, "password sign-in refused");
+        Ok(None)
     };
-    if !user.account_enabled || !directory::verify(password, &user.password_hash) {
-        tracing::warn!(upn, "password sign-in with a wrong password or a disabled account");
-        return Ok(None);
+    let Some(user) = directory::find_user_by_upn(&*state.meta, upn).await? else {
+        return refused("no user has this user principal name");
+    };
+    if !user.account_enabled {
+        return refused("the account is disabled");
+    }
+    if !directory::verify(password, &user.password_hash) {
+        return refused("the password does not match");
     }
     Ok(Some(DirectoryPrincipal::User { object_id: user.id, display_name: user.display_name, user_principal_name: user.user_principal_name }))
 }
@@ -240,7 +247,7 @@ async fn user_from_refresh(state: &AppState, token: &str) -> Option<DirectoryPri
     let now = chrono::Utc::now();
     let claims = {
         let keys = state.identity.keys.read().expect("keys lock");
-        let mut v = Validation::new(state.identity.directory.issuer(), [REFRESH_AUDIENCE]);
+        let mut v = Validation::new(state.identity.directory.issuer(), [REFRESH_AUDIENCE]).with_leeway(state.identity.directory.leeway);
         v.max_lifetime = chrono::Duration::days(REFRESH_LIFETIME_DAYS + 1);
         match wharf_identity::jwt::verify::<DirectoryRefreshClaims>(&keys, token, &v, now) {
             Ok(c) => c.claims,
@@ -256,8 +263,19 @@ async fn user_from_refresh(state: &AppState, token: &str) -> Option<DirectoryPri
         tracing::warn!(reason = %e, "directory refresh token revoked");
         return None;
     }
-    let user = directory::get_user(&*state.meta, &claims.sub).await.ok()??;
-    user.account_enabled.then_some(DirectoryPrincipal::User {
+    let user = match directory::get_user(&*state.meta, &claims.sub).await {
+        Ok(Some(u)) if u.account_enabled => u,
+        Ok(found) => {
+            let reason = if found.is_some() { "the account is disabled" } else { "the user no longer exists" };
+            tracing::warn!(reason, user = %claims.sub, "directory refresh token rejected");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "directory refresh token: reading the user failed");
+            return None;
+        }
+    };
+    Some(DirectoryPrincipal::User {
         object_id: user.id,
         display_name: user.display_name,
         user_principal_name: user.user_principal_name,

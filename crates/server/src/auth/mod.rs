@@ -9,6 +9,13 @@
 //!
 //! Which actions a principal is *granted* is decided in one function, [`grant`], which the
 //! authorization engine plugs into.
+//!
+//! Refusals: a refused credential is logged with its precise reason (`reason = …`, at warn) and
+//! answered with the door's one generic answer, whatever the reason (ARM
+//! `InvalidAuthenticationToken`, ACR `UNAUTHORIZED` with the `WWW-Authenticate` challenge,
+//! Entra `invalid_grant`), so a response is no oracle for forged tokens. Entra's sign-in errors
+//! for a wrong client secret or password keep Entra's codes. `tests/identity_negative.rs`
+//! checks every door.
 
 pub mod directory;
 pub mod entra;
@@ -78,6 +85,18 @@ impl Identity {
             revocations: RwLock::new(revocations),
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Applies the configured token lifetimes and clock skew (`wharf serve --*-token-lifetime`,
+    /// `--token-clock-skew`) to both issuers.
+    pub fn with_token_times(mut self, t: &crate::config::TokenTimes) -> Identity {
+        let secs = |s: u32| chrono::Duration::seconds(i64::from(s));
+        self.directory.lifetime = secs(t.directory_lifetime);
+        self.directory.leeway = secs(t.clock_skew);
+        self.registry.refresh_lifetime = secs(t.registry_refresh_lifetime);
+        self.registry.access_lifetime = secs(t.registry_access_lifetime);
+        self.registry.leeway = secs(t.clock_skew);
+        self
     }
 
     /// Tokens issued to `principal_id` before now stop working (credential reset).

@@ -166,15 +166,25 @@ pub async fn basic_subject(
     ctx: &RegistryContext,
     creds: &BasicCredentials,
 ) -> Result<Option<RegistrySubject>, wharf_storage::StorageError> {
-    let key = cache_key(&["basic", &ctx.login_server, &ctx.registry_id, &creds.username, &creds.password]);
+    // The mode is part of the key: a refresh token remembered under one role-assignment mode
+    // must be validated again (and refused) after a mode switch.
+    let mode = ctx.mode.to_string();
+    let key = cache_key(&["basic", &ctx.login_server, &ctx.registry_id, &mode, &creds.username, &creds.password]);
     if let Some(CachedAuth::Subject(s)) = state.identity.cache_get(&key) {
         return Ok(Some(s));
     }
+    let now = chrono::Utc::now();
+    // A subject is remembered for BASIC_CACHE_SECONDS, and never past the end of the refresh
+    // token it came from (expiry plus the allowed skew).
+    let mut cache_until = now.timestamp() + BASIC_CACHE_SECONDS;
     let subject = match creds.username_kind() {
         BasicUsername::RefreshToken => {
             let keys = state.identity.keys.read().expect("keys lock");
-            match state.identity.registry.validate_refresh(&keys, &creds.password, ctx, chrono::Utc::now(), &state.identity.cutoffs()) {
-                Ok(c) => Some(RegistrySubject::from_binding(&c.sub, &c.binding)),
+            match state.identity.registry.validate_refresh(&keys, &creds.password, ctx, now, &state.identity.cutoffs()) {
+                Ok(c) => {
+                    cache_until = cache_until.min(c.exp + state.identity.registry.leeway.num_seconds());
+                    Some(RegistrySubject::from_binding(&c.sub, &c.binding))
+                }
                 Err(e) => {
                     tracing::warn!(reason = %e, service = %ctx.login_server, "refresh token rejected");
                     None
@@ -182,23 +192,25 @@ pub async fn basic_subject(
             }
         }
         BasicUsername::AppId(app_id) => {
+            let refused = |reason: &str| {
+                tracing::warn!(app_id = %app_id, reason, service = %ctx.login_server, "Basic credentials of a service principal rejected");
+                None
+            };
             match directory::find_sp_by_app_id(&*state.meta, &app_id.to_string()).await? {
-                Some(sp) if sp.account_enabled && directory::sp_secret_matches(&sp, &creds.password) => {
+                None => refused("no service principal has this application id"),
+                Some(sp) if !sp.account_enabled => refused("the service principal is disabled"),
+                Some(sp) if !directory::sp_secret_matches(&sp, &creds.password) => refused("the client secret does not match"),
+                Some(sp) => {
                     let p = wharf_identity::DirectoryPrincipal::ServicePrincipal { object_id: sp.id.clone(), app_id: sp.app_id.clone(), builtin: sp.builtin.clone() };
                     Some(subject_of(state, &p))
                 }
-                _ => {
-                    tracing::warn!(app_id = %app_id, "Basic credentials of a service principal rejected");
-                    None
-                }
             }
         }
-        BasicUsername::Name(name) if name.contains('@') => match entra::authenticate_user(state, &name, &creds.password).await? {
-            Some(p) => Some(subject_of(state, &p)),
-            None => None,
-        },
+        BasicUsername::Name(name) if name.contains('@') => {
+            entra::authenticate_user(state, name, &creds.password).await?.map(|p| subject_of(state, &p))
+        }
         BasicUsername::Name(name) => match registry {
-            Some(reg) if reg.name.eq_ignore_ascii_case(&name) && reg.properties.admin_user_enabled => {
+            Some(reg) if reg.name.eq_ignore_ascii_case(name) && reg.properties.admin_user_enabled => {
                 if admin_password_matches(state, reg, &creds.password).await? {
                     Some(RegistrySubject::local(PrincipalType::RegistryAdmin, format!("admin:{}", reg.key.0), reg.name.to_ascii_lowercase()))
                 } else {
@@ -213,8 +225,7 @@ pub async fn basic_subject(
         },
     };
     if let Some(s) = &subject {
-        let expires = chrono::Utc::now().timestamp() + BASIC_CACHE_SECONDS;
-        state.identity.cache_put(key, CachedAuth::Subject(s.clone()), expires);
+        state.identity.cache_put(key, CachedAuth::Subject(s.clone()), cache_until);
     }
     Ok(subject)
 }
@@ -285,7 +296,15 @@ pub async fn check(
     });
     let ctx = context(service, registry);
     let registry_arc = registry.map(|r| Arc::new(r.clone()));
-    let auth = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    // Fail closed: an Authorization header that is not visible ASCII is refused, not ignored.
+    let auth = match headers.get(http::header::AUTHORIZATION).map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => {
+            tracing::warn!(service, "data-plane request refused: the Authorization header is not visible ASCII");
+            return Err(challenge(&base, service, shown.as_ref(), true));
+        }
+    };
     let access = match auth {
         None => Access::anonymous(registry_arc.clone()),
         Some(v) if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") => {
@@ -414,7 +433,7 @@ pub async fn exchange(state: &AppState, origin: &crate::network::Origin, body: &
             if let Some(denied) = crate::network::refuse_unauthenticated(Some(&*registry), origin) {
                 return denied;
             }
-            return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid or expired");
+            return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid");
         }
     };
     drop(keys);
@@ -478,6 +497,11 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
     };
     let ctx = context(&service, registry.as_deref());
     let anonymous_pull = registry.as_ref().is_some_and(|r| r.properties.anonymous_pull_enabled);
+    if headers.get(http::header::AUTHORIZATION).is_some_and(|v| v.to_str().is_err()) {
+        tracing::warn!(service, "registry token request refused: the Authorization header is not visible ASCII");
+        return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
+            .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid"));
+    }
     let basic = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -487,7 +511,8 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
     let creds: Option<BasicCredentials> = match (grant_type, basic) {
         ("refresh_token", _) => Some(BasicCredentials { username: wharf_identity::NULL_GUID_USERNAME.to_string(), password: get("refresh_token").to_string() }),
         (_, Some(Ok(c))) => Some(c),
-        (_, Some(Err(_))) => {
+        (_, Some(Err(e))) => {
+            tracing::warn!(reason = %e, service, "registry token request with a malformed Basic Authorization header");
             return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
                 .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "malformed Basic credentials"));
         }
@@ -501,7 +526,7 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
             Ok(Some(s)) => s,
             Ok(None) => {
                 return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
-                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid or expired"));
+                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid"));
             }
             Err(e) => return OciError::internal("checking credentials", e).into_response(),
         },
@@ -513,10 +538,10 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
             RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous")
         }
     };
-    if let Some(reg) = &registry {
-        if let Err(resp) = crate::network::judge(reg, &reg.network, origin, Some(&crate::network::caller_of(&subject))) {
-            return resp;
-        }
+    if let Some(reg) = &registry
+        && let Err(resp) = crate::network::judge(reg, &reg.network, origin, Some(&crate::network::caller_of(&subject)))
+    {
+        return resp;
     }
     let environment = match &registry {
         Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
