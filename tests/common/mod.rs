@@ -110,6 +110,15 @@ impl TestServer {
         s
     }
 
+    /// A fresh server on 127.0.0.1 started with extra `wharf serve` flags (e.g. token lifetimes).
+    pub async fn start_with(flags: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Self::launch_with(&data, "127.0.0.1", None, None, flags).await;
+        s._dir = Some(dir);
+        s
+    }
+
     /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) with registries under
     /// `domain`. Python's TLS stack refuses a certificate for `*.localhost` (a wildcard over a
     /// whole top-level domain), so the Azure SDKs and az need a two-label domain such as
@@ -138,6 +147,10 @@ impl TestServer {
 
     /// Starts `wharf serve`; with `tls_domain`, over TLS with that registry domain.
     async fn launch(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>) -> TestServer {
+        Self::launch_with(data_dir, ip, port, tls_domain, &[]).await
+    }
+
+    async fn launch_with(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -154,6 +167,7 @@ impl TestServer {
             if tls_domain.is_some() {
                 cmd.arg("--tls-self-signed");
             }
+            cmd.args(flags);
             let child = cmd
                 .env("WHARF_LOG", "info")
                 .stdin(Stdio::null())
