@@ -202,8 +202,11 @@ pub(crate) fn to_nets(intervals: &[(u128, u128)], v6: bool) -> Vec<IpNet> {
         .collect()
 }
 
+/// Sorted, disjoint inclusive intervals of one address family.
+pub(crate) type Intervals = Vec<(u128, u128)>;
+
 /// Splits prefixes by family into merged intervals: `(v4, v6)`.
-pub(crate) fn nets_to_intervals(nets: &[IpNet]) -> (Vec<(u128, u128)>, Vec<(u128, u128)>) {
+pub(crate) fn nets_to_intervals(nets: &[IpNet]) -> (Intervals, Intervals) {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (i, net) in nets.iter().enumerate() {
         let (first, last) = net_bounds(net);

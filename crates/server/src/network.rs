@@ -110,6 +110,7 @@ pub async fn policy(state: &AppState, info: &RegistryInfo) -> NetworkPolicy {
 /// A denial with `caller: None` is provisional (the caller may still turn out to be a trusted
 /// service) and is not audited here; the code that makes it final calls
 /// [`deny_unauthenticated`], which is.
+#[allow(clippy::result_large_err)] // the refusal is the response itself, built once per denial
 pub fn judge(info: &RegistryInfo, policy: &NetworkPolicy, origin: &Origin, caller: Option<&Caller>) -> Result<(), Response> {
     let request = NetworkRequest { client_ip: origin.client_ip, arrival: &origin.arrival, registry_id: &info.resource_id, caller };
     let decision = wharf_netrules::check(policy, &request);

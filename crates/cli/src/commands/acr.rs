@@ -256,10 +256,8 @@ pub fn flatten_registry(v: &Value) -> Value {
                 out.insert(k.clone(), val.clone());
             }
         }
-        if let Some(id) = m.get("id").and_then(Value::as_str) {
-            if let Ok(rid) = wharf_arm::ResourceId::parse(id) {
-                out.insert("resourceGroup".into(), json!(rid.resource_group));
-            }
+        if let Some(rid) = m.get("id").and_then(Value::as_str).and_then(|id| wharf_arm::ResourceId::parse(id).ok()) {
+            out.insert("resourceGroup".into(), json!(rid.resource_group));
         }
     }
     let mut sorted: Vec<(String, Value)> = out.into_iter().collect();

@@ -98,11 +98,9 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
     };
     // PUT replaces the writable properties; the login server and creation date stay.
     let mut base = RegistryProperties::defaults(&state.login_server(&record_name), created_at);
-    if let Some(r) = &existing {
-        if let Ok(old) = serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()) {
-            base.creation_date = old.creation_date;
-            base.private_endpoint_connections = old.private_endpoint_connections;
-        }
+    if let Some(old) = existing.as_ref().and_then(|r| serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()).ok()) {
+        base.creation_date = old.creation_date;
+        base.private_endpoint_connections = old.private_endpoint_connections;
     }
     let props = base.apply(body.get("properties").unwrap_or(&Value::Null))?;
     props.validate(sku)?;
