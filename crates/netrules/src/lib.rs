@@ -49,6 +49,12 @@
 //! * **Denial.** HTTP 403 with ACR's body `{"errors":[{"code":"DENIED","message":"client with
 //!   IP '<ip>' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}`
 //!   for every denial, including public access disabled (ACR shows the same text).
+//! * **Unknown addresses.** [`any_address`] judges a caller on the public endpoint whatever
+//!   its address: allowed or denied when the answer is the same for every address (default
+//!   Allow, public access disabled, no rules, or a bypass that applies), else "only from these
+//!   prefixes". [`impact`] reports a subject whose access depends on an address it does not
+//!   know as "may lose" / "may gain"; [`address_impact`] gives the exact address sets that
+//!   callers without a bypass lose and gain, as prefix differences.
 //! * **Audit.** [`NetworkDecision::should_audit`] is true for every denial and every bypass;
 //!   the decision serialises with registry, client address, listener, caller (principal,
 //!   hosting resource) and the deciding reason.

@@ -286,6 +286,8 @@ async fn registry_repositories(ctx: &ArmCtx, scope: &Scope) -> Vec<String> {
 /// path also supplies the ABAC environment attributes (`isPrivateLink`, …).
 pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
     ctx.authorize("Microsoft.Authorization/roleAssignments/read", &registry.resource_id)?;
+    // The network part shows the registry's network properties.
+    ctx.authorize("Microsoft.ContainerRegistry/registries/read", &registry.resource_id)?;
     let body = ctx.json()?;
     let principal = body["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("principalId is required."))?;
     let actions: Vec<DockerAction> = match body["actions"].as_array() {
