@@ -90,7 +90,8 @@ async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+        return oci::error::OciError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, oci::error::Code::Unsupported, "the token request body is larger than 64 KiB")
+            .into_response();
     };
     let query = oci::parse_query(parts.uri.query());
     let origin = network::Origin::of(&state, parts.extensions.get::<listener::ConnInfo>(), &parts.headers);

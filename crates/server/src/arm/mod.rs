@@ -202,7 +202,23 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
             return Err(ArmError::subscription_not_found(sub));
         }
     }
-    let caller = crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management)?;
+    let caller = match crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management) {
+        Ok(c) => c,
+        // ARM names the authority to get a token from, as `WWW-Authenticate` on every 401.
+        Err(e) if e.status == 401 => {
+            let mut resp = arm_error_response(&e);
+            let challenge = format!(
+                "Bearer authorization_uri=\"{}/{}\", error=\"invalid_token\", error_description=\"The authentication failed because of missing 'Authorization' header or an invalid token.\"",
+                state.base_url(&parts.headers),
+                state.tenant_id
+            );
+            if let Ok(v) = http::HeaderValue::from_str(&challenge) {
+                resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
+            }
+            return Ok(resp);
+        }
+        Err(e) => return Err(e),
+    };
     let body = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ArmError::invalid_request(format!("The request body is larger than {MAX_BODY} bytes.")))?;
