@@ -350,6 +350,26 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
     assert_eq!(granted(&private), vec![json!("pull")]);
     let public = pull_token(s.base()).await;
     assert!(granted(&public).is_empty(), "the public path does not meet the condition");
+
+    // Basic credentials straight on /v2/ are judged with the same network path.
+    let basic_get = |base: String| {
+        let (app, secret) = (app.clone(), secret.clone());
+        async move {
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(format!("{base}/v2/plreg/app/manifests/v1"))
+                .header("accept", "application/vnd.oci.image.manifest.v1+json")
+                .basic_auth(&app, Some(&secret))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(basic_get(format!("http://{pe_ip}:{port}")).await, reqwest::StatusCode::OK);
+    assert_eq!(basic_get(s.base()).await, reqwest::StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

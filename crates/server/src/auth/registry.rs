@@ -17,12 +17,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
+use wharf_authz::EnvironmentAttributes;
 use wharf_identity::{
     AccessClaims, AccessEntry, Audience, BasicCredentials, BasicUsername, PrincipalType, RegistryContext,
     RegistrySubject, RoleAssignmentMode, Scope,
 };
 
-use super::{CachedAuth, directory, entra, grant};
+use super::{CachedAuth, directory, entra};
 use crate::oci::endpoint::Endpoint;
 use crate::oci::error::{Code, OciError};
 use crate::state::{AppState, RegistryInfo};
@@ -35,13 +36,14 @@ const BASIC_CACHE_SECONDS: i64 = 60;
 pub enum Access {
     /// A Bearer access token: exactly its `access` entries.
     Token(Arc<AccessClaims>),
-    /// Basic credentials (or none): what [`grant`] gives this subject on `registry`.
-    Subject { subject: RegistrySubject, registry: Option<Arc<RegistryInfo>> },
+    /// Basic credentials (or none): what [`super::grant_in`] gives this subject on `registry`, judged
+    /// with the ABAC environment of the request's network path.
+    Subject { subject: RegistrySubject, registry: Option<Arc<RegistryInfo>>, environment: Arc<EnvironmentAttributes> },
 }
 
 impl Access {
-    fn anonymous(registry: Option<Arc<RegistryInfo>>) -> Access {
-        Access::Subject { subject: RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous"), registry }
+    fn anonymous(registry: Option<Arc<RegistryInfo>>, environment: Arc<EnvironmentAttributes>) -> Access {
+        Access::Subject { subject: RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous"), registry, environment }
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -60,7 +62,11 @@ impl Access {
     /// listings that span registries).
     pub fn may_list(&self, state: &AppState, registry: &RegistryInfo) -> bool {
         let scope = Scope { resource_type: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] };
-        !grant(state, &self.subject(), Some(registry), &[scope]).is_empty()
+        let environment = match self {
+            Access::Subject { environment, .. } => environment.as_ref().clone(),
+            Access::Token(_) => EnvironmentAttributes::default(),
+        };
+        !super::grant_in(state, &self.subject(), Some(registry), &[scope], &environment).is_empty()
     }
 
     /// The principal the credential stands for.
@@ -75,9 +81,10 @@ impl Access {
     pub fn allows(&self, state: &AppState, resource_type: &str, name: &str, action: &str) -> bool {
         match self {
             Access::Token(c) => c.allows(resource_type, name, action),
-            Access::Subject { subject, registry } => {
+            Access::Subject { subject, registry, environment } => {
                 let scope = Scope { resource_type: resource_type.into(), name: name.into(), actions: vec![action.into()] };
-                wharf_identity::allows(&grant(state, subject, registry.as_deref(), &[scope]), resource_type, name, action)
+                let granted = super::grant_in(state, subject, registry.as_deref(), &[scope], environment);
+                wharf_identity::allows(&granted, resource_type, name, action)
             }
         }
     }
@@ -277,7 +284,10 @@ async fn admin_password_matches(state: &AppState, reg: &RegistryInfo, password: 
 
 /// Authenticates a data-plane request and checks it against what its credential allows.
 /// `registry` is the addressed registry (None for a path-style catalog or ping), `repo` the
-/// repository inside it, `service` the token service this request is judged under.
+/// repository inside it, `service` the token service this request is judged under,
+/// `environment` the ABAC attributes of its network path (used for Basic credentials; a Bearer
+/// token carries what was granted when it was issued).
+#[allow(clippy::too_many_arguments)]
 pub async fn check(
     state: &AppState,
     headers: &HeaderMap,
@@ -286,7 +296,9 @@ pub async fn check(
     endpoint: &Endpoint,
     repo: &str,
     client_prefix: &str,
+    environment: EnvironmentAttributes,
 ) -> Result<Access, OciError> {
+    let environment = Arc::new(environment);
     let base = state.base_url(headers);
     let need = required(endpoint, repo);
     // Challenges name the repository as the client spells it (with the registry in path style).
@@ -306,7 +318,7 @@ pub async fn check(
         }
     };
     let access = match auth {
-        None => Access::anonymous(registry_arc.clone()),
+        None => Access::anonymous(registry_arc.clone(), environment.clone()),
         Some(v) if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") => {
             let token = v[7..].trim();
             let key = cache_key(&["access", &ctx.login_server, &ctx.registry_id, token]);
@@ -339,7 +351,7 @@ pub async fn check(
         }
         Some(v) => match wharf_identity::parse_basic_authorization(v) {
             Ok(creds) => match basic_subject(state, registry, &ctx, &creds).await {
-                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone() },
+                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone(), environment: environment.clone() },
                 Ok(None) => return Err(challenge(&base, service, shown.as_ref(), true)),
                 Err(e) => return Err(OciError::internal("checking credentials", e)),
             },

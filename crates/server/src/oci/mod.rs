@@ -126,7 +126,11 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         // A private endpoint serves its own registry only.
         None => origin.is_private_endpoint() && endpoint != Endpoint::Ping,
     };
-    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix).await {
+    let environment = match &registry {
+        Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
+        None => wharf_authz::EnvironmentAttributes::default(),
+    };
+    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix, environment).await {
         Ok(a) => a,
         Err(e) if denied_before_auth => {
             // A valid credential whose permissions fall short: if the network lets this caller
