@@ -126,55 +126,6 @@ fn granted(claims: &Value, repo: &str) -> Vec<String> {
         .collect()
 }
 
-/// A managed identity's pull through the registry's token chain, as a workload of
-/// `resource_id` does it: a token from `IDENTITY_ENDPOINT`, `/oauth2/exchange`, then a manifest
-/// GET. Returns the exchange's status and, if it succeeded, the GET's.
-async fn workload_pull(s: &TestServer, cli: &Cli, resource_id: &str, ip: &str) -> (StatusCode, Option<StatusCode>) {
-    let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
-    let aad: Value = s
-        .client()
-        .get(env["IDENTITY_ENDPOINT"].as_str().unwrap())
-        .query(&[("resource", "https://containerregistry.azure.net"), ("api-version", "2019-08-01")])
-        .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
-    let login_server = s.login_server("myregistry");
-    let c = tls_client_from(s, ip);
-    let r = c
-        .post(format!("https://{login_server}/oauth2/exchange"))
-        .form(&[("grant_type", "access_token"), ("service", login_server.as_str()), ("access_token", aad.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let st = r.status();
-    if st != StatusCode::OK {
-        return (st, None);
-    }
-    let refresh = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
-    let t: Value = c
-        .post(format!("https://{login_server}/oauth2/token"))
-        .form(&[("grant_type", "refresh_token"), ("service", login_server.as_str()), ("scope", "repository:app:pull"), ("refresh_token", refresh.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let g = c
-        .get(format!("https://{login_server}/v2/app/manifests/v1"))
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .bearer_auth(t["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    (st, Some(g.status()))
-}
-
 /// The portal's condition for one repository (seed example a).
 fn one_repository(repo: &str) -> String {
     format!(
@@ -250,6 +201,7 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
         .json();
     let cg_oid = cg["identity"]["principalId"].as_str().unwrap().to_string();
     let cg_id = cg["id"].as_str().unwrap().to_string();
+    let service = s.login_server("myregistry");
     let assigned = az.json(&[
         "role", "assignment", "create", "--assignee-object-id", &cg_oid, "--assignee-principal-type", "ServicePrincipal", "--role", "AcrPull", "--scope", &rid,
     ]);
@@ -268,11 +220,11 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
         .await
         .unwrap();
     assert_eq!(catalog.status(), StatusCode::FORBIDDEN);
-    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await, (StatusCode::OK, Some(StatusCode::OK)), "trusted container group should bypass");
+    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)), "trusted container group should bypass");
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "false"]);
-    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await.0, StatusCode::FORBIDDEN, "trusted services are off");
+    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await.0, StatusCode::FORBIDDEN, "trusted services are off");
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "true"]);
-    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.3").await, (StatusCode::OK, Some(StatusCode::OK)));
+    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
 
     // ---- IP rules ----
     az.json(&["acr", "update", "--name", "myregistry", "--public-network-enabled", "true", "--default-action", "Deny"]);
@@ -352,14 +304,14 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:app:pull").await.unwrap();
     assert!(granted(&claims, "app").is_empty(), "outside the prefixes: {claims}");
     // AcrPull is not honoured in ABAC mode: the container group loses its pull.
-    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.1").await, (StatusCode::OK, Some(StatusCode::UNAUTHORIZED)));
+    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::UNAUTHORIZED)));
     // The catalog needs Catalog Lister; az then lists again.
     az.json(&["role", "assignment", "create", "--assignee", &app_id, "--role", "Container Registry Repository Catalog Lister", "--scope", &rid]);
     let repos = az.json(&["acr", "repository", "list", "-n", "myregistry"]);
     assert_eq!(repos, serde_json::json!(["app", "backend/api"]));
     // Back to legacy mode: AcrPull counts again.
     az.json(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac"]);
-    assert_eq!(workload_pull(&s, &cli, &cg_id, "127.0.0.1").await, (StatusCode::OK, Some(StatusCode::OK)));
+    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
 
     // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
     let task = az.run(&["acr", "task", "create", "-n", "t1", "-r", "myregistry", "--cmd", "app:v1", "-c", "/dev/null", "--source-acr-auth-id", "[system]", "--assign-identity", "[system]"]);

@@ -28,31 +28,6 @@ fn assign(cli: &Cli, oid: &str, role: &str, scope: &str) {
     cli.run(&["role", "assignment", "create", "--assignee-object-id", oid, "--assignee-principal-type", "ServicePrincipal", "--role", role, "--scope", scope]).ok();
 }
 
-/// `/oauth2/exchange` for the workload of `resource_id` from `ip`: its status.
-async fn workload_exchange(s: &TestServer, cli: &Cli, resource_id: &str, ip: &str, service: &str) -> StatusCode {
-    let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
-    let aad: Value = s
-        .client()
-        .get(env["IDENTITY_ENDPOINT"].as_str().unwrap())
-        .query(&[("resource", "https://containerregistry.azure.net"), ("api-version", "2019-08-01")])
-        .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
-    client_from(ip)
-        .post(format!("{}/oauth2/exchange", s.base()))
-        .header("host", service)
-        .form(&[("grant_type", "access_token"), ("service", service), ("access_token", &aad)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-}
-
 fn show(cli: &Cli, reg: &str, query: &str) -> String {
     cli.run(&["acr", "show", "-n", reg, "--query", query, "-o", "tsv"]).ok().stdout.trim().to_string()
 }
@@ -86,7 +61,7 @@ async fn impact_preview_of_network_changes() {
     );
     assert!(!closed.stderr.contains(&cg_oid), "the container group keeps access through the bypass: {}", closed.stderr);
     assert_eq!(show(&cli, "impreg", "networkRuleSet.defaultAction"), "Deny");
-    assert_eq!(workload_exchange(&s, &cli, &cg, "127.0.0.3", &service).await, StatusCode::OK, "bypass before the change");
+    assert_eq!(s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0, StatusCode::OK, "bypass before the change");
 
     // --what-if: trusted services off would cost the container group's identity its bypass;
     // the web app never had one and is not named. Nothing changes.
@@ -128,7 +103,7 @@ async fn impact_preview_of_network_changes() {
     let off = cli.run(&["acr", "update", "-n", "impreg", "--allow-trusted-services", "false"]).ok();
     assert!(off.stderr.contains(&cg_oid) && off.stderr.contains("trusted-services bypass"), "{}", off.stderr);
     assert_eq!(show(&cli, "impreg", "networkRuleBypassOptions"), "None");
-    assert_eq!(workload_exchange(&s, &cli, &cg, "127.0.0.3", &service).await, StatusCode::FORBIDDEN);
+    assert_eq!(s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0, StatusCode::FORBIDDEN);
     // Turning it back on is a gain.
     let on = cli.run(&["acr", "update", "-n", "impreg", "--allow-trusted-services", "true", "--what-if"]).ok().json();
     assert!(named(&on["networkRules"]).contains(&(cg_oid.clone(), "mayGain".to_string())), "{on}");
@@ -386,7 +361,7 @@ async fn denials_and_bypasses_are_audited() {
     let (user, pass) = s.creds().unwrap();
 
     // A bypass.
-    assert_eq!(workload_exchange(&s, &cli, &cg, "127.0.0.3", &service).await, StatusCode::OK);
+    assert_eq!(s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0, StatusCode::OK);
     // A denial with valid credentials, one with wrong credentials, one without any, on the
     // data plane and the token endpoint.
     let c = client_from("127.0.0.4");

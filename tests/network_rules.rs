@@ -7,67 +7,10 @@ mod common;
 
 use common::{Cli, TestServer};
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
 
 /// An HTTP client whose connections leave from `ip`.
 fn client_from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
-}
-
-/// A workload of `resource_id`: its identity's registry token chain, from `ip`.
-/// Returns the status of `/oauth2/exchange` and, if that worked, of the manifest GET.
-async fn workload_pull(s: &TestServer, cli: &Cli, resource_id: &str, ip: &str, service: &str, repo: &str) -> (StatusCode, Option<StatusCode>) {
-    let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
-    let aad: Value = s
-        .client()
-        .get(env["IDENTITY_ENDPOINT"].as_str().unwrap())
-        .query(&[("resource", "https://containerregistry.azure.net"), ("api-version", "2019-08-01")])
-        .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
-    let c = client_from(ip);
-    let r = c
-        .post(format!("{}/oauth2/exchange", s.base()))
-        .header("host", service)
-        .form(&[("grant_type", "access_token"), ("service", service), ("access_token", &aad)])
-        .send()
-        .await
-        .unwrap();
-    let st = r.status();
-    if st != StatusCode::OK {
-        let body = r.text().await.unwrap();
-        if st == StatusCode::FORBIDDEN {
-            assert!(body.contains("DENIED") && body.contains(&format!("client with IP \\u0027{ip}\\u0027")), "{body}");
-        }
-        return (st, None);
-    }
-    let refresh = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
-    let scope = format!("repository:{repo}:pull");
-    let t: Value = c
-        .post(format!("{}/oauth2/token", s.base()))
-        .header("host", service)
-        .form(&[("grant_type", "refresh_token"), ("service", service), ("scope", scope.as_str()), ("refresh_token", refresh.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = t["access_token"].as_str().unwrap().to_string();
-    let g = c
-        .get(format!("{}/v2/{repo}/manifests/v1", s.base()))
-        .header("host", service)
-        .header("accept", "application/vnd.oci.image.manifest.v1+json")
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
-    (st, Some(g.status()))
 }
 
 #[tokio::test]
@@ -100,7 +43,7 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     let ws = id_of("ws1", "Microsoft.MachineLearningServices/workspaces");
 
     // Open registry: everyone passes the network check.
-    let (st, get) = workload_pull(&s, &cli, &cg, "127.0.0.3", &service, "app").await;
+    let (st, get) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!((st, get), (StatusCode::OK, Some(StatusCode::OK)));
 
     // Firewall: only 127.0.0.2.
@@ -131,23 +74,23 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     assert_eq!(t.status(), StatusCode::FORBIDDEN);
 
     // The container group's system-assigned identity bypasses the closed firewall.
-    let (st, get) = workload_pull(&s, &cli, &cg, "127.0.0.3", &service, "app").await;
+    let (st, get) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!((st, get), (StatusCode::OK, Some(StatusCode::OK)), "trusted container group should bypass");
     // App Service is not a trusted service, although it holds AcrPull.
-    let (st, _) = workload_pull(&s, &cli, &site, "127.0.0.3", &service, "app").await;
+    let (st, _) = s.workload_pull(&cli, &site, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     // A trusted identity without a role passes the network but not authorization.
-    let (st, get) = workload_pull(&s, &cli, &ws, "127.0.0.3", &service, "app").await;
+    let (st, get) = s.workload_pull(&cli, &ws, "127.0.0.3", &service, "app").await;
     assert_eq!((st, get), (StatusCode::OK, Some(StatusCode::UNAUTHORIZED)));
 
     // Trusted services off: the container group is denied too.
     cli.run(&["acr", "update", "-n", "netreg", "--allow-trusted-services", "false"]).ok();
-    let (st, _) = workload_pull(&s, &cli, &cg, "127.0.0.3", &service, "app").await;
+    let (st, _) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
 
     // Back on, plus a virtual-network rule: the bypass no longer applies.
     cli.run(&["acr", "update", "-n", "netreg", "--allow-trusted-services", "true"]).ok();
-    let (st, _) = workload_pull(&s, &cli, &cg, "127.0.0.3", &service, "app").await;
+    let (st, _) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::OK);
     cli.run(&["network", "vnet", "create", "-g", "rg-netreg", "-n", "v1", "--address-prefix", "127.30.0.0/16", "--subnet-name", "s1", "--subnet-prefix", "127.30.1.0/24"]).ok();
     let no_endpoint = cli.run(&["acr", "network-rule", "add", "-n", "netreg", "--vnet-name", "v1", "--subnet", "s1"]);
@@ -155,7 +98,7 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     assert!(no_endpoint.stderr.contains("SubnetMissingServiceEndpoint"), "{}", no_endpoint.stderr);
     cli.run(&["network", "vnet", "subnet", "update", "-g", "rg-netreg", "--vnet-name", "v1", "-n", "s1", "--service-endpoints", "Microsoft.ContainerRegistry"]).ok();
     cli.run(&["acr", "network-rule", "add", "-n", "netreg", "--vnet-name", "v1", "--subnet", "s1"]).ok();
-    let (st, _) = workload_pull(&s, &cli, &cg, "127.0.0.3", &service, "app").await;
+    let (st, _) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "virtual-network rules switch the bypass off");
     // Clients inside the subnet are allowed by the virtual-network rule.
     assert_eq!(tags("127.30.1.9", None).await.unwrap().status(), StatusCode::OK);

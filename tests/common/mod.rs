@@ -311,6 +311,75 @@ impl TestServer {
         self.token.clone()
     }
 
+    /// A client whose connections leave from `ip` (a distinct host on loopback), trusting the
+    /// server's CA when it serves TLS.
+    pub fn client_from(&self, ip: &str) -> reqwest::Client {
+        let mut b = reqwest::Client::builder().no_proxy().local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"));
+        if let Some(ca) = &self.tls_ca {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).expect("the CA")).expect("a PEM CA"));
+        }
+        b.build().unwrap()
+    }
+
+    /// The registry token chain of a workload hosted by `resource_id`, as it runs it from `ip`:
+    /// a token from its `IDENTITY_ENDPOINT` for the container registry audience,
+    /// `/oauth2/exchange` for `service`, then `/oauth2/token` for `repository:{repo}:pull` and a
+    /// GET of `{repo}:v1`'s manifest. Returns the exchange's status and, if it succeeded, the
+    /// GET's. A network denial must carry ACR's message naming the client address.
+    pub async fn workload_pull(&self, cli: &Cli, resource_id: &str, ip: &str, service: &str, repo: &str) -> (StatusCode, Option<StatusCode>) {
+        let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
+        let aad: Value = self
+            .client()
+            .get(env["IDENTITY_ENDPOINT"].as_str().expect("IDENTITY_ENDPOINT"))
+            .query(&[("resource", "https://containerregistry.azure.net"), ("api-version", "2019-08-01")])
+            .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().expect("IDENTITY_HEADER"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
+        let c = self.client_from(ip);
+        let r = c
+            .post(format!("{}/oauth2/exchange", self.base()))
+            .header("host", service)
+            .form(&[("grant_type", "access_token"), ("service", service), ("access_token", &aad)])
+            .send()
+            .await
+            .unwrap();
+        let st = r.status();
+        if st != StatusCode::OK {
+            let body = r.text().await.unwrap();
+            if st == StatusCode::FORBIDDEN {
+                assert!(body.contains("DENIED") && body.contains(&format!("client with IP \\u0027{ip}\\u0027")), "{body}");
+            }
+            return (st, None);
+        }
+        let refresh = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
+        let scope = format!("repository:{repo}:pull");
+        let t: Value = c
+            .post(format!("{}/oauth2/token", self.base()))
+            .header("host", service)
+            .form(&[("grant_type", "refresh_token"), ("service", service), ("scope", scope.as_str()), ("refresh_token", refresh.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let access = t["access_token"].as_str().expect("an access token").to_string();
+        let g = c
+            .get(format!("{}/v2/{repo}/manifests/v1", self.base()))
+            .header("host", service)
+            .header("accept", OCI_MANIFEST)
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        (st, Some(g.status()))
+    }
+
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
