@@ -291,7 +291,7 @@ async fn admin_password_matches(state: &AppState, reg: &RegistryInfo, password: 
 pub async fn check(
     state: &AppState,
     headers: &HeaderMap,
-    registry: Option<&RegistryInfo>,
+    registry: Option<&Arc<RegistryInfo>>,
     service: &str,
     endpoint: &Endpoint,
     repo: &str,
@@ -306,8 +306,11 @@ pub async fn check(
         name: if r.resource_type == "repository" { format!("{client_prefix}{}", r.name) } else { r.name.clone() },
         ..r.clone()
     });
+    // The shared registry record, not a copy: with hundreds of network rules a copy per request
+    // costs more than the whole network check.
+    let registry_arc = registry.cloned();
+    let registry = registry.map(Arc::as_ref);
     let ctx = context(service, registry);
-    let registry_arc = registry.map(|r| Arc::new(r.clone()));
     // Fail closed: an Authorization header that is not visible ASCII is refused, not ignored.
     let auth = match headers.get(http::header::AUTHORIZATION).map(|v| v.to_str()) {
         None => None,

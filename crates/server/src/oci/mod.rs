@@ -130,7 +130,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
         None => wharf_authz::EnvironmentAttributes::default(),
     };
-    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_deref(), &service, &endpoint, &repo, &prefix, environment).await {
+    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_ref(), &service, &endpoint, &repo, &prefix, environment).await {
         Ok(a) => a,
         Err(e) if denied_before_auth => {
             // A valid credential whose permissions fall short: if the network lets this caller
