@@ -1006,11 +1006,16 @@ pub async fn garbage_collection(store: &dyn MetadataStore) {
     assert!(store.blob_unlink(&reg, &r, &referenced).await.unwrap());
     // Linked in another registry only.
     let elsewhere = linked_blobs(store, &fresh_registry(), &r, 1).await.remove(0);
+    // Linked without being recorded first: the link records it (an upload only links).
+    let link_only = fresh_digest();
+    store.blob_link(&reg, &repo("gc/link-only"), &link_only, 3).await.unwrap();
+    assert!(store.blob_unlink(&reg, &repo("gc/link-only"), &link_only).await.unwrap());
 
     let none = store.blob_collect_unreferenced(past).await.unwrap();
     assert!(!none.contains(&orphan), "younger than older_than");
     let collected = store.blob_collect_unreferenced(future).await.unwrap();
     assert!(collected.contains(&orphan));
+    assert!(collected.contains(&link_only), "a blob recorded by its link is collected once unlinked");
     for kept in [&linked, &referenced, &elsewhere] {
         assert!(!collected.contains(kept), "{kept} is still in use");
     }

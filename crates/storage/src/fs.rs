@@ -6,22 +6,36 @@
 //! root/blobs/{algorithm}/{first two hex}/{hex}   committed, immutable content
 //! root/uploads/{upload id}/data                  bytes received so far
 //! root/uploads/{upload id}/algorithm             digest algorithm chosen at creation
+//! root/uploads/{upload id}/acked                 acknowledged size (two checksummed slots)
 //! root/tmp/                                      temp files of `put_bytes` (emptied at open)
 //! ```
 //!
 //! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] (the client's
 //! chunks, shared rather than copied) that a writer thread (vectored `write`) and a hasher thread
 //! consume at their own pace while the runtime reads the next ones; a short bounded queue caps
-//! memory. A third thread `fdatasync`s every [`FLUSH_EVERY_BYTES`] so that the disk works during
-//! the upload rather than all at the commit.
+//! memory. A third thread `fdatasync`s whenever [`FLUSH_EVERY_BYTES`] are unflushed, so that the
+//! disk works during the upload rather than all at the end.
 //! Content enters `blobs/` only through a rename, after its digest was checked and its bytes
 //! were flushed with `fsync`; the directory is synced afterwards.
 //!
-//! Upload sessions live entirely on disk; memory only caches each session's hashing progress
-//! (`SessionState`). A restarted process finds its sessions with their sizes, and a commit
+//! An append that returns is durable: its bytes are flushed, then its new size is written to
+//! the `acked` record and flushed, so that after a crash (even a power loss) the session resumes
+//! exactly at the last size a client was told, dropping the bytes of a request that never
+//! completed. The record alternates between two checksummed slots overwritten in place, so
+//! updating it costs one small flush and never a directory operation, and a torn write leaves
+//! the previous slot valid. The session's directory entries are synced once, at its first
+//! acknowledged append. ([`BlobStore::upload_append_final`], followed by the commit, flushes
+//! nothing of its own: the commit makes the bytes durable.)
+//!
+//! Upload sessions live on disk; memory only caches each session's acknowledged size and hashing
+//! progress ([`Session`]). A restarted process finds its sessions with their sizes, and a commit
 //! re-hashes from disk whatever that cache cannot vouch for, so nothing unverified ever reaches
 //! `blobs/`. An append that fails (client stream error, size limit, I/O) truncates the file back
 //! to its size before the append, so a retry from the reported offset works.
+//!
+//! Reads hand the HTTP layer chunks of [`READ_CHUNK_BYTES`] read on the blocking pool straight
+//! into the buffers that are sent (one copy out of the page cache), one chunk ahead of the
+//! consumer.
 //!
 //! This module must never build a path from anything but a validated [`Digest`] or
 //! [`UploadId`], never hold a whole blob in memory, and never know which repository a blob
@@ -29,28 +43,49 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
+use std::future::Future;
 use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use futures::{Stream, StreamExt};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio_util::io::ReaderStream;
+use tokio::task::JoinHandle;
 use wharf_oci::{Digest, DigestAlgorithm, Hasher};
 
 use crate::{BlobStore, ByteStream, Result, StorageError, UploadId};
 
 /// Bytes gathered from the client before they are written and hashed together.
 pub const BATCH_BYTES: usize = 1024 * 1024;
-/// Read size when streaming a blob out, and when re-hashing a session from disk.
-pub const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// Size of each read when streaming a blob out: large enough that the per-chunk costs (a
+/// blocking-pool round trip, an allocation, a `writev`) are small next to copying the bytes,
+/// small enough that a download holds little memory (the chunk being sent and the one read
+/// ahead).
+pub const READ_CHUNK_BYTES: usize = 512 * 1024;
 const REHASH_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// In-memory hashing progress of one upload session.
+/// Name of the acknowledged-size record in a session directory.
+const ACKED_RECORD: &str = "acked";
+/// Bytes of one slot of the acknowledged-size record; the record holds two.
+const ACKED_SLOT_BYTES: usize = 64;
+
+/// One upload session as this process knows it.
+struct Session {
+    /// The size last acknowledged to a client (what status reports). Changes only under
+    /// `state`'s lock, and only once the bytes and the record are durable.
+    acked: AtomicU64,
+    /// Set once the session is committed or aborted: its files are gone.
+    closed: AtomicBool,
+    state: AsyncMutex<SessionState>,
+}
+
+/// In-memory progress of one upload session, changed under its lock.
 ///
 /// `hasher` has consumed exactly the first `hashed` bytes of the session's data file. It is
 /// `None` when that is unknown: after a restart, or while an append is running (an append that
@@ -58,14 +93,45 @@ const REHASH_BUFFER_BYTES: usize = 1024 * 1024;
 struct SessionState {
     hashed: u64,
     hasher: Option<Hasher>,
+    /// Sequence number of the last acknowledged-size record written (its slot is `seq % 2`).
+    seq: u64,
+    /// Whether the session's directory entries are known to be on disk.
+    dir_synced: bool,
+    /// Whether the bytes and the record are known to be on disk up to the acknowledged size
+    /// (false after an [`BlobStore::upload_append_final`] that no commit followed).
+    durable: bool,
 }
 
-type Session = Arc<AsyncMutex<SessionState>>;
+impl Session {
+    fn new(acked: u64, seq: u64, hasher: Option<Hasher>, dir_synced: bool) -> Session {
+        Session {
+            acked: AtomicU64::new(acked),
+            closed: AtomicBool::new(false),
+            state: AsyncMutex::new(SessionState {
+                hashed: if hasher.is_some() { acked } else { 0 },
+                hasher,
+                seq,
+                dir_synced,
+                durable: true,
+            }),
+        }
+    }
+}
+
+type Sessions = Arc<SyncMutex<HashMap<UploadId, Arc<Session>>>>;
 
 /// Content-addressed blobs and upload sessions on a local filesystem.
 pub struct FsBlobStore {
     root: PathBuf,
-    sessions: SyncMutex<HashMap<UploadId, Session>>,
+    sessions: Sessions,
+}
+
+/// The paths one upload session works with.
+#[derive(Clone)]
+struct SessionPaths {
+    dir: PathBuf,
+    data: PathBuf,
+    uploads: PathBuf,
 }
 
 impl FsBlobStore {
@@ -82,7 +148,7 @@ impl FsBlobStore {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        Ok(FsBlobStore { root, sessions: SyncMutex::new(HashMap::new()) })
+        Ok(FsBlobStore { root, sessions: Arc::new(SyncMutex::new(HashMap::new())) })
     }
 
     pub fn root(&self) -> &Path {
@@ -101,49 +167,60 @@ impl FsBlobStore {
         self.root.join("uploads").join(id.as_str())
     }
 
-    fn data_path(&self, id: &UploadId) -> PathBuf {
-        self.upload_dir(id).join("data")
+    fn session_paths(&self, id: &UploadId) -> SessionPaths {
+        let dir = self.upload_dir(id);
+        SessionPaths { data: dir.join("data"), dir, uploads: self.root.join("uploads") }
     }
 
-    /// The session's in-memory state, rebuilt from disk when this process has not seen it yet.
-    async fn session(&self, id: &UploadId) -> Result<Session> {
+    /// The session as this process knows it, recovered from disk when it has not seen it yet:
+    /// bytes past the acknowledged size (a request that never completed) are dropped.
+    async fn session(&self, id: &UploadId) -> Result<Arc<Session>> {
         if let Some(s) = self.sessions.lock().expect("session map poisoned").get(id) {
-            return Ok(s.clone());
+            if !s.closed.load(Ordering::Acquire) {
+                return Ok(s.clone());
+            }
         }
         let dir = self.upload_dir(id);
-        let (size, algorithm) = blocking(move || -> io::Result<Option<(u64, Option<DigestAlgorithm>)>> {
-            let mut size = match std::fs::metadata(dir.join("data")) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            // Bytes past the last acknowledged size belong to an append that never completed
-            // (the process died mid-request): drop them, so the session resumes where the
-            // client was told it stands.
-            if let Some(acked) = read_acked(&dir) {
-                if size > acked {
-                    tracing::info!(dir = %dir.display(), size, acked, "dropping unacknowledged bytes of an interrupted upload");
-                    OpenOptions::new().write(true).open(dir.join("data"))?.set_len(acked)?;
-                    size = acked;
-                }
-            }
-            let algorithm = std::fs::read_to_string(dir.join("algorithm"))
-                .ok()
-                .and_then(|s| s.trim().parse::<DigestAlgorithm>().ok());
-            Ok(Some((size, algorithm)))
-        })
-        .await??
-        .ok_or(StorageError::UploadUnknown)?;
+        let (size, seq, algorithm) = blocking(move || recover_session(&dir)).await??.ok_or(StorageError::UploadUnknown)?;
         // An empty session can start hashing again; otherwise the commit catches up from disk.
         let hasher = if size == 0 { algorithm.map(Hasher::new) } else { None };
-        let state = Arc::new(AsyncMutex::new(SessionState { hashed: 0, hasher }));
+        let session = Arc::new(Session::new(size, seq, hasher, false));
         let mut map = self.sessions.lock().expect("session map poisoned");
-        Ok(map.entry(id.clone()).or_insert(state).clone())
+        let entry = map.entry(id.clone()).or_insert_with(|| session.clone());
+        if entry.closed.load(Ordering::Acquire) {
+            *entry = session;
+        }
+        Ok(entry.clone())
     }
+}
 
-    fn forget_session(&self, id: &UploadId) {
-        self.sessions.lock().expect("session map poisoned").remove(id);
+/// Reads a session's state from disk after a restart: its size (cut back to the acknowledged
+/// size), the record's sequence number and the digest algorithm. `None` if there is no session.
+fn recover_session(dir: &Path) -> io::Result<Option<(u64, u64, Option<DigestAlgorithm>)>> {
+    let mut size = match std::fs::metadata(dir.join("data")) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (seq, acked) = match std::fs::read(dir.join(ACKED_RECORD)) {
+        // No valid slot: nothing was acknowledged yet.
+        Ok(record) => newest_acked(&record).unwrap_or((0, 0)),
+        // A session created before the record existed.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (0, read_legacy_acked(dir).unwrap_or(size)),
+        Err(e) => return Err(e),
+    };
+    if size > acked {
+        // Bytes of an append that never completed (the process died mid-request): drop them, so
+        // the session resumes where the client was told it stands.
+        tracing::info!(dir = %dir.display(), size, acked, "dropping unacknowledged bytes of an interrupted upload");
+        OpenOptions::new().write(true).open(dir.join("data"))?.set_len(acked)?;
+        size = acked;
+    } else if size < acked {
+        tracing::warn!(dir = %dir.display(), size, acked, "upload session holds fewer bytes than were acknowledged");
     }
+    let algorithm =
+        std::fs::read_to_string(dir.join("algorithm")).ok().and_then(|s| s.trim().parse::<DigestAlgorithm>().ok());
+    Ok(Some((size, seq, algorithm)))
 }
 
 /// Runs blocking file work off the async runtime.
@@ -175,8 +252,10 @@ fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
 const QUEUE_DEPTH: usize = 4;
 
 /// Unflushed bytes after which the flusher thread calls `fdatasync`, so that the disk works
-/// while the rest streams in and the commit's `fsync` only has the tail left.
-pub const FLUSH_EVERY_BYTES: u64 = 16 * 1024 * 1024;
+/// while the rest streams in and the final flush (of an acknowledged append, or of the commit)
+/// only has the tail left. Each flush covers everything written by then, so flushes grow
+/// when the disk is slower than the client.
+pub const FLUSH_EVERY_BYTES: u64 = 8 * 1024 * 1024;
 
 type Batch = Arc<Vec<Bytes>>;
 
@@ -199,19 +278,20 @@ fn writer_thread(
 }
 
 /// Flushes the file (through its own handle) whenever enough was written since the last flush,
-/// without ever holding up the writer: the disk and the writer work at the same time.
-fn flusher_thread(file: File, progress: std::sync::mpsc::Receiver<u64>) -> io::Result<()> {
+/// without ever holding up the writer: the disk and the writer work at the same time. Returns
+/// how many of the appended bytes it flushed.
+fn flusher_thread(file: File, progress: std::sync::mpsc::Receiver<u64>, every: u64) -> io::Result<u64> {
     let mut flushed = 0u64;
     while let Ok(mut written) = progress.recv() {
         while let Ok(newer) = progress.try_recv() {
             written = newer;
         }
-        if written - flushed >= FLUSH_EVERY_BYTES {
+        if written - flushed >= every {
             file.sync_data()?;
             flushed = written;
         }
     }
-    Ok(())
+    Ok(flushed)
 }
 
 fn hasher_thread(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> Hasher {
@@ -229,22 +309,41 @@ enum AppendFailure {
     Io(io::Error),
 }
 
+/// What [`stream_into`] appended.
+struct Appended {
+    bytes: u64,
+    /// How many of `bytes` are already flushed.
+    flushed: u64,
+    file: File,
+    hasher: Option<Hasher>,
+}
+
 /// Streams `body` to the end of `file` (positioned at its end), hashing with `hasher` when
 /// given. The body is read here, on the runtime, while a writer thread and a hasher thread
-/// consume the same batches (shared, not copied) at their own pace. Returns the bytes
-/// appended, the file and the advanced hasher; on failure, the file (if still usable).
+/// consume the same batches (shared, not copied) at their own pace. Returns what was appended
+/// with the file and the advanced hasher; on failure, the file (if still usable). An empty body
+/// starts no thread.
 async fn stream_into(
     file: File,
     hasher: Option<Hasher>,
     mut body: ByteStream,
     allowed: Option<u64>,
-) -> Result<(u64, File, Option<Hasher>), (AppendFailure, Option<File>)> {
+) -> Result<Appended, (AppendFailure, Option<File>)> {
+    let first = loop {
+        match body.next().await {
+            None => return Ok(Appended { bytes: 0, flushed: 0, file, hasher }),
+            Some(Ok(chunk)) if chunk.is_empty() => continue,
+            Some(Ok(chunk)) => break chunk,
+            Some(Err(e)) => return Err((AppendFailure::Client(e), Some(file))),
+        }
+    };
+    let mut body = futures::stream::iter([Ok(first)]).chain(body);
     let flush_handle = match file.try_clone() {
         Ok(f) => f,
         Err(e) => return Err((AppendFailure::Io(e), Some(file))),
     };
     let (progress_tx, progress_rx) = std::sync::mpsc::channel::<u64>();
-    let flusher = tokio::task::spawn_blocking(move || flusher_thread(flush_handle, progress_rx));
+    let flusher = tokio::task::spawn_blocking(move || flusher_thread(flush_handle, progress_rx, FLUSH_EVERY_BYTES));
     let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
     let writer = tokio::task::spawn_blocking(move || writer_thread(file, write_rx, progress_tx));
     let (hash_tx, hasher) = match hasher {
@@ -304,10 +403,10 @@ async fn stream_into(
     };
     let (file, written) = writer.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?;
     let flushed = flusher.await.map_err(join_error).and_then(|r| r);
-    match (failure, written.and(flushed)) {
-        (Some(f), _) => Err((f, Some(file))),
-        (None, Err(e)) => Err((AppendFailure::Io(e), Some(file))),
-        (None, Ok(())) => Ok((total, file, hasher)),
+    match (failure, written, flushed) {
+        (Some(f), _, _) => Err((f, Some(file))),
+        (None, Err(e), _) | (None, Ok(()), Err(e)) => Err((AppendFailure::Io(e), Some(file))),
+        (None, Ok(()), Ok(flushed)) => Ok(Appended { bytes: total, flushed, file, hasher }),
     }
 }
 
@@ -362,6 +461,279 @@ fn install(source: &Path, target: &Path, blobs_root: &Path) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Reads `len` bytes at the file's position into a new buffer (not zeroed first:
+/// `read_to_end` fills spare capacity). A file that ends early is an error.
+fn read_chunk(file: &File, len: u64) -> io::Result<Bytes> {
+    let mut buf = Vec::with_capacity(len as usize);
+    file.take(len).read_to_end(&mut buf)?;
+    if (buf.len() as u64) < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file is shorter than its recorded size"));
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// A committed blob, or a range of it, as chunks of [`READ_CHUNK_BYTES`] read on the blocking
+/// pool, the next one being read while the consumer sends the last.
+struct BlobChunks {
+    /// Bytes not yet asked of the file.
+    unread: u64,
+    ready: Option<Bytes>,
+    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
+}
+
+impl BlobChunks {
+    fn new(file: File, first: Bytes, unread: u64) -> BlobChunks {
+        let mut chunks = BlobChunks { unread, ready: (!first.is_empty()).then_some(first), reading: None };
+        chunks.read_ahead(file);
+        chunks
+    }
+
+    fn read_ahead(&mut self, file: File) {
+        if self.unread == 0 {
+            return;
+        }
+        let len = self.unread.min(READ_CHUNK_BYTES as u64);
+        self.unread -= len;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let chunk = read_chunk(&file, len);
+            (file, chunk)
+        }));
+    }
+}
+
+impl Stream for BlobChunks {
+    type Item = io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(chunk) = this.ready.take() {
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
+        let done = std::task::ready!(Pin::new(reading).poll(cx));
+        this.reading = None;
+        match done {
+            Ok((file, Ok(chunk))) => {
+                this.read_ahead(file);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Ok((_, Err(e))) => {
+                this.unread = 0;
+                Poll::Ready(Some(Err(e)))
+            }
+            Err(e) => {
+                this.unread = 0;
+                Poll::Ready(Some(Err(join_error(e))))
+            }
+        }
+    }
+}
+
+/// Opens a session's data file for appending at `size`, the acknowledged size: bytes past it
+/// (left by an append whose rollback failed) are dropped first.
+fn open_for_append(path: &Path, size: u64) -> Result<File> {
+    let mut file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
+        Err(e) => return Err(e.into()),
+    };
+    let len = file.metadata()?.len();
+    if len < size {
+        return Err(StorageError::Corrupt(format!("upload data holds {len} bytes but {size} were acknowledged")));
+    }
+    if len > size {
+        file.set_len(size)?;
+    }
+    file.seek(SeekFrom::Start(size))?;
+    Ok(file)
+}
+
+/// An operation on one upload session, owning what it needs so that it runs in a task of its
+/// own: a caller dropping its future (client gone) cannot leave it half done.
+struct SessionOp {
+    sessions: Sessions,
+    id: UploadId,
+    paths: SessionPaths,
+    blobs_root: PathBuf,
+}
+
+impl SessionOp {
+    /// Appends `body` at `offset`. When `durable`, the bytes and the new acknowledged size are
+    /// flushed before this returns (with any earlier ones that were not); otherwise the record
+    /// is written but not flushed (a commit follows).
+    async fn append(
+        &self,
+        session: &Session,
+        state: &mut SessionState,
+        offset: u64,
+        body: ByteStream,
+        max_len: Option<u64>,
+        durable: bool,
+    ) -> Result<u64> {
+        if session.closed.load(Ordering::Acquire) {
+            return Err(StorageError::UploadUnknown);
+        }
+        let current = session.acked.load(Ordering::Acquire);
+        if offset != current {
+            return Err(StorageError::UploadOffsetMismatch { current });
+        }
+        let data = self.paths.data.clone();
+        let file = blocking(move || open_for_append(&data, current)).await??;
+        // Keep hashing incrementally only if the hasher has seen exactly the bytes on disk;
+        // otherwise the commit re-hashes from disk.
+        let hasher = if state.hashed == current { state.hasher.take() } else { None };
+        let snapshot = hasher.clone();
+        state.hasher = None;
+        // `max_len` bounds what this call accepts; a caller capping the whole blob passes
+        // `limit - offset`.
+        let failure = match stream_into(file, hasher, body, max_len).await {
+            Ok(Appended { bytes: 0, hasher, .. }) if state.durable || !durable => {
+                state.hasher = hasher;
+                return Ok(current);
+            }
+            Ok(Appended { bytes, flushed, file, hasher }) => {
+                let new_size = current + bytes;
+                let seq = state.seq + 1;
+                let sync_dirs = durable && !state.dir_synced;
+                // A flush covers the whole file: the flusher's last one covered everything
+                // before this append's end only if it came after the last byte.
+                let sync_data = durable && (flushed < bytes || bytes == 0 || !state.durable);
+                let paths = self.paths.clone();
+                let recorded = blocking(move || -> io::Result<File> {
+                    if sync_data {
+                        file.sync_data()?;
+                    }
+                    write_acked(&paths.dir, seq, new_size, durable)?;
+                    if sync_dirs {
+                        sync_dir(&paths.dir)?;
+                        sync_dir(&paths.uploads)?;
+                    }
+                    Ok(file)
+                })
+                .await?;
+                match recorded {
+                    Ok(_) => {
+                        state.seq = seq;
+                        state.dir_synced |= sync_dirs;
+                        state.durable = durable;
+                        state.hashed = new_size;
+                        state.hasher = hasher;
+                        session.acked.store(new_size, Ordering::Release);
+                        return Ok(new_size);
+                    }
+                    // The bytes could not be made durable: undo the append, as for any failure.
+                    Err(e) => {
+                        state.seq = seq;
+                        (AppendFailure::Io(e), None)
+                    }
+                }
+            }
+            Err(failure) => failure,
+        };
+        let (failure, file) = failure;
+        tracing::debug!(upload = %self.id, size = current, "append failed; truncating the session back");
+        // Back to the size before this append, so the client can retry from there; the record
+        // is rewritten in case the failed append had already recorded its size.
+        let (data, dir, seq) = (self.paths.data.clone(), self.paths.dir.clone(), state.seq + 1);
+        let truncated = blocking(move || -> io::Result<()> {
+            let file = match file {
+                Some(f) => f,
+                None => OpenOptions::new().write(true).open(&data)?,
+            };
+            file.set_len(current)?;
+            write_acked(&dir, seq, current, false)
+        })
+        .await
+        .and_then(|r| r.map_err(StorageError::from));
+        if truncated.is_ok() {
+            state.seq = seq;
+            state.hashed = current;
+            state.hasher = snapshot;
+        }
+        truncated?;
+        Err(match failure {
+            AppendFailure::Client(e) => StorageError::ClientStream(e),
+            AppendFailure::TooLarge => StorageError::UploadTooLarge,
+            AppendFailure::Io(e) => StorageError::Io(e),
+        })
+    }
+
+    /// Verifies the session's content against `expected` and moves it to `target`. On success
+    /// the session is gone; on `DigestMismatch` it is left as it was.
+    async fn commit(&self, session: &Session, state: &mut SessionState, expected: &Digest, target: PathBuf) -> Result<u64> {
+        if session.closed.load(Ordering::Acquire) {
+            return Err(StorageError::UploadUnknown);
+        }
+        let acked = session.acked.load(Ordering::Acquire);
+        // Reuse the in-memory hasher when it is of the right algorithm; catch up from disk for
+        // whatever it has not seen (everything, after a restart).
+        let (start, hasher) = match &state.hasher {
+            Some(h) if h.algorithm() == expected.algorithm() && state.hashed <= acked => (state.hashed, h.clone()),
+            _ => (0, Hasher::new(expected.algorithm())),
+        };
+        let data = self.paths.data.clone();
+        let blobs_root = self.blobs_root.clone();
+        let wanted = expected.clone();
+        let (hasher, outcome) = blocking(move || -> Result<(Hasher, Result<()>)> {
+            drop(open_for_append(&data, acked)?);
+            let mut hasher = hasher;
+            let end = if start < acked { hash_file_from(&data, start, &mut hasher)? } else { acked };
+            if end != acked {
+                return Err(StorageError::Corrupt("upload data changed while it was being verified".into()));
+            }
+            let actual = hasher.clone().finish();
+            if actual != wanted {
+                return Ok((hasher, Err(StorageError::DigestMismatch { expected: wanted, actual })));
+            }
+            if !target.exists() {
+                File::open(&data)?.sync_data()?;
+            }
+            install(&data, &target, &blobs_root)?;
+            Ok((hasher, Ok(())))
+        })
+        .await??;
+        if let Err(e) = outcome {
+            state.hashed = acked;
+            state.hasher = Some(hasher);
+            return Err(e);
+        }
+        state.hasher = None;
+        self.close(session).await?;
+        Ok(acked)
+    }
+
+    /// Forgets the session and removes its directory.
+    async fn close(&self, session: &Session) -> Result<()> {
+        session.closed.store(true, Ordering::Release);
+        self.sessions.lock().expect("session map poisoned").remove(&self.id);
+        let dir = self.paths.dir.clone();
+        blocking(move || remove_dir_if_present(&dir)).await??;
+        Ok(())
+    }
+}
+
+impl FsBlobStore {
+    fn op(&self, id: &UploadId) -> SessionOp {
+        SessionOp {
+            sessions: self.sessions.clone(),
+            id: id.clone(),
+            paths: self.session_paths(id),
+            blobs_root: self.root.join("blobs"),
+        }
+    }
+
+    /// Appends in a task of its own holding the session's lock (see [`SessionOp`]).
+    async fn append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>, durable: bool) -> Result<u64> {
+        let session = self.session(id).await?;
+        let op = self.op(id);
+        let task = tokio::spawn(async move {
+            let mut state = session.state.lock().await;
+            op.append(&session, &mut state, offset, body, max_len, durable).await
+        });
+        task.await.map_err(|e| StorageError::Io(join_error(e)))?
+    }
+}
+
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
@@ -373,19 +745,26 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream> {
-        let mut file = match tokio::fs::File::open(self.blob_path(digest)).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        file.set_max_buf_size(READ_BUFFER_BYTES);
-        match range {
-            Some(r) => {
-                file.seek(SeekFrom::Start(r.start)).await?;
-                let len = r.end.saturating_sub(r.start);
-                Ok(Box::pin(ReaderStream::with_capacity(file.take(len), READ_BUFFER_BYTES)))
+        let path = self.blob_path(digest);
+        // Opening and the first read share one trip to the blocking pool.
+        let opened = blocking(move || -> io::Result<(File, Bytes, u64)> {
+            let mut file = File::open(&path)?;
+            let (start, len) = match range {
+                Some(r) => (r.start, r.end.saturating_sub(r.start)),
+                None => (0, file.metadata()?.len()),
+            };
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))?;
             }
-            None => Ok(Box::pin(ReaderStream::with_capacity(file, READ_BUFFER_BYTES))),
+            let first = len.min(READ_CHUNK_BYTES as u64);
+            let chunk = read_chunk(&file, first)?;
+            Ok((file, chunk, len - first))
+        })
+        .await?;
+        match opened {
+            Ok((file, first, unread)) => Ok(Box::pin(BlobChunks::new(file, first, unread))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::NotFound),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -428,6 +807,8 @@ impl BlobStore for FsBlobStore {
 
     async fn upload_create(&self, id: &UploadId, algorithm: DigestAlgorithm) -> Result<()> {
         let dir = self.upload_dir(id);
+        // Nothing is flushed here: an empty session has nothing to lose, and the first
+        // acknowledged append syncs the directory entries.
         blocking(move || -> Result<()> {
             match std::fs::create_dir(&dir) {
                 Ok(()) => {}
@@ -438,147 +819,50 @@ impl BlobStore for FsBlobStore {
             }
             std::fs::write(dir.join("algorithm"), algorithm.as_str())?;
             File::create(dir.join("data"))?;
-            write_acked(&dir, 0)?;
+            create_acked(&dir)?;
             Ok(())
         })
         .await??;
-        let state = SessionState { hashed: 0, hasher: Some(Hasher::new(algorithm)) };
-        self.sessions.lock().expect("session map poisoned").insert(id.clone(), Arc::new(AsyncMutex::new(state)));
+        let session = Arc::new(Session::new(0, 0, Some(Hasher::new(algorithm)), false));
+        self.sessions.lock().expect("session map poisoned").insert(id.clone(), session);
         Ok(())
     }
 
     async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64> {
-        let session = self.session(id).await?;
-        let id = id.clone();
-        let path = self.data_path(&id);
-        // The append runs in its own task holding the session lock, so that a caller dropping
-        // this future (client gone) cannot leave a half-done append behind: the task sees the
-        // body fail and truncates.
-        let task = tokio::spawn(async move {
-            let mut state = session.lock_owned().await;
-            let opened = {
-                let path = path.clone();
-                blocking(move || -> io::Result<(File, u64)> {
-                    let mut f = OpenOptions::new().write(true).open(&path)?;
-                    let size = f.seek(SeekFrom::End(0))?;
-                    Ok((f, size))
-                })
-                .await?
-            };
-            let (file, current) = match opened {
-                Ok(v) => v,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
-                Err(e) => return Err(e.into()),
-            };
-            if offset != current {
-                return Err(StorageError::UploadOffsetMismatch { current });
-            }
-            // Keep hashing incrementally only if the hasher has seen exactly the bytes on disk;
-            // otherwise the commit re-hashes from disk.
-            let hasher = if state.hashed == current { state.hasher.take() } else { None };
-            let snapshot = hasher.clone();
-            state.hasher = None;
-            // `max_len` bounds what this call accepts; a caller capping the whole blob passes
-            // `limit - offset`.
-            match stream_into(file, hasher, body, max_len).await {
-                Ok((n, file, hasher)) => {
-                    drop(file);
-                    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-                    let new_size = current + n;
-                    blocking(move || write_acked(&dir, new_size)).await??;
-                    state.hashed = new_size;
-                    state.hasher = hasher;
-                    Ok(new_size)
-                }
-                Err((failure, file)) => {
-                    tracing::debug!(upload = %id, size = current, "append failed; truncating the session back");
-                    // Back to the size before this append, so the client can retry from there.
-                    let truncated = blocking(move || -> io::Result<()> {
-                        let file = match file {
-                            Some(f) => f,
-                            None => OpenOptions::new().write(true).open(&path)?,
-                        };
-                        file.set_len(current)
-                    })
-                    .await
-                    .and_then(|r| r.map_err(StorageError::from));
-                    if truncated.is_ok() {
-                        state.hashed = current;
-                        state.hasher = snapshot;
-                    }
-                    truncated?;
-                    Err(match failure {
-                        AppendFailure::Client(e) => StorageError::ClientStream(e),
-                        AppendFailure::TooLarge => StorageError::UploadTooLarge,
-                        AppendFailure::Io(e) => StorageError::Io(e),
-                    })
-                }
-            }
-        });
-        task.await.map_err(|e| StorageError::Io(join_error(e)))?
+        self.append(id, offset, body, max_len, true).await
+    }
+
+    async fn upload_append_final(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        max_len: Option<u64>,
+    ) -> Result<u64> {
+        self.append(id, offset, body, max_len, false).await
     }
 
     async fn upload_size(&self, id: &UploadId) -> Result<u64> {
         // Loading the session recovers it from an interrupted append first.
-        self.session(id).await?;
-        match tokio::fs::metadata(self.data_path(id)).await {
-            Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StorageError::UploadUnknown),
-            Err(e) => Err(e.into()),
-        }
+        let session = self.session(id).await?;
+        Ok(session.acked.load(Ordering::Acquire))
     }
 
     async fn upload_commit(&self, id: &UploadId, expected: &Digest) -> Result<u64> {
         let session = self.session(id).await?;
-        let mut state = session.lock().await;
-        let data = self.data_path(id);
-        let target = self.blob_path(expected);
-        let blobs_root = self.root.join("blobs");
-        let expected = expected.clone();
-        // Reuse the in-memory hasher when it is of the right algorithm; catch up from disk for
-        // whatever it has not seen (everything, after a restart).
-        let (start, hasher) = match &state.hasher {
-            Some(h) if h.algorithm() == expected.algorithm() => (state.hashed, h.clone()),
-            _ => (0, Hasher::new(expected.algorithm())),
-        };
-        let (size, hasher, outcome) = blocking(move || -> Result<(u64, Hasher, Result<()>)> {
-            let size = match std::fs::metadata(&data) {
-                Ok(m) => m.len(),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
-                Err(e) => return Err(e.into()),
-            };
-            let (start, mut hasher) =
-                if start <= size { (start, hasher) } else { (0, Hasher::new(expected.algorithm())) };
-            let end = if start < size { hash_file_from(&data, start, &mut hasher)? } else { size };
-            if end != size {
-                return Err(StorageError::Corrupt("upload data changed while it was being verified".into()));
-            }
-            let actual = hasher.clone().finish();
-            if actual != expected {
-                return Ok((size, hasher, Err(StorageError::DigestMismatch { expected, actual })));
-            }
-            if !target.exists() {
-                File::open(&data)?.sync_data()?;
-            }
-            install(&data, &target, &blobs_root)?;
-            Ok((size, hasher, Ok(())))
-        })
-        .await??;
-        if let Err(e) = outcome {
-            state.hashed = size;
-            state.hasher = Some(hasher);
-            return Err(e);
-        }
-        state.hasher = None;
-        drop(state);
-        self.forget_session(id);
-        let dir = self.upload_dir(id);
-        blocking(move || remove_dir_if_present(&dir)).await??;
-        Ok(size)
+        let op = self.op(id);
+        let (expected, target) = (expected.clone(), self.blob_path(expected));
+        let task = tokio::spawn(async move {
+            let mut state = session.state.lock().await;
+            op.commit(&session, &mut state, &expected, target).await
+        });
+        task.await.map_err(|e| StorageError::Io(join_error(e)))?
     }
 
     async fn upload_abort(&self, id: &UploadId) -> Result<()> {
-        self.forget_session(id);
+        if let Some(session) = self.sessions.lock().expect("session map poisoned").remove(id) {
+            session.closed.store(true, Ordering::Release);
+        }
         let dir = self.upload_dir(id);
         blocking(move || remove_dir_if_present(&dir)).await??;
         Ok(())
@@ -611,14 +895,97 @@ fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Records the acknowledged size of an upload session (`size` beside `data`), replaced
-/// atomically. An append is acknowledged only after this is written.
-fn write_acked(dir: &Path, size: u64) -> io::Result<()> {
-    let tmp = dir.join("size.tmp");
-    std::fs::write(&tmp, size.to_string())?;
-    std::fs::rename(tmp, dir.join("size"))
+// ---- the acknowledged-size record ----
+//
+// Two slots of `ACKED_SLOT_BYTES`, each `{seq:020} {size:020} {check:016x}` padded with spaces
+// and ended by a newline, where `check` is FNV-1a of the first two fields. Record `seq` goes to
+// slot `seq % 2`, overwriting in place (no rename, so no directory change); the valid slot with
+// the highest `seq` counts. A torn write spoils only the slot being written, whose append was
+// not acknowledged yet.
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
-fn read_acked(dir: &Path) -> Option<u64> {
+fn acked_slot(seq: u64, size: u64) -> [u8; ACKED_SLOT_BYTES] {
+    let fields = format!("{seq:020} {size:020}");
+    let line = format!("{fields} {:016x}", fnv1a(fields.as_bytes()));
+    let mut slot = [b' '; ACKED_SLOT_BYTES];
+    slot[..line.len()].copy_from_slice(line.as_bytes());
+    slot[ACKED_SLOT_BYTES - 1] = b'\n';
+    slot
+}
+
+fn parse_acked_slot(slot: &[u8]) -> Option<(u64, u64)> {
+    let mut words = std::str::from_utf8(slot).ok()?.split_ascii_whitespace();
+    let (seq, size, check) = (words.next()?, words.next()?, words.next()?);
+    if words.next().is_some() || check != format!("{:016x}", fnv1a(format!("{seq} {size}").as_bytes())) {
+        return None;
+    }
+    Some((seq.parse().ok()?, size.parse().ok()?))
+}
+
+/// A new session's record: size 0 in slot 0, slot 1 blank.
+fn create_acked(dir: &Path) -> io::Result<()> {
+    let mut record = acked_slot(0, 0).to_vec();
+    record.extend_from_slice(&[b' '; ACKED_SLOT_BYTES - 1]);
+    record.push(b'\n');
+    std::fs::write(dir.join(ACKED_RECORD), record)
+}
+
+/// The newest valid slot of a session's record: (sequence number, acknowledged size).
+fn newest_acked(record: &[u8]) -> Option<(u64, u64)> {
+    record.chunks(ACKED_SLOT_BYTES).filter_map(parse_acked_slot).max_by_key(|&(seq, _)| seq)
+}
+
+/// Writes `size` as record `seq` into its slot, flushing it when `durable`.
+fn write_acked(dir: &Path, seq: u64, size: u64, durable: bool) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(dir.join(ACKED_RECORD))?;
+    file.seek(SeekFrom::Start((seq % 2) * ACKED_SLOT_BYTES as u64))?;
+    file.write_all(&acked_slot(seq, size))?;
+    if durable {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+/// The acknowledged size as sessions created before the record existed kept it (a `size` file
+/// replaced by rename).
+fn read_legacy_acked(dir: &Path) -> Option<u64> {
     std::fs::read_to_string(dir.join("size")).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acked_record_round_trips_and_rejects_damage() {
+        let slot = acked_slot(7, 123_456);
+        assert_eq!(slot.len(), ACKED_SLOT_BYTES);
+        assert_eq!(parse_acked_slot(&slot), Some((7, 123_456)));
+        let mut torn = slot;
+        torn[30] = b'9';
+        assert_eq!(parse_acked_slot(&torn), None);
+        assert_eq!(parse_acked_slot(&[b' '; ACKED_SLOT_BYTES]), None);
+        assert_eq!(parse_acked_slot(&[0; ACKED_SLOT_BYTES]), None);
+    }
+
+    #[test]
+    fn newest_valid_slot_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = || newest_acked(&std::fs::read(dir.path().join(ACKED_RECORD)).unwrap());
+        create_acked(dir.path()).unwrap();
+        assert_eq!(read(), Some((0, 0)));
+        write_acked(dir.path(), 1, 10, false).unwrap();
+        write_acked(dir.path(), 2, 20, true).unwrap();
+        assert_eq!(read(), Some((2, 20)));
+        // A torn write of record 3 (slot 1) leaves record 2 in force.
+        let path = dir.path().join(ACKED_RECORD);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[ACKED_SLOT_BYTES..ACKED_SLOT_BYTES + 10].copy_from_slice(b"0000000000");
+        bytes[ACKED_SLOT_BYTES + 25] = b'x';
+        std::fs::write(&path, bytes).unwrap();
+        assert_eq!(read(), Some((2, 20)));
+    }
 }

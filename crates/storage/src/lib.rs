@@ -60,8 +60,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Appends `body` at byte `offset`, which must equal the session's current size
     /// (`UploadOffsetMismatch` otherwise, with nothing written). At most `max_len` bytes are
-    /// accepted when given (`UploadTooLarge`). Returns the new size. A body that fails midway
-    /// leaves the session at its last durable size or at a size the next status request reports.
+    /// accepted when given (`UploadTooLarge`). Returns the new size once the appended bytes are
+    /// durable: acknowledged bytes survive a crash. A body that fails midway leaves the session
+    /// at its last durable size or at a size the next status request reports.
     async fn upload_append(
         &self,
         id: &UploadId,
@@ -69,6 +70,21 @@ pub trait BlobStore: Send + Sync + 'static {
         body: ByteStream,
         max_len: Option<u64>,
     ) -> Result<u64>;
+
+    /// Appends the last bytes of an upload as [`BlobStore::upload_append`] does, for a caller
+    /// that calls [`BlobStore::upload_commit`] next (the final `PUT`, a monolithic upload):
+    /// the bytes need not be durable when this returns, as the commit makes them so, and a
+    /// backend may skip what acknowledging them would cost. Until a later `upload_append`
+    /// returns, a crash may take the session back to its size before this call.
+    async fn upload_append_final(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        max_len: Option<u64>,
+    ) -> Result<u64> {
+        self.upload_append(id, offset, body, max_len).await
+    }
 
     /// Current size of an upload session (`UploadUnknown` if absent).
     async fn upload_size(&self, id: &UploadId) -> Result<u64>;
@@ -122,7 +138,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     // ---- blobs: global bookkeeping and per-repository visibility ----
     /// Records that the blob store holds `digest` (after a commit).
     async fn blob_record(&self, digest: &Digest, size: u64) -> Result<()>;
-    /// Makes a committed blob visible in a repository (creating the repository if needed).
+    /// Makes a committed blob visible in a repository (creating the repository if needed). In
+    /// the same transaction it records the blob (or refreshes its record's time) as
+    /// `blob_record` does, so that a commit followed by a link needs no separate record.
     async fn blob_link(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
     /// Size of the blob if it is visible in the repository.
     async fn blob_visible(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;

@@ -161,3 +161,139 @@ async fn reads_stream_in_large_chunks() {
     let first = stream.next().await.unwrap().unwrap();
     assert!(first.len() >= 64 * 1024, "first chunk only {} bytes", first.len());
 }
+
+fn session_file(dir: &tempfile::TempDir, id: &UploadId, name: &str) -> std::path::PathBuf {
+    dir.path().join("uploads").join(id.as_str()).join(name)
+}
+
+/// The process dies in the middle of an append: its bytes reach the data file but the append
+/// is never acknowledged. The next process resumes at the acknowledged size.
+#[tokio::test]
+async fn bytes_of_an_unacknowledged_append_are_dropped_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random_bytes(19, 900_000);
+    let id = UploadId::new();
+    {
+        let s = store(&dir);
+        s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+        s.upload_append(&id, 0, chunked_stream(&data[..300_000], 65_536), None).await.unwrap();
+    }
+    // What a killed append leaves behind: more bytes, no new record.
+    let mut f = std::fs::OpenOptions::new().append(true).open(session_file(&dir, &id, "data")).unwrap();
+    std::io::Write::write_all(&mut f, &data[300_000..700_000]).unwrap();
+    drop(f);
+
+    let s = store(&dir);
+    assert_eq!(s.upload_size(&id).await.unwrap(), 300_000);
+    assert_eq!(std::fs::metadata(session_file(&dir, &id, "data")).unwrap().len(), 300_000);
+    s.upload_append(&id, 300_000, chunked_stream(&data[300_000..], 100_000), None).await.unwrap();
+    assert_eq!(s.upload_commit(&id, &Digest::sha256_of(&data)).await.unwrap(), data.len() as u64);
+}
+
+/// A session created before the acknowledged-size record existed kept its size in a `size`
+/// file; it is honoured.
+#[tokio::test]
+async fn a_session_of_the_previous_layout_resumes_at_its_recorded_size() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(store(&dir));
+    let data = pseudo_random_bytes(23, 50_000);
+    let id = UploadId::new();
+    std::fs::create_dir(dir.path().join("uploads").join(id.as_str())).unwrap();
+    std::fs::write(session_file(&dir, &id, "algorithm"), "sha256").unwrap();
+    std::fs::write(session_file(&dir, &id, "data"), &data[..30_000]).unwrap();
+    std::fs::write(session_file(&dir, &id, "size"), "20000").unwrap();
+
+    let s = store(&dir);
+    assert_eq!(s.upload_size(&id).await.unwrap(), 20_000);
+    s.upload_append(&id, 20_000, chunked_stream(&data[20_000..], 7_000), None).await.unwrap();
+    assert_eq!(s.upload_commit(&id, &Digest::sha256_of(&data)).await.unwrap(), 50_000);
+}
+
+/// A record with no valid slot (torn at creation) means nothing was acknowledged.
+#[tokio::test]
+async fn a_session_whose_record_is_unreadable_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = UploadId::new();
+    store(&dir).upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+    std::fs::write(session_file(&dir, &id, "data"), b"bytes nobody acknowledged").unwrap();
+    std::fs::write(session_file(&dir, &id, "acked"), [0u8; 128]).unwrap();
+    let s = store(&dir);
+    assert_eq!(s.upload_size(&id).await.unwrap(), 0);
+    assert_eq!(s.upload_commit(&id, &Digest::sha256_of(b"")).await.unwrap(), 0);
+}
+
+/// The last bytes of an upload followed by a commit that fails: the bytes stay in the session
+/// (made durable then), so the client can fix its digest or add more.
+#[tokio::test]
+async fn a_final_append_whose_commit_fails_stays_in_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random_bytes(29, 2_500_000);
+    let digest = Digest::sha256_of(&data);
+    let id = UploadId::new();
+    {
+        let s = store(&dir);
+        s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+        s.upload_append(&id, 0, chunked_stream(&data[..1_000_000], 65_536), None).await.unwrap();
+        let n = s.upload_append_final(&id, 1_000_000, chunked_stream(&data[1_000_000..2_000_000], 65_536), None).await;
+        assert_eq!(n.unwrap(), 2_000_000);
+        assert!(matches!(s.upload_commit(&id, &digest).await, Err(StorageError::DigestMismatch { .. })));
+        assert_eq!(s.upload_size(&id).await.unwrap(), 2_000_000);
+        // An empty append acknowledges (durably) what the session holds.
+        assert_eq!(s.upload_append(&id, 2_000_000, chunked_stream(&[], 1), None).await.unwrap(), 2_000_000);
+    }
+    let s = store(&dir);
+    assert_eq!(s.upload_size(&id).await.unwrap(), 2_000_000);
+    let n = s.upload_append_final(&id, 2_000_000, chunked_stream(&data[2_000_000..], 65_536), None).await.unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(s.upload_commit(&id, &digest).await.unwrap(), data.len() as u64);
+    assert_eq!(read_all(s.read(&digest, None).await.unwrap()).await, data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_across_read_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let chunk = wharf_storage::fs::READ_CHUNK_BYTES as u64;
+    let data = pseudo_random_bytes(31, (3 * chunk + 4321) as usize);
+    let d = Digest::sha256_of(&data);
+    s.put_bytes(&d, Bytes::from(data.clone())).await.unwrap();
+    let len = data.len() as u64;
+    for (start, end) in
+        [(0, len), (1, len), (chunk - 1, chunk + 1), (chunk, 2 * chunk), (chunk + 7, 3 * chunk + 9), (len - 1, len), (0, 0)]
+    {
+        let got = read_all(s.read(&d, Some(start..end)).await.unwrap()).await;
+        assert_eq!(got, data[start as usize..end as usize], "range {start}..{end}");
+    }
+    // Every chunk but the last is full size.
+    let mut stream = s.read(&d, None).await.unwrap();
+    let mut sizes = Vec::new();
+    while let Some(c) = stream.next().await {
+        sizes.push(c.unwrap().len() as u64);
+    }
+    assert_eq!(sizes, vec![chunk, chunk, chunk, 4321]);
+}
+
+#[tokio::test]
+async fn a_blob_file_shorter_than_the_range_asked_fails_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(&dir);
+    let data = pseudo_random_bytes(37, 100_000);
+    let d = Digest::sha256_of(&data);
+    s.put_bytes(&d, Bytes::from(data.clone())).await.unwrap();
+    let path = dir.path().join("blobs/sha256").join(&d.hex()[..2]).join(d.hex());
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(60_000).unwrap();
+    // Either the read fails at once (the first chunk comes with the opening) or the stream does.
+    for range in [0..100_000, 1..100_000] {
+        let failed = match s.read(&d, Some(range.clone())).await {
+            Err(_) => true,
+            Ok(mut stream) => {
+                let mut failed = false;
+                while let Some(c) = stream.next().await {
+                    failed |= c.is_err();
+                }
+                failed
+            }
+        };
+        assert!(failed, "a short file must not end the body of {range:?} quietly");
+    }
+}

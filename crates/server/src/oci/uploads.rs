@@ -111,7 +111,7 @@ async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Res
     let blobs = ctx.state.blobs.clone();
     blobs.upload_create(&id, digest.algorithm()).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
     let body = ctx.take_body_stream();
-    let appended = blobs.upload_append(&id, 0, body, ctx.state.config.max_blob_size).await;
+    let appended = blobs.upload_append_final(&id, 0, body, ctx.state.config.max_blob_size).await;
     let state = ctx.state.clone();
     let _gc = state.gc_lock.read().await;
     let result = match appended {
@@ -129,9 +129,10 @@ async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Res
     Ok(created(t, digest))
 }
 
+/// Records the committed blob and makes it visible in the repository: `blob_link` records the
+/// blob too, in the same transaction (one commit, so one flush of the database's log).
 async fn link_committed(ctx: &Ctx, t: &Target, digest: &Digest, size: u64) -> OciResult<()> {
     let meta = &ctx.state.meta;
-    meta.blob_record(digest, size).await.map_err(|e| OciError::internal("recording a blob", e))?;
     meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("linking a blob", e))
 }
 
@@ -169,7 +170,9 @@ fn range_invalid(t: &Target, id: &UploadId, current: u64, message: String) -> Oc
 }
 
 /// Appends the request body to the session, honouring `Content-Range`. Returns the new size.
-async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId) -> OciResult<u64> {
+/// `last` when the commit follows at once (the final `PUT`): the bytes are then made durable
+/// by the commit rather than acknowledged on their own.
+async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> OciResult<u64> {
     let blobs = ctx.state.blobs.clone();
     let current = blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
     let declared_len = match ctx.header("content-length") {
@@ -207,7 +210,12 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId) -> OciResult<u64>
         (a, b) => a.or(b),
     };
     let body = ctx.take_body_stream();
-    match blobs.upload_append(id, current, body, max_len).await {
+    let appended = if last {
+        blobs.upload_append_final(id, current, body, max_len).await
+    } else {
+        blobs.upload_append(id, current, body, max_len).await
+    };
+    match appended {
         Ok(size) => Ok(size),
         Err(StorageError::UploadOffsetMismatch { current }) => Err(range_invalid(
             t,
@@ -225,7 +233,7 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId) -> OciResult<u64>
 pub async fn patch(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
     let id = session(ctx, &t, id).await?;
-    let size = append_body(ctx, &t, &id).await?;
+    let size = append_body(ctx, &t, &id, false).await?;
     Ok(progress(&t, &id, size, StatusCode::ACCEPTED))
 }
 
@@ -243,7 +251,7 @@ pub async fn put(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
         Some(d) => parse_digest_param(d)?,
         None => return Err(OciError::digest_invalid("the digest query parameter is required to complete an upload")),
     };
-    append_body(ctx, &t, &id).await?;
+    append_body(ctx, &t, &id, true).await?;
     let state = ctx.state.clone();
     let _gc = state.gc_lock.read().await;
     let size = state.blobs.upload_commit(&id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
