@@ -1,5 +1,6 @@
 //! Storage engine benchmarks: a 256 MiB upload streamed through `upload_append` + `upload_commit`
-//! (with the two limits it is measured against: hashing alone and a durable write alone), and
+//! at once and in 16 MiB acknowledged appends (with the two limits it is measured against:
+//! hashing alone and a durable write alone), reading it back, and
 //! `manifest_get` by tag on SQLite, one at a time and 32 concurrent on two worker threads.
 //!
 //! Run: `CARGO_TARGET_DIR=/work/target-storage cargo bench -p wharf-storage`.
@@ -46,6 +47,24 @@ fn upload(c: &mut Criterion) {
                 let id = UploadId::new();
                 store.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
                 store.upload_append(&id, 0, body(&data), None).await.unwrap();
+                store.upload_commit(&id, &digest).await.unwrap();
+                store.delete(&digest).await.unwrap();
+            })
+        })
+    });
+    // A chunked push: one acknowledged (durable) append per 16 MiB PATCH, then an empty final
+    // append and the commit, as the server does for `PATCH`…`PUT`.
+    g.bench_function("append_16MiB_chunks_commit", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let id = UploadId::new();
+                store.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+                let mut at = 0usize;
+                for part in data.chunks(16 << 20) {
+                    let part = data.slice_ref(part);
+                    at = store.upload_append(&id, at as u64, body(&part), Some(part.len() as u64)).await.unwrap() as usize;
+                }
+                store.upload_append_final(&id, at as u64, body(&Bytes::new()), None).await.unwrap();
                 store.upload_commit(&id, &digest).await.unwrap();
                 store.delete(&digest).await.unwrap();
             })
