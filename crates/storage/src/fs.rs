@@ -124,6 +124,9 @@ type Sessions = Arc<SyncMutex<HashMap<UploadId, Arc<Session>>>>;
 pub struct FsBlobStore {
     root: PathBuf,
     sessions: Sessions,
+    /// Held while a session is recovered from disk, so that two first requests for it cannot
+    /// both recover it (the second would cut the file under the first one's append).
+    recovering: AsyncMutex<()>,
 }
 
 /// The paths one upload session works with.
@@ -148,7 +151,7 @@ impl FsBlobStore {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        Ok(FsBlobStore { root, sessions: Arc::new(SyncMutex::new(HashMap::new())) })
+        Ok(FsBlobStore { root, sessions: Arc::new(SyncMutex::new(HashMap::new())), recovering: AsyncMutex::new(()) })
     }
 
     pub fn root(&self) -> &Path {
@@ -175,22 +178,24 @@ impl FsBlobStore {
     /// The session as this process knows it, recovered from disk when it has not seen it yet:
     /// bytes past the acknowledged size (a request that never completed) are dropped.
     async fn session(&self, id: &UploadId) -> Result<Arc<Session>> {
-        if let Some(s) = self.sessions.lock().expect("session map poisoned").get(id) {
-            if !s.closed.load(Ordering::Acquire) {
-                return Ok(s.clone());
-            }
+        let known = || -> Option<Arc<Session>> {
+            let map = self.sessions.lock().expect("session map poisoned");
+            map.get(id).filter(|s| !s.closed.load(Ordering::Acquire)).cloned()
+        };
+        if let Some(s) = known() {
+            return Ok(s);
+        }
+        let _recovering = self.recovering.lock().await;
+        if let Some(s) = known() {
+            return Ok(s);
         }
         let dir = self.upload_dir(id);
         let (size, seq, algorithm) = blocking(move || recover_session(&dir)).await??.ok_or(StorageError::UploadUnknown)?;
         // An empty session can start hashing again; otherwise the commit catches up from disk.
         let hasher = if size == 0 { algorithm.map(Hasher::new) } else { None };
         let session = Arc::new(Session::new(size, seq, hasher, false));
-        let mut map = self.sessions.lock().expect("session map poisoned");
-        let entry = map.entry(id.clone()).or_insert_with(|| session.clone());
-        if entry.closed.load(Ordering::Acquire) {
-            *entry = session;
-        }
-        Ok(entry.clone())
+        self.sessions.lock().expect("session map poisoned").insert(id.clone(), session.clone());
+        Ok(session)
     }
 }
 

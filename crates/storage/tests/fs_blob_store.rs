@@ -297,3 +297,28 @@ async fn a_blob_file_shorter_than_the_range_asked_fails_the_stream() {
         assert!(failed, "a short file must not end the body of {range:?} quietly");
     }
 }
+
+/// Two requests racing to be the first to touch a session after a restart: it is recovered
+/// once, exactly one append wins, and the content is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_requests_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pseudo_random_bytes(41, 3_000_000);
+    let id = UploadId::new();
+    {
+        let s = store(&dir);
+        s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+        s.upload_append(&id, 0, chunked_stream(&data[..1_000_000], 65_536), None).await.unwrap();
+    }
+    let s = store(&dir);
+    let (a, b) = futures::join!(
+        s.upload_append(&id, 1_000_000, chunked_stream(&data[1_000_000..], 4096), None),
+        s.upload_append(&id, 1_000_000, chunked_stream(&data[1_000_000..], 4096), None),
+    );
+    let outcomes = [a, b];
+    let won = outcomes.iter().filter(|r| matches!(r, Ok(3_000_000))).count();
+    let lost =
+        outcomes.iter().filter(|r| matches!(r, Err(StorageError::UploadOffsetMismatch { current: 3_000_000 }))).count();
+    assert_eq!((won, lost), (1, 1), "{outcomes:?}");
+    assert_eq!(s.upload_commit(&id, &Digest::sha256_of(&data)).await.unwrap(), 3_000_000);
+}
