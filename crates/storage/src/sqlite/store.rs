@@ -715,6 +715,31 @@ impl MetadataStore for SqliteMetadataStore {
     }
 }
 
+/// Writes one resource row; `replace` overwrites a row with the same id.
+fn insert_resource(tx: &rusqlite::Transaction<'_>, r: &ResourceRecord, replace: bool) -> Result<()> {
+    let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
+    tx.prepare_cached(&format!(
+        "{verb} INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
+         resource_group_lower, key, body, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        lower(&r.id),
+        r.id,
+        r.resource_type,
+        lower(&r.resource_type),
+        r.name,
+        lower(&r.name),
+        r.resource_group,
+        r.resource_group.as_deref().map(lower),
+        r.key,
+        r.body.to_string(),
+        nanos(&r.created_at)?,
+        nanos(&r.updated_at)?,
+    ])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,29 +768,4 @@ mod tests {
             assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{plan:#?}");
         }
     }
-}
-
-/// Writes one resource row; `replace` overwrites a row with the same id.
-fn insert_resource(tx: &rusqlite::Transaction<'_>, r: &ResourceRecord, replace: bool) -> Result<()> {
-    let verb = if replace { "INSERT OR REPLACE" } else { "INSERT" };
-    tx.prepare_cached(&format!(
-        "{verb} INTO resources (id_lower, id, type, type_lower, name, name_lower, resource_group, \
-         resource_group_lower, key, body, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    ))?
-    .execute(params![
-        lower(&r.id),
-        r.id,
-        r.resource_type,
-        lower(&r.resource_type),
-        r.name,
-        lower(&r.name),
-        r.resource_group,
-        r.resource_group.as_deref().map(lower),
-        r.key,
-        r.body.to_string(),
-        nanos(&r.created_at)?,
-        nanos(&r.updated_at)?,
-    ])?;
-    Ok(())
 }
