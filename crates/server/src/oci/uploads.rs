@@ -59,10 +59,10 @@ pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
     if let Some(mount) = ctx.q("mount").map(str::to_string) {
         let digest = parse_digest_param(&mount)?;
         algorithm = digest.algorithm();
-        if let Some(from) = ctx.q("from").map(str::to_string) {
-            if try_mount(ctx, &t, &from, &digest).await? {
-                return Ok(created(&t, &digest));
-            }
+        if let Some(from) = ctx.q("from").map(str::to_string)
+            && try_mount(ctx, &t, &from, &digest).await?
+        {
+            return Ok(created(&t, &digest));
         }
         // Not visible where the client said: fall back to a fresh upload session (spec).
     } else if let Some(d) = ctx.q("digest").map(str::to_string) {
