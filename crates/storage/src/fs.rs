@@ -28,7 +28,7 @@
 //! nothing of its own: the commit makes the bytes durable.)
 //!
 //! Upload sessions live on disk; memory only caches each session's acknowledged size and hashing
-//! progress ([`Session`]). A restarted process finds its sessions with their sizes, and a commit
+//! progress (`Session`). A restarted process finds its sessions with their sizes, and a commit
 //! re-hashes from disk whatever that cache cannot vouch for, so nothing unverified ever reaches
 //! `blobs/`. An append that fails (client stream error, size limit, I/O) truncates the file back
 //! to its size before the append, so a retry from the reported offset works.
