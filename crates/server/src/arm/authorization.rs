@@ -110,12 +110,7 @@ async fn reload(ctx: &ArmCtx) -> Result<(), ArmError> {
 fn assignment_json(a: &RoleAssignment) -> Value {
     let mut v = serde_json::to_value(a).expect("assignment serializes");
     if let (Some(sub), Some(guid)) = (a.scope.subscription_id(), role_guid_from_id(&a.role_definition_id)) {
-        let id = json!(format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"));
-        if let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) {
-            props.insert("roleDefinitionId".into(), id);
-        } else if let Some(obj) = v.as_object_mut() {
-            obj.insert("roleDefinitionId".into(), id);
-        }
+        v["properties"]["roleDefinitionId"] = json!(format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"));
     }
     v
 }

@@ -62,11 +62,12 @@ impl Access {
     /// listings that span registries).
     pub fn may_list(&self, state: &AppState, registry: &RegistryInfo) -> bool {
         let scope = Scope { resource_type: "registry".into(), name: "catalog".into(), actions: vec!["*".into()] };
+        let none = EnvironmentAttributes::default();
         let environment = match self {
-            Access::Subject { environment, .. } => environment.as_ref().clone(),
-            Access::Token(_) => EnvironmentAttributes::default(),
+            Access::Subject { environment, .. } => environment.as_ref(),
+            Access::Token(_) => &none,
         };
-        !super::grant_in(state, &self.subject(), Some(registry), &[scope], &environment).is_empty()
+        !super::grant_in(state, &self.subject(), Some(registry), &[scope], environment).is_empty()
     }
 
     /// The principal the credential stands for.
@@ -285,8 +286,8 @@ async fn admin_password_matches(state: &AppState, reg: &RegistryInfo, password: 
 /// Authenticates a data-plane request and checks it against what its credential allows.
 /// `registry` is the addressed registry (None for a path-style catalog or ping), `repo` the
 /// repository inside it, `service` the token service this request is judged under,
-/// `environment` the ABAC attributes of its network path (used for Basic credentials; a Bearer
-/// token carries what was granted when it was issued).
+/// `environment` builds the ABAC attributes of its network path; it runs only for Basic
+/// credentials and anonymous callers (a Bearer token carries what was granted at issue).
 #[allow(clippy::too_many_arguments)]
 pub async fn check(
     state: &AppState,
@@ -296,9 +297,8 @@ pub async fn check(
     endpoint: &Endpoint,
     repo: &str,
     client_prefix: &str,
-    environment: EnvironmentAttributes,
+    environment: impl FnOnce() -> EnvironmentAttributes,
 ) -> Result<Access, OciError> {
-    let environment = Arc::new(environment);
     let base = state.base_url(headers);
     let need = required(endpoint, repo);
     // Challenges name the repository as the client spells it (with the registry in path style).
@@ -321,7 +321,7 @@ pub async fn check(
         }
     };
     let access = match auth {
-        None => Access::anonymous(registry_arc.clone(), environment.clone()),
+        None => Access::anonymous(registry_arc.clone(), Arc::new(environment())),
         Some(v) if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") => {
             let token = v[7..].trim();
             let key = cache_key(&["access", &ctx.login_server, &ctx.registry_id, token]);
@@ -354,7 +354,7 @@ pub async fn check(
         }
         Some(v) => match wharf_identity::parse_basic_authorization(v) {
             Ok(creds) => match basic_subject(state, registry, &ctx, &creds).await {
-                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone(), environment: environment.clone() },
+                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone(), environment: Arc::new(environment()) },
                 Ok(None) => return Err(challenge(&base, service, shown.as_ref(), true)),
                 Err(e) => return Err(OciError::internal("checking credentials", e)),
             },

@@ -126,7 +126,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         // A private endpoint serves its own registry only.
         None => origin.is_private_endpoint() && endpoint != Endpoint::Ping,
     };
-    let environment = match &registry {
+    let environment = || match &registry {
         Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
         None => wharf_authz::EnvironmentAttributes::default(),
     };
