@@ -56,7 +56,7 @@ impl ResourceId {
         if rest.is_empty() {
             return Ok(id);
         }
-        if rest.len() < 4 || !rest[0].eq_ignore_ascii_case("providers") || rest.len() % 2 != 0 {
+        if rest.len() < 4 || !rest[0].eq_ignore_ascii_case("providers") || !rest.len().is_multiple_of(2) {
             return Err(bad());
         }
         id.namespace = Some(rest[1].to_string());

@@ -76,11 +76,10 @@ impl Client {
     /// A valid management token: the cached one, or a new one from the stored account.
     pub async fn management_token(&mut self) -> Result<String, CliError> {
         let now = now_secs();
-        if let (Some(t), Some(exp)) = (&self.profile.access_token, self.profile.expires_on) {
-            if exp > now + 60 {
+        if let (Some(t), Some(exp)) = (&self.profile.access_token, self.profile.expires_on)
+            && exp > now + 60 {
                 return Ok(t.clone());
             }
-        }
         let v = self.account_reply(MANAGEMENT_SCOPE).await?;
         self.store_token(&v);
         if let (Some(rt), Some(crate::profile::Account::User { refresh_token, .. })) = (v["refresh_token"].as_str(), self.profile.account.as_mut()) {

@@ -34,11 +34,10 @@ pub enum Account {
 }
 
 pub fn config_dir() -> Result<PathBuf, CliError> {
-    if let Ok(d) = std::env::var("WHARF_CONFIG_DIR") {
-        if !d.is_empty() {
+    if let Ok(d) = std::env::var("WHARF_CONFIG_DIR")
+        && !d.is_empty() {
             return Ok(PathBuf::from(d));
         }
-    }
     let home = std::env::var("HOME").map_err(|_| CliError::Other("HOME is not set; set WHARF_CONFIG_DIR".into()))?;
     Ok(PathBuf::from(home).join(".wharf"))
 }

@@ -71,16 +71,14 @@ pub async fn remove(state: &AppState, pe: &ResourceRecord) -> Result<(), Storage
     if let Some(stop) = state.private_listeners.lock().expect("listeners lock").remove(&pe.id.to_ascii_lowercase()) {
         let _ = stop.send(true);
     }
-    if let Some(reg_id) = pe_registry(pe) {
-        if let Some(mut reg) = state.meta.resource_get(&reg_id).await? {
-            if let Some(conns) = reg.body["properties"]["privateEndpointConnections"].as_array() {
+    if let Some(reg_id) = pe_registry(pe)
+        && let Some(mut reg) = state.meta.resource_get(&reg_id).await?
+            && let Some(conns) = reg.body["properties"]["privateEndpointConnections"].as_array() {
                 let kept: Vec<Value> = conns.iter().filter(|c| c["properties"]["privateEndpoint"]["id"].as_str().map(|i| !i.eq_ignore_ascii_case(&pe.id)).unwrap_or(true)).cloned().collect();
                 reg.body["properties"]["privateEndpointConnections"] = Value::Array(kept);
                 state.meta.resource_put(&reg).await?;
                 state.registries.invalidate(&reg.name);
             }
-        }
-    }
     Ok(())
 }
 

@@ -197,11 +197,10 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         _ => "Microsoft.Resources",
     };
     check_api_version(&query, resource_type)?;
-    if let Some(sub) = &sub {
-        if !sub.eq_ignore_ascii_case(&state.subscription_id) {
+    if let Some(sub) = &sub
+        && !sub.eq_ignore_ascii_case(&state.subscription_id) {
             return Err(ArmError::subscription_not_found(sub));
         }
-    }
     let caller = match crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management) {
         Ok(c) => c,
         // ARM names the authority to get a token from, as `WWW-Authenticate` on every 401.

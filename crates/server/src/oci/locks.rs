@@ -56,11 +56,10 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
     if let Reference::Tag(tag) = reference {
         self::tag(ctx, t, tag, op).await?;
     }
-    if op != Op::Write {
-        if let Some(m) = meta.manifest_head(&t.registry.key, &t.repo, reference).await.map_err(|e| OciError::internal("reading a manifest", e))? {
+    if op != Op::Write
+        && let Some(m) = meta.manifest_head(&t.registry.key, &t.repo, reference).await.map_err(|e| OciError::internal("reading a manifest", e))? {
             check(&m.attributes, op, &format!("manifest '{}'", m.digest), t)?;
         }
-    }
     Ok(())
 }
 
