@@ -35,6 +35,8 @@ const SEEDS: &[&str] = &[
     "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags:Project<$key_case_sensitive$>] ForAnyOfAnyValues:StringEquals {'Cascade', 'Baker'}",
     "@Environment[isPrivateLink] BoolEquals true && @Environment[UtcNow] DateTimeGreaterThan '2026-01-01T00:00:00.0Z'",
     "NOT Exists @Request[Microsoft.ContainerRegistry/registries/repositories:name] || @Principal[Microsoft.Directory/CustomSecurityAttributes/Id:Eng_Project] StringLike 'ab\\*c?'",
+    // Found by this test in CI: 63 negations of a call printed back one level too deep.
+    "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!ActionMatches{''}",
     "@Request[Microsoft.X/y:n] NumericLessThanEquals 5 AND @Environment[Microsoft.Network/privateEndpoints] StringEqualsIgnoreCase '/subscriptions/s/x' AND @Request[Microsoft.X/ip:a] IpInRange '10.0.0.0/8'",
 ];
 

@@ -10,10 +10,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use wharf_authz::condition::ast::*;
 use wharf_authz::condition::parser::{
-    parse, parse_datetime, parse_guid, parse_ip_match, parse_ip_range,
+    MAX_CONDITION_BYTES, MAX_DEPTH, parse, parse_datetime, parse_guid, parse_ip_match, parse_ip_range,
 };
 use wharf_authz::condition::printer::{print, print_pretty};
-use wharf_authz::condition::{AttributeValue, Condition, RequestContext, Truth, eval};
+use wharf_authz::condition::{
+    AttributeValue, Condition, ParseErrorKind, RequestContext, Truth, eval,
+};
 
 // ---------------------------------------------------------------- generators
 
@@ -647,8 +649,7 @@ fn check_no_panic(text: &str) {
         let ctx = RequestContext::new(ACTIONS[0]).with_repository("backend/api");
         let outcome = condition.truth(&ctx);
         assert_eq!(condition.trace(&ctx).outcome, outcome);
-        let canonical = Condition::parse(&condition.canonical()).expect("canonical text parses");
-        assert_eq!(canonical.expr(), condition.expr());
+        assert_reparses(text, &condition, &condition.canonical());
     } else if let Err(e) = Condition::parse(text) {
         let _ = e.render();
     }
@@ -675,4 +676,63 @@ fn generated_cases_cover_all_outcomes() {
         t > 150 && f > 150 && u > 100,
         "true {t}, false {f}, unknown {u}"
     );
+}
+
+/// Conditions at the nesting limit must print back to text that parses: the
+/// printer's `!(…)` around a negated call once cost a level the source text
+/// had not spent (found by the fuzzer with 63 `!` before `ActionMatches`).
+#[test]
+fn conditions_at_the_nesting_limit_print_back() {
+    let leaf = "ActionMatches{''}";
+    let compare = "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEquals 'a'";
+    let shapes: Vec<Box<dyn Fn(usize) -> String>> = vec![
+        Box::new(|n| format!("{}{leaf}", "!".repeat(n))),
+        Box::new(|n| format!("{}{compare}", "NOT ".repeat(n))),
+        Box::new(|n| format!("{}{leaf}{}", "!(".repeat(n), ")".repeat(n))),
+        Box::new(|n| format!("{}{compare}{}", "NOT (".repeat(n), ")".repeat(n))),
+        Box::new(|n| format!("{}{leaf}{}", "(".repeat(n), ")".repeat(n))),
+        Box::new(|n| format!("{}{compare}{}", "(!".repeat(n), ")".repeat(n))),
+        Box::new(|n| {
+            let mut text = leaf.to_string();
+            for i in 0..n {
+                let word = if i % 2 == 0 { "AND" } else { "OR" };
+                text = format!("{compare} {word} ({text})");
+            }
+            text
+        }),
+        Box::new(|n| {
+            let mut text = compare.to_string();
+            for i in 0..n {
+                text = if i % 2 == 0 { format!("!({text} OR {leaf})") } else { format!("NOT {text}") };
+            }
+            text
+        }),
+    ];
+    for shape in &shapes {
+        let mut accepted = 0;
+        for n in 0..=MAX_DEPTH + 4 {
+            let text = shape(n);
+            let Ok(condition) = Condition::parse(&text) else { continue };
+            accepted += 1;
+            for printed in [condition.canonical(), print_pretty(condition.expr())] {
+                assert_reparses(&text, &condition, &printed);
+            }
+        }
+        assert!(accepted >= MAX_DEPTH / 2, "{}: only {accepted} depths parsed", shape(1));
+    }
+    assert!(Condition::parse(&format!("{}{leaf}", "!".repeat(63))).is_ok());
+}
+
+/// `printed` (a printing of `condition`, parsed from `source`) parses back to
+/// the same AST. Printing spells `&&` and `!` as words and indents, so it may
+/// outgrow the 8 KB limit on submitted text; only then may it be refused, and
+/// only for its length.
+fn assert_reparses(source: &str, condition: &Condition, printed: &str) {
+    match Condition::parse(printed) {
+        Ok(again) => assert_eq!(again.expr(), condition.expr(), "{source}\nprinted as {printed}"),
+        Err(e) if printed.len() > MAX_CONDITION_BYTES => {
+            assert!(matches!(e.kind, ParseErrorKind::TooLong { .. }), "{source}\n{}", e.render())
+        }
+        Err(e) => panic!("{source}\nprinted as {printed}\n{}", e.render()),
+    }
 }

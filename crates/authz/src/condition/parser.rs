@@ -20,6 +20,9 @@
 //!   as Azure documents them; a wrong case is an error that suggests the
 //!   right spelling (`and` → `AND`).
 //! * Nesting deeper than [`MAX_DEPTH`] levels is rejected (no stack overflow).
+//!   A parenthesised group, a negation and a negated group `!(…)` each count
+//!   one level, so the canonical text of a condition never nests deeper than
+//!   the text it was parsed from.
 //! * Literals are checked against the operator: `NumericEquals 'x'`, a bad
 //!   GUID or date, a set without a cross product, or a cross product of a
 //!   function Azure does not list (e.g. `StringStartsWith`) are errors.
@@ -228,6 +231,13 @@ impl<'a> Parser<'a> {
     fn unary(&mut self) -> Result<Expr, ParseError> {
         if self.peek().kind == TokenKind::Bang || self.is_word("NOT") {
             self.advance();
+            // `!(…)` costs one level, like `!x` and `(x)`: the group the
+            // printer puts after a negation must not cost more than the
+            // text it came from, or a condition at the limit would print
+            // back to one that no longer parses.
+            if self.peek().kind == TokenKind::LParen {
+                return Ok(Expr::Not(Box::new(self.primary()?)));
+            }
             self.enter()?;
             let inner = self.unary()?;
             self.depth -= 1;

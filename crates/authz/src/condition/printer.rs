@@ -3,7 +3,9 @@
 //! Canonical form: one line; `AND` / `OR` / `NOT` spelled as words except that
 //! a negated group or function call is printed `!(…)` as the portal does;
 //! parentheses exactly where the AST nests a junction inside a junction.
-//! `parse(print(e)) == e` for every `e` the parser can produce (property-tested).
+//! `parse(print(e)) == e` for every `e` the parser can produce, as long as the
+//! printed text stays within the 8 KB limit (words for `&&` and `!` and the
+//! pretty form's indentation can make it longer than the source; property-tested).
 //!
 //! Must never: print a string containing `'` (the language has no escape for
 //! it; the parser never produces one, so this only concerns hand-built ASTs,
