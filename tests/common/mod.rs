@@ -222,10 +222,10 @@ impl TestServer {
                 let root = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
                 self.client = reqwest::Client::builder().no_proxy().add_root_certificate(root).build().unwrap();
             }
-            if let Ok(r) = self.client.get(format!("{}/v2/", self.base())).send().await {
-                if r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED {
-                    return Ok(());
-                }
+            if let Ok(r) = self.client.get(format!("{}/v2/", self.base())).send().await
+                && (r.status() == StatusCode::OK || r.status() == StatusCode::UNAUTHORIZED)
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err("server not ready after 30 s".into());
