@@ -562,6 +562,36 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
     refusals.refused(Door::Management, "registrya", &a[&Door::Graph], "audience", "a Graph token").await;
     refusals.refused(Door::Graph, "registrya", &a[&Door::Management], "audience", "a management token").await;
     refusals.refused(Door::Exchange, "registrya", &a[&Door::Graph], "audience", "a Graph token").await;
+    // An OpenID ID token (a user's password sign-in asking for `openid`, as az does) names the
+    // client as its audience: it is no access token at any door.
+    let az_client = "04b07795-8ddb-461a-bbee-02f9e1bf7b46";
+    let admin = s.admin().unwrap().clone();
+    let oidc_scope = format!("openid profile offline_access {MGMT_SCOPE}");
+    let sign_in = |client_id: &'static str| {
+        [
+            ("grant_type", "password"),
+            ("username", admin.username.as_str()),
+            ("password", admin.password.as_str()),
+            ("scope", oidc_scope.as_str()),
+            ("client_id", client_id),
+            ("client_info", "1"),
+        ]
+    };
+    let (st, v) = entra_token(&s, &sign_in(az_client)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id_token = field(&v, "id_token");
+    let (_, claims) = split(&id_token);
+    assert_eq!((claims["aud"].as_str(), claims["preferred_username"].as_str()), (Some(az_client), Some(admin.username.as_str())), "{claims}");
+    let info = decode(&field(&v, "client_info"));
+    assert_eq!((info["uid"].as_str(), info["utid"].as_str()), (claims["oid"].as_str(), Some(admin.tenant.as_str())), "{info}");
+    for door in [Door::Management, Door::Graph, Door::Exchange, Door::DirectoryRefresh] {
+        refusals.refused(door, "registrya", &id_token, "audience", "an ID token").await;
+    }
+    // A client id that is not a GUID (a resource URI, say) gets no ID token at all.
+    let (st, v) = entra_token(&s, &sign_in("https://management.core.windows.net/")).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.get("id_token").is_none(), "{v}");
+
     // A management token is exchanged while the registry's azureADAuthenticationAsArmPolicy is
     // enabled (ACR's default) and refused once it is disabled.
     expect_open("a management token at /oauth2/exchange (policy enabled)", &knock(&s, Door::Exchange, "registrya", &a[&Door::Management]).await);

@@ -131,6 +131,16 @@ impl TestServer {
         s
     }
 
+    /// [`TestServer::start_tls`] on a fixed `port` of 127.0.0.1 (443 for clients that drop the
+    /// port from the login authority, as MSAL's user-realm lookup does).
+    pub async fn start_tls_on(domain: &str, port: u16) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let mut s = Self::launch(&data, "127.0.0.1", Some(port), Some(domain)).await;
+        s._dir = Some(dir);
+        s
+    }
+
     /// A fresh server listening on `[::1]` (host-style names `*.localhost` resolve there first).
     pub async fn start_v6() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -291,7 +301,10 @@ impl TestServer {
 
     /// `{registry}.{domain}:PORT`, the registry's login server (host style).
     pub fn login_server(&self, registry: &str) -> String {
-        format!("{registry}.{}:{}", self.domain, self.port)
+        match (self.port, self.tls_ca.is_some()) {
+            (443, true) => format!("{registry}.{}", self.domain),
+            _ => format!("{registry}.{}:{}", self.domain, self.port),
+        }
     }
 
     // ---- credentials: the one place to change when authentication arrives ----

@@ -55,7 +55,18 @@ impl Default for Audiences {
 
 /// Normal form of a resource URL for comparison: lowercase, no trailing slashes.
 fn normalize_resource(value: &str) -> String {
-    value.trim().trim_end_matches('/').to_ascii_lowercase()
+    let v = value.trim().trim_end_matches('/').to_ascii_lowercase();
+    // `https://host:443/` and `https://host/` name the same resource (az derives the Graph
+    // scope from the cloud's endpoint as the user typed it).
+    for (scheme, port) in [("https://", ":443"), ("http://", ":80")] {
+        if let Some(rest) = v.strip_prefix(scheme) {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if let Some(host) = authority.strip_suffix(port) {
+                return format!("{scheme}{host}{path}");
+            }
+        }
+    }
+    v
 }
 
 /// OpenID Connect scopes MSAL may add beside the resource scope; they name no audience.
@@ -649,6 +660,12 @@ mod tests {
                 .parse_scope("https://graph.microsoft.com/.default")
                 .is_err()
         );
+        // The default port may be written or left out, on either side; another port is another resource.
+        let on_443 = Audiences::new("https://127.0.0.1:443/");
+        assert_eq!(on_443.parse_scope("https://127.0.0.1//.default").unwrap(), Audience::Graph);
+        assert_eq!(Audiences::new("https://wharf.example/").parse_scope("https://WHARF.example:443//.default").unwrap(), Audience::Graph);
+        assert!(on_443.parse_scope("https://127.0.0.1:8443//.default").is_err());
+        assert!(on_443.parse_scope("http://127.0.0.1//.default").is_err());
     }
 
     #[test]

@@ -43,8 +43,10 @@ pub enum GraphEndpoint {
     User(String),
     Applications,
     Application(String),
-    AddPassword(String),
-    RemovePassword(String),
+    /// `POST /applications/{id}/addPassword` or `/servicePrincipals/{id}/addPassword`.
+    AddPassword(SecretHolder, String),
+    /// `POST /applications/{id}/removePassword` or `/servicePrincipals/{id}/removePassword`.
+    RemovePassword(SecretHolder, String),
     ServicePrincipals,
     ServicePrincipal(String),
     GetByIds,
@@ -60,6 +62,16 @@ pub enum GraphEndpoint {
     CheckMemberGroups(ObjectCollection, String),
     /// `POST /{collection}/{id}/getMemberGroups`.
     GetMemberGroups(ObjectCollection, String),
+}
+
+/// Which object a secret is added to or removed from. Entra keeps one list of secrets on the
+/// application and another on its service principal (`az ad app credential …` and `az ad sp
+/// credential …`); Wharf keeps one per application/service-principal pair, reached through
+/// either (docs/decisions.md, "One secret list per application").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretHolder {
+    Application,
+    ServicePrincipal,
 }
 
 /// The collection a directory object is addressed through; `directoryObjects` names any kind.
@@ -107,8 +119,12 @@ impl GraphEndpoint {
             2 if is(0, "users") => GraphEndpoint::User(seg(1)),
             1 if is(0, "applications") => GraphEndpoint::Applications,
             2 if is(0, "applications") => GraphEndpoint::Application(seg(1)),
-            3 if is(0, "applications") && is(2, "addPassword") => GraphEndpoint::AddPassword(seg(1)),
-            3 if is(0, "applications") && is(2, "removePassword") => GraphEndpoint::RemovePassword(seg(1)),
+            3 if is(0, "applications") && is(2, "addPassword") => GraphEndpoint::AddPassword(SecretHolder::Application, seg(1)),
+            3 if is(0, "applications") && is(2, "removePassword") => GraphEndpoint::RemovePassword(SecretHolder::Application, seg(1)),
+            3 if is(0, "servicePrincipals") && is(2, "addPassword") => GraphEndpoint::AddPassword(SecretHolder::ServicePrincipal, seg(1)),
+            3 if is(0, "servicePrincipals") && is(2, "removePassword") => {
+                GraphEndpoint::RemovePassword(SecretHolder::ServicePrincipal, seg(1))
+            }
             1 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipals,
             2 if is(0, "servicePrincipals") => GraphEndpoint::ServicePrincipal(seg(1)),
             2 if is(0, "directoryObjects") && is(1, "getByIds") => GraphEndpoint::GetByIds,
@@ -303,8 +319,8 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "deleted an application and its service principal");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (&Method::POST, E::AddPassword(id)) => add_password(ctx, &id).await,
-        (&Method::POST, E::RemovePassword(id)) => remove_password(ctx, &id).await,
+        (&Method::POST, E::AddPassword(holder, id)) => add_password(ctx, holder, &id).await,
+        (&Method::POST, E::RemovePassword(holder, id)) => remove_password(ctx, holder, &id).await,
         (&Method::GET, E::ServicePrincipals) => {
             let mut items: Vec<Value> = directory::list_sps(&*ctx.state.meta)
                 .await
@@ -507,7 +523,7 @@ fn sp_json(state: &AppState, sp: &ServicePrincipal) -> Value {
         "appOwnerOrganizationId": state.tenant_id,
         "alternativeNames": [],
         "tags": [],
-        "passwordCredentials": [],
+        "passwordCredentials": credentials_json(sp),
         "keyCredentials": [],
     });
     if let Some(b) = &sp.builtin {
@@ -582,8 +598,22 @@ async fn create_sp(ctx: &GraphCtx) -> GraphResult<Response> {
     Ok(respond(StatusCode::CREATED, &with_context(ctx.context("servicePrincipals/$entity"), sp_json(&ctx.state, &app))))
 }
 
-async fn add_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
-    let mut app = find_app(ctx, id).await?;
+/// The application/service-principal pair whose secrets `holder` `id` names.
+async fn find_secret_holder(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> GraphResult<ServicePrincipal> {
+    match holder {
+        SecretHolder::Application => find_app(ctx, id).await,
+        SecretHolder::ServicePrincipal => match find_sp(ctx, id).await? {
+            SpOrMi::Sp(sp) => Ok(sp),
+            SpOrMi::Mi(mi) => Err(GraphError::bad_request(format!(
+                "'{}' is a managed identity: it has no client secrets; its workloads get tokens from the managed-identity endpoint.",
+                mi.display_name
+            ))),
+        },
+    }
+}
+
+async fn add_password(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> GraphResult<Response> {
+    let mut app = find_secret_holder(ctx, holder, id).await?;
     refuse_builtin(&app)?;
     let body = ctx.json()?;
     let pc = &body["passwordCredential"];
@@ -622,8 +652,8 @@ async fn add_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
 
 /// Removes one secret and revokes every token issued to the principal before now (tokens
 /// obtained with the removed secret included: a token does not record which secret got it).
-async fn remove_password(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
-    let mut app = find_app(ctx, id).await?;
+async fn remove_password(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> GraphResult<Response> {
+    let mut app = find_secret_holder(ctx, holder, id).await?;
     refuse_builtin(&app)?;
     let body = ctx.json()?;
     let key_id = body["keyId"].as_str().unwrap_or_default();
@@ -1008,7 +1038,11 @@ mod tests {
     fn endpoints_parse() {
         assert_eq!(GraphEndpoint::parse("/v1.0/users"), Some(GraphEndpoint::Users));
         assert_eq!(GraphEndpoint::parse("/v1.0/users/a%40b.c"), Some(GraphEndpoint::User("a@b.c".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/addPassword"), Some(GraphEndpoint::AddPassword("x".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/addPassword"), Some(GraphEndpoint::AddPassword(SecretHolder::Application, "x".into())));
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/servicePrincipals/x/removePassword"),
+            Some(GraphEndpoint::RemovePassword(SecretHolder::ServicePrincipal, "x".into()))
+        );
         assert_eq!(GraphEndpoint::parse("/v1.0/servicePrincipals/"), Some(GraphEndpoint::ServicePrincipals));
         assert_eq!(GraphEndpoint::parse("/v1.0/directoryObjects/getByIds"), Some(GraphEndpoint::GetByIds));
         assert_eq!(GraphEndpoint::parse("/v1.0/groups"), Some(GraphEndpoint::Groups));

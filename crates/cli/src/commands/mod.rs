@@ -160,5 +160,11 @@ fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Re
     println!("az cloud register -n {name} --endpoint-resource-manager {server}/");
     println!("az cloud set -n {name}");
     println!("az login --service-principal -u <appId> -p <secret> --tenant {tenant}");
+    // MSAL looks a user's realm up at https://{host}/common/userrealm/… with the port dropped.
+    if reqwest::Url::parse(server).ok().and_then(|u| u.port_or_known_default()) == Some(443) {
+        println!("# or, as a user: az login -u <user principal name> -p <password>");
+    } else {
+        println!("# Users ('az login -u <name> -p <password>') need Wharf on port 443: MSAL drops the port when it looks up the user's realm.");
+    }
     Ok(None)
 }

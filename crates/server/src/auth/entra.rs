@@ -1,6 +1,7 @@
 //! The Entra-like endpoints a directory principal signs in through, shaped as Microsoft's so
 //! that MSAL (az, azure-identity) works unmodified:
-//! `POST /{tenant}/oauth2/v2.0/token` (`client_credentials`, `password`, `refresh_token`),
+//! `POST /{tenant}/oauth2/v2.0/token` (`client_credentials`, `password`, `refresh_token`; a
+//! user's answer carries `client_info` and, when `openid` is asked for, an ID token),
 //! `GET /{tenant}/v2.0/.well-known/openid-configuration` and `GET /{tenant}/discovery/v2.0/keys`.
 
 use std::collections::HashMap;
@@ -27,6 +28,26 @@ struct DirectoryRefreshClaims {
     nbf: i64,
     exp: i64,
     jti: String,
+}
+
+/// An OpenID Connect ID token for a user who signed in with a password (MSAL reads the
+/// user's name and tenant from it and keys its account cache on `client_info`). It is never an
+/// access token: its audience is the client's application id (a GUID, never one of Wharf's
+/// resource audiences), and it lacks the `idtyp`, `jti` and `wharf_principal_type` claims every
+/// access-token validator requires.
+#[derive(Debug, Serialize)]
+struct IdTokenClaims {
+    aud: String,
+    iss: String,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    sub: String,
+    oid: String,
+    tid: String,
+    name: String,
+    preferred_username: String,
+    ver: &'static str,
 }
 
 /// An OAuth2 error in Entra's shape (`AADSTS…` codes in the description).
@@ -191,6 +212,34 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
         match issue_refresh(state, &oid, now) {
             Ok(rt) => body["refresh_token"] = json!(rt),
             Err(e) => return internal(e),
+        }
+    }
+    if let DirectoryPrincipal::User { object_id, display_name, user_principal_name } = &principal {
+        if f("client_info") == "1" {
+            use base64::Engine;
+            let info = json!({"uid": object_id, "utid": state.identity.directory.tenant_id()});
+            body["client_info"] = json!(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(info.to_string()));
+        }
+        let client_id = f("client_id");
+        if f("scope").split_whitespace().any(|s| s == "openid") && uuid::Uuid::parse_str(client_id).is_ok() {
+            let claims = IdTokenClaims {
+                aud: client_id.to_ascii_lowercase(),
+                iss: state.identity.directory.issuer(),
+                iat: now.timestamp(),
+                nbf: now.timestamp(),
+                exp: issued.expires_on,
+                sub: object_id.clone(),
+                oid: object_id.clone(),
+                tid: state.identity.directory.tenant_id().to_string(),
+                name: display_name.clone(),
+                preferred_username: user_principal_name.clone(),
+                ver: "2.0",
+            };
+            let keys = state.identity.keys.read().expect("keys lock");
+            match wharf_identity::jwt::encode(&keys, &claims) {
+                Ok(t) => body["id_token"] = json!(t),
+                Err(e) => return internal(e),
+            }
         }
     }
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")], body.to_string())
