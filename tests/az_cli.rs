@@ -314,9 +314,21 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
 
     // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
-    let task = az.run(&["acr", "task", "create", "-n", "t1", "-r", "myregistry", "--cmd", "app:v1", "-c", "/dev/null", "--source-acr-auth-id", "[system]", "--assign-identity", "[system]"]);
-    assert_ne!(task.code, 0, "{task:?}");
-    assert!(task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"), "{}", task.stderr);
+    // The seed's task commands (004: task create/update with --source-acr-auth-id, quick runs
+    // and builds with [caller] or none).
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+    let context = context.path().to_str().unwrap().to_string();
+    for args in [
+        vec!["acr", "task", "create", "-n", "t1", "-r", "myregistry", "--cmd", "app:v1", "-c", "/dev/null", "--source-acr-auth-id", "[system]", "--assign-identity", "[system]"],
+        vec!["acr", "task", "update", "-n", "t1", "-r", "myregistry", "--source-acr-auth-id", "none"],
+        vec!["acr", "run", "-r", "myregistry", "--cmd", "app:v1", "/dev/null", "--source-acr-auth-id", "[caller]"],
+        vec!["acr", "build", "-r", "myregistry", "-t", "app:v2", &context, "--source-acr-auth-id", "none"],
+    ] {
+        let task = az.run(&args);
+        assert_ne!(task.code, 0, "az {}: {task:?}", args.join(" "));
+        assert!(task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"), "az {}: {}", args.join(" "), task.stderr);
+    }
     let import = az.run(&["acr", "import", "-n", "myregistry", "--source", &format!("other.{DOMAIN}/app:v1"), "--image", "app:copy"]);
     assert_ne!(import.code, 0, "{import:?}");
     assert!(import.stderr.contains("FeatureNotSupported") && import.stderr.contains("skopeo copy"), "{}", import.stderr);
