@@ -266,6 +266,13 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let mi_oid = mi["principalId"].as_str().unwrap().to_string();
     assert_eq!(mi["id"], format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1").as_str());
     assert_eq!(cli.run(&["identity", "show", "-g", "rg1", "-n", "id1", "--query", "principalId", "-o", "tsv"]).ok().stdout.trim(), mi_oid);
+    // Subscription-wide listings: by type, and every resource (role assignments, being
+    // extension resources, are not among them).
+    assert_eq!(az.json(&["identity", "list", "--query", "[].name"]), serde_json::json!(["id1"]));
+    let types = az.json(&["resource", "list", "--query", "[].type"]);
+    let types: Vec<&str> = types.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(types.contains(&"Microsoft.ContainerRegistry/registries") && types.contains(&"Microsoft.ManagedIdentity/userAssignedIdentities"), "{types:?}");
+    assert!(!types.iter().any(|t| t.starts_with("Microsoft.Authorization/")), "{types:?}");
     let mode = az.run(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac-abac"]);
     assert_eq!(mode.code, 0, "{mode:?}");
     assert_eq!(mode.json()["roleAssignmentMode"], "AbacRepositoryPermissions");

@@ -160,6 +160,8 @@ pub async fn list_resources(ctx: &ArmCtx, group: Option<&str>) -> Result<Respons
     let value: Vec<Value> = all
         .into_iter()
         .filter(|r| !r.resource_type.eq_ignore_ascii_case(types::RESOURCE_GROUP))
+        // Role assignments and definitions are extension resources: ARM's listing leaves them out.
+        .filter(|r| !r.resource_type.to_ascii_lowercase().starts_with("microsoft.authorization/"))
         .filter(|r| r.id.starts_with("/subscriptions/"))
         .filter(|r| ctx.allowed(&format!("{}/read", r.resource_type), &r.id))
         .filter(|r| {

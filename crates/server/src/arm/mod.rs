@@ -31,6 +31,9 @@ pub enum ArmEndpoint {
     Group { name: String },
     ListResources { group: Option<String> },
     ListRegistries { group: Option<String> },
+    /// `/subscriptions/{sub}/providers/{namespace}/{type}`: every resource of a type other than
+    /// registries in the subscription (`az identity list`, `az network vnet list`, …).
+    ListByType { namespace: String, type_name: String },
     Registry { group: String, name: String },
     /// A registry's action or child resource: `…/registries/{name}/{rest…}` (listCredentials,
     /// regenerateCredential, …).
@@ -88,6 +91,7 @@ impl ArmEndpoint {
             1 if at(0, "resources") => ArmEndpoint::ListResources { group: None },
             2 if at(0, "resourcegroups") => ArmEndpoint::Group { name: rest[1].clone() },
             3 if registries_at(0) => ArmEndpoint::ListRegistries { group: None },
+            3 if at(0, "providers") => ArmEndpoint::ListByType { namespace: rest[1].clone(), type_name: rest[2].clone() },
             3 if at(0, "resourcegroups") && at(2, "resources") => ArmEndpoint::ListResources { group: Some(rest[1].clone()) },
             5 if at(0, "resourcegroups") && registries_at(2) => ArmEndpoint::ListRegistries { group: Some(rest[1].clone()) },
             6 if at(0, "resourcegroups") && registries_at(2) => {
@@ -237,6 +241,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (_, ArmEndpoint::Group { name }) => groups::handle(&ctx, &name).await,
         (&Method::GET, ArmEndpoint::ListResources { group }) => groups::list_resources(&ctx, group.as_deref()).await,
         (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
+        (&Method::GET, ArmEndpoint::ListByType { namespace, type_name }) => resources::list_by_type(&ctx, &namespace, &type_name).await,
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
         (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
         (_, ArmEndpoint::Other { group, namespace, rest }) if namespace.eq_ignore_ascii_case("Microsoft.Network") => {
@@ -367,6 +372,8 @@ mod tests {
         assert_eq!(ep, ArmEndpoint::Registry { group: "rg".into(), name: "myreg".into() });
         let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/microsoft.containerregistry/registries").unwrap();
         assert_eq!(ep, ArmEndpoint::ListRegistries { group: None });
+        let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities").unwrap();
+        assert_eq!(ep, ArmEndpoint::ListByType { namespace: "Microsoft.ManagedIdentity".into(), type_name: "userAssignedIdentities".into() });
         assert!(ArmEndpoint::parse("/subscriptions/S/foo").is_err());
     }
 

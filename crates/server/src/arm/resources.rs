@@ -10,12 +10,13 @@ pub mod hosts;
 pub mod identities;
 
 use axum::response::Response;
-use serde_json::Value;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
 use wharf_arm::ArmError;
 use wharf_identity::ManagedIdentityKind;
 use wharf_storage::{MetadataStore, ResourceFilter, StorageError};
 
-use super::ArmCtx;
+use super::{ArmCtx, json_response, storage_error};
 
 /// `Microsoft.ManagedIdentity/userAssignedIdentities`.
 pub const USER_ASSIGNED_IDENTITY: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
@@ -50,6 +51,33 @@ pub async fn handle(ctx: &ArmCtx, group: &str, namespace: &str, rest: &[String])
     } else {
         hosts::handle(ctx, &rg, resource_type, name, &tail).await
     }
+}
+
+/// `GET /subscriptions/{sub}/providers/{namespace}/{type}`: the resources of one served type
+/// across resource groups, each shown only to callers who may read it (as ARM filters
+/// subscription listings).
+pub async fn list_by_type(ctx: &ArmCtx, namespace: &str, type_name: &str) -> Result<Response, ArmError> {
+    let network = [super::network::VNET_TYPE, super::network::PE_TYPE];
+    let wanted = format!("{namespace}/{type_name}");
+    let Some(resource_type) = canonical_type(namespace, type_name).or_else(|| network.into_iter().find(|t| t.eq_ignore_ascii_case(&wanted))) else {
+        return Err(ArmError::new(
+            400,
+            "NoRegisteredProviderFound",
+            format!("No registered resource provider found for '{wanted}'. Wharf lists {}, {} and Microsoft.ContainerRegistry/registries here.", USER_ASSIGNED_IDENTITY, HOST_TYPES.iter().chain(&network).copied().collect::<Vec<_>>().join(", ")),
+        ));
+    };
+    let filter = ResourceFilter { resource_type: Some(resource_type.into()), resource_group: None };
+    let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resources", e))?;
+    let read = format!("{resource_type}/read");
+    let mut value = vec![];
+    for r in all.into_iter().filter(|r| ctx.allowed(&read, &r.id)) {
+        value.push(if HOST_TYPES.contains(&resource_type) {
+            hosts::Host::from_record(r).map_err(|e| storage_error("listing resources", e))?.public_body()
+        } else {
+            r.body
+        });
+    }
+    Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
 /// Resource names: 1–128 letters, digits, `-`, `_` and `.`, starting with a letter or digit.
