@@ -183,6 +183,14 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     az.json(&["group", "create", "-n", "rg2", "-l", "westus"]);
     let duplicate = az.run(&["acr", "create", "-n", "myregistry", "-g", "rg2", "--sku", "Basic"]);
     assert_ne!(duplicate.code, 0, "a second registry with the same name must fail: {duplicate:?}");
+    let taken = az.json(&["acr", "check-name", "-n", "MyRegistry"]);
+    assert_eq!((&taken["nameAvailable"], &taken["reason"]), (&serde_json::json!(false), &serde_json::json!("AlreadyExists")), "{taken}");
+    assert_eq!(az.json(&["acr", "check-name", "-n", "freshname"])["nameAvailable"], true);
+    assert_eq!(az.json(&["acr", "check-name", "-n", "no-dashes"])["reason"], "Invalid");
+    // Collections of features not built yet list as empty (creating in them fails, below).
+    for group in ["task", "replication", "webhook", "scope-map", "token"] {
+        assert_eq!(az.json(&["acr", group, "list", "-r", "myregistry"]), serde_json::json!([]), "az acr {group} list");
+    }
 
     // ---- seed 000: trusted services ----
     assert_eq!(az.tsv(&["acr", "show", "--name", "myregistry", "--query", "networkRuleBypassOptions"]), "AzureServices");

@@ -34,6 +34,8 @@ pub enum ArmEndpoint {
     /// `/subscriptions/{sub}/providers/{namespace}/{type}`: every resource of a type other than
     /// registries in the subscription (`az identity list`, `az network vnet list`, …).
     ListByType { namespace: String, type_name: String },
+    /// `POST /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability`.
+    CheckRegistryName,
     Registry { group: String, name: String },
     /// A registry's action or child resource: `…/registries/{name}/{rest…}` (listCredentials,
     /// regenerateCredential, …).
@@ -91,6 +93,7 @@ impl ArmEndpoint {
             1 if at(0, "resources") => ArmEndpoint::ListResources { group: None },
             2 if at(0, "resourcegroups") => ArmEndpoint::Group { name: rest[1].clone() },
             3 if registries_at(0) => ArmEndpoint::ListRegistries { group: None },
+            3 if at(0, "providers") && at(1, "Microsoft.ContainerRegistry") && at(2, "checkNameAvailability") => ArmEndpoint::CheckRegistryName,
             3 if at(0, "providers") => ArmEndpoint::ListByType { namespace: rest[1].clone(), type_name: rest[2].clone() },
             3 if at(0, "resourcegroups") && at(2, "resources") => ArmEndpoint::ListResources { group: Some(rest[1].clone()) },
             5 if at(0, "resourcegroups") && registries_at(2) => ArmEndpoint::ListRegistries { group: Some(rest[1].clone()) },
@@ -197,7 +200,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
     let (sub, endpoint) = ArmEndpoint::parse(parts.uri.path())?;
     let query = crate::oci::parse_query(parts.uri.query());
     let resource_type = match &endpoint {
-        ArmEndpoint::ListRegistries { .. } | ArmEndpoint::Registry { .. } => wharf_arm::types::REGISTRY,
+        ArmEndpoint::ListRegistries { .. } | ArmEndpoint::Registry { .. } | ArmEndpoint::CheckRegistryName => wharf_arm::types::REGISTRY,
         _ => "Microsoft.Resources",
     };
     check_api_version(&query, resource_type)?;
@@ -241,6 +244,7 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (_, ArmEndpoint::Group { name }) => groups::handle(&ctx, &name).await,
         (&Method::GET, ArmEndpoint::ListResources { group }) => groups::list_resources(&ctx, group.as_deref()).await,
         (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
+        (&Method::POST, ArmEndpoint::CheckRegistryName) => registries::check_name(&ctx).await,
         (&Method::GET, ArmEndpoint::ListByType { namespace, type_name }) => resources::list_by_type(&ctx, &namespace, &type_name).await,
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
         (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
@@ -265,6 +269,7 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         _ => "write",
     };
     match endpoint {
+        ArmEndpoint::CheckRegistryName => Some(("Microsoft.ContainerRegistry/checkNameAvailability/read".into(), format!("/subscriptions/{sub}"))),
         ArmEndpoint::Group { name } => Some((
             format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
             wharf_arm::ResourceId::resource_group(sub, name).to_string(),
@@ -374,6 +379,8 @@ mod tests {
         assert_eq!(ep, ArmEndpoint::ListRegistries { group: None });
         let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities").unwrap();
         assert_eq!(ep, ArmEndpoint::ListByType { namespace: "Microsoft.ManagedIdentity".into(), type_name: "userAssignedIdentities".into() });
+        let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ContainerRegistry/checkNameAvailability").unwrap();
+        assert_eq!(ep, ArmEndpoint::CheckRegistryName);
         assert!(ArmEndpoint::parse("/subscriptions/S/foo").is_err());
     }
 

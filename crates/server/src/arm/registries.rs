@@ -212,11 +212,35 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
                 .map_err(|e| storage_error("regenerating a credential", e))?;
             credentials(ctx, &info).await
         }
+        // A collection of a feature Wharf does not have yet is empty, truthfully: listing
+        // replications or tasks (`az acr show-endpoints`, `az acr task list`) works; creating
+        // one is refused below.
+        (&Method::GET, [collection]) if super::not_yet_served(collection).is_some() && !collection.eq_ignore_ascii_case("importImage") => {
+            Ok(json_response(StatusCode::OK, &json!({"value": []})))
+        }
         _ => match super::not_yet_served(parts.first().copied().unwrap_or("")) {
             Some(e) => Err(e),
             None => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
         },
     }
+}
+
+/// `checkNameAvailability`: whether `name` could name a new registry (well formed, and not
+/// used by any registry of the deployment, whatever its resource group).
+pub async fn check_name(ctx: &ArmCtx) -> Result<Response, ArmError> {
+    let body = ctx.json()?;
+    let name = body["name"].as_str().ok_or_else(|| ArmError::invalid_request("The 'name' property is required."))?;
+    if let Some(t) = body["type"].as_str().filter(|t| !t.eq_ignore_ascii_case(types::REGISTRY)) {
+        return Err(ArmError::invalid_request(format!("The 'type' property must be '{}', not '{t}'.", types::REGISTRY)));
+    }
+    let answer = if let Err(e) = validate_registry_name(name) {
+        json!({"nameAvailable": false, "reason": "Invalid", "message": e.message})
+    } else if ctx.state.meta.resource_find_by_name(types::REGISTRY, name).await.map_err(|e| storage_error("reading registries", e))?.is_some() {
+        json!({"nameAvailable": false, "reason": "AlreadyExists", "message": format!("The registry {name} is already in use.")})
+    } else {
+        json!({"nameAvailable": true})
+    };
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 /// `listCredentials`: the admin user's name and passwords (only while the admin user is enabled).
