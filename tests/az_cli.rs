@@ -328,6 +328,25 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     az.json(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac"]);
     assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
 
+    // ---- ACR's repository and manifest commands (the /acr/v1 API) ----
+    let repo = az.json(&["acr", "repository", "show", "-n", "myregistry", "--repository", "app"]);
+    assert_eq!((&repo["imageName"], &repo["tagCount"]), (&serde_json::json!("app"), &serde_json::json!(1)), "{repo}");
+    let digests = az.json(&["acr", "manifest", "list-metadata", "-r", "myregistry", "-n", "app", "--query", "[].digest"]);
+    assert_eq!(digests.as_array().map(Vec::len), Some(1), "{digests}");
+    let locked = az.json(&["acr", "repository", "update", "-n", "myregistry", "--image", "app:v1", "--delete-enabled", "false"]);
+    assert_eq!(locked["changeableAttributes"]["deleteEnabled"], false, "{locked}");
+    let refused = az.run(&["acr", "repository", "delete", "-n", "myregistry", "--image", "app:v1", "--yes"]);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("deleteEnabled"), "{refused:?}");
+    assert_eq!(cli.run(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]).ok().json(), serde_json::json!(["v1"]));
+    az.json(&["acr", "repository", "update", "-n", "myregistry", "--image", "app:v1", "--delete-enabled", "true"]);
+    let soft = az.run(&["acr", "manifest", "list-deleted", "-r", "myregistry", "-n", "app"]);
+    assert_ne!(soft.code, 0, "{soft:?}");
+    assert!(soft.stderr.contains("soft delete is not available"), "{soft:?}");
+    let untag = az.run(&["acr", "repository", "untag", "-n", "myregistry", "--image", "app:v1"]);
+    assert_eq!(untag.code, 0, "{untag:?}");
+    assert_eq!(az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]), serde_json::json!([]));
+
     // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
     // The seed's task commands (004: task create/update with --source-acr-auth-id, quick runs
     // and builds with [caller] or none).

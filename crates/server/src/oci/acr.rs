@@ -148,7 +148,7 @@ pub async fn patch_repository(ctx: &mut Ctx, name: &str) -> OciResult<Response> 
 
 pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
-    super::locks::repository(ctx, &t, super::locks::Op::Delete).await?;
+    super::locks::whole_repository(ctx, &t).await?;
     let meta = &ctx.state.meta;
     let manifests = meta
         .manifest_list(&t.registry.key, &t.repo, &Page::default())

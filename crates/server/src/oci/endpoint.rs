@@ -234,6 +234,13 @@ fn parse_v2(method: &Method, rest: &str) -> OciResult<Endpoint> {
 
 fn parse_acr(method: &Method, rest: &str) -> OciResult<Endpoint> {
     let Some(rest) = rest.strip_prefix('/') else { return Err(not_found_route()) };
+    // ACR's soft-delete API (`az acr manifest list-deleted`, `restore`) addresses
+    // `/acr/v1/_deleted/{name}/…`; Wharf keeps no deleted manifests yet.
+    if rest == "_deleted" || rest.starts_with("_deleted/") {
+        return Err(OciError::unsupported(
+            "soft delete is not available in this version of Wharf: deleted manifests are not kept, so there is nothing to list or restore",
+        ));
+    }
     let segs = segments(rest)?;
     let n = segs.len();
     if n == 1 && segs[0] == "_catalog" {
@@ -327,6 +334,7 @@ mod tests {
     #[test]
     fn parses_acr_routes() {
         assert_eq!(p(Method::GET, "/acr/v1/_catalog").unwrap(), Endpoint::AcrCatalog);
+        assert_eq!(p(Method::GET, "/acr/v1/_deleted/app/_manifests").unwrap_err().code, Code::Unsupported);
         assert!(matches!(p(Method::GET, "/acr/v1/a/b/_tags").unwrap(), Endpoint::AcrListTags { name } if name == "a/b"));
         assert!(matches!(p(Method::PATCH, "/acr/v1/a/_tags/v1").unwrap(), Endpoint::AcrPatchTag { .. }));
         assert!(matches!(p(Method::GET, &format!("/acr/v1/a/_manifests/{D}")).unwrap(), Endpoint::AcrGetManifest { .. }));

@@ -2,10 +2,12 @@
 //! even a fully authorized caller may do. `readEnabled: false` blocks pulls, `writeEnabled:
 //! false` blocks overwrites and deletes, `deleteEnabled: false` blocks deletes, `listEnabled:
 //! false` hides a tag from listings. Changing the attributes themselves is always possible.
+//! A delete that would take locked things with it (a manifest's tags, a repository's manifests
+//! and tags) is refused as a whole.
 
 use axum::http::StatusCode;
 use wharf_oci::{Reference, Tag};
-use wharf_storage::ChangeableAttributes;
+use wharf_storage::{ChangeableAttributes, Page};
 
 use super::Ctx;
 use super::error::{Code, OciError, OciResult};
@@ -18,24 +20,33 @@ pub enum Op {
     Delete,
 }
 
-fn refused(what: &str, attribute: &str, flag: &str, t: &Target) -> OciError {
+/// What carries a lock.
+enum Locked<'a> {
+    Repository,
+    Tag(&'a str),
+    Manifest(&'a str),
+}
+
+fn refused(locked: &Locked, attribute: &str, flag: &str, t: &Target) -> OciError {
+    let (what, image) = match locked {
+        Locked::Repository => (format!("repository '{}'", t.repo), format!("--repository {}", t.repo)),
+        Locked::Tag(tag) => (format!("tag '{tag}'"), format!("--image {}:{tag}", t.repo)),
+        Locked::Manifest(digest) => (format!("manifest '{digest}'"), format!("--image {}@{digest}", t.repo)),
+    };
     OciError::new(
         StatusCode::FORBIDDEN,
         Code::Denied,
-        format!(
-            "the operation is disallowed: {what} has {attribute} set to false; change it with 'wharf acr repository update -n <registry> {} {flag} true'",
-            if what.starts_with("repository") { format!("--repository {}", t.repo) } else { format!("--image {}:<tag>", t.repo) }
-        ),
+        format!("the operation is disallowed: {what} has {attribute} set to false; change it with 'wharf acr repository update -n <registry> {image} {flag} true'"),
     )
 }
 
-/// Refuses `op` if `attrs` (of `what`) forbid it.
-fn check(attrs: &ChangeableAttributes, op: Op, what: &str, t: &Target) -> OciResult<()> {
+/// Refuses `op` if `attrs` (of `locked`) forbid it.
+fn check(attrs: &ChangeableAttributes, op: Op, locked: Locked, t: &Target) -> OciResult<()> {
     match op {
-        Op::Read if !attrs.read_enabled => Err(refused(what, "readEnabled", "--read-enabled", t)),
-        Op::Write if !attrs.write_enabled => Err(refused(what, "writeEnabled", "--write-enabled", t)),
-        Op::Delete if !attrs.write_enabled => Err(refused(what, "writeEnabled", "--write-enabled", t)),
-        Op::Delete if !attrs.delete_enabled => Err(refused(what, "deleteEnabled", "--delete-enabled", t)),
+        Op::Read if !attrs.read_enabled => Err(refused(&locked, "readEnabled", "--read-enabled", t)),
+        Op::Write if !attrs.write_enabled => Err(refused(&locked, "writeEnabled", "--write-enabled", t)),
+        Op::Delete if !attrs.write_enabled => Err(refused(&locked, "writeEnabled", "--write-enabled", t)),
+        Op::Delete if !attrs.delete_enabled => Err(refused(&locked, "deleteEnabled", "--delete-enabled", t)),
         _ => Ok(()),
     }
 }
@@ -44,7 +55,7 @@ fn check(attrs: &ChangeableAttributes, op: Op, what: &str, t: &Target) -> OciRes
 pub async fn repository(ctx: &Ctx, t: &Target, op: Op) -> OciResult<()> {
     let repo = ctx.state.meta.repository_get(&t.registry.key, &t.repo).await.map_err(|e| OciError::internal("reading a repository", e))?;
     match repo {
-        Some(r) => check(&r.attributes, op, &format!("repository '{}'", t.repo), t),
+        Some(r) => check(&r.attributes, op, Locked::Repository, t),
         None => Ok(()),
     }
 }
@@ -58,8 +69,36 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
     }
     if op != Op::Write
         && let Some(m) = meta.manifest_head(&t.registry.key, &t.repo, reference).await.map_err(|e| OciError::internal("reading a manifest", e))? {
-            check(&m.attributes, op, &format!("manifest '{}'", m.digest), t)?;
+            check(&m.attributes, op, Locked::Manifest(&m.digest.to_string()), t)?;
         }
+    // Deleting a manifest deletes the tags that point at it, so each of them must allow it
+    // (otherwise `az acr repository delete --image repo:tag`, which deletes by digest, would
+    // get round the tag's lock).
+    if op == Op::Delete
+        && let Reference::Digest(digest) = reference
+    {
+        let page = Page { digest: Some(digest.clone()), ..Page::default() };
+        let tags = meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+        for tag in &tags {
+            check(&tag.attributes, op, Locked::Tag(&tag.name), t)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deleting a repository deletes every manifest and tag in it: the repository and each of them
+/// must allow it. Refuses, naming the first lock found, rather than deleting around it.
+pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<()> {
+    repository(ctx, t, Op::Delete).await?;
+    let meta = &ctx.state.meta;
+    let manifests = meta.manifest_list(&t.registry.key, &t.repo, &Page::default()).await.map_err(|e| OciError::internal("listing manifests", e))?;
+    for m in &manifests {
+        check(&m.attributes, Op::Delete, Locked::Manifest(&m.digest.to_string()), t)?;
+    }
+    let tags = meta.tag_list(&t.registry.key, &t.repo, &Page::default()).await.map_err(|e| OciError::internal("listing tags", e))?;
+    for tag in &tags {
+        check(&tag.attributes, Op::Delete, Locked::Tag(&tag.name), t)?;
+    }
     Ok(())
 }
 
@@ -67,7 +106,7 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
 pub async fn tag(ctx: &Ctx, t: &Target, tag: &Tag, op: Op) -> OciResult<()> {
     let rec = ctx.state.meta.tag_get(&t.registry.key, &t.repo, tag).await.map_err(|e| OciError::internal("reading a tag", e))?;
     match rec {
-        Some(r) => check(&r.attributes, op, &format!("tag '{tag}'"), t),
+        Some(r) => check(&r.attributes, op, Locked::Tag(tag.as_str()), t),
         None => Ok(()),
     }
 }
