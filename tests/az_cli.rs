@@ -268,6 +268,13 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     assert_eq!(granted(&claims, "app"), ["pull"], "{claims}");
     assert_eq!(az.json(&["acr", "repository", "list", "-n", "myregistry"]), serde_json::json!(["app"]));
     assert_eq!(az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]), serde_json::json!(["v1"]));
+    // What the registry holds and its limits (`listUsages`).
+    let usage = az.json(&["acr", "show-usage", "-n", "myregistry"]);
+    let of = |name: &str| usage["value"].as_array().unwrap().iter().find(|u| u["name"] == name).cloned().unwrap_or_else(|| panic!("no {name}: {usage}"));
+    assert!(of("Size")["currentValue"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(of("Size")["unit"], "Bytes");
+    let ip_rules = az.json(&["acr", "network-rule", "list", "-n", "myregistry", "--query", "length(ipRules)"]);
+    assert_eq!((&of("IPRules")["currentValue"], &of("IPRules")["limit"]), (&ip_rules, &serde_json::json!(200)), "{usage}");
 
     // ---- seed 004: ABAC repository permissions with the portal's conditions ----
     let mi = az.json(&["identity", "create", "-g", "rg1", "-n", "id1"]);

@@ -351,6 +351,7 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     repositories(store).await;
     repository_delete(store).await;
     registry_purge(store).await;
+    registry_size(store).await;
     garbage_collection(store).await;
     uploads(store).await;
     timestamps_keep_sub_second_precision(store).await;
@@ -989,6 +990,31 @@ pub async fn registry_purge(store: &dyn MetadataStore) {
     assert_eq!(store.repository_list(&other, None, 10).await.unwrap(), vec!["a".to_string(), "b/c".to_string()]);
     assert!(store.manifest_get(&other, &repo("b/c"), &Reference::Tag(tag("v1"))).await.unwrap().is_some());
     store.registry_purge(&doomed).await.expect("purging an empty registry is fine");
+}
+
+pub async fn registry_size(store: &dyn MetadataStore) {
+    let (reg, other) = (fresh_registry(), fresh_registry());
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 0);
+    // Two blobs (100 and 101 bytes) in one repository, the first also linked into another.
+    let blobs = linked_blobs(store, &reg, &repo("a"), 2).await;
+    store.blob_link(&reg, &repo("b"), &blobs[0], 100).await.unwrap();
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 201, "a shared blob counts once");
+    let m = image(&blobs, Some("v1"));
+    let manifest_size = m.bytes.len() as u64;
+    store.manifest_put(&reg, &repo("a"), &m).await.unwrap();
+    // The same manifest pushed into the second repository counts once too.
+    store.blob_link(&reg, &repo("b"), &blobs[1], 101).await.unwrap();
+    store.manifest_put(&reg, &repo("b"), &m).await.unwrap();
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 201 + manifest_size);
+    // Other registries are not counted.
+    linked_blobs(store, &other, &repo("a"), 1).await;
+    assert_eq!(store.registry_size(&other).await.unwrap(), 100);
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 201 + manifest_size);
+    // Deleting both repositories leaves nothing.
+    store.repository_delete(&reg, &repo("a")).await.unwrap();
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 201 + manifest_size, "repository b still holds both blobs and the manifest");
+    store.repository_delete(&reg, &repo("b")).await.unwrap();
+    assert_eq!(store.registry_size(&reg).await.unwrap(), 0);
 }
 
 pub async fn garbage_collection(store: &dyn MetadataStore) {

@@ -197,6 +197,9 @@ pub trait MetadataStore: Send + Sync + 'static {
     // ---- registries as a whole ----
     /// Deletes every repository, tag, manifest, link and upload session of a registry.
     async fn registry_purge(&self, registry: &RegistryKey) -> Result<()>;
+    /// Bytes a registry holds: every distinct blob linked into any of its repositories and every
+    /// distinct manifest, each counted once (a layer shared by two repositories counts once).
+    async fn registry_size(&self, registry: &RegistryKey) -> Result<u64>;
 
     // ---- upload sessions ----
     async fn upload_put(&self, upload: &UploadRecord) -> Result<()>;

@@ -212,6 +212,7 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
                 .map_err(|e| storage_error("regenerating a credential", e))?;
             credentials(ctx, &info).await
         }
+        (&Method::GET, [action]) if action.eq_ignore_ascii_case("listUsages") => usages(ctx, &info).await,
         // A collection of a feature Wharf does not have yet is empty, truthfully: listing
         // replications or tasks (`az acr show-endpoints`, `az acr task list`) works; creating
         // one is refused below.
@@ -223,6 +224,26 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
             None => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
         },
     }
+}
+
+/// `listUsages` (`az acr show-usage`): what the registry holds and the limits Wharf applies,
+/// in ACR's shape. A limit of -1 means none (Wharf has no storage quota); 0 marks features not
+/// available yet.
+async fn usages(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
+    let bytes = ctx.state.meta.registry_size(&info.key).await.map_err(|e| storage_error("measuring a registry", e))?;
+    let rules = &info.properties.network_rule_set;
+    let count = |name: &str, current: usize, limit: i64| json!({"name": name, "limit": limit, "currentValue": current, "unit": "Count"});
+    let value = vec![
+        json!({"name": "Size", "limit": -1, "currentValue": bytes, "unit": "Bytes"}),
+        count("Webhooks", 0, 0),
+        count("Geo-replications", 0, 0),
+        count("IPRules", rules.ip_rules.len(), wharf_netrules::MAX_IP_RULES as i64),
+        count("VNetRules", rules.virtual_network_rules.len(), wharf_netrules::MAX_VNET_RULES as i64),
+        count("PrivateEndpointConnections", info.properties.private_endpoint_connections.len(), -1),
+        count("ScopeMaps", 0, 0),
+        count("Tokens", 0, 0),
+    ];
+    Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
 /// `checkNameAvailability`: whether `name` could name a new registry (well formed, and not

@@ -656,6 +656,22 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn registry_size(&self, registry: &RegistryKey) -> Result<u64> {
+        let registry = registry.0.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT \
+                   (SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(bl.size) AS size FROM blob_links bl \
+                      JOIN repositories r ON r.id = bl.repo_id WHERE r.registry = ?1 GROUP BY bl.digest)) + \
+                   (SELECT COALESCE(SUM(size), 0) FROM (SELECT MAX(m.size) AS size FROM manifests m \
+                      JOIN repositories r ON r.id = m.repo_id WHERE r.registry = ?1 GROUP BY m.digest))",
+            )?;
+            let bytes: i64 = stmt.query_row([&registry], |r| r.get(0))?;
+            Ok(u64::try_from(bytes).unwrap_or(0))
+        })
+        .await
+    }
+
     async fn registry_purge(&self, registry: &RegistryKey) -> Result<()> {
         let registry = registry.0.clone();
         self.write(move |tx, _| {
