@@ -90,11 +90,29 @@ async fn acr_lifecycle_and_output_formats() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(body["properties"]["adminUserEnabled"], true);
 
+    // check-name: names are unique in the deployment, whatever the case.
+    let v = cli.run(&["acr", "check-name", "-n", "MYREG"]).ok().json();
+    assert_eq!((&v["nameAvailable"], &v["reason"]), (&json!(false), &json!("AlreadyExists")), "{v}");
+    assert_eq!(cli.run(&["acr", "check-name", "-n", "unusedname"]).ok().json(), json!({"nameAvailable": true}));
+    assert_eq!(cli.run(&["acr", "check-name", "-n", "bad_name"]).ok().json()["reason"], "Invalid");
+
+    // show-usage: the bytes a registry holds, each blob and manifest once.
+    let reg = s.registry("usagereg").await;
+    let size = |name: &str| cli.run(&["acr", "show-usage", "-n", name, "--query", "value[?name=='Size'].currentValue | [0]"]).ok().json();
+    assert_eq!(size("usagereg"), json!(0));
+    let (manifest, _) = reg.push_image("app", "v1", "usage").await;
+    reg.push_image("copy", "v1", "usage").await;
+    let img = TestImage::new("usage", "amd64");
+    let expected = img.blobs().iter().map(|(_, b)| b.len()).sum::<usize>() + manifest.len();
+    assert_eq!(size("usagereg"), json!(expected), "the same image in two repositories counts once");
+    let limits = cli.run(&["acr", "show-usage", "-n", "usagereg", "--query", "value[?name=='IPRules'].limit | [0]"]).ok().json();
+    assert_eq!(limits, json!(200));
+
     // delete
     cli.run(&["acr", "delete", "-n", "second", "--yes"]).ok();
     let r = cli.run(&["acr", "show", "-n", "second"]);
     assert_eq!(r.code, 3, "{r:?}");
-    let v = cli.run(&["acr", "list"]).ok().json();
+    let v = cli.run(&["acr", "list", "-g", "rg"]).ok().json();
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
 

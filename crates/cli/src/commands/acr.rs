@@ -145,6 +145,18 @@ pub enum AcrCmd {
         #[arg(long, short = 'g')]
         resource_group: Option<String>,
     },
+    /// Check whether a name can be used for a new registry (names are unique in a deployment).
+    CheckName {
+        #[arg(long, short = 'n')]
+        name: String,
+    },
+    /// Show what a registry holds (bytes) and its limits.
+    ShowUsage {
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, short = 'g')]
+        resource_group: Option<String>,
+    },
     /// Update a container registry.
     Update {
         #[arg(long, short = 'n')]
@@ -324,6 +336,15 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let v = client.get(&path, REGISTRY_API).await?;
             let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
             Ok(Some(Value::Array(list)))
+        }
+        AcrCmd::CheckName { name } => {
+            let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
+            let path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability");
+            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+        }
+        AcrCmd::ShowUsage { name, resource_group } => {
+            let rg = resolve_group(&client, &name, resource_group).await?;
+            Ok(Some(client.get(&format!("{}/listUsages", registry_path(&sub, &rg, &name)), REGISTRY_API).await?))
         }
         AcrCmd::Update { name, resource_group, sku, settings, what_if, yes } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
