@@ -579,6 +579,12 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     access_token(&s, "127.0.0.1", &app_id, appended["password"].as_str().unwrap(), "repository:app:pull").await.unwrap();
     access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await.unwrap();
 
+    // ---- a group owner: no directory rights, but may change the group's members ----
+    let r = az.run(&["ad", "group", "owner", "add", "--group", "Pullers", "--owner-object-id", &dev_id]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(az.json(&["ad", "group", "owner", "list", "--group", "Pullers", "--query", "[].userPrincipalName"]), serde_json::json!(["dev@wharf.local"]));
+    let admin_id = me["id"].as_str().unwrap().to_string();
+
     // ---- a user without directory rights is refused, with Graph's message ----
     az.run(&["logout"]);
     let dev_login = az.json(&["login", "-u", "dev@wharf.local", "-p", dev_password, "--allow-no-subscriptions"]);
@@ -586,6 +592,9 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     let refused = az.run(&["ad", "user", "create", "--display-name", "Eve", "--password", "Eve-passw0rd-for-tests", "--user-principal-name", "eve@wharf.local"]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("Insufficient privileges"), "{refused:?}");
+    let r = az.run(&["ad", "group", "member", "add", "--group", "Pullers", "--member-id", &admin_id]);
+    assert_eq!(r.code, 0, "the owner adds a member: {r:?}");
+    assert_eq!(az.json(&["ad", "group", "member", "check", "--group", "Pullers", "--member-id", &admin_id])["value"], true);
     az.run(&["logout"]);
 
     // ---- deletion, as the administrator ----

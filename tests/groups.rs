@@ -393,3 +393,59 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     let ids: Vec<&str> = members["value"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert_eq!(ids, vec![me_id.as_str()], "{members}");
 }
+
+/// Group owners (a user or a service principal) change the group's members and owners without
+/// directory rights; everyone else without them is refused; an owner who is deleted, or
+/// removed, loses the right at once.
+#[tokio::test]
+async fn group_owners_manage_members_without_directory_rights() {
+    let s = TestServer::start().await;
+    let cli = Cli::login(&s);
+    let admin = s.admin().unwrap().clone();
+    let gid = cli.run(&["ad", "group", "create", "--display-name", "Team", "--mail-nickname", "team"]).ok().json()["id"].as_str().unwrap().to_string();
+    let (owner_app, owner_secret, owner_oid) = service_principal(&cli, "team-owner");
+    let (_, _, member_oid) = service_principal(&cli, "team-member");
+    let (other_app, other_secret, _) = service_principal(&cli, "not-an-owner");
+    let signed_in = |app: &str, secret: &str| {
+        let c = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
+        c.run(&["login", "--server", &s.base(), "--service-principal", "-u", app, "-p", secret, "--tenant", &admin.tenant]).ok();
+        c
+    };
+    let owner = signed_in(&owner_app, &owner_secret);
+    let other = signed_in(&other_app, &other_secret);
+
+    // Before being an owner, the principal is refused like anyone without directory rights.
+    let refused = owner.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]);
+    assert!(refused.code != 0 && refused.stderr.contains("Authorization_RequestDenied"), "{refused:?}");
+    assert!(s.log_text().contains(&format!("not an owner of group {gid}")), "the log says why");
+
+    cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &owner_oid]).ok();
+    let owners = cli.run(&["ad", "group", "owner", "list", "--group", "Team", "--query", "[].id"]).ok().json();
+    assert_eq!(owners, json!([owner_oid]));
+    let again = cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &owner_oid]);
+    assert!(again.code != 0 && again.stderr.contains("already exist"), "{again:?}");
+    let by_group = cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &gid]);
+    assert!(by_group.code != 0 && by_group.stderr.contains("cannot own a group"), "{by_group:?}");
+
+    // The owner manages members (and owners) of its group, nothing else.
+    owner.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]).ok();
+    assert_eq!(member_check(&cli, &gid, &member_oid), json!({"value": true}));
+    owner.run(&["ad", "group", "member", "remove", "--group", &gid, "--member-id", &member_oid]).ok();
+    assert_eq!(member_check(&cli, &gid, &member_oid), json!({"value": false}));
+    let other_gid = cli.run(&["ad", "group", "create", "--display-name", "Other", "--mail-nickname", "other"]).ok().json()["id"].as_str().unwrap().to_string();
+    let elsewhere = owner.run(&["ad", "group", "member", "add", "--group", &other_gid, "--member-id", &member_oid]);
+    assert!(elsewhere.code != 0 && elsewhere.stderr.contains("Authorization_RequestDenied"), "{elsewhere:?}");
+    let delete = owner.run(&["ad", "group", "delete", "--group", &gid]);
+    assert!(delete.code != 0 && delete.stderr.contains("Authorization_RequestDenied"), "deleting needs directory rights: {delete:?}");
+    let not_owner = other.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]);
+    assert!(not_owner.code != 0 && not_owner.stderr.contains("Authorization_RequestDenied"), "{not_owner:?}");
+
+    // Removed as owner, the right goes with it.
+    owner.run(&["ad", "group", "owner", "remove", "--group", &gid, "--owner-object-id", &owner_oid]).ok();
+    let after = owner.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]);
+    assert!(after.code != 0 && after.stderr.contains("Authorization_RequestDenied"), "{after:?}");
+    // A deleted owner leaves the owner list.
+    cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &owner_oid]).ok();
+    cli.run(&["ad", "sp", "delete", "--id", &owner_app]).ok();
+    assert_eq!(cli.run(&["ad", "group", "owner", "list", "--group", &gid]).ok().json(), json!([]));
+}

@@ -58,6 +58,12 @@ pub enum GraphEndpoint {
     AddGroupMember(String),
     /// `DELETE /groups/{id}/members/{memberId}/$ref`.
     RemoveGroupMember(String, String),
+    /// `GET /groups/{id}/owners`.
+    GroupOwners(String),
+    /// `POST /groups/{id}/owners/$ref`.
+    AddGroupOwner(String),
+    /// `DELETE /groups/{id}/owners/{ownerId}/$ref`.
+    RemoveGroupOwner(String, String),
     /// `POST /{collection}/{id}/checkMemberGroups`.
     CheckMemberGroups(ObjectCollection, String),
     /// `POST /{collection}/{id}/getMemberGroups`.
@@ -133,6 +139,9 @@ impl GraphEndpoint {
             3 if is(0, "groups") && is(2, "members") => GraphEndpoint::GroupMembers(seg(1)),
             4 if is(0, "groups") && is(2, "members") && is(3, "$ref") => GraphEndpoint::AddGroupMember(seg(1)),
             5 if is(0, "groups") && is(2, "members") && is(4, "$ref") => GraphEndpoint::RemoveGroupMember(seg(1), seg(3)),
+            3 if is(0, "groups") && is(2, "owners") => GraphEndpoint::GroupOwners(seg(1)),
+            4 if is(0, "groups") && is(2, "owners") && is(3, "$ref") => GraphEndpoint::AddGroupOwner(seg(1)),
+            5 if is(0, "groups") && is(2, "owners") && is(4, "$ref") => GraphEndpoint::RemoveGroupOwner(seg(1), seg(3)),
             3 if is(2, "checkMemberGroups") => GraphEndpoint::CheckMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
             3 if is(2, "getMemberGroups") => GraphEndpoint::GetMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
             _ => return None,
@@ -255,13 +264,15 @@ pub const DIRECTORY_WRITE_ACTION: &str = "Microsoft.Authorization/roleAssignment
 /// Directory writes (creating users and service principals, adding secrets, deleting) need
 /// [`DIRECTORY_WRITE_ACTION`] at the subscription: whoever may create a service principal with
 /// a secret and assign it roles could otherwise raise their own access.
-fn require_directory_write(ctx: &GraphCtx) -> GraphResult<()> {
+/// `owned_group`: the group whose owners could also make the change (the caller is not one).
+fn require_directory_write(ctx: &GraphCtx, owned_group: Option<&str>) -> GraphResult<()> {
     let scope = format!("/subscriptions/{}", ctx.state.subscription_id);
     let decision = ctx.state.authz.authorize_action(ctx.caller.object_id(), &scope, DIRECTORY_WRITE_ACTION);
     if decision.is_allowed() {
         return Ok(());
     }
-    tracing::warn!(caller = %ctx.caller.object_id(), action = DIRECTORY_WRITE_ACTION, scope, explanation = %decision.explain(), "directory change denied");
+    let not_owner = owned_group.map(|g| format!("not an owner of group {g}")).unwrap_or_default();
+    tracing::warn!(caller = %ctx.caller.object_id(), action = DIRECTORY_WRITE_ACTION, scope, explanation = %decision.explain(), not_owner, "directory change denied");
     Err(GraphError::denied("Insufficient privileges to complete the operation."))
 }
 
@@ -269,8 +280,13 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
     use GraphEndpoint as E;
     // Graph's read-only actions are POSTs: they change nothing and need only sign-in.
     let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds | E::CheckMemberGroups(..) | E::GetMemberGroups(..));
-    if !read_only {
-        require_directory_write(ctx)?;
+    // A group's owners may change its members and owners without directory rights.
+    let owned_group = match &endpoint {
+        E::AddGroupMember(g) | E::RemoveGroupMember(g, _) | E::AddGroupOwner(g) | E::RemoveGroupOwner(g, _) => Some(g.as_str()),
+        _ => None,
+    };
+    if !read_only && !caller_owns(ctx, owned_group).await? {
+        require_directory_write(ctx, owned_group)?;
     }
     match (method, endpoint) {
         (&Method::GET, E::Me) => {
@@ -375,6 +391,9 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         (&Method::GET, E::GroupMembers(id)) => list_members(ctx, &id).await,
         (&Method::POST, E::AddGroupMember(id)) => add_member(ctx, &id).await,
         (&Method::DELETE, E::RemoveGroupMember(id, member)) => remove_member(ctx, &id, &member).await,
+        (&Method::GET, E::GroupOwners(id)) => list_owners(ctx, &id).await,
+        (&Method::POST, E::AddGroupOwner(id)) => add_owner(ctx, &id).await,
+        (&Method::DELETE, E::RemoveGroupOwner(id, owner)) => remove_owner(ctx, &id, &owner).await,
         (&Method::POST, E::CheckMemberGroups(collection, id)) => check_member_groups(ctx, collection, &id).await,
         (&Method::POST, E::GetMemberGroups(collection, id)) => get_member_groups(ctx, collection, &id).await,
         (m, _) => Err(GraphError { status: StatusCode::METHOD_NOT_ALLOWED, code: "Request_BadRequest", message: format!("The method '{m}' is not supported on this resource.") }),
@@ -901,6 +920,59 @@ async fn add_member(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Whether the caller owns `group` (false when there is no group in question or it does not
+/// exist; the handler then answers for the missing group).
+async fn caller_owns(ctx: &GraphCtx, group: Option<&str>) -> GraphResult<bool> {
+    let Some(group) = group else { return Ok(false) };
+    let Ok(gid) = object_id_param(group) else { return Ok(false) };
+    directory::is_owner(&*ctx.state.meta, &gid, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading group owners", e))
+}
+
+async fn list_owners(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let owners = directory::group_owners(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("listing group owners", e))?;
+    let lookup = Lookup::new(ctx).await?;
+    let mut items = vec![];
+    for o in &owners {
+        if let Some(object) = lookup.find(&o.owner_id).await? {
+            items.push(object.typed_json(&ctx.state));
+        }
+    }
+    ctx.list("directoryObjects", items)
+}
+
+/// Adds an owner: a user or a service principal (Entra's rule; groups cannot own groups).
+async fn add_owner(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let owner_id = referenced_id(&ctx.json()?)?;
+    let Some(owner) = Lookup::new(ctx).await?.find(&owner_id).await? else {
+        return Err(GraphError::not_found(&owner_id));
+    };
+    if owner.kind() == MemberKind::Group {
+        return Err(GraphError::bad_request("A group cannot own a group: owners are users or service principals."));
+    }
+    match directory::add_owner(&*ctx.state.meta, &g.id, owner.id(), owner.kind()).await {
+        Ok(()) => {}
+        Err(wharf_storage::StorageError::Conflict(_)) => {
+            return Err(GraphError::bad_request("One or more added object references already exist for the following modified properties: 'owners'."));
+        }
+        Err(e) => return Err(GraphError::storage("adding a group owner", e)),
+    }
+    tracing::info!(group = %g.id, owner = %owner.id(), by = %ctx.caller.object_id(), "added a group owner");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remove_owner(ctx: &GraphCtx, id: &str, owner: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let owner_id = object_id_param(owner)?;
+    let removed = directory::remove_owner(&*ctx.state.meta, &g.id, &owner_id).await.map_err(|e| GraphError::storage("removing a group owner", e))?;
+    if !removed {
+        return Err(GraphError::not_found(owner));
+    }
+    tracing::info!(group = %g.id, owner = %owner_id, by = %ctx.caller.object_id(), "removed a group owner");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn remove_member(ctx: &GraphCtx, id: &str, member: &str) -> GraphResult<Response> {
     let g = find_group(ctx, id).await?;
     let member_id = object_id_param(member)?;
@@ -1052,6 +1124,9 @@ mod tests {
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/%24ref"), Some(GraphEndpoint::AddGroupMember("g1".into())));
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1/$ref"), Some(GraphEndpoint::RemoveGroupMember("g1".into(), "m1".into())));
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1"), None);
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners"), Some(GraphEndpoint::GroupOwners("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners/$ref"), Some(GraphEndpoint::AddGroupOwner("g1".into())));
+        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners/o1/$ref"), Some(GraphEndpoint::RemoveGroupOwner("g1".into(), "o1".into())));
         assert_eq!(
             GraphEndpoint::parse("/v1.0/directoryObjects/x/checkMemberGroups"),
             Some(GraphEndpoint::CheckMemberGroups(ObjectCollection::DirectoryObjects, "x".into()))

@@ -87,6 +87,40 @@ pub enum GroupCmd {
         #[command(subcommand)]
         cmd: GroupMemberCmd,
     },
+    /// Manage a group's owners: users or service principals who may change its members and
+    /// owners without directory rights.
+    Owner {
+        #[command(subcommand)]
+        cmd: GroupOwnerCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GroupOwnerCmd {
+    /// Add an owner (a user or a service principal).
+    Add {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// The owner's object id.
+        #[arg(long)]
+        owner_object_id: String,
+    },
+    /// Remove an owner.
+    Remove {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+        /// The owner's object id.
+        #[arg(long)]
+        owner_object_id: String,
+    },
+    /// List a group's owners.
+    List {
+        /// The group's object id or display name (a prefix works if it matches one group).
+        #[arg(long, short = 'g')]
+        group: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +454,28 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
             Ok(Some(json!(ids)))
         }
         GroupCmd::Member { cmd } => group_member(graph, cmd).await,
+        GroupCmd::Owner { cmd } => group_owner(graph, cmd).await,
+    }
+}
+
+async fn group_owner(graph: &GraphClient<'_>, cmd: GroupOwnerCmd) -> Result<Option<Value>, CliError> {
+    match cmd {
+        GroupOwnerCmd::Add { group, owner_object_id } => {
+            let id = resolve_group(graph, &group).await?;
+            let reference = format!("{}/v1.0/directoryObjects/{owner_object_id}", graph.base_url());
+            graph.call(Method::POST, &format!("groups/{}/owners/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
+            Ok(None)
+        }
+        GroupOwnerCmd::Remove { group, owner_object_id } => {
+            let id = resolve_group(graph, &group).await?;
+            graph.call(Method::DELETE, &format!("groups/{}/owners/{}/$ref", encode(&id), encode(&owner_object_id)), &[], None).await?;
+            Ok(None)
+        }
+        GroupOwnerCmd::List { group } => {
+            let id = resolve_group(graph, &group).await?;
+            let owners = graph.list(&format!("groups/{}/owners", encode(&id)), None).await.map_err(|e| group_call_error(e, &group))?;
+            Ok(Some(Value::Array(owners)))
+        }
     }
 }
 

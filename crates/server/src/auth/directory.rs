@@ -24,6 +24,7 @@ pub const USER_TYPE: &str = "Microsoft.Graph/users";
 pub const SP_TYPE: &str = "Microsoft.Graph/servicePrincipals";
 pub const GROUP_TYPE: &str = "Microsoft.Graph/groups";
 pub const MEMBERSHIP_TYPE: &str = "Microsoft.Graph/groups/members";
+pub const OWNERSHIP_TYPE: &str = "Microsoft.Graph/groups/owners";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -344,11 +345,57 @@ pub async fn remove_member(meta: &dyn MetadataStore, group_object_id: &str, memb
     Ok(!meta.resource_delete_tree(&membership_id(group_object_id, member_object_id)).await?.is_empty())
 }
 
-/// Removes an object from every group it is a direct member of (when it is deleted).
+/// Removes an object from every group it is a direct member or an owner of (when it is deleted).
 pub async fn remove_from_all_groups(meta: &dyn MetadataStore, member_object_id: &str) -> Result<(), StorageError> {
     let mid = member_object_id.to_ascii_lowercase();
     for m in memberships(meta).await?.into_iter().filter(|m| m.member_id == mid) {
         meta.resource_delete_tree(&membership_id(&m.group_id, &m.member_id)).await?;
     }
+    for o in ownerships(meta).await?.into_iter().filter(|o| o.owner_id == mid) {
+        meta.resource_delete_tree(&ownership_id(&o.group_id, &o.owner_id)).await?;
+    }
     Ok(())
+}
+
+/// One owner of a group: `owner_id` (a user or a service principal) may change the group's
+/// members and owners without directory rights. Ids are stored lowercase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ownership {
+    pub group_id: String,
+    pub owner_id: String,
+    pub owner_kind: MemberKind,
+}
+
+pub fn ownership_id(group_object_id: &str, owner_object_id: &str) -> String {
+    format!("{}/owners/{}", group_id(group_object_id), owner_object_id.to_ascii_lowercase())
+}
+
+async fn ownerships(meta: &dyn MetadataStore) -> Result<Vec<Ownership>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(OWNERSHIP_TYPE.into()), resource_group: None };
+    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
+}
+
+/// The owners of a group.
+pub async fn group_owners(meta: &dyn MetadataStore, group_object_id: &str) -> Result<Vec<Ownership>, StorageError> {
+    let gid = group_object_id.to_ascii_lowercase();
+    Ok(ownerships(meta).await?.into_iter().filter(|o| o.group_id == gid).collect())
+}
+
+/// Whether `object_id` owns the group.
+pub async fn is_owner(meta: &dyn MetadataStore, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
+    Ok(meta.resource_get(&ownership_id(group_object_id, object_id)).await?.is_some())
+}
+
+/// Adds an owner. `Conflict` if it already is one.
+pub async fn add_owner(meta: &dyn MetadataStore, group_object_id: &str, owner_object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
+    let o = Ownership { group_id: group_object_id.to_ascii_lowercase(), owner_id: owner_object_id.to_ascii_lowercase(), owner_kind: kind };
+    let id = ownership_id(&o.group_id, &o.owner_id);
+    let body = serde_json::to_value(&o).expect("ownership serializes");
+    meta.resource_insert_unique_name(&record(id.clone(), OWNERSHIP_TYPE, &id, body)).await
+}
+
+/// Removes an owner; false if it was not one.
+pub async fn remove_owner(meta: &dyn MetadataStore, group_object_id: &str, owner_object_id: &str) -> Result<bool, StorageError> {
+    Ok(!meta.resource_delete_tree(&ownership_id(group_object_id, owner_object_id)).await?.is_empty())
 }
