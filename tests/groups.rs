@@ -394,9 +394,9 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     assert_eq!(ids, vec![me_id.as_str()], "{members}");
 }
 
-/// Group owners (a user or a service principal) change the group's members and owners without
-/// directory rights; everyone else without them is refused; an owner who is deleted, or
-/// removed, loses the right at once.
+/// Group owners (a user or a service principal) change the group's members and owners, and
+/// delete it, without directory rights; everyone else without them is refused; an owner who is
+/// deleted, or removed, loses the right at once.
 #[tokio::test]
 async fn group_owners_manage_members_without_directory_rights() {
     let s = TestServer::start().await;
@@ -435,8 +435,6 @@ async fn group_owners_manage_members_without_directory_rights() {
     let other_gid = cli.run(&["ad", "group", "create", "--display-name", "Other", "--mail-nickname", "other"]).ok().json()["id"].as_str().unwrap().to_string();
     let elsewhere = owner.run(&["ad", "group", "member", "add", "--group", &other_gid, "--member-id", &member_oid]);
     assert!(elsewhere.code != 0 && elsewhere.stderr.contains("Authorization_RequestDenied"), "{elsewhere:?}");
-    let delete = owner.run(&["ad", "group", "delete", "--group", &gid]);
-    assert!(delete.code != 0 && delete.stderr.contains("Authorization_RequestDenied"), "deleting needs directory rights: {delete:?}");
     let not_owner = other.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]);
     assert!(not_owner.code != 0 && not_owner.stderr.contains("Authorization_RequestDenied"), "{not_owner:?}");
 
@@ -448,4 +446,12 @@ async fn group_owners_manage_members_without_directory_rights() {
     cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &owner_oid]).ok();
     cli.run(&["ad", "sp", "delete", "--id", &owner_app]).ok();
     assert_eq!(cli.run(&["ad", "group", "owner", "list", "--group", &gid]).ok().json(), json!([]));
+
+    // An owner may delete its group; a non-owner without directory rights may not.
+    let (second_app, second_secret, second_oid) = service_principal(&cli, "team-owner-2");
+    cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &second_oid]).ok();
+    let refused = other.run(&["ad", "group", "delete", "--group", &gid]);
+    assert!(refused.code != 0 && refused.stderr.contains("Authorization_RequestDenied"), "{refused:?}");
+    signed_in(&second_app, &second_secret).run(&["ad", "group", "delete", "--group", &gid]).ok();
+    assert_ne!(cli.run(&["ad", "group", "show", "--group", &gid]).code, 0, "the group is gone");
 }

@@ -280,9 +280,11 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
     use GraphEndpoint as E;
     // Graph's read-only actions are POSTs: they change nothing and need only sign-in.
     let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds | E::CheckMemberGroups(..) | E::GetMemberGroups(..));
-    // A group's owners may change its members and owners without directory rights.
-    let owned_group = match &endpoint {
-        E::AddGroupMember(g) | E::RemoveGroupMember(g, _) | E::AddGroupOwner(g) | E::RemoveGroupOwner(g, _) => Some(g.as_str()),
+    // A group's owners may change its members and owners, and delete it, without directory
+    // rights (as in Entra).
+    let owned_group = match (method, &endpoint) {
+        (_, E::AddGroupMember(g) | E::RemoveGroupMember(g, _) | E::AddGroupOwner(g) | E::RemoveGroupOwner(g, _)) => Some(g.as_str()),
+        (&Method::DELETE, E::Group(g)) => Some(g.as_str()),
         _ => None,
     };
     if !read_only && !caller_owns(ctx, owned_group).await? {
