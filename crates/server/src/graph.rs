@@ -32,7 +32,7 @@ use serde_json::{Value, json};
 use wharf_identity::Audience;
 
 use crate::arm::resources::{self, ManagedIdentityObject};
-use crate::auth::directory::{self, Group, MemberKind, ServicePrincipal, User};
+use crate::auth::directory::{self, Group, GroupRelation, MemberKind, ServicePrincipal, User};
 use crate::state::AppState;
 
 /// A Graph request, parsed.
@@ -390,12 +390,12 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             tracing::info!(group = %g.id, name = %g.display_name, by = %ctx.caller.object_id(), "deleted a group");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (&Method::GET, E::GroupMembers(id)) => list_members(ctx, &id).await,
-        (&Method::POST, E::AddGroupMember(id)) => add_member(ctx, &id).await,
-        (&Method::DELETE, E::RemoveGroupMember(id, member)) => remove_member(ctx, &id, &member).await,
-        (&Method::GET, E::GroupOwners(id)) => list_owners(ctx, &id).await,
-        (&Method::POST, E::AddGroupOwner(id)) => add_owner(ctx, &id).await,
-        (&Method::DELETE, E::RemoveGroupOwner(id, owner)) => remove_owner(ctx, &id, &owner).await,
+        (&Method::GET, E::GroupMembers(id)) => list_related(ctx, GroupRelation::Member, &id).await,
+        (&Method::POST, E::AddGroupMember(id)) => add_related(ctx, GroupRelation::Member, &id).await,
+        (&Method::DELETE, E::RemoveGroupMember(id, member)) => remove_related(ctx, GroupRelation::Member, &id, &member).await,
+        (&Method::GET, E::GroupOwners(id)) => list_related(ctx, GroupRelation::Owner, &id).await,
+        (&Method::POST, E::AddGroupOwner(id)) => add_related(ctx, GroupRelation::Owner, &id).await,
+        (&Method::DELETE, E::RemoveGroupOwner(id, owner)) => remove_related(ctx, GroupRelation::Owner, &id, &owner).await,
         (&Method::POST, E::CheckMemberGroups(collection, id)) => check_member_groups(ctx, collection, &id).await,
         (&Method::POST, E::GetMemberGroups(collection, id)) => get_member_groups(ctx, collection, &id).await,
         (m, _) => Err(GraphError { status: StatusCode::METHOD_NOT_ALLOWED, code: "Request_BadRequest", message: format!("The method '{m}' is not supported on this resource.") }),
@@ -877,13 +877,14 @@ async fn create_group(ctx: &GraphCtx) -> GraphResult<Response> {
     Ok(respond(StatusCode::CREATED, &with_context(ctx.context("groups/$entity"), group_json(&group))))
 }
 
-async fn list_members(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+/// A group's direct members, or its owners, each as its typed directory object.
+async fn list_related(ctx: &GraphCtx, relation: GroupRelation, id: &str) -> GraphResult<Response> {
     let g = find_group(ctx, id).await?;
-    let members = directory::group_members(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("listing group members", e))?;
+    let related = directory::related(&*ctx.state.meta, relation, &g.id).await.map_err(|e| GraphError::storage("listing a group's members or owners", e))?;
     let lookup = Lookup::new(ctx).await?;
     let mut items = vec![];
-    for m in &members {
-        // A member whose object is gone (a managed identity deleted with its resource) is not shown.
+    for m in &related {
+        // An object that is gone (a managed identity deleted with its resource) is not shown.
         if let Some(o) = lookup.find(&m.member_id).await? {
             items.push(o.typed_json(&ctx.state));
         }
@@ -901,24 +902,49 @@ fn referenced_id(body: &Value) -> GraphResult<String> {
     object_id_param(last)
 }
 
-async fn add_member(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+/// `POST /groups/{id}/members/$ref` or `…/owners/$ref`. Members are users, service principals
+/// (managed identities included) or other groups, never the group itself; owners are users or
+/// service principals (Entra's rule: groups cannot own groups).
+async fn add_related(ctx: &GraphCtx, relation: GroupRelation, id: &str) -> GraphResult<Response> {
     let g = find_group(ctx, id).await?;
-    let member_id = referenced_id(&ctx.json()?)?;
-    let Some(member) = Lookup::new(ctx).await?.find(&member_id).await? else {
-        return Err(GraphError::not_found(&member_id));
+    let object_id = referenced_id(&ctx.json()?)?;
+    let Some(object) = Lookup::new(ctx).await?.find(&object_id).await? else {
+        return Err(GraphError::not_found(&object_id));
     };
-    if member.id().eq_ignore_ascii_case(&g.id) {
-        return Err(GraphError::bad_request("A group cannot be a member of itself."));
+    match relation {
+        GroupRelation::Member if object.id().eq_ignore_ascii_case(&g.id) => {
+            return Err(GraphError::bad_request("A group cannot be a member of itself."));
+        }
+        GroupRelation::Owner if object.kind() == MemberKind::Group => {
+            return Err(GraphError::bad_request("A group cannot own a group: owners are users or service principals."));
+        }
+        _ => {}
     }
-    match directory::add_member(&*ctx.state.meta, &g.id, member.id(), member.kind()).await {
+    match directory::relate(&*ctx.state.meta, relation, &g.id, object.id(), object.kind()).await {
         Ok(()) => {}
         Err(wharf_storage::StorageError::Conflict(_)) => {
-            return Err(GraphError::bad_request("One or more added object references already exist for the following modified properties: 'members'."));
+            return Err(GraphError::bad_request(format!(
+                "One or more added object references already exist for the following modified properties: '{}'.",
+                relation.segment()
+            )));
         }
-        Err(e) => return Err(GraphError::storage("adding a group member", e)),
+        Err(e) => return Err(GraphError::storage("adding a group member or owner", e)),
     }
     reload_authz(ctx).await?;
-    tracing::info!(group = %g.id, member = %member.id(), kind = ?member.kind(), by = %ctx.caller.object_id(), "added a group member");
+    tracing::info!(group = %g.id, object = %object.id(), kind = ?object.kind(), relation = relation.segment(), by = %ctx.caller.object_id(), "added to a group");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /groups/{id}/members/{objectId}/$ref` or `…/owners/{objectId}/$ref`.
+async fn remove_related(ctx: &GraphCtx, relation: GroupRelation, id: &str, object: &str) -> GraphResult<Response> {
+    let g = find_group(ctx, id).await?;
+    let object_id = object_id_param(object)?;
+    let removed = directory::unrelate(&*ctx.state.meta, relation, &g.id, &object_id).await.map_err(|e| GraphError::storage("removing a group member or owner", e))?;
+    if !removed {
+        return Err(GraphError::not_found(object));
+    }
+    reload_authz(ctx).await?;
+    tracing::info!(group = %g.id, object = %object_id, relation = relation.segment(), by = %ctx.caller.object_id(), "removed from a group");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -927,64 +953,7 @@ async fn add_member(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
 async fn caller_owns(ctx: &GraphCtx, group: Option<&str>) -> GraphResult<bool> {
     let Some(group) = group else { return Ok(false) };
     let Ok(gid) = object_id_param(group) else { return Ok(false) };
-    directory::is_owner(&*ctx.state.meta, &gid, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading group owners", e))
-}
-
-async fn list_owners(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
-    let g = find_group(ctx, id).await?;
-    let owners = directory::group_owners(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("listing group owners", e))?;
-    let lookup = Lookup::new(ctx).await?;
-    let mut items = vec![];
-    for o in &owners {
-        if let Some(object) = lookup.find(&o.owner_id).await? {
-            items.push(object.typed_json(&ctx.state));
-        }
-    }
-    ctx.list("directoryObjects", items)
-}
-
-/// Adds an owner: a user or a service principal (Entra's rule; groups cannot own groups).
-async fn add_owner(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
-    let g = find_group(ctx, id).await?;
-    let owner_id = referenced_id(&ctx.json()?)?;
-    let Some(owner) = Lookup::new(ctx).await?.find(&owner_id).await? else {
-        return Err(GraphError::not_found(&owner_id));
-    };
-    if owner.kind() == MemberKind::Group {
-        return Err(GraphError::bad_request("A group cannot own a group: owners are users or service principals."));
-    }
-    match directory::add_owner(&*ctx.state.meta, &g.id, owner.id(), owner.kind()).await {
-        Ok(()) => {}
-        Err(wharf_storage::StorageError::Conflict(_)) => {
-            return Err(GraphError::bad_request("One or more added object references already exist for the following modified properties: 'owners'."));
-        }
-        Err(e) => return Err(GraphError::storage("adding a group owner", e)),
-    }
-    tracing::info!(group = %g.id, owner = %owner.id(), by = %ctx.caller.object_id(), "added a group owner");
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn remove_owner(ctx: &GraphCtx, id: &str, owner: &str) -> GraphResult<Response> {
-    let g = find_group(ctx, id).await?;
-    let owner_id = object_id_param(owner)?;
-    let removed = directory::remove_owner(&*ctx.state.meta, &g.id, &owner_id).await.map_err(|e| GraphError::storage("removing a group owner", e))?;
-    if !removed {
-        return Err(GraphError::not_found(owner));
-    }
-    tracing::info!(group = %g.id, owner = %owner_id, by = %ctx.caller.object_id(), "removed a group owner");
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn remove_member(ctx: &GraphCtx, id: &str, member: &str) -> GraphResult<Response> {
-    let g = find_group(ctx, id).await?;
-    let member_id = object_id_param(member)?;
-    let removed = directory::remove_member(&*ctx.state.meta, &g.id, &member_id).await.map_err(|e| GraphError::storage("removing a group member", e))?;
-    if !removed {
-        return Err(GraphError::not_found(member));
-    }
-    reload_authz(ctx).await?;
-    tracing::info!(group = %g.id, member = %member_id, by = %ctx.caller.object_id(), "removed a group member");
-    Ok(StatusCode::NO_CONTENT.into_response())
+    directory::is_related(&*ctx.state.meta, GroupRelation::Owner, &gid, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading group owners", e))
 }
 
 /// The object that `checkMemberGroups`/`getMemberGroups` ask about, through its collection

@@ -458,45 +458,38 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
     }
 }
 
+/// Adds (`add: true`) or removes an object as a group's `members` or `owners` (Graph's `$ref`).
+async fn change_related(graph: &GraphClient<'_>, relation: &str, group: &str, object_id: &str, add: bool) -> Result<Option<Value>, CliError> {
+    let id = resolve_group(graph, group).await?;
+    if add {
+        let reference = format!("{}/v1.0/directoryObjects/{object_id}", graph.base_url());
+        graph.call(Method::POST, &format!("groups/{}/{relation}/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
+    } else {
+        graph.call(Method::DELETE, &format!("groups/{}/{relation}/{}/$ref", encode(&id), encode(object_id)), &[], None).await?;
+    }
+    Ok(None)
+}
+
+/// A group's `members` or `owners`.
+async fn list_related(graph: &GraphClient<'_>, relation: &str, group: &str) -> Result<Option<Value>, CliError> {
+    let id = resolve_group(graph, group).await?;
+    let objects = graph.list(&format!("groups/{}/{relation}", encode(&id)), None).await.map_err(|e| group_call_error(e, group))?;
+    Ok(Some(Value::Array(objects)))
+}
+
 async fn group_owner(graph: &GraphClient<'_>, cmd: GroupOwnerCmd) -> Result<Option<Value>, CliError> {
     match cmd {
-        GroupOwnerCmd::Add { group, owner_object_id } => {
-            let id = resolve_group(graph, &group).await?;
-            let reference = format!("{}/v1.0/directoryObjects/{owner_object_id}", graph.base_url());
-            graph.call(Method::POST, &format!("groups/{}/owners/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
-            Ok(None)
-        }
-        GroupOwnerCmd::Remove { group, owner_object_id } => {
-            let id = resolve_group(graph, &group).await?;
-            graph.call(Method::DELETE, &format!("groups/{}/owners/{}/$ref", encode(&id), encode(&owner_object_id)), &[], None).await?;
-            Ok(None)
-        }
-        GroupOwnerCmd::List { group } => {
-            let id = resolve_group(graph, &group).await?;
-            let owners = graph.list(&format!("groups/{}/owners", encode(&id)), None).await.map_err(|e| group_call_error(e, &group))?;
-            Ok(Some(Value::Array(owners)))
-        }
+        GroupOwnerCmd::Add { group, owner_object_id } => change_related(graph, "owners", &group, &owner_object_id, true).await,
+        GroupOwnerCmd::Remove { group, owner_object_id } => change_related(graph, "owners", &group, &owner_object_id, false).await,
+        GroupOwnerCmd::List { group } => list_related(graph, "owners", &group).await,
     }
 }
 
 async fn group_member(graph: &GraphClient<'_>, cmd: GroupMemberCmd) -> Result<Option<Value>, CliError> {
     match cmd {
-        GroupMemberCmd::Add { group, member_id } => {
-            let id = resolve_group(graph, &group).await?;
-            let reference = format!("{}/v1.0/directoryObjects/{member_id}", graph.base_url());
-            graph.call(Method::POST, &format!("groups/{}/members/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
-            Ok(None)
-        }
-        GroupMemberCmd::Remove { group, member_id } => {
-            let id = resolve_group(graph, &group).await?;
-            graph.call(Method::DELETE, &format!("groups/{}/members/{}/$ref", encode(&id), encode(&member_id)), &[], None).await?;
-            Ok(None)
-        }
-        GroupMemberCmd::List { group } => {
-            let id = resolve_group(graph, &group).await?;
-            let members = graph.list(&format!("groups/{}/members", encode(&id)), None).await.map_err(|e| group_call_error(e, &group))?;
-            Ok(Some(Value::Array(members)))
-        }
+        GroupMemberCmd::Add { group, member_id } => change_related(graph, "members", &group, &member_id, true).await,
+        GroupMemberCmd::Remove { group, member_id } => change_related(graph, "members", &group, &member_id, false).await,
+        GroupMemberCmd::List { group } => list_related(graph, "members", &group).await,
         GroupMemberCmd::Check { group, member_id } => {
             // As az: checkMemberGroups on the member, asking about this one group.
             let id = resolve_group(graph, &group).await?;

@@ -269,7 +269,8 @@ pub enum MemberKind {
     Group,
 }
 
-/// One direct membership: `member_id` is a member of `group_id`. Ids are stored lowercase.
+/// One relation of an object to a group: `member_id` is a direct member (or, stored as an
+/// owner record, an owner) of `group_id`. Ids are stored lowercase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
@@ -280,10 +281,6 @@ pub struct Membership {
 
 pub fn group_id(object_id: &str) -> String {
     format!("/directory/groups/{}", object_id.to_ascii_lowercase())
-}
-
-pub fn membership_id(group_object_id: &str, member_object_id: &str) -> String {
-    format!("{}/members/{}", group_id(group_object_id), member_object_id.to_ascii_lowercase())
 }
 
 /// Creates a security group. Display names need not be unique (as in Entra).
@@ -319,83 +316,81 @@ pub async fn delete_group(meta: &dyn MetadataStore, object_id: &str) -> Result<b
     Ok(deleted)
 }
 
-/// Every direct membership of the directory.
-pub async fn memberships(meta: &dyn MetadataStore) -> Result<Vec<Membership>, StorageError> {
-    let filter = wharf_storage::ResourceFilter { resource_type: Some(MEMBERSHIP_TYPE.into()), resource_group: None };
+/// How an object relates to a group: a member (it gets the group's role assignments) or an
+/// owner (it may change the group's members and owners, and delete it, without directory
+/// rights). Each relation is a record of its own (`{group record}/members/{id}` or
+/// `…/owners/{id}`), so concurrent changes to one group do not overwrite each other, and
+/// deleting the group's record tree deletes its relations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupRelation {
+    Member,
+    Owner,
+}
+
+impl GroupRelation {
+    fn record_type(self) -> &'static str {
+        match self {
+            GroupRelation::Member => MEMBERSHIP_TYPE,
+            GroupRelation::Owner => OWNERSHIP_TYPE,
+        }
+    }
+
+    /// The path segment of the relation, in Graph's URLs and in record ids.
+    pub fn segment(self) -> &'static str {
+        match self {
+            GroupRelation::Member => "members",
+            GroupRelation::Owner => "owners",
+        }
+    }
+}
+
+fn relation_id(relation: GroupRelation, group_object_id: &str, object_id: &str) -> String {
+    format!("{}/{}/{}", group_id(group_object_id), relation.segment(), object_id.to_ascii_lowercase())
+}
+
+/// Every relation of one kind in the directory (for members: every direct membership).
+pub async fn relations(meta: &dyn MetadataStore, relation: GroupRelation) -> Result<Vec<Membership>, StorageError> {
+    let filter = wharf_storage::ResourceFilter { resource_type: Some(relation.record_type().into()), resource_group: None };
     Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
 }
 
-/// The direct members of a group.
-pub async fn group_members(meta: &dyn MetadataStore, group_object_id: &str) -> Result<Vec<Membership>, StorageError> {
+/// Every direct membership of the directory.
+pub async fn memberships(meta: &dyn MetadataStore) -> Result<Vec<Membership>, StorageError> {
+    relations(meta, GroupRelation::Member).await
+}
+
+/// A group's direct members, or its owners.
+pub async fn related(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str) -> Result<Vec<Membership>, StorageError> {
     let gid = group_object_id.to_ascii_lowercase();
-    Ok(memberships(meta).await?.into_iter().filter(|m| m.group_id == gid).collect())
+    Ok(relations(meta, relation).await?.into_iter().filter(|m| m.group_id == gid).collect())
 }
 
-/// Adds a direct member. `Conflict` if it already is one.
-pub async fn add_member(meta: &dyn MetadataStore, group_object_id: &str, member_object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
-    let m = Membership { group_id: group_object_id.to_ascii_lowercase(), member_id: member_object_id.to_ascii_lowercase(), member_kind: kind };
-    let id = membership_id(&m.group_id, &m.member_id);
-    let body = serde_json::to_value(&m).expect("membership serializes");
-    // The name is the record id, so the unique-name insert refuses a second identical membership.
-    meta.resource_insert_unique_name(&record(id.clone(), MEMBERSHIP_TYPE, &id, body)).await
+/// Whether `object_id` has `relation` to the group (for owners: whether it owns it).
+pub async fn is_related(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
+    Ok(meta.resource_get(&relation_id(relation, group_object_id, object_id)).await?.is_some())
 }
 
-/// Removes a direct member; false if it was not one.
-pub async fn remove_member(meta: &dyn MetadataStore, group_object_id: &str, member_object_id: &str) -> Result<bool, StorageError> {
-    Ok(!meta.resource_delete_tree(&membership_id(group_object_id, member_object_id)).await?.is_empty())
+/// Adds a member or an owner. `Conflict` if it already is one.
+pub async fn relate(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
+    let m = Membership { group_id: group_object_id.to_ascii_lowercase(), member_id: object_id.to_ascii_lowercase(), member_kind: kind };
+    let id = relation_id(relation, &m.group_id, &m.member_id);
+    let body = serde_json::to_value(&m).expect("relation serializes");
+    // The name is the record id, so the unique-name insert refuses a second identical relation.
+    meta.resource_insert_unique_name(&record(id.clone(), relation.record_type(), &id, body)).await
+}
+
+/// Removes a member or an owner; false if it was not one.
+pub async fn unrelate(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
+    Ok(!meta.resource_delete_tree(&relation_id(relation, group_object_id, object_id)).await?.is_empty())
 }
 
 /// Removes an object from every group it is a direct member or an owner of (when it is deleted).
-pub async fn remove_from_all_groups(meta: &dyn MetadataStore, member_object_id: &str) -> Result<(), StorageError> {
-    let mid = member_object_id.to_ascii_lowercase();
-    for m in memberships(meta).await?.into_iter().filter(|m| m.member_id == mid) {
-        meta.resource_delete_tree(&membership_id(&m.group_id, &m.member_id)).await?;
-    }
-    for o in ownerships(meta).await?.into_iter().filter(|o| o.owner_id == mid) {
-        meta.resource_delete_tree(&ownership_id(&o.group_id, &o.owner_id)).await?;
+pub async fn remove_from_all_groups(meta: &dyn MetadataStore, object_id: &str) -> Result<(), StorageError> {
+    let oid = object_id.to_ascii_lowercase();
+    for relation in [GroupRelation::Member, GroupRelation::Owner] {
+        for m in relations(meta, relation).await?.into_iter().filter(|m| m.member_id == oid) {
+            unrelate(meta, relation, &m.group_id, &m.member_id).await?;
+        }
     }
     Ok(())
-}
-
-/// One owner of a group: `owner_id` (a user or a service principal) may change the group's
-/// members and owners without directory rights. Ids are stored lowercase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Ownership {
-    pub group_id: String,
-    pub owner_id: String,
-    pub owner_kind: MemberKind,
-}
-
-pub fn ownership_id(group_object_id: &str, owner_object_id: &str) -> String {
-    format!("{}/owners/{}", group_id(group_object_id), owner_object_id.to_ascii_lowercase())
-}
-
-async fn ownerships(meta: &dyn MetadataStore) -> Result<Vec<Ownership>, StorageError> {
-    let filter = wharf_storage::ResourceFilter { resource_type: Some(OWNERSHIP_TYPE.into()), resource_group: None };
-    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
-}
-
-/// The owners of a group.
-pub async fn group_owners(meta: &dyn MetadataStore, group_object_id: &str) -> Result<Vec<Ownership>, StorageError> {
-    let gid = group_object_id.to_ascii_lowercase();
-    Ok(ownerships(meta).await?.into_iter().filter(|o| o.group_id == gid).collect())
-}
-
-/// Whether `object_id` owns the group.
-pub async fn is_owner(meta: &dyn MetadataStore, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
-    Ok(meta.resource_get(&ownership_id(group_object_id, object_id)).await?.is_some())
-}
-
-/// Adds an owner. `Conflict` if it already is one.
-pub async fn add_owner(meta: &dyn MetadataStore, group_object_id: &str, owner_object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
-    let o = Ownership { group_id: group_object_id.to_ascii_lowercase(), owner_id: owner_object_id.to_ascii_lowercase(), owner_kind: kind };
-    let id = ownership_id(&o.group_id, &o.owner_id);
-    let body = serde_json::to_value(&o).expect("ownership serializes");
-    meta.resource_insert_unique_name(&record(id.clone(), OWNERSHIP_TYPE, &id, body)).await
-}
-
-/// Removes an owner; false if it was not one.
-pub async fn remove_owner(meta: &dyn MetadataStore, group_object_id: &str, owner_object_id: &str) -> Result<bool, StorageError> {
-    Ok(!meta.resource_delete_tree(&ownership_id(group_object_id, owner_object_id)).await?.is_empty())
 }
