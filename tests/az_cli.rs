@@ -579,6 +579,31 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     access_token(&s, "127.0.0.1", &app_id, appended["password"].as_str().unwrap(), "repository:app:pull").await.unwrap();
     access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await.unwrap();
 
+    // ---- updates: disabling cuts off sign-in at once, a new password replaces the old ----
+    let r = az.run(&["ad", "sp", "update", "--id", &app_id, "--set", "accountEnabled=false"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(az.json(&["ad", "sp", "show", "--id", &app_id, "--query", "accountEnabled"]), false);
+    let disabled = access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await;
+    assert_eq!(disabled.unwrap_err().0, StatusCode::UNAUTHORIZED);
+    let r = az.run(&["ad", "sp", "update", "--id", &app_id, "--set", "accountEnabled=true"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await.unwrap();
+    let r = az.run(&["ad", "app", "update", "--id", &app_id, "--display-name", "pusher-renamed"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(az.tsv(&["ad", "sp", "show", "--id", &app_id, "--query", "displayName"]), "pusher-renamed");
+    let unsupported = az.run(&["ad", "app", "update", "--id", &app_id, "--sign-in-audience", "AzureADMultipleOrgs"]);
+    assert!(unsupported.code != 0 && unsupported.stderr.contains("signInAudience"), "{unsupported:?}");
+    let r = az.run(&["ad", "user", "update", "--id", "dev@wharf.local", "--account-enabled", "false"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let disabled = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await;
+    assert_eq!(disabled.unwrap_err().0, StatusCode::UNAUTHORIZED);
+    let dev_password = "Dev-new-passw0rd-for-tests";
+    let r = az.run(&["ad", "user", "update", "--id", "dev@wharf.local", "--account-enabled", "true", "--password", dev_password]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let old = access_token(&s, "127.0.0.1", "dev@wharf.local", "Dev-passw0rd-for-tests", "repository:app:pull").await;
+    assert_eq!(old.unwrap_err().0, StatusCode::UNAUTHORIZED);
+    access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await.unwrap();
+
     // ---- a group owner: no directory rights, but may change the group's members ----
     let r = az.run(&["ad", "group", "owner", "add", "--group", "Pullers", "--owner-object-id", &dev_id]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -349,3 +349,59 @@ async fn registry_token(s: &TestServer, service: &str, refresh: &str) -> StatusC
         .unwrap()
         .status()
 }
+
+/// `wharf ad user update` and `wharf ad sp update`: disabling stops sign-in and revokes the
+/// tokens already issued; a new password replaces the old; renaming reaches the service
+/// principal; properties Wharf's directory does not keep are refused by name.
+#[tokio::test]
+async fn disabling_and_updating_users_and_service_principals() {
+    let s = TestServer::start().await;
+    let cli = Cli::login(&s);
+    const MGMT: &str = "https://management.core.windows.net//.default";
+    let subscriptions = |token: String| {
+        let s = &s;
+        async move { s.client().get(format!("{}/subscriptions?api-version=2022-12-01", s.base())).bearer_auth(token).send().await.unwrap().status() }
+    };
+
+    // A user.
+    cli.run(&["ad", "user", "create", "--display-name", "Ann", "--password", "Ann-passw0rd-1", "--user-principal-name", "ann@wharf.local"]).ok();
+    let (st, before) = user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await;
+    assert_eq!(st, StatusCode::OK, "{before}");
+    let before = before["access_token"].as_str().unwrap().to_string();
+    assert_eq!(subscriptions(before.clone()).await, StatusCode::OK);
+    cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--account-enabled", "false", "--display-name", "Ann B"]).ok();
+    let shown = cli.run(&["ad", "user", "show", "--id", "ann@wharf.local"]).ok().json();
+    assert_eq!((&shown["accountEnabled"], &shown["displayName"]), (&json!(false), &json!("Ann B")), "{shown}");
+    assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0, StatusCode::BAD_REQUEST, "a disabled user cannot sign in");
+    assert_eq!(subscriptions(before).await, StatusCode::UNAUTHORIZED, "its earlier token is revoked");
+    cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--account-enabled", "true", "--password", "Ann-passw0rd-2"]).ok();
+    assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0, StatusCode::BAD_REQUEST, "the old password is gone");
+    assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-2", MGMT).await.0, StatusCode::OK);
+    let short = cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--password", "short"]);
+    assert!(short.code != 0 && short.stderr.contains("at least 8 characters"), "{short:?}");
+    let nothing = cli.run(&["ad", "user", "update", "--id", "ann@wharf.local"]);
+    assert!(nothing.code != 0 && nothing.stderr.contains("nothing to change"), "{nothing:?}");
+
+    // A service principal.
+    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "ci-bot"]).ok().json();
+    let (app, secret) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
+    let (st, v) = sp_token(&s, &app, &secret, MGMT).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let before = v["access_token"].as_str().unwrap().to_string();
+    cli.run(&["ad", "sp", "update", "--id", &app, "--set", "accountEnabled=false"]).ok();
+    assert_eq!(cli.run(&["ad", "sp", "show", "--id", &app, "--query", "accountEnabled"]).ok().json(), json!(false));
+    let (st, v) = sp_token(&s, &app, &secret, MGMT).await;
+    assert_eq!((st, &v["error"]), (StatusCode::BAD_REQUEST, &json!("unauthorized_client")), "{v}");
+    assert_eq!(subscriptions(before).await, StatusCode::UNAUTHORIZED, "its earlier token is revoked");
+    cli.run(&["ad", "sp", "update", "--id", &app, "--set", "accountEnabled=true", "--set", "displayName=ci-bot-2"]).ok();
+    assert_eq!(sp_token(&s, &app, &secret, MGMT).await.0, StatusCode::OK);
+    assert_eq!(cli.run(&["ad", "sp", "show", "--id", &app, "--query", "displayName"]).ok().json(), json!("ci-bot-2"));
+    let bad = cli.run(&["ad", "sp", "update", "--id", &app, "--set", "homepage=x"]);
+    assert!(bad.code != 0 && bad.stderr.contains("accountEnabled=true|false"), "{bad:?}");
+
+    // Graph refuses a property it does not keep, naming it.
+    let token = admin_graph_token(&s, "https://graph.microsoft.com/.default").await;
+    let (st, v) = graph(&s, &token, Method::PATCH, "users/ann@wharf.local", Some(json!({"jobTitle": "x"}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("'jobTitle'"), "{v}");
+}

@@ -305,6 +305,7 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             let u = find_user(ctx, &id).await?;
             Ok(respond(StatusCode::OK, &with_context(ctx.context("users/$entity"), user_json(&u))))
         }
+        (&Method::PATCH, E::User(id)) => update_user(ctx, &id).await,
         (&Method::DELETE, E::User(id)) => {
             let u = find_user(ctx, &id).await?;
             directory::delete_user(&*ctx.state.meta, &u.id).await.map_err(|e| GraphError::storage("deleting a user", e))?;
@@ -324,6 +325,7 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "registered an application");
             Ok(respond(StatusCode::CREATED, &with_context(ctx.context("applications/$entity"), app_json(&app))))
         }
+        (&Method::PATCH, E::Application(id)) => update_application(ctx, &id).await,
         (&Method::GET, E::Application(id)) => {
             let app = find_app(ctx, &id).await?;
             Ok(respond(StatusCode::OK, &with_context(ctx.context("applications/$entity"), app_json(&app))))
@@ -351,6 +353,7 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             ctx.list("servicePrincipals", items)
         }
         (&Method::POST, E::ServicePrincipals) => create_sp(ctx).await,
+        (&Method::PATCH, E::ServicePrincipal(id)) => update_service_principal(ctx, &id).await,
         (&Method::GET, E::ServicePrincipal(id)) => {
             let v = match find_sp(ctx, &id).await? {
                 SpOrMi::Sp(sp) => sp_json(&ctx.state, &sp),
@@ -460,6 +463,105 @@ async fn find_user(ctx: &GraphCtx, id_or_upn: &str) -> GraphResult<User> {
     let meta = &*ctx.state.meta;
     let found = if id_or_upn.contains('@') { directory::find_user_by_upn(meta, id_or_upn).await } else { directory::get_user(meta, id_or_upn).await };
     found.map_err(|e| GraphError::storage("reading a user", e))?.ok_or_else(|| GraphError::not_found(id_or_upn))
+}
+
+/// The properties of a PATCH body, refusing any not in `supported` (Graph answers 400 for a
+/// property it cannot update; Wharf's directory keeps only a few).
+fn patch_properties<'a>(body: &'a Value, what: &str, supported: &[&str]) -> GraphResult<&'a serde_json::Map<String, Value>> {
+    let props = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be a JSON object."))?;
+    if let Some(other) = props.keys().find(|k| !supported.contains(&k.as_str())) {
+        return Err(GraphError::bad_request(format!(
+            "Property '{other}' of {what} cannot be updated in Wharf's directory; the properties that can are: {}.",
+            supported.join(", ")
+        )));
+    }
+    Ok(props)
+}
+
+fn bool_property(props: &serde_json::Map<String, Value>, name: &str) -> GraphResult<Option<bool>> {
+    match props.get(name) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(GraphError::bad_request(format!("Property '{name}' must be true or false, not {v}."))),
+    }
+}
+
+/// `PATCH /users/{id}` (`az ad user update`): display name, password, enabled. Disabling a
+/// user or setting a new password revokes every token it holds.
+async fn update_user(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let mut user = find_user(ctx, id).await?;
+    let body = ctx.json()?;
+    let props = patch_properties(&body, "a user", &["displayName", "accountEnabled", "passwordProfile", "mailNickname"])?;
+    if props.contains_key("displayName") {
+        user.display_name = display_name(&body)?;
+    }
+    if let Some(nickname) = props.get("mailNickname").filter(|n| n.as_str() != user.user_principal_name.split('@').next()) {
+        return Err(GraphError::bad_request(format!("Property 'mailNickname' is the part of the user principal name before '@' in Wharf and cannot be changed to {nickname}.")));
+    }
+    let mut revoke = false;
+    if let Some(enabled) = bool_property(props, "accountEnabled")? {
+        revoke |= user.account_enabled && !enabled;
+        user.account_enabled = enabled;
+    }
+    if let Some(profile) = props.get("passwordProfile") {
+        if profile["forceChangePasswordNextSignIn"] == json!(true) {
+            return Err(GraphError::bad_request("forceChangePasswordNextSignIn is not supported: Wharf has no interactive sign-in where the user could choose a new password."));
+        }
+        let password = profile["password"].as_str().unwrap_or_default();
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(GraphError::bad_request(format!(
+                "The specified password does not comply with password complexity requirements. Please provide a different password of at least {MIN_PASSWORD_LEN} characters."
+            )));
+        }
+        user.password_hash = directory::hash(password).map_err(|e| GraphError::storage("hashing a password", e))?;
+        revoke = true;
+    }
+    directory::save_user(&*ctx.state.meta, &user).await.map_err(|e| GraphError::storage("updating a user", e))?;
+    if revoke {
+        ctx.state.identity.cache.lock().expect("auth cache lock").clear();
+        revoke_now(&ctx.state, &user.id).await?;
+    }
+    tracing::info!(upn = %user.user_principal_name, changed = ?props.keys().collect::<Vec<_>>(), revoked = revoke, by = %ctx.caller.object_id(), "updated a user");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PATCH /applications/{id}` (`az ad app update`): the display name (shared with the service
+/// principal).
+async fn update_application(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let mut app = find_app(ctx, id).await?;
+    refuse_builtin(&app)?;
+    let body = ctx.json()?;
+    patch_properties(&body, "an application", &["displayName"])?;
+    app.display_name = display_name(&body)?;
+    directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("updating an application", e))?;
+    tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "renamed an application");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `PATCH /servicePrincipals/{id}` (`az ad sp update --set accountEnabled=false`): enabled or
+/// not. Disabling revokes every token the service principal holds.
+async fn update_service_principal(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
+    let mut sp = match find_sp(ctx, id).await? {
+        SpOrMi::Sp(sp) => sp,
+        SpOrMi::Mi(mi) => {
+            return Err(GraphError::bad_request(format!("'{}' is a managed identity: it is changed through its Azure resource, not Graph.", mi.display_name)));
+        }
+    };
+    refuse_builtin(&sp)?;
+    let body = ctx.json()?;
+    let props = patch_properties(&body, "a service principal", &["accountEnabled"])?;
+    let mut revoke = false;
+    if let Some(enabled) = bool_property(props, "accountEnabled")? {
+        revoke = sp.account_enabled && !enabled;
+        sp.account_enabled = enabled;
+    }
+    directory::save_sp(&*ctx.state.meta, &sp, false).await.map_err(|e| GraphError::storage("updating a service principal", e))?;
+    if revoke {
+        ctx.state.identity.cache.lock().expect("auth cache lock").clear();
+        revoke_now(&ctx.state, &sp.id).await?;
+    }
+    tracing::info!(app_id = %sp.app_id, enabled = sp.account_enabled, revoked = revoke, by = %ctx.caller.object_id(), "updated a service principal");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Minimum length of a user's password.

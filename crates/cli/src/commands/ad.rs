@@ -211,6 +211,20 @@ pub enum UserCmd {
         #[arg(long)]
         id: String,
     },
+    /// Change a user's display name, password or whether it may sign in. Disabling it or
+    /// setting a password revokes the tokens it holds.
+    Update {
+        /// Object id or user principal name.
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        /// A new password (at least 8 characters).
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long, value_parser = super::parse_bool)]
+        account_enabled: Option<bool>,
+    },
     /// The groups a user belongs to, directly or through nesting.
     GetMemberGroups {
         /// Object id or user principal name.
@@ -270,6 +284,16 @@ pub enum SpCmd {
     Delete {
         #[arg(long)]
         id: String,
+    },
+    /// Change a service principal: `--set accountEnabled=false` stops it signing in and
+    /// revokes its tokens; `--set displayName=NAME` renames it (and its application).
+    Update {
+        /// App id or object id.
+        #[arg(long)]
+        id: String,
+        /// PROPERTY=VALUE (repeatable): accountEnabled, displayName.
+        #[arg(long, required = true)]
+        set: Vec<String>,
     },
 }
 
@@ -347,6 +371,26 @@ async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, Cl
             Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
             Err(e) => Err(e),
         },
+        UserCmd::Update { id, display_name, password, account_enabled } => {
+            let mut body = serde_json::Map::new();
+            if let Some(n) = display_name {
+                body.insert("displayName".into(), json!(n));
+            }
+            if let Some(p) = password {
+                body.insert("passwordProfile".into(), json!({"password": p, "forceChangePasswordNextSignIn": false}));
+            }
+            if let Some(e) = account_enabled {
+                body.insert("accountEnabled".into(), json!(e));
+            }
+            if body.is_empty() {
+                return Err(CliError::Usage("nothing to change: give --display-name, --password or --account-enabled".into()));
+            }
+            match graph.call(Method::PATCH, &format!("users/{}", encode(&id)), &[], Some(&Value::Object(body))).await {
+                Ok(_) => Ok(None),
+                Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
+                Err(e) => Err(e),
+            }
+        }
         UserCmd::GetMemberGroups { id, security_enabled_only } => {
             let ids = member_groups(graph, &format!("users/{}", encode(&id)), security_enabled_only).await?;
             // az shows each group's display name next to its id.
@@ -624,6 +668,33 @@ async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Opti
             Ok(Some(Value::Array(graph.list("servicePrincipals", f.as_deref()).await?)))
         }
         SpCmd::Show { id } => Ok(Some(find_sp(graph, &id).await?)),
+        SpCmd::Update { id, set } => {
+            let sp = find_sp(graph, &id).await?;
+            let (mut sp_body, mut app_body) = (serde_json::Map::new(), serde_json::Map::new());
+            for item in &set {
+                match item.split_once('=') {
+                    Some(("accountEnabled", v)) => {
+                        let enabled = super::parse_bool(v).map_err(CliError::Usage)?;
+                        sp_body.insert("accountEnabled".into(), json!(enabled));
+                    }
+                    Some(("displayName", v)) if !v.trim().is_empty() => {
+                        app_body.insert("displayName".into(), json!(v.trim()));
+                    }
+                    _ => return Err(CliError::Usage(format!("cannot set '{item}': use accountEnabled=true|false or displayName=NAME"))),
+                }
+            }
+            if !app_body.is_empty() {
+                if sp["servicePrincipalType"] != "Application" {
+                    return Err(CliError::Usage(format!("'{id}' is a managed identity: it is renamed through its Azure resource.")));
+                }
+                let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+                graph.call(Method::PATCH, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], Some(&Value::Object(app_body))).await?;
+            }
+            if !sp_body.is_empty() {
+                graph.call(Method::PATCH, &format!("servicePrincipals/{}", sp["id"].as_str().unwrap_or_default()), &[], Some(&Value::Object(sp_body))).await?;
+            }
+            Ok(None)
+        }
         SpCmd::Delete { id } => {
             let sp = find_sp(graph, &id).await?;
             if sp["servicePrincipalType"] != "Application" {

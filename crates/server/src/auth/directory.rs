@@ -125,6 +125,16 @@ pub async fn create_user(meta: &dyn MetadataStore, upn: &str, display_name: &str
     Ok(user)
 }
 
+/// Stores a changed user (its record keeps its id, name and creation time).
+pub async fn save_user(meta: &dyn MetadataStore, user: &User) -> Result<(), StorageError> {
+    let Some(mut r) = meta.resource_get(&user_id(&user.id)).await? else {
+        return Err(StorageError::NotFound);
+    };
+    r.body = serde_json::to_value(user).expect("user serializes");
+    r.updated_at = chrono::Utc::now();
+    meta.resource_put(&r).await.map(|_| ())
+}
+
 pub async fn find_user_by_upn(meta: &dyn MetadataStore, upn: &str) -> Result<Option<User>, StorageError> {
     let r = meta.resource_find_by_name(USER_TYPE, &upn.to_ascii_lowercase()).await?;
     Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
