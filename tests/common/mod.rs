@@ -103,20 +103,12 @@ pub struct Admin {
 impl TestServer {
     /// A fresh server on 127.0.0.1 with an empty temporary data directory.
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "127.0.0.1", None, None).await;
-        s._dir = Some(dir);
-        s
+        Self::fresh("127.0.0.1", None, None, &[]).await
     }
 
     /// A fresh server on 127.0.0.1 started with extra `wharf serve` flags (e.g. token lifetimes).
     pub async fn start_with(flags: &[&str]) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let mut s = Self::launch_with(&data, "127.0.0.1", None, None, flags).await;
-        s._dir = Some(dir);
-        s
+        Self::fresh("127.0.0.1", None, None, flags).await
     }
 
     /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) with registries under
@@ -124,43 +116,37 @@ impl TestServer {
     /// whole top-level domain), so the Azure SDKs and az need a two-label domain such as
     /// `wharf.localhost`; nss-myhostname resolves every name under `.localhost`.
     pub async fn start_tls(domain: &str) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "127.0.0.1", None, Some(domain)).await;
-        s._dir = Some(dir);
-        s
+        Self::fresh("127.0.0.1", None, Some(domain), &[]).await
     }
 
     /// [`TestServer::start_tls`] on a fixed `port` of 127.0.0.1 (443 for clients that drop the
     /// port from the login authority, as MSAL's user-realm lookup does).
     pub async fn start_tls_on(domain: &str, port: u16) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "127.0.0.1", Some(port), Some(domain)).await;
-        s._dir = Some(dir);
-        s
+        Self::fresh("127.0.0.1", Some(port), Some(domain), &[]).await
     }
 
     /// A fresh server listening on `[::1]` (host-style names `*.localhost` resolve there first).
     pub async fn start_v6() -> TestServer {
+        Self::fresh("[::1]", None, None, &[]).await
+    }
+
+    /// A server on a new temporary data directory, removed when the server is dropped.
+    async fn fresh(ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self::launch(&data, "[::1]", None, None).await;
+        let mut s = Self::launch(&data, ip, port, tls_domain, flags).await;
         s._dir = Some(dir);
         s
     }
 
     /// A server on an existing data directory (to restart after a crash), on `port` if given.
     pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", port, None).await
+        Self::launch(data_dir, "127.0.0.1", port, None, &[]).await
     }
 
-    /// Starts `wharf serve`; with `tls_domain`, over TLS with that registry domain.
-    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>) -> TestServer {
-        Self::launch_with(data_dir, ip, port, tls_domain, &[]).await
-    }
-
-    async fn launch_with(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
+    /// Starts `wharf serve` with extra `flags`; with `tls_domain`, over TLS with that registry
+    /// domain.
+    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {

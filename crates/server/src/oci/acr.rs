@@ -148,12 +148,8 @@ pub async fn patch_repository(ctx: &mut Ctx, name: &str) -> OciResult<Response> 
 
 pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
-    super::locks::whole_repository(ctx, &t).await?;
+    let manifests = super::locks::whole_repository(ctx, &t).await?;
     let meta = &ctx.state.meta;
-    let manifests = meta
-        .manifest_list(&t.registry.key, &t.repo, &Page::default())
-        .await
-        .map_err(|e| OciError::internal("listing manifests", e))?;
     let deleted = meta.repository_delete(&t.registry.key, &t.repo).await.map_err(|e| OciError::internal("deleting a repository", e))?;
     if !deleted {
         return Err(OciError::name_unknown(&t.client_name()));

@@ -7,7 +7,7 @@
 
 use axum::http::StatusCode;
 use wharf_oci::{Reference, Tag};
-use wharf_storage::{ChangeableAttributes, Page};
+use wharf_storage::{ChangeableAttributes, ManifestMeta, Page};
 
 use super::Ctx;
 use super::error::{Code, OciError, OciResult};
@@ -88,7 +88,8 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
 
 /// Deleting a repository deletes every manifest and tag in it: the repository and each of them
 /// must allow it. Refuses, naming the first lock found, rather than deleting around it.
-pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<()> {
+/// Returns the repository's manifests (what the deletion will remove).
+pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<Vec<ManifestMeta>> {
     repository(ctx, t, Op::Delete).await?;
     let meta = &ctx.state.meta;
     let manifests = meta.manifest_list(&t.registry.key, &t.repo, &Page::default()).await.map_err(|e| OciError::internal("listing manifests", e))?;
@@ -99,7 +100,7 @@ pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<()> {
     for tag in &tags {
         check(&tag.attributes, Op::Delete, Locked::Tag(&tag.name), t)?;
     }
-    Ok(())
+    Ok(manifests)
 }
 
 /// A tag's lock (absent tags have none). Overwriting a tag counts as a write to it.
