@@ -27,15 +27,40 @@ fn service_principal(cli: &Cli, name: &str) -> (String, String, String) {
 
 /// Status of a tags listing of `repo` with Basic credentials (path style).
 async fn list_tags(s: &TestServer, user: &str, pass: &str, repo: &str) -> StatusCode {
-    s.client().get(format!("{}/v2/absreg/{repo}/tags/list", s.base())).basic_auth(user, Some(pass)).send().await.unwrap().status()
+    s.client()
+        .get(format!("{}/v2/absreg/{repo}/tags/list", s.base()))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 async fn catalog(s: &TestServer, user: &str, pass: &str) -> StatusCode {
-    s.client().get(format!("{}/acr/v1/_catalog", s.base())).header("host", s.login_server("absreg")).basic_auth(user, Some(pass)).send().await.unwrap().status()
+    s.client()
+        .get(format!("{}/acr/v1/_catalog", s.base()))
+        .header("host", s.login_server("absreg"))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 fn assign(cli: &Cli, oid: &str, role: &str, scope: &str, condition: Option<&str>) -> common::CliRun {
-    let mut args = vec!["role", "assignment", "create", "--assignee-object-id", oid, "--assignee-principal-type", "ServicePrincipal", "--role", role, "--scope", scope];
+    let mut args = vec![
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        role,
+        "--scope",
+        scope,
+    ];
     if let Some(c) = condition {
         args.extend(["--condition", c, "--condition-version", "2.0"]);
     }
@@ -47,7 +72,9 @@ async fn permission_modes_and_repository_conditions() {
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     let reg = s.registry("absreg").await;
-    for repo in ["hello-world", "backend/nginx", "backend-infra/k8s", "backendsvc/containers", "frontend/js/react", "other/app"] {
+    for repo in
+        ["hello-world", "backend/nginx", "backend-infra/k8s", "backendsvc/containers", "frontend/js/react", "other/app"]
+    {
         reg.push_image(repo, "v1", repo).await;
     }
     let rid = cli.run(&["acr", "show", "-n", "absreg", "--query", "id", "-o", "tsv"]).ok().stdout.trim().to_string();
@@ -60,7 +87,11 @@ async fn permission_modes_and_repository_conditions() {
     assign(&cli, &reader_oid, "Container Registry Repository Reader", &rid, None).ok();
     assert_eq!(list_tags(&s, &puller, &puller_secret, "other/app").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &reader, &reader_secret, "other/app").await, StatusCode::UNAUTHORIZED);
-    assert_eq!(list_tags(&s, &admin_user, &admin_pass, "other/app").await, StatusCode::OK, "Owner has data access in legacy mode");
+    assert_eq!(
+        list_tags(&s, &admin_user, &admin_pass, "other/app").await,
+        StatusCode::OK,
+        "Owner has data access in legacy mode"
+    );
 
     // A token issued in legacy mode, before the switch.
     let old_token: Value = s
@@ -74,14 +105,20 @@ async fn permission_modes_and_repository_conditions() {
         .await
         .unwrap();
     let old_token = old_token["access_token"].as_str().unwrap().to_string();
-    let with_old = || s.client().get(format!("{}/v2/absreg/other/app/tags/list", s.base())).bearer_auth(&old_token).send();
+    let with_old =
+        || s.client().get(format!("{}/v2/absreg/other/app/tags/list", s.base())).bearer_auth(&old_token).send();
     assert_eq!(with_old().await.unwrap().status(), StatusCode::OK);
 
     // Switch to ABAC: --what-if shows who loses access, and changes nothing.
-    let what_if = cli.run(&["acr", "update", "-n", "absreg", "--role-assignment-mode", "rbac-abac", "--what-if"]).ok().json();
-    let losers: Vec<&str> = what_if["value"].as_array().unwrap().iter().filter_map(|i| i["principalId"].as_str()).collect();
+    let what_if =
+        cli.run(&["acr", "update", "-n", "absreg", "--role-assignment-mode", "rbac-abac", "--what-if"]).ok().json();
+    let losers: Vec<&str> =
+        what_if["value"].as_array().unwrap().iter().filter_map(|i| i["principalId"].as_str()).collect();
     assert!(losers.contains(&puller_oid.as_str()), "{what_if}");
-    assert_eq!(cli.run(&["acr", "show", "-n", "absreg", "--query", "roleAssignmentMode", "-o", "tsv"]).ok().stdout.trim(), "LegacyRegistryPermissions");
+    assert_eq!(
+        cli.run(&["acr", "show", "-n", "absreg", "--query", "roleAssignmentMode", "-o", "tsv"]).ok().stdout.trim(),
+        "LegacyRegistryPermissions"
+    );
     let switched = cli.run(&["acr", "update", "-n", "absreg", "--role-assignment-mode", "rbac-abac"]).ok();
     assert_eq!(switched.json()["roleAssignmentMode"], "AbacRepositoryPermissions");
     assert!(switched.stderr.contains("loses"), "impact printed to stderr: {}", switched.stderr);
@@ -95,23 +132,49 @@ async fn permission_modes_and_repository_conditions() {
     assert_eq!(catalog(&s, &reader, &reader_secret).await, StatusCode::UNAUTHORIZED);
     assert_eq!(catalog(&s, &reader, &reader_secret).await, StatusCode::UNAUTHORIZED);
     // Catalog Lister takes no condition; unconditioned, it lists.
-    let refused = assign(&cli, &reader_oid, "Container Registry Repository Catalog Lister", &rid, Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'x'"))));
+    let refused = assign(
+        &cli,
+        &reader_oid,
+        "Container Registry Repository Catalog Lister",
+        &rid,
+        Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'x'"))),
+    );
     assert_ne!(refused.code, 0, "Catalog Lister with a condition must be refused");
     assign(&cli, &reader_oid, "Container Registry Repository Catalog Lister", &rid, None).ok();
     assert_eq!(catalog(&s, &reader, &reader_secret).await, StatusCode::OK);
     // The same tuple cannot exist with and without a condition.
-    let conflict = assign(&cli, &reader_oid, "Container Registry Repository Reader", &rid, Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'hello-world'"))));
+    let conflict = assign(
+        &cli,
+        &reader_oid,
+        "Container Registry Repository Reader",
+        &rid,
+        Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'hello-world'"))),
+    );
     assert_ne!(conflict.code, 0, "{conflict:?}");
 
     // (a) One repository.
     let (one, one_secret, one_oid) = service_principal(&cli, "one-repo");
-    assign(&cli, &one_oid, "Container Registry Repository Reader", &rid, Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'hello-world'")))).ok();
+    assign(
+        &cli,
+        &one_oid,
+        "Container Registry Repository Reader",
+        &rid,
+        Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'hello-world'"))),
+    )
+    .ok();
     assert_eq!(list_tags(&s, &one, &one_secret, "hello-world").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &one, &one_secret, "other/app").await, StatusCode::UNAUTHORIZED);
 
     // (b) A prefix with the trailing slash.
     let (pre, pre_secret, pre_oid) = service_principal(&cli, "prefix");
-    let ok = assign(&cli, &pre_oid, "Container Registry Repository Reader", &rid, Some(&portal_condition(&format!("{NAME} StringStartsWithIgnoreCase 'backend/'")))).ok();
+    let ok = assign(
+        &cli,
+        &pre_oid,
+        "Container Registry Repository Reader",
+        &rid,
+        Some(&portal_condition(&format!("{NAME} StringStartsWithIgnoreCase 'backend/'"))),
+    )
+    .ok();
     assert!(!ok.stderr.contains("WARNING"), "{}", ok.stderr);
     assert_eq!(list_tags(&s, &pre, &pre_secret, "backend/nginx").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &pre, &pre_secret, "backend-infra/k8s").await, StatusCode::UNAUTHORIZED);
@@ -119,26 +182,65 @@ async fn permission_modes_and_repository_conditions() {
     // The pitfall: without the slash the prefix also matches backend-infra and backendsvc, and
     // the assignment warns, naming them.
     let (pit, pit_secret, pit_oid) = service_principal(&cli, "pitfall");
-    let warned = assign(&cli, &pit_oid, "Container Registry Repository Reader", &rid, Some(&portal_condition(&format!("{NAME} StringStartsWithIgnoreCase 'backend'")))).ok();
-    assert!(warned.stderr.contains("WARNING") && warned.stderr.contains("backend-infra/k8s") && warned.stderr.contains("backendsvc/containers"), "{}", warned.stderr);
+    let warned = assign(
+        &cli,
+        &pit_oid,
+        "Container Registry Repository Reader",
+        &rid,
+        Some(&portal_condition(&format!("{NAME} StringStartsWithIgnoreCase 'backend'"))),
+    )
+    .ok();
+    assert!(
+        warned.stderr.contains("WARNING")
+            && warned.stderr.contains("backend-infra/k8s")
+            && warned.stderr.contains("backendsvc/containers"),
+        "{}",
+        warned.stderr
+    );
     assert_eq!(list_tags(&s, &pit, &pit_secret, "backend-infra/k8s").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &pit, &pit_secret, "backendsvc/containers").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &pit, &pit_secret, "other/app").await, StatusCode::UNAUTHORIZED);
 
     // (c) Two prefixes joined with OR; the verbatim one-line form az stores.
     let (two, two_secret, two_oid) = service_principal(&cli, "two-prefixes");
-    let two_cond = portal_condition(&format!("{NAME} StringStartsWithIgnoreCase 'backend/'\n  OR\n  {NAME} StringStartsWithIgnoreCase 'frontend/js/'"));
+    let two_cond = portal_condition(&format!(
+        "{NAME} StringStartsWithIgnoreCase 'backend/'\n  OR\n  {NAME} StringStartsWithIgnoreCase 'frontend/js/'"
+    ));
     assign(&cli, &two_oid, "Container Registry Repository Reader", &rid, Some(&two_cond.replace('\n', ""))).ok();
-    for (repo, want) in [("backend/nginx", StatusCode::OK), ("frontend/js/react", StatusCode::OK), ("hello-world", StatusCode::UNAUTHORIZED)] {
+    for (repo, want) in [
+        ("backend/nginx", StatusCode::OK),
+        ("frontend/js/react", StatusCode::OK),
+        ("hello-world", StatusCode::UNAUTHORIZED),
+    ] {
         assert_eq!(list_tags(&s, &two, &two_secret, repo).await, want, "{repo}");
     }
     // A condition that does not parse is refused at assignment time with its position.
-    let bad = assign(&cli, &two_oid, "Container Registry Repository Writer", &rid, Some("@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEquals 'a' AND x OR y"));
+    let bad = assign(
+        &cli,
+        &two_oid,
+        "Container Registry Repository Writer",
+        &rid,
+        Some("@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEquals 'a' AND x OR y"),
+    );
     assert_ne!(bad.code, 0);
     assert!(bad.stderr.contains("InvalidCondition"), "{}", bad.stderr);
 
     // check-access explains the decision.
-    let explained = cli.run(&["acr", "check-access", "-n", "absreg", "--assignee", &pre, "--repository", "backend-infra/k8s", "--action", "pull"]).ok().json();
+    let explained = cli
+        .run(&[
+            "acr",
+            "check-access",
+            "-n",
+            "absreg",
+            "--assignee",
+            &pre,
+            "--repository",
+            "backend-infra/k8s",
+            "--action",
+            "pull",
+        ])
+        .ok()
+        .json();
     assert_eq!(explained["allowed"], false, "{explained}");
     assert!(explained["explanation"].as_str().unwrap().contains("Container Registry Repository Reader"), "{explained}");
 
@@ -148,7 +250,14 @@ async fn permission_modes_and_repository_conditions() {
         let creds = format!("{one}:{one_secret}");
         let pull = |repo: &str| {
             let dest = format!("oci:{}/{}:v1", dir.path().display(), repo.replace('/', "-"));
-            run(std::process::Command::new("skopeo").args(["copy", "--src-tls-verify=false", "--src-creds", &creds, &format!("docker://{}/absreg/{repo}:v1", s.host()), &dest]))
+            run(std::process::Command::new("skopeo").args([
+                "copy",
+                "--src-tls-verify=false",
+                "--src-creds",
+                &creds,
+                &format!("docker://{}/absreg/{repo}:v1", s.host()),
+                &dest,
+            ]))
         };
         assert!(pull("hello-world").0, "skopeo should pull hello-world");
         let (ok, _, err) = pull("other/app");

@@ -24,7 +24,10 @@ fn require_az() -> Option<PathBuf> {
         return Some(az);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is required in CI (CI=true); run .ci/run (it installs azure-cli from tests/requirements.txt)", az.display());
+        panic!(
+            "{} is required in CI (CI=true); run .ci/run (it installs azure-cli from tests/requirements.txt)",
+            az.display()
+        );
     }
     eprintln!("SKIPPED: {} is missing (.venv/bin/pip install -r tests/requirements.txt)", az.display());
     None
@@ -93,7 +96,13 @@ fn tls_client_from(s: &TestServer, ip: &str) -> reqwest::Client {
 /// Registry access token for `scope` with Basic credentials (a service principal's appId and
 /// secret, or the refresh-token user), as docker's token flow asks for it. `None` when the
 /// token endpoint refuses (the status is in the panic message of callers that care).
-async fn access_token(s: &TestServer, ip: &str, user: &str, password: &str, scope: &str) -> Result<Value, (StatusCode, String)> {
+async fn access_token(
+    s: &TestServer,
+    ip: &str,
+    user: &str,
+    password: &str,
+    scope: &str,
+) -> Result<Value, (StatusCode, String)> {
     let login_server = s.login_server("myregistry");
     let r = tls_client_from(s, ip)
         .get(format!("https://{login_server}/oauth2/token"))
@@ -147,7 +156,20 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "az-ci", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let sp = cli
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "az-ci",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
+        .ok()
+        .json();
     let (app_id, secret) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
 
     // ---- the cloud registration exactly as `wharf az-cloud` prints it ----
@@ -176,7 +198,10 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     assert_eq!(created["loginServer"], s.login_server("myregistry").as_str(), "{created}");
     assert_eq!(created["sku"]["name"], "Premium");
     let rid = created["id"].as_str().unwrap().to_string();
-    assert_eq!(rid, format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ContainerRegistry/registries/myregistry"));
+    assert_eq!(
+        rid,
+        format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ContainerRegistry/registries/myregistry")
+    );
     // Wharf's CLI sees the registry az made.
     assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "id", "-o", "tsv"]).ok().stdout.trim(), rid);
     // Registry names are unique in the deployment, across resource groups.
@@ -184,7 +209,11 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let duplicate = az.run(&["acr", "create", "-n", "myregistry", "-g", "rg2", "--sku", "Basic"]);
     assert_ne!(duplicate.code, 0, "a second registry with the same name must fail: {duplicate:?}");
     let taken = az.json(&["acr", "check-name", "-n", "MyRegistry"]);
-    assert_eq!((&taken["nameAvailable"], &taken["reason"]), (&serde_json::json!(false), &serde_json::json!("AlreadyExists")), "{taken}");
+    assert_eq!(
+        (&taken["nameAvailable"], &taken["reason"]),
+        (&serde_json::json!(false), &serde_json::json!("AlreadyExists")),
+        "{taken}"
+    );
     assert_eq!(az.json(&["acr", "check-name", "-n", "freshname"])["nameAvailable"], true);
     assert_eq!(az.json(&["acr", "check-name", "-n", "no-dashes"])["reason"], "Invalid");
     // Collections of features not built yet list as empty (creating in them fails, below).
@@ -193,28 +222,67 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     }
 
     // ---- seed 000: trusted services ----
-    assert_eq!(az.tsv(&["acr", "show", "--name", "myregistry", "--query", "networkRuleBypassOptions"]), "AzureServices");
+    assert_eq!(
+        az.tsv(&["acr", "show", "--name", "myregistry", "--query", "networkRuleBypassOptions"]),
+        "AzureServices"
+    );
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "false"]);
-    assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"]).ok().stdout.trim(), "None");
+    assert_eq!(
+        cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"])
+            .ok()
+            .stdout
+            .trim(),
+        "None"
+    );
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "true"]);
-    assert_eq!(cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"]).ok().stdout.trim(), "AzureServices");
+    assert_eq!(
+        cli.run(&["acr", "show", "-n", "myregistry", "--query", "networkRuleBypassOptions", "-o", "tsv"])
+            .ok()
+            .stdout
+            .trim(),
+        "AzureServices"
+    );
 
     // Content to pull, and a container group whose system-assigned identity holds AcrPull
     // (assigned with az, in the object-id form that needs no Graph lookup).
     let reg = common::Registry { server: &s, name: "myregistry".into(), rg: "rg1".into() };
     reg.push_image("app", "v1", "az-walkthrough").await;
     let cg = cli
-        .run(&["resource", "create", "-g", "rg1", "-n", "cg1", "--resource-type", "Microsoft.ContainerInstance/containerGroups", "--assign-identity", "[system]"])
+        .run(&[
+            "resource",
+            "create",
+            "-g",
+            "rg1",
+            "-n",
+            "cg1",
+            "--resource-type",
+            "Microsoft.ContainerInstance/containerGroups",
+            "--assign-identity",
+            "[system]",
+        ])
         .ok()
         .json();
     let cg_oid = cg["identity"]["principalId"].as_str().unwrap().to_string();
     let cg_id = cg["id"].as_str().unwrap().to_string();
     let service = s.login_server("myregistry");
     let assigned = az.json(&[
-        "role", "assignment", "create", "--assignee-object-id", &cg_oid, "--assignee-principal-type", "ServicePrincipal", "--role", "AcrPull", "--scope", &rid,
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &cg_oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "AcrPull",
+        "--scope",
+        &rid,
     ]);
     assert_eq!(assigned["principalId"], cg_oid.as_str());
-    assert!(assigned["roleDefinitionId"].as_str().unwrap().ends_with("/7f951dda-4ed3-4680-a7ca-43fe172d538d"), "{assigned}");
+    assert!(
+        assigned["roleDefinitionId"].as_str().unwrap().ends_with("/7f951dda-4ed3-4680-a7ca-43fe172d538d"),
+        "{assigned}"
+    );
 
     // Public access off: az also sets the default action to Deny. The container group still
     // pulls through the trusted-services bypass, until trusted services are switched off.
@@ -228,18 +296,33 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
         .await
         .unwrap();
     assert_eq!(catalog.status(), StatusCode::FORBIDDEN);
-    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)), "trusted container group should bypass");
+    assert_eq!(
+        s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await,
+        (StatusCode::OK, Some(StatusCode::OK)),
+        "trusted container group should bypass"
+    );
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "false"]);
-    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await.0, StatusCode::FORBIDDEN, "trusted services are off");
+    assert_eq!(
+        s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await.0,
+        StatusCode::FORBIDDEN,
+        "trusted services are off"
+    );
     az.json(&["acr", "update", "--name", "myregistry", "--allow-trusted-services", "true"]);
-    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
+    assert_eq!(
+        s.workload_pull(&cli, &cg_id, "127.0.0.3", &service, "app").await,
+        (StatusCode::OK, Some(StatusCode::OK))
+    );
 
     // ---- IP rules ----
     az.json(&["acr", "update", "--name", "myregistry", "--public-network-enabled", "true", "--default-action", "Deny"]);
     let added = az.json(&["acr", "network-rule", "add", "-n", "myregistry", "--ip-address", "127.0.0.2"]);
     assert_eq!(added["networkRuleSet"]["ipRules"][0]["ipAddressOrRange"], "127.0.0.2", "{added}");
     let added = az.json(&["acr", "network-rule", "add", "-n", "myregistry", "--ip-address", "127.0.8.0/24"]);
-    assert_eq!(added["networkRuleSet"]["ipRules"].as_array().unwrap().len(), 2, "az sends the whole list; the server must keep both: {added}");
+    assert_eq!(
+        added["networkRuleSet"]["ipRules"].as_array().unwrap().len(),
+        2,
+        "az sends the whole list; the server must keep both: {added}"
+    );
     let listed = az.json(&["acr", "network-rule", "list", "-n", "myregistry"]);
     assert_eq!(listed["ipRules"].as_array().unwrap().len(), 2, "{listed}");
     let mine = cli.run(&["acr", "network-rule", "list", "-n", "myregistry"]).ok().json();
@@ -264,29 +347,62 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     assert_eq!(exposed["loginServer"], s.login_server("myregistry").as_str());
     assert_eq!(exposed["username"], "00000000-0000-0000-0000-000000000000");
     let refresh = exposed["accessToken"].as_str().unwrap();
-    let claims = access_token(&s, "127.0.0.1", "00000000-0000-0000-0000-000000000000", refresh, "repository:app:pull").await.unwrap();
+    let claims = access_token(&s, "127.0.0.1", "00000000-0000-0000-0000-000000000000", refresh, "repository:app:pull")
+        .await
+        .unwrap();
     assert_eq!(granted(&claims, "app"), ["pull"], "{claims}");
     assert_eq!(az.json(&["acr", "repository", "list", "-n", "myregistry"]), serde_json::json!(["app"]));
-    assert_eq!(az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]), serde_json::json!(["v1"]));
+    assert_eq!(
+        az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]),
+        serde_json::json!(["v1"])
+    );
     // What the registry holds and its limits (`listUsages`).
     let usage = az.json(&["acr", "show-usage", "-n", "myregistry"]);
-    let of = |name: &str| usage["value"].as_array().unwrap().iter().find(|u| u["name"] == name).cloned().unwrap_or_else(|| panic!("no {name}: {usage}"));
+    let of = |name: &str| {
+        usage["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}: {usage}"))
+    };
     assert!(of("Size")["currentValue"].as_u64().unwrap() > 0, "{usage}");
     assert_eq!(of("Size")["unit"], "Bytes");
     let ip_rules = az.json(&["acr", "network-rule", "list", "-n", "myregistry", "--query", "length(ipRules)"]);
-    assert_eq!((&of("IPRules")["currentValue"], &of("IPRules")["limit"]), (&ip_rules, &serde_json::json!(200)), "{usage}");
+    assert_eq!(
+        (&of("IPRules")["currentValue"], &of("IPRules")["limit"]),
+        (&ip_rules, &serde_json::json!(200)),
+        "{usage}"
+    );
 
     // ---- seed 004: ABAC repository permissions with the portal's conditions ----
     let mi = az.json(&["identity", "create", "-g", "rg1", "-n", "id1"]);
     let mi_oid = mi["principalId"].as_str().unwrap().to_string();
-    assert_eq!(mi["id"], format!("/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1").as_str());
-    assert_eq!(cli.run(&["identity", "show", "-g", "rg1", "-n", "id1", "--query", "principalId", "-o", "tsv"]).ok().stdout.trim(), mi_oid);
+    assert_eq!(
+        mi["id"],
+        format!(
+            "/subscriptions/{sub}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"
+        )
+        .as_str()
+    );
+    assert_eq!(
+        cli.run(&["identity", "show", "-g", "rg1", "-n", "id1", "--query", "principalId", "-o", "tsv"])
+            .ok()
+            .stdout
+            .trim(),
+        mi_oid
+    );
     // Subscription-wide listings: by type, and every resource (role assignments, being
     // extension resources, are not among them).
     assert_eq!(az.json(&["identity", "list", "--query", "[].name"]), serde_json::json!(["id1"]));
     let types = az.json(&["resource", "list", "--query", "[].type"]);
     let types: Vec<&str> = types.as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(types.contains(&"Microsoft.ContainerRegistry/registries") && types.contains(&"Microsoft.ManagedIdentity/userAssignedIdentities"), "{types:?}");
+    assert!(
+        types.contains(&"Microsoft.ContainerRegistry/registries")
+            && types.contains(&"Microsoft.ManagedIdentity/userAssignedIdentities"),
+        "{types:?}"
+    );
     assert!(!types.iter().any(|t| t.starts_with("Microsoft.Authorization/")), "{types:?}");
     let mode = az.run(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac-abac"]);
     assert_eq!(mode.code, 0, "{mode:?}");
@@ -297,15 +413,39 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     // The seed's assignments: one repository for a user-assigned identity (object-id form),
     // two prefixes for a service principal found through Graph by its appId.
     let a = az.json(&[
-        "role", "assignment", "create", "--assignee-object-id", &mi_oid, "--assignee-principal-type", "ServicePrincipal",
-        "--role", "Container Registry Repository Reader", "--scope", &rid, "--condition", &one_repository("app"), "--condition-version", "2.0",
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &mi_oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Container Registry Repository Reader",
+        "--scope",
+        &rid,
+        "--condition",
+        &one_repository("app"),
+        "--condition-version",
+        "2.0",
     ]);
     assert_eq!(a["conditionVersion"], "2.0");
     let puller = cli.run(&["ad", "sp", "create-for-rbac", "--name", "puller"]).ok().json();
     let (p_app, p_secret) = (puller["appId"].as_str().unwrap(), puller["password"].as_str().unwrap());
     let a = az.json(&[
-        "role", "assignment", "create", "--assignee", p_app, "--role", "Container Registry Repository Writer", "--scope", &rid,
-        "--condition", &two_prefixes("backend/", "frontend/"), "--condition-version", "2.0",
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        p_app,
+        "--role",
+        "Container Registry Repository Writer",
+        "--scope",
+        &rid,
+        "--condition",
+        &two_prefixes("backend/", "frontend/"),
+        "--condition-version",
+        "2.0",
     ]);
     let p_oid = a["principalId"].as_str().unwrap().to_string();
     let listed = az.json(&["role", "assignment", "list", "--scope", &rid]);
@@ -326,33 +466,57 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:app:pull").await.unwrap();
     assert!(granted(&claims, "app").is_empty(), "outside the prefixes: {claims}");
     // AcrPull is not honoured in ABAC mode: the container group loses its pull.
-    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::UNAUTHORIZED)));
+    assert_eq!(
+        s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await,
+        (StatusCode::OK, Some(StatusCode::UNAUTHORIZED))
+    );
     // The catalog needs Catalog Lister; az then lists again.
-    az.json(&["role", "assignment", "create", "--assignee", &app_id, "--role", "Container Registry Repository Catalog Lister", "--scope", &rid]);
+    az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee",
+        &app_id,
+        "--role",
+        "Container Registry Repository Catalog Lister",
+        "--scope",
+        &rid,
+    ]);
     let repos = az.json(&["acr", "repository", "list", "-n", "myregistry"]);
     assert_eq!(repos, serde_json::json!(["app", "backend/api"]));
     // Back to legacy mode: AcrPull counts again.
     az.json(&["acr", "update", "-n", "myregistry", "--role-assignment-mode", "rbac"]);
-    assert_eq!(s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await, (StatusCode::OK, Some(StatusCode::OK)));
+    assert_eq!(
+        s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await,
+        (StatusCode::OK, Some(StatusCode::OK))
+    );
 
     // ---- ACR's repository and manifest commands (the /acr/v1 API) ----
     let repo = az.json(&["acr", "repository", "show", "-n", "myregistry", "--repository", "app"]);
     assert_eq!((&repo["imageName"], &repo["tagCount"]), (&serde_json::json!("app"), &serde_json::json!(1)), "{repo}");
-    let digests = az.json(&["acr", "manifest", "list-metadata", "-r", "myregistry", "-n", "app", "--query", "[].digest"]);
+    let digests =
+        az.json(&["acr", "manifest", "list-metadata", "-r", "myregistry", "-n", "app", "--query", "[].digest"]);
     assert_eq!(digests.as_array().map(Vec::len), Some(1), "{digests}");
-    let locked = az.json(&["acr", "repository", "update", "-n", "myregistry", "--image", "app:v1", "--delete-enabled", "false"]);
+    let locked =
+        az.json(&["acr", "repository", "update", "-n", "myregistry", "--image", "app:v1", "--delete-enabled", "false"]);
     assert_eq!(locked["changeableAttributes"]["deleteEnabled"], false, "{locked}");
     let refused = az.run(&["acr", "repository", "delete", "-n", "myregistry", "--image", "app:v1", "--yes"]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("deleteEnabled"), "{refused:?}");
-    assert_eq!(cli.run(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]).ok().json(), serde_json::json!(["v1"]));
+    assert_eq!(
+        cli.run(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]).ok().json(),
+        serde_json::json!(["v1"])
+    );
     az.json(&["acr", "repository", "update", "-n", "myregistry", "--image", "app:v1", "--delete-enabled", "true"]);
     let soft = az.run(&["acr", "manifest", "list-deleted", "-r", "myregistry", "-n", "app"]);
     assert_ne!(soft.code, 0, "{soft:?}");
     assert!(soft.stderr.contains("soft delete is not available"), "{soft:?}");
     let untag = az.run(&["acr", "repository", "untag", "-n", "myregistry", "--image", "app:v1"]);
     assert_eq!(untag.code, 0, "{untag:?}");
-    assert_eq!(az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]), serde_json::json!([]));
+    assert_eq!(
+        az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]),
+        serde_json::json!([])
+    );
 
     // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
     // The seed's task commands (004: task create/update with --source-acr-auth-id, quick runs
@@ -361,18 +525,52 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     std::fs::write(context.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let context = context.path().to_str().unwrap().to_string();
     for args in [
-        vec!["acr", "task", "create", "-n", "t1", "-r", "myregistry", "--cmd", "app:v1", "-c", "/dev/null", "--source-acr-auth-id", "[system]", "--assign-identity", "[system]"],
+        vec![
+            "acr",
+            "task",
+            "create",
+            "-n",
+            "t1",
+            "-r",
+            "myregistry",
+            "--cmd",
+            "app:v1",
+            "-c",
+            "/dev/null",
+            "--source-acr-auth-id",
+            "[system]",
+            "--assign-identity",
+            "[system]",
+        ],
         vec!["acr", "task", "update", "-n", "t1", "-r", "myregistry", "--source-acr-auth-id", "none"],
         vec!["acr", "run", "-r", "myregistry", "--cmd", "app:v1", "/dev/null", "--source-acr-auth-id", "[caller]"],
         vec!["acr", "build", "-r", "myregistry", "-t", "app:v2", &context, "--source-acr-auth-id", "none"],
     ] {
         let task = az.run(&args);
         assert_ne!(task.code, 0, "az {}: {task:?}", args.join(" "));
-        assert!(task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"), "az {}: {}", args.join(" "), task.stderr);
+        assert!(
+            task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"),
+            "az {}: {}",
+            args.join(" "),
+            task.stderr
+        );
     }
-    let import = az.run(&["acr", "import", "-n", "myregistry", "--source", &format!("other.{DOMAIN}/app:v1"), "--image", "app:copy"]);
+    let import = az.run(&[
+        "acr",
+        "import",
+        "-n",
+        "myregistry",
+        "--source",
+        &format!("other.{DOMAIN}/app:v1"),
+        "--image",
+        "app:copy",
+    ]);
     assert_ne!(import.code, 0, "{import:?}");
-    assert!(import.stderr.contains("FeatureNotSupported") && import.stderr.contains("skopeo copy"), "{}", import.stderr);
+    assert!(
+        import.stderr.contains("FeatureNotSupported") && import.stderr.contains("skopeo copy"),
+        "{}",
+        import.stderr
+    );
 
     // ---- deleting through az removes the registry for everyone ----
     let deleted = az.run(&["acr", "delete", "-n", "myregistry", "--yes"]);
@@ -388,7 +586,13 @@ async fn reg_push_as_sp(s: &TestServer, app_id: &str, secret: &str, repo: &str) 
     let base = format!("https://{}", s.login_server("myregistry"));
     for (_, blob) in img.blobs() {
         let d = common::sha256(&blob);
-        let r = c.post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}")).basic_auth(app_id, Some(secret)).body(blob.clone()).send().await.unwrap();
+        let r = c
+            .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
+            .basic_auth(app_id, Some(secret))
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
     }
     let r = c
@@ -416,7 +620,10 @@ fn require_mgmt_sdk() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{} with azure-mgmt-containerregistry is required in CI (CI=true); run .ci/run", py.display());
     }
-    eprintln!("SKIPPED: {} lacks azure-mgmt-containerregistry (.venv/bin/pip install -r tests/requirements.txt)", py.display());
+    eprintln!(
+        "SKIPPED: {} lacks azure-mgmt-containerregistry (.venv/bin/pip install -r tests/requirements.txt)",
+        py.display()
+    );
     None
 }
 
@@ -429,11 +636,32 @@ async fn sdks_create_update_and_browse_a_registry() {
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
     cli.run(&["group", "create", "-n", "rg-sdk", "-l", "westus"]).ok();
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "sdk-app", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let sp = cli
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "sdk-app",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
+        .ok()
+        .json();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/management_and_content.py");
     let mut child = Command::new(&py)
         .arg(&script)
-        .args([&s.base(), &tenant, sp["appId"].as_str().unwrap(), sp["password"].as_str().unwrap(), &sub, "rg-sdk", "myregistry"])
+        .args([
+            &s.base(),
+            &tenant,
+            sp["appId"].as_str().unwrap(),
+            sp["password"].as_str().unwrap(),
+            &sub,
+            "rg-sdk",
+            "myregistry",
+        ])
         .env("REQUESTS_CA_BUNDLE", s.tls_ca.as_ref().unwrap())
         .env_remove("SSL_CERT_FILE")
         .stdin(Stdio::piped())
@@ -467,7 +695,12 @@ async fn sdks_create_update_and_browse_a_registry() {
     assert_eq!(v["created"]["sku"], "Premium");
     assert_eq!(v["created"]["state"], "Succeeded");
     assert_eq!(v["created"]["bypass"], "AzureServices");
-    assert!(v["fetched_id"].as_str().unwrap().ends_with("/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry"));
+    assert!(
+        v["fetched_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry")
+    );
     assert_eq!(v["updated_bypass"], "None");
     assert_eq!(v["restored_bypass"], "AzureServices");
     assert_eq!(v["listed"], serde_json::json!(["myregistry"]));
@@ -482,7 +715,15 @@ async fn sdks_create_update_and_browse_a_registry() {
     assert_eq!(v["tags_after_delete"], serde_json::json!(["v1"]));
     assert_eq!(v["repositories_after_delete"], serde_json::json!([]));
     // What the SDK changed is what the management API shows.
-    let (_, body) = s.mgmt(Method::GET, &format!("/subscriptions/{sub}/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry"), None).await;
+    let (_, body) = s
+        .mgmt(
+            Method::GET,
+            &format!(
+                "/subscriptions/{sub}/resourceGroups/rg-sdk/providers/Microsoft.ContainerRegistry/registries/myregistry"
+            ),
+            None,
+        )
+        .await;
     assert_eq!(body["properties"]["networkRuleBypassOptions"], "AzureServices");
 }
 
@@ -493,7 +734,9 @@ fn require_port_443() -> bool {
     match std::net::TcpListener::bind("127.0.0.1:443") {
         Ok(_) => true,
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("127.0.0.1:443 is needed in CI (CI=true) for `az login -u` (MSAL's user-realm lookup drops the port): {e}")
+            panic!(
+                "127.0.0.1:443 is needed in CI (CI=true) for `az login -u` (MSAL's user-realm lookup drops the port): {e}"
+            )
         }
         Err(e) => {
             eprintln!("SKIPPED: cannot bind 127.0.0.1:443 ({e}); `az login -u` needs the login host on port 443");
@@ -533,7 +776,17 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
 
     // ---- users and groups ----
     let dev_password = "Dev-passw0rd-for-tests";
-    let dev = az.json(&["ad", "user", "create", "--display-name", "Dev", "--password", dev_password, "--user-principal-name", "dev@wharf.local"]);
+    let dev = az.json(&[
+        "ad",
+        "user",
+        "create",
+        "--display-name",
+        "Dev",
+        "--password",
+        dev_password,
+        "--user-principal-name",
+        "dev@wharf.local",
+    ]);
     let dev_id = dev["id"].as_str().unwrap().to_string();
     let users = cli.run(&["ad", "user", "list", "--query", "[].userPrincipalName"]).ok().json();
     assert!(users.as_array().unwrap().contains(&serde_json::json!("dev@wharf.local")), "{users}");
@@ -541,16 +794,34 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     let group_id = group["id"].as_str().unwrap().to_string();
     let r = az.run(&["ad", "group", "member", "add", "--group", "Pullers", "--member-id", &dev_id]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(az.json(&["ad", "group", "member", "check", "--group", "Pullers", "--member-id", &dev_id])["value"], true);
+    assert_eq!(
+        az.json(&["ad", "group", "member", "check", "--group", "Pullers", "--member-id", &dev_id])["value"],
+        true
+    );
     let members = cli.run(&["ad", "group", "member", "list", "--group", &group_id, "--query", "[].id"]).ok().json();
     assert_eq!(members, serde_json::json!([dev_id]));
 
     // ---- a registry; AcrPull for the group reaches its member on the data plane ----
     az.json(&["group", "create", "-n", "rg1", "-l", "westus"]);
-    let rid = az.json(&["acr", "create", "-n", "myregistry", "-g", "rg1", "--sku", "Premium"])["id"].as_str().unwrap().to_string();
+    let rid = az.json(&["acr", "create", "-n", "myregistry", "-g", "rg1", "--sku", "Premium"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let before = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await.unwrap();
     assert!(granted(&before, "app").is_empty(), "{before}");
-    let a = az.json(&["role", "assignment", "create", "--assignee-object-id", &group_id, "--assignee-principal-type", "Group", "--role", "AcrPull", "--scope", &rid]);
+    let a = az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &group_id,
+        "--assignee-principal-type",
+        "Group",
+        "--role",
+        "AcrPull",
+        "--scope",
+        &rid,
+    ]);
     assert_eq!(a["principalType"], "Group");
     let after = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await.unwrap();
     assert_eq!(granted(&after, "app"), ["pull"], "{after}");
@@ -563,7 +834,10 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     let pushed = access_token(&s, "127.0.0.1", &app_id, &first_secret, "repository:app:pull,push").await.unwrap();
     assert_eq!(granted(&pushed, "app"), ["pull", "push"], "{pushed}");
     assert_eq!(az.tsv(&["ad", "sp", "show", "--id", &app_id, "--query", "displayName"]), "pusher");
-    assert_eq!(az.json(&["ad", "sp", "list", "--display-name", "pusher", "--query", "[].appId"]), serde_json::json!([app_id]));
+    assert_eq!(
+        az.json(&["ad", "sp", "list", "--display-name", "pusher", "--query", "[].appId"]),
+        serde_json::json!([app_id])
+    );
     let shown = cli.run(&["ad", "sp", "show", "--id", &app_id]).ok().json();
     assert_eq!(shown["displayName"], "pusher");
     // Reset replaces the secret: the old one stops working, the new one works.
@@ -576,7 +850,9 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     // `--append` adds a secret beside the current one.
     let appended = az.json(&["ad", "sp", "credential", "reset", "--id", &app_id, "--append"]);
     assert_eq!(az.json(&["ad", "sp", "show", "--id", &app_id, "--query", "length(passwordCredentials)"]), 2);
-    access_token(&s, "127.0.0.1", &app_id, appended["password"].as_str().unwrap(), "repository:app:pull").await.unwrap();
+    access_token(&s, "127.0.0.1", &app_id, appended["password"].as_str().unwrap(), "repository:app:pull")
+        .await
+        .unwrap();
     access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await.unwrap();
 
     // ---- updates: disabling cuts off sign-in at once, a new password replaces the old ----
@@ -598,7 +874,17 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     let disabled = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await;
     assert_eq!(disabled.unwrap_err().0, StatusCode::UNAUTHORIZED);
     let dev_password = "Dev-new-passw0rd-for-tests";
-    let r = az.run(&["ad", "user", "update", "--id", "dev@wharf.local", "--account-enabled", "true", "--password", dev_password]);
+    let r = az.run(&[
+        "ad",
+        "user",
+        "update",
+        "--id",
+        "dev@wharf.local",
+        "--account-enabled",
+        "true",
+        "--password",
+        dev_password,
+    ]);
     assert_eq!(r.code, 0, "{r:?}");
     let old = access_token(&s, "127.0.0.1", "dev@wharf.local", "Dev-passw0rd-for-tests", "repository:app:pull").await;
     assert_eq!(old.unwrap_err().0, StatusCode::UNAUTHORIZED);
@@ -607,19 +893,35 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     // ---- a group owner: no directory rights, but may change the group's members ----
     let r = az.run(&["ad", "group", "owner", "add", "--group", "Pullers", "--owner-object-id", &dev_id]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(az.json(&["ad", "group", "owner", "list", "--group", "Pullers", "--query", "[].userPrincipalName"]), serde_json::json!(["dev@wharf.local"]));
+    assert_eq!(
+        az.json(&["ad", "group", "owner", "list", "--group", "Pullers", "--query", "[].userPrincipalName"]),
+        serde_json::json!(["dev@wharf.local"])
+    );
     let admin_id = me["id"].as_str().unwrap().to_string();
 
     // ---- a user without directory rights is refused, with Graph's message ----
     az.run(&["logout"]);
     let dev_login = az.json(&["login", "-u", "dev@wharf.local", "-p", dev_password, "--allow-no-subscriptions"]);
     assert_eq!(dev_login[0]["user"]["name"], "dev@wharf.local", "{dev_login}");
-    let refused = az.run(&["ad", "user", "create", "--display-name", "Eve", "--password", "Eve-passw0rd-for-tests", "--user-principal-name", "eve@wharf.local"]);
+    let refused = az.run(&[
+        "ad",
+        "user",
+        "create",
+        "--display-name",
+        "Eve",
+        "--password",
+        "Eve-passw0rd-for-tests",
+        "--user-principal-name",
+        "eve@wharf.local",
+    ]);
     assert_ne!(refused.code, 0, "{refused:?}");
     assert!(refused.stderr.contains("Insufficient privileges"), "{refused:?}");
     let r = az.run(&["ad", "group", "member", "add", "--group", "Pullers", "--member-id", &admin_id]);
     assert_eq!(r.code, 0, "the owner adds a member: {r:?}");
-    assert_eq!(az.json(&["ad", "group", "member", "check", "--group", "Pullers", "--member-id", &admin_id])["value"], true);
+    assert_eq!(
+        az.json(&["ad", "group", "member", "check", "--group", "Pullers", "--member-id", &admin_id])["value"],
+        true
+    );
     az.run(&["logout"]);
 
     // ---- deletion, as the administrator ----

@@ -64,7 +64,11 @@ async fn acr_lifecycle_and_output_formats() {
     let r = cli.run(&["acr", "list", "-o", "table"]).ok();
     let mut lines = r.stdout.lines();
     let header = lines.next().unwrap();
-    assert!(header.contains("Name") && header.contains("LoginServer") && header.contains("ResourceGroup"), "{}", r.stdout);
+    assert!(
+        header.contains("Name") && header.contains("LoginServer") && header.contains("ResourceGroup"),
+        "{}",
+        r.stdout
+    );
     assert!(lines.next().unwrap().starts_with("---"), "{}", r.stdout);
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{}", r.stdout);
@@ -98,14 +102,17 @@ async fn acr_lifecycle_and_output_formats() {
 
     // show-usage: the bytes a registry holds, each blob and manifest once.
     let reg = s.registry("usagereg").await;
-    let size = |name: &str| cli.run(&["acr", "show-usage", "-n", name, "--query", "value[?name=='Size'].currentValue | [0]"]).ok().json();
+    let size = |name: &str| {
+        cli.run(&["acr", "show-usage", "-n", name, "--query", "value[?name=='Size'].currentValue | [0]"]).ok().json()
+    };
     assert_eq!(size("usagereg"), json!(0));
     let (manifest, _) = reg.push_image("app", "v1", "usage").await;
     reg.push_image("copy", "v1", "usage").await;
     let img = TestImage::new("usage", "amd64");
     let expected = img.blobs().iter().map(|(_, b)| b.len()).sum::<usize>() + manifest.len();
     assert_eq!(size("usagereg"), json!(expected), "the same image in two repositories counts once");
-    let limits = cli.run(&["acr", "show-usage", "-n", "usagereg", "--query", "value[?name=='IPRules'].limit | [0]"]).ok().json();
+    let limits =
+        cli.run(&["acr", "show-usage", "-n", "usagereg", "--query", "value[?name=='IPRules'].limit | [0]"]).ok().json();
     assert_eq!(limits, json!(200));
 
     // delete
@@ -154,7 +161,18 @@ async fn errors_and_exit_codes() {
     let r = cli.run(&["acr", "create", "-n", "basicnet", "-g", "rg", "--sku", "Basic", "--default-action", "Deny"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("(FeatureNotSupportedForSku)"), "{r:?}");
-    let r = cli.run(&["acr", "create", "-n", "basicpub", "-g", "rg", "--sku", "Basic", "--public-network-enabled", "false"]);
+    let r = cli.run(&[
+        "acr",
+        "create",
+        "-n",
+        "basicpub",
+        "-g",
+        "rg",
+        "--sku",
+        "Basic",
+        "--public-network-enabled",
+        "false",
+    ]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("(FeatureNotSupportedForSku)"), "{r:?}");
     let r = cli.run(&["acr", "update", "-n", "unique1", "--default-action", "Deny"]);
@@ -200,7 +218,8 @@ async fn management_api_errors() {
     assert_eq!(v["error"]["code"], "SubscriptionNotFound");
     let (st, v) = s.mgmt(Method::GET, &format!("/subscriptions/{}/nothing", s.subscription), None).await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
-    let r = send(s.mgmt_request(Method::PUT, &s.group_path("rg")).header("content-type", "application/json").body("{")).await;
+    let r = send(s.mgmt_request(Method::PUT, &s.group_path("rg")).header("content-type", "application/json").body("{"))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.json()["error"]["code"].as_str().is_some());
     let (st, v) = s.mgmt(Method::PUT, &s.group_path("rg"), Some(json!({}))).await;

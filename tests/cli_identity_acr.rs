@@ -21,7 +21,11 @@ fn run_env(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> CliRun {
         .stdin(Stdio::null())
         .output()
         .expect("run wharf");
-    CliRun { code: out.status.code().unwrap_or(-1), stdout: String::from_utf8_lossy(&out.stdout).into_owned(), stderr: String::from_utf8_lossy(&out.stderr).into_owned() }
+    CliRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -51,47 +55,162 @@ async fn repository_commands_over_the_data_plane() {
 
     let tags = cli.run(&["acr", "repository", "show-tags", "-n", "acrdata", "--repository", "team/app"]).ok().json();
     assert_eq!(strings(&tags), vec!["v1", "v2"]);
-    let newest = cli.run(&["acr", "repository", "show-tags", "-n", "acrdata", "--repository", "team/app", "--orderby", "time_desc", "--top", "1"]).ok().json();
+    let newest = cli
+        .run(&[
+            "acr",
+            "repository",
+            "show-tags",
+            "-n",
+            "acrdata",
+            "--repository",
+            "team/app",
+            "--orderby",
+            "time_desc",
+            "--top",
+            "1",
+        ])
+        .ok()
+        .json();
     assert_eq!(strings(&newest), vec!["v2"]);
-    let oldest = cli.run(&["acr", "repository", "show-tags", "-n", "acrdata", "--repository", "team/app", "--orderby", "time_asc", "--detail"]).ok().json();
+    let oldest = cli
+        .run(&[
+            "acr",
+            "repository",
+            "show-tags",
+            "-n",
+            "acrdata",
+            "--repository",
+            "team/app",
+            "--orderby",
+            "time_asc",
+            "--detail",
+        ])
+        .ok()
+        .json();
     assert_eq!(oldest[0]["name"], "v1");
     assert_eq!(oldest[0]["digest"], d1.as_str());
 
-    let manifests = cli.run(&["acr", "repository", "show-manifests", "-n", "acrdata", "--repository", "team/app", "--orderby", "time_desc"]).ok().json();
+    let manifests = cli
+        .run(&[
+            "acr",
+            "repository",
+            "show-manifests",
+            "-n",
+            "acrdata",
+            "--repository",
+            "team/app",
+            "--orderby",
+            "time_desc",
+        ])
+        .ok()
+        .json();
     let first = &manifests[0];
     assert_eq!(first["digest"], d2.as_str(), "{manifests}");
     assert_eq!(first["tags"], serde_json::json!(["v2"]));
     assert!(first["timestamp"].is_string());
-    let meta = cli.run(&["acr", "manifest", "list-metadata", "-r", "acrdata", "-n", "team/app", "--orderby", "time_asc", "--top", "1"]).ok().json();
+    let meta = cli
+        .run(&[
+            "acr",
+            "manifest",
+            "list-metadata",
+            "-r",
+            "acrdata",
+            "-n",
+            "team/app",
+            "--orderby",
+            "time_asc",
+            "--top",
+            "1",
+        ])
+        .ok()
+        .json();
     assert_eq!(meta.as_array().unwrap().len(), 1);
     assert_eq!(meta[0]["digest"], d1.as_str());
     assert!(meta[0]["imageSize"].is_number() && meta[0]["changeableAttributes"].is_object(), "{meta}");
 
     // Changeable attributes of an image and of a repository (their enforcement is the data
     // plane's business, tested with it).
-    let upd = cli.run(&["acr", "repository", "update", "-n", "acrdata", "--image", "team/app:v1", "--write-enabled", "false"]).ok().json();
+    let upd = cli
+        .run(&["acr", "repository", "update", "-n", "acrdata", "--image", "team/app:v1", "--write-enabled", "false"])
+        .ok()
+        .json();
     assert_eq!(upd["tag"]["changeableAttributes"]["writeEnabled"], false, "{upd}");
-    let upd = cli.run(&["acr", "repository", "update", "-n", "acrdata", "--image", &format!("team/app@{d1}"), "--read-enabled", "false"]).ok().json();
+    let upd = cli
+        .run(&[
+            "acr",
+            "repository",
+            "update",
+            "-n",
+            "acrdata",
+            "--image",
+            &format!("team/app@{d1}"),
+            "--read-enabled",
+            "false",
+        ])
+        .ok()
+        .json();
     assert_eq!(upd["manifest"]["changeableAttributes"]["readEnabled"], false, "{upd}");
-    let upd = cli.run(&["acr", "repository", "update", "-n", "acrdata", "--repository", "hello", "--delete-enabled", "false", "--list-enabled", "false"]).ok().json();
+    let upd = cli
+        .run(&[
+            "acr",
+            "repository",
+            "update",
+            "-n",
+            "acrdata",
+            "--repository",
+            "hello",
+            "--delete-enabled",
+            "false",
+            "--list-enabled",
+            "false",
+        ])
+        .ok()
+        .json();
     assert_eq!(upd["changeableAttributes"]["deleteEnabled"], false, "{upd}");
     assert_eq!(upd["changeableAttributes"]["listEnabled"], false, "{upd}");
     let shown = cli.run(&["acr", "repository", "show", "-n", "acrdata", "--repository", "hello"]).ok().json();
     assert_eq!(shown["changeableAttributes"]["deleteEnabled"], false, "{shown}");
-    cli.run(&["acr", "repository", "update", "-n", "acrdata", "--repository", "hello", "--delete-enabled", "true", "--list-enabled", "true"]).ok();
-    cli.run(&["acr", "repository", "update", "-n", "acrdata", "--image", &format!("team/app@{d1}"), "--read-enabled", "true"]).ok();
+    cli.run(&[
+        "acr",
+        "repository",
+        "update",
+        "-n",
+        "acrdata",
+        "--repository",
+        "hello",
+        "--delete-enabled",
+        "true",
+        "--list-enabled",
+        "true",
+    ])
+    .ok();
+    cli.run(&[
+        "acr",
+        "repository",
+        "update",
+        "-n",
+        "acrdata",
+        "--image",
+        &format!("team/app@{d1}"),
+        "--read-enabled",
+        "true",
+    ])
+    .ok();
 
     // untag keeps the manifest; delete --image removes the manifest and its tags.
-    cli.run(&["acr", "repository", "update", "-n", "acrdata", "--image", "team/app:v1", "--write-enabled", "true"]).ok();
+    cli.run(&["acr", "repository", "update", "-n", "acrdata", "--image", "team/app:v1", "--write-enabled", "true"])
+        .ok();
     cli.run(&["acr", "repository", "untag", "-n", "acrdata", "--image", "team/app:v1"]).ok();
     let tags = cli.run(&["acr", "repository", "show-tags", "-n", "acrdata", "--repository", "team/app"]).ok().json();
     assert_eq!(strings(&tags), vec!["v2"]);
-    let manifests = cli.run(&["acr", "repository", "show-manifests", "-n", "acrdata", "--repository", "team/app"]).ok().json();
+    let manifests =
+        cli.run(&["acr", "repository", "show-manifests", "-n", "acrdata", "--repository", "team/app"]).ok().json();
     assert_eq!(manifests.as_array().unwrap().len(), 2);
     let r = cli.run(&["acr", "repository", "delete", "-n", "acrdata", "--image", "team/app:v2"]);
     assert_eq!(r.code, 2, "no tty and no --yes is a usage error: {r:?}");
     cli.run(&["acr", "repository", "delete", "-n", "acrdata", "--image", "team/app:v2", "--yes"]).ok();
-    let manifests = cli.run(&["acr", "repository", "show-manifests", "-n", "acrdata", "--repository", "team/app"]).ok().json();
+    let manifests =
+        cli.run(&["acr", "repository", "show-manifests", "-n", "acrdata", "--repository", "team/app"]).ok().json();
     assert_eq!(manifests.as_array().unwrap().len(), 1);
     cli.run(&["acr", "repository", "delete", "-n", "acrdata", "--repository", "hello", "--yes"]).ok();
     let r = cli.run(&["acr", "repository", "show", "-n", "acrdata", "--repository", "hello"]);
@@ -114,7 +233,11 @@ async fn acr_login_writes_the_auth_file_and_exposes_tokens() {
     let v = r.json();
     assert_eq!(v["loginServer"], login_server.as_str());
     assert_eq!(v["username"], "00000000-0000-0000-0000-000000000000");
-    assert!(r.stderr.contains("docker login loginServer -u 00000000-0000-0000-0000-000000000000 -p accessToken"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("docker login loginServer -u 00000000-0000-0000-0000-000000000000 -p accessToken"),
+        "{}",
+        r.stderr
+    );
     let token = v["accessToken"].as_str().unwrap().to_string();
     // The refresh token works as the null-GUID password (Basic) on the login server.
     let resp = s
@@ -130,7 +253,8 @@ async fn acr_login_writes_the_auth_file_and_exposes_tokens() {
     // Without --expose-token: merged into the auth file, other entries kept.
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
-    std::fs::write(&auth, r#"{"auths":{"other.example":{"auth":"dXNlcjpwYXNz"}},"credHelpers":{"x.example":"y"}}"#).unwrap();
+    std::fs::write(&auth, r#"{"auths":{"other.example":{"auth":"dXNlcjpwYXNz"}},"credHelpers":{"x.example":"y"}}"#)
+        .unwrap();
     let auth_s = auth.to_str().unwrap();
     let r = run_env(&cli, &["acr", "login", "-n", "loginreg"], &[("REGISTRY_AUTH_FILE", auth_s)]).ok();
     assert!(r.stdout.contains("Login Succeeded"), "{r:?}");
@@ -209,7 +333,8 @@ async fn admin_user_credentials() {
     assert_eq!(pull(p1.clone()).await, StatusCode::OK);
     assert_eq!(pull(p2.clone()).await, StatusCode::OK);
 
-    let renewed = cli.run(&["acr", "credential", "renew", "-n", "adminreg", "--password-name", "password2"]).ok().json();
+    let renewed =
+        cli.run(&["acr", "credential", "renew", "-n", "adminreg", "--password-name", "password2"]).ok().json();
     assert_eq!(renewed["passwords"][0]["value"], p1.as_str());
     let new2 = renewed["passwords"][1]["value"].as_str().unwrap().to_string();
     assert_ne!(new2, p2);
@@ -219,7 +344,12 @@ async fn admin_user_credentials() {
     // acr login with the admin user writes Basic credentials.
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
-    run_env(&cli, &["acr", "login", "-n", "adminreg", "-u", "adminreg", "-p", &p1], &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())]).ok();
+    run_env(
+        &cli,
+        &["acr", "login", "-n", "adminreg", "-u", "adminreg", "-p", &p1],
+        &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())],
+    )
+    .ok();
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&auth).unwrap()).unwrap();
     let entry = &file["auths"][s.login_server("adminreg").as_str()];
     let decoded = base64::engine::general_purpose::STANDARD.decode(entry["auth"].as_str().unwrap()).unwrap();
@@ -227,7 +357,8 @@ async fn admin_user_credentials() {
 
     // Disabling the admin user stops its passwords.
     cli.run(&["acr", "update", "-n", "adminreg", "--admin-enabled", "false"]).ok();
-    let (st, _) = s.mgmt(Method::POST, &format!("{}/listCredentials", s.registry_path("rg-adminreg", "adminreg")), None).await;
+    let (st, _) =
+        s.mgmt(Method::POST, &format!("{}/listCredentials", s.registry_path("rg-adminreg", "adminreg")), None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(pull(p1).await, StatusCode::UNAUTHORIZED);
 }

@@ -47,7 +47,11 @@ impl Drop for Scratch {
 /// Content unique to this run, so that skopeo's blob-info cache (which outlives test runs)
 /// never knows our layers.
 fn nonce() -> String {
-    format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+    )
 }
 
 /// skopeo with a private auth file and registries configuration.
@@ -200,7 +204,14 @@ async fn skopeo_copy_all_of_a_multi_arch_index() {
     let amd = TestImage::new(&n, "amd64");
     let arm = TestImage::new(&n, "arm64");
     let index = oci_index(&[(&amd.manifest[..], "amd64"), (&arm.manifest[..], "arm64")]);
-    let blobs = vec![amd.config.clone(), amd.layer.clone(), arm.config.clone(), arm.layer.clone(), amd.manifest.clone(), arm.manifest.clone()];
+    let blobs = vec![
+        amd.config.clone(),
+        amd.layer.clone(),
+        arm.config.clone(),
+        arm.layer.clone(),
+        amd.manifest.clone(),
+        arm.manifest.clone(),
+    ];
     TestImage::write_layout(&src, &[("multi", &index[..], OCI_INDEX)], &blobs);
 
     let dest = format!("docker://{}/skomulti/app:multi", s.host());
@@ -214,7 +225,10 @@ async fn skopeo_copy_all_of_a_multi_arch_index() {
     assert_eq!(r.body, index);
     assert_eq!(r.header("content-type"), Some(OCI_INDEX));
     for m in [&amd, &arm] {
-        let r = send(s.http(Method::GET, &format!("/v2/skomulti/app/manifests/{}", m.digest)).header("accept", OCI_MANIFEST)).await;
+        let r = send(
+            s.http(Method::GET, &format!("/v2/skomulti/app/manifests/{}", m.digest)).header("accept", OCI_MANIFEST),
+        )
+        .await;
         assert_eq!(r.body, m.manifest);
     }
     // skopeo picks the platform it is told from the index.
@@ -301,7 +315,11 @@ async fn podman_push_and_pull_round_trip() {
     c.arg(local).arg(format!("docker://{remote}"));
     assert!(run(&mut c).0, "podman push");
     let pushed = std::fs::read_to_string(&digestfile).unwrap().trim().to_string();
-    let r = send(s.http(Method::GET, "/v2/podman/team/app/manifests/v1").header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"))).await;
+    let r = send(
+        s.http(Method::GET, "/v2/podman/team/app/manifests/v1")
+            .header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}")),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("docker-content-digest"), Some(pushed.as_str()), "the registry stored what podman pushed");
     assert_eq!(sha256(&r.body), pushed);
@@ -350,7 +368,11 @@ async fn buildah_push_and_pull_round_trip() {
         c.args(creds_flags(&s, "--creds")).arg(local).arg(format!("docker://{remote}"));
         assert!(run(&mut c).0, "buildah push --format {format}");
         let pushed = std::fs::read_to_string(&digestfile).unwrap().trim().to_string();
-        let r = send(s.http(Method::GET, &format!("/v2/{repo}/manifests/v1")).header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}"))).await;
+        let r = send(
+            s.http(Method::GET, &format!("/v2/{repo}/manifests/v1"))
+                .header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}")),
+        )
+        .await;
         assert_eq!(r.header("docker-content-digest"), Some(pushed.as_str()), "{format}");
         let want_type = if format == "oci" { OCI_MANIFEST } else { DOCKER_MANIFEST };
         assert_eq!(r.header("content-type"), Some(want_type));
@@ -409,7 +431,9 @@ async fn oras_py_artifact_with_a_referrer() {
     assert_eq!(found["annotations"]["org.example.signed-by"], "wharf-tests");
     let r = send(s.http(
         Method::GET,
-        &format!("/v2/orasreg/files/art/referrers/{subject}?artifactType=application/vnd.example.signature.config%2Bjson"),
+        &format!(
+            "/v2/orasreg/files/art/referrers/{subject}?artifactType=application/vnd.example.signature.config%2Bjson"
+        ),
     ))
     .await;
     assert_eq!(r.json()["manifests"].as_array().unwrap().len(), 1, "{}", r.json());
@@ -444,10 +468,8 @@ async fn rust_oci_client_push_and_pull() {
     assert_eq!(r.status, StatusCode::OK);
     let registry_digest = r.header("docker-content-digest").unwrap().to_string();
 
-    let pulled = client
-        .pull(&reference, &auth, vec![OCI_LAYER_TAR, "application/octet-stream"])
-        .await
-        .expect("oci-client pull");
+    let pulled =
+        client.pull(&reference, &auth, vec![OCI_LAYER_TAR, "application/octet-stream"]).await.expect("oci-client pull");
     assert_eq!(pulled.digest.as_deref(), Some(registry_digest.as_str()));
     assert_eq!(pulled.config.data, img.config);
     assert_eq!(pulled.layers.len(), 2);

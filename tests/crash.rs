@@ -17,12 +17,22 @@ fn data(n: usize) -> Vec<u8> {
 
 /// Sends a request head (with `Content-Length: total`) and `first` bytes of the body, then
 /// leaves the connection open: the request is in flight and will never be acknowledged.
-fn start_streaming(s: &TestServer, method: &str, path: &str, headers: &[(&str, String)], total: usize, first: &[u8]) -> TcpStream {
+fn start_streaming(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    total: usize,
+    first: &[u8],
+) -> TcpStream {
     let mut stream = TcpStream::connect(s.host()).expect("connect");
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {total}\r\n", s.host());
     if let Some((u, p)) = s.creds() {
         use base64::Engine as _;
-        head.push_str(&format!("Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))));
+        head.push_str(&format!(
+            "Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        ));
     }
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -80,7 +90,10 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
         &s,
         "PATCH",
         &loc,
-        &[("Content-Range", format!("{acked}-{}", blob.len() - 1)), ("Content-Type", "application/octet-stream".into())],
+        &[
+            ("Content-Range", format!("{acked}-{}", blob.len() - 1)),
+            ("Content-Type", "application/octet-stream".into()),
+        ],
         rest.len(),
         &rest[..2 * 1024 * 1024 + 512 * 1024],
     );
@@ -142,7 +155,8 @@ async fn kill_during_a_monolithic_upload_stores_nothing() {
     let r = send(s.http(Method::GET, &format!("/v2/crashmono/app/blobs/{kept}"))).await;
     assert_eq!(&r.body[..], b"acknowledged before the crash");
     // The same push, retried, works.
-    let r = send(s.http(Method::POST, &format!("/v2/crashmono/app/blobs/uploads/?digest={digest}")).body(blob.clone())).await;
+    let r = send(s.http(Method::POST, &format!("/v2/crashmono/app/blobs/uploads/?digest={digest}")).body(blob.clone()))
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
@@ -220,7 +234,10 @@ async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
     absent_or_complete(&s, "crashman/app", "raced", &raced).await;
 
     // The registry keeps working: the interrupted push, retried, succeeds.
-    let r = send(s.http(Method::PUT, "/v2/crashman/app/manifests/next").header("content-type", OCI_MANIFEST).body(next.clone())).await;
+    let r = send(
+        s.http(Method::PUT, "/v2/crashman/app/manifests/next").header("content-type", OCI_MANIFEST).body(next.clone()),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     absent_or_complete(&s, "crashman/app", "next", &next).await;
 }

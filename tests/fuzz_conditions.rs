@@ -75,10 +75,17 @@ fn condition_parser_and_evaluator_survive_bounded_fuzzing() {
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("crash-") || n.starts_with("leak-") || n.starts_with("timeout-") || n.starts_with("oom-"))
+        .filter(|n| {
+            n.starts_with("crash-") || n.starts_with("leak-") || n.starts_with("timeout-") || n.starts_with("oom-")
+        })
         .collect();
-    let tail: String = stderr.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-    assert!(out.status.success() && crashes.is_empty(), "the fuzzer failed ({}); artifacts {crashes:?}:\n{tail}", out.status);
+    let tail: String =
+        stderr.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(
+        out.status.success() && crashes.is_empty(),
+        "the fuzzer failed ({}); artifacts {crashes:?}:\n{tail}",
+        out.status
+    );
     let runs = stderr
         .lines()
         .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))

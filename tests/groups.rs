@@ -21,12 +21,20 @@ fn service_principal(cli: &Cli, name: &str) -> (String, String, String) {
 
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
 }
 
 /// The actions a registry access token grants on `repo` of `registry`, asked for with Basic
 /// credentials at `/oauth2/token` (path style).
-async fn token_actions(s: &TestServer, user: &str, pass: &str, registry: &str, repo: &str, actions: &str) -> Vec<String> {
+async fn token_actions(
+    s: &TestServer,
+    user: &str,
+    pass: &str,
+    registry: &str,
+    repo: &str,
+    actions: &str,
+) -> Vec<String> {
     let r = s
         .client()
         .get(format!("{}/oauth2/token", s.base()))
@@ -50,7 +58,13 @@ async fn token_actions(s: &TestServer, user: &str, pass: &str, registry: &str, r
 
 /// Status of a tag listing with Basic credentials (path style).
 async fn list_tags(s: &TestServer, user: &str, pass: &str, registry: &str, repo: &str) -> StatusCode {
-    s.client().get(format!("{}/v2/{registry}/{repo}/tags/list", s.base())).basic_auth(user, Some(pass)).send().await.unwrap().status()
+    s.client()
+        .get(format!("{}/v2/{registry}/{repo}/tags/list", s.base()))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 /// Whether skopeo can copy `repo:v1` out of the registry with these credentials.
@@ -82,7 +96,17 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
 
     // Create: az's shape, without @odata.context; again without --force returns the same group.
     let created = cli
-        .run(&["ad", "group", "create", "--display-name", "Registry Pullers", "--mail-nickname", "pullers", "--description", "may pull"])
+        .run(&[
+            "ad",
+            "group",
+            "create",
+            "--display-name",
+            "Registry Pullers",
+            "--mail-nickname",
+            "pullers",
+            "--description",
+            "may pull",
+        ])
         .ok()
         .json();
     let gid = created["id"].as_str().unwrap().to_string();
@@ -94,7 +118,8 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
     assert!(created["createdDateTime"].as_str().is_some_and(|d| d.ends_with('Z')), "{created}");
     assert!(created["securityIdentifier"].as_str().is_some_and(|s| s.starts_with("S-1-12-1-")), "{created}");
     assert!(created.get("@odata.context").is_none(), "{created}");
-    let again = cli.run(&["ad", "group", "create", "--display-name", "Registry Pullers", "--mail-nickname", "pullers"]).ok();
+    let again =
+        cli.run(&["ad", "group", "create", "--display-name", "Registry Pullers", "--mail-nickname", "pullers"]).ok();
     assert_eq!(again.json()["id"], gid.as_str());
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
 
@@ -110,7 +135,13 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
     // One service principal in the group, one outside it.
     let (member, member_secret, member_oid) = service_principal(&cli, "member-sp");
     let (outsider, outsider_secret, outsider_oid) = service_principal(&cli, "outsider-sp");
-    assert!(cli.run(&["ad", "group", "member", "add", "--group", "Registry Pullers", "--member-id", &member_oid]).ok().stdout.trim().is_empty());
+    assert!(
+        cli.run(&["ad", "group", "member", "add", "--group", "Registry Pullers", "--member-id", &member_oid])
+            .ok()
+            .stdout
+            .trim()
+            .is_empty()
+    );
     let members = cli.run(&["ad", "group", "member", "list", "--group", &gid]).ok().json();
     assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
     assert_eq!(members[0]["id"], member_oid.as_str());
@@ -122,7 +153,10 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
     assert!(token_actions(&s, &member, &member_secret, "grpreg", "hello/app", "pull").await.is_empty());
 
     // AcrPull to the group, named by its object id: resolved as a Group through getByIds.
-    let assignment = cli.run(&["role", "assignment", "create", "--assignee", &gid, "--role", "AcrPull", "--scope", &rid]).ok().json();
+    let assignment = cli
+        .run(&["role", "assignment", "create", "--assignee", &gid, "--role", "AcrPull", "--scope", &rid])
+        .ok()
+        .json();
     assert_eq!(assignment["principalType"], "Group", "{assignment}");
     assert_eq!(token_actions(&s, &member, &member_secret, "grpreg", "hello/app", "pull,push").await, vec!["pull"]);
     assert!(token_actions(&s, &outsider, &outsider_secret, "grpreg", "hello/app", "pull").await.is_empty());
@@ -136,23 +170,41 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
     }
 
     // Nesting: the outsider joins an inner group that is a member of the pullers.
-    let inner = cli.run(&["ad", "group", "create", "--display-name", "Inner Team", "--mail-nickname", "inner"]).ok().json();
+    let inner =
+        cli.run(&["ad", "group", "create", "--display-name", "Inner Team", "--mail-nickname", "inner"]).ok().json();
     let inner_id = inner["id"].as_str().unwrap().to_string();
     cli.run(&["ad", "group", "member", "add", "--group", "Inner Team", "--member-id", &outsider_oid]).ok();
-    assert!(token_actions(&s, &outsider, &outsider_secret, "grpreg", "hello/app", "pull").await.is_empty(), "not yet nested");
+    assert!(
+        token_actions(&s, &outsider, &outsider_secret, "grpreg", "hello/app", "pull").await.is_empty(),
+        "not yet nested"
+    );
     cli.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &inner_id]).ok();
     assert_eq!(token_actions(&s, &outsider, &outsider_secret, "grpreg", "hello/app", "pull").await, vec!["pull"]);
     assert_eq!(member_check(&cli, &gid, &outsider_oid), json!({"value": true}), "membership checks are transitive");
     let pullers_members = cli.run(&["ad", "group", "member", "list", "--group", &gid]).ok().json();
-    assert!(pullers_members.as_array().unwrap().iter().any(|m| m["@odata.type"] == "#microsoft.graph.group" && m["id"] == inner_id.as_str()), "{pullers_members}");
+    assert!(
+        pullers_members
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["@odata.type"] == "#microsoft.graph.group" && m["id"] == inner_id.as_str()),
+        "{pullers_members}"
+    );
     assert_eq!(cli.run(&["ad", "group", "get-member-groups", "--group", &inner_id]).ok().json(), json!([gid]));
 
     // A cycle (the pullers inside the inner team) changes nothing and does not hang.
     cli.run(&["ad", "group", "member", "add", "--group", &inner_id, "--member-id", &gid]).ok();
     assert_eq!(token_actions(&s, &outsider, &outsider_secret, "grpreg", "hello/app", "pull").await, vec!["pull"]);
     assert_eq!(token_actions(&s, &member, &member_secret, "grpreg", "hello/app", "pull").await, vec!["pull"]);
-    let mut groups_of_member: Vec<String> =
-        cli.run(&["ad", "group", "get-member-groups", "--group", &gid]).ok().json().as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut groups_of_member: Vec<String> = cli
+        .run(&["ad", "group", "get-member-groups", "--group", &gid])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     groups_of_member.sort();
     assert_eq!(groups_of_member, vec![inner_id.clone()], "a group in a cycle is not reported as its own member group");
     cli.run(&["ad", "group", "member", "remove", "--group", &inner_id, "--member-id", &gid]).ok();
@@ -194,23 +246,55 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     let rid = cli.run(&["acr", "show", "-n", "abacgrp", "--query", "id", "-o", "tsv"]).ok().stdout.trim().to_string();
     cli.run(&["acr", "update", "-n", "abacgrp", "--role-assignment-mode", "rbac-abac"]).ok();
 
-    let group = cli.run(&["ad", "group", "create", "--display-name", "team readers", "--mail-nickname", "team-readers"]).ok().json();
+    let group = cli
+        .run(&["ad", "group", "create", "--display-name", "team readers", "--mail-nickname", "team-readers"])
+        .ok()
+        .json();
     let gid = group["id"].as_str().unwrap().to_string();
     let (app, secret, oid) = service_principal(&cli, "team-sp");
     cli.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &oid]).ok();
 
     // Repository Reader for the group, limited to team/ by a condition.
-    let condition = format!("(({READ_GUARDS}) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))");
+    let condition = format!(
+        "(({READ_GUARDS}) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))"
+    );
     cli.run(&[
-        "role", "assignment", "create", "--assignee-object-id", &gid, "--assignee-principal-type", "Group",
-        "--role", "Container Registry Repository Reader", "--scope", &rid, "--condition", &condition, "--condition-version", "2.0",
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &gid,
+        "--assignee-principal-type",
+        "Group",
+        "--role",
+        "Container Registry Repository Reader",
+        "--scope",
+        &rid,
+        "--condition",
+        &condition,
+        "--condition-version",
+        "2.0",
     ])
     .ok();
     assert_eq!(token_actions(&s, &app, &secret, "abacgrp", "team/app", "pull").await, vec!["pull"]);
     assert!(token_actions(&s, &app, &secret, "abacgrp", "other/app", "pull").await.is_empty());
     assert_eq!(list_tags(&s, &app, &secret, "abacgrp", "team/app").await, StatusCode::OK);
     assert_eq!(list_tags(&s, &app, &secret, "abacgrp", "other/app").await, StatusCode::UNAUTHORIZED);
-    let explained = cli.run(&["acr", "check-access", "-n", "abacgrp", "--assignee", &app, "--repository", "other/app", "--action", "pull"]).ok().json();
+    let explained = cli
+        .run(&[
+            "acr",
+            "check-access",
+            "-n",
+            "abacgrp",
+            "--assignee",
+            &app,
+            "--repository",
+            "other/app",
+            "--action",
+            "pull",
+        ])
+        .ok()
+        .json();
     assert_eq!(explained["allowed"], false, "{explained}");
     if require_tool("skopeo") {
         let (ok, err) = skopeo_pull(&s, &app, &secret, "abacgrp", "team/app");
@@ -220,10 +304,25 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     }
 
     // Management authorization through the group: Reader on the registry lets the member read it.
-    cli.run(&["role", "assignment", "create", "--assignee-object-id", &gid, "--assignee-principal-type", "Group", "--role", "Reader", "--scope", &rid]).ok();
+    cli.run(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &gid,
+        "--assignee-principal-type",
+        "Group",
+        "--role",
+        "Reader",
+        "--scope",
+        &rid,
+    ])
+    .ok();
     let tenant = s.admin().unwrap().tenant.clone();
     let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
-    sp_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app, "-p", &secret, "--tenant", &tenant]).ok();
+    sp_cli
+        .run(&["login", "--server", &s.base(), "--service-principal", "-u", &app, "-p", &secret, "--tenant", &tenant])
+        .ok();
     assert_eq!(sp_cli.run(&["acr", "show", "-n", "abacgrp", "-g", "rg-abacgrp"]).ok().json()["id"], rid.as_str());
 
     // A managed identity's service principal can be a member too.
@@ -232,7 +331,8 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     let mi_oid = mi["principalId"].as_str().unwrap().to_string();
     cli.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &mi_oid]).ok();
     let members = cli.run(&["ad", "group", "member", "list", "--group", &gid]).ok().json();
-    let mi_member = members.as_array().unwrap().iter().find(|m| m["id"] == mi_oid.as_str()).unwrap_or_else(|| panic!("{members}"));
+    let mi_member =
+        members.as_array().unwrap().iter().find(|m| m["id"] == mi_oid.as_str()).unwrap_or_else(|| panic!("{members}"));
     assert_eq!(mi_member["servicePrincipalType"], "ManagedIdentity");
     assert_eq!(member_check(&cli, &gid, &mi_oid), json!({"value": true}));
 
@@ -278,9 +378,25 @@ fn assert_graph_error(reply: &(StatusCode, Value), status: StatusCode, code: &st
 async fn graph_group_shapes_errors_and_who_may_change_groups() {
     let s = TestServer::start().await;
     let admin = s.admin().unwrap().clone();
-    let token = graph_token(&s, &[("grant_type", "password"), ("username", &admin.username), ("password", &admin.password), ("client_id", "tests")]).await;
+    let token = graph_token(
+        &s,
+        &[
+            ("grant_type", "password"),
+            ("username", &admin.username),
+            ("password", &admin.password),
+            ("client_id", "tests"),
+        ],
+    )
+    .await;
 
-    let (st, g) = graph(&s, &token, Method::POST, "groups", Some(json!({"displayName": "ops", "mailNickname": "ops", "securityEnabled": true, "mailEnabled": false}))).await;
+    let (st, g) = graph(
+        &s,
+        &token,
+        Method::POST,
+        "groups",
+        Some(json!({"displayName": "ops", "mailNickname": "ops", "securityEnabled": true, "mailEnabled": false})),
+    )
+    .await;
     assert_eq!(st, StatusCode::CREATED, "{g}");
     assert!(g["@odata.context"].as_str().is_some_and(|c| c.ends_with("$metadata#groups/$entity")), "{g}");
     let gid = g["id"].as_str().unwrap().to_string();
@@ -295,15 +411,29 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     assert!(list["value"].as_array().unwrap().is_empty());
 
     // getByIds knows groups.
-    let (st, objs) = graph(&s, &token, Method::POST, "directoryObjects/getByIds", Some(json!({"ids": [gid], "types": ["group"]}))).await;
+    let (st, objs) =
+        graph(&s, &token, Method::POST, "directoryObjects/getByIds", Some(json!({"ids": [gid], "types": ["group"]})))
+            .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(objs["value"][0]["@odata.type"], "#microsoft.graph.group", "{objs}");
 
     // Errors in Graph's shape.
     let unknown = "6c0f5d2e-9b1a-4c3e-8f7d-000000000404".to_string();
-    assert_graph_error(&graph(&s, &token, Method::GET, &format!("groups/{unknown}"), None).await, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
-    assert_graph_error(&graph(&s, &token, Method::GET, "groups/not-a-guid", None).await, StatusCode::BAD_REQUEST, "Request_BadRequest");
-    assert_graph_error(&graph(&s, &token, Method::DELETE, &format!("groups/{unknown}"), None).await, StatusCode::NOT_FOUND, "Request_ResourceNotFound");
+    assert_graph_error(
+        &graph(&s, &token, Method::GET, &format!("groups/{unknown}"), None).await,
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+    );
+    assert_graph_error(
+        &graph(&s, &token, Method::GET, "groups/not-a-guid", None).await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
+    assert_graph_error(
+        &graph(&s, &token, Method::DELETE, &format!("groups/{unknown}"), None).await,
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+    );
     let reference = |id: &str| json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}")});
     assert_graph_error(
         &graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(reference(&unknown))).await,
@@ -315,7 +445,11 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
     );
-    assert_graph_error(&graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(json!({}))).await, StatusCode::BAD_REQUEST, "Request_BadRequest");
+    assert_graph_error(
+        &graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(json!({}))).await,
+        StatusCode::BAD_REQUEST,
+        "Request_BadRequest",
+    );
     assert_graph_error(
         &graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(reference(&gid))).await,
         StatusCode::BAD_REQUEST,
@@ -327,17 +461,32 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
         "Request_ResourceNotFound",
     );
     assert_graph_error(
-        &graph(&s, &token, Method::POST, &format!("directoryObjects/{unknown}/checkMemberGroups"), Some(json!({"groupIds": [gid]}))).await,
+        &graph(
+            &s,
+            &token,
+            Method::POST,
+            &format!("directoryObjects/{unknown}/checkMemberGroups"),
+            Some(json!({"groupIds": [gid]})),
+        )
+        .await,
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",
     );
     assert_graph_error(
-        &graph(&s, &token, Method::POST, "groups", Some(json!({"displayName": "mail", "mailNickname": "mail", "mailEnabled": true, "securityEnabled": true}))).await,
+        &graph(
+            &s,
+            &token,
+            Method::POST,
+            "groups",
+            Some(json!({"displayName": "mail", "mailNickname": "mail", "mailEnabled": true, "securityEnabled": true})),
+        )
+        .await,
         StatusCode::BAD_REQUEST,
         "Request_BadRequest",
     );
     assert_graph_error(
-        &graph(&s, &token, Method::POST, "groups", Some(json!({"displayName": "bad", "mailNickname": "has space"}))).await,
+        &graph(&s, &token, Method::POST, "groups", Some(json!({"displayName": "bad", "mailNickname": "has space"})))
+            .await,
         StatusCode::BAD_REQUEST,
         "Request_BadRequest",
     );
@@ -345,12 +494,20 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     // A user member; adding it twice is refused as Graph does; checkMemberGroups on the user.
     let me = graph(&s, &token, Method::GET, "me", None).await.1;
     let me_id = me["id"].as_str().unwrap().to_string();
-    let (st, body) = graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(reference(&me_id))).await;
+    let (st, body) =
+        graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(reference(&me_id))).await;
     assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
     let dup = graph(&s, &token, Method::POST, &format!("groups/{gid}/members/$ref"), Some(reference(&me_id))).await;
     assert_graph_error(&dup, StatusCode::BAD_REQUEST, "Request_BadRequest");
     assert!(dup.1["error"]["message"].as_str().unwrap().contains("already exist"), "{}", dup.1);
-    let (st, checked) = graph(&s, &token, Method::POST, &format!("users/{}/checkMemberGroups", admin.username), Some(json!({"groupIds": [gid, unknown]}))).await;
+    let (st, checked) = graph(
+        &s,
+        &token,
+        Method::POST,
+        &format!("users/{}/checkMemberGroups", admin.username),
+        Some(json!({"groupIds": [gid, unknown]})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{checked}");
     assert_eq!(checked["value"], json!([gid]));
     let (st, members) = graph(&s, &token, Method::GET, &format!("groups/{gid}/members"), None).await;
@@ -361,9 +518,17 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     // not create them or change their members.
     let cli = Cli::login(&s);
     let (app, secret, sp_oid) = service_principal(&cli, "no-rights");
-    let weak = graph_token(&s, &[("grant_type", "client_credentials"), ("client_id", &app), ("client_secret", &secret)]).await;
+    let weak =
+        graph_token(&s, &[("grant_type", "client_credentials"), ("client_id", &app), ("client_secret", &secret)]).await;
     assert_graph_error(
-        &graph(&s, &weak, Method::POST, "groups", Some(json!({"displayName": "mine", "mailNickname": "mine", "securityEnabled": true, "mailEnabled": false}))).await,
+        &graph(
+            &s,
+            &weak,
+            Method::POST,
+            "groups",
+            Some(json!({"displayName": "mine", "mailNickname": "mine", "securityEnabled": true, "mailEnabled": false})),
+        )
+        .await,
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
     );
@@ -372,15 +537,39 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
         StatusCode::FORBIDDEN,
         "Authorization_RequestDenied",
     );
-    assert_graph_error(&graph(&s, &weak, Method::DELETE, &format!("groups/{gid}"), None).await, StatusCode::FORBIDDEN, "Authorization_RequestDenied");
+    assert_graph_error(
+        &graph(&s, &weak, Method::DELETE, &format!("groups/{gid}"), None).await,
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+    );
     let (st, _) = graph(&s, &weak, Method::GET, &format!("groups/{gid}"), None).await;
     assert_eq!(st, StatusCode::OK, "reading needs only sign-in");
-    let (st, checked) = graph(&s, &weak, Method::POST, &format!("directoryObjects/{sp_oid}/checkMemberGroups"), Some(json!({"groupIds": [gid]}))).await;
+    let (st, checked) = graph(
+        &s,
+        &weak,
+        Method::POST,
+        &format!("directoryObjects/{sp_oid}/checkMemberGroups"),
+        Some(json!({"groupIds": [gid]})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "checkMemberGroups is a read: {checked}");
     assert_eq!(checked["value"], json!([]));
     // The same through the CLI, signed in as that service principal.
     let weak_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
-    weak_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app, "-p", &secret, "--tenant", &admin.tenant]).ok();
+    weak_cli
+        .run(&[
+            "login",
+            "--server",
+            &s.base(),
+            "--service-principal",
+            "-u",
+            &app,
+            "-p",
+            &secret,
+            "--tenant",
+            &admin.tenant,
+        ])
+        .ok();
     let refused = weak_cli.run(&["ad", "group", "create", "--display-name", "mine", "--mail-nickname", "mine"]);
     assert_ne!(refused.code, 0);
     assert!(refused.stderr.contains("Authorization_RequestDenied"), "{}", refused.stderr);
@@ -402,13 +591,29 @@ async fn group_owners_manage_members_without_directory_rights() {
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     let admin = s.admin().unwrap().clone();
-    let gid = cli.run(&["ad", "group", "create", "--display-name", "Team", "--mail-nickname", "team"]).ok().json()["id"].as_str().unwrap().to_string();
+    let gid =
+        cli.run(&["ad", "group", "create", "--display-name", "Team", "--mail-nickname", "team"]).ok().json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let (owner_app, owner_secret, owner_oid) = service_principal(&cli, "team-owner");
     let (_, _, member_oid) = service_principal(&cli, "team-member");
     let (other_app, other_secret, _) = service_principal(&cli, "not-an-owner");
     let signed_in = |app: &str, secret: &str| {
         let c = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
-        c.run(&["login", "--server", &s.base(), "--service-principal", "-u", app, "-p", secret, "--tenant", &admin.tenant]).ok();
+        c.run(&[
+            "login",
+            "--server",
+            &s.base(),
+            "--service-principal",
+            "-u",
+            app,
+            "-p",
+            secret,
+            "--tenant",
+            &admin.tenant,
+        ])
+        .ok();
         c
     };
     let owner = signed_in(&owner_app, &owner_secret);
@@ -432,7 +637,11 @@ async fn group_owners_manage_members_without_directory_rights() {
     assert_eq!(member_check(&cli, &gid, &member_oid), json!({"value": true}));
     owner.run(&["ad", "group", "member", "remove", "--group", &gid, "--member-id", &member_oid]).ok();
     assert_eq!(member_check(&cli, &gid, &member_oid), json!({"value": false}));
-    let other_gid = cli.run(&["ad", "group", "create", "--display-name", "Other", "--mail-nickname", "other"]).ok().json()["id"].as_str().unwrap().to_string();
+    let other_gid =
+        cli.run(&["ad", "group", "create", "--display-name", "Other", "--mail-nickname", "other"]).ok().json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     let elsewhere = owner.run(&["ad", "group", "member", "add", "--group", &other_gid, "--member-id", &member_oid]);
     assert!(elsewhere.code != 0 && elsewhere.stderr.contains("Authorization_RequestDenied"), "{elsewhere:?}");
     let not_owner = other.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &member_oid]);

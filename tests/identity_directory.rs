@@ -15,7 +15,13 @@ async fn user_token(s: &TestServer, username: &str, password: &str, scope: &str)
     let r = s
         .client()
         .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[("grant_type", "password"), ("username", username), ("password", password), ("scope", scope), ("client_id", "tests")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+            ("scope", scope),
+            ("client_id", "tests"),
+        ])
         .send()
         .await
         .unwrap();
@@ -29,7 +35,12 @@ async fn sp_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> (S
     let r = s
         .client()
         .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id),
+            ("client_secret", secret),
+            ("scope", scope),
+        ])
         .send()
         .await
         .unwrap();
@@ -57,7 +68,8 @@ async fn graph(s: &TestServer, token: &str, method: Method, path: &str, body: Op
 
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
 }
 
 #[tokio::test]
@@ -114,7 +126,14 @@ async fn graph_users_applications_and_service_principals() {
     let app_id = app["appId"].as_str().unwrap().to_string();
     let app_oid = app["id"].as_str().unwrap().to_string();
     assert_ne!(app_id, app_oid);
-    let (st, pw) = graph(&s, &t, Method::POST, &format!("applications/{app_oid}/addPassword"), Some(json!({"passwordCredential": {"displayName": "ci"}}))).await;
+    let (st, pw) = graph(
+        &s,
+        &t,
+        Method::POST,
+        &format!("applications/{app_oid}/addPassword"),
+        Some(json!({"passwordCredential": {"displayName": "ci"}})),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{pw}");
     let secret = pw["secretText"].as_str().unwrap().to_string();
     assert_eq!(secret.len(), 40);
@@ -157,7 +176,11 @@ async fn graph_users_applications_and_service_principals() {
     assert_eq!(v["value"][0]["passwordCredentials"][0]["keyId"], pw["keyId"]);
 
     // The filters az sends.
-    for f in [format!("appId eq '{app_id}'"), format!("servicePrincipalNames/any(c:c eq '{app_id}')"), "displayName eq 'ci-pipeline'".to_string()] {
+    for f in [
+        format!("appId eq '{app_id}'"),
+        format!("servicePrincipalNames/any(c:c eq '{app_id}')"),
+        "displayName eq 'ci-pipeline'".to_string(),
+    ] {
         let (st, v) = graph(&s, &t, Method::GET, &format!("servicePrincipals?$filter={}", url_escape(&f)), None).await;
         assert_eq!(st, StatusCode::OK, "{f}: {v}");
         assert_eq!(v["value"].as_array().unwrap().len(), 1, "{f}: {v}");
@@ -168,13 +191,33 @@ async fn graph_users_applications_and_service_principals() {
 
     // Built-in service principals stand for trusted services; they cannot be changed.
     let (_, all) = graph(&s, &t, Method::GET, "servicePrincipals", None).await;
-    let tags: Vec<String> = all["value"].as_array().unwrap().iter().flat_map(|v| v["tags"].as_array().cloned().unwrap_or_default()).filter_map(|t| t.as_str().map(str::to_string)).collect();
+    let tags: Vec<String> = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|v| v["tags"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t.as_str().map(str::to_string))
+        .collect();
     assert!(tags.contains(&"WharfBuiltin:defender-scanner".to_string()), "{all}");
     assert!(tags.contains(&"WharfBuiltin:acr-import".to_string()), "{all}");
-    let builtin = all["value"].as_array().unwrap().iter().find(|v| v["tags"] == json!(["WharfBuiltin:acr-import"])).unwrap().clone();
-    let (st, _) = graph(&s, &t, Method::DELETE, &format!("servicePrincipals/{}", builtin["id"].as_str().unwrap()), None).await;
+    let builtin = all["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["tags"] == json!(["WharfBuiltin:acr-import"]))
+        .unwrap()
+        .clone();
+    let (st, _) =
+        graph(&s, &t, Method::DELETE, &format!("servicePrincipals/{}", builtin["id"].as_str().unwrap()), None).await;
     assert_eq!(st, StatusCode::FORBIDDEN);
-    let (st, _) = graph(&s, &t, Method::POST, &format!("applications/{}/addPassword", builtin["appId"].as_str().unwrap()), Some(json!({}))).await;
+    let (st, _) = graph(
+        &s,
+        &t,
+        Method::POST,
+        &format!("applications/{}/addPassword", builtin["appId"].as_str().unwrap()),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "built-ins have no application to add secrets to");
 
     // getByIds, as az's --assignee resolution uses it.
@@ -231,7 +274,17 @@ async fn cli_ad_commands_and_credential_reset() {
 
     // ad user create / show / list / delete.
     let u = cli
-        .run(&["ad", "user", "create", "--display-name", "Bo Li", "--password", "Str0ng-Passw0rd", "--user-principal-name", "bo@contoso.test"])
+        .run(&[
+            "ad",
+            "user",
+            "create",
+            "--display-name",
+            "Bo Li",
+            "--password",
+            "Str0ng-Passw0rd",
+            "--user-principal-name",
+            "bo@contoso.test",
+        ])
         .ok()
         .json();
     assert_eq!(u["userPrincipalName"], "bo@contoso.test");
@@ -248,7 +301,17 @@ async fn cli_ad_commands_and_credential_reset() {
     // create-for-rbac prints az's four fields, the secret once.
     let sub = s.subscription.clone();
     let created = cli
-        .run(&["ad", "sp", "create-for-rbac", "--name", "deployer", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")])
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "deployer",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
         .ok();
     let c = created.json();
     let keys: Vec<&String> = c.as_object().unwrap().keys().collect();
@@ -261,7 +324,20 @@ async fn cli_ad_commands_and_credential_reset() {
 
     // The new service principal signs in and works with its role.
     let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
-    sp_cli.run(&["login", "--server", &s.base(), "--service-principal", "-u", &app_id, "-p", &password, "--tenant", &tenant]).ok();
+    sp_cli
+        .run(&[
+            "login",
+            "--server",
+            &s.base(),
+            "--service-principal",
+            "-u",
+            &app_id,
+            "-p",
+            &password,
+            "--tenant",
+            &tenant,
+        ])
+        .ok();
     sp_cli.run(&["group", "create", "-n", "rg-sp", "-l", "westus"]).ok();
 
     let shown = cli.run(&["ad", "sp", "show", "--id", &app_id]).ok().json();
@@ -291,18 +367,28 @@ async fn cli_ad_commands_and_credential_reset() {
     assert_ne!(new_password, password);
     let (st, _) = sp_token(&s, &app_id, &password, "https://management.core.windows.net//.default").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "the old secret still works");
-    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::UNAUTHORIZED, "refresh token replay after credential reset");
-    assert!(exchange(&s, &login_server, &old_aad).await.is_none(), "a directory token from before the reset was exchanged");
+    assert_eq!(
+        registry_token(&s, &login_server, &refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "refresh token replay after credential reset"
+    );
+    assert!(
+        exchange(&s, &login_server, &old_aad).await.is_none(),
+        "a directory token from before the reset was exchanged"
+    );
     assert!(s.log_text().contains("refresh token rejected"), "the reason is logged");
     let (st, v) = sp_token(&s, &app_id, &new_password, "https://containerregistry.azure.net/.default").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let refresh = exchange(&s, &login_server, v["access_token"].as_str().unwrap()).await.expect("exchange after the reset");
+    let refresh =
+        exchange(&s, &login_server, v["access_token"].as_str().unwrap()).await.expect("exchange after the reset");
     assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::OK);
     // --append keeps the current secret.
     let appended = cli.run(&["ad", "sp", "credential", "reset", "--id", &app_id, "--append"]).ok().json();
     let (st, _) = sp_token(&s, &app_id, &new_password, "https://management.core.windows.net//.default").await;
     assert_eq!(st, StatusCode::OK);
-    let (st, _) = sp_token(&s, &app_id, appended["password"].as_str().unwrap(), "https://management.core.windows.net//.default").await;
+    let (st, _) =
+        sp_token(&s, &app_id, appended["password"].as_str().unwrap(), "https://management.core.windows.net//.default")
+            .await;
     assert_eq!(st, StatusCode::OK);
 
     // create-for-rbac on an existing name patches it (a new secret), as az does.
@@ -343,7 +429,12 @@ async fn registry_token(s: &TestServer, service: &str, refresh: &str) -> StatusC
     s.client()
         .post(format!("{}/oauth2/token", s.base()))
         .header("host", service)
-        .form(&[("grant_type", "refresh_token"), ("service", service), ("scope", "repository:hello:pull"), ("refresh_token", refresh)])
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("service", service),
+            ("scope", "repository:hello:pull"),
+            ("refresh_token", refresh),
+        ])
         .send()
         .await
         .unwrap()
@@ -360,22 +451,71 @@ async fn disabling_and_updating_users_and_service_principals() {
     const MGMT: &str = "https://management.core.windows.net//.default";
     let subscriptions = |token: String| {
         let s = &s;
-        async move { s.client().get(format!("{}/subscriptions?api-version=2022-12-01", s.base())).bearer_auth(token).send().await.unwrap().status() }
+        async move {
+            s.client()
+                .get(format!("{}/subscriptions?api-version=2022-12-01", s.base()))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
 
     // A user.
-    cli.run(&["ad", "user", "create", "--display-name", "Ann", "--password", "Ann-passw0rd-1", "--user-principal-name", "ann@wharf.local"]).ok();
+    cli.run(&[
+        "ad",
+        "user",
+        "create",
+        "--display-name",
+        "Ann",
+        "--password",
+        "Ann-passw0rd-1",
+        "--user-principal-name",
+        "ann@wharf.local",
+    ])
+    .ok();
     let (st, before) = user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await;
     assert_eq!(st, StatusCode::OK, "{before}");
     let before = before["access_token"].as_str().unwrap().to_string();
     assert_eq!(subscriptions(before.clone()).await, StatusCode::OK);
-    cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--account-enabled", "false", "--display-name", "Ann B"]).ok();
+    cli.run(&[
+        "ad",
+        "user",
+        "update",
+        "--id",
+        "ann@wharf.local",
+        "--account-enabled",
+        "false",
+        "--display-name",
+        "Ann B",
+    ])
+    .ok();
     let shown = cli.run(&["ad", "user", "show", "--id", "ann@wharf.local"]).ok().json();
     assert_eq!((&shown["accountEnabled"], &shown["displayName"]), (&json!(false), &json!("Ann B")), "{shown}");
-    assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0, StatusCode::BAD_REQUEST, "a disabled user cannot sign in");
+    assert_eq!(
+        user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0,
+        StatusCode::BAD_REQUEST,
+        "a disabled user cannot sign in"
+    );
     assert_eq!(subscriptions(before).await, StatusCode::UNAUTHORIZED, "its earlier token is revoked");
-    cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--account-enabled", "true", "--password", "Ann-passw0rd-2"]).ok();
-    assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0, StatusCode::BAD_REQUEST, "the old password is gone");
+    cli.run(&[
+        "ad",
+        "user",
+        "update",
+        "--id",
+        "ann@wharf.local",
+        "--account-enabled",
+        "true",
+        "--password",
+        "Ann-passw0rd-2",
+    ])
+    .ok();
+    assert_eq!(
+        user_token(&s, "ann@wharf.local", "Ann-passw0rd-1", MGMT).await.0,
+        StatusCode::BAD_REQUEST,
+        "the old password is gone"
+    );
     assert_eq!(user_token(&s, "ann@wharf.local", "Ann-passw0rd-2", MGMT).await.0, StatusCode::OK);
     let short = cli.run(&["ad", "user", "update", "--id", "ann@wharf.local", "--password", "short"]);
     assert!(short.code != 0 && short.stderr.contains("at least 8 characters"), "{short:?}");
@@ -393,7 +533,8 @@ async fn disabling_and_updating_users_and_service_principals() {
     let (st, v) = sp_token(&s, &app, &secret, MGMT).await;
     assert_eq!((st, &v["error"]), (StatusCode::BAD_REQUEST, &json!("unauthorized_client")), "{v}");
     assert_eq!(subscriptions(before).await, StatusCode::UNAUTHORIZED, "its earlier token is revoked");
-    cli.run(&["ad", "sp", "update", "--id", &app, "--set", "accountEnabled=true", "--set", "displayName=ci-bot-2"]).ok();
+    cli.run(&["ad", "sp", "update", "--id", &app, "--set", "accountEnabled=true", "--set", "displayName=ci-bot-2"])
+        .ok();
     assert_eq!(sp_token(&s, &app, &secret, MGMT).await.0, StatusCode::OK);
     assert_eq!(cli.run(&["ad", "sp", "show", "--id", &app, "--query", "displayName"]).ok().json(), json!("ci-bot-2"));
     let bad = cli.run(&["ad", "sp", "update", "--id", &app, "--set", "homepage=x"]);

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 fn jwt_claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
 }
 
 /// `GET {endpoint}?resource=…&api-version=2019-08-01[&extra]` with the identity header.
@@ -55,7 +56,12 @@ async fn user_assigned_identities_with_az_shapes() {
         assert!(id.get(k).is_some(), "{k} missing from {id}");
     }
     let sub = &s.subscription;
-    assert_eq!(id["id"], format!("/subscriptions/{sub}/resourceGroups/rg-mi/providers/Microsoft.ManagedIdentity/userAssignedIdentities/builder"));
+    assert_eq!(
+        id["id"],
+        format!(
+            "/subscriptions/{sub}/resourceGroups/rg-mi/providers/Microsoft.ManagedIdentity/userAssignedIdentities/builder"
+        )
+    );
     assert_eq!(id["type"], "Microsoft.ManagedIdentity/userAssignedIdentities");
     assert_eq!(id["resourceGroup"], "rg-mi");
     assert_eq!(id["location"], "westus");
@@ -66,7 +72,9 @@ async fn user_assigned_identities_with_az_shapes() {
     let again = cli.run(&["identity", "create", "-g", "rg-mi", "-n", "builder", "--tags", "team=ci"]).ok().json();
     assert_eq!(again["principalId"], id["principalId"]);
     assert_eq!(again["tags"], json!({"team": "ci"}));
-    let path = format!("/subscriptions/{sub}/resourceGroups/rg-mi/providers/Microsoft.ManagedIdentity/userAssignedIdentities/other?api-version=2025-05-31-preview");
+    let path = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-mi/providers/Microsoft.ManagedIdentity/userAssignedIdentities/other?api-version=2025-05-31-preview"
+    );
     let (st, v) = s.mgmt(Method::PUT, &path, Some(json!({"location": "westus"}))).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     assert!(v["properties"]["principalId"].is_string());
@@ -86,7 +94,12 @@ async fn user_assigned_identities_with_az_shapes() {
     let r = s
         .client()
         .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[("grant_type", "password"), ("username", a.username.as_str()), ("password", a.password.as_str()), ("scope", "https://graph.microsoft.com/.default")])
+        .form(&[
+            ("grant_type", "password"),
+            ("username", a.username.as_str()),
+            ("password", a.password.as_str()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
         .send()
         .await
         .unwrap();
@@ -124,10 +137,24 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
 
     // A container group with a system-assigned and a user-assigned identity.
     let cg = cli
-        .run(&["resource", "create", "-g", "rg-apps", "-n", "cg1", "--resource-type", "Microsoft.ContainerInstance/containerGroups", "--assign-identity", "[system]", &uami_id])
+        .run(&[
+            "resource",
+            "create",
+            "-g",
+            "rg-apps",
+            "-n",
+            "cg1",
+            "--resource-type",
+            "Microsoft.ContainerInstance/containerGroups",
+            "--assign-identity",
+            "[system]",
+            &uami_id,
+        ])
         .ok()
         .json();
-    let cg_id = format!("/subscriptions/{sub}/resourceGroups/rg-apps/providers/Microsoft.ContainerInstance/containerGroups/cg1");
+    let cg_id = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-apps/providers/Microsoft.ContainerInstance/containerGroups/cg1"
+    );
     assert_eq!(cg["id"], cg_id.as_str());
     assert_eq!(cg["type"], "Microsoft.ContainerInstance/containerGroups");
     assert_eq!(cg["identity"]["type"], "SystemAssigned, UserAssigned");
@@ -139,13 +166,39 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
     assert!(cg.get("_wharf").is_none(), "internal data leaked: {cg}");
 
     // The other hosting types; unknown types are refused.
-    cli.run(&["resource", "create", "-g", "rg-apps", "-n", "ws1", "--resource-type", "Microsoft.MachineLearningServices/workspaces", "--assign-identity"]).ok();
-    let site = cli.run(&["resource", "create", "-g", "rg-apps", "-n", "site1", "--resource-type", "Microsoft.Web/sites"]).ok().json();
+    cli.run(&[
+        "resource",
+        "create",
+        "-g",
+        "rg-apps",
+        "-n",
+        "ws1",
+        "--resource-type",
+        "Microsoft.MachineLearningServices/workspaces",
+        "--assign-identity",
+    ])
+    .ok();
+    let site = cli
+        .run(&["resource", "create", "-g", "rg-apps", "-n", "site1", "--resource-type", "Microsoft.Web/sites"])
+        .ok()
+        .json();
     assert_eq!(site["identity"]["type"], "None");
-    let bad = cli.run(&["resource", "create", "-g", "rg-apps", "-n", "vm1", "--resource-type", "Microsoft.Compute/virtualMachines"]);
+    let bad = cli.run(&[
+        "resource",
+        "create",
+        "-g",
+        "rg-apps",
+        "-n",
+        "vm1",
+        "--resource-type",
+        "Microsoft.Compute/virtualMachines",
+    ]);
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains("NoRegisteredProviderFound"), "{}", bad.stderr);
-    let listed = cli.run(&["resource", "list", "-g", "rg-apps", "--resource-type", "Microsoft.ContainerInstance/containerGroups"]).ok().json();
+    let listed = cli
+        .run(&["resource", "list", "-g", "rg-apps", "--resource-type", "Microsoft.ContainerInstance/containerGroups"])
+        .ok()
+        .json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
 
     // The workload environment; the header is shown once and only its fingerprint is stored.
@@ -174,7 +227,11 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
     let system_token = tok["access_token"].as_str().unwrap().to_string();
 
     // client_id, principal_id and mi_res_id select the user-assigned identity.
-    for (k, v) in [("client_id", uami["clientId"].as_str().unwrap()), ("principal_id", uami["principalId"].as_str().unwrap()), ("mi_res_id", uami_id.as_str())] {
+    for (k, v) in [
+        ("client_id", uami["clientId"].as_str().unwrap()),
+        ("principal_id", uami["principalId"].as_str().unwrap()),
+        ("mi_res_id", uami_id.as_str()),
+    ] {
         let (st, tok) = msi(&s, &env, "https://management.azure.com/", &[(k, v)]).await;
         assert_eq!(st, StatusCode::OK, "{k}: {tok}");
         let c = jwt_claims(tok["access_token"].as_str().unwrap());
@@ -185,12 +242,19 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
         assert_eq!(tok["client_id"], uami["clientId"]);
     }
     // An identity not attached to this resource: 400.
-    let (st, v) = msi(&s, &env, "https://management.azure.com/", &[("client_id", other["clientId"].as_str().unwrap())]).await;
+    let (st, v) =
+        msi(&s, &env, "https://management.azure.com/", &[("client_id", other["clientId"].as_str().unwrap())]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     // Bad requests.
     let (st, _) = msi(&s, &env, "https://vault.azure.net", &[]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
-    let r = s.client().get(format!("{}/msi/token?resource=https://management.azure.com/&api-version=2017-09-01", s.base())).header("X-IDENTITY-HEADER", &header).send().await.unwrap();
+    let r = s
+        .client()
+        .get(format!("{}/msi/token?resource=https://management.azure.com/&api-version=2017-09-01", s.base()))
+        .header("X-IDENTITY-HEADER", &header)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // The managed identity's token is exchanged at a registry; the refresh token keeps the host.
@@ -207,20 +271,31 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
 
     // Another resource's header does not work for this one; a missing or unknown header is a
     // 401 whose reason is in the server log, not in the response.
-    let ws_id = format!("/subscriptions/{sub}/resourceGroups/rg-apps/providers/Microsoft.MachineLearningServices/workspaces/ws1");
+    let ws_id = format!(
+        "/subscriptions/{sub}/resourceGroups/rg-apps/providers/Microsoft.MachineLearningServices/workspaces/ws1"
+    );
     let ws_env = cli.run(&["resource", "workload-env", "--ids", &ws_id]).ok().json();
-    let (st, tok) = msi(&s, &ws_env, "https://management.azure.com/", &[("client_id", uami["clientId"].as_str().unwrap())]).await;
+    let (st, tok) =
+        msi(&s, &ws_env, "https://management.azure.com/", &[("client_id", uami["clientId"].as_str().unwrap())]).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "the workspace has no such identity: {tok}");
     let (st, tok) = msi(&s, &ws_env, "https://management.azure.com/", &[]).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(jwt_claims(tok["access_token"].as_str().unwrap())["wharf_host_type"], "Microsoft.MachineLearningServices/workspaces");
+    assert_eq!(
+        jwt_claims(tok["access_token"].as_str().unwrap())["wharf_host_type"],
+        "Microsoft.MachineLearningServices/workspaces"
+    );
     let forged = json!({"IDENTITY_ENDPOINT": env["IDENTITY_ENDPOINT"], "IDENTITY_HEADER": format!("{header}x")});
     let (st, v) = msi(&s, &forged, "https://management.azure.com/", &[]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let body = v.to_string();
     assert!(!body.contains("rotated") && !body.contains("belongs"), "the reason is not in the response: {body}");
     assert!(s.log_text().contains("belongs to no hosting resource"), "the reason is logged");
-    let r = s.client().get(format!("{}/msi/token?resource=https://management.azure.com/&api-version=2019-08-01", s.base())).send().await.unwrap();
+    let r = s
+        .client()
+        .get(format!("{}/msi/token?resource=https://management.azure.com/&api-version=2019-08-01", s.base()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     // workload-env again rotates the header: the previous one stops working.
@@ -232,7 +307,11 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
     // identity remove/assign: removing the system identity revokes its tokens.
     let ident = cli.run(&["resource", "identity", "remove", "--ids", &cg_id, "--identities", "[system]"]).ok().json();
     assert_eq!(ident["type"], "UserAssigned", "{ident}");
-    assert_eq!(exchange(&s, &login_server, &system_token).await.0, StatusCode::UNAUTHORIZED, "the removed system identity's token still works");
+    assert_eq!(
+        exchange(&s, &login_server, &system_token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the removed system identity's token still works"
+    );
     let (st, tok) = msi(&s, &env2, "https://management.azure.com/", &[]).await;
     assert_eq!(st, StatusCode::OK, "the only user-assigned identity is the default now: {tok}");
     assert_eq!(jwt_claims(tok["access_token"].as_str().unwrap())["oid"], uami["principalId"]);
@@ -240,7 +319,19 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
     assert_eq!(ident["type"], "SystemAssigned, UserAssigned");
     assert_ne!(ident["principalId"], system_oid.as_str(), "a re-enabled system identity is a new principal");
     let ident = cli
-        .run(&["resource", "identity", "remove", "-g", "rg-apps", "-n", "cg1", "--resource-type", "Microsoft.ContainerInstance/containerGroups", "--identities", &uami_id])
+        .run(&[
+            "resource",
+            "identity",
+            "remove",
+            "-g",
+            "rg-apps",
+            "-n",
+            "cg1",
+            "--resource-type",
+            "Microsoft.ContainerInstance/containerGroups",
+            "--identities",
+            &uami_id,
+        ])
         .ok()
         .json();
     assert_eq!(ident["type"], "SystemAssigned");
@@ -257,26 +348,55 @@ async fn hosting_resources_and_the_managed_identity_endpoint() {
     assert_eq!(exchange(&s, &login_server, &token).await.0, StatusCode::OK);
     cli.run(&["resource", "delete", "--ids", &cg_id]).ok();
     assert_eq!(cli.run(&["resource", "show", "--ids", &cg_id]).code, 3);
-    assert_eq!(exchange(&s, &login_server, &token).await.0, StatusCode::UNAUTHORIZED, "the deleted resource's identity still works");
+    assert_eq!(
+        exchange(&s, &login_server, &token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the deleted resource's identity still works"
+    );
     assert_eq!(msi(&s, &env2, "https://management.azure.com/", &[]).await.0, StatusCode::UNAUTHORIZED);
     // The user-assigned identity outlives it.
     cli.run(&["identity", "show", "--ids", &uami_id]).ok();
 
     // Deleting the resource group deletes its resources and their identities the same way.
-    let ws_tok = msi(&s, &ws_env, "https://containerregistry.azure.net", &[]).await.1["access_token"].as_str().unwrap().to_string();
+    let ws_tok = msi(&s, &ws_env, "https://containerregistry.azure.net", &[]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (st, v) = msi(&s, &env2, "https://containerregistry.azure.net", &[]).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "{v}");
     let uami_env = cli
-        .run(&["resource", "create", "-g", "rg-apps", "-n", "cg2", "--resource-type", "Microsoft.ContainerInstance/containerGroups", "--assign-identity", &uami_id])
+        .run(&[
+            "resource",
+            "create",
+            "-g",
+            "rg-apps",
+            "-n",
+            "cg2",
+            "--resource-type",
+            "Microsoft.ContainerInstance/containerGroups",
+            "--assign-identity",
+            &uami_id,
+        ])
         .ok()
         .json();
     let cg2_env = cli.run(&["resource", "workload-env", "--ids", uami_env["id"].as_str().unwrap()]).ok().json();
-    let uami_tok = msi(&s, &cg2_env, "https://containerregistry.azure.net", &[]).await.1["access_token"].as_str().unwrap().to_string();
+    let uami_tok = msi(&s, &cg2_env, "https://containerregistry.azure.net", &[]).await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(exchange(&s, &login_server, &ws_tok).await.0, StatusCode::OK);
     assert_eq!(exchange(&s, &login_server, &uami_tok).await.0, StatusCode::OK);
     cli.run(&["group", "delete", "-n", "rg-apps", "--yes"]).ok();
-    assert_eq!(exchange(&s, &login_server, &ws_tok).await.0, StatusCode::UNAUTHORIZED, "a system identity outlived its resource group");
-    assert_eq!(exchange(&s, &login_server, &uami_tok).await.0, StatusCode::UNAUTHORIZED, "a user-assigned identity outlived its resource group");
+    assert_eq!(
+        exchange(&s, &login_server, &ws_tok).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a system identity outlived its resource group"
+    );
+    assert_eq!(
+        exchange(&s, &login_server, &uami_tok).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a user-assigned identity outlived its resource group"
+    );
     assert_eq!(msi(&s, &ws_env, "https://management.azure.com/", &[]).await.0, StatusCode::UNAUTHORIZED);
 }
 

@@ -34,7 +34,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Cli, Reply, TestServer, send};
 use reqwest::header::{AUTHORIZATION, HOST, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use ring::signature::{ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
+};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
@@ -48,9 +50,31 @@ const REPO: &str = "hello";
 
 /// Words of the logged reasons that no refusal may contain (compared in lower case).
 const REASON_WORDS: &[&str] = &[
-    "signature", "expire", "kid", "algorithm", "alg", "es256", "hs256", "none", "jwk", "audience", "issuer", "revoked",
-    "cutoff", "bound", "login server", "malformed", "base64", "not valid before", "issued", "grant_type", "mode",
-    "secret", "password", "disabled", "unknown",
+    "signature",
+    "expire",
+    "kid",
+    "algorithm",
+    "alg",
+    "es256",
+    "hs256",
+    "none",
+    "jwk",
+    "audience",
+    "issuer",
+    "revoked",
+    "cutoff",
+    "bound",
+    "login server",
+    "malformed",
+    "base64",
+    "not valid before",
+    "issued",
+    "grant_type",
+    "mode",
+    "secret",
+    "password",
+    "disabled",
+    "unknown",
 ];
 
 // ---- doors ----
@@ -75,8 +99,15 @@ enum Door {
 }
 
 impl Door {
-    const ALL: [Door; 7] =
-        [Door::Management, Door::Graph, Door::DirectoryRefresh, Door::Exchange, Door::RefreshGrant, Door::RefreshAsBasic, Door::AccessBearer];
+    const ALL: [Door; 7] = [
+        Door::Management,
+        Door::Graph,
+        Door::DirectoryRefresh,
+        Door::Exchange,
+        Door::RefreshGrant,
+        Door::RefreshAsBasic,
+        Door::AccessBearer,
+    ];
 
     /// The log message of a refusal at this door (its `reason` field follows).
     fn log_message(self) -> &'static str {
@@ -138,7 +169,10 @@ async fn knock(s: &TestServer, door: Door, registry: &str, token: &str) -> Reply
     let base = s.base();
     let service = s.login_server(registry);
     let rb = match door {
-        Door::Management => bearer(c.get(format!("{base}/subscriptions/{}/resourcegroups?api-version=2022-12-01", s.subscription)), token),
+        Door::Management => bearer(
+            c.get(format!("{base}/subscriptions/{}/resourcegroups?api-version=2022-12-01", s.subscription)),
+            token,
+        ),
         Door::Graph => bearer(c.get(format!("{base}/v1.0/me")), token),
         Door::DirectoryRefresh => c.post(format!("{base}/{}/oauth2/v2.0/token", tenant(s))).form(&[
             ("grant_type", "refresh_token"),
@@ -146,9 +180,11 @@ async fn knock(s: &TestServer, door: Door, registry: &str, token: &str) -> Reply
             ("scope", MGMT_SCOPE),
             ("client_id", "wharf-tests"),
         ]),
-        Door::Exchange => {
-            c.post(format!("{base}/oauth2/exchange")).form(&[("grant_type", "access_token"), ("service", service.as_str()), ("access_token", token)])
-        }
+        Door::Exchange => c.post(format!("{base}/oauth2/exchange")).form(&[
+            ("grant_type", "access_token"),
+            ("service", service.as_str()),
+            ("access_token", token),
+        ]),
         Door::RefreshGrant => c.post(format!("{base}/oauth2/token")).form(&[
             ("grant_type", "refresh_token"),
             ("service", service.as_str()),
@@ -182,7 +218,8 @@ fn canonical(r: &Reply) -> String {
             _ => {}
         }
     }
-    let mut body: Value = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&r.body).into_owned()));
+    let mut body: Value = serde_json::from_slice(&r.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&r.body).into_owned()));
     strip(&mut body);
     format!("{} | {} | {body}", r.status.as_u16(), r.header("www-authenticate").unwrap_or("-"))
 }
@@ -225,7 +262,11 @@ impl<'a> Refusals<'a> {
         self.same_answer(&format!("{door:?} {service}"), &r, &what);
         let log = mark.since(s);
         let line = log.lines().find(|l| l.contains(door.log_message()) && l.contains(reason));
-        assert!(line.is_some(), "{what}: no log line with {:?} and {reason:?}; log since the request:\n{log}", door.log_message());
+        assert!(
+            line.is_some(),
+            "{what}: no log line with {:?} and {reason:?}; log since the request:\n{log}",
+            door.log_message()
+        );
         if token.len() > 16 {
             assert!(!log.contains(token), "{what}: the refused token is in the log:\n{log}");
         }
@@ -234,12 +275,16 @@ impl<'a> Refusals<'a> {
     /// Asserts the protocol shape of a refusal and that it names no reason.
     fn shape(shape: Shape, service: &str, r: &Reply, what: &str) {
         let body = r.text();
-        let v: Value = serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{what}: the refusal is not JSON ({e}): {body}"));
+        let v: Value =
+            serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{what}: the refusal is not JSON ({e}): {body}"));
         match shape {
             Shape::Arm | Shape::Graph => {
                 assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{what}: {body}");
                 let code = v["error"]["code"].as_str().unwrap_or_default();
-                assert!(matches!(code, "InvalidAuthenticationToken" | "AuthenticationFailed"), "{what}: error code {code}: {body}");
+                assert!(
+                    matches!(code, "InvalidAuthenticationToken" | "AuthenticationFailed"),
+                    "{what}: error code {code}: {body}"
+                );
                 assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
                 if matches!(shape, Shape::Graph) {
                     assert!(r.header("www-authenticate").is_some(), "{what}: Graph's 401 carries a challenge");
@@ -260,15 +305,20 @@ impl<'a> Refusals<'a> {
                 assert_eq!(v["errors"][0]["code"], "UNAUTHORIZED", "{what}: {body}");
                 assert!(v["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
                 if matches!(shape, Shape::AcrChallenge) {
-                    let challenge = r.header("www-authenticate").unwrap_or_else(|| panic!("{what}: no WWW-Authenticate: {body}"));
+                    let challenge =
+                        r.header("www-authenticate").unwrap_or_else(|| panic!("{what}: no WWW-Authenticate: {body}"));
                     // The realm is on the host the client addressed (the login server in host style).
                     let realm = format!("/oauth2/token\",service=\"{service}\"");
-                    assert!(challenge.starts_with("Bearer realm=\"http") && challenge.contains(&realm), "{what}: challenge {challenge}");
+                    assert!(
+                        challenge.starts_with("Bearer realm=\"http") && challenge.contains(&realm),
+                        "{what}: challenge {challenge}"
+                    );
                     assert!(challenge.contains("error=\"invalid_token\""), "{what}: challenge {challenge}");
                 }
             }
         }
-        let visible = format!("{} {}", String::from_utf8_lossy(&r.body), r.header("www-authenticate").unwrap_or("")).to_lowercase();
+        let visible = format!("{} {}", String::from_utf8_lossy(&r.body), r.header("www-authenticate").unwrap_or(""))
+            .to_lowercase();
         for w in REASON_WORDS {
             assert!(!visible.contains(w), "{what}: the refusal says {w:?}: {visible}");
         }
@@ -293,14 +343,24 @@ async fn entra_token(s: &TestServer, form: &[(&str, &str)]) -> (StatusCode, Valu
 
 async fn user_token(s: &TestServer, scope: &str) -> Value {
     let a = s.admin().expect("bootstrap admin").clone();
-    let form = [("grant_type", "password"), ("username", a.username.as_str()), ("password", a.password.as_str()), ("scope", scope), ("client_id", "wharf-tests")];
+    let form = [
+        ("grant_type", "password"),
+        ("username", a.username.as_str()),
+        ("password", a.password.as_str()),
+        ("scope", scope),
+        ("client_id", "wharf-tests"),
+    ];
     let (st, v) = entra_token(s, &form).await;
     assert_eq!(st, StatusCode::OK, "password grant for {scope}: {v}");
     v
 }
 
 async fn app_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> String {
-    let (st, v) = entra_token(s, &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)]).await;
+    let (st, v) = entra_token(
+        s,
+        &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)],
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "client credentials for {scope}: {v}");
     v["access_token"].as_str().unwrap().to_string()
 }
@@ -349,7 +409,10 @@ async fn admin_tokens(s: &TestServer, registry: &str) -> HashMap<Door, String> {
 async fn mgmt_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
     let sep = if path.contains('?') { '&' } else { '?' };
     let api = if path.contains("Microsoft.ContainerRegistry") { common::ARM_API } else { common::RESOURCES_API };
-    let r = send(s.client().request(method, format!("{}{path}{sep}api-version={api}", s.base())).bearer_auth(token).json(&body)).await;
+    let r = send(
+        s.client().request(method, format!("{}{path}{sep}api-version={api}", s.base())).bearer_auth(token).json(&body),
+    )
+    .await;
     (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
 }
 
@@ -357,7 +420,14 @@ async fn create_registry(s: &TestServer, token: &str, name: &str) {
     let rg = format!("rg-{name}");
     let (st, v) = mgmt_as(s, token, Method::PUT, &s.group_path(&rg), json!({"location": "westus"})).await;
     assert!(st.is_success(), "resource group {rg}: {st} {v}");
-    let (st, v) = mgmt_as(s, token, Method::PUT, &s.registry_path(&rg, name), json!({"location": "westus", "sku": {"name": "Premium"}})).await;
+    let (st, v) = mgmt_as(
+        s,
+        token,
+        Method::PUT,
+        &s.registry_path(&rg, name),
+        json!({"location": "westus", "sku": {"name": "Premium"}}),
+    )
+    .await;
     assert!(st.is_success(), "registry {name}: {st} {v}");
 }
 
@@ -391,7 +461,8 @@ impl OtherKey {
     fn new() -> OtherKey {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("generate a P-256 key");
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("load the key");
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("load the key");
         OtherKey { rng, key }
     }
 
@@ -426,8 +497,15 @@ fn hs256(header: &Value, payload: &Value, secret: &[u8]) -> String {
 fn forgeries(real: &str, jwks: &Value, other: &OtherKey) -> Vec<(String, String, &'static str)> {
     let (header, payload) = split(real);
     let kid = field(&header, "kid");
-    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid.as_str()).unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
-    let point = [vec![4u8], URL_SAFE_NO_PAD.decode(field(jwk, "x")).unwrap(), URL_SAFE_NO_PAD.decode(field(jwk, "y")).unwrap()].concat();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .unwrap_or_else(|| panic!("kid {kid} not in {jwks}"));
+    let point =
+        [vec![4u8], URL_SAFE_NO_PAD.decode(field(jwk, "x")).unwrap(), URL_SAFE_NO_PAD.decode(field(jwk, "y")).unwrap()]
+            .concat();
     let (own_jwk, own_kid) = other.jwk();
     let with = |h: Value| -> Value {
         let mut merged = header.clone();
@@ -438,14 +516,46 @@ fn forgeries(real: &str, jwks: &Value, other: &OtherKey) -> Vec<(String, String,
     longer["exp"] = json!(payload["exp"].as_i64().unwrap() + 86_400);
     let real_signature = real.rsplit('.').next().unwrap();
     vec![
-        ("re-signed with another key, the server's kid kept".into(), other.sign(&header, &payload), "signature does not verify"),
-        ("signed with another key under that key's own kid".into(), other.sign(&with(json!({"kid": own_kid})), &payload), "names no usable key"),
-        ("another key, carried in a jwk header".into(), other.sign(&with(json!({"jwk": own_jwk})), &payload), "header parameter \"jwk\" is not accepted"),
-        ("alg none, empty signature".into(), format!("{}.{}.", encode(&with(json!({"alg": "none"}))), encode(&payload)), "algorithm \"none\" is not accepted"),
-        ("alg none, bare header".into(), format!("{}.{}.", encode(&json!({"alg": "none"})), encode(&payload)), "algorithm \"none\" is not accepted"),
-        ("HS256 keyed with the JWKS entry".into(), hs256(&with(json!({"alg": "HS256"})), &payload, jwk.to_string().as_bytes()), "algorithm \"HS256\" is not accepted"),
-        ("HS256 keyed with the public point".into(), hs256(&with(json!({"alg": "HS256"})), &payload, &point), "algorithm \"HS256\" is not accepted"),
-        ("a longer exp under the original signature".into(), format!("{}.{}.{real_signature}", encode(&header), encode(&longer)), "signature does not verify"),
+        (
+            "re-signed with another key, the server's kid kept".into(),
+            other.sign(&header, &payload),
+            "signature does not verify",
+        ),
+        (
+            "signed with another key under that key's own kid".into(),
+            other.sign(&with(json!({"kid": own_kid})), &payload),
+            "names no usable key",
+        ),
+        (
+            "another key, carried in a jwk header".into(),
+            other.sign(&with(json!({"jwk": own_jwk})), &payload),
+            "header parameter \"jwk\" is not accepted",
+        ),
+        (
+            "alg none, empty signature".into(),
+            format!("{}.{}.", encode(&with(json!({"alg": "none"}))), encode(&payload)),
+            "algorithm \"none\" is not accepted",
+        ),
+        (
+            "alg none, bare header".into(),
+            format!("{}.{}.", encode(&json!({"alg": "none"})), encode(&payload)),
+            "algorithm \"none\" is not accepted",
+        ),
+        (
+            "HS256 keyed with the JWKS entry".into(),
+            hs256(&with(json!({"alg": "HS256"})), &payload, jwk.to_string().as_bytes()),
+            "algorithm \"HS256\" is not accepted",
+        ),
+        (
+            "HS256 keyed with the public point".into(),
+            hs256(&with(json!({"alg": "HS256"})), &payload, &point),
+            "algorithm \"HS256\" is not accepted",
+        ),
+        (
+            "a longer exp under the original signature".into(),
+            format!("{}.{}.{real_signature}", encode(&header), encode(&longer)),
+            "signature does not verify",
+        ),
     ]
 }
 
@@ -542,23 +652,67 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
 
     // Registry A's tokens at registry B's login server.
     let issued_for_a = format!("token issued for login server \"{login_a}\"");
-    refusals.refused(Door::RefreshGrant, "registryb", &a[&Door::RefreshGrant], &issued_for_a, "A's refresh token").await;
-    refusals.refused(Door::RefreshAsBasic, "registryb", &a[&Door::RefreshAsBasic], &issued_for_a, "A's refresh token").await;
+    refusals
+        .refused(Door::RefreshGrant, "registryb", &a[&Door::RefreshGrant], &issued_for_a, "A's refresh token")
+        .await;
+    refusals
+        .refused(Door::RefreshAsBasic, "registryb", &a[&Door::RefreshAsBasic], &issued_for_a, "A's refresh token")
+        .await;
     refusals.refused(Door::AccessBearer, "registryb", &a[&Door::AccessBearer], &issued_for_a, "A's access token").await;
 
     // The wrong kind of registry token, and tokens of the other issuer.
-    refusals.refused(Door::AccessBearer, "registrya", &a[&Door::RefreshGrant], "grant_type \"refresh_token\" where \"access_token\" is required", "a refresh token as access token").await;
-    refusals.refused(Door::RefreshGrant, "registrya", &a[&Door::AccessBearer], "grant_type \"access_token\" where \"refresh_token\" is required", "an access token as refresh token").await;
-    refusals.refused(Door::RefreshAsBasic, "registrya", &a[&Door::AccessBearer], "grant_type \"access_token\" where \"refresh_token\" is required", "an access token as refresh token").await;
-    refusals.refused(Door::AccessBearer, "registrya", &a[&Door::Exchange], "issuer", "a directory token as access token").await;
-    refusals.refused(Door::RefreshGrant, "registrya", &a[&Door::DirectoryRefresh], "issuer", "a directory refresh token").await;
+    refusals
+        .refused(
+            Door::AccessBearer,
+            "registrya",
+            &a[&Door::RefreshGrant],
+            "grant_type \"refresh_token\" where \"access_token\" is required",
+            "a refresh token as access token",
+        )
+        .await;
+    refusals
+        .refused(
+            Door::RefreshGrant,
+            "registrya",
+            &a[&Door::AccessBearer],
+            "grant_type \"access_token\" where \"refresh_token\" is required",
+            "an access token as refresh token",
+        )
+        .await;
+    refusals
+        .refused(
+            Door::RefreshAsBasic,
+            "registrya",
+            &a[&Door::AccessBearer],
+            "grant_type \"access_token\" where \"refresh_token\" is required",
+            "an access token as refresh token",
+        )
+        .await;
+    refusals
+        .refused(Door::AccessBearer, "registrya", &a[&Door::Exchange], "issuer", "a directory token as access token")
+        .await;
+    refusals
+        .refused(Door::RefreshGrant, "registrya", &a[&Door::DirectoryRefresh], "issuer", "a directory refresh token")
+        .await;
     refusals.refused(Door::Management, "registrya", &a[&Door::AccessBearer], "issuer", "a registry access token").await;
     refusals.refused(Door::Exchange, "registrya", &a[&Door::RefreshGrant], "issuer", "a registry refresh token").await;
-    refusals.refused(Door::DirectoryRefresh, "registrya", &a[&Door::RefreshGrant], "issuer", "a registry refresh token").await;
-    refusals.refused(Door::DirectoryRefresh, "registrya", &a[&Door::Management], "audience", "a directory access token").await;
+    refusals
+        .refused(Door::DirectoryRefresh, "registrya", &a[&Door::RefreshGrant], "issuer", "a registry refresh token")
+        .await;
+    refusals
+        .refused(Door::DirectoryRefresh, "registrya", &a[&Door::Management], "audience", "a directory access token")
+        .await;
 
     // Directory tokens for another audience.
-    refusals.refused(Door::Management, "registrya", &a[&Door::Exchange], "audience [\"https://containerregistry.azure.net\"] is not accepted", "a container registry token").await;
+    refusals
+        .refused(
+            Door::Management,
+            "registrya",
+            &a[&Door::Exchange],
+            "audience [\"https://containerregistry.azure.net\"] is not accepted",
+            "a container registry token",
+        )
+        .await;
     refusals.refused(Door::Management, "registrya", &a[&Door::Graph], "audience", "a Graph token").await;
     refusals.refused(Door::Graph, "registrya", &a[&Door::Management], "audience", "a management token").await;
     refusals.refused(Door::Exchange, "registrya", &a[&Door::Graph], "audience", "a Graph token").await;
@@ -581,9 +735,17 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let id_token = field(&v, "id_token");
     let (_, claims) = split(&id_token);
-    assert_eq!((claims["aud"].as_str(), claims["preferred_username"].as_str()), (Some(az_client), Some(admin.username.as_str())), "{claims}");
+    assert_eq!(
+        (claims["aud"].as_str(), claims["preferred_username"].as_str()),
+        (Some(az_client), Some(admin.username.as_str())),
+        "{claims}"
+    );
     let info = decode(&field(&v, "client_info"));
-    assert_eq!((info["uid"].as_str(), info["utid"].as_str()), (claims["oid"].as_str(), Some(admin.tenant.as_str())), "{info}");
+    assert_eq!(
+        (info["uid"].as_str(), info["utid"].as_str()),
+        (claims["oid"].as_str(), Some(admin.tenant.as_str())),
+        "{info}"
+    );
     for door in [Door::Management, Door::Graph, Door::Exchange, Door::DirectoryRefresh] {
         refusals.refused(door, "registrya", &id_token, "audience", "an ID token").await;
     }
@@ -594,13 +756,27 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
 
     // A management token is exchanged while the registry's azureADAuthenticationAsArmPolicy is
     // enabled (ACR's default) and refused once it is disabled.
-    expect_open("a management token at /oauth2/exchange (policy enabled)", &knock(&s, Door::Exchange, "registrya", &a[&Door::Management]).await);
+    expect_open(
+        "a management token at /oauth2/exchange (policy enabled)",
+        &knock(&s, Door::Exchange, "registrya", &a[&Door::Management]).await,
+    );
     let patch = json!({"properties": {"policies": {"azureADAuthenticationAsArmPolicy": {"status": "disabled"}}}});
     let (st, v) = s.mgmt(Method::PATCH, &s.registry_path("rg-registrya", "registrya"), Some(patch)).await;
     assert!(st.is_success(), "disabling authentication-as-arm: {st} {v}");
     assert_eq!(v["properties"]["policies"]["azureADAuthenticationAsArmPolicy"]["status"], "disabled", "{v}");
-    refusals.refused(Door::Exchange, "registrya", &a[&Door::Management], "audience [\"https://management.core.windows.net/\"] is not accepted", "a management token, policy disabled").await;
-    expect_open("a container registry token, policy disabled", &knock(&s, Door::Exchange, "registrya", &a[&Door::Exchange]).await);
+    refusals
+        .refused(
+            Door::Exchange,
+            "registrya",
+            &a[&Door::Management],
+            "audience [\"https://management.core.windows.net/\"] is not accepted",
+            "a management token, policy disabled",
+        )
+        .await;
+    expect_open(
+        "a container registry token, policy disabled",
+        &knock(&s, Door::Exchange, "registrya", &a[&Door::Exchange]).await,
+    );
 
     // A refresh token issued before a role-assignment mode switch, even one the server
     // remembers from a use just before the switch.
@@ -610,23 +786,41 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
     let (st, v) = s.mgmt(Method::PATCH, &s.registry_path("rg-registryb", "registryb"), Some(patch)).await;
     assert!(st.is_success(), "switching to ABAC mode: {st} {v}");
     for door in [Door::RefreshAsBasic, Door::RefreshGrant] {
-        refusals.refused(door, "registryb", &b_refresh, "token bound to mode LegacyRegistryPermissions", "issued before a mode switch").await;
+        refusals
+            .refused(
+                door,
+                "registryb",
+                &b_refresh,
+                "token bound to mode LegacyRegistryPermissions",
+                "issued before a mode switch",
+            )
+            .await;
     }
 
     // Path style: every registry shares the service (the host), so the binding decides.
     let host = s.host();
     let (user, password) = s.creds().unwrap();
-    let r = send(basic(s.client().get(format!("{}/oauth2/token?service={host}&scope=repository:registrya/{REPO}:pull", s.base())), &user, &password)).await;
+    let r = send(basic(
+        s.client().get(format!("{}/oauth2/token?service={host}&scope=repository:registrya/{REPO}:pull", s.base())),
+        &user,
+        &password,
+    ))
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let path_token = field(&r.json(), "access_token");
-    expect_open("path-style access token at its registry", &send(bearer(s.client().get(format!("{}/v2/registrya/{REPO}/tags/list", s.base())), &path_token)).await);
+    expect_open(
+        "path-style access token at its registry",
+        &send(bearer(s.client().get(format!("{}/v2/registrya/{REPO}/tags/list", s.base())), &path_token)).await,
+    );
     let mark = LogMark::now(&s);
     let r = send(bearer(s.client().get(format!("{}/v2/registryb/{REPO}/tags/list", s.base())), &path_token)).await;
     let what = "A's path-style access token at B";
     Refusals::shape(Shape::AcrChallenge, &host, &r, what);
     let log = mark.since(&s);
     assert!(
-        log.lines().any(|l| l.contains("registry access token rejected") && l.contains("token bound to registry") && l.contains("/registries/registrya")),
+        log.lines().any(|l| l.contains("registry access token rejected")
+            && l.contains("token bound to registry")
+            && l.contains("/registries/registrya")),
         "{what}: log since the request:\n{log}"
     );
 }
@@ -640,7 +834,20 @@ async fn wrong_secrets_are_refused_at_every_door() {
     let cli = Cli::login(&s);
     s.registry("creds").await;
     let sub = s.subscription.clone();
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "neg-secrets", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let sp = cli
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "neg-secrets",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
+        .ok()
+        .json();
     let (app_id, secret) = (field(&sp, "appId"), field(&sp, "password"));
     let admin = s.admin().unwrap().clone();
     let wrong = "Wr0ng-but-plausible-secret-value-123";
@@ -649,14 +856,48 @@ async fn wrong_secrets_are_refused_at_every_door() {
     // Entra's shapes at the directory token endpoint.
     let mut refusals = Refusals::new(&s);
     let mark = LogMark::now(&s);
-    let (st, v) = entra_token(&s, &[("grant_type", "client_credentials"), ("client_id", app_id.as_str()), ("client_secret", wrong), ("scope", MGMT_SCOPE)]).await;
-    assert_eq!((st, v["error"].as_str(), &v["error_codes"]), (StatusCode::UNAUTHORIZED, Some("invalid_client"), &json!([7000215])), "{v}");
+    let (st, v) = entra_token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", app_id.as_str()),
+            ("client_secret", wrong),
+            ("scope", MGMT_SCOPE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str(), &v["error_codes"]),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"), &json!([7000215])),
+        "{v}"
+    );
     assert_log(&s, &mark, &["client_credentials sign-in refused", "the client secret does not match"], wrong);
     let mark = LogMark::now(&s);
-    let (st, v) = entra_token(&s, &[("grant_type", "client_credentials"), ("client_id", unknown_app), ("client_secret", wrong), ("scope", MGMT_SCOPE)]).await;
-    assert_eq!((st, v["error"].as_str(), &v["error_codes"]), (StatusCode::BAD_REQUEST, Some("unauthorized_client"), &json!([700016])), "{v}");
-    assert_log(&s, &mark, &["client_credentials sign-in refused", "no service principal has this application id"], wrong);
-    for (user, reason) in [(admin.username.as_str(), "the password does not match"), ("nobody@contoso.test", "no user has this user principal name")] {
+    let (st, v) = entra_token(
+        &s,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", unknown_app),
+            ("client_secret", wrong),
+            ("scope", MGMT_SCOPE),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str(), &v["error_codes"]),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"), &json!([700016])),
+        "{v}"
+    );
+    assert_log(
+        &s,
+        &mark,
+        &["client_credentials sign-in refused", "no service principal has this application id"],
+        wrong,
+    );
+    for (user, reason) in [
+        (admin.username.as_str(), "the password does not match"),
+        ("nobody@contoso.test", "no user has this user principal name"),
+    ] {
         let mark = LogMark::now(&s);
         let r = send(s.client().post(format!("{}/{}/oauth2/v2.0/token", s.base(), admin.tenant)).form(&[
             ("grant_type", "password"),
@@ -668,7 +909,11 @@ async fn wrong_secrets_are_refused_at_every_door() {
         .await;
         let what = format!("password grant for {user}");
         let v = r.json();
-        assert_eq!((r.status, v["error"].as_str(), &v["error_codes"]), (StatusCode::BAD_REQUEST, Some("invalid_grant"), &json!([50126])), "{what}: {v}");
+        assert_eq!(
+            (r.status, v["error"].as_str(), &v["error_codes"]),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"), &json!([50126])),
+            "{what}: {v}"
+        );
         // A wrong password and an unknown user get the same answer: no user enumeration.
         refusals.same_answer("password grant", &r, &what);
         assert_log(&s, &mark, &["password sign-in refused", reason], wrong);
@@ -676,18 +921,35 @@ async fn wrong_secrets_are_refused_at_every_door() {
 
     // /oauth2/token and /v2/ with Basic: the right credentials work, every wrong one gets the
     // door's one answer.
-    let (st, v) = s.mgmt(Method::PATCH, &s.registry_path("rg-creds", "creds"), Some(json!({"properties": {"adminUserEnabled": true}}))).await;
+    let (st, v) = s
+        .mgmt(
+            Method::PATCH,
+            &s.registry_path("rg-creds", "creds"),
+            Some(json!({"properties": {"adminUserEnabled": true}})),
+        )
+        .await;
     assert!(st.is_success(), "{st} {v}");
-    let (st, creds) = s.mgmt(Method::POST, &format!("{}/listCredentials", s.registry_path("rg-creds", "creds")), None).await;
+    let (st, creds) =
+        s.mgmt(Method::POST, &format!("{}/listCredentials", s.registry_path("rg-creds", "creds")), None).await;
     assert_eq!(st, StatusCode::OK, "{creds}");
     let admin_user = field(&creds, "username");
     let admin_password = field(&creds["passwords"][0], "value");
     let service = s.login_server("creds");
     let at_token = |user: &str, password: &str| {
-        basic(s.client().get(format!("{}/oauth2/token?service={service}&scope=repository:{REPO}:pull", s.base())), user, password)
+        basic(
+            s.client().get(format!("{}/oauth2/token?service={service}&scope=repository:{REPO}:pull", s.base())),
+            user,
+            password,
+        )
     };
-    let at_v2 = |user: &str, password: &str| basic(s.client().get(format!("{}{}", s.base(), v2_path())).header(HOST, &service), user, password);
-    let good = [(app_id.as_str(), secret.as_str()), (admin.username.as_str(), admin.password.as_str()), (admin_user.as_str(), admin_password.as_str())];
+    let at_v2 = |user: &str, password: &str| {
+        basic(s.client().get(format!("{}{}", s.base(), v2_path())).header(HOST, &service), user, password)
+    };
+    let good = [
+        (app_id.as_str(), secret.as_str()),
+        (admin.username.as_str(), admin.password.as_str()),
+        (admin_user.as_str(), admin_password.as_str()),
+    ];
     for (user, password) in good {
         let r = send(at_token(user, password)).await;
         assert_eq!(r.status, StatusCode::OK, "{user} at /oauth2/token: {}", r.text());
@@ -695,13 +957,20 @@ async fn wrong_secrets_are_refused_at_every_door() {
     }
     let bad = [
         (app_id.as_str(), "Basic credentials of a service principal rejected", "the client secret does not match"),
-        (unknown_app, "Basic credentials of a service principal rejected", "no service principal has this application id"),
+        (
+            unknown_app,
+            "Basic credentials of a service principal rejected",
+            "no service principal has this application id",
+        ),
         (admin.username.as_str(), "password sign-in refused", "the password does not match"),
         ("nobody@contoso.test", "password sign-in refused", "no user has this user principal name"),
         (admin_user.as_str(), "admin user password rejected", ""),
     ];
     for (user, message, reason) in bad {
-        for (door, rb, shape) in [("/oauth2/token", at_token(user, wrong), Shape::AcrToken), ("/v2/", at_v2(user, wrong), Shape::AcrChallenge)] {
+        for (door, rb, shape) in [
+            ("/oauth2/token", at_token(user, wrong), Shape::AcrToken),
+            ("/v2/", at_v2(user, wrong), Shape::AcrChallenge),
+        ] {
             let mark = LogMark::now(&s);
             let r = send(rb).await;
             let what = format!("{user} with a wrong secret at {door}");
@@ -715,7 +984,10 @@ async fn wrong_secrets_are_refused_at_every_door() {
 /// Asserts that the log since `mark` has a line with every needle, and no `secret`.
 fn assert_log(s: &TestServer, mark: &LogMark, needles: &[&str], secret: &str) {
     let log = mark.since(s);
-    assert!(log.lines().any(|l| needles.iter().all(|n| l.contains(n))), "no log line with {needles:?}; log since the request:\n{log}");
+    assert!(
+        log.lines().any(|l| needles.iter().all(|n| l.contains(n))),
+        "no log line with {needles:?}; log since the request:\n{log}"
+    );
     assert!(!log.contains(secret), "the refused secret is in the log:\n{log}");
 }
 
@@ -729,7 +1001,20 @@ async fn credential_reset_revokes_tokens_at_the_management_api_and_the_data_plan
     let cli = Cli::login(&s);
     s.registry("resetreg").await;
     let sub = s.subscription.clone();
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", "neg-reset", "--role", "Owner", "--scopes", &format!("/subscriptions/{sub}")]).ok().json();
+    let sp = cli
+        .run(&[
+            "ad",
+            "sp",
+            "create-for-rbac",
+            "--name",
+            "neg-reset",
+            "--role",
+            "Owner",
+            "--scopes",
+            &format!("/subscriptions/{sub}"),
+        ])
+        .ok()
+        .json();
     let (app_id, secret) = (field(&sp, "appId"), field(&sp, "password"));
     let mgmt = app_token(&s, &app_id, &secret, MGMT_SCOPE).await;
     let refresh = exchange(&s, "resetreg", &app_token(&s, &app_id, &secret, ACR_SCOPE).await).await;
@@ -765,7 +1050,10 @@ async fn garbage_tokens_never_cause_a_server_error() {
         ("64 KiB in three segments", format!("{third}.{third}.{third}")),
         ("a header that is not an object", format!("{}.{}.{}", encode(&json!([1, 2])), random(40), random(64))),
         ("alg is a number", format!("{}.{}.{}", encode(&json!({"alg": 256, "kid": 7})), random(40), random(64))),
-        ("kid is not a string", format!("{}.{}.{}", encode(&json!({"alg": "ES256", "kid": ["x"]})), random(40), random(64))),
+        (
+            "kid is not a string",
+            format!("{}.{}.{}", encode(&json!({"alg": "ES256", "kid": ["x"]})), random(40), random(64)),
+        ),
         ("payload not JSON", format!("{real_header}.{}.{}", URL_SAFE_NO_PAD.encode("not json"), random(64))),
         ("a short signature", format!("{real_header}.{}.{}", encode(&json!({"exp": 1})), random(10))),
         ("non-ASCII text", "ünïcödé.tøkén.✓".into()),
@@ -791,7 +1079,9 @@ async fn garbage_tokens_never_cause_a_server_error() {
     for door in [Door::Management, Door::Graph, Door::AccessBearer] {
         let raw = HeaderValue::from_bytes(b"Bearer \xff\xfe\x80abc").unwrap();
         let url = match door {
-            Door::Management => format!("{}/subscriptions/{}/resourcegroups?api-version=2022-12-01", s.base(), s.subscription),
+            Door::Management => {
+                format!("{}/subscriptions/{}/resourcegroups?api-version=2022-12-01", s.base(), s.subscription)
+            }
             Door::Graph => format!("{}/v1.0/me", s.base()),
             _ => format!("{}{}", s.base(), v2_path()),
         };

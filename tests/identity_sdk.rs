@@ -17,14 +17,24 @@ use serde_json::{Value, json};
 fn require_sdk_python() -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
     let ok = py.is_file()
-        && Command::new(&py).args(["-c", "import azure.identity, azure.containerregistry"]).status().map(|s| s.success()).unwrap_or(false);
+        && Command::new(&py)
+            .args(["-c", "import azure.identity, azure.containerregistry"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
     if ok {
         return Some(py);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} with azure-identity and azure-containerregistry is required in CI (CI=true); run .ci/run", py.display());
+        panic!(
+            "{} with azure-identity and azure-containerregistry is required in CI (CI=true); run .ci/run",
+            py.display()
+        );
     }
-    eprintln!("SKIPPED: {} lacks azure-identity/azure-containerregistry (.venv/bin/pip install -r tests/requirements.txt)", py.display());
+    eprintln!(
+        "SKIPPED: {} lacks azure-identity/azure-containerregistry (.venv/bin/pip install -r tests/requirements.txt)",
+        py.display()
+    );
     None
 }
 
@@ -48,16 +58,24 @@ async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Opt
 async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let Some(py) = require_sdk_python() else { return };
     let s = TestServer::start_tls(DOMAIN).await;
-    let creds: Value = serde_json::from_str(&std::fs::read_to_string(s.data_dir.join("bootstrap-credentials.json")).unwrap()).unwrap();
-    let (tenant, sub) = (creds["tenant"].as_str().unwrap().to_string(), creds["subscription"].as_str().unwrap().to_string());
-    let (user, password) = (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.data_dir.join("bootstrap-credentials.json")).unwrap()).unwrap();
+    let (tenant, sub) =
+        (creds["tenant"].as_str().unwrap().to_string(), creds["subscription"].as_str().unwrap().to_string());
+    let (user, password) =
+        (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
     let token_for = |scope: &'static str| {
         let (s, tenant, user, password) = (&s, tenant.clone(), user.clone(), password.clone());
         async move {
             let r = s
                 .client()
                 .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-                .form(&[("grant_type", "password"), ("username", user.as_str()), ("password", password.as_str()), ("scope", scope)])
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", user.as_str()),
+                    ("password", password.as_str()),
+                    ("scope", scope),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -72,7 +90,14 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let rg = format!("/subscriptions/{sub}/resourceGroups/rg-sdk");
     call(&s, &arm, Method::PUT, &format!("{rg}{q}"), Some(json!({"location": "westus"}))).await;
     let registry_id = format!("{rg}/providers/Microsoft.ContainerRegistry/registries/sdkregistry");
-    let reg = call(&s, &arm, Method::PUT, &format!("{registry_id}{q}"), Some(json!({"location": "westus", "sku": {"name": "Premium"}}))).await;
+    let reg = call(
+        &s,
+        &arm,
+        Method::PUT,
+        &format!("{registry_id}{q}"),
+        Some(json!({"location": "westus", "sku": {"name": "Premium"}})),
+    )
+    .await;
     let login_server = reg["properties"]["loginServer"].as_str().unwrap().to_string();
     let img = common::TestImage::new("sdk", "amd64");
     for (_, blob) in img.blobs() {
@@ -109,7 +134,16 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
         async move {
             let name = uuid_like(&principal);
             let body = json!({"properties": {"roleDefinitionId": acr_pull, "principalId": principal, "principalType": "ServicePrincipal"}});
-            call(s, &arm, Method::PUT, &format!("{registry_id}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"), Some(body)).await;
+            call(
+                s,
+                &arm,
+                Method::PUT,
+                &format!(
+                    "{registry_id}/providers/Microsoft.Authorization/roleAssignments/{name}?api-version=2022-04-01"
+                ),
+                Some(body),
+            )
+            .await;
         }
     };
     assign(cg["identity"]["principalId"].as_str().unwrap().to_string()).await;
@@ -120,7 +154,14 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     // A service principal made through Graph, also AcrPull.
     let app = call(&s, &graph, Method::POST, "/v1.0/applications", Some(json!({"displayName": "sdk-sp"}))).await;
     let sp = call(&s, &graph, Method::POST, "/v1.0/servicePrincipals", Some(json!({"appId": app["appId"]}))).await;
-    let secret = call(&s, &graph, Method::POST, &format!("/v1.0/applications/{}/addPassword", app["id"].as_str().unwrap()), Some(json!({"passwordCredential": {}}))).await;
+    let secret = call(
+        &s,
+        &graph,
+        Method::POST,
+        &format!("/v1.0/applications/{}/addPassword", app["id"].as_str().unwrap()),
+        Some(json!({"passwordCredential": {}})),
+    )
+    .await;
     assign(sp["id"].as_str().unwrap().to_string()).await;
 
     let endpoint = format!("https://{login_server}");
@@ -137,11 +178,18 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
             .env_remove("MSI_ENDPOINT")
             .env_remove("AZURE_CLIENT_ID");
         if with_msi {
-            cmd.env("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"].as_str().unwrap()).env("IDENTITY_HEADER", env["IDENTITY_HEADER"].as_str().unwrap());
+            cmd.env("IDENTITY_ENDPOINT", env["IDENTITY_ENDPOINT"].as_str().unwrap())
+                .env("IDENTITY_HEADER", env["IDENTITY_HEADER"].as_str().unwrap());
         }
         let out = cmd.output().expect("run python");
-        assert!(out.status.success(), "python {args:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<Value>(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "python {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     };
 
     let system = run(vec!["mi".into()], true);
@@ -156,7 +204,16 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     assert_eq!(user_assigned["mi_kind"], "UserAssigned");
     assert_eq!(user_assigned["repositories"], json!(["hello"]));
 
-    let by_secret = run(vec!["sp".into(), tenant.clone(), app["appId"].as_str().unwrap().to_string(), secret["secretText"].as_str().unwrap().to_string(), s.base()], false);
+    let by_secret = run(
+        vec![
+            "sp".into(),
+            tenant.clone(),
+            app["appId"].as_str().unwrap().to_string(),
+            secret["secretText"].as_str().unwrap().to_string(),
+            s.base(),
+        ],
+        false,
+    );
     assert_eq!(by_secret["oid"], sp["id"], "{by_secret}");
     assert_eq!(by_secret["tags"], json!(["v1"]));
 }

@@ -34,7 +34,10 @@ async fn locks_restrict_pulls_pushes_deletes_and_listings() {
     assert_eq!(reg.get_manifest("app", "v1").await.status, StatusCode::OK);
 
     // listEnabled=false hides a tag from listings.
-    assert_eq!(patch("/acr/v1/lockreg/app/_tags/v2", json!({"listEnabled": false, "readEnabled": true})).await.status, StatusCode::OK);
+    assert_eq!(
+        patch("/acr/v1/lockreg/app/_tags/v2", json!({"listEnabled": false, "readEnabled": true})).await.status,
+        StatusCode::OK
+    );
     let tags = send(reg.v2(Method::GET, "app", "tags/list")).await.json();
     assert_eq!(tags["tags"], json!(["v1"]), "{tags}");
 
@@ -58,7 +61,12 @@ async fn deletes_do_not_get_round_a_lock() {
     assert_eq!(patch("/acr/v1/lockreg/app/_tags/v1", json!({"deleteEnabled": false})).await.status, StatusCode::OK);
     let by_digest = send(reg.v2(Method::DELETE, "app", &format!("manifests/{digest}"))).await;
     by_digest.expect_error(403, "DENIED");
-    assert!(by_digest.text().contains("tag 'v1' has deleteEnabled set to false") && by_digest.text().contains("--image app:v1 --delete-enabled true"), "{}", by_digest.text());
+    assert!(
+        by_digest.text().contains("tag 'v1' has deleteEnabled set to false")
+            && by_digest.text().contains("--image app:v1 --delete-enabled true"),
+        "{}",
+        by_digest.text()
+    );
     send(s.http(Method::DELETE, &format!("/acr/v1/lockreg/app/_manifests/{digest}"))).await.expect_error(403, "DENIED");
     // … and the repository: nothing is deleted, not even the unlocked v2.
     let whole = send(s.http(Method::DELETE, "/acr/v1/lockreg/app")).await;
@@ -69,13 +77,19 @@ async fn deletes_do_not_get_round_a_lock() {
 
     // A write-locked manifest blocks the repository's deletion too, naming the digest.
     assert_eq!(patch("/acr/v1/lockreg/app/_tags/v1", json!({"deleteEnabled": true})).await.status, StatusCode::OK);
-    assert_eq!(patch(&format!("/acr/v1/lockreg/app/_manifests/{digest}"), json!({"writeEnabled": false})).await.status, StatusCode::OK);
+    assert_eq!(
+        patch(&format!("/acr/v1/lockreg/app/_manifests/{digest}"), json!({"writeEnabled": false})).await.status,
+        StatusCode::OK
+    );
     let whole = send(s.http(Method::DELETE, "/acr/v1/lockreg/app")).await;
     whole.expect_error(403, "DENIED");
     assert!(whole.text().contains(&format!("--image app@{digest} --write-enabled true")), "{}", whole.text());
 
     // Unlocked, both deletes work.
-    assert_eq!(patch(&format!("/acr/v1/lockreg/app/_manifests/{digest}"), json!({"writeEnabled": true})).await.status, StatusCode::OK);
+    assert_eq!(
+        patch(&format!("/acr/v1/lockreg/app/_manifests/{digest}"), json!({"writeEnabled": true})).await.status,
+        StatusCode::OK
+    );
     assert_eq!(send(reg.v2(Method::DELETE, "app", &format!("manifests/{digest}"))).await.status, StatusCode::ACCEPTED);
     assert_eq!(send(s.http(Method::DELETE, "/acr/v1/lockreg/app")).await.status, StatusCode::ACCEPTED);
 }

@@ -20,12 +20,28 @@ fn client_from(ip: &str) -> reqwest::Client {
 
 /// Creates a hosting resource with a system-assigned identity; returns (resource id, principal id).
 fn host(cli: &Cli, rg: &str, name: &str, ty: &str) -> (String, String) {
-    let r = cli.run(&["resource", "create", "-g", rg, "-n", name, "--resource-type", ty, "--assign-identity", "[system]"]).ok().json();
+    let r = cli
+        .run(&["resource", "create", "-g", rg, "-n", name, "--resource-type", ty, "--assign-identity", "[system]"])
+        .ok()
+        .json();
     (r["id"].as_str().unwrap().to_string(), r["identity"]["principalId"].as_str().unwrap().to_string())
 }
 
 fn assign(cli: &Cli, oid: &str, role: &str, scope: &str) {
-    cli.run(&["role", "assignment", "create", "--assignee-object-id", oid, "--assignee-principal-type", "ServicePrincipal", "--role", role, "--scope", scope]).ok();
+    cli.run(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        role,
+        "--scope",
+        scope,
+    ])
+    .ok();
 }
 
 fn show(cli: &Cli, reg: &str, query: &str) -> String {
@@ -34,7 +50,12 @@ fn show(cli: &Cli, reg: &str, query: &str) -> String {
 
 /// The principal ids named by an impact preview, with their change.
 fn named(impact: &Value) -> Vec<(String, String)> {
-    impact["principals"].as_array().unwrap().iter().map(|p| (p["principalId"].as_str().unwrap().to_string(), p["change"].as_str().unwrap().to_string())).collect()
+    impact["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["principalId"].as_str().unwrap().to_string(), p["change"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -55,13 +76,19 @@ async fn impact_preview_of_network_changes() {
     cli.run(&["acr", "network-rule", "add", "-n", "impreg", "--ip-address", "127.0.0.2"]).ok();
     let closed = cli.run(&["acr", "update", "-n", "impreg", "--default-action", "Deny"]).ok();
     assert!(
-        closed.stderr.contains("callers without a network bypass lose data-plane access from every public address except 127.0.0.2/32"),
+        closed.stderr.contains(
+            "callers without a network bypass lose data-plane access from every public address except 127.0.0.2/32"
+        ),
         "{}",
         closed.stderr
     );
     assert!(!closed.stderr.contains(&cg_oid), "the container group keeps access through the bypass: {}", closed.stderr);
     assert_eq!(show(&cli, "impreg", "networkRuleSet.defaultAction"), "Deny");
-    assert_eq!(s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0, StatusCode::OK, "bypass before the change");
+    assert_eq!(
+        s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0,
+        StatusCode::OK,
+        "bypass before the change"
+    );
 
     // --what-if: trusted services off would cost the container group's identity its bypass;
     // the web app never had one and is not named. Nothing changes.
@@ -70,7 +97,8 @@ async fn impact_preview_of_network_changes() {
     let names = named(impact);
     assert!(names.contains(&(cg_oid.clone(), "mayLose".to_string())), "{impact}");
     assert!(!names.iter().any(|(p, _)| *p == site_oid), "App Service never had the bypass: {impact}");
-    let cg_line = impact["principals"].as_array().unwrap().iter().find(|p| p["principalId"] == cg_oid.as_str()).unwrap();
+    let cg_line =
+        impact["principals"].as_array().unwrap().iter().find(|p| p["principalId"] == cg_oid.as_str()).unwrap();
     assert_eq!(cg_line["hostingResource"]["id"], cg.as_str());
     assert_eq!(cg_line["trustedService"], "Azure Container Instances");
     assert_eq!(cg_line["roles"], json!(["AcrPull"]));
@@ -83,7 +111,8 @@ async fn impact_preview_of_network_changes() {
 
     // --what-if for public access off: the rule's addresses go; the web app (which relied on
     // them) may lose access, the container group keeps its bypass.
-    let what_if = cli.run(&["acr", "update", "-n", "impreg", "--public-network-enabled", "false", "--what-if"]).ok().json();
+    let what_if =
+        cli.run(&["acr", "update", "-n", "impreg", "--public-network-enabled", "false", "--what-if"]).ok().json();
     let impact = &what_if["networkRules"];
     assert_eq!(impact["addresses"]["lost"], json!({"kind": "only", "prefixes": ["127.0.0.2/32"]}), "{impact}");
     let names = named(impact);
@@ -92,9 +121,25 @@ async fn impact_preview_of_network_changes() {
     assert_eq!(show(&cli, "impreg", "publicNetworkAccess"), "Enabled", "--what-if changed the registry");
 
     // Several flags at once: both previews, still nothing applied.
-    let both = cli.run(&["acr", "update", "-n", "impreg", "--public-network-enabled", "false", "--role-assignment-mode", "rbac-abac", "--what-if"]).ok().json();
+    let both = cli
+        .run(&[
+            "acr",
+            "update",
+            "-n",
+            "impreg",
+            "--public-network-enabled",
+            "false",
+            "--role-assignment-mode",
+            "rbac-abac",
+            "--what-if",
+        ])
+        .ok()
+        .json();
     assert_eq!(both["to"], "AbacRepositoryPermissions", "{both}");
-    assert!(both["value"].as_array().unwrap().iter().any(|p| p["principalId"] == cg_oid.as_str()), "AcrPull is not honoured in ABAC mode: {both}");
+    assert!(
+        both["value"].as_array().unwrap().iter().any(|p| p["principalId"] == cg_oid.as_str()),
+        "AcrPull is not honoured in ABAC mode: {both}"
+    );
     assert_eq!(both["networkRules"]["proposed"]["publicNetworkAccess"], "Disabled");
     assert_eq!(show(&cli, "impreg", "publicNetworkAccess"), "Enabled");
     assert_eq!(show(&cli, "impreg", "roleAssignmentMode"), "LegacyRegistryPermissions");
@@ -110,13 +155,33 @@ async fn impact_preview_of_network_changes() {
 
     // Removing the only IP rule: its address loses access; printed by network-rule remove.
     let removed = cli.run(&["acr", "network-rule", "remove", "-n", "impreg", "--ip-address", "127.0.0.2"]).ok();
-    assert!(removed.stderr.contains("callers without a network bypass lose data-plane access from 127.0.0.2/32"), "{}", removed.stderr);
+    assert!(
+        removed.stderr.contains("callers without a network bypass lose data-plane access from 127.0.0.2/32"),
+        "{}",
+        removed.stderr
+    );
 
     // A preview validates like the PATCH and takes network properties only.
-    let bad = s.mgmt(reqwest::Method::POST, &format!("{rid}/networkRuleImpact"), Some(json!({"properties": {"adminUserEnabled": true}}))).await;
+    let bad = s
+        .mgmt(
+            reqwest::Method::POST,
+            &format!("{rid}/networkRuleImpact"),
+            Some(json!({"properties": {"adminUserEnabled": true}})),
+        )
+        .await;
     assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.1);
-    assert!(bad.1["error"]["message"].as_str().unwrap().contains("'properties.adminUserEnabled' is not a network property"), "{}", bad.1);
-    let bad = s.mgmt(reqwest::Method::POST, &format!("{rid}/networkRuleImpact"), Some(json!({"properties": {"publicNetworkAccess": "Sometimes"}}))).await;
+    assert!(
+        bad.1["error"]["message"].as_str().unwrap().contains("'properties.adminUserEnabled' is not a network property"),
+        "{}",
+        bad.1
+    );
+    let bad = s
+        .mgmt(
+            reqwest::Method::POST,
+            &format!("{rid}/networkRuleImpact"),
+            Some(json!({"properties": {"publicNetworkAccess": "Sometimes"}})),
+        )
+        .await;
     assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.1);
 }
 
@@ -134,7 +199,12 @@ async fn management_token(s: &TestServer, app: &str, secret: &str) -> String {
     let r: Value = s
         .client()
         .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[("grant_type", "client_credentials"), ("client_id", app), ("client_secret", secret), ("scope", "https://management.core.windows.net//.default")])
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", app),
+            ("client_secret", secret),
+            ("scope", "https://management.core.windows.net//.default"),
+        ])
         .send()
         .await
         .unwrap()
@@ -155,10 +225,24 @@ async fn who_may_preview() {
     assign(&cli, &puller_oid, "AcrPull", &rid);
     assign(&cli, &reader_oid, "Reader", &rid);
     // A member of a group holding AcrPull counts, through the group.
-    let group = cli.run(&["ad", "group", "create", "--display-name", "pullers", "--mail-nickname", "pullers"]).ok().json();
+    let group =
+        cli.run(&["ad", "group", "create", "--display-name", "pullers", "--mail-nickname", "pullers"]).ok().json();
     let (_, _, member_oid) = service_principal(&cli, "member");
     cli.run(&["ad", "group", "member", "add", "--group", "pullers", "--member-id", &member_oid]).ok();
-    cli.run(&["role", "assignment", "create", "--assignee-object-id", group["id"].as_str().unwrap(), "--assignee-principal-type", "Group", "--role", "AcrPull", "--scope", &rid]).ok();
+    cli.run(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        group["id"].as_str().unwrap(),
+        "--assignee-principal-type",
+        "Group",
+        "--role",
+        "AcrPull",
+        "--scope",
+        &rid,
+    ])
+    .ok();
     let body = json!({"properties": {"publicNetworkAccess": "Disabled"}});
     let url = format!("{}{rid}/networkRuleImpact?api-version=2025-04-01", s.base());
     let ask = |token: String| s.client().post(&url).bearer_auth(token).json(&body).send();
@@ -174,16 +258,25 @@ async fn who_may_preview() {
     let impact: Value = r.json().await.unwrap();
     assert!(named(&impact).contains(&(puller_oid.clone(), "loses".to_string())), "{impact}");
     assert_eq!(impact["addresses"]["lost"]["kind"], "everywhere", "{impact}");
-    let member = impact["principals"].as_array().unwrap().iter().find(|p| p["principalId"] == member_oid.as_str()).unwrap_or_else(|| panic!("group member not named: {impact}"));
+    let member = impact["principals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["principalId"] == member_oid.as_str())
+        .unwrap_or_else(|| panic!("group member not named: {impact}"));
     assert_eq!(member["throughGroups"], json!(["pullers"]));
     assert_eq!(member["change"], "loses");
-    assert!(!impact["principals"].as_array().unwrap().iter().any(|p| p["principalId"] == group["id"]), "a group makes no requests: {impact}");
+    assert!(
+        !impact["principals"].as_array().unwrap().iter().any(|p| p["principalId"] == group["id"]),
+        "a group makes no requests: {impact}"
+    );
     assert_eq!(show(&cli, "whoreg", "publicNetworkAccess"), "Enabled");
 }
 
 /// `acr check-access … --output json`.
 fn check(cli: &Cli, reg: &str, assignee: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["acr", "check-access", "-n", reg, "--assignee", assignee, "--repository", "app", "--action", "pull"];
+    let mut args =
+        vec!["acr", "check-access", "-n", reg, "--assignee", assignee, "--repository", "app", "--action", "pull"];
     args.extend(extra);
     cli.run(&args).ok().json()
 }
@@ -213,11 +306,18 @@ async fn check_access_explains_the_network_part() {
     assert_eq!(inside["environment"]["isPrivateLink"], false);
     // Outside: authorization allows, the network does not, so the answer is no.
     let outside = check(&cli, "careg", &sp_oid, &["--client-ip", "127.0.0.3"]);
-    assert_eq!((outside["allowed"].clone(), outside["authorizationAllowed"].clone()), (json!(false), json!(true)), "{outside}");
+    assert_eq!(
+        (outside["allowed"].clone(), outside["authorizationAllowed"].clone()),
+        (json!(false), json!(true)),
+        "{outside}"
+    );
     let d = &outside["network"]["decisions"][0];
     assert_eq!(d["reason"]["kind"], "denied");
     assert_eq!(d["bypass"]["applies"], false);
-    assert!(d["bypass"]["whyNot"].as_str().unwrap().contains("a service principal is never a trusted service"), "{outside}");
+    assert!(
+        d["bypass"]["whyNot"].as_str().unwrap().contains("a service principal is never a trusted service"),
+        "{outside}"
+    );
     assert!(outside["explanation"].as_str().unwrap().contains("Network: denied"), "{outside}");
     // Without an address: it depends on it.
     let any = check(&cli, "careg", &sp_oid, &[]);
@@ -240,12 +340,48 @@ async fn check_access_explains_the_network_part() {
     assert_eq!(d["hostingResource"]["id"], cg.as_str());
     let untrusted = check(&cli, "careg", &site_oid, &["--client-ip", "127.0.0.3"]);
     assert_eq!(untrusted["allowed"], false);
-    assert!(untrusted["network"]["decisions"][0]["bypass"]["whyNot"].as_str().unwrap().contains("App Service"), "{untrusted}");
+    assert!(
+        untrusted["network"]["decisions"][0]["bypass"]["whyNot"].as_str().unwrap().contains("App Service"),
+        "{untrusted}"
+    );
 
     // Public access off, a private endpoint: allowed through the endpoint only.
-    cli.run(&["network", "vnet", "create", "-g", "rg-careg", "-n", "v1", "--address-prefix", "127.41.0.0/16", "--subnet-name", "s1", "--subnet-prefix", "127.41.1.0/24"]).ok();
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg-careg",
+        "-n",
+        "v1",
+        "--address-prefix",
+        "127.41.0.0/16",
+        "--subnet-name",
+        "s1",
+        "--subnet-prefix",
+        "127.41.1.0/24",
+    ])
+    .ok();
     let pe = cli
-        .run(&["network", "private-endpoint", "create", "-g", "rg-careg", "-n", "pe1", "--vnet-name", "v1", "--subnet", "s1", "--private-connection-resource-id", &rid, "--group-id", "registry", "--connection-name", "c1"])
+        .run(&[
+            "network",
+            "private-endpoint",
+            "create",
+            "-g",
+            "rg-careg",
+            "-n",
+            "pe1",
+            "--vnet-name",
+            "v1",
+            "--subnet",
+            "s1",
+            "--private-connection-resource-id",
+            &rid,
+            "--group-id",
+            "registry",
+            "--connection-name",
+            "c1",
+        ])
         .ok()
         .json();
     let pe_id = pe["id"].as_str().unwrap().to_string();
@@ -253,13 +389,21 @@ async fn check_access_explains_the_network_part() {
     let via = check(&cli, "careg", &sp_oid, &["--via-private-endpoint", "pe1"]);
     assert_eq!(via["allowed"], true, "{via}");
     assert_eq!(via["network"]["evaluated"], "privateEndpoint");
-    assert_eq!(via["network"]["decisions"][0]["reason"], json!({"kind": "privateEndpoint", "endpointId": pe_id}), "{via}");
+    assert_eq!(
+        via["network"]["decisions"][0]["reason"],
+        json!({"kind": "privateEndpoint", "endpointId": pe_id}),
+        "{via}"
+    );
     assert_eq!(via["environment"]["isPrivateLink"], true);
     assert_eq!(via["environment"]["privateEndpoint"], pe_id.as_str());
     let public = check(&cli, "careg", &sp_oid, &["--client-ip", "127.0.0.2"]);
     assert_eq!(public["allowed"], false, "{public}");
-    assert!(public["network"]["explanation"].as_str().unwrap().contains("public network access is disabled"), "{public}");
-    let unknown = cli.run(&["acr", "check-access", "-n", "careg", "--assignee", &sp_oid, "--via-private-endpoint", "nope"]);
+    assert!(
+        public["network"]["explanation"].as_str().unwrap().contains("public network access is disabled"),
+        "{public}"
+    );
+    let unknown =
+        cli.run(&["acr", "check-access", "-n", "careg", "--assignee", &sp_oid, "--via-private-endpoint", "nope"]);
     assert_ne!(unknown.code, 0);
     assert!(unknown.stderr.contains("does not exist"), "{}", unknown.stderr);
 }
@@ -275,13 +419,59 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
     let (app, secret, oid) = service_principal(&cli, "pl-reader");
     let condition = "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})) OR (@Environment[isPrivateLink] BoolEquals true))";
     cli.run(&[
-        "role", "assignment", "create", "--assignee-object-id", &oid, "--assignee-principal-type", "ServicePrincipal", "--role",
-        "Container Registry Repository Reader", "--scope", &rid, "--condition", condition, "--condition-version", "2.0",
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Container Registry Repository Reader",
+        "--scope",
+        &rid,
+        "--condition",
+        condition,
+        "--condition-version",
+        "2.0",
     ])
     .ok();
-    cli.run(&["network", "vnet", "create", "-g", "rg-plreg", "-n", "v1", "--address-prefix", "127.42.0.0/16", "--subnet-name", "s1", "--subnet-prefix", "127.42.1.0/24"]).ok();
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg-plreg",
+        "-n",
+        "v1",
+        "--address-prefix",
+        "127.42.0.0/16",
+        "--subnet-name",
+        "s1",
+        "--subnet-prefix",
+        "127.42.1.0/24",
+    ])
+    .ok();
     let pe = cli
-        .run(&["network", "private-endpoint", "create", "-g", "rg-plreg", "-n", "pe1", "--vnet-name", "v1", "--subnet", "s1", "--private-connection-resource-id", &rid, "--group-id", "registry", "--connection-name", "c1"])
+        .run(&[
+            "network",
+            "private-endpoint",
+            "create",
+            "-g",
+            "rg-plreg",
+            "-n",
+            "pe1",
+            "--vnet-name",
+            "v1",
+            "--subnet",
+            "s1",
+            "--private-connection-resource-id",
+            &rid,
+            "--group-id",
+            "registry",
+            "--connection-name",
+            "c1",
+        ])
         .ok()
         .json();
     let pe_ip = pe["ipConfigurations"][0]["privateIPAddress"].as_str().unwrap().to_string();
@@ -290,7 +480,11 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
     let via = check(&cli, "plreg", &oid, &["--via-private-endpoint", "pe1"]);
     assert_eq!(via["allowed"], true, "{via}");
     let public = check(&cli, "plreg", &oid, &["--client-ip", "127.0.0.1"]);
-    assert_eq!((public["allowed"].clone(), public["authorizationAllowed"].clone()), (json!(false), json!(false)), "{public}");
+    assert_eq!(
+        (public["allowed"].clone(), public["authorizationAllowed"].clone()),
+        (json!(false), json!(false)),
+        "{public}"
+    );
     assert_eq!(public["network"]["allowed"], true, "the network allows; the condition does not");
 
     // The data plane agrees: a token from the private endpoint's listener grants the pull, one
@@ -318,8 +512,14 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
     let granted = |token: &str| {
         use base64::Engine;
         let claims = token.split('.').nth(1).unwrap();
-        let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-        claims["access"].as_array().unwrap().iter().flat_map(|a| a["actions"].as_array().unwrap().clone()).collect::<Vec<_>>()
+        let claims: Value =
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+        claims["access"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|a| a["actions"].as_array().unwrap().clone())
+            .collect::<Vec<_>>()
     };
     let private = pull_token(format!("http://{pe_ip}:{port}")).await;
     assert_eq!(granted(&private), vec![json!("pull")]);
@@ -370,7 +570,9 @@ async fn denials_and_bypasses_are_audited() {
     assert_eq!(c.get(&tags).basic_auth(&user, Some("wrong")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(c.get(&tags).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     let token = |password: &'static str| {
-        c.get(format!("{}/oauth2/token?service={}&scope=repository:audreg/app:pull", s.base(), s.host())).basic_auth(&user, Some(password)).send()
+        c.get(format!("{}/oauth2/token?service={}&scope=repository:audreg/app:pull", s.base(), s.host()))
+            .basic_auth(&user, Some(password))
+            .send()
     };
     // Wrong credentials from a blocked address: the firewall answers, as with ACR, so the
     // address learns nothing about the credentials.
@@ -378,14 +580,25 @@ async fn denials_and_bypasses_are_audited() {
 
     let log = s.log_text();
     let events: Vec<&str> = log.lines().filter(|l| l.contains("wharf::audit")).collect();
-    let bypass = events.iter().find(|l| l.contains("network bypass")).unwrap_or_else(|| panic!("no bypass event:\n{log}"));
-    for field in ["registry=\"audreg\"", "client=127.0.0.3", "listener=\"public\"", &format!("principal=\"{cg_oid}\""), &format!("hosting_resource=\"{cg}\""), "rule=\"bypass trustedServices (Azure Container Instances)\""] {
+    let bypass =
+        events.iter().find(|l| l.contains("network bypass")).unwrap_or_else(|| panic!("no bypass event:\n{log}"));
+    for field in [
+        "registry=\"audreg\"",
+        "client=127.0.0.3",
+        "listener=\"public\"",
+        &format!("principal=\"{cg_oid}\""),
+        &format!("hosting_resource=\"{cg}\""),
+        "rule=\"bypass trustedServices (Azure Container Instances)\"",
+    ] {
         assert!(bypass.contains(field), "bypass event lacks {field}: {bypass}");
     }
-    let denials: Vec<&&str> = events.iter().filter(|l| l.contains("network denial") && l.contains("client=127.0.0.4")).collect();
+    let denials: Vec<&&str> =
+        events.iter().filter(|l| l.contains("network denial") && l.contains("client=127.0.0.4")).collect();
     assert!(denials.len() >= 4, "every denial is audited:\n{}", events.join("\n"));
     for d in &denials {
-        for field in ["registry=\"audreg\"", "listener=\"public\"", "rule=\"denied noMatchingRule; bypass: ", "principal_type="] {
+        for field in
+            ["registry=\"audreg\"", "listener=\"public\"", "rule=\"denied noMatchingRule; bypass: ", "principal_type="]
+        {
             assert!(d.contains(field), "denial event lacks {field}: {d}");
         }
     }

@@ -31,11 +31,38 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
         ("site1", "Microsoft.Web/sites"),
         ("ws1", "Microsoft.MachineLearningServices/workspaces"),
     ] {
-        let r = cli.run(&["resource", "create", "-g", "rg-netreg", "-n", name, "--resource-type", ty, "--assign-identity", "[system]"]).ok().json();
+        let r = cli
+            .run(&[
+                "resource",
+                "create",
+                "-g",
+                "rg-netreg",
+                "-n",
+                name,
+                "--resource-type",
+                ty,
+                "--assign-identity",
+                "[system]",
+            ])
+            .ok()
+            .json();
         oids.push(r["identity"]["principalId"].as_str().unwrap().to_string());
     }
     for oid in &oids[..2] {
-        cli.run(&["role", "assignment", "create", "--assignee-object-id", oid, "--assignee-principal-type", "ServicePrincipal", "--role", "AcrPull", "--scope", &rid]).ok();
+        cli.run(&[
+            "role",
+            "assignment",
+            "create",
+            "--assignee-object-id",
+            oid,
+            "--assignee-principal-type",
+            "ServicePrincipal",
+            "--role",
+            "AcrPull",
+            "--scope",
+            &rid,
+        ])
+        .ok();
     }
     let id_of = |name: &str, ty: &str| format!("/subscriptions/{sub}/resourceGroups/rg-netreg/providers/{ty}/{name}");
     let cg = id_of("cg1", "Microsoft.ContainerInstance/containerGroups");
@@ -51,7 +78,8 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     cli.run(&["acr", "update", "-n", "netreg", "--default-action", "Deny"]).ok();
     let (user, pass) = s.creds().unwrap();
     let tags = |ip: &str, xff: Option<&str>| {
-        let mut rb = client_from(ip).get(format!("{}/v2/netreg/app/tags/list", s.base())).basic_auth(&user, Some(&pass));
+        let mut rb =
+            client_from(ip).get(format!("{}/v2/netreg/app/tags/list", s.base())).basic_auth(&user, Some(&pass));
         if let Some(x) = xff {
             rb = rb.header("x-forwarded-for", x);
         }
@@ -61,7 +89,12 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     let denied = tags("127.0.0.3", None).await.unwrap();
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     let body = denied.text().await.unwrap();
-    assert!(body.contains("\"code\":\"DENIED\"") && body.contains("127.0.0.3") && body.contains("https://aka.ms/acr/firewall"), "{body}");
+    assert!(
+        body.contains("\"code\":\"DENIED\"")
+            && body.contains("127.0.0.3")
+            && body.contains("https://aka.ms/acr/firewall"),
+        "{body}"
+    );
     // A forged X-Forwarded-For from an untrusted peer does not help.
     assert_eq!(tags("127.0.0.3", Some("127.0.0.2")).await.unwrap().status(), StatusCode::FORBIDDEN);
     // The token endpoint is behind the rules too.
@@ -92,11 +125,40 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     cli.run(&["acr", "update", "-n", "netreg", "--allow-trusted-services", "true"]).ok();
     let (st, _) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::OK);
-    cli.run(&["network", "vnet", "create", "-g", "rg-netreg", "-n", "v1", "--address-prefix", "127.30.0.0/16", "--subnet-name", "s1", "--subnet-prefix", "127.30.1.0/24"]).ok();
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg-netreg",
+        "-n",
+        "v1",
+        "--address-prefix",
+        "127.30.0.0/16",
+        "--subnet-name",
+        "s1",
+        "--subnet-prefix",
+        "127.30.1.0/24",
+    ])
+    .ok();
     let no_endpoint = cli.run(&["acr", "network-rule", "add", "-n", "netreg", "--vnet-name", "v1", "--subnet", "s1"]);
     assert_ne!(no_endpoint.code, 0, "a subnet without the service endpoint must be refused");
     assert!(no_endpoint.stderr.contains("SubnetMissingServiceEndpoint"), "{}", no_endpoint.stderr);
-    cli.run(&["network", "vnet", "subnet", "update", "-g", "rg-netreg", "--vnet-name", "v1", "-n", "s1", "--service-endpoints", "Microsoft.ContainerRegistry"]).ok();
+    cli.run(&[
+        "network",
+        "vnet",
+        "subnet",
+        "update",
+        "-g",
+        "rg-netreg",
+        "--vnet-name",
+        "v1",
+        "-n",
+        "s1",
+        "--service-endpoints",
+        "Microsoft.ContainerRegistry",
+    ])
+    .ok();
     cli.run(&["acr", "network-rule", "add", "-n", "netreg", "--vnet-name", "v1", "--subnet", "s1"]).ok();
     let (st, _) = s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "virtual-network rules switch the bypass off");
@@ -119,29 +181,94 @@ async fn public_access_disabled_and_a_private_endpoint() {
     let reg = s.registry("pereg").await;
     reg.push_image("app", "v1", "private").await;
     let rid = cli.run(&["acr", "show", "-n", "pereg", "--query", "id", "-o", "tsv"]).ok().stdout.trim().to_string();
-    cli.run(&["network", "vnet", "create", "-g", "rg-pereg", "-n", "v1", "--address-prefix", "127.40.0.0/16", "--subnet-name", "s1", "--subnet-prefix", "127.40.1.0/24"]).ok();
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg-pereg",
+        "-n",
+        "v1",
+        "--address-prefix",
+        "127.40.0.0/16",
+        "--subnet-name",
+        "s1",
+        "--subnet-prefix",
+        "127.40.1.0/24",
+    ])
+    .ok();
     let pe = cli
-        .run(&["network", "private-endpoint", "create", "-g", "rg-pereg", "-n", "pe1", "--vnet-name", "v1", "--subnet", "s1", "--private-connection-resource-id", &rid, "--group-id", "registry", "--connection-name", "c1"])
+        .run(&[
+            "network",
+            "private-endpoint",
+            "create",
+            "-g",
+            "rg-pereg",
+            "-n",
+            "pe1",
+            "--vnet-name",
+            "v1",
+            "--subnet",
+            "s1",
+            "--private-connection-resource-id",
+            &rid,
+            "--group-id",
+            "registry",
+            "--connection-name",
+            "c1",
+        ])
         .ok()
         .json();
     let ip = pe["ipConfigurations"][0]["privateIPAddress"].as_str().unwrap().to_string();
     assert_eq!(ip, "127.40.1.4");
-    let conns = cli.run(&["acr", "show", "-n", "pereg", "--query", "privateEndpointConnections[0].properties.privateLinkServiceConnectionState.status", "-o", "tsv"]).ok();
+    let conns = cli
+        .run(&[
+            "acr",
+            "show",
+            "-n",
+            "pereg",
+            "--query",
+            "privateEndpointConnections[0].properties.privateLinkServiceConnectionState.status",
+            "-o",
+            "tsv",
+        ])
+        .ok();
     assert_eq!(conns.stdout.trim(), "Approved");
     cli.run(&["acr", "update", "-n", "pereg", "--public-network-enabled", "false"]).ok();
     let (user, pass) = s.creds().unwrap();
     let port = s.base().rsplit(':').next().unwrap().to_string();
-    let public = s.client().get(format!("{}/v2/pereg/app/tags/list", s.base())).basic_auth(&user, Some(&pass)).send().await.unwrap();
+    let public = s
+        .client()
+        .get(format!("{}/v2/pereg/app/tags/list", s.base()))
+        .basic_auth(&user, Some(&pass))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(public.status(), StatusCode::FORBIDDEN);
-    let private = s.client().get(format!("http://{ip}:{port}/v2/pereg/app/tags/list")).basic_auth(&user, Some(&pass)).send().await.unwrap();
+    let private = s
+        .client()
+        .get(format!("http://{ip}:{port}/v2/pereg/app/tags/list"))
+        .basic_auth(&user, Some(&pass))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(private.status(), StatusCode::OK, "the private endpoint serves its registry");
     // It serves that registry only.
     let other = s.registry("otherreg").await;
     other.push_image("x", "v1", "other").await;
-    let wrong = s.client().get(format!("http://{ip}:{port}/v2/otherreg/x/tags/list")).basic_auth(&user, Some(&pass)).send().await.unwrap();
+    let wrong = s
+        .client()
+        .get(format!("http://{ip}:{port}/v2/otherreg/x/tags/list"))
+        .basic_auth(&user, Some(&pass))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     // Deleting the endpoint closes the listener.
     cli.run(&["network", "private-endpoint", "delete", "-g", "rg-pereg", "-n", "pe1"]).ok();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(s.client().request(Method::GET, format!("http://{ip}:{port}/v2/")).send().await.is_err(), "listener still open");
+    assert!(
+        s.client().request(Method::GET, format!("http://{ip}:{port}/v2/")).send().await.is_err(),
+        "listener still open"
+    );
 }

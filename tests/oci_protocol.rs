@@ -155,9 +155,7 @@ async fn chunked_upload_with_status_and_final_put() {
     let r = patch(&s, &loc, Some("0-14"), &data2[..15]).await;
     let loc = r.header("location").unwrap().to_string();
     let r = send(
-        s.http(Method::PUT, &format!("{loc}?digest={d2}"))
-            .header("content-range", "15-24")
-            .body(data2[15..].to_vec()),
+        s.http(Method::PUT, &format!("{loc}?digest={d2}")).header("content-range", "15-24").body(data2[15..].to_vec()),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -249,7 +247,9 @@ async fn cancel_and_foreign_sessions() {
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     send(s.http(Method::GET, &loc)).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
     patch(&s, &loc, Some("0-2"), b"abc").await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
-    send(s.http(Method::PUT, &format!("{loc}?digest={}", sha256(b"abc")))).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
+    send(s.http(Method::PUT, &format!("{loc}?digest={}", sha256(b"abc"))))
+        .await
+        .expect_error(404, "BLOB_UPLOAD_UNKNOWN");
     send(s.http(Method::DELETE, &loc)).await.expect_error(404, "BLOB_UPLOAD_UNKNOWN");
 }
 
@@ -278,7 +278,9 @@ async fn cross_repository_mount() {
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{q} must not have mounted");
     }
     // A malformed mount digest.
-    send(reg.v2(Method::POST, "dst2", "blobs/uploads/?mount=sha256:zz&from=mount/src")).await.expect_error(400, "DIGEST_INVALID");
+    send(reg.v2(Method::POST, "dst2", "blobs/uploads/?mount=sha256:zz&from=mount/src"))
+        .await
+        .expect_error(400, "DIGEST_INVALID");
 }
 
 #[tokio::test]
@@ -306,8 +308,10 @@ fn docker_manifest(config: &[u8], layer: &[u8]) -> Vec<u8> {
 fn docker_list(children: &[(&[u8], &str)]) -> Vec<u8> {
     let manifests: Vec<Value> = children
         .iter()
-        .map(|(b, arch)| json!({"mediaType": DOCKER_MANIFEST, "digest": sha256(b), "size": b.len(),
-                                 "platform": {"architecture": arch, "os": "linux"}}))
+        .map(|(b, arch)| {
+            json!({"mediaType": DOCKER_MANIFEST, "digest": sha256(b), "size": b.len(),
+                                 "platform": {"architecture": arch, "os": "linux"}})
+        })
         .collect();
     serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": manifests})).unwrap()
 }
@@ -397,7 +401,12 @@ async fn accept_negotiation() {
             None => rb,
         }
     };
-    for a in [None, Some(OCI_MANIFEST), Some("*/*"), Some("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json")] {
+    for a in [
+        None,
+        Some(OCI_MANIFEST),
+        Some("*/*"),
+        Some("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"),
+    ] {
         let r = send(get(a)).await;
         assert_eq!(r.status, StatusCode::OK, "Accept {a:?}");
         assert_eq!(&r.body[..], &bytes[..]);
@@ -468,7 +477,8 @@ async fn malformed_manifests() {
 async fn oversized_manifest_and_header() {
     let s = TestServer::start().await;
     let reg = s.registry("bigmani").await;
-    let mut big = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":""#.to_vec();
+    let mut big =
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":""#.to_vec();
     big.extend(std::iter::repeat_n(b'a', 4 * 1024 * 1024 + 10));
     big.extend_from_slice(br#""}}"#);
     let r = reg.put_manifest("app", "big", OCI_MANIFEST, &big).await;
@@ -549,7 +559,11 @@ async fn tags_list_and_catalog_paging() {
     // Host style: one registry, without the prefix.
     let r = send(s.http_host("paging2", Method::GET, "/v2/_catalog?n=2")).await;
     assert_eq!(r.json()["repositories"], json!(["a", "b/c"]));
-    assert!(r.header("link").is_some_and(|l| l.contains("last=b%2Fc") || l.contains("last=b/c")), "{:?}", r.header("link"));
+    assert!(
+        r.header("link").is_some_and(|l| l.contains("last=b%2Fc") || l.contains("last=b/c")),
+        "{:?}",
+        r.header("link")
+    );
 }
 
 /// An artifact manifest (empty config) that refers to `subject`.
@@ -628,7 +642,10 @@ async fn sha512_end_to_end() {
     let s = TestServer::start().await;
     let reg = s.registry("sha512").await;
     // Monolithic.
-    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+    let config = serde_json::to_vec(
+        &json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}),
+    )
+    .unwrap();
     let dc = sha512(&config);
     let r = send(reg.v2(Method::POST, "app", &format!("blobs/uploads/?digest={dc}")).body(config.clone())).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
@@ -692,11 +709,19 @@ async fn malformed_digests_are_digest_invalid() {
     let reg = s.registry("digests").await;
     reg.push_image("app", "v1", "digests").await;
     let hex64 = "a".repeat(64);
-    let bad = ["sha256:zz".to_string(), format!("md5:{}", "a".repeat(32)), format!("sha256:{}", hex64.to_uppercase()), format!("sha256:{}", &hex64[..63]), "sha256:".to_string()];
+    let bad = [
+        "sha256:zz".to_string(),
+        format!("md5:{}", "a".repeat(32)),
+        format!("sha256:{}", hex64.to_uppercase()),
+        format!("sha256:{}", &hex64[..63]),
+        "sha256:".to_string(),
+    ];
     for d in &bad {
         send(reg.v2(Method::GET, "app", &format!("blobs/{d}"))).await.expect_error(400, "DIGEST_INVALID");
         send(reg.v2(Method::DELETE, "app", &format!("blobs/{d}"))).await.expect_error(400, "DIGEST_INVALID");
-        send(reg.v2(Method::POST, "app", &format!("blobs/uploads/?digest={d}")).body("x")).await.expect_error(400, "DIGEST_INVALID");
+        send(reg.v2(Method::POST, "app", &format!("blobs/uploads/?digest={d}")).body("x"))
+            .await
+            .expect_error(400, "DIGEST_INVALID");
         let loc = start_session(&reg, "app").await;
         send(s.http(Method::PUT, &format!("{loc}?digest={d}")).body("x")).await.expect_error(400, "DIGEST_INVALID");
         send(reg.v2(Method::GET, "app", &format!("referrers/{d}"))).await.expect_error(400, "DIGEST_INVALID");
@@ -737,14 +762,19 @@ async fn name_grammar_and_path_traversal() {
         ] {
             let path = format!("/v2/{name}/{rest}");
             let body = if method == "PUT" { br#"{"schemaVersion":2}"#.to_vec() } else { Vec::new() };
-            let (status, head, body) = raw_http(&s, method, &path, &[("content-type", OCI_MANIFEST.to_string())], &body);
+            let (status, head, body) =
+                raw_http(&s, method, &path, &[("content-type", OCI_MANIFEST.to_string())], &body);
             assert!(status == 400 || status == 404, "{method} {path} → {status}\n{head}");
-            let v: Value = serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{method} {path}: body not JSON: {head}"));
+            let v: Value =
+                serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{method} {path}: body not JSON: {head}"));
             let code = v["errors"][0]["code"].as_str().unwrap_or_default();
             if status == 400 {
                 assert!(code == "NAME_INVALID" || code == "MANIFEST_INVALID", "{method} {path}: {v}");
             } else {
-                assert!(["NAME_UNKNOWN", "NAME_INVALID", "UNSUPPORTED", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"].contains(&code), "{method} {path}: {v}");
+                assert!(
+                    ["NAME_UNKNOWN", "NAME_INVALID", "UNSUPPORTED", "MANIFEST_UNKNOWN", "BLOB_UNKNOWN"].contains(&code),
+                    "{method} {path}: {v}"
+                );
             }
         }
     }
@@ -752,7 +782,8 @@ async fn name_grammar_and_path_traversal() {
     let r = send(s.http(Method::GET, "/v2/_catalog")).await;
     assert_eq!(r.json()["repositories"], json!(["names/app"]));
     // Traversal out of /v2 does not reach the management API or the filesystem.
-    for path in ["/v2/../subscriptions", "/v2/%2e%2e/subscriptions", "/v2/names/app/blobs/..%2f..%2f..%2fetc%2fpasswd"] {
+    for path in ["/v2/../subscriptions", "/v2/%2e%2e/subscriptions", "/v2/names/app/blobs/..%2f..%2f..%2fetc%2fpasswd"]
+    {
         let (status, head, _) = raw_http(&s, "GET", path, &[], b"");
         assert!(status == 400 || status == 404, "{path} → {head}");
     }
@@ -850,7 +881,10 @@ async fn acr_api_shapes_and_attributes() {
     let v = send(s.http(Method::GET, "/acr/v1/acrapi/app/_tags/v1")).await.json();
     assert_eq!(v["tag"]["changeableAttributes"]["deleteEnabled"], false);
     assert_eq!(v["tag"]["changeableAttributes"]["writeEnabled"], true);
-    let r = send(s.http(Method::PATCH, &format!("/acr/v1/acrapi/app/_manifests/{d}")).json(&json!({"writeEnabled": false}))).await;
+    let r = send(
+        s.http(Method::PATCH, &format!("/acr/v1/acrapi/app/_manifests/{d}")).json(&json!({"writeEnabled": false})),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["manifest"]["changeableAttributes"]["writeEnabled"], false);
     let r = send(s.http(Method::PATCH, "/acr/v1/acrapi/app").json(&json!({"listEnabled": false}))).await;
@@ -971,7 +1005,10 @@ async fn requests_without_valid_credentials_are_refused() {
     let (user, _) = s.creds().expect("the server bootstraps an administrator");
     for path in ["/v2/", "/v2/anonreg/app/tags/list", "/v2/anonreg/app/manifests/v1"] {
         // No credentials, and a wrong password.
-        for rb in [s.client().get(format!("{}{path}", s.base())), s.client().get(format!("{}{path}", s.base())).basic_auth(&user, Some("wrong"))] {
+        for rb in [
+            s.client().get(format!("{}{path}", s.base())),
+            s.client().get(format!("{}{path}", s.base())).basic_auth(&user, Some("wrong")),
+        ] {
             let r = send(rb).await;
             r.expect_error(401, "UNAUTHORIZED");
             assert!(r.header("www-authenticate").is_some(), "{path}: 401 without a challenge");

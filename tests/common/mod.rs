@@ -38,9 +38,8 @@ pub fn sha512(bytes: &[u8]) -> String {
 /// Whether an external client is installed. In CI (`CI=true`) a missing client fails the test;
 /// elsewhere the test is skipped with the reason printed.
 pub fn require_tool(tool: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+    let found =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     if found {
         return true;
     }
@@ -54,15 +53,18 @@ pub fn require_tool(tool: &str) -> bool {
 /// The Python venv with the PyPI clients (tests/requirements.txt), like `require_tool`.
 pub fn require_venv_python() -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = py.is_file()
-        && Command::new(&py).args(["-c", "import oras"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok =
+        py.is_file() && Command::new(&py).args(["-c", "import oras"]).status().map(|s| s.success()).unwrap_or(false);
     if ok {
         return Some(py);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{} with oras-py is required in CI (CI=true); run .ci/run", py.display());
     }
-    eprintln!("SKIPPED: {} with oras-py is missing (python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt)", py.display());
+    eprintln!(
+        "SKIPPED: {} with oras-py is missing (python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt)",
+        py.display()
+    );
     None
 }
 
@@ -146,7 +148,13 @@ impl TestServer {
 
     /// Starts `wharf serve` with extra `flags`; with `tls_domain`, over TLS with that registry
     /// domain.
-    async fn launch(data_dir: &Path, ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
+    async fn launch(
+        data_dir: &Path,
+        ip: &str,
+        port: Option<u16>,
+        tls_domain: Option<&str>,
+        flags: &[&str],
+    ) -> TestServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -313,9 +321,12 @@ impl TestServer {
     /// A client whose connections leave from `ip` (a distinct host on loopback), trusting the
     /// server's CA when it serves TLS.
     pub fn client_from(&self, ip: &str) -> reqwest::Client {
-        let mut b = reqwest::Client::builder().no_proxy().local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"));
+        let mut b =
+            reqwest::Client::builder().no_proxy().local_address(ip.parse::<std::net::IpAddr>().expect("an IP address"));
         if let Some(ca) = &self.tls_ca {
-            b = b.add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(ca).expect("the CA")).expect("a PEM CA"));
+            b = b.add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(ca).expect("the CA")).expect("a PEM CA"),
+            );
         }
         b.build().unwrap()
     }
@@ -325,7 +336,14 @@ impl TestServer {
     /// `/oauth2/exchange` for `service`, then `/oauth2/token` for `repository:{repo}:pull` and a
     /// GET of `{repo}:v1`'s manifest. Returns the exchange's status and, if it succeeded, the
     /// GET's. A network denial must carry ACR's message naming the client address.
-    pub async fn workload_pull(&self, cli: &Cli, resource_id: &str, ip: &str, service: &str, repo: &str) -> (StatusCode, Option<StatusCode>) {
+    pub async fn workload_pull(
+        &self,
+        cli: &Cli,
+        resource_id: &str,
+        ip: &str,
+        service: &str,
+        repo: &str,
+    ) -> (StatusCode, Option<StatusCode>) {
         let env = cli.run(&["resource", "workload-env", "--ids", resource_id]).ok().json();
         let aad: Value = self
             .client()
@@ -351,7 +369,10 @@ impl TestServer {
         if st != StatusCode::OK {
             let body = r.text().await.unwrap();
             if st == StatusCode::FORBIDDEN {
-                assert!(body.contains("DENIED") && body.contains(&format!("client with IP \\u0027{ip}\\u0027")), "{body}");
+                assert!(
+                    body.contains("DENIED") && body.contains(&format!("client with IP \\u0027{ip}\\u0027")),
+                    "{body}"
+                );
             }
             return (st, None);
         }
@@ -360,7 +381,12 @@ impl TestServer {
         let t: Value = c
             .post(format!("{}/oauth2/token", self.base()))
             .header("host", service)
-            .form(&[("grant_type", "refresh_token"), ("service", service), ("scope", scope.as_str()), ("refresh_token", refresh.as_str())])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("service", service),
+                ("scope", scope.as_str()),
+                ("refresh_token", refresh.as_str()),
+            ])
             .send()
             .await
             .unwrap()
@@ -566,15 +592,19 @@ impl Registry<'_> {
     }
 
     pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Reply {
-        send(self.v2(Method::PUT, repo, &format!("manifests/{reference}")).header("content-type", media_type).body(bytes.to_vec()))
-            .await
+        send(
+            self.v2(Method::PUT, repo, &format!("manifests/{reference}"))
+                .header("content-type", media_type)
+                .body(bytes.to_vec()),
+        )
+        .await
     }
 
     pub async fn get_manifest(&self, repo: &str, reference: &str) -> Reply {
-        send(self.v2(Method::GET, repo, &format!("manifests/{reference}")).header(
-            "accept",
-            format!("{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}"),
-        ))
+        send(
+            self.v2(Method::GET, repo, &format!("manifests/{reference}"))
+                .header("accept", format!("{OCI_MANIFEST}, {OCI_INDEX}, {DOCKER_MANIFEST}, {DOCKER_LIST}")),
+        )
         .await
     }
 
@@ -693,11 +723,21 @@ pub fn run(cmd: &mut Command) -> (bool, String, String) {
 
 /// A raw HTTP/1.1 exchange on a fresh connection, for paths that HTTP client libraries would
 /// normalise (`..`, `%2e%2e`) and for oversized heads. Returns (status, head, body).
-pub fn raw_http(server: &TestServer, method: &str, path: &str, extra_headers: &[(&str, String)], body: &[u8]) -> (u16, String, Vec<u8>) {
+pub fn raw_http(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(server.host()).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", server.host(), body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        server.host(),
+        body.len()
+    );
     if let Some((u, p)) = server.creds() {
         use base64::Engine as _;
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
@@ -727,8 +767,10 @@ pub fn raw_http(server: &TestServer, method: &str, path: &str, extra_headers: &[
 pub fn oci_index(children: &[(&[u8], &str)]) -> Vec<u8> {
     let manifests: Vec<Value> = children
         .iter()
-        .map(|(b, arch)| json!({"mediaType": OCI_MANIFEST, "digest": sha256(b), "size": b.len(),
-                                 "platform": {"architecture": arch, "os": "linux"}}))
+        .map(|(b, arch)| {
+            json!({"mediaType": OCI_MANIFEST, "digest": sha256(b), "size": b.len(),
+                                 "platform": {"architecture": arch, "os": "linux"}})
+        })
         .collect();
     serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests})).unwrap()
 }

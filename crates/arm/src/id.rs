@@ -144,7 +144,14 @@ mod tests {
         assert_eq!(id.name(), Some("myreg"));
         let lower = ResourceId::parse("/subscriptions/s1/resourcegroups/rg").unwrap();
         assert_eq!(lower.resource_group.as_deref(), Some("rg"));
-        for bad in ["", "/", "/subscriptions", "/subs/x", "/subscriptions/s/resourceGroups", "/subscriptions/s/resourceGroups/rg/providers/X"] {
+        for bad in [
+            "",
+            "/",
+            "/subscriptions",
+            "/subs/x",
+            "/subscriptions/s/resourceGroups",
+            "/subscriptions/s/resourceGroups/rg/providers/X",
+        ] {
             assert!(ResourceId::parse(bad).is_err(), "{bad}");
         }
     }

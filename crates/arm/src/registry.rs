@@ -148,7 +148,11 @@ impl RegistryProperties {
         for (k, v) in patch {
             if matches!(
                 k.as_str(),
-                "loginServer" | "creationDate" | "provisioningState" | "dataEndpointHostNames" | "privateEndpointConnections"
+                "loginServer"
+                    | "creationDate"
+                    | "provisioningState"
+                    | "dataEndpointHostNames"
+                    | "privateEndpointConnections"
             ) {
                 continue;
             }
@@ -157,7 +161,8 @@ impl RegistryProperties {
             }
             merge(&mut merged[k.as_str()], v);
         }
-        serde_json::from_value(merged).map_err(|e| ArmError::invalid_request(format!("Invalid registry properties: {e}")))
+        serde_json::from_value(merged)
+            .map_err(|e| ArmError::invalid_request(format!("Invalid registry properties: {e}")))
     }
 
     /// Checks enum values and the SKU rules ACR enforces.
@@ -198,7 +203,9 @@ impl RegistryProperties {
         let premium_only = |feature: &str| {
             ArmError::bad_request(
                 "FeatureNotSupportedForSku",
-                format!("{feature} is only supported for registries in the Premium SKU. Upgrade with 'wharf acr update --sku Premium'."),
+                format!(
+                    "{feature} is only supported for registries in the Premium SKU. Upgrade with 'wharf acr update --sku Premium'."
+                ),
             )
         };
         if sku != Sku::Premium {
@@ -245,7 +252,8 @@ mod tests {
         let p = props()
             .apply(&json!({"networkRuleSet": {"defaultAction": "Deny", "ipRules": [{"value": "127.0.0.2"}]}}))
             .unwrap();
-        let p = p.apply(&json!({"networkRuleSet": {"ipRules": [{"value": "10.0.0.0/8", "action": "Allow"}]},
+        let p = p
+            .apply(&json!({"networkRuleSet": {"ipRules": [{"value": "10.0.0.0/8", "action": "Allow"}]},
                                  "loginServer": "evil"}))
             .unwrap();
         assert_eq!(p.network_rule_set.default_action, "Deny");
@@ -262,7 +270,9 @@ mod tests {
         assert!(props().apply(&json!({"adminUserEnabled": "yes"})).is_err());
         let abac = props().apply(&json!({"roleAssignmentMode": "AbacRepositoryPermissions"})).unwrap();
         assert_eq!(abac.role_assignment_mode, RoleAssignmentMode::AbacRepositoryPermissions);
-        let bad_ip = props().apply(&json!({"networkRuleSet": {"defaultAction": "Deny", "ipRules": [{"value": "1.2.3"}]}})).unwrap();
+        let bad_ip = props()
+            .apply(&json!({"networkRuleSet": {"defaultAction": "Deny", "ipRules": [{"value": "1.2.3"}]}}))
+            .unwrap();
         assert!(bad_ip.validate(Sku::Premium).is_err());
     }
 }

@@ -40,24 +40,14 @@ const ASSIGNMENTS: usize = 10_000;
 /// (principal, registry, role) of assignment `i`: a fixed pseudo-random spread.
 fn layout(i: usize) -> (usize, usize, usize) {
     let h = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (
-        (h >> 16) as usize % PRINCIPALS,
-        (h >> 32) as usize % REGISTRIES,
-        (h >> 48) as usize % 4,
-    )
+    ((h >> 16) as usize % PRINCIPALS, (h >> 32) as usize % REGISTRIES, (h >> 48) as usize % 4)
 }
 
 fn build_index() -> AssignmentIndex {
     let roles = [
-        built_in_role_by_name("Container Registry Repository Reader")
-            .unwrap()
-            .id,
-        built_in_role_by_name("Container Registry Repository Writer")
-            .unwrap()
-            .id,
-        built_in_role_by_name("Container Registry Repository Contributor")
-            .unwrap()
-            .id,
+        built_in_role_by_name("Container Registry Repository Reader").unwrap().id,
+        built_in_role_by_name("Container Registry Repository Writer").unwrap().id,
+        built_in_role_by_name("Container Registry Repository Contributor").unwrap().id,
         built_in_role_by_name("AcrPull").unwrap().id,
     ];
     let condition = Condition::parse(TWO_PREFIXES).unwrap();
@@ -66,39 +56,24 @@ fn build_index() -> AssignmentIndex {
         let registry = Scope::registry(SUB, "rg", &format!("reg{registry}")).unwrap();
         let principal = PrincipalId::new(&format!("principal-{principal}")).unwrap();
         let id = format!("aaaaaaaa-0000-0000-0000-{i:012}");
-        let a = RoleAssignment::new(&id, registry, &roles[role], principal, PrincipalType::User)
-            .unwrap();
-        if i % 2 == 0 {
-            a.with_condition(condition.clone())
-        } else {
-            a
-        }
+        let a = RoleAssignment::new(&id, registry, &roles[role], principal, PrincipalType::User).unwrap();
+        if i % 2 == 0 { a.with_condition(condition.clone()) } else { a }
     });
     AssignmentIndex::with_built_in_roles([], assignments)
 }
 
 fn benches(c: &mut Criterion) {
-    c.bench_function("parse two-prefix condition", |b| {
-        b.iter(|| Condition::parse(black_box(TWO_PREFIXES)).unwrap())
-    });
+    c.bench_function("parse two-prefix condition", |b| b.iter(|| Condition::parse(black_box(TWO_PREFIXES)).unwrap()));
 
     let condition = Condition::parse(TWO_PREFIXES).unwrap();
-    let ctx =
-        RequestContext::new("Microsoft.ContainerRegistry/registries/repositories/content/read")
-            .with_repository("frontend/js/react");
-    c.bench_function("evaluate two-prefix condition", |b| {
-        b.iter(|| black_box(&condition).allows(black_box(&ctx)))
-    });
+    let ctx = RequestContext::new("Microsoft.ContainerRegistry/registries/repositories/content/read")
+        .with_repository("frontend/js/react");
+    c.bench_function("evaluate two-prefix condition", |b| b.iter(|| black_box(&condition).allows(black_box(&ctx))));
 
     let index = build_index();
     // A principal with ~10 assignments; ask about a registry where it holds a Repository role.
-    let (principal, registry, _) = (0..ASSIGNMENTS)
-        .map(layout)
-        .find(|&(_, _, role)| role < 3)
-        .unwrap();
-    let mine = (0..ASSIGNMENTS)
-        .filter(|&i| layout(i).0 == principal)
-        .count();
+    let (principal, registry, _) = (0..ASSIGNMENTS).map(layout).find(|&(_, _, role)| role < 3).unwrap();
+    let mine = (0..ASSIGNMENTS).filter(|&i| layout(i).0 == principal).count();
     println!("principal-{principal} holds {mine} of {ASSIGNMENTS} assignments");
     let principals = vec![
         PrincipalId::new(&format!("principal-{principal}")).unwrap(),
@@ -115,9 +90,7 @@ fn benches(c: &mut Criterion) {
         environment: &environment,
     };
     assert!(!index.authorize_data_plane(&request).granted.is_empty());
-    c.bench_function("token decision, 10k assignments", |b| {
-        b.iter(|| index.authorize_data_plane(black_box(&request)))
-    });
+    c.bench_function("token decision, 10k assignments", |b| b.iter(|| index.authorize_data_plane(black_box(&request))));
 
     let mut samples: Vec<u128> = (0..20_000)
         .map(|_| {

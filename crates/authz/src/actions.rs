@@ -58,16 +58,14 @@ pub fn validate_action_pattern(pattern: &str) -> Result<(), String> {
     if pattern == "*" {
         return Ok(());
     }
-    let (head, rest) = pattern.split_once('/').ok_or_else(|| {
-        format!("action '{pattern}' must look like 'Provider.Namespace/resource/operation'")
-    })?;
+    let (head, rest) = pattern
+        .split_once('/')
+        .ok_or_else(|| format!("action '{pattern}' must look like 'Provider.Namespace/resource/operation'"))?;
     if rest.is_empty() || pattern.contains("//") {
         return Err(format!("action '{pattern}' has an empty segment"));
     }
     if head != "*" && (!head.contains('.') || head.starts_with('.') || head.ends_with('.')) {
-        return Err(format!(
-            "action '{pattern}' does not start with a provider namespace"
-        ));
+        return Err(format!("action '{pattern}' does not start with a provider namespace"));
     }
     Ok(())
 }
@@ -109,10 +107,7 @@ impl Permission {
 }
 
 fn first_match<'a>(patterns: &'a [String], action: &str) -> Option<&'a str> {
-    patterns
-        .iter()
-        .find(|p| action_matches(p, action))
-        .map(String::as_str)
+    patterns.iter().find(|p| action_matches(p, action)).map(String::as_str)
 }
 
 fn permitted(allow: &[String], deny: &[String], action: &str) -> bool {
@@ -126,46 +121,14 @@ mod tests {
     #[test]
     fn wildcards_as_azure_uses_them() {
         let table: &[(&str, &str, bool)] = &[
-            (
-                "*",
-                "Microsoft.ContainerRegistry/registries/pull/read",
-                true,
-            ),
-            (
-                "*/read",
-                "Microsoft.ContainerRegistry/registries/pull/read",
-                true,
-            ),
-            (
-                "*/read",
-                "Microsoft.ContainerRegistry/registries/push/write",
-                false,
-            ),
-            (
-                "Microsoft.ContainerRegistry/*",
-                "Microsoft.ContainerRegistry/registries/push/write",
-                true,
-            ),
-            (
-                "Microsoft.ContainerRegistry/*",
-                "Microsoft.Storage/storageAccounts/read",
-                false,
-            ),
-            (
-                "Microsoft.Authorization/*/Write",
-                "Microsoft.Authorization/roleAssignments/write",
-                true,
-            ),
-            (
-                "Microsoft.Authorization/*/Write",
-                "Microsoft.Authorization/roleAssignments/delete",
-                false,
-            ),
-            (
-                "Microsoft.Authorization/*/Delete",
-                "microsoft.authorization/locks/DELETE",
-                true,
-            ),
+            ("*", "Microsoft.ContainerRegistry/registries/pull/read", true),
+            ("*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
+            ("*/read", "Microsoft.ContainerRegistry/registries/push/write", false),
+            ("Microsoft.ContainerRegistry/*", "Microsoft.ContainerRegistry/registries/push/write", true),
+            ("Microsoft.ContainerRegistry/*", "Microsoft.Storage/storageAccounts/read", false),
+            ("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/write", true),
+            ("Microsoft.Authorization/*/Write", "Microsoft.Authorization/roleAssignments/delete", false),
+            ("Microsoft.Authorization/*/Delete", "microsoft.authorization/locks/DELETE", true),
             (
                 "microsoft.containerregistry/registries/pull/read",
                 "Microsoft.ContainerRegistry/registries/pull/read",
@@ -176,26 +139,14 @@ mod tests {
                 "Microsoft.ContainerRegistry/registries/pull/readx",
                 false,
             ),
-            (
-                "Microsoft.ContainerRegistry/registries/pull/read",
-                "Microsoft.ContainerRegistry/registries/pull",
-                false,
-            ),
-            (
-                "Microsoft.*/registries/*/read",
-                "Microsoft.ContainerRegistry/registries/pull/read",
-                true,
-            ),
+            ("Microsoft.ContainerRegistry/registries/pull/read", "Microsoft.ContainerRegistry/registries/pull", false),
+            ("Microsoft.*/registries/*/read", "Microsoft.ContainerRegistry/registries/pull/read", true),
             ("**", "", true),
             ("a*b*c", "aXbYbZc", true),
             ("a*b*c", "aXbYbZ", false),
         ];
         for (pattern, action, expected) in table {
-            assert_eq!(
-                action_matches(pattern, action),
-                *expected,
-                "{pattern} vs {action}"
-            );
+            assert_eq!(action_matches(pattern, action), *expected, "{pattern} vs {action}");
         }
     }
 
@@ -203,10 +154,7 @@ mod tests {
     fn not_actions_subtract() {
         let contributor = Permission {
             actions: vec!["*".into()],
-            not_actions: vec![
-                "Microsoft.Authorization/*/Write".into(),
-                "Microsoft.Authorization/*/Delete".into(),
-            ],
+            not_actions: vec!["Microsoft.Authorization/*/Write".into(), "Microsoft.Authorization/*/Delete".into()],
             ..Permission::default()
         };
         assert!(contributor.allows_action("Microsoft.ContainerRegistry/registries/write"));
@@ -217,49 +165,27 @@ mod tests {
         );
         assert!(contributor.allows_action("Microsoft.Authorization/roleAssignments/read"));
         // actions never grant data actions
-        assert!(!contributor.allows_data_action(
-            "Microsoft.ContainerRegistry/registries/repositories/content/read"
-        ));
+        assert!(!contributor.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
     }
 
     #[test]
     fn data_actions_are_separate() {
         let p = Permission {
             data_actions: vec!["Microsoft.ContainerRegistry/registries/repositories/*".into()],
-            not_data_actions: vec![
-                "Microsoft.ContainerRegistry/registries/repositories/*/delete".into(),
-            ],
+            not_data_actions: vec!["Microsoft.ContainerRegistry/registries/repositories/*/delete".into()],
             ..Permission::default()
         };
-        assert!(p.allows_data_action(
-            "Microsoft.ContainerRegistry/registries/repositories/content/read"
-        ));
-        assert!(!p.allows_data_action(
-            "Microsoft.ContainerRegistry/registries/repositories/content/delete"
-        ));
-        assert!(
-            !p.allows_action("Microsoft.ContainerRegistry/registries/repositories/content/read")
-        );
+        assert!(p.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
+        assert!(!p.allows_data_action("Microsoft.ContainerRegistry/registries/repositories/content/delete"));
+        assert!(!p.allows_action("Microsoft.ContainerRegistry/registries/repositories/content/read"));
     }
 
     #[test]
     fn pattern_validation() {
-        for good in [
-            "*",
-            "*/read",
-            "Microsoft.Support/*",
-            "Microsoft.ContainerRegistry/registries/pull/read",
-        ] {
+        for good in ["*", "*/read", "Microsoft.Support/*", "Microsoft.ContainerRegistry/registries/pull/read"] {
             assert!(validate_action_pattern(good).is_ok(), "{good}");
         }
-        for bad in [
-            "",
-            "read",
-            "Microsoft/x",
-            "Microsoft.X/",
-            "Microsoft.X//y",
-            "Microsoft.X/a b",
-        ] {
+        for bad in ["", "read", "Microsoft/x", "Microsoft.X/", "Microsoft.X//y", "Microsoft.X/a b"] {
             assert!(validate_action_pattern(bad).is_err(), "{bad}");
         }
     }

@@ -37,13 +37,8 @@ pub struct PrincipalId(String);
 impl PrincipalId {
     pub fn new(id: &str) -> Result<PrincipalId, AssignmentError> {
         let trimmed = id.trim();
-        if trimmed.is_empty()
-            || trimmed.len() != id.len()
-            || id.chars().any(|c| c.is_whitespace() || c.is_control())
-        {
-            return Err(AssignmentError::Invalid(format!(
-                "'{id}' is not a valid principal id"
-            )));
+        if trimmed.is_empty() || trimmed.len() != id.len() || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(AssignmentError::Invalid(format!("'{id}' is not a valid principal id")));
         }
         Ok(PrincipalId(id.to_lowercase()))
     }
@@ -109,11 +104,9 @@ impl RoleAssignment {
         principal_id: PrincipalId,
         principal_type: PrincipalType,
     ) -> Result<RoleAssignment, AssignmentError> {
-        let id =
-            role_guid_from_id(id).ok_or_else(|| AssignmentError::InvalidGuid(id.to_string()))?;
-        let role_guid = role_guid_from_id(role_definition_id).ok_or_else(|| {
-            AssignmentError::RoleDefinitionNotFound(role_definition_id.to_string())
-        })?;
+        let id = role_guid_from_id(id).ok_or_else(|| AssignmentError::InvalidGuid(id.to_string()))?;
+        let role_guid = role_guid_from_id(role_definition_id)
+            .ok_or_else(|| AssignmentError::RoleDefinitionNotFound(role_definition_id.to_string()))?;
         let role_definition_id = if role_definition_id.contains('/') {
             role_definition_id.to_string()
         } else {
@@ -154,18 +147,12 @@ impl RoleAssignment {
 
     /// The ARM id: `{scope}/providers/Microsoft.Authorization/roleAssignments/{guid}`.
     pub fn arm_id(&self) -> String {
-        let scope = if self.scope.as_str() == "/" {
-            ""
-        } else {
-            self.scope.as_str()
-        };
+        let scope = if self.scope.as_str() == "/" { "" } else { self.scope.as_str() };
         format!("{scope}/providers/{ROLE_ASSIGNMENT_TYPE}/{}", self.id)
     }
 
     fn same_tuple(&self, other: &RoleAssignment) -> bool {
-        self.principal_id == other.principal_id
-            && self.role_guid() == other.role_guid()
-            && self.scope == other.scope
+        self.principal_id == other.principal_id && self.role_guid() == other.role_guid() && self.scope == other.scope
     }
 }
 
@@ -183,31 +170,20 @@ pub fn condition_from_request(
         (Some(text), version) => {
             let version = version.unwrap_or(CONDITION_VERSION);
             if version != CONDITION_VERSION {
-                return Err(AssignmentError::InvalidConditionVersion(
-                    version.to_string(),
-                ));
+                return Err(AssignmentError::InvalidConditionVersion(version.to_string()));
             }
-            let parsed = Condition::parse(text)
-                .map_err(|e| AssignmentError::InvalidCondition(Box::new(e)))?;
+            let parsed = Condition::parse(text).map_err(|e| AssignmentError::InvalidCondition(Box::new(e)))?;
             Ok((Some(parsed), Some(CONDITION_VERSION.to_string())))
         }
     }
 }
 
 /// Rules that concern one assignment and its role.
-pub fn validate_assignment(
-    assignment: &RoleAssignment,
-    role: &RoleDefinition,
-) -> Result<(), AssignmentError> {
+pub fn validate_assignment(assignment: &RoleAssignment, role: &RoleDefinition) -> Result<(), AssignmentError> {
     if role.guid() != assignment.role_guid() {
-        return Err(AssignmentError::RoleDefinitionNotFound(
-            assignment.role_definition_id.clone(),
-        ));
+        return Err(AssignmentError::RoleDefinitionNotFound(assignment.role_definition_id.clone()));
     }
-    match (
-        &assignment.condition,
-        assignment.condition_version.as_deref(),
-    ) {
+    match (&assignment.condition, assignment.condition_version.as_deref()) {
         (None, Some(_)) => return Err(AssignmentError::ConditionVersionWithoutCondition),
         (Some(_), Some(v)) if v != CONDITION_VERSION => {
             return Err(AssignmentError::InvalidConditionVersion(v.to_string()));
@@ -215,17 +191,12 @@ pub fn validate_assignment(
         _ => {}
     }
     if assignment.condition.is_some() && !role.profile().conditions.accepts_conditions() {
-        return Err(AssignmentError::ConditionNotSupported {
-            role_name: role.role_name().to_string(),
-        });
+        return Err(AssignmentError::ConditionNotSupported { role_name: role.role_name().to_string() });
     }
     if let Some(description) = &assignment.description {
         let length = description.chars().count();
         if length > MAX_ASSIGNMENT_DESCRIPTION_CHARS {
-            return Err(AssignmentError::DescriptionTooLong {
-                length,
-                limit: MAX_ASSIGNMENT_DESCRIPTION_CHARS,
-            });
+            return Err(AssignmentError::DescriptionTooLong { length, limit: MAX_ASSIGNMENT_DESCRIPTION_CHARS });
         }
     }
     let assignable = role
@@ -252,9 +223,7 @@ pub struct AssignmentLimits {
 
 impl Default for AssignmentLimits {
     fn default() -> Self {
-        AssignmentLimits {
-            max_per_subscription: DEFAULT_MAX_ASSIGNMENTS_PER_SUBSCRIPTION,
-        }
+        AssignmentLimits { max_per_subscription: DEFAULT_MAX_ASSIGNMENTS_PER_SUBSCRIPTION }
     }
 }
 
@@ -269,24 +238,15 @@ pub fn check_new_assignment(
     if let Some(previous) = existing.iter().find(|e| e.id == new.id)
         && !previous.same_tuple(new)
     {
-        return Err(AssignmentError::UpdateNotPermitted {
-            existing_id: previous.id.clone(),
-        });
+        return Err(AssignmentError::UpdateNotPermitted { existing_id: previous.id.clone() });
     }
-    for other in existing
-        .iter()
-        .filter(|e| e.id != new.id && e.same_tuple(new))
-    {
+    for other in existing.iter().filter(|e| e.id != new.id && e.same_tuple(new)) {
         match (&other.condition, &new.condition) {
             (None, None) => {
-                return Err(AssignmentError::AlreadyExists {
-                    existing_id: other.id.clone(),
-                });
+                return Err(AssignmentError::AlreadyExists { existing_id: other.id.clone() });
             }
             (Some(a), Some(b)) if a.expr() == b.expr() => {
-                return Err(AssignmentError::AlreadyExists {
-                    existing_id: other.id.clone(),
-                });
+                return Err(AssignmentError::AlreadyExists { existing_id: other.id.clone() });
             }
             (Some(_), None) | (None, Some(_)) => {
                 return Err(AssignmentError::ConditionConflict {
@@ -301,17 +261,10 @@ pub fn check_new_assignment(
         let count = existing
             .iter()
             .filter(|e| e.id != new.id)
-            .filter(|e| {
-                e.scope
-                    .subscription_id()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(subscription))
-            })
+            .filter(|e| e.scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(subscription)))
             .count();
         if count >= limits.max_per_subscription {
-            return Err(AssignmentError::LimitExceeded {
-                count,
-                limit: limits.max_per_subscription,
-            });
+            return Err(AssignmentError::LimitExceeded { count, limit: limits.max_per_subscription });
         }
     }
     Ok(())
@@ -405,27 +358,18 @@ mod tests {
 
     const SUB: &str = "00000000-0000-0000-0000-00000000000a";
     const P1: &str = "11111111-1111-1111-1111-111111111111";
-    const REPO_COND: &str = "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase 'hello-world'";
+    const REPO_COND: &str =
+        "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringEqualsIgnoreCase 'hello-world'";
 
     fn registry() -> Scope {
         Scope::registry(SUB, "rg", "reg").unwrap()
     }
 
-    fn assignment(
-        id_suffix: u32,
-        role: &str,
-        condition: Option<&str>,
-    ) -> (RoleAssignment, RoleDefinition) {
+    fn assignment(id_suffix: u32, role: &str, condition: Option<&str>) -> (RoleAssignment, RoleDefinition) {
         let role = built_in_role_by_name(role).unwrap();
         let id = format!("aaaaaaaa-0000-0000-0000-{id_suffix:012}");
-        let mut a = RoleAssignment::new(
-            &id,
-            registry(),
-            &role.id,
-            PrincipalId::new(P1).unwrap(),
-            PrincipalType::User,
-        )
-        .unwrap();
+        let mut a =
+            RoleAssignment::new(&id, registry(), &role.id, PrincipalId::new(P1).unwrap(), PrincipalType::User).unwrap();
         if let Some(c) = condition {
             a = a.with_condition(Condition::parse(c).unwrap());
         }
@@ -442,23 +386,14 @@ mod tests {
             condition_from_request(Some(REPO_COND), Some("1.0")),
             Err(AssignmentError::InvalidConditionVersion(v)) if v == "1.0"
         ));
-        assert_eq!(
-            condition_from_request(None, Some("2.0"))
-                .unwrap_err()
-                .code(),
-            "InvalidConditionVersion"
-        );
+        assert_eq!(condition_from_request(None, Some("2.0")).unwrap_err().code(), "InvalidConditionVersion");
         let err = condition_from_request(Some("a AND"), None).unwrap_err();
         assert_eq!(err.code(), "InvalidCondition");
     }
 
     #[test]
     fn catalog_lister_rejects_conditions() {
-        let (a, role) = assignment(
-            1,
-            "Container Registry Repository Catalog Lister",
-            Some(REPO_COND),
-        );
+        let (a, role) = assignment(1, "Container Registry Repository Catalog Lister", Some(REPO_COND));
         let err = validate_assignment(&a, &role).unwrap_err();
         assert_eq!(err.code(), "ConditionNotSupported");
         let (a, role) = assignment(1, "Container Registry Repository Catalog Lister", None);
@@ -473,71 +408,27 @@ mod tests {
     fn with_and_without_condition_conflict() {
         let (with, role) = assignment(1, "Container Registry Repository Reader", Some(REPO_COND));
         let (without, _) = assignment(2, "Container Registry Repository Reader", None);
-        let err = check_new_assignment(
-            &without,
-            &role,
-            std::slice::from_ref(&with),
-            AssignmentLimits::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            AssignmentError::ConditionConflict {
-                existing_has_condition: true,
-                ..
-            }
-        ));
-        let err = check_new_assignment(
-            &with,
-            &role,
-            std::slice::from_ref(&without),
-            AssignmentLimits::default(),
-        )
-        .unwrap_err();
-        assert!(matches!(
-            err,
-            AssignmentError::ConditionConflict {
-                existing_has_condition: false,
-                ..
-            }
-        ));
+        let err = check_new_assignment(&without, &role, std::slice::from_ref(&with), AssignmentLimits::default())
+            .unwrap_err();
+        assert!(matches!(err, AssignmentError::ConditionConflict { existing_has_condition: true, .. }));
+        let err = check_new_assignment(&with, &role, std::slice::from_ref(&without), AssignmentLimits::default())
+            .unwrap_err();
+        assert!(matches!(err, AssignmentError::ConditionConflict { existing_has_condition: false, .. }));
         // Two different conditions on the same tuple are fine; the same one twice is a duplicate.
-        let (other_cond, _) = assignment(
-            3,
-            "Container Registry Repository Reader",
-            Some(&REPO_COND.replace("hello-world", "x")),
-        );
+        let (other_cond, _) =
+            assignment(3, "Container Registry Repository Reader", Some(&REPO_COND.replace("hello-world", "x")));
         assert!(
-            check_new_assignment(
-                &other_cond,
-                &role,
-                std::slice::from_ref(&with),
-                AssignmentLimits::default()
-            )
-            .is_ok()
+            check_new_assignment(&other_cond, &role, std::slice::from_ref(&with), AssignmentLimits::default()).is_ok()
         );
         let (same_cond, _) = assignment(4, "Container Registry Repository Reader", Some(REPO_COND));
         assert_eq!(
-            check_new_assignment(
-                &same_cond,
-                &role,
-                std::slice::from_ref(&with),
-                AssignmentLimits::default()
-            )
-            .unwrap_err()
-            .code(),
+            check_new_assignment(&same_cond, &role, std::slice::from_ref(&with), AssignmentLimits::default())
+                .unwrap_err()
+                .code(),
             "RoleAssignmentExists"
         );
         // Updating an assignment in place is not a conflict with itself.
-        assert!(
-            check_new_assignment(
-                &with,
-                &role,
-                std::slice::from_ref(&with),
-                AssignmentLimits::default()
-            )
-            .is_ok()
-        );
+        assert!(check_new_assignment(&with, &role, std::slice::from_ref(&with), AssignmentLimits::default()).is_ok());
     }
 
     #[test]
@@ -550,9 +441,7 @@ mod tests {
                 a
             })
             .collect();
-        let limits = AssignmentLimits {
-            max_per_subscription: 3,
-        };
+        let limits = AssignmentLimits { max_per_subscription: 3 };
         let err = check_new_assignment(&new, &role, &existing, limits).unwrap_err();
         assert_eq!(err.code(), "RoleAssignmentLimitExceeded");
         assert!(check_new_assignment(&new, &role, &existing[..2], limits).is_ok());
@@ -564,9 +453,7 @@ mod tests {
         let (mut b, role_b) = assignment(1, "AcrPush", None);
         b.id = a.id.clone();
         assert_eq!(
-            check_new_assignment(&b, &role_b, &[a], AssignmentLimits::default())
-                .unwrap_err()
-                .code(),
+            check_new_assignment(&b, &role_b, &[a], AssignmentLimits::default()).unwrap_err().code(),
             "RoleAssignmentUpdateNotPermitted"
         );
     }
@@ -578,7 +465,12 @@ mod tests {
         let v = serde_json::to_value(&a).unwrap();
         assert_eq!(v["type"], "Microsoft.Authorization/roleAssignments");
         assert_eq!(v["name"], "aaaaaaaa-0000-0000-0000-000000000007");
-        assert!(v["id"].as_str().unwrap().ends_with("/providers/Microsoft.Authorization/roleAssignments/aaaaaaaa-0000-0000-0000-000000000007"));
+        assert!(
+            v["id"]
+                .as_str()
+                .unwrap()
+                .ends_with("/providers/Microsoft.Authorization/roleAssignments/aaaaaaaa-0000-0000-0000-000000000007")
+        );
         assert_eq!(v["properties"]["condition"], REPO_COND);
         assert_eq!(v["properties"]["conditionVersion"], "2.0");
         assert_eq!(v["properties"]["principalType"], "User");

@@ -111,48 +111,29 @@ impl DataAction {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            DataAction::ContentRead => {
-                "Microsoft.ContainerRegistry/registries/repositories/content/read"
-            }
-            DataAction::ContentWrite => {
-                "Microsoft.ContainerRegistry/registries/repositories/content/write"
-            }
-            DataAction::ContentDelete => {
-                "Microsoft.ContainerRegistry/registries/repositories/content/delete"
-            }
-            DataAction::MetadataRead => {
-                "Microsoft.ContainerRegistry/registries/repositories/metadata/read"
-            }
-            DataAction::MetadataWrite => {
-                "Microsoft.ContainerRegistry/registries/repositories/metadata/write"
-            }
-            DataAction::MetadataDelete => {
-                "Microsoft.ContainerRegistry/registries/repositories/metadata/delete"
-            }
+            DataAction::ContentRead => "Microsoft.ContainerRegistry/registries/repositories/content/read",
+            DataAction::ContentWrite => "Microsoft.ContainerRegistry/registries/repositories/content/write",
+            DataAction::ContentDelete => "Microsoft.ContainerRegistry/registries/repositories/content/delete",
+            DataAction::MetadataRead => "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
+            DataAction::MetadataWrite => "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
+            DataAction::MetadataDelete => "Microsoft.ContainerRegistry/registries/repositories/metadata/delete",
             DataAction::CatalogRead => "Microsoft.ContainerRegistry/registries/catalog/read",
-            DataAction::QuarantinedArtifactsRead => {
-                "Microsoft.ContainerRegistry/registries/quarantinedArtifacts/read"
-            }
+            DataAction::QuarantinedArtifactsRead => "Microsoft.ContainerRegistry/registries/quarantinedArtifacts/read",
             DataAction::QuarantinedArtifactsWrite => {
                 "Microsoft.ContainerRegistry/registries/quarantinedArtifacts/write"
             }
-            DataAction::TrustedCollectionsWrite => {
-                "Microsoft.ContainerRegistry/registries/trustedCollections/write"
-            }
+            DataAction::TrustedCollectionsWrite => "Microsoft.ContainerRegistry/registries/trustedCollections/write",
         }
     }
 
     pub fn parse(text: &str) -> Option<DataAction> {
-        DataAction::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(text))
+        DataAction::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(text))
     }
 
     /// The ABAC repository family (`registries/repositories/*`): the actions
     /// whose conditions see the repository name.
     pub fn is_repository_action(self) -> bool {
-        self.as_str()
-            .starts_with("Microsoft.ContainerRegistry/registries/repositories/")
+        self.as_str().starts_with("Microsoft.ContainerRegistry/registries/repositories/")
     }
 
     /// Bit for compact sets.
@@ -168,9 +149,7 @@ impl DataAction {
                 Some(LegacyAction::PullRead)
             }
             DataAction::ContentWrite | DataAction::MetadataWrite => Some(LegacyAction::PushWrite),
-            DataAction::ContentDelete | DataAction::MetadataDelete => {
-                Some(LegacyAction::ArtifactsDelete)
-            }
+            DataAction::ContentDelete | DataAction::MetadataDelete => Some(LegacyAction::ArtifactsDelete),
             _ => None,
         }
     }
@@ -191,19 +170,13 @@ pub enum LegacyAction {
 }
 
 impl LegacyAction {
-    pub const ALL: [LegacyAction; 3] = [
-        LegacyAction::PullRead,
-        LegacyAction::PushWrite,
-        LegacyAction::ArtifactsDelete,
-    ];
+    pub const ALL: [LegacyAction; 3] = [LegacyAction::PullRead, LegacyAction::PushWrite, LegacyAction::ArtifactsDelete];
 
     pub fn as_str(self) -> &'static str {
         match self {
             LegacyAction::PullRead => "Microsoft.ContainerRegistry/registries/pull/read",
             LegacyAction::PushWrite => "Microsoft.ContainerRegistry/registries/push/write",
-            LegacyAction::ArtifactsDelete => {
-                "Microsoft.ContainerRegistry/registries/artifacts/delete"
-            }
+            LegacyAction::ArtifactsDelete => "Microsoft.ContainerRegistry/registries/artifacts/delete",
         }
     }
 }
@@ -247,10 +220,7 @@ impl DockerAction {
     }
 
     pub fn parse(text: &str) -> Option<DockerAction> {
-        DockerAction::CONCRETE
-            .into_iter()
-            .chain([DockerAction::All])
-            .find(|a| a.as_str() == text)
+        DockerAction::CONCRETE.into_iter().chain([DockerAction::All]).find(|a| a.as_str() == text)
     }
 
     /// The data actions this Docker action needs in ABAC mode (all of them).
@@ -338,12 +308,8 @@ impl DataPlaneOperation {
         DataPlaneOperation::PullBlob,
         DataPlaneOperation::PullManifest,
         DataPlaneOperation::PushBlob,
-        DataPlaneOperation::PushManifest {
-            creates_or_moves_tag: false,
-        },
-        DataPlaneOperation::PushManifest {
-            creates_or_moves_tag: true,
-        },
+        DataPlaneOperation::PushManifest { creates_or_moves_tag: false },
+        DataPlaneOperation::PushManifest { creates_or_moves_tag: true },
         DataPlaneOperation::DeleteManifest,
         DataPlaneOperation::DeleteTag,
         DataPlaneOperation::DeleteBlob,
@@ -362,35 +328,19 @@ impl DataPlaneOperation {
         use DataPlaneOperation as Op;
         use DockerAction as A;
         match self {
-            Op::PullBlob | Op::PullManifest | Op::MountSource => {
-                (&[D::ContentRead], ScopeAction::Repository(A::Pull))
+            Op::PullBlob | Op::PullManifest | Op::MountSource => (&[D::ContentRead], ScopeAction::Repository(A::Pull)),
+            Op::ListTags | Op::ListReferrers => (&[D::MetadataRead], ScopeAction::Repository(A::Pull)),
+            Op::PushBlob | Op::PushManifest { creates_or_moves_tag: false } => {
+                (&[D::ContentWrite], ScopeAction::Repository(A::Push))
             }
-            Op::ListTags | Op::ListReferrers => {
-                (&[D::MetadataRead], ScopeAction::Repository(A::Pull))
+            Op::PushManifest { creates_or_moves_tag: true } => {
+                (&[D::ContentWrite, D::MetadataWrite], ScopeAction::Repository(A::Push))
             }
-            Op::PushBlob
-            | Op::PushManifest {
-                creates_or_moves_tag: false,
-            } => (&[D::ContentWrite], ScopeAction::Repository(A::Push)),
-            Op::PushManifest {
-                creates_or_moves_tag: true,
-            } => (
-                &[D::ContentWrite, D::MetadataWrite],
-                ScopeAction::Repository(A::Push),
-            ),
-            Op::DeleteManifest | Op::DeleteBlob => {
-                (&[D::ContentDelete], ScopeAction::Repository(A::Delete))
-            }
+            Op::DeleteManifest | Op::DeleteBlob => (&[D::ContentDelete], ScopeAction::Repository(A::Delete)),
             Op::DeleteTag => (&[D::MetadataDelete], ScopeAction::Repository(A::Delete)),
-            Op::DeleteRepository => (
-                &[D::ContentDelete, D::MetadataDelete],
-                ScopeAction::Repository(A::Delete),
-            ),
+            Op::DeleteRepository => (&[D::ContentDelete, D::MetadataDelete], ScopeAction::Repository(A::Delete)),
             Op::AcrMetadataRead => (&[D::MetadataRead], ScopeAction::Repository(A::MetadataRead)),
-            Op::AcrMetadataWrite => (
-                &[D::MetadataWrite],
-                ScopeAction::Repository(A::MetadataWrite),
-            ),
+            Op::AcrMetadataWrite => (&[D::MetadataWrite], ScopeAction::Repository(A::MetadataWrite)),
             Op::Catalog => (&[D::CatalogRead], ScopeAction::Catalog),
         }
     }
@@ -405,9 +355,7 @@ impl DataPlaneOperation {
 
     /// The legacy-mode action (each data action maps to one; all agree).
     pub fn legacy_action(self) -> LegacyAction {
-        self.required_data_actions()[0]
-            .legacy_equivalent()
-            .unwrap_or(LegacyAction::PullRead)
+        self.required_data_actions()[0].legacy_equivalent().unwrap_or(LegacyAction::PullRead)
     }
 }
 
@@ -424,14 +372,8 @@ mod tests {
         }
         assert_eq!(DockerAction::parse("*"), Some(DockerAction::All));
         assert_eq!(DockerAction::parse("PULL"), None);
-        assert_eq!(
-            DockerAction::Push.data_actions(),
-            &[DataAction::ContentWrite, DataAction::MetadataWrite]
-        );
-        assert_eq!(
-            serde_json::to_string(&DockerAction::MetadataRead).unwrap(),
-            "\"metadata_read\""
-        );
+        assert_eq!(DockerAction::Push.data_actions(), &[DataAction::ContentWrite, DataAction::MetadataWrite]);
+        assert_eq!(serde_json::to_string(&DockerAction::MetadataRead).unwrap(), "\"metadata_read\"");
     }
 
     #[test]
@@ -461,14 +403,8 @@ mod tests {
 
     #[test]
     fn modes() {
-        assert_eq!(
-            RegistryMode::default(),
-            RegistryMode::LegacyRegistryPermissions
-        );
-        assert_eq!(
-            RegistryMode::from_cli("rbac-abac"),
-            Some(RegistryMode::AbacRepositoryPermissions)
-        );
+        assert_eq!(RegistryMode::default(), RegistryMode::LegacyRegistryPermissions);
+        assert_eq!(RegistryMode::from_cli("rbac-abac"), Some(RegistryMode::AbacRepositoryPermissions));
         assert_eq!(
             serde_json::to_string(&RegistryMode::AbacRepositoryPermissions).unwrap(),
             "\"AbacRepositoryPermissions\""

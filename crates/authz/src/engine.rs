@@ -64,19 +64,11 @@ impl CompiledRole {
             .enumerate()
             .filter(|(_, a)| definition.allows_action(a.as_str()))
             .fold(0, |bits, (i, _)| bits | (1 << i));
-        CompiledRole {
-            profile: definition.profile(),
-            definition,
-            data_actions,
-            legacy_actions,
-        }
+        CompiledRole { profile: definition.profile(), definition, data_actions, legacy_actions }
     }
 
     fn grants_legacy(&self, action: LegacyAction) -> bool {
-        let i = LegacyAction::ALL
-            .iter()
-            .position(|a| *a == action)
-            .unwrap_or(0);
+        let i = LegacyAction::ALL.iter().position(|a| *a == action).unwrap_or(0);
         self.legacy_actions & (1 << i) != 0
     }
 }
@@ -138,33 +130,17 @@ pub enum DenyReason {
     /// Assignments exist, but no role includes the action.
     ActionNotInAnyRole,
     /// The closest assignment's role is not honoured in this registry mode.
-    RoleNotHonouredInMode {
-        assignment_id: String,
-        role_name: String,
-        mode: RegistryMode,
-    },
+    RoleNotHonouredInMode { assignment_id: String, role_name: String, mode: RegistryMode },
     /// The closest assignment's role excludes the action.
-    ExcludedByNotActions {
-        assignment_id: String,
-        role_name: String,
-        pattern: String,
-    },
+    ExcludedByNotActions { assignment_id: String, role_name: String, pattern: String },
     /// The closest assignment's condition was not TRUE.
-    ConditionNotMet {
-        assignment_id: String,
-        role_name: String,
-        trace: TraceNode,
-    },
+    ConditionNotMet { assignment_id: String, role_name: String, trace: TraceNode },
 }
 
 /// Allowed or denied, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Allowed {
-        assignment_id: String,
-        role_name: String,
-        condition_trace: Option<TraceNode>,
-    },
+    Allowed { assignment_id: String, role_name: String, condition_trace: Option<TraceNode> },
     Denied(DenyReason),
 }
 
@@ -201,16 +177,8 @@ impl Decision {
     pub fn explain(&self) -> String {
         let mut out = String::new();
         match &self.outcome {
-            Outcome::Allowed {
-                assignment_id,
-                role_name,
-                condition_trace,
-            } => {
-                let _ = writeln!(
-                    out,
-                    "ALLOWED {}: role '{role_name}' (assignment {assignment_id})",
-                    self.action
-                );
+            Outcome::Allowed { assignment_id, role_name, condition_trace } => {
+                let _ = writeln!(out, "ALLOWED {}: role '{role_name}' (assignment {assignment_id})", self.action);
                 if let Some(trace) = condition_trace {
                     let _ = writeln!(out, "condition:");
                     out.push_str(&indent(&trace.render()));
@@ -225,31 +193,19 @@ impl Decision {
                     DenyReason::ActionNotInAnyRole => {
                         let _ = writeln!(out, "no assigned role includes this action");
                     }
-                    DenyReason::RoleNotHonouredInMode {
-                        assignment_id,
-                        role_name,
-                        mode,
-                    } => {
+                    DenyReason::RoleNotHonouredInMode { assignment_id, role_name, mode } => {
                         let _ = writeln!(
                             out,
                             "role '{role_name}' (assignment {assignment_id}) is not honoured for data access in {mode} mode"
                         );
                     }
-                    DenyReason::ExcludedByNotActions {
-                        assignment_id,
-                        role_name,
-                        pattern,
-                    } => {
+                    DenyReason::ExcludedByNotActions { assignment_id, role_name, pattern } => {
                         let _ = writeln!(
                             out,
                             "role '{role_name}' (assignment {assignment_id}) excludes it with '{pattern}'"
                         );
                     }
-                    DenyReason::ConditionNotMet {
-                        assignment_id,
-                        role_name,
-                        trace,
-                    } => {
+                    DenyReason::ConditionNotMet { assignment_id, role_name, trace } => {
                         let _ = writeln!(
                             out,
                             "the condition of role '{role_name}' (assignment {assignment_id}) is {}",
@@ -261,11 +217,7 @@ impl Decision {
             }
         }
         for c in &self.considered {
-            let _ = writeln!(
-                out,
-                "  considered {} '{}' at {}: {:?}",
-                c.assignment_id, c.role_name, c.scope, c.outcome
-            );
+            let _ = writeln!(out, "  considered {} '{}' at {}: {:?}", c.assignment_id, c.role_name, c.scope, c.outcome);
         }
         out
     }
@@ -301,17 +253,9 @@ impl DataPlaneDecision {
     /// For the catalog: `["*"]` when listing is allowed.
     pub fn token_actions(&self) -> Vec<&'static str> {
         if self.target == DataPlaneTarget::Catalog {
-            return if self.granted.is_empty() {
-                vec![]
-            } else {
-                vec!["*"]
-            };
+            return if self.granted.is_empty() { vec![] } else { vec!["*"] };
         }
-        if self.requested_all
-            && DockerAction::CONCRETE
-                .iter()
-                .all(|a| self.granted.contains(a))
-        {
+        if self.requested_all && DockerAction::CONCRETE.iter().all(|a| self.granted.contains(a)) {
             return vec!["*"];
         }
         self.granted.iter().map(|a| a.as_str()).collect()
@@ -320,12 +264,7 @@ impl DataPlaneDecision {
     pub fn explain(&self) -> String {
         let mut out = format!("{} in {} mode:\n", self.target, self.mode);
         for d in &self.decisions {
-            let _ = writeln!(
-                out,
-                "{}: {}",
-                d.action,
-                if d.allowed { "granted" } else { "denied" }
-            );
+            let _ = writeln!(out, "{}: {}", d.action, if d.allowed { "granted" } else { "denied" });
             for r in &d.requirements {
                 out.push_str(&indent(&r.explain()));
             }
@@ -390,24 +329,15 @@ impl AssignmentIndex {
         custom_roles: impl IntoIterator<Item = RoleDefinition>,
         assignments: impl IntoIterator<Item = RoleAssignment>,
     ) -> AssignmentIndex {
-        AssignmentIndex::new(
-            crate::roles::built_in_roles()
-                .into_iter()
-                .chain(custom_roles),
-            assignments,
-        )
+        AssignmentIndex::new(crate::roles::built_in_roles().into_iter().chain(custom_roles), assignments)
     }
 
     /// Adds one assignment.
     pub fn insert(&mut self, assignment: RoleAssignment) {
         let role = self.role_by_guid.get(&assignment.role_guid()).copied();
         let position = self.assignments.len();
-        self.by_principal
-            .entry(assignment.principal_id.clone())
-            .or_default()
-            .push(position);
-        self.assignments
-            .push(IndexedAssignment { assignment, role });
+        self.by_principal.entry(assignment.principal_id.clone()).or_default().push(position);
+        self.assignments.push(IndexedAssignment { assignment, role });
     }
 
     pub fn len(&self) -> usize {
@@ -419,9 +349,7 @@ impl AssignmentIndex {
     }
 
     pub fn role(&self, guid: &str) -> Option<&RoleDefinition> {
-        self.role_by_guid
-            .get(&guid.to_ascii_lowercase())
-            .map(|&i| &self.roles[i].definition)
+        self.role_by_guid.get(&guid.to_ascii_lowercase()).map(|&i| &self.roles[i].definition)
     }
 
     /// Assignments of these principals at or above `scope`.
@@ -439,12 +367,7 @@ impl AssignmentIndex {
     }
 
     /// Control plane: may `principals` perform `action` on `resource_scope`?
-    pub fn authorize_action(
-        &self,
-        principals: &[PrincipalId],
-        resource_scope: &Scope,
-        action: &str,
-    ) -> Decision {
+    pub fn authorize_action(&self, principals: &[PrincipalId], resource_scope: &Scope, action: &str) -> Decision {
         self.authorize_action_with(principals, resource_scope, &RequestContext::new(action))
     }
 
@@ -456,13 +379,7 @@ impl AssignmentIndex {
         resource_scope: &Scope,
         context: &RequestContext,
     ) -> Decision {
-        self.decide(
-            principals,
-            resource_scope,
-            Check::Control(context.action()),
-            context,
-            true,
-        )
+        self.decide(principals, resource_scope, Check::Control(context.action()), context, true)
     }
 
     /// Data plane, one data action. `target` supplies the repository name for
@@ -477,13 +394,7 @@ impl AssignmentIndex {
         environment: &EnvironmentAttributes,
     ) -> Decision {
         let context = data_context(data_action, mode, target, environment);
-        self.decide(
-            principals,
-            registry,
-            Check::Data(data_action, mode),
-            &context,
-            true,
-        )
+        self.decide(principals, registry, Check::Data(data_action, mode), &context, true)
     }
 
     /// Data plane, a token request: which of the requested Docker actions on
@@ -500,13 +411,7 @@ impl AssignmentIndex {
             let mut list: Vec<DockerAction> = request
                 .actions
                 .iter()
-                .flat_map(|a| {
-                    if *a == DockerAction::All {
-                        DockerAction::CONCRETE.to_vec()
-                    } else {
-                        vec![*a]
-                    }
-                })
+                .flat_map(|a| if *a == DockerAction::All { DockerAction::CONCRETE.to_vec() } else { vec![*a] })
                 .collect();
             list.sort();
             list.dedup();
@@ -523,34 +428,17 @@ impl AssignmentIndex {
             let requirements: Vec<Decision> = data_actions
                 .iter()
                 .map(|&d| {
-                    let context =
-                        data_context(d, request.mode, &request.target, request.environment);
-                    self.decide(
-                        request.principals,
-                        request.registry,
-                        Check::Data(d, request.mode),
-                        &context,
-                        explain,
-                    )
+                    let context = data_context(d, request.mode, &request.target, request.environment);
+                    self.decide(request.principals, request.registry, Check::Data(d, request.mode), &context, explain)
                 })
                 .collect();
             let allowed = requirements.iter().all(Decision::is_allowed);
             if allowed {
                 granted.push(action);
             }
-            decisions.push(DockerActionDecision {
-                action,
-                allowed,
-                requirements,
-            });
+            decisions.push(DockerActionDecision { action, allowed, requirements });
         }
-        DataPlaneDecision {
-            target: request.target.clone(),
-            mode: request.mode,
-            granted,
-            decisions,
-            requested_all,
-        }
+        DataPlaneDecision { target: request.target.clone(), mode: request.mode, granted, decisions, requested_all }
     }
 
     /// For each principal set (own id first, then groups) with any assignment
@@ -591,28 +479,13 @@ impl AssignmentIndex {
                 };
                 let before = granted_in(from);
                 let after = granted_in(to);
-                let gained: Vec<DockerAction> = after
-                    .iter()
-                    .filter(|a| !before.contains(a))
-                    .copied()
-                    .collect();
-                let lost: Vec<DockerAction> = before
-                    .iter()
-                    .filter(|a| !after.contains(a))
-                    .copied()
-                    .collect();
+                let gained: Vec<DockerAction> = after.iter().filter(|a| !before.contains(a)).copied().collect();
+                let lost: Vec<DockerAction> = before.iter().filter(|a| !after.contains(a)).copied().collect();
                 if !gained.is_empty() || !lost.is_empty() {
-                    changes.push(AccessChange {
-                        target: target.clone(),
-                        gained,
-                        lost,
-                    });
+                    changes.push(AccessChange { target: target.clone(), gained, lost });
                 }
             }
-            impacts.push(ModeChangeImpact {
-                principals: principals.clone(),
-                changes,
-            });
+            impacts.push(ModeChangeImpact { principals: principals.clone(), changes });
         }
         impacts
     }
@@ -657,27 +530,15 @@ impl AssignmentIndex {
                         role_name: last.role_name.clone(),
                         condition_trace,
                     };
-                    return Decision {
-                        action,
-                        outcome,
-                        considered,
-                    };
+                    return Decision { action, outcome, considered };
                 }
             }
         }
         let reason = self.deny_reason(&considered, &considered_at, context, explain);
-        Decision {
-            action,
-            outcome: Outcome::Denied(reason),
-            considered,
-        }
+        Decision { action, outcome: Outcome::Denied(reason), considered }
     }
 
-    fn consideration(
-        &self,
-        entry: &IndexedAssignment,
-        outcome: AssignmentOutcome,
-    ) -> Consideration {
+    fn consideration(&self, entry: &IndexedAssignment, outcome: AssignmentOutcome) -> Consideration {
         let role_name = entry
             .role
             .map(|r| self.roles[r].definition.role_name().to_string())
@@ -715,9 +576,7 @@ impl AssignmentIndex {
                     return AssignmentOutcome::RoleNotHonouredInMode { mode };
                 }
                 let covered = match (mode, data_action.legacy_equivalent()) {
-                    (RegistryMode::LegacyRegistryPermissions, Some(legacy)) => {
-                        role.grants_legacy(legacy)
-                    }
+                    (RegistryMode::LegacyRegistryPermissions, Some(legacy)) => role.grants_legacy(legacy),
                     _ => role.data_actions & data_action.bit() != 0,
                 };
                 if !covered {
@@ -725,9 +584,7 @@ impl AssignmentIndex {
                         (RegistryMode::LegacyRegistryPermissions, Some(legacy)) => {
                             role.definition.not_action_excluding(legacy.as_str())
                         }
-                        _ => role
-                            .definition
-                            .not_data_action_excluding(data_action.as_str()),
+                        _ => role.definition.not_data_action_excluding(data_action.as_str()),
                     };
                     return match excluded {
                         Some(pattern) => AssignmentOutcome::ExcludedBy { pattern },
@@ -739,9 +596,7 @@ impl AssignmentIndex {
         match &entry.assignment.condition {
             None => AssignmentOutcome::Granted { condition: None },
             Some(condition) => match condition.truth(context) {
-                Truth::True => AssignmentOutcome::Granted {
-                    condition: Some(Truth::True),
-                },
+                Truth::True => AssignmentOutcome::Granted { condition: Some(Truth::True) },
                 other => AssignmentOutcome::ConditionNotMet { outcome: other },
             },
         }
@@ -795,13 +650,11 @@ impl AssignmentIndex {
         });
         let not_honoured = || {
             considered.iter().find_map(|c| match c.outcome {
-                AssignmentOutcome::RoleNotHonouredInMode { mode } => {
-                    Some(DenyReason::RoleNotHonouredInMode {
-                        assignment_id: c.assignment_id.clone(),
-                        role_name: c.role_name.clone(),
-                        mode,
-                    })
-                }
+                AssignmentOutcome::RoleNotHonouredInMode { mode } => Some(DenyReason::RoleNotHonouredInMode {
+                    assignment_id: c.assignment_id.clone(),
+                    role_name: c.role_name.clone(),
+                    mode,
+                }),
                 _ => None,
             })
         };

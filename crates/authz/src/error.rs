@@ -96,10 +96,7 @@ pub enum AssignmentError {
         "a role assignment for the same principal, role and scope already exists {} a condition (id {existing_id}); the same assignment cannot exist both with and without a condition",
         if *.existing_has_condition { "with" } else { "without" }
     )]
-    ConditionConflict {
-        existing_id: String,
-        existing_has_condition: bool,
-    },
+    ConditionConflict { existing_id: String, existing_has_condition: bool },
     #[error(
         "role assignment {existing_id} already exists for another principal, role or scope; those cannot be changed"
     )]
@@ -119,8 +116,9 @@ impl AssignmentError {
     pub fn code(&self) -> &'static str {
         match self {
             AssignmentError::InvalidCondition(_) => "InvalidCondition",
-            AssignmentError::InvalidConditionVersion(_)
-            | AssignmentError::ConditionVersionWithoutCondition => "InvalidConditionVersion",
+            AssignmentError::InvalidConditionVersion(_) | AssignmentError::ConditionVersionWithoutCondition => {
+                "InvalidConditionVersion"
+            }
             AssignmentError::ConditionNotSupported { .. } => "ConditionNotSupported",
             AssignmentError::DescriptionTooLong { .. } => "InvalidDescription",
             AssignmentError::RoleDefinitionNotFound(_) => "RoleDefinitionDoesNotExist",

@@ -54,14 +54,8 @@ impl Scope {
         if !input.starts_with('/') {
             return Err(ScopeError::NotAbsolute(input.to_string()));
         }
-        if let Some(bad) = input
-            .chars()
-            .find(|c| c.is_control() || matches!(c, '?' | '#'))
-        {
-            return Err(ScopeError::InvalidCharacter {
-                scope: input.to_string(),
-                found: bad,
-            });
+        if let Some(bad) = input.chars().find(|c| c.is_control() || matches!(c, '?' | '#')) {
+            return Err(ScopeError::InvalidCharacter { scope: input.to_string(), found: bad });
         }
         let trimmed = input.strip_suffix('/').unwrap_or(input);
         let segments: Vec<&str> = trimmed[1..].split('/').collect();
@@ -69,41 +63,24 @@ impl Scope {
             return Err(ScopeError::EmptySegment(input.to_string()));
         }
         let kind = classify(&segments).ok_or_else(|| ScopeError::Malformed(input.to_string()))?;
-        Ok(Scope {
-            key: trimmed.to_lowercase(),
-            text: trimmed.to_string(),
-            kind,
-        })
+        Ok(Scope { key: trimmed.to_lowercase(), text: trimmed.to_string(), kind })
     }
 
     /// The root scope `/`.
     pub fn root() -> Scope {
-        Scope {
-            text: "/".into(),
-            key: "/".into(),
-            kind: ScopeKind::Root,
-        }
+        Scope { text: "/".into(), key: "/".into(), kind: ScopeKind::Root }
     }
 
     pub fn subscription(subscription_id: &str) -> Result<Scope, ScopeError> {
         Scope::parse(&format!("/subscriptions/{subscription_id}"))
     }
 
-    pub fn resource_group(
-        subscription_id: &str,
-        resource_group: &str,
-    ) -> Result<Scope, ScopeError> {
-        Scope::parse(&format!(
-            "/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
-        ))
+    pub fn resource_group(subscription_id: &str, resource_group: &str) -> Result<Scope, ScopeError> {
+        Scope::parse(&format!("/subscriptions/{subscription_id}/resourceGroups/{resource_group}"))
     }
 
     /// `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}`.
-    pub fn registry(
-        subscription_id: &str,
-        resource_group: &str,
-        name: &str,
-    ) -> Result<Scope, ScopeError> {
+    pub fn registry(subscription_id: &str, resource_group: &str, name: &str) -> Result<Scope, ScopeError> {
         Scope::parse(&format!(
             "/subscriptions/{subscription_id}/resourceGroups/{resource_group}/providers/{REGISTRY_TYPE}/{name}"
         ))
@@ -187,11 +164,7 @@ fn is_prefix_scope(ancestor_key: &str, key: &str) -> bool {
 }
 
 fn classify(segments: &[&str]) -> Option<ScopeKind> {
-    let is = |i: usize, word: &str| {
-        segments
-            .get(i)
-            .is_some_and(|s| s.eq_ignore_ascii_case(word))
-    };
+    let is = |i: usize, word: &str| segments.get(i).is_some_and(|s| s.eq_ignore_ascii_case(word));
     if is(0, "subscriptions") {
         match segments.len() {
             2 => Some(ScopeKind::Subscription),
@@ -199,9 +172,7 @@ fn classify(segments: &[&str]) -> Option<ScopeKind> {
             n if n >= 4 && is(2, "resourceGroups") && is(4, "providers") => {
                 provider_tail(&segments[5..]).then_some(ScopeKind::Resource)
             }
-            n if n >= 3 && is(2, "providers") => {
-                provider_tail(&segments[3..]).then_some(ScopeKind::Resource)
-            }
+            n if n >= 3 && is(2, "providers") => provider_tail(&segments[3..]).then_some(ScopeKind::Resource),
             _ => None,
         }
     } else if is(0, "providers") {
@@ -212,11 +183,7 @@ fn classify(segments: &[&str]) -> Option<ScopeKind> {
         let management_group = tail.len() == 3
             && tail[0].eq_ignore_ascii_case("Microsoft.Management")
             && tail[1].eq_ignore_ascii_case("managementGroups");
-        Some(if management_group {
-            ScopeKind::ManagementGroup
-        } else {
-            ScopeKind::Resource
-        })
+        Some(if management_group { ScopeKind::ManagementGroup } else { ScopeKind::Resource })
     } else {
         None
     }
@@ -288,17 +255,11 @@ mod tests {
     fn kinds() {
         assert_eq!(s("/").kind(), ScopeKind::Root);
         assert_eq!(s(SUB).kind(), ScopeKind::Subscription);
-        assert_eq!(
-            s(&format!("{SUB}/resourceGroups/rg")).kind(),
-            ScopeKind::ResourceGroup
-        );
+        assert_eq!(s(&format!("{SUB}/resourceGroups/rg")).kind(), ScopeKind::ResourceGroup);
         let reg = Scope::registry("00000000-0000-0000-0000-000000000001", "rg", "myreg").unwrap();
         assert_eq!(reg.kind(), ScopeKind::Resource);
         assert_eq!(reg.registry_name(), Some("myreg"));
-        assert_eq!(
-            s("/providers/Microsoft.Management/managementGroups/mg1").kind(),
-            ScopeKind::ManagementGroup
-        );
+        assert_eq!(s("/providers/Microsoft.Management/managementGroups/mg1").kind(), ScopeKind::ManagementGroup);
     }
 
     #[test]
@@ -335,9 +296,7 @@ mod tests {
     fn inheritance() {
         let sub = s(SUB);
         let rg = s(&format!("{SUB}/resourceGroups/rg"));
-        let reg = s(&format!(
-            "{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1"
-        ));
+        let reg = s(&format!("{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1"));
         let child = s(&format!("{}/replications/westus", reg.as_str()));
         let other_rg = s(&format!("{SUB}/resourceGroups/rg2"));
         assert!(Scope::root().is_at_or_above(&reg));
@@ -352,18 +311,13 @@ mod tests {
         assert!(!rg_prefix.is_at_or_above(&rg));
         assert_eq!(child.enclosing_registry(), Some(reg.clone()));
         assert_eq!(child.registry_name(), None);
-        assert_eq!(
-            reg.subscription_id(),
-            Some("00000000-0000-0000-0000-000000000001")
-        );
+        assert_eq!(reg.subscription_id(), Some("00000000-0000-0000-0000-000000000001"));
         assert_eq!(reg.resource_group_name(), Some("rg"));
     }
 
     #[test]
     fn serde_round_trip() {
-        let reg = s(&format!(
-            "{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1"
-        ));
+        let reg = s(&format!("{SUB}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1"));
         let json = serde_json::to_string(&reg).unwrap();
         let back: Scope = serde_json::from_str(&json).unwrap();
         assert_eq!(back, reg);

@@ -6,8 +6,7 @@ use chrono::{TimeZone, Utc};
 use wharf_authz::condition::ast::{Expr, Function, Quantifier};
 use wharf_authz::condition::context::REPOSITORY_NAME;
 use wharf_authz::condition::{
-    AttributeSource, AttributeValue, Condition, EnvironmentAttributes, ParseErrorKind,
-    RequestContext, Truth,
+    AttributeSource, AttributeValue, Condition, EnvironmentAttributes, ParseErrorKind, RequestContext, Truth,
 };
 
 const READ: &str = "Microsoft.ContainerRegistry/registries/repositories/content/read";
@@ -62,9 +61,7 @@ fn repo_request(action: &str, repository: &str) -> RequestContext {
 }
 
 fn allows(condition: &str, ctx: &RequestContext) -> bool {
-    Condition::parse(condition)
-        .unwrap_or_else(|e| panic!("{}", e.render()))
-        .allows(ctx)
+    Condition::parse(condition).unwrap_or_else(|e| panic!("{}", e.render())).allows(ctx)
 }
 
 #[test]
@@ -72,10 +69,7 @@ fn portal_one_repository() {
     for text in [PORTAL_ONE_REPO, PORTAL_ONE_REPO_STORED] {
         let c = Condition::parse(text).unwrap();
         assert!(c.allows(&repo_request(READ, "hello-world")));
-        assert!(
-            c.allows(&repo_request(META_READ, "Hello-World")),
-            "IgnoreCase"
-        );
+        assert!(c.allows(&repo_request(META_READ, "Hello-World")), "IgnoreCase");
         assert!(!c.allows(&repo_request(READ, "hello-world2")));
         assert!(!c.allows(&repo_request(META_READ, "other")));
         // Actions the condition does not target pass the guard.
@@ -109,11 +103,7 @@ fn portal_prefix_and_two_prefixes() {
         ("backendsvc/containers", false),
     ] {
         assert_eq!(two.allows(&repo_request(READ, repo)), expected, "{repo}");
-        assert_eq!(
-            two_stored.allows(&repo_request(META_READ, repo)),
-            expected,
-            "{repo}"
-        );
+        assert_eq!(two_stored.allows(&repo_request(META_READ, repo)), expected, "{repo}");
     }
 }
 
@@ -128,10 +118,7 @@ fn trailing_slash_pitfall_reproduced() {
         "backend",
         "backendsvc/containers",
     ] {
-        assert!(
-            allows(&c, &repo_request(READ, repo)),
-            "{repo} should match the slash-less prefix"
-        );
+        assert!(allows(&c, &repo_request(READ, repo)), "{repo} should match the slash-less prefix");
     }
     assert!(!allows(&c, &repo_request(READ, "frontend/backend")));
 }
@@ -169,10 +156,7 @@ AND
     assert!(!c.allows(&repo_request(READ, "application/backend/api")));
     assert!(c.allows(&repo_request(WRITE, "application/frontend/web")));
     assert!(!c.allows(&repo_request(WRITE, "application/frontend/readonly")));
-    assert!(
-        !c.allows(&repo_request(WRITE, "Application/Frontend/web")),
-        "StringStartsWith is case-sensitive"
-    );
+    assert!(!c.allows(&repo_request(WRITE, "Application/Frontend/web")), "StringStartsWith is case-sensitive");
 }
 
 /// Every operator Azure documents, each with a true and a false case.
@@ -183,18 +167,30 @@ fn every_operator() {
         .with_sub_operation("Blob.List")
         .with_repository("backend/api")
         .with_attribute(AttributeSource::Request, "Microsoft.X/things:count", 10)
-        .with_attribute(AttributeSource::Request, "Microsoft.X/things:id", AttributeValue::Guid(
-            uuid::Uuid::parse_str("0b2c5e4f-0000-4000-8000-000000000001").unwrap(),
-        ))
-        .with_attribute(AttributeSource::Principal, "Microsoft.Directory/CustomSecurityAttributes/Id:Project", AttributeValue::List(vec![
-            "red".into(),
-            "blue".into(),
-        ]))
-        .with_attribute(AttributeSource::Request, "Microsoft.Network/clientIp", AttributeValue::Ip("10.1.2.3".parse().unwrap()))
+        .with_attribute(
+            AttributeSource::Request,
+            "Microsoft.X/things:id",
+            AttributeValue::Guid(uuid::Uuid::parse_str("0b2c5e4f-0000-4000-8000-000000000001").unwrap()),
+        )
+        .with_attribute(
+            AttributeSource::Principal,
+            "Microsoft.Directory/CustomSecurityAttributes/Id:Project",
+            AttributeValue::List(vec!["red".into(), "blue".into()]),
+        )
+        .with_attribute(
+            AttributeSource::Request,
+            "Microsoft.Network/clientIp",
+            AttributeValue::Ip("10.1.2.3".parse().unwrap()),
+        )
         .with_environment(&EnvironmentAttributes {
             is_private_link: Some(true),
-            private_endpoint: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateEndpoints/pe1".into()),
-            subnet: Some("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/default".into()),
+            private_endpoint: Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/privateEndpoints/pe1".into(),
+            ),
+            subnet: Some(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/v/subnets/default"
+                    .into(),
+            ),
             utc_now: Some(t),
         });
     let repo = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]";
@@ -238,7 +234,11 @@ fn every_operator() {
         ("@Environment[isPrivateLink] BoolEquals true".into(), true),
         ("@Environment[isPrivateLink] BoolNotEquals true".into(), false),
         ("@Environment[Microsoft.Network/privateEndpoints] StringLikeIgnoreCase '*/privateendpoints/pe1'".into(), true),
-        ("@Environment[Microsoft.Network/virtualNetworks/subnets] StringEndsWith 'x'".replace("StringEndsWith 'x'", "StringLike '*/subnets/default'"), true),
+        (
+            "@Environment[Microsoft.Network/virtualNetworks/subnets] StringEndsWith 'x'"
+                .replace("StringEndsWith 'x'", "StringLike '*/subnets/default'"),
+            true,
+        ),
         (format!("{ip} IpMatch '10.1.0.0/16'"), true),
         (format!("{ip} IpMatch '10.1.2.4'"), false),
         (format!("{ip} IpNotMatch '192.168.0.0/16'"), true),
@@ -269,14 +269,8 @@ fn every_operator() {
         ("ActionMatches{'*/read'} AND (SubOperationMatches{'x'} OR NOT SubOperationMatches{'y'})".into(), true),
     ];
     for (text, expected) in cases {
-        let condition =
-            Condition::parse(&text).unwrap_or_else(|e| panic!("{text}\n{}", e.render()));
-        assert_eq!(
-            condition.allows(&ctx),
-            expected,
-            "{text}\n{}",
-            condition.trace(&ctx).render()
-        );
+        let condition = Condition::parse(&text).unwrap_or_else(|e| panic!("{text}\n{}", e.render()));
+        assert_eq!(condition.allows(&ctx), expected, "{text}\n{}", condition.trace(&ctx).render());
         // Canonical text parses back to the same AST and the same answer.
         let again = Condition::parse(&condition.canonical()).unwrap();
         assert_eq!(again.expr(), condition.expr(), "{text}");
@@ -302,99 +296,44 @@ fn cross_product_examples_from_the_docs() {
         );
     let colors = "@Request[Microsoft.X/x:colors]";
     let numbers = "@Request[Microsoft.X/x:numbers]";
-    assert!(allows(
-        &format!("{colors} ForAnyOfAnyValues:StringEquals {{'blue', 'green'}}"),
-        &ctx
-    ));
-    assert!(!allows(
-        &format!("{colors} ForAllOfAnyValues:StringEquals {{'red', 'green'}}"),
-        &ctx
-    ));
-    assert!(allows(
-        &format!("{numbers} ForAnyOfAllValues:NumericLessThan {{15, 18}}"),
-        &ctx
-    ));
-    assert!(allows(
-        &format!("{numbers} ForAllOfAllValues:NumericLessThan {{25, 30}}"),
-        &ctx
-    ));
-    assert!(!allows(
-        &format!("{numbers} ForAllOfAllValues:NumericLessThan {{15, 30}}"),
-        &ctx
-    ));
+    assert!(allows(&format!("{colors} ForAnyOfAnyValues:StringEquals {{'blue', 'green'}}"), &ctx));
+    assert!(!allows(&format!("{colors} ForAllOfAnyValues:StringEquals {{'red', 'green'}}"), &ctx));
+    assert!(allows(&format!("{numbers} ForAnyOfAllValues:NumericLessThan {{15, 18}}"), &ctx));
+    assert!(allows(&format!("{numbers} ForAllOfAllValues:NumericLessThan {{25, 30}}"), &ctx));
+    assert!(!allows(&format!("{numbers} ForAllOfAllValues:NumericLessThan {{15, 30}}"), &ctx));
     // Literal on the left, attribute on the right.
-    assert!(allows(
-        &format!("{{'red', 'blue'}} ForAnyOfAnyValues:StringEquals {colors}"),
-        &ctx
-    ));
+    assert!(allows(&format!("{{'red', 'blue'}} ForAnyOfAnyValues:StringEquals {colors}"), &ctx));
     // Like examples: 'a*c?' matches "abcd", 'A*C?' does not, 'a*c' does not (whole string).
-    let s = RequestContext::new(READ).with_attribute(
-        AttributeSource::Request,
-        "Microsoft.X/x:s",
-        "abcd",
-    );
+    let s = RequestContext::new(READ).with_attribute(AttributeSource::Request, "Microsoft.X/x:s", "abcd");
     assert!(allows("@Request[Microsoft.X/x:s] StringLike 'a*c?'", &s));
     assert!(!allows("@Request[Microsoft.X/x:s] StringLike 'A*C?'", &s));
     assert!(!allows("@Request[Microsoft.X/x:s] StringLike 'a*c'", &s));
     // Escapes: \* and \? are literal.
-    let star = RequestContext::new(READ).with_attribute(
-        AttributeSource::Request,
-        "Microsoft.X/x:s",
-        "a*b?",
-    );
-    assert!(allows(
-        r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'",
-        &star
-    ));
-    assert!(!allows(
-        r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'",
-        &s
-    ));
-    let plain = RequestContext::new(READ).with_attribute(
-        AttributeSource::Request,
-        "Microsoft.X/x:s",
-        "aXYb!",
-    );
-    assert!(!allows(
-        r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'",
-        &plain
-    ));
+    let star = RequestContext::new(READ).with_attribute(AttributeSource::Request, "Microsoft.X/x:s", "a*b?");
+    assert!(allows(r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'", &star));
+    assert!(!allows(r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'", &s));
+    let plain = RequestContext::new(READ).with_attribute(AttributeSource::Request, "Microsoft.X/x:s", "aXYb!");
+    assert!(!allows(r"@Request[Microsoft.X/x:s] StringLike 'a\*b\?'", &plain));
 }
 
 #[test]
 fn tags_with_case_sensitive_keys() {
     let tag = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags:Project";
     let ctx = RequestContext::new(READ).with_attribute(AttributeSource::Resource, tag, "Cascade");
-    assert!(allows(
-        &format!("@Resource[{tag}<$key_case_sensitive$>] StringEquals 'Cascade'"),
-        &ctx
-    ));
+    assert!(allows(&format!("@Resource[{tag}<$key_case_sensitive$>] StringEquals 'Cascade'"), &ctx));
     // A different key case does not find the tag when the key is case-sensitive …
     let lower = tag.replace("Project", "project");
-    assert!(!allows(
-        &format!("@Resource[{lower}<$key_case_sensitive$>] StringEquals 'Cascade'"),
-        &ctx
-    ));
+    assert!(!allows(&format!("@Resource[{lower}<$key_case_sensitive$>] StringEquals 'Cascade'"), &ctx));
     // … but does without the marker.
-    assert!(allows(
-        &format!("@Resource[{lower}] StringEquals 'Cascade'"),
-        &ctx
-    ));
-    let c = Condition::parse(&format!(
-        "@Resource[{tag}<$key_case_sensitive$>] StringEquals 'Cascade'"
-    ))
-    .unwrap();
+    assert!(allows(&format!("@Resource[{lower}] StringEquals 'Cascade'"), &ctx));
+    let c = Condition::parse(&format!("@Resource[{tag}<$key_case_sensitive$>] StringEquals 'Cascade'")).unwrap();
     assert!(c.canonical().contains("<$key_case_sensitive$>"));
 }
 
 #[test]
 fn attribute_compared_with_attribute() {
     let ctx = RequestContext::new(READ)
-        .with_attribute(
-            AttributeSource::Resource,
-            "Microsoft.X/x/tags:Project",
-            "Cascade",
-        )
+        .with_attribute(AttributeSource::Resource, "Microsoft.X/x/tags:Project", "Cascade")
         .with_attribute(
             AttributeSource::Principal,
             "Microsoft.Directory/CustomSecurityAttributes/Id:Engineering_Project",
@@ -422,20 +361,11 @@ fn missing_attributes_fail_closed() {
         assert_eq!(c.truth(&ctx), Truth::Unknown, "{op}");
         assert!(!c.allows(&ctx), "{op}");
         let negated = Condition::parse(&format!("NOT {repo} {op} 'x'")).unwrap();
-        assert!(
-            !negated.allows(&ctx),
-            "NOT {op} must not turn a missing attribute into true"
-        );
+        assert!(!negated.allows(&ctx), "NOT {op} must not turn a missing attribute into true");
     }
     assert!(allows(&format!("NOT Exists {repo}"), &ctx));
-    assert!(allows(
-        &format!("{repo} StringEquals 'x' OR NOT Exists {repo}"),
-        &ctx
-    ));
-    assert!(!allows(
-        &format!("{repo} StringEquals 'x' AND NOT Exists {repo}"),
-        &ctx
-    ));
+    assert!(allows(&format!("{repo} StringEquals 'x' OR NOT Exists {repo}"), &ctx));
+    assert!(!allows(&format!("{repo} StringEquals 'x' AND NOT Exists {repo}"), &ctx));
     let c = Condition::parse(&format!("{repo} StringNotEquals 'x'")).unwrap();
     let trace = c.trace(&ctx).render();
     assert!(trace.contains("is not present"), "{trace}");
@@ -443,12 +373,9 @@ fn missing_attributes_fail_closed() {
 
 #[test]
 fn type_errors_are_false_and_traced() {
-    let ctx =
-        RequestContext::new(READ).with_attribute(AttributeSource::Request, REPOSITORY_NAME, 5);
-    let c = Condition::parse(
-        "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringNotEquals 'x'",
-    )
-    .unwrap();
+    let ctx = RequestContext::new(READ).with_attribute(AttributeSource::Request, REPOSITORY_NAME, 5);
+    let c = Condition::parse("@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringNotEquals 'x'")
+        .unwrap();
     assert!(!c.allows(&ctx));
     let trace = c.trace(&ctx);
     assert_eq!(trace.outcome, Truth::Unknown);
@@ -468,11 +395,8 @@ fn type_errors_are_false_and_traced() {
         AttributeValue::List(vec![]),
     );
     for q in Quantifier::ALL {
-        let c = Condition::parse(&format!(
-            "@Request[Microsoft.X/x:l] {}:StringNotEquals {{'a'}}",
-            q.keyword()
-        ))
-        .unwrap();
+        let c =
+            Condition::parse(&format!("@Request[Microsoft.X/x:l] {}:StringNotEquals {{'a'}}", q.keyword())).unwrap();
         assert!(!c.allows(&empty), "{q:?}");
     }
 }
@@ -484,12 +408,7 @@ fn trace_explains_each_step() {
     assert_eq!(trace.outcome, Truth::False);
     let text = trace.render();
     assert!(text.starts_with("OR → false"), "{text}");
-    assert!(
-        text.contains(
-            "action is 'Microsoft.ContainerRegistry/registries/repositories/content/read'"
-        ),
-        "{text}"
-    );
+    assert!(text.contains("action is 'Microsoft.ContainerRegistry/registries/repositories/content/read'"), "{text}");
     assert!(text.contains("StringEqualsIgnoreCase 'hello-world' → false (@Request[Microsoft.ContainerRegistry/registries/repositories:name] is 'other')"), "{text}");
 }
 
@@ -502,64 +421,23 @@ fn rejected_conditions_point_at_the_problem() {
     type Case = (String, fn(&ParseErrorKind) -> bool, usize, usize);
     let cases: Vec<Case> = vec![
         (String::new(), |k| matches!(k, ParseErrorKind::Empty), 1, 1),
-        (
-            "   \n  ".into(),
-            |k| matches!(k, ParseErrorKind::Empty),
-            1,
-            1,
-        ),
+        ("   \n  ".into(), |k| matches!(k, ParseErrorKind::Empty), 1, 1),
         (
             format!("{a} AND {a} OR {a}"),
-            |k| {
-                matches!(
-                    k,
-                    ParseErrorKind::MixedAndOr {
-                        first: "AND",
-                        second: "OR"
-                    }
-                )
-            },
+            |k| matches!(k, ParseErrorKind::MixedAndOr { first: "AND", second: "OR" }),
             1,
             2 * a.len() + 7,
         ),
         (
             format!("{a}\nOR\n{a}\n&&\n{a}"),
-            |k| {
-                matches!(
-                    k,
-                    ParseErrorKind::MixedAndOr {
-                        first: "OR",
-                        second: "AND"
-                    }
-                )
-            },
+            |k| matches!(k, ParseErrorKind::MixedAndOr { first: "OR", second: "AND" }),
             4,
             1,
         ),
-        (
-            format!("{a} and {a}"),
-            |k| matches!(k, ParseErrorKind::KeywordCase { .. }),
-            1,
-            a.len() + 2,
-        ),
-        (
-            format!("not {a}"),
-            |k| matches!(k, ParseErrorKind::KeywordCase { .. }),
-            1,
-            1,
-        ),
-        (
-            format!("{repo} stringequals 'a'"),
-            |k| matches!(k, ParseErrorKind::KeywordCase { .. }),
-            1,
-            repo.len() + 2,
-        ),
-        (
-            format!("{repo} StringEqual 'a'"),
-            |k| matches!(k, ParseErrorKind::UnknownOperator { .. }),
-            1,
-            repo.len() + 2,
-        ),
+        (format!("{a} and {a}"), |k| matches!(k, ParseErrorKind::KeywordCase { .. }), 1, a.len() + 2),
+        (format!("not {a}"), |k| matches!(k, ParseErrorKind::KeywordCase { .. }), 1, 1),
+        (format!("{repo} stringequals 'a'"), |k| matches!(k, ParseErrorKind::KeywordCase { .. }), 1, repo.len() + 2),
+        (format!("{repo} StringEqual 'a'"), |k| matches!(k, ParseErrorKind::UnknownOperator { .. }), 1, repo.len() + 2),
         (
             format!("{repo} NumericEquals 'x'"),
             |k| matches!(k, ParseErrorKind::LiteralTypeMismatch { .. }),
@@ -644,106 +522,41 @@ fn rejected_conditions_point_at_the_problem() {
             1,
             repo.len() + 20,
         ),
-        (
-            "'a' StringEquals 'b'".into(),
-            |k| matches!(k, ParseErrorKind::NoAttributeOperand),
-            1,
-            1,
-        ),
+        ("'a' StringEquals 'b'".into(), |k| matches!(k, ParseErrorKind::NoAttributeOperand), 1, 1),
         (
             format!("({a}"),
             |k| matches!(k, ParseErrorKind::Expected { expected, .. } if expected == "')'"),
             1,
             a.len() + 2,
         ),
-        (
-            format!("{a})"),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            1,
-            a.len() + 1,
-        ),
-        (
-            format!("{a} AND"),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            1,
-            a.len() + 5,
-        ),
-        (
-            format!("(\n {a}\n AND\n)"),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            4,
-            1,
-        ),
+        (format!("{a})"), |k| matches!(k, ParseErrorKind::Expected { .. }), 1, a.len() + 1),
+        (format!("{a} AND"), |k| matches!(k, ParseErrorKind::Expected { .. }), 1, a.len() + 5),
+        (format!("(\n {a}\n AND\n)"), |k| matches!(k, ParseErrorKind::Expected { .. }), 4, 1),
         (
             format!("{repo} StringEquals 'unterminated"),
             |k| matches!(k, ParseErrorKind::UnterminatedString),
             1,
             repo.len() + 15,
         ),
-        (
-            "ActionMatches{Microsoft}".into(),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            1,
-            15,
-        ),
+        ("ActionMatches{Microsoft}".into(), |k| matches!(k, ParseErrorKind::Expected { .. }), 1, 15),
         (
             "ActionMatches{Microsoft.ContainerRegistry/x}".into(),
             |k| matches!(k, ParseErrorKind::UnexpectedCharacter { found: '/' }),
             1,
             42,
         ),
-        (
-            "ActionMatches 'x'".into(),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            1,
-            15,
-        ),
-        (
-            "Exists 'x'".into(),
-            |k| matches!(k, ParseErrorKind::Expected { .. }),
-            1,
-            8,
-        ),
-        (
-            "@Foo[x] StringEquals 'a'".into(),
-            |k| matches!(k, ParseErrorKind::UnknownAttributeSource { .. }),
-            1,
-            1,
-        ),
-        (
-            "@Request[a b] StringEquals 'a'".into(),
-            |k| matches!(k, ParseErrorKind::MalformedAttribute { .. }),
-            1,
-            11,
-        ),
-        (
-            format!("{a} # comment"),
-            |k| matches!(k, ParseErrorKind::UnexpectedCharacter { found: '#' }),
-            1,
-            a.len() + 2,
-        ),
-        (
-            format!("{a} & {a}"),
-            |k| matches!(k, ParseErrorKind::UnexpectedCharacter { found: '&' }),
-            1,
-            a.len() + 2,
-        ),
-        (
-            format!("{}{a}", "(".repeat(70)),
-            |k| matches!(k, ParseErrorKind::NestingTooDeep { .. }),
-            1,
-            65,
-        ),
+        ("ActionMatches 'x'".into(), |k| matches!(k, ParseErrorKind::Expected { .. }), 1, 15),
+        ("Exists 'x'".into(), |k| matches!(k, ParseErrorKind::Expected { .. }), 1, 8),
+        ("@Foo[x] StringEquals 'a'".into(), |k| matches!(k, ParseErrorKind::UnknownAttributeSource { .. }), 1, 1),
+        ("@Request[a b] StringEquals 'a'".into(), |k| matches!(k, ParseErrorKind::MalformedAttribute { .. }), 1, 11),
+        (format!("{a} # comment"), |k| matches!(k, ParseErrorKind::UnexpectedCharacter { found: '#' }), 1, a.len() + 2),
+        (format!("{a} & {a}"), |k| matches!(k, ParseErrorKind::UnexpectedCharacter { found: '&' }), 1, a.len() + 2),
+        (format!("{}{a}", "(".repeat(70)), |k| matches!(k, ParseErrorKind::NestingTooDeep { .. }), 1, 65),
     ];
     for (text, check, line, column) in cases {
         let err = Condition::parse(&text).expect_err(&text);
         assert!(check(&err.kind), "{text}: got {:?}", err.kind);
-        assert_eq!(
-            (err.line(), err.column()),
-            (line, column),
-            "{text}\n{}",
-            err.render()
-        );
+        assert_eq!((err.line(), err.column()), (line, column), "{text}\n{}", err.render());
     }
 }
 
@@ -772,13 +585,7 @@ fn size_limit_is_8_kib() {
     assert!(Condition::parse(&text).is_ok());
     text.push(' ');
     let err = Condition::parse(&text).unwrap_err();
-    assert!(matches!(
-        err.kind,
-        ParseErrorKind::TooLong {
-            length: 8193,
-            limit: 8192
-        }
-    ));
+    assert!(matches!(err.kind, ParseErrorKind::TooLong { length: 8193, limit: 8192 }));
 }
 
 #[test]
@@ -788,10 +595,7 @@ fn errors_render_like_a_compiler() {
     assert_eq!((err.line(), err.column()), (4, 83));
     let rendered = err.render();
     let expected_caret_line = format!("  | {}^^^ here", " ".repeat(82));
-    assert!(
-        rendered.starts_with("error: 'NumericEquals' expects an integer, found the string 'b'\n"),
-        "{rendered}"
-    );
+    assert!(rendered.starts_with("error: 'NumericEquals' expects an integer, found the string 'b'\n"), "{rendered}");
     assert!(rendered.contains(" --> condition:4:83\n"), "{rendered}");
     assert!(rendered.contains(&expected_caret_line), "{rendered}");
     // It is a miette diagnostic with a labelled span.
@@ -804,11 +608,7 @@ fn errors_render_like_a_compiler() {
 #[test]
 fn functions_catalogue_matches_the_docs() {
     assert_eq!(Function::ALL.len(), 32);
-    let cross: Vec<&str> = Function::ALL
-        .iter()
-        .filter(|f| f.allows_cross_product())
-        .map(|f| f.keyword())
-        .collect();
+    let cross: Vec<&str> = Function::ALL.iter().filter(|f| f.allows_cross_product()).map(|f| f.keyword()).collect();
     assert_eq!(
         cross,
         [

@@ -13,9 +13,7 @@ use wharf_authz::condition::parser::{
     MAX_CONDITION_BYTES, MAX_DEPTH, parse, parse_datetime, parse_guid, parse_ip_match, parse_ip_range,
 };
 use wharf_authz::condition::printer::{print, print_pretty};
-use wharf_authz::condition::{
-    AttributeValue, Condition, ParseErrorKind, RequestContext, Truth, eval,
-};
+use wharf_authz::condition::{AttributeValue, Condition, ParseErrorKind, RequestContext, Truth, eval};
 
 // ---------------------------------------------------------------- generators
 
@@ -41,19 +39,10 @@ const SUB_PATTERNS: [&str; 3] = ["Blob.List", "Blob.*", "tag.list"];
 /// the right or the wrong type.
 fn attribute_pool() -> Vec<AttributeRef> {
     vec![
-        AttributeRef::new(
-            AttributeSource::Request,
-            "Microsoft.ContainerRegistry/registries/repositories:name",
-        ),
-        AttributeRef::new(
-            AttributeSource::Resource,
-            "Microsoft.ContainerRegistry/registries/repositories:name",
-        ),
+        AttributeRef::new(AttributeSource::Request, "Microsoft.ContainerRegistry/registries/repositories:name"),
+        AttributeRef::new(AttributeSource::Resource, "Microsoft.ContainerRegistry/registries/repositories:name"),
         AttributeRef::new(AttributeSource::Request, "Microsoft.X/things:count"),
-        AttributeRef::new(
-            AttributeSource::Principal,
-            "Microsoft.Directory/CustomSecurityAttributes/Id:Project",
-        ),
+        AttributeRef::new(AttributeSource::Principal, "Microsoft.Directory/CustomSecurityAttributes/Id:Project"),
         AttributeRef::new(AttributeSource::Environment, "UtcNow"),
         AttributeRef::new(AttributeSource::Request, "Microsoft.X/things:id"),
         AttributeRef::new(AttributeSource::Request, "Microsoft.Network/clientIp"),
@@ -75,14 +64,7 @@ fn text() -> impl Strategy<Value = String> {
     proptest::string::string_regex("[a-cA-C/*?\\\\ .é-]{0,6}").unwrap()
 }
 
-const REPOS: [&str; 6] = [
-    "backend/api",
-    "Backend/API",
-    "backend-infra/k8s",
-    "frontend/js/vue",
-    "",
-    "a*b?",
-];
+const REPOS: [&str; 6] = ["backend/api", "Backend/API", "backend-infra/k8s", "frontend/js/vue", "", "a*b?"];
 
 fn repo_like_text() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -109,9 +91,7 @@ fn datetime_text() -> impl Strategy<Value = String> {
 
 fn guid_text() -> impl Strategy<Value = String> {
     (0u128..4, any::<bool>()).prop_map(|(n, upper)| {
-        let g = uuid::Uuid::from_u128(0x0b2c5e4f_0000_4000_8000_000000000000 + n)
-            .hyphenated()
-            .to_string();
+        let g = uuid::Uuid::from_u128(0x0b2c5e4f_0000_4000_8000_000000000000 + n).hyphenated().to_string();
         if upper { g.to_uppercase() } else { g }
     })
 }
@@ -132,28 +112,17 @@ fn scalar_for(function: Function) -> BoxedStrategy<Scalar> {
         OperandType::String => repo_like_text().prop_map(Scalar::String).boxed(),
         OperandType::Integer => (-3i64..25).prop_map(Scalar::Integer).boxed(),
         OperandType::Bool => any::<bool>().prop_map(Scalar::Bool).boxed(),
-        OperandType::DateTime => datetime_text()
-            .prop_map(|text| Scalar::DateTime {
-                value: parse_datetime(&text).unwrap(),
-                text,
-            })
-            .boxed(),
-        OperandType::Guid => guid_text()
-            .prop_map(|text| Scalar::Guid {
-                value: parse_guid(&text).unwrap(),
-                text,
-            })
-            .boxed(),
+        OperandType::DateTime => {
+            datetime_text().prop_map(|text| Scalar::DateTime { value: parse_datetime(&text).unwrap(), text }).boxed()
+        }
+        OperandType::Guid => {
+            guid_text().prop_map(|text| Scalar::Guid { value: parse_guid(&text).unwrap(), text }).boxed()
+        }
         OperandType::Ip => {
             let range = matches!(function, Function::IpInRange | Function::IpNotInRange);
             ip_text(range)
                 .prop_map(move |text| {
-                    let value = if range {
-                        parse_ip_range(&text)
-                    } else {
-                        parse_ip_match(&text)
-                    }
-                    .unwrap();
+                    let value = if range { parse_ip_range(&text) } else { parse_ip_match(&text) }.unwrap();
                     Scalar::Ip { text, value }
                 })
                 .boxed()
@@ -162,51 +131,28 @@ fn scalar_for(function: Function) -> BoxedStrategy<Scalar> {
 }
 
 fn comparison() -> impl Strategy<Value = Expr> {
-    (
-        proptest::sample::select(Function::ALL.to_vec()),
-        attribute(),
-        any::<bool>(),
-        0usize..4,
-        any::<bool>(),
-    )
-        .prop_flat_map(
-            |(function, attr, use_quantifier, quantifier, literal_left)| {
-                let quantifier = (use_quantifier && function.allows_cross_product())
-                    .then(|| Quantifier::ALL[quantifier]);
-                let literal = match quantifier {
-                    Some(_) => prop_oneof![
-                        scalar_for(function).prop_map(Literal::Single),
-                        proptest::collection::vec(scalar_for(function), 1..4)
-                            .prop_map(Literal::Set),
-                    ]
-                    .boxed(),
-                    None => scalar_for(function).prop_map(Literal::Single).boxed(),
+    (proptest::sample::select(Function::ALL.to_vec()), attribute(), any::<bool>(), 0usize..4, any::<bool>())
+        .prop_flat_map(|(function, attr, use_quantifier, quantifier, literal_left)| {
+            let quantifier = (use_quantifier && function.allows_cross_product()).then(|| Quantifier::ALL[quantifier]);
+            let literal = match quantifier {
+                Some(_) => prop_oneof![
+                    scalar_for(function).prop_map(Literal::Single),
+                    proptest::collection::vec(scalar_for(function), 1..4).prop_map(Literal::Set),
+                ]
+                .boxed(),
+                None => scalar_for(function).prop_map(Literal::Single).boxed(),
+            };
+            let attr_right = prop_oneof![3 => Just(None), 1 => attribute().prop_map(Some)];
+            (literal, attr_right).prop_map(move |(literal, attr_right)| {
+                let operator = Operator { quantifier, function };
+                let (left, right) = match (attr_right, literal_left) {
+                    (Some(other), _) => (Operand::Attribute(attr.clone()), Operand::Attribute(other)),
+                    (None, true) => (Operand::Literal(literal), Operand::Attribute(attr.clone())),
+                    (None, false) => (Operand::Attribute(attr.clone()), Operand::Literal(literal)),
                 };
-                let attr_right = prop_oneof![3 => Just(None), 1 => attribute().prop_map(Some)];
-                (literal, attr_right).prop_map(move |(literal, attr_right)| {
-                    let operator = Operator {
-                        quantifier,
-                        function,
-                    };
-                    let (left, right) = match (attr_right, literal_left) {
-                        (Some(other), _) => {
-                            (Operand::Attribute(attr.clone()), Operand::Attribute(other))
-                        }
-                        (None, true) => {
-                            (Operand::Literal(literal), Operand::Attribute(attr.clone()))
-                        }
-                        (None, false) => {
-                            (Operand::Attribute(attr.clone()), Operand::Literal(literal))
-                        }
-                    };
-                    Expr::Compare(Comparison {
-                        left,
-                        operator,
-                        right,
-                    })
-                })
-            },
-        )
+                Expr::Compare(Comparison { left, operator, right })
+            })
+        })
 }
 
 fn leaf() -> impl Strategy<Value = Expr> {
@@ -236,16 +182,13 @@ fn value_for(index: usize) -> BoxedStrategy<Option<AttributeValue>> {
         Just(AttributeValue::List(vec![])),
     ];
     let right: BoxedStrategy<AttributeValue> = match index {
-        0 | 1 | 8 => proptest::sample::select(REPOS.to_vec())
-            .prop_map(|s| AttributeValue::String(s.into()))
-            .boxed(),
+        0 | 1 | 8 => proptest::sample::select(REPOS.to_vec()).prop_map(|s| AttributeValue::String(s.into())).boxed(),
         2 => (-3i64..25).prop_map(AttributeValue::Integer).boxed(),
         3 => proptest::collection::vec(proptest::sample::select(REPOS.to_vec()), 1..3)
             .prop_map(|v| AttributeValue::List(v.into_iter().map(AttributeValue::from).collect()))
             .boxed(),
         4 => prop_oneof![
-            (0i64..2_000_000_000)
-                .prop_map(|s| AttributeValue::DateTime(Utc.timestamp_opt(s, 0).unwrap())),
+            (0i64..2_000_000_000).prop_map(|s| AttributeValue::DateTime(Utc.timestamp_opt(s, 0).unwrap())),
             datetime_text().prop_map(AttributeValue::String),
         ]
         .boxed(),
@@ -254,17 +197,14 @@ fn value_for(index: usize) -> BoxedStrategy<Option<AttributeValue>> {
             guid_text().prop_map(AttributeValue::String),
         ]
         .boxed(),
-        6 => (0u8..4, 0u8..255)
-            .prop_map(|(a, b)| AttributeValue::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, a, b))))
-            .boxed(),
+        6 => (0u8..4, 0u8..255).prop_map(|(a, b)| AttributeValue::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, a, b)))).boxed(),
         _ => any::<bool>().prop_map(AttributeValue::Bool).boxed(),
     };
     prop_oneof![2 => Just(None), 6 => right.prop_map(Some), 1 => wrong.prop_map(Some)].boxed()
 }
 
 fn request() -> impl Strategy<Value = RequestContext> {
-    let values: Vec<BoxedStrategy<Option<AttributeValue>>> =
-        (0..attribute_pool().len()).map(value_for).collect();
+    let values: Vec<BoxedStrategy<Option<AttributeValue>>> = (0..attribute_pool().len()).map(value_for).collect();
     (
         proptest::sample::select(ACTIONS.to_vec()),
         proptest::option::of(proptest::sample::select(SUB_OPERATIONS.to_vec())),
@@ -327,10 +267,9 @@ mod reference {
             }
             Expr::Not(i) => eval(i, ctx).map(|b| !b),
             Expr::ActionMatches(p) => Some(glob(&p.to_lowercase(), &ctx.action().to_lowercase())),
-            Expr::SubOperationMatches(p) => Some(
-                ctx.sub_operation()
-                    .is_some_and(|s| glob(&p.to_lowercase(), &s.to_lowercase())),
-            ),
+            Expr::SubOperationMatches(p) => {
+                Some(ctx.sub_operation().is_some_and(|s| glob(&p.to_lowercase(), &s.to_lowercase())))
+            }
             Expr::Exists(a) => Some(lookup(ctx, a).is_some()),
             Expr::Compare(c) => compare(c, ctx),
         }
@@ -386,9 +325,7 @@ mod reference {
     }
 
     fn lookup<'a>(ctx: &'a RequestContext, a: &AttributeRef) -> Option<&'a AttributeValue> {
-        ctx.attributes()
-            .find(|(s, p, _)| a.matches(*s, p))
-            .map(|(_, _, v)| v)
+        ctx.attributes().find(|(s, p, _)| a.matches(*s, p)).map(|(_, _, v)| v)
     }
 
     fn to_v(v: &AttributeValue) -> V {
@@ -672,10 +609,7 @@ fn generated_cases_cover_all_outcomes() {
             Truth::Unknown => u += 1,
         }
     }
-    assert!(
-        t > 150 && f > 150 && u > 100,
-        "true {t}, false {f}, unknown {u}"
-    );
+    assert!(t > 150 && f > 150 && u > 100, "true {t}, false {f}, unknown {u}");
 }
 
 /// Conditions at the nesting limit must print back to text that parses: the

@@ -77,12 +77,15 @@ impl Client {
     pub async fn management_token(&mut self) -> Result<String, CliError> {
         let now = now_secs();
         if let (Some(t), Some(exp)) = (&self.profile.access_token, self.profile.expires_on)
-            && exp > now + 60 {
-                return Ok(t.clone());
-            }
+            && exp > now + 60
+        {
+            return Ok(t.clone());
+        }
         let v = self.account_reply(MANAGEMENT_SCOPE).await?;
         self.store_token(&v);
-        if let (Some(rt), Some(crate::profile::Account::User { refresh_token, .. })) = (v["refresh_token"].as_str(), self.profile.account.as_mut()) {
+        if let (Some(rt), Some(crate::profile::Account::User { refresh_token, .. })) =
+            (v["refresh_token"].as_str(), self.profile.account.as_mut())
+        {
             *refresh_token = rt.to_string();
         }
         crate::profile::save(&self.profile)?;
@@ -94,7 +97,13 @@ impl Client {
         self.profile.expires_on = Some(now_secs() + v["expires_in"].as_i64().unwrap_or(300));
     }
 
-    pub async fn arm(&self, method: Method, path: &str, api_version: &str, body: Option<&Value>) -> Result<Value, CliError> {
+    pub async fn arm(
+        &self,
+        method: Method,
+        path: &str,
+        api_version: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
         let url = format!("{}{}", self.profile.server.trim_end_matches('/'), path);
         let mut req = self.http.request(method, &url).query(&[("api-version", api_version)]);
         if let Some(t) = &self.profile.access_token {
@@ -115,12 +124,20 @@ impl Client {
 /// headers; error bodies (`{"error":{"code","message"}}`) become [`CliError::Service`].
 pub async fn read_reply(resp: reqwest::Response) -> Result<(Value, Vec<String>), CliError> {
     let status = resp.status().as_u16();
-    let warnings: Vec<String> = resp.headers().get_all("wharf-warning").iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
+    let warnings: Vec<String> =
+        resp.headers().get_all("wharf-warning").iter().filter_map(|v| v.to_str().ok().map(str::to_string)).collect();
     let text = resp.text().await?;
-    let json: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
+    let json: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+    };
     if status >= 400 {
         let code = json["error"]["code"].as_str().unwrap_or("HttpError").to_string();
-        let message = json["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
+        let message = json["error"]["message"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("the server answered HTTP {status}: {text}"));
         return Err(CliError::Service { status, code, message });
     }
     Ok((json, warnings))
@@ -144,7 +161,10 @@ impl Client {
     /// a service principal's secret), as az gets tokens for Graph and for registries.
     pub async fn directory_token(&self, scope: &str) -> Result<String, CliError> {
         let v = self.account_reply(scope).await?;
-        v["access_token"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned no access token".into()))
+        v["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Other("the server returned no access token".into()))
     }
 
     /// The token endpoint's reply for `scope`, from the stored account: a user's refresh token
@@ -153,13 +173,32 @@ impl Client {
         let tenant = self.profile.tenant.clone().unwrap_or_else(|| "organizations".into());
         match &self.profile.account {
             Some(crate::profile::Account::User { refresh_token, .. }) => self
-                .request_token(&tenant, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("scope", scope), ("client_id", "wharf-cli")])
+                .request_token(
+                    &tenant,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh_token),
+                        ("scope", scope),
+                        ("client_id", "wharf-cli"),
+                    ],
+                )
                 .await
                 .map_err(|e| CliError::Other(format!("{e}. Run 'wharf login' again."))),
             Some(crate::profile::Account::ServicePrincipal { app_id, secret }) => {
-                self.request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)]).await
+                self.request_token(
+                    &tenant,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", app_id),
+                        ("client_secret", secret),
+                        ("scope", scope),
+                    ],
+                )
+                .await
             }
-            None => Err(CliError::Other("not signed in. Run 'wharf login --server URL --username U --password P' first.".into())),
+            None => Err(CliError::Other(
+                "not signed in. Run 'wharf login --server URL --username U --password P' first.".into(),
+            )),
         }
     }
 
@@ -183,7 +222,13 @@ impl GraphClient<'_> {
 
     /// Sends a Graph request; `path` is under `/v1.0/` (e.g. `users`), `query` its parameters.
     /// Returns the JSON body (`Null` when empty); Graph errors become [`CliError::Service`].
-    pub async fn call(&self, method: Method, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Result<Value, CliError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<Value, CliError> {
         let url = format!("{}/v1.0/{}", self.client.profile.server.trim_end_matches('/'), path.trim_start_matches('/'));
         let mut req = self.client.http.request(method, &url).bearer_auth(&self.token);
         if !query.is_empty() {

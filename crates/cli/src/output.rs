@@ -35,14 +35,18 @@ pub fn render(value: &Value, args: &OutputArgs) -> Result<String, CliError> {
         Format::None => String::new(),
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&value).expect("json serializes")),
         Format::Jsonc => colorize(&value),
-        Format::Yaml => serde_yaml::to_string(&value).map_err(|e| CliError::Other(format!("cannot render YAML: {e}")))?,
+        Format::Yaml => {
+            serde_yaml::to_string(&value).map_err(|e| CliError::Other(format!("cannot render YAML: {e}")))?
+        }
         Format::Tsv => tsv(&value),
         Format::Table => table(&value),
     })
 }
 
 pub fn apply_query(q: &str, value: &Value) -> Result<Value, CliError> {
-    let expr = jmespath::compile(q).map_err(|e| CliError::Usage(format!("argument --query: invalid jmespath query supplied for '--query': {e}")))?;
+    let expr = jmespath::compile(q).map_err(|e| {
+        CliError::Usage(format!("argument --query: invalid jmespath query supplied for '--query': {e}"))
+    })?;
     let data = jmespath::Variable::from_json(&value.to_string()).map_err(|e| CliError::Other(e.to_string()))?;
     let result = expr.search(data).map_err(|e| CliError::Usage(format!("argument --query: {e}")))?;
     serde_json::to_value(&*result).map_err(|e| CliError::Other(e.to_string()))
@@ -125,10 +129,18 @@ fn table(v: &Value) -> String {
         .collect();
     let headers: Vec<String> = columns.iter().map(|c| header(c)).collect();
     let widths: Vec<usize> = (0..headers.len())
-        .map(|i| cells.iter().map(|row| row.get(i).map_or(0, |s| s.chars().count())).max().unwrap_or(0).max(headers[i].len()))
+        .map(|i| {
+            cells.iter().map(|row| row.get(i).map_or(0, |s| s.chars().count())).max().unwrap_or(0).max(headers[i].len())
+        })
         .collect();
     let fmt_row = |row: &[String]| -> String {
-        row.iter().enumerate().map(|(i, s)| format!("{:<w$}", s, w = widths[i])).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        row.iter()
+            .enumerate()
+            .map(|(i, s)| format!("{:<w$}", s, w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     if headers.is_empty() {
         return String::new();

@@ -35,9 +35,10 @@ pub enum Account {
 
 pub fn config_dir() -> Result<PathBuf, CliError> {
     if let Ok(d) = std::env::var("WHARF_CONFIG_DIR")
-        && !d.is_empty() {
-            return Ok(PathBuf::from(d));
-        }
+        && !d.is_empty()
+    {
+        return Ok(PathBuf::from(d));
+    }
     let home = std::env::var("HOME").map_err(|_| CliError::Other("HOME is not set; set WHARF_CONFIG_DIR".into()))?;
     Ok(PathBuf::from(home).join(".wharf"))
 }
@@ -51,7 +52,8 @@ pub fn load() -> Result<Profile, CliError> {
     let text = std::fs::read_to_string(&p).map_err(|_| {
         CliError::Other("not logged in to a Wharf server. Run 'wharf login --server URL' first.".into())
     })?;
-    serde_json::from_str(&text).map_err(|e| CliError::Other(format!("the profile {} is corrupt ({e}); run 'wharf login' again", p.display())))
+    serde_json::from_str(&text)
+        .map_err(|e| CliError::Other(format!("the profile {} is corrupt ({e}); run 'wharf login' again", p.display())))
 }
 
 pub fn save(profile: &Profile) -> Result<(), CliError> {
@@ -60,7 +62,9 @@ pub fn save(profile: &Profile) -> Result<(), CliError> {
     let p = dir.join("config.json");
     let tmp = dir.join("config.json.tmp");
     let text = serde_json::to_string_pretty(profile).expect("profile serializes");
-    write_private(&tmp, &text).and_then(|_| std::fs::rename(&tmp, &p)).map_err(|e| CliError::Other(format!("cannot write {}: {e}", p.display())))
+    write_private(&tmp, &text)
+        .and_then(|_| std::fs::rename(&tmp, &p))
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", p.display())))
 }
 
 fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {

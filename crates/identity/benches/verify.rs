@@ -5,8 +5,8 @@ use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use wharf_identity::{
-    AccessEntry, KeySet, NoRevocations, PrincipalType, RegistryContext, RegistrySubject,
-    RegistryTokenIssuer, RoleAssignmentMode,
+    AccessEntry, KeySet, NoRevocations, PrincipalType, RegistryContext, RegistrySubject, RegistryTokenIssuer,
+    RoleAssignmentMode,
 };
 
 fn verify_access_token(c: &mut Criterion) {
@@ -15,7 +15,8 @@ fn verify_access_token(c: &mut Criterion) {
     let issuer = RegistryTokenIssuer::default();
     let ctx = RegistryContext {
         login_server: "myregistry.localhost:5000".into(),
-        registry_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry".into(),
+        registry_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry"
+            .into(),
         mode: RoleAssignmentMode::AbacRepositoryPermissions,
     };
     let subject = RegistrySubject {
@@ -31,15 +32,10 @@ fn verify_access_token(c: &mut Criterion) {
         AccessEntry::new("repository", "backend/nginx", ["pull", "push"]),
         AccessEntry::new("registry", "catalog", ["*"]),
     ];
-    let token = issuer
-        .issue_access(&keys, &subject, &ctx, access, now)
-        .expect("issue")
-        .token;
+    let token = issuer.issue_access(&keys, &subject, &ctx, access, now).expect("issue").token;
     c.bench_function("validate_access_token", |b| {
         b.iter(|| {
-            let claims = issuer
-                .validate_access(&keys, black_box(&token), &ctx, now, &NoRevocations)
-                .expect("valid");
+            let claims = issuer.validate_access(&keys, black_box(&token), &ctx, now, &NoRevocations).expect("valid");
             black_box(claims.allows("repository", "backend/nginx", "pull"))
         })
     });

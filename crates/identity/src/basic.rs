@@ -34,10 +34,7 @@ pub struct BasicCredentials {
 
 impl fmt::Debug for BasicCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BasicCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("BasicCredentials").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
@@ -55,8 +52,7 @@ pub enum BasicUsername<'a> {
 impl BasicCredentials {
     /// What the username stands for. GUIDs are recognised in their hyphenated form, in any case.
     pub fn username_kind(&self) -> BasicUsername<'_> {
-        let looks_like_guid =
-            self.username.len() == 36 && self.username.as_bytes().get(8) == Some(&b'-');
+        let looks_like_guid = self.username.len() == 36 && self.username.as_bytes().get(8) == Some(&b'-');
         match Uuid::try_parse(&self.username) {
             Ok(u) if looks_like_guid && u.is_nil() => BasicUsername::RefreshToken,
             Ok(u) if looks_like_guid => BasicUsername::AppId(u),
@@ -72,10 +68,7 @@ impl BasicCredentials {
     /// The header value for these credentials (`Basic base64(user:password)`), for clients and
     /// tests.
     pub fn to_header_value(&self) -> String {
-        format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:{}", self.username, self.password))
-        )
+        format!("Basic {}", STANDARD.encode(format!("{}:{}", self.username, self.password)))
     }
 }
 
@@ -87,9 +80,7 @@ pub fn parse_basic_authorization(value: &str) -> Result<BasicCredentials, BasicE
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(BasicError::NotBasic);
     }
-    let decoded = LENIENT_STANDARD
-        .decode(encoded.trim())
-        .map_err(|_| BasicError::Base64)?;
+    let decoded = LENIENT_STANDARD.decode(encoded.trim()).map_err(|_| BasicError::Base64)?;
     let text = String::from_utf8(decoded).map_err(|_| BasicError::Utf8)?;
     if text.chars().any(char::is_control) {
         return Err(BasicError::ControlCharacter);
@@ -98,10 +89,7 @@ pub fn parse_basic_authorization(value: &str) -> Result<BasicCredentials, BasicE
     if username.is_empty() {
         return Err(BasicError::EmptyUsername);
     }
-    Ok(BasicCredentials {
-        username: username.to_owned(),
-        password: password.to_owned(),
-    })
+    Ok(BasicCredentials { username: username.to_owned(), password: password.to_owned() })
 }
 
 #[cfg(test)]
@@ -138,64 +126,35 @@ mod tests {
 
     #[test]
     fn recognises_guid_usernames() {
-        let c = parse_basic_authorization(&header(&format!("{NULL_GUID_USERNAME}:eyJhbGciOi.x.y")))
-            .unwrap();
+        let c = parse_basic_authorization(&header(&format!("{NULL_GUID_USERNAME}:eyJhbGciOi.x.y"))).unwrap();
         assert!(c.is_refresh_token());
         assert_eq!(c.password, "eyJhbGciOi.x.y");
         let app = "6A1F0C2D-1111-4000-8000-000000000002";
         let c = parse_basic_authorization(&header(&format!("{app}:secret"))).unwrap();
-        assert_eq!(
-            c.username_kind(),
-            BasicUsername::AppId(Uuid::parse_str(app).unwrap())
-        );
+        assert_eq!(c.username_kind(), BasicUsername::AppId(Uuid::parse_str(app).unwrap()));
         assert!(!c.is_refresh_token());
         // Other GUID spellings are not app ids: only the hyphenated form counts.
         let c = parse_basic_authorization(&header("00000000000000000000000000000000:x")).unwrap();
-        assert_eq!(
-            c.username_kind(),
-            BasicUsername::Name("00000000000000000000000000000000")
-        );
+        assert_eq!(c.username_kind(), BasicUsername::Name("00000000000000000000000000000000"));
     }
 
     #[test]
     fn rejects_malformed_values() {
+        assert_eq!(parse_basic_authorization("Bearer abc").unwrap_err(), BasicError::NotBasic);
+        assert_eq!(parse_basic_authorization("Basic").unwrap_err(), BasicError::NotBasic);
+        assert_eq!(parse_basic_authorization("Basic !!!").unwrap_err(), BasicError::Base64);
         assert_eq!(
-            parse_basic_authorization("Bearer abc").unwrap_err(),
-            BasicError::NotBasic
-        );
-        assert_eq!(
-            parse_basic_authorization("Basic").unwrap_err(),
-            BasicError::NotBasic
-        );
-        assert_eq!(
-            parse_basic_authorization("Basic !!!").unwrap_err(),
-            BasicError::Base64
-        );
-        assert_eq!(
-            parse_basic_authorization(&format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':'])))
-                .unwrap_err(),
+            parse_basic_authorization(&format!("Basic {}", STANDARD.encode([0xff, 0xfe, b':']))).unwrap_err(),
             BasicError::Utf8
         );
-        assert_eq!(
-            parse_basic_authorization(&header("nocolon")).unwrap_err(),
-            BasicError::NoSeparator
-        );
-        assert_eq!(
-            parse_basic_authorization(&header(":pw")).unwrap_err(),
-            BasicError::EmptyUsername
-        );
-        assert_eq!(
-            parse_basic_authorization(&header("u:p\nw")).unwrap_err(),
-            BasicError::ControlCharacter
-        );
+        assert_eq!(parse_basic_authorization(&header("nocolon")).unwrap_err(), BasicError::NoSeparator);
+        assert_eq!(parse_basic_authorization(&header(":pw")).unwrap_err(), BasicError::EmptyUsername);
+        assert_eq!(parse_basic_authorization(&header("u:p\nw")).unwrap_err(), BasicError::ControlCharacter);
     }
 
     #[test]
     fn header_round_trip_and_redacted_debug() {
-        let c = BasicCredentials {
-            username: "tok1".into(),
-            password: "p:w".into(),
-        };
+        let c = BasicCredentials { username: "tok1".into(), password: "p:w".into() };
         assert_eq!(parse_basic_authorization(&c.to_header_value()).unwrap(), c);
         assert!(!format!("{c:?}").contains("p:w"));
     }

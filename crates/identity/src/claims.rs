@@ -75,9 +75,7 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 impl Audiences {
     /// Audiences with the given Graph resource id (e.g. `https://127.0.0.1:8443/`).
     pub fn new(graph_resource: impl Into<String>) -> Self {
-        Self {
-            graph: graph_resource.into(),
-        }
+        Self { graph: graph_resource.into() }
     }
 
     /// The value Wharf writes in `aud` for an audience.
@@ -112,35 +110,23 @@ impl Audiences {
         if r.is_empty() {
             return None;
         }
-        [
-            Audience::Management,
-            Audience::ContainerRegistry,
-            Audience::Graph,
-        ]
-        .into_iter()
-        .find(|a| {
-            self.spellings(*a)
-                .iter()
-                .any(|s| normalize_resource(s) == r)
-        })
+        [Audience::Management, Audience::ContainerRegistry, Audience::Graph]
+            .into_iter()
+            .find(|a| self.spellings(*a).iter().any(|s| normalize_resource(s) == r))
     }
 
     /// The audience of an OAuth2 v2 `scope` value: one `{resource}/.default` (az sends
     /// `https://management.core.windows.net//.default`, with a double slash), optionally beside
     /// `openid profile offline_access email`.
     pub fn parse_scope(&self, scope: &str) -> Result<Audience, ScopeError> {
-        let resources: Vec<&str> = scope
-            .split_whitespace()
-            .filter(|s| !OIDC_SCOPES.iter().any(|o| s.eq_ignore_ascii_case(o)))
-            .collect();
+        let resources: Vec<&str> =
+            scope.split_whitespace().filter(|s| !OIDC_SCOPES.iter().any(|o| s.eq_ignore_ascii_case(o))).collect();
         let [single] = resources.as_slice() else {
             return Err(ScopeError::ResourceCount(scope.to_owned()));
         };
-        let resource = single
-            .strip_suffix("/.default")
-            .ok_or_else(|| ScopeError::UnknownResource((*single).to_owned()))?;
-        self.classify(resource)
-            .ok_or_else(|| ScopeError::UnknownResource((*single).to_owned()))
+        let resource =
+            single.strip_suffix("/.default").ok_or_else(|| ScopeError::UnknownResource((*single).to_owned()))?;
+        self.classify(resource).ok_or_else(|| ScopeError::UnknownResource((*single).to_owned()))
     }
 
     /// The audience of the managed-identity endpoint's `resource=` value (a resource URL
@@ -148,8 +134,7 @@ impl Audiences {
     pub fn parse_resource(&self, resource: &str) -> Result<Audience, ScopeError> {
         let r = resource.trim();
         let r = r.strip_suffix("/.default").unwrap_or(r);
-        self.classify(r)
-            .ok_or_else(|| ScopeError::UnknownResource(resource.to_owned()))
+        self.classify(r).ok_or_else(|| ScopeError::UnknownResource(resource.to_owned()))
     }
 }
 
@@ -181,10 +166,7 @@ pub enum PrincipalType {
 impl PrincipalType {
     /// True for the kinds a directory (Entra-like) token can describe.
     pub fn is_directory_principal(self) -> bool {
-        matches!(
-            self,
-            PrincipalType::User | PrincipalType::ServicePrincipal | PrincipalType::ManagedIdentity
-        )
+        matches!(self, PrincipalType::User | PrincipalType::ServicePrincipal | PrincipalType::ManagedIdentity)
     }
 }
 
@@ -216,10 +198,7 @@ impl HostResource {
     /// A host from its ARM id, deriving the resource type from the id. `None` when the id has
     /// no `/providers/{namespace}/{type}/{name}` part.
     pub fn from_id(id: &str) -> Option<Self> {
-        Some(Self {
-            resource_type: resource_type_of(id)?,
-            id: id.to_owned(),
-        })
+        Some(Self { resource_type: resource_type_of(id)?, id: id.to_owned() })
     }
 }
 
@@ -321,10 +300,7 @@ pub struct DirectoryClaims {
 impl DirectoryClaims {
     /// The hosting resource of a managed identity's token.
     pub fn host(&self) -> Option<HostResource> {
-        Some(HostResource {
-            id: self.wharf_host_resource.clone()?,
-            resource_type: self.wharf_host_type.clone()?,
-        })
+        Some(HostResource { id: self.wharf_host_resource.clone()?, resource_type: self.wharf_host_type.clone()? })
     }
 }
 
@@ -420,11 +396,7 @@ impl DirectoryTokenIssuer {
             wharf_builtin: None,
         };
         match principal {
-            DirectoryPrincipal::User {
-                object_id,
-                display_name,
-                user_principal_name,
-            } => {
+            DirectoryPrincipal::User { object_id, display_name, user_principal_name } => {
                 c.sub = object_id.clone();
                 c.oid = object_id.clone();
                 c.idtyp = IdentityType::User;
@@ -432,11 +404,7 @@ impl DirectoryTokenIssuer {
                 c.upn = Some(user_principal_name.clone());
                 c.wharf_principal_type = PrincipalType::User;
             }
-            DirectoryPrincipal::ServicePrincipal {
-                object_id,
-                app_id,
-                builtin,
-            } => {
+            DirectoryPrincipal::ServicePrincipal { object_id, app_id, builtin } => {
                 c.sub = object_id.clone();
                 c.oid = object_id.clone();
                 c.appid = Some(app_id.clone());
@@ -444,21 +412,14 @@ impl DirectoryTokenIssuer {
                 c.wharf_principal_type = PrincipalType::ServicePrincipal;
                 c.wharf_builtin = builtin.clone();
             }
-            DirectoryPrincipal::ManagedIdentity {
-                object_id,
-                client_id,
-                identity,
-                host,
-            } => {
+            DirectoryPrincipal::ManagedIdentity { object_id, client_id, identity, host } => {
                 c.sub = object_id.clone();
                 c.oid = object_id.clone();
                 c.appid = Some(client_id.clone());
                 c.azp = Some(client_id.clone());
                 c.wharf_principal_type = PrincipalType::ManagedIdentity;
                 let (kind, mirid) = match identity {
-                    ManagedIdentityRef::SystemAssigned => {
-                        (ManagedIdentityKind::SystemAssigned, host.id.clone())
-                    }
+                    ManagedIdentityRef::SystemAssigned => (ManagedIdentityKind::SystemAssigned, host.id.clone()),
                     ManagedIdentityRef::UserAssigned { resource_id } => {
                         (ManagedIdentityKind::UserAssigned, resource_id.clone())
                     }
@@ -482,12 +443,7 @@ impl DirectoryTokenIssuer {
     ) -> Result<IssuedToken<DirectoryClaims>, KeyError> {
         let claims = self.claims_for(principal, audience, now);
         let token = jwt::encode(keys, &claims)?;
-        Ok(IssuedToken {
-            token,
-            expires_on: claims.exp,
-            expires_in: claims.exp - claims.iat,
-            claims,
-        })
+        Ok(IssuedToken { token, expires_on: claims.exp, expires_in: claims.exp - claims.iat, claims })
     }
 
     /// Validates a directory token for one of the `accepted` audiences at `now`: signature and
@@ -501,10 +457,7 @@ impl DirectoryTokenIssuer {
         now: DateTime<Utc>,
         revocations: &dyn RevocationCutoffs,
     ) -> Result<DirectoryClaims, TokenError> {
-        let audiences: Vec<String> = accepted
-            .iter()
-            .flat_map(|a| self.audiences.spellings(*a))
-            .collect();
+        let audiences: Vec<String> = accepted.iter().flat_map(|a| self.audiences.spellings(*a)).collect();
         let validation = Validation {
             issuer: self.issuer(),
             audiences,
@@ -538,9 +491,7 @@ fn check_consistency(c: &DirectoryClaims, tenant_id: &str) -> Result<(), TokenEr
         {
             bad("app token without appid or with idtyp user")
         }
-        PrincipalType::ManagedIdentity
-            if c.wharf_mi_kind.is_none() || c.host().is_none() || c.xms_mirid.is_none() =>
-        {
+        PrincipalType::ManagedIdentity if c.wharf_mi_kind.is_none() || c.host().is_none() || c.xms_mirid.is_none() => {
             bad("managed identity token without kind, host or xms_mirid")
         }
         t if !t.is_directory_principal() => bad("not a directory principal type"),
@@ -569,7 +520,9 @@ mod tests {
             object_id: "0b9c5d3e-0000-4000-8000-000000000001".into(),
             client_id: "6a1f0c2d-0000-4000-8000-000000000002".into(),
             identity: ManagedIdentityRef::UserAssigned {
-                resource_id: "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1".into(),
+                resource_id:
+                    "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1"
+                        .into(),
             },
             host: HostResource::from_id(
                 "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/cg1",
@@ -581,35 +534,14 @@ mod tests {
     #[test]
     fn scopes_and_resources_map_to_audiences() {
         let cases = [
-            (
-                "https://management.core.windows.net//.default",
-                Audience::Management,
-            ),
-            (
-                "https://management.core.windows.net/.default",
-                Audience::Management,
-            ),
-            (
-                "https://management.azure.com/.default",
-                Audience::Management,
-            ),
-            (
-                "https://management.azure.com//.default",
-                Audience::Management,
-            ),
-            (
-                "HTTPS://Management.Azure.com/.default",
-                Audience::Management,
-            ),
-            (
-                "https://containerregistry.azure.net/.default",
-                Audience::ContainerRegistry,
-            ),
+            ("https://management.core.windows.net//.default", Audience::Management),
+            ("https://management.core.windows.net/.default", Audience::Management),
+            ("https://management.azure.com/.default", Audience::Management),
+            ("https://management.azure.com//.default", Audience::Management),
+            ("HTTPS://Management.Azure.com/.default", Audience::Management),
+            ("https://containerregistry.azure.net/.default", Audience::ContainerRegistry),
             ("https://graph.microsoft.com//.default", Audience::Graph),
-            (
-                "https://graph.microsoft.com/.default offline_access openid profile",
-                Audience::Graph,
-            ),
+            ("https://graph.microsoft.com/.default offline_access openid profile", Audience::Graph),
         ];
         for (scope, want) in cases {
             assert_eq!(parse_scope_to_audience(scope).unwrap(), want, "{scope}");
@@ -623,24 +555,13 @@ mod tests {
             Err(ScopeError::UnknownResource(_))
         ));
         assert!(matches!(
-            parse_scope_to_audience(
-                "https://management.azure.com/.default https://graph.microsoft.com/.default"
-            ),
+            parse_scope_to_audience("https://management.azure.com/.default https://graph.microsoft.com/.default"),
             Err(ScopeError::ResourceCount(_))
         ));
-        assert!(matches!(
-            parse_scope_to_audience("openid"),
-            Err(ScopeError::ResourceCount(_))
-        ));
+        assert!(matches!(parse_scope_to_audience("openid"), Err(ScopeError::ResourceCount(_))));
 
-        assert_eq!(
-            parse_resource_to_audience("https://management.azure.com/").unwrap(),
-            Audience::Management
-        );
-        assert_eq!(
-            parse_resource_to_audience("https://management.core.windows.net").unwrap(),
-            Audience::Management
-        );
+        assert_eq!(parse_resource_to_audience("https://management.azure.com/").unwrap(), Audience::Management);
+        assert_eq!(parse_resource_to_audience("https://management.core.windows.net").unwrap(), Audience::Management);
         assert_eq!(
             parse_resource_to_audience("https://containerregistry.azure.net").unwrap(),
             Audience::ContainerRegistry
@@ -649,21 +570,15 @@ mod tests {
         assert!(parse_resource_to_audience("").is_err());
 
         let local = Audiences::new("https://127.0.0.1:8443/");
-        assert_eq!(
-            local
-                .parse_scope("https://127.0.0.1:8443//.default")
-                .unwrap(),
-            Audience::Graph
-        );
-        assert!(
-            local
-                .parse_scope("https://graph.microsoft.com/.default")
-                .is_err()
-        );
+        assert_eq!(local.parse_scope("https://127.0.0.1:8443//.default").unwrap(), Audience::Graph);
+        assert!(local.parse_scope("https://graph.microsoft.com/.default").is_err());
         // The default port may be written or left out, on either side; another port is another resource.
         let on_443 = Audiences::new("https://127.0.0.1:443/");
         assert_eq!(on_443.parse_scope("https://127.0.0.1//.default").unwrap(), Audience::Graph);
-        assert_eq!(Audiences::new("https://wharf.example/").parse_scope("https://WHARF.example:443//.default").unwrap(), Audience::Graph);
+        assert_eq!(
+            Audiences::new("https://wharf.example/").parse_scope("https://WHARF.example:443//.default").unwrap(),
+            Audience::Graph
+        );
         assert!(on_443.parse_scope("https://127.0.0.1:8443//.default").is_err());
         assert!(on_443.parse_scope("http://127.0.0.1//.default").is_err());
     }
@@ -671,36 +586,29 @@ mod tests {
     #[test]
     fn resource_types_come_from_ids() {
         assert_eq!(
-            resource_type_of("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/cg1").as_deref(),
+            resource_type_of(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/cg1"
+            )
+            .as_deref(),
             Some("Microsoft.ContainerInstance/containerGroups")
         );
         assert_eq!(
-            resource_type_of("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1/tasks/t1").as_deref(),
+            resource_type_of(
+                "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r1/tasks/t1"
+            )
+            .as_deref(),
             Some("Microsoft.ContainerRegistry/registries/tasks")
         );
         assert_eq!(resource_type_of("/subscriptions/s/resourceGroups/rg"), None);
-        assert_eq!(
-            resource_type_of("/subscriptions/s/providers/Microsoft.Web/sites"),
-            None
-        );
+        assert_eq!(resource_type_of("/subscriptions/s/providers/Microsoft.Web/sites"), None);
     }
 
     #[test]
     fn managed_identity_token_round_trip() {
         let keys = KeySet::generate(t0());
-        let issued = issuer()
-            .issue(&keys, &aci_identity(), Audience::ContainerRegistry, t0())
-            .unwrap();
+        let issued = issuer().issue(&keys, &aci_identity(), Audience::ContainerRegistry, t0()).unwrap();
         assert_eq!(issued.expires_in, 3600);
-        let c = issuer()
-            .validate(
-                &keys,
-                &issued.token,
-                &[Audience::ContainerRegistry],
-                t0(),
-                &NoRevocations,
-            )
-            .unwrap();
+        let c = issuer().validate(&keys, &issued.token, &[Audience::ContainerRegistry], t0(), &NoRevocations).unwrap();
         assert_eq!(c, issued.claims);
         assert_eq!(c.iss, format!("https://127.0.0.1:8443/{TENANT}/v2.0"));
         assert_eq!(c.aud, "https://containerregistry.azure.net");
@@ -708,20 +616,9 @@ mod tests {
         assert_eq!(c.idtyp, IdentityType::App);
         assert_eq!(c.wharf_principal_type, PrincipalType::ManagedIdentity);
         assert_eq!(c.wharf_mi_kind, Some(ManagedIdentityKind::UserAssigned));
-        assert!(
-            c.xms_mirid
-                .as_deref()
-                .unwrap()
-                .ends_with("/userAssignedIdentities/id1")
-        );
-        assert_eq!(
-            c.wharf_host_type.as_deref(),
-            Some("Microsoft.ContainerInstance/containerGroups")
-        );
-        assert_eq!(
-            c.host().unwrap().resource_type,
-            "Microsoft.ContainerInstance/containerGroups"
-        );
+        assert!(c.xms_mirid.as_deref().unwrap().ends_with("/userAssignedIdentities/id1"));
+        assert_eq!(c.wharf_host_type.as_deref(), Some("Microsoft.ContainerInstance/containerGroups"));
+        assert_eq!(c.host().unwrap().resource_type, "Microsoft.ContainerInstance/containerGroups");
         let raw = jwt::decode_unverified(&issued.token).unwrap();
         assert_eq!(raw["wharf_mi_kind"], "UserAssigned");
         assert_eq!(raw["idtyp"], "app");
@@ -763,42 +660,18 @@ mod tests {
             builtin: Some("defender-scanner".into()),
         };
         let keys = KeySet::generate(t0());
-        let issued = issuer()
-            .issue(&keys, &sp, Audience::ContainerRegistry, t0())
-            .unwrap();
-        let c = issuer()
-            .validate(
-                &keys,
-                &issued.token,
-                &[Audience::ContainerRegistry],
-                t0(),
-                &NoRevocations,
-            )
-            .unwrap();
+        let issued = issuer().issue(&keys, &sp, Audience::ContainerRegistry, t0()).unwrap();
+        let c = issuer().validate(&keys, &issued.token, &[Audience::ContainerRegistry], t0(), &NoRevocations).unwrap();
         assert_eq!(c.wharf_builtin.as_deref(), Some("defender-scanner"));
         assert_eq!(c.azp.as_deref(), Some("app1"));
-        let issued = issuer()
-            .issue(&keys, &user, Audience::Management, t0())
-            .unwrap();
-        assert!(
-            issuer()
-                .validate(
-                    &keys,
-                    &issued.token,
-                    &[Audience::Management],
-                    t0(),
-                    &NoRevocations
-                )
-                .is_ok()
-        );
+        let issued = issuer().issue(&keys, &user, Audience::Management, t0()).unwrap();
+        assert!(issuer().validate(&keys, &issued.token, &[Audience::Management], t0(), &NoRevocations).is_ok());
     }
 
     #[test]
     fn validation_refuses_wrong_audience_issuer_tenant_and_revoked() {
         let keys = KeySet::generate(t0());
-        let issued = issuer()
-            .issue(&keys, &aci_identity(), Audience::Graph, t0())
-            .unwrap();
+        let issued = issuer().issue(&keys, &aci_identity(), Audience::Graph, t0()).unwrap();
         assert!(matches!(
             issuer().validate(
                 &keys,
@@ -811,13 +684,7 @@ mod tests {
         ));
         let other_tenant = DirectoryTokenIssuer::new("https://127.0.0.1:8443", "other");
         assert!(matches!(
-            other_tenant.validate(
-                &keys,
-                &issued.token,
-                &[Audience::Graph],
-                t0(),
-                &NoRevocations
-            ),
+            other_tenant.validate(&keys, &issued.token, &[Audience::Graph], t0(), &NoRevocations),
             Err(TokenError::WrongIssuer { .. })
         ));
         let later = t0() + Duration::minutes(5);
@@ -826,22 +693,10 @@ mod tests {
             issuer().validate(&keys, &issued.token, &[Audience::Graph], later, &cutoff),
             Err(TokenError::Revoked { .. })
         ));
-        let after = issuer()
-            .issue(&keys, &aci_identity(), Audience::Graph, later)
-            .unwrap();
-        assert!(
-            issuer()
-                .validate(&keys, &after.token, &[Audience::Graph], later, &cutoff)
-                .is_ok()
-        );
+        let after = issuer().issue(&keys, &aci_identity(), Audience::Graph, later).unwrap();
+        assert!(issuer().validate(&keys, &after.token, &[Audience::Graph], later, &cutoff).is_ok());
         assert!(matches!(
-            issuer().validate(
-                &keys,
-                &issued.token,
-                &[Audience::Graph],
-                t0() + Duration::hours(2),
-                &NoRevocations
-            ),
+            issuer().validate(&keys, &issued.token, &[Audience::Graph], t0() + Duration::hours(2), &NoRevocations),
             Err(TokenError::Expired { .. })
         ));
     }
@@ -850,19 +705,12 @@ mod tests {
     fn management_audience_accepts_both_spellings() {
         let keys = KeySet::generate(t0());
         let mut c = issuer().claims_for(&aci_identity(), Audience::Management, t0());
-        for aud in [
-            "https://management.azure.com/",
-            "https://management.azure.com",
-            "https://management.core.windows.net",
-        ] {
+        for aud in
+            ["https://management.azure.com/", "https://management.azure.com", "https://management.core.windows.net"]
+        {
             c.aud = aud.into();
             let token = jwt::encode(&keys, &c).unwrap();
-            assert!(
-                issuer()
-                    .validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations)
-                    .is_ok(),
-                "{aud}"
-            );
+            assert!(issuer().validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_ok(), "{aud}");
         }
     }
 

@@ -109,10 +109,7 @@ pub enum TokenError {
     Revoked { iat: i64, cutoff: i64 },
     /// A registry token of the wrong kind (a refresh token where an access token is needed …).
     #[error("grant_type {found:?} where {expected:?} is required")]
-    WrongGrantType {
-        expected: &'static str,
-        found: String,
-    },
+    WrongGrantType { expected: &'static str, found: String },
     /// The token was issued under another role-assignment mode than the registry has now.
     #[error("token bound to mode {token} but the registry is in {current}")]
     ModeMismatch { token: String, current: String },

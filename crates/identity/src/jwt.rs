@@ -43,9 +43,7 @@ const KEY_CARRYING_HEADERS: [&str; 5] = ["jwk", "jku", "x5u", "x5c", "x5t#S256"]
 pub(crate) fn encode_json_segment<T: Serialize>(value: &T) -> Result<String, KeyError> {
     let json = serde_json::to_string(value).map_err(|e| KeyError::Claims(e.to_string()))?;
     if !json.ends_with('}') {
-        return Err(KeyError::Claims(
-            "a JWT segment must be a JSON object".into(),
-        ));
+        return Err(KeyError::Claims("a JWT segment must be a JSON object".into()));
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
@@ -79,20 +77,13 @@ pub fn encode<C: Serialize>(keys: &KeySet, claims: &C) -> Result<String, KeyErro
     let payload = encode_json_segment(claims)?;
     // The header needs the kid before signing: sign the exact bytes `header.payload`.
     let kid = keys.active_kid().to_owned();
-    let header = encode_json_segment(&WrittenHeader {
-        alg: ALGORITHM,
-        kid: &kid,
-        typ: "JWT",
-    })?;
+    let header = encode_json_segment(&WrittenHeader { alg: ALGORITHM, kid: &kid, typ: "JWT" })?;
     let signing_input = format!("{header}.{payload}");
     let (signed_kid, signature) = keys.sign(signing_input.as_bytes())?;
     if signed_kid != kid {
         return Err(KeyError::NoActiveKey);
     }
-    Ok(format!(
-        "{signing_input}.{}",
-        URL_SAFE_NO_PAD.encode(signature)
-    ))
+    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
 }
 
 /// What a token must satisfy besides its signature.
@@ -111,10 +102,7 @@ pub struct Validation {
 impl Validation {
     /// A validation for one issuer and a set of audiences, with the default leeway and
     /// maximum lifetime.
-    pub fn new(
-        issuer: impl Into<String>,
-        audiences: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
+    pub fn new(issuer: impl Into<String>, audiences: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             issuer: issuer.into(),
             audiences: audiences.into_iter().map(Into::into).collect(),
@@ -191,16 +179,9 @@ pub fn check_revocation(iat: i64, cutoff: Option<DateTime<Utc>>) -> Result<(), T
     let Some(cutoff) = cutoff else {
         return Ok(());
     };
-    let cutoff_secs = if cutoff.timestamp_subsec_nanos() > 0 {
-        cutoff.timestamp() + 1
-    } else {
-        cutoff.timestamp()
-    };
+    let cutoff_secs = if cutoff.timestamp_subsec_nanos() > 0 { cutoff.timestamp() + 1 } else { cutoff.timestamp() };
     if iat < cutoff_secs {
-        return Err(TokenError::Revoked {
-            iat,
-            cutoff: cutoff.timestamp(),
-        });
+        return Err(TokenError::Revoked { iat, cutoff: cutoff.timestamp() });
     }
     Ok(())
 }
@@ -216,9 +197,7 @@ pub struct Verified<C> {
 }
 
 fn decode_segment(segment: &str, what: &'static str) -> Result<Vec<u8>, TokenError> {
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| TokenError::Malformed(what))
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| TokenError::Malformed(what))
 }
 
 /// Checks the header strictly and returns the kid.
@@ -240,10 +219,7 @@ fn check_header(header: &[u8]) -> Result<String, TokenError> {
         };
         return Err(TokenError::CriticalHeader(names));
     }
-    if let Some(name) = KEY_CARRYING_HEADERS
-        .iter()
-        .find(|h| header.contains_key(**h))
-    {
+    if let Some(name) = KEY_CARRYING_HEADERS.iter().find(|h| header.contains_key(**h)) {
         return Err(TokenError::ForbiddenHeader((*name).to_owned()));
     }
     match header.get("typ") {
@@ -278,9 +254,7 @@ pub fn verify<C: DeserializeOwned>(
     };
     let header = decode_segment(header_b64, "header is not base64url")?;
     let kid = check_header(&header)?;
-    let key = keys
-        .verifying_key(&kid, now)
-        .ok_or_else(|| TokenError::UnknownKid(kid.clone()))?;
+    let key = keys.verifying_key(&kid, now).ok_or_else(|| TokenError::UnknownKid(kid.clone()))?;
     let signature = decode_segment(signature_b64, "signature is not base64url")?;
     if signature.len() != 64 {
         return Err(TokenError::BadSignature);
@@ -297,15 +271,9 @@ pub fn verify<C: DeserializeOwned>(
 
     let iss = registered.iss.ok_or(TokenError::MissingClaim("iss"))?;
     if iss != validation.issuer {
-        return Err(TokenError::WrongIssuer {
-            expected: validation.issuer.clone(),
-            found: iss,
-        });
+        return Err(TokenError::WrongIssuer { expected: validation.issuer.clone(), found: iss });
     }
-    let aud = registered
-        .aud
-        .ok_or(TokenError::MissingClaim("aud"))?
-        .values();
+    let aud = registered.aud.ok_or(TokenError::MissingClaim("aud"))?.values();
     if !aud.iter().any(|a| validation.audiences.contains(a)) {
         return Err(TokenError::WrongAudience { found: aud });
     }
@@ -322,42 +290,23 @@ pub fn verify<C: DeserializeOwned>(
         return Err(TokenError::NotYetValid { nbf, now: now_s });
     }
     if iat > now_s.saturating_add(leeway) {
-        return Err(TokenError::BadIssuedAt {
-            iat,
-            reason: "issued in the future",
-        });
+        return Err(TokenError::BadIssuedAt { iat, reason: "issued in the future" });
     }
     if exp <= iat {
-        return Err(TokenError::BadIssuedAt {
-            iat,
-            reason: "expires before it was issued",
-        });
+        return Err(TokenError::BadIssuedAt { iat, reason: "expires before it was issued" });
     }
     if exp.saturating_sub(iat) > validation.max_lifetime.num_seconds() {
-        return Err(TokenError::BadIssuedAt {
-            iat,
-            reason: "lifetime longer than the maximum",
-        });
+        return Err(TokenError::BadIssuedAt { iat, reason: "lifetime longer than the maximum" });
     }
 
-    let claims: C =
-        serde_json::from_slice(&payload).map_err(|e| TokenError::MalformedClaims(e.to_string()))?;
-    Ok(Verified {
-        claims,
-        kid,
-        iat,
-        exp,
-        jti: registered.jti,
-    })
+    let claims: C = serde_json::from_slice(&payload).map_err(|e| TokenError::MalformedClaims(e.to_string()))?;
+    Ok(Verified { claims, kid, iat, exp, jti: registered.jti })
 }
 
 /// Reads a token's payload WITHOUT verifying anything: for logs and diagnostics only, never
 /// for a decision.
 pub fn decode_unverified(token: &str) -> Result<serde_json::Value, TokenError> {
-    let payload = token
-        .split('.')
-        .nth(1)
-        .ok_or(TokenError::Malformed("not three dot-separated segments"))?;
+    let payload = token.split('.').nth(1).ok_or(TokenError::Malformed("not three dot-separated segments"))?;
     let bytes = decode_segment(payload, "payload is not base64url")?;
     serde_json::from_slice(&bytes).map_err(|e| TokenError::MalformedClaims(e.to_string()))
 }
@@ -386,12 +335,7 @@ mod tests {
     }
 
     fn forge(header: serde_json::Value, payload: &str, signature: &[u8]) -> String {
-        format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            payload,
-            URL_SAFE_NO_PAD.encode(signature)
-        )
+        format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), payload, URL_SAFE_NO_PAD.encode(signature))
     }
 
     #[test]
@@ -425,8 +369,7 @@ mod tests {
                 let value: serde_json::Value = serde_json::from_slice(&decoded).unwrap();
                 assert!(value.is_object());
             }
-            let v: Verified<serde_json::Value> =
-                verify(&keys, &token, &validation(), t0()).unwrap();
+            let v: Verified<serde_json::Value> = verify(&keys, &token, &validation(), t0()).unwrap();
             assert_eq!(v.claims["sub"], c["sub"]);
         }
     }
@@ -461,8 +404,7 @@ mod tests {
             ("HS384", jwk.x.clone()),
             ("HS512", jwk.y.clone()),
         ] {
-            let header = URL_SAFE_NO_PAD
-                .encode(json!({"alg": alg, "kid": jwk.kid, "typ": "JWT"}).to_string());
+            let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": jwk.kid, "typ": "JWT"}).to_string());
             let input = format!("{header}.{payload}");
             let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
             mac.update(input.as_bytes());
@@ -479,8 +421,7 @@ mod tests {
         let token = encode(&keys, &claims(t0())).unwrap();
         let (_, rest) = token.split_once('.').unwrap();
         for alg in ["RS256", "PS256", "ES384", "ES512", "EdDSA", "es256"] {
-            let header =
-                URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": keys.active_kid()}).to_string());
+            let header = URL_SAFE_NO_PAD.encode(json!({"alg": alg, "kid": keys.active_kid()}).to_string());
             let forged = format!("{header}.{rest}");
             let err = verify::<serde_json::Value>(&keys, &forged, &validation(), t0()).unwrap_err();
             assert_eq!(err, TokenError::AlgorithmNotAllowed(alg.to_owned()));
@@ -515,10 +456,7 @@ mod tests {
             TokenError::ForbiddenHeader("jku".into())
         );
         let typ = sign_with(json!({"alg":"ES256","kid":kid,"typ":"at+jwt"}));
-        assert!(matches!(
-            verify::<serde_json::Value>(&keys, &typ, &validation(), t0()),
-            Err(TokenError::WrongType(_))
-        ));
+        assert!(matches!(verify::<serde_json::Value>(&keys, &typ, &validation(), t0()), Err(TokenError::WrongType(_))));
         let no_kid = sign_with(json!({"alg":"ES256"}));
         assert_eq!(
             verify::<serde_json::Value>(&keys, &no_kid, &validation(), t0()).unwrap_err(),
@@ -540,8 +478,7 @@ mod tests {
         ));
         // Other key's signature under our kid.
         let (_, rest) = token.split_once('.').unwrap();
-        let header = URL_SAFE_NO_PAD
-            .encode(json!({"alg":"ES256","kid":keys.active_kid(),"typ":"JWT"}).to_string());
+        let header = URL_SAFE_NO_PAD.encode(json!({"alg":"ES256","kid":keys.active_kid(),"typ":"JWT"}).to_string());
         let other_sig = format!("{header}.{rest}");
         assert_eq!(
             verify::<serde_json::Value>(&keys, &other_sig, &validation(), t0()).unwrap_err(),
@@ -556,12 +493,7 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let mut evil = claims(t0());
         evil["sub"] = json!("admin");
-        let tampered = format!(
-            "{}.{}.{}",
-            parts[0],
-            encode_json_segment(&evil).unwrap(),
-            parts[2]
-        );
+        let tampered = format!("{}.{}.{}", parts[0], encode_json_segment(&evil).unwrap(), parts[2]);
         assert_eq!(
             verify::<serde_json::Value>(&keys, &tampered, &validation(), t0()).unwrap_err(),
             TokenError::BadSignature
@@ -573,12 +505,7 @@ mod tests {
             verify::<serde_json::Value>(&keys, &bad_sig, &validation(), t0()).unwrap_err(),
             TokenError::BadSignature
         );
-        let short = format!(
-            "{}.{}.{}",
-            parts[0],
-            parts[1],
-            URL_SAFE_NO_PAD.encode(&sig[..32])
-        );
+        let short = format!("{}.{}.{}", parts[0], parts[1], URL_SAFE_NO_PAD.encode(&sig[..32]));
         assert_eq!(
             verify::<serde_json::Value>(&keys, &short, &validation(), t0()).unwrap_err(),
             TokenError::BadSignature
@@ -605,9 +532,7 @@ mod tests {
         let wrong_aud = Validation::new("https://issuer.test/t/v2.0", ["api://other"]);
         assert_eq!(
             verify::<serde_json::Value>(&keys, &token, &wrong_aud, t0()).unwrap_err(),
-            TokenError::WrongAudience {
-                found: vec!["api://wharf".into()]
-            }
+            TokenError::WrongAudience { found: vec!["api://wharf".into()] }
         );
         let mut multi = claims(t0());
         multi["aud"] = json!(["x", "api://wharf"]);
@@ -621,21 +546,14 @@ mod tests {
         let token = encode(&keys, &claims(t0())).unwrap();
         let v = validation();
         let exp = t0() + Duration::hours(1);
-        assert!(
-            verify::<serde_json::Value>(&keys, &token, &v, exp + Duration::seconds(59)).is_ok()
-        );
+        assert!(verify::<serde_json::Value>(&keys, &token, &v, exp + Duration::seconds(59)).is_ok());
         assert!(matches!(
             verify::<serde_json::Value>(&keys, &token, &v, exp + Duration::seconds(60)),
             Err(TokenError::Expired { .. })
         ));
         let strict = validation().with_leeway(Duration::zero());
-        assert!(matches!(
-            verify::<serde_json::Value>(&keys, &token, &strict, exp),
-            Err(TokenError::Expired { .. })
-        ));
-        assert!(
-            verify::<serde_json::Value>(&keys, &token, &v, t0() - Duration::seconds(60)).is_ok()
-        );
+        assert!(matches!(verify::<serde_json::Value>(&keys, &token, &strict, exp), Err(TokenError::Expired { .. })));
+        assert!(verify::<serde_json::Value>(&keys, &token, &v, t0() - Duration::seconds(60)).is_ok());
         assert!(matches!(
             verify::<serde_json::Value>(&keys, &token, &v, t0() - Duration::seconds(61)),
             Err(TokenError::NotYetValid { .. })
@@ -652,10 +570,7 @@ mod tests {
         let token = encode(&keys, &future).unwrap();
         assert!(matches!(
             verify::<serde_json::Value>(&keys, &token, &validation(), t0()),
-            Err(TokenError::BadIssuedAt {
-                reason: "issued in the future",
-                ..
-            })
+            Err(TokenError::BadIssuedAt { reason: "issued in the future", .. })
         ));
         let mut long = claims(t0());
         long["exp"] = json!(n + 25 * 3600);

@@ -88,10 +88,7 @@ impl fmt::Debug for KeySet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeySet")
             .field("active_kid", &self.active_kid)
-            .field(
-                "kids",
-                &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
-            )
+            .field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>())
             .field("overlap", &self.overlap)
             .finish()
     }
@@ -104,17 +101,9 @@ impl KeySet {
     }
 
     /// A new set from a caller-supplied cryptographic RNG and overlap window.
-    pub fn generate_with<R: RngCore + CryptoRng>(
-        rng: &mut R,
-        now: DateTime<Utc>,
-        overlap: Duration,
-    ) -> Self {
+    pub fn generate_with<R: RngCore + CryptoRng>(rng: &mut R, now: DateTime<Utc>, overlap: Duration) -> Self {
         let entry = KeyEntry::new(SigningKey::random(rng), now);
-        Self {
-            active_kid: entry.kid.clone(),
-            keys: vec![entry],
-            overlap,
-        }
+        Self { active_kid: entry.kid.clone(), keys: vec![entry], overlap }
     }
 
     /// How long a rotated-out key keeps verifying.
@@ -156,11 +145,7 @@ impl KeySet {
     }
 
     /// [`KeySet::rotate`] with a caller-supplied cryptographic RNG.
-    pub fn rotate_with<R: RngCore + CryptoRng>(
-        &mut self,
-        rng: &mut R,
-        now: DateTime<Utc>,
-    ) -> String {
+    pub fn rotate_with<R: RngCore + CryptoRng>(&mut self, rng: &mut R, now: DateTime<Utc>) -> String {
         let overlap = self.overlap;
         for key in self.keys.iter_mut().filter(|k| k.retired_at.is_none()) {
             key.retired_at = Some(now);
@@ -186,14 +171,11 @@ impl KeySet {
     }
 
     pub(crate) fn verifying_key(&self, kid: &str, now: DateTime<Utc>) -> Option<PublicKey<'_>> {
-        self.keys
-            .iter()
-            .find(|k| k.kid == kid && k.verifies_at(now))
-            .map(|k| PublicKey {
-                point: &k.public_point,
-                #[cfg(test)]
-                verifying: &k.verifying,
-            })
+        self.keys.iter().find(|k| k.kid == kid && k.verifies_at(now)).map(|k| PublicKey {
+            point: &k.public_point,
+            #[cfg(test)]
+            verifying: &k.verifying,
+        })
     }
 
     /// Signs `message` with the active key: returns its kid and the 64-byte `r || s` signature.
@@ -226,10 +208,7 @@ impl KeySet {
             .keys
             .iter()
             .map(|k| {
-                let pem = k
-                    .signing
-                    .to_pkcs8_pem(LineEnding::LF)
-                    .map_err(|e| KeyError::Encode(e.to_string()))?;
+                let pem = k.signing.to_pkcs8_pem(LineEnding::LF).map_err(|e| KeyError::Encode(e.to_string()))?;
                 Ok(StoredKey {
                     kid: k.kid.clone(),
                     alg: ALGORITHM.to_owned(),
@@ -252,8 +231,7 @@ impl KeySet {
     /// Loads a stored key set, checking every kid against its key and that the active key
     /// exists and is not retired.
     pub fn from_json(json: &str) -> Result<Self, KeyError> {
-        let doc: StoredKeySet =
-            serde_json::from_str(json).map_err(|e| KeyError::Malformed(e.to_string()))?;
+        let doc: StoredKeySet = serde_json::from_str(json).map_err(|e| KeyError::Malformed(e.to_string()))?;
         if doc.version != DOCUMENT_VERSION {
             return Err(KeyError::UnsupportedVersion(doc.version));
         }
@@ -263,22 +241,13 @@ impl KeySet {
         let mut keys: Vec<KeyEntry> = Vec::with_capacity(doc.keys.len());
         for stored in doc.keys {
             if stored.alg != ALGORITHM {
-                return Err(KeyError::Malformed(format!(
-                    "key {} has alg {}",
-                    stored.kid, stored.alg
-                )));
+                return Err(KeyError::Malformed(format!("key {} has alg {}", stored.kid, stored.alg)));
             }
-            let signing = SigningKey::from_pkcs8_pem(&stored.private_key_pem).map_err(|_| {
-                KeyError::BadPrivateKey {
-                    kid: stored.kid.clone(),
-                }
-            })?;
+            let signing = SigningKey::from_pkcs8_pem(&stored.private_key_pem)
+                .map_err(|_| KeyError::BadPrivateKey { kid: stored.kid.clone() })?;
             let mut entry = KeyEntry::new(signing, stored.created_at);
             if entry.kid != stored.kid {
-                return Err(KeyError::KidMismatch {
-                    stored: stored.kid,
-                    computed: entry.kid,
-                });
+                return Err(KeyError::KidMismatch { stored: stored.kid, computed: entry.kid });
             }
             if keys.iter().any(|k| k.kid == entry.kid) {
                 return Err(KeyError::DuplicateKid(entry.kid));
@@ -293,17 +262,11 @@ impl KeySet {
             entry.not_after = stored.not_after;
             keys.push(entry);
         }
-        let active_ok = keys
-            .iter()
-            .any(|k| k.kid == doc.active_kid && k.retired_at.is_none());
+        let active_ok = keys.iter().any(|k| k.kid == doc.active_kid && k.retired_at.is_none());
         if !active_ok {
             return Err(KeyError::NoActiveKey);
         }
-        Ok(Self {
-            keys,
-            active_kid: doc.active_kid,
-            overlap: Duration::seconds(doc.overlap_seconds),
-        })
+        Ok(Self { keys, active_kid: doc.active_kid, overlap: Duration::seconds(doc.overlap_seconds) })
     }
 }
 
@@ -365,14 +328,8 @@ impl Jwk {
 fn coordinates(key: &VerifyingKey) -> (String, String) {
     let point = key.to_encoded_point(false);
     // An uncompressed point always has both coordinates.
-    let x = point
-        .x()
-        .map(|x| URL_SAFE_NO_PAD.encode(x))
-        .unwrap_or_default();
-    let y = point
-        .y()
-        .map(|y| URL_SAFE_NO_PAD.encode(y))
-        .unwrap_or_default();
+    let x = point.x().map(|x| URL_SAFE_NO_PAD.encode(x)).unwrap_or_default();
+    let y = point.y().map(|y| URL_SAFE_NO_PAD.encode(y)).unwrap_or_default();
     (x, y)
 }
 
@@ -536,9 +493,7 @@ mod tests {
             assert!(verify_signature(key, msg, &sig));
             let mut bad = sig;
             bad[63] ^= 0x80;
-            let p256_ok = Signature::from_slice(&bad)
-                .map(|s| key.verifying.verify(msg, &s).is_ok())
-                .unwrap_or(false);
+            let p256_ok = Signature::from_slice(&bad).map(|s| key.verifying.verify(msg, &s).is_ok()).unwrap_or(false);
             assert_eq!(p256_ok, verify_signature(key, msg, &bad));
             assert!(!verify_signature(key, msg, &bad));
         }
@@ -557,37 +512,21 @@ mod tests {
 
         let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
         doc["active_kid"] = "missing".into();
-        assert_eq!(
-            KeySet::from_json(&doc.to_string()).unwrap_err(),
-            KeyError::NoActiveKey
-        );
+        assert_eq!(KeySet::from_json(&doc.to_string()).unwrap_err(), KeyError::NoActiveKey);
 
         let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
         doc["version"] = 2.into();
-        assert_eq!(
-            KeySet::from_json(&doc.to_string()).unwrap_err(),
-            KeyError::UnsupportedVersion(2)
-        );
+        assert_eq!(KeySet::from_json(&doc.to_string()).unwrap_err(), KeyError::UnsupportedVersion(2));
 
         let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
-        doc["keys"][0]["private_key_pem"] =
-            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into();
-        assert!(matches!(
-            KeySet::from_json(&doc.to_string()),
-            Err(KeyError::BadPrivateKey { .. })
-        ));
+        doc["keys"][0]["private_key_pem"] = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into();
+        assert!(matches!(KeySet::from_json(&doc.to_string()), Err(KeyError::BadPrivateKey { .. })));
 
         let mut doc: serde_json::Value = serde_json::from_str(&json).unwrap();
         let first = doc["keys"][0].clone();
         doc["keys"].as_array_mut().unwrap().push(first);
-        assert!(matches!(
-            KeySet::from_json(&doc.to_string()),
-            Err(KeyError::DuplicateKid(_))
-        ));
+        assert!(matches!(KeySet::from_json(&doc.to_string()), Err(KeyError::DuplicateKid(_))));
 
-        assert!(matches!(
-            KeySet::from_json("{}"),
-            Err(KeyError::Malformed(_))
-        ));
+        assert!(matches!(KeySet::from_json("{}"), Err(KeyError::Malformed(_))));
     }
 }

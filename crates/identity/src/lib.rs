@@ -64,18 +64,16 @@ pub mod secret;
 
 pub use basic::{BasicCredentials, BasicUsername, NULL_GUID_USERNAME, parse_basic_authorization};
 pub use claims::{
-    Audience, Audiences, DirectoryClaims, DirectoryPrincipal, DirectoryTokenIssuer, HostResource,
-    IdentityType, IssuedToken, ManagedIdentityKind, ManagedIdentityRef, PrincipalType,
-    parse_resource_to_audience, parse_scope_to_audience, resource_type_of,
+    Audience, Audiences, DirectoryClaims, DirectoryPrincipal, DirectoryTokenIssuer, HostResource, IdentityType,
+    IssuedToken, ManagedIdentityKind, ManagedIdentityRef, PrincipalType, parse_resource_to_audience,
+    parse_scope_to_audience, resource_type_of,
 };
 pub use error::{BasicError, KeyError, ScopeError, SecretError, TokenError};
 pub use jwt::{NoRevocations, RevocationCutoffs, Validation};
 pub use keys::{Jwk, Jwks, KeyInfo, KeySet};
 pub use registry_token::{
-    AadIdentity, AccessClaims, AccessEntry, RefreshClaims, RegistryBinding, RegistryContext,
-    RegistrySubject, RegistryTokenIssuer, RoleAssignmentMode, allows, check_mode,
+    AadIdentity, AccessClaims, AccessEntry, RefreshClaims, RegistryBinding, RegistryContext, RegistrySubject,
+    RegistryTokenIssuer, RoleAssignmentMode, allows, check_mode,
 };
 pub use scope::{Scope, merge_scopes, parse_scopes, render_scopes};
-pub use secret::{
-    FingerprintKey, HashParams, PlainSecret, SecretHash, fingerprint, hash_secret, verify_secret,
-};
+pub use secret::{FingerprintKey, HashParams, PlainSecret, SecretHash, fingerprint, hash_secret, verify_secret};

@@ -15,9 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::claims::{
-    DirectoryClaims, HostResource, IssuedToken, ManagedIdentityKind, PrincipalType,
-};
+use crate::claims::{DirectoryClaims, HostResource, IssuedToken, ManagedIdentityKind, PrincipalType};
 use crate::error::{KeyError, TokenError};
 use crate::jwt::{self, DEFAULT_LEEWAY, RevocationCutoffs, Validation};
 use crate::keys::KeySet;
@@ -96,11 +94,7 @@ impl AccessEntry {
 
 impl From<Scope> for AccessEntry {
     fn from(s: Scope) -> Self {
-        Self {
-            resource_type: s.resource_type,
-            name: s.name,
-            actions: s.actions,
-        }
+        Self { resource_type: s.resource_type, name: s.name, actions: s.actions }
     }
 }
 
@@ -140,11 +134,7 @@ impl RegistrySubject {
         Self {
             principal_id: c.oid.clone(),
             principal_type: c.wharf_principal_type,
-            subject: c
-                .upn
-                .clone()
-                .or_else(|| c.appid.clone())
-                .unwrap_or_else(|| c.oid.clone()),
+            subject: c.upn.clone().or_else(|| c.appid.clone()).unwrap_or_else(|| c.oid.clone()),
             tenant_id: Some(c.tid.clone()),
             mi_kind: c.wharf_mi_kind,
             host: c.host(),
@@ -155,11 +145,7 @@ impl RegistrySubject {
     /// A registry-local credential: the admin user, a repository token, or anonymous pull.
     /// `id` is the credential's stable id (revocation cutoffs are keyed by it), `name` its
     /// display name (`sub`).
-    pub fn local(
-        principal_type: PrincipalType,
-        id: impl Into<String>,
-        name: impl Into<String>,
-    ) -> Self {
+    pub fn local(principal_type: PrincipalType, id: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             principal_id: id.into(),
             principal_type,
@@ -180,10 +166,7 @@ impl RegistrySubject {
             tenant_id: b.tenant.clone(),
             mi_kind: b.wharf_mi_kind,
             host: match (&b.wharf_host_resource, &b.wharf_host_type) {
-                (Some(id), Some(t)) => Some(HostResource {
-                    id: id.clone(),
-                    resource_type: t.clone(),
-                }),
+                (Some(id), Some(t)) => Some(HostResource { id: id.clone(), resource_type: t.clone() }),
                 _ => None,
             },
             builtin: b.wharf_builtin.clone(),
@@ -231,10 +214,7 @@ impl RegistryBinding {
     fn new(subject: &RegistrySubject, ctx: &RegistryContext) -> Self {
         let aad_identity = (ctx.mode == RoleAssignmentMode::AbacRepositoryPermissions
             && subject.principal_type.is_directory_principal())
-        .then(|| AadIdentity {
-            oid: subject.principal_id.clone(),
-            tid: subject.tenant_id.clone(),
-        });
+        .then(|| AadIdentity { oid: subject.principal_id.clone(), tid: subject.tenant_id.clone() });
         Self {
             tenant: subject.tenant_id.clone(),
             wharf_principal_id: subject.principal_id.clone(),
@@ -295,15 +275,9 @@ impl AccessClaims {
 
 /// Refuses a token issued under another role-assignment mode than the registry's current one:
 /// after a mode switch, every earlier credential gets a 401, as in ACR.
-pub fn check_mode(
-    binding: &RegistryBinding,
-    current: RoleAssignmentMode,
-) -> Result<(), TokenError> {
+pub fn check_mode(binding: &RegistryBinding, current: RoleAssignmentMode) -> Result<(), TokenError> {
     if binding.wharf_mode != current {
-        return Err(TokenError::ModeMismatch {
-            token: binding.wharf_mode.to_string(),
-            current: current.to_string(),
-        });
+        return Err(TokenError::ModeMismatch { token: binding.wharf_mode.to_string(), current: current.to_string() });
     }
     Ok(())
 }
@@ -350,20 +324,12 @@ impl RegistryTokenIssuer {
             aud: ctx.login_server.to_ascii_lowercase(),
             version: TOKEN_VERSION.into(),
             grant_type: REFRESH_GRANT.into(),
-            permissions: Permissions {
-                actions: vec!["*".into()],
-                not_actions: vec![],
-            },
+            permissions: Permissions { actions: vec!["*".into()], not_actions: vec![] },
             roles: vec![],
             binding: RegistryBinding::new(subject, ctx),
         };
         let token = jwt::encode(keys, &claims)?;
-        Ok(IssuedToken {
-            token,
-            expires_on: claims.exp,
-            expires_in: claims.exp - claims.iat,
-            claims,
-        })
+        Ok(IssuedToken { token, expires_on: claims.exp, expires_in: claims.exp - claims.iat, claims })
     }
 
     /// Issues an access token granting `access` (already decided by the server) to `subject`.
@@ -391,12 +357,7 @@ impl RegistryTokenIssuer {
             binding: RegistryBinding::new(subject, ctx),
         };
         let token = jwt::encode(keys, &claims)?;
-        Ok(IssuedToken {
-            token,
-            expires_on: claims.exp,
-            expires_in: claims.exp - claims.iat,
-            claims,
-        })
+        Ok(IssuedToken { token, expires_on: claims.exp, expires_in: claims.exp - claims.iat, claims })
     }
 
     fn validation(&self, ctx: &RegistryContext) -> Validation {
@@ -404,9 +365,7 @@ impl RegistryTokenIssuer {
             issuer: self.issuer.clone(),
             audiences: vec![ctx.login_server.to_ascii_lowercase()],
             leeway: self.leeway,
-            max_lifetime: jwt::DEFAULT_MAX_LIFETIME
-                .max(self.refresh_lifetime)
-                .max(self.access_lifetime),
+            max_lifetime: jwt::DEFAULT_MAX_LIFETIME.max(self.refresh_lifetime).max(self.access_lifetime),
         }
     }
 
@@ -434,10 +393,7 @@ impl RegistryTokenIssuer {
         };
         let found = claims.get("grant_type").and_then(serde_json::Value::as_str).unwrap_or_default();
         if found != expected_grant {
-            return Err(TokenError::WrongGrantType {
-                expected: expected_grant,
-                found: found.to_owned(),
-            });
+            return Err(TokenError::WrongGrantType { expected: expected_grant, found: found.to_owned() });
         }
         serde_json::from_value(claims).map_err(|e| TokenError::MalformedClaims(e.to_string()))
     }
@@ -452,10 +408,7 @@ impl RegistryTokenIssuer {
         revocations: &dyn RevocationCutoffs,
     ) -> Result<(), TokenError> {
         if grant_type != expected_grant {
-            return Err(TokenError::WrongGrantType {
-                expected: expected_grant,
-                found: grant_type.to_owned(),
-            });
+            return Err(TokenError::WrongGrantType { expected: expected_grant, found: grant_type.to_owned() });
         }
         if binding.wharf_registry != ctx.registry_id {
             return Err(TokenError::WrongRegistry {
@@ -479,14 +432,7 @@ impl RegistryTokenIssuer {
         revocations: &dyn RevocationCutoffs,
     ) -> Result<RefreshClaims, TokenError> {
         let c: RefreshClaims = self.verify(keys, token, ctx, now, REFRESH_GRANT)?;
-        self.check_binding(
-            &c.grant_type,
-            REFRESH_GRANT,
-            c.iat,
-            &c.binding,
-            ctx,
-            revocations,
-        )?;
+        self.check_binding(&c.grant_type, REFRESH_GRANT, c.iat, &c.binding, ctx, revocations)?;
         Ok(c)
     }
 
@@ -501,14 +447,7 @@ impl RegistryTokenIssuer {
         revocations: &dyn RevocationCutoffs,
     ) -> Result<AccessClaims, TokenError> {
         let c: AccessClaims = self.verify(keys, token, ctx, now, ACCESS_GRANT)?;
-        self.check_binding(
-            &c.grant_type,
-            ACCESS_GRANT,
-            c.iat,
-            &c.binding,
-            ctx,
-            revocations,
-        )?;
+        self.check_binding(&c.grant_type, ACCESS_GRANT, c.iat, &c.binding, ctx, revocations)?;
         Ok(c)
     }
 }
@@ -522,18 +461,15 @@ mod tests {
     use base64::engine::general_purpose::STANDARD;
     use chrono::TimeZone;
 
-    const REGISTRY_ID: &str = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry";
+    const REGISTRY_ID: &str =
+        "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry";
 
     fn t0() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 6, 1, 10, 0, 0).unwrap()
     }
 
     fn ctx(mode: RoleAssignmentMode) -> RegistryContext {
-        RegistryContext {
-            login_server: "myregistry.localhost:5000".into(),
-            registry_id: REGISTRY_ID.into(),
-            mode,
-        }
+        RegistryContext { login_server: "myregistry.localhost:5000".into(), registry_id: REGISTRY_ID.into(), mode }
     }
 
     fn legacy() -> RegistryContext {
@@ -551,56 +487,32 @@ mod tests {
             )
             .unwrap(),
         };
-        RegistrySubject::from_directory(&dir.claims_for(
-            &principal,
-            Audience::ContainerRegistry,
-            t0(),
-        ))
+        RegistrySubject::from_directory(&dir.claims_for(&principal, Audience::ContainerRegistry, t0()))
     }
 
     fn pull_nginx() -> Vec<AccessEntry> {
-        vec![
-            AccessEntry::new("repository", "backend/nginx", ["pull"]),
-            AccessEntry::new("registry", "catalog", ["*"]),
-        ]
+        vec![AccessEntry::new("repository", "backend/nginx", ["pull"]), AccessEntry::new("registry", "catalog", ["*"])]
     }
 
     #[test]
     fn refresh_then_access_round_trip() {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let refresh = issuer
-            .issue_refresh(&keys, &subject(), &legacy(), t0())
-            .unwrap();
+        let refresh = issuer.issue_refresh(&keys, &subject(), &legacy(), t0()).unwrap();
         assert_eq!(refresh.expires_in, 3 * 3600);
-        let r = issuer
-            .validate_refresh(&keys, &refresh.token, &legacy(), t0(), &NoRevocations)
-            .unwrap();
+        let r = issuer.validate_refresh(&keys, &refresh.token, &legacy(), t0(), &NoRevocations).unwrap();
         assert_eq!(r.grant_type, "refresh_token");
         assert_eq!(r.aud, "myregistry.localhost:5000");
-        assert_eq!(
-            r.binding.wharf_principal_type,
-            PrincipalType::ManagedIdentity
-        );
-        assert_eq!(
-            r.binding.wharf_host_type.as_deref(),
-            Some("Microsoft.ContainerInstance/containerGroups")
-        );
-        assert_eq!(
-            r.binding.aad_identity, None,
-            "no aad_identity in legacy mode"
-        );
+        assert_eq!(r.binding.wharf_principal_type, PrincipalType::ManagedIdentity);
+        assert_eq!(r.binding.wharf_host_type.as_deref(), Some("Microsoft.ContainerInstance/containerGroups"));
+        assert_eq!(r.binding.aad_identity, None, "no aad_identity in legacy mode");
 
         let later = t0() + Duration::minutes(10);
         let sub = RegistrySubject::from_binding(&r.sub, &r.binding);
         assert_eq!(sub, subject());
-        let access = issuer
-            .issue_access(&keys, &sub, &legacy(), pull_nginx(), later)
-            .unwrap();
+        let access = issuer.issue_access(&keys, &sub, &legacy(), pull_nginx(), later).unwrap();
         assert_eq!(access.expires_in, 75 * 60);
-        let a = issuer
-            .validate_access(&keys, &access.token, &legacy(), later, &NoRevocations)
-            .unwrap();
+        let a = issuer.validate_access(&keys, &access.token, &legacy(), later, &NoRevocations).unwrap();
         assert!(a.allows("repository", "backend/nginx", "pull"));
         assert!(!a.allows("repository", "backend/nginx", "push"));
         assert!(!a.allows("repository", "backend/redis", "pull"));
@@ -623,16 +535,13 @@ mod tests {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
         let mut found_awkward = false;
-        for (i, name) in ["a?b>c~d", "x~~y??z>>", "ünïcödé ~?>", "q"]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, name) in ["a?b>c~d", "x~~y??z>>", "ünïcödé ~?>", "q"].into_iter().enumerate() {
             let mut s = subject();
             s.subject = name.to_owned();
             s.principal_id = format!("{i}~?>");
             let issued = issuer.issue_refresh(&keys, &s, &legacy(), t0()).unwrap();
-            let naive = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(serde_json::to_vec(&issued.claims).unwrap());
+            let naive =
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(&issued.claims).unwrap());
             found_awkward |= naive.contains(['-', '_']);
             let payload = issued.token.split('.').nth(1).unwrap();
             assert!(!payload.contains(['-', '_']), "{payload}");
@@ -643,9 +552,7 @@ mod tests {
             assert_eq!(value["exp"], issued.claims.exp);
             assert_eq!(value["sub"], name);
             // And it still validates normally.
-            let back = issuer
-                .validate_refresh(&keys, &issued.token, &legacy(), t0(), &NoRevocations)
-                .unwrap();
+            let back = issuer.validate_refresh(&keys, &issued.token, &legacy(), t0(), &NoRevocations).unwrap();
             assert_eq!(back.sub, name);
         }
         assert!(found_awkward, "the test inputs must exercise the problem");
@@ -656,62 +563,32 @@ mod tests {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
         let abac = ctx(RoleAssignmentMode::AbacRepositoryPermissions);
-        let refresh = issuer
-            .issue_refresh(&keys, &subject(), &abac, t0())
-            .unwrap();
-        let r = issuer
-            .validate_refresh(&keys, &refresh.token, &abac, t0(), &NoRevocations)
-            .unwrap();
-        assert_eq!(
-            r.binding.aad_identity,
-            Some(AadIdentity {
-                oid: "mi-oid".into(),
-                tid: Some("tenant-1".into())
-            })
-        );
+        let refresh = issuer.issue_refresh(&keys, &subject(), &abac, t0()).unwrap();
+        let r = issuer.validate_refresh(&keys, &refresh.token, &abac, t0(), &NoRevocations).unwrap();
+        assert_eq!(r.binding.aad_identity, Some(AadIdentity { oid: "mi-oid".into(), tid: Some("tenant-1".into()) }));
         // The registry switches back to legacy: the ABAC-era token is refused.
         assert_eq!(
-            issuer
-                .validate_refresh(&keys, &refresh.token, &legacy(), t0(), &NoRevocations)
-                .unwrap_err(),
+            issuer.validate_refresh(&keys, &refresh.token, &legacy(), t0(), &NoRevocations).unwrap_err(),
             TokenError::ModeMismatch {
                 token: "AbacRepositoryPermissions".into(),
                 current: "LegacyRegistryPermissions".into()
             }
         );
-        let access = issuer
-            .issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0())
-            .unwrap();
+        let access = issuer.issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0()).unwrap();
         assert!(matches!(
             issuer.validate_access(&keys, &access.token, &abac, t0(), &NoRevocations),
             Err(TokenError::ModeMismatch { .. })
         ));
-        assert!(
-            check_mode(
-                &access.claims.binding,
-                RoleAssignmentMode::LegacyRegistryPermissions
-            )
-            .is_ok()
-        );
-        assert!(
-            check_mode(
-                &access.claims.binding,
-                RoleAssignmentMode::AbacRepositoryPermissions
-            )
-            .is_err()
-        );
+        assert!(check_mode(&access.claims.binding, RoleAssignmentMode::LegacyRegistryPermissions).is_ok());
+        assert!(check_mode(&access.claims.binding, RoleAssignmentMode::AbacRepositoryPermissions).is_err());
     }
 
     #[test]
     fn token_kinds_are_not_interchangeable() {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let refresh = issuer
-            .issue_refresh(&keys, &subject(), &legacy(), t0())
-            .unwrap();
-        let access = issuer
-            .issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0())
-            .unwrap();
+        let refresh = issuer.issue_refresh(&keys, &subject(), &legacy(), t0()).unwrap();
+        let access = issuer.issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0()).unwrap();
         assert!(matches!(
             issuer.validate_access(&keys, &refresh.token, &legacy(), t0(), &NoRevocations),
             Err(TokenError::WrongGrantType { expected: "access_token", ref found }) if found == "refresh_token"
@@ -722,14 +599,9 @@ mod tests {
         ));
         // A directory token is not a registry token, even for a registry audience.
         let dir = DirectoryTokenIssuer::new("https://127.0.0.1:8443", "tenant-1");
-        let principal = DirectoryPrincipal::ServicePrincipal {
-            object_id: "o".into(),
-            app_id: "a".into(),
-            builtin: None,
-        };
-        let d = dir
-            .issue(&keys, &principal, Audience::ContainerRegistry, t0())
-            .unwrap();
+        let principal =
+            DirectoryPrincipal::ServicePrincipal { object_id: "o".into(), app_id: "a".into(), builtin: None };
+        let d = dir.issue(&keys, &principal, Audience::ContainerRegistry, t0()).unwrap();
         assert!(matches!(
             issuer.validate_access(&keys, &d.token, &legacy(), t0(), &NoRevocations),
             Err(TokenError::WrongIssuer { .. })
@@ -740,20 +612,12 @@ mod tests {
     fn wrong_access_token_grant_type_is_reported_precisely() {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let mut claims = issuer
-            .issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0())
-            .unwrap()
-            .claims;
+        let mut claims = issuer.issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0()).unwrap().claims;
         claims.grant_type = "refresh_token".into();
         let token = jwt::encode(&keys, &claims).unwrap();
         assert_eq!(
-            issuer
-                .validate_access(&keys, &token, &legacy(), t0(), &NoRevocations)
-                .unwrap_err(),
-            TokenError::WrongGrantType {
-                expected: "access_token",
-                found: "refresh_token".into()
-            }
+            issuer.validate_access(&keys, &token, &legacy(), t0(), &NoRevocations).unwrap_err(),
+            TokenError::WrongGrantType { expected: "access_token", found: "refresh_token".into() }
         );
     }
 
@@ -761,9 +625,7 @@ mod tests {
     fn audience_registry_and_time_are_checked() {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let access = issuer
-            .issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0())
-            .unwrap();
+        let access = issuer.issue_access(&keys, &subject(), &legacy(), pull_nginx(), t0()).unwrap();
         let mut other_host = legacy();
         other_host.login_server = "other.localhost:5000".into();
         assert!(matches!(
@@ -773,11 +635,7 @@ mod tests {
         ));
         let mut upper = legacy();
         upper.login_server = "MyRegistry.LOCALHOST:5000".into();
-        assert!(
-            issuer
-                .validate_access(&keys, &access.token, &upper, t0(), &NoRevocations)
-                .is_ok()
-        );
+        assert!(issuer.validate_access(&keys, &access.token, &upper, t0(), &NoRevocations).is_ok());
         let mut other_registry = legacy();
         other_registry.registry_id = format!("{REGISTRY_ID}2");
         assert!(matches!(
@@ -785,13 +643,7 @@ mod tests {
             Err(TokenError::WrongRegistry { .. })
         ));
         assert!(matches!(
-            issuer.validate_access(
-                &keys,
-                &access.token,
-                &legacy(),
-                t0() + Duration::minutes(77),
-                &NoRevocations
-            ),
+            issuer.validate_access(&keys, &access.token, &legacy(), t0() + Duration::minutes(77), &NoRevocations),
             Err(TokenError::Expired { .. })
         ));
         let other_keys = KeySet::generate(t0());
@@ -805,9 +657,7 @@ mod tests {
     fn credential_reset_revokes_earlier_tokens_of_that_principal_only() {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let refresh = issuer
-            .issue_refresh(&keys, &subject(), &legacy(), t0())
-            .unwrap();
+        let refresh = issuer.issue_refresh(&keys, &subject(), &legacy(), t0()).unwrap();
         let reset_at = t0() + Duration::seconds(30);
         let cutoffs = |pid: &str| (pid == "mi-oid").then_some(reset_at);
         let now = t0() + Duration::minutes(1);
@@ -816,35 +666,19 @@ mod tests {
             Err(TokenError::Revoked { .. })
         ));
         let other_cutoffs = |pid: &str| (pid == "someone-else").then_some(reset_at);
-        assert!(
-            issuer
-                .validate_refresh(&keys, &refresh.token, &legacy(), now, &other_cutoffs)
-                .is_ok()
-        );
-        let fresh = issuer
-            .issue_refresh(&keys, &subject(), &legacy(), now)
-            .unwrap();
-        assert!(
-            issuer
-                .validate_refresh(&keys, &fresh.token, &legacy(), now, &cutoffs)
-                .is_ok()
-        );
+        assert!(issuer.validate_refresh(&keys, &refresh.token, &legacy(), now, &other_cutoffs).is_ok());
+        let fresh = issuer.issue_refresh(&keys, &subject(), &legacy(), now).unwrap();
+        assert!(issuer.validate_refresh(&keys, &fresh.token, &legacy(), now, &cutoffs).is_ok());
     }
 
     #[test]
     fn rotation_overlap_for_registry_tokens() {
         let mut keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
-        let refresh = issuer
-            .issue_refresh(&keys, &subject(), &legacy(), t0())
-            .unwrap();
+        let refresh = issuer.issue_refresh(&keys, &subject(), &legacy(), t0()).unwrap();
         keys.rotate(t0() + Duration::minutes(5));
         let t = t0() + Duration::hours(2);
-        assert!(
-            issuer
-                .validate_refresh(&keys, &refresh.token, &legacy(), t, &NoRevocations)
-                .is_ok()
-        );
+        assert!(issuer.validate_refresh(&keys, &refresh.token, &legacy(), t, &NoRevocations).is_ok());
         keys.prune(t0() + Duration::minutes(5) + keys.overlap());
         assert!(matches!(
             issuer.validate_refresh(&keys, &refresh.token, &legacy(), t, &NoRevocations),
@@ -857,19 +691,11 @@ mod tests {
         let keys = KeySet::generate(t0());
         let issuer = RegistryTokenIssuer::default();
         let abac = ctx(RoleAssignmentMode::AbacRepositoryPermissions);
-        let token_subject =
-            RegistrySubject::local(PrincipalType::RepositoryToken, "tok-id-1", "ci-token");
-        let access = issuer
-            .issue_access(&keys, &token_subject, &abac, pull_nginx(), t0())
-            .unwrap();
-        let a = issuer
-            .validate_access(&keys, &access.token, &abac, t0(), &NoRevocations)
-            .unwrap();
+        let token_subject = RegistrySubject::local(PrincipalType::RepositoryToken, "tok-id-1", "ci-token");
+        let access = issuer.issue_access(&keys, &token_subject, &abac, pull_nginx(), t0()).unwrap();
+        let a = issuer.validate_access(&keys, &access.token, &abac, t0(), &NoRevocations).unwrap();
         assert_eq!(a.sub, "ci-token");
-        assert_eq!(
-            a.binding.wharf_principal_type,
-            PrincipalType::RepositoryToken
-        );
+        assert_eq!(a.binding.wharf_principal_type, PrincipalType::RepositoryToken);
         assert_eq!(a.binding.aad_identity, None);
         assert_eq!(a.binding.tenant, None);
     }

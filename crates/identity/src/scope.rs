@@ -27,9 +27,7 @@ pub struct Scope {
 }
 
 fn valid_type_word(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 fn valid_resource_type(s: &str) -> bool {
@@ -40,19 +38,14 @@ fn valid_resource_type(s: &str) -> bool {
                 && rest.strip_suffix(')').is_some_and(|class| {
                     !class.contains(['(', ')'])
                         && !class.is_empty()
-                        && class.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'
-                        })
+                        && class.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
                 })
         }
     }
 }
 
 fn valid_action(s: &str) -> bool {
-    s == "*"
-        || (!s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
 }
 
 impl Scope {
@@ -71,12 +64,8 @@ impl Scope {
 
     /// Parses one scope `type:name:action[,action…]`.
     pub fn parse(s: &str) -> Result<Self, ScopeError> {
-        let (resource_type, rest) = s
-            .split_once(':')
-            .ok_or_else(|| ScopeError::Shape(s.to_owned()))?;
-        let (name, actions) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| ScopeError::Shape(s.to_owned()))?;
+        let (resource_type, rest) = s.split_once(':').ok_or_else(|| ScopeError::Shape(s.to_owned()))?;
+        let (name, actions) = rest.rsplit_once(':').ok_or_else(|| ScopeError::Shape(s.to_owned()))?;
         if !valid_resource_type(resource_type) {
             return Err(ScopeError::ResourceType(s.to_owned()));
         }
@@ -92,11 +81,7 @@ impl Scope {
                 parsed.push(action.to_owned());
             }
         }
-        Ok(Self {
-            resource_type: resource_type.to_owned(),
-            name: name.to_owned(),
-            actions: parsed,
-        })
+        Ok(Self { resource_type: resource_type.to_owned(), name: name.to_owned(), actions: parsed })
     }
 
     /// Whether this scope asks for `action` (exactly, or through `*`).
@@ -107,13 +92,7 @@ impl Scope {
 
 impl fmt::Display for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}",
-            self.resource_type,
-            self.name,
-            self.actions.join(",")
-        )
+        write!(f, "{}:{}:{}", self.resource_type, self.name, self.actions.join(","))
     }
 }
 
@@ -126,14 +105,8 @@ impl std::str::FromStr for Scope {
 
 /// Parses the values of every `scope` parameter of a request (each may hold several scopes
 /// separated by spaces). Empty values are ignored. Scopes are returned in order, unmerged.
-pub fn parse_scopes<'a>(
-    values: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Scope>, ScopeError> {
-    values
-        .into_iter()
-        .flat_map(str::split_whitespace)
-        .map(Scope::parse)
-        .collect()
+pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
+    values.into_iter().flat_map(str::split_whitespace).map(Scope::parse).collect()
 }
 
 /// Merges scopes naming the same resource into one, uniting their actions, keeping the order
@@ -141,10 +114,7 @@ pub fn parse_scopes<'a>(
 pub fn merge_scopes(scopes: impl IntoIterator<Item = Scope>) -> Vec<Scope> {
     let mut out: Vec<Scope> = Vec::new();
     for s in scopes {
-        match out
-            .iter_mut()
-            .find(|o| o.resource_type == s.resource_type && o.name == s.name)
-        {
+        match out.iter_mut().find(|o| o.resource_type == s.resource_type && o.name == s.name) {
             Some(existing) => {
                 for a in s.actions {
                     if !existing.actions.contains(&a) {
@@ -160,11 +130,7 @@ pub fn merge_scopes(scopes: impl IntoIterator<Item = Scope>) -> Vec<Scope> {
 
 /// Renders scopes space-separated, as a `scope` parameter or a challenge's `scope="…"`.
 pub fn render_scopes(scopes: &[Scope]) -> String {
-    scopes
-        .iter()
-        .map(Scope::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    scopes.iter().map(Scope::to_string).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -174,32 +140,11 @@ mod tests {
     #[test]
     fn parses_the_common_forms() {
         let s = Scope::parse("repository:backend/nginx:pull,push").unwrap();
-        assert_eq!(
-            s,
-            Scope::new("repository", "backend/nginx", ["pull", "push"])
-        );
-        assert_eq!(
-            Scope::parse("registry:catalog:*").unwrap(),
-            Scope::new("registry", "catalog", ["*"])
-        );
-        assert_eq!(
-            Scope::parse("repository:hello-world:metadata_read")
-                .unwrap()
-                .actions,
-            ["metadata_read"]
-        );
-        assert_eq!(
-            Scope::parse("artifact-repository:repo:pull")
-                .unwrap()
-                .resource_type,
-            "artifact-repository"
-        );
-        assert_eq!(
-            Scope::parse("repository(plugin):a/b:pull")
-                .unwrap()
-                .resource_type,
-            "repository(plugin)"
-        );
+        assert_eq!(s, Scope::new("repository", "backend/nginx", ["pull", "push"]));
+        assert_eq!(Scope::parse("registry:catalog:*").unwrap(), Scope::new("registry", "catalog", ["*"]));
+        assert_eq!(Scope::parse("repository:hello-world:metadata_read").unwrap().actions, ["metadata_read"]);
+        assert_eq!(Scope::parse("artifact-repository:repo:pull").unwrap().resource_type, "artifact-repository");
+        assert_eq!(Scope::parse("repository(plugin):a/b:pull").unwrap().resource_type, "repository(plugin)");
         assert_eq!(Scope::parse("repository:*:*").unwrap().name, "*");
     }
 
@@ -228,34 +173,16 @@ mod tests {
         ] {
             assert!(Scope::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(matches!(
-            Scope::parse("repository::pull"),
-            Err(ScopeError::Name(_))
-        ));
-        assert!(matches!(
-            Scope::parse("repository:a:"),
-            Err(ScopeError::Actions(_))
-        ));
-        assert!(matches!(
-            Scope::parse("repository:a:pull,,push"),
-            Err(ScopeError::Actions(_))
-        ));
-        assert!(matches!(
-            Scope::parse("repository:a:PULL"),
-            Err(ScopeError::Actions(_))
-        ));
-        assert!(matches!(
-            Scope::parse("repository:a\u{0}b:pull"),
-            Err(ScopeError::Name(_))
-        ));
+        assert!(matches!(Scope::parse("repository::pull"), Err(ScopeError::Name(_))));
+        assert!(matches!(Scope::parse("repository:a:"), Err(ScopeError::Actions(_))));
+        assert!(matches!(Scope::parse("repository:a:pull,,push"), Err(ScopeError::Actions(_))));
+        assert!(matches!(Scope::parse("repository:a:PULL"), Err(ScopeError::Actions(_))));
+        assert!(matches!(Scope::parse("repository:a\u{0}b:pull"), Err(ScopeError::Name(_))));
     }
 
     #[test]
     fn duplicate_actions_are_collapsed() {
-        assert_eq!(
-            Scope::parse("repository:a:pull,pull,push").unwrap().actions,
-            ["pull", "push"]
-        );
+        assert_eq!(Scope::parse("repository:a:pull,pull,push").unwrap().actions, ["pull", "push"]);
     }
 
     #[test]
@@ -276,10 +203,7 @@ mod tests {
                 Scope::new("repository", "repo2", ["push"]),
             ]
         );
-        assert_eq!(
-            render_scopes(&merged),
-            "registry:catalog:* repository:repo1:pull,delete repository:repo2:push"
-        );
+        assert_eq!(render_scopes(&merged), "registry:catalog:* repository:repo1:pull,delete repository:repo2:push");
         assert!(parse_scopes(["repository:a:pull bogus"]).is_err());
     }
 

@@ -25,8 +25,7 @@ use crate::error::SecretError;
 /// Letters and digits: safe in a shell, a URL, a Basic header and a `docker login` prompt.
 const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 /// Entra's client-secret alphabet: letters, digits and `.~_-`.
-const CLIENT_SECRET_ALPHABET: &[u8] =
-    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.~_-";
+const CLIENT_SECRET_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.~_-";
 
 /// Length of a generated password (about 238 bits from a 62-letter alphabet).
 pub const PASSWORD_LEN: usize = 40;
@@ -60,9 +59,7 @@ impl fmt::Debug for PlainSecret {
 }
 
 fn random_string<R: RngCore + CryptoRng>(rng: &mut R, alphabet: &[u8], len: usize) -> String {
-    (0..len)
-        .map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())]))
-        .collect()
+    (0..len).map(|_| char::from(alphabet[rng.gen_range(0..alphabet.len())])).collect()
 }
 
 /// A password for a user, a registry admin user or a repository token: 40 letters and digits.
@@ -86,11 +83,7 @@ pub fn generate_client_secret() -> PlainSecret {
 pub fn generate_client_secret_with<R: RngCore + CryptoRng>(rng: &mut R) -> PlainSecret {
     let mut s = random_string(rng, ALPHANUMERIC, 3);
     s.push_str("8Q~");
-    s.push_str(&random_string(
-        rng,
-        CLIENT_SECRET_ALPHABET,
-        CLIENT_SECRET_LEN - 6,
-    ));
+    s.push_str(&random_string(rng, CLIENT_SECRET_ALPHABET, CLIENT_SECRET_LEN - 6));
     PlainSecret(s)
 }
 
@@ -120,18 +113,10 @@ pub struct HashParams {
 impl HashParams {
     /// OWASP's argon2id recommendation: 19 MiB, 2 passes, 1 lane (≈ 20–40 ms per hash on a
     /// server core). The default.
-    pub const PRODUCTION: HashParams = HashParams {
-        memory_kib: 19 * 1024,
-        iterations: 2,
-        parallelism: 1,
-    };
+    pub const PRODUCTION: HashParams = HashParams { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 };
 
     /// The smallest parameters argon2 allows: for tests only, never for a deployment.
-    pub const FAST_INSECURE_FOR_TESTS: HashParams = HashParams {
-        memory_kib: 8,
-        iterations: 1,
-        parallelism: 1,
-    };
+    pub const FAST_INSECURE_FOR_TESTS: HashParams = HashParams { memory_kib: 8, iterations: 1, parallelism: 1 };
 
     fn to_argon2(self) -> Result<Argon2<'static>, SecretError> {
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, None)
@@ -155,13 +140,9 @@ pub struct SecretHash(String);
 impl SecretHash {
     /// Reads a stored PHC string, refusing anything that is not argon2id.
     pub fn parse(phc: &str) -> Result<Self, SecretError> {
-        let parsed =
-            PasswordHash::new(phc).map_err(|e| SecretError::MalformedHash(e.to_string()))?;
+        let parsed = PasswordHash::new(phc).map_err(|e| SecretError::MalformedHash(e.to_string()))?;
         if parsed.algorithm != Algorithm::Argon2id.ident() {
-            return Err(SecretError::MalformedHash(format!(
-                "algorithm {} is not argon2id",
-                parsed.algorithm
-            )));
+            return Err(SecretError::MalformedHash(format!("algorithm {} is not argon2id", parsed.algorithm)));
         }
         if parsed.hash.is_none() || parsed.salt.is_none() {
             return Err(SecretError::MalformedHash("no salt or no hash".into()));
@@ -179,11 +160,7 @@ impl SecretHash {
     pub fn params(&self) -> Option<HashParams> {
         let parsed = PasswordHash::new(&self.0).ok()?;
         let p = Params::try_from(&parsed).ok()?;
-        Some(HashParams {
-            memory_kib: p.m_cost(),
-            iterations: p.t_cost(),
-            parallelism: p.p_cost(),
-        })
+        Some(HashParams { memory_kib: p.m_cost(), iterations: p.t_cost(), parallelism: p.p_cost() })
     }
 
     /// True when this hash was made with other parameters than `params`: the server may
@@ -217,9 +194,7 @@ impl fmt::Debug for SecretHash {
 pub fn hash_secret(secret: &str, params: &HashParams) -> Result<SecretHash, SecretError> {
     let argon = params.to_argon2()?;
     let salt = SaltString::generate(&mut OsRng);
-    let hash = argon
-        .hash_password(secret.as_bytes(), &salt)
-        .map_err(|e| SecretError::Hash(e.to_string()))?;
+    let hash = argon.hash_password(secret.as_bytes(), &salt).map_err(|e| SecretError::Hash(e.to_string()))?;
     Ok(SecretHash(hash.to_string()))
 }
 
@@ -230,9 +205,7 @@ pub fn verify_secret(secret: &str, stored: &SecretHash) -> bool {
         return false;
     };
     // `Argon2::default()` takes algorithm, version and costs from the PHC string.
-    Argon2::default()
-        .verify_password(secret.as_bytes(), &parsed)
-        .is_ok()
+    Argon2::default().verify_password(secret.as_bytes(), &parsed).is_ok()
 }
 
 /// Compares two byte strings in constant time (for the length of the longer one): for
@@ -258,9 +231,7 @@ impl FingerprintKey {
     /// Reads a key from its 64-character hex form.
     pub fn from_hex(value: &str) -> Result<Self, SecretError> {
         let bytes = hex::decode(value).map_err(|_| SecretError::MalformedFingerprintKey)?;
-        let bytes: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| SecretError::MalformedFingerprintKey)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| SecretError::MalformedFingerprintKey)?;
         Ok(Self(bytes))
     }
 
@@ -320,11 +291,7 @@ mod tests {
         let c = generate_client_secret();
         assert_eq!(c.expose().len(), CLIENT_SECRET_LEN);
         assert_eq!(&c.expose()[3..6], "8Q~");
-        assert!(
-            c.expose()
-                .bytes()
-                .all(|b| CLIENT_SECRET_ALPHABET.contains(&b))
-        );
+        assert!(c.expose().bytes().all(|b| CLIENT_SECRET_ALPHABET.contains(&b)));
 
         let h = generate_identity_header();
         assert_eq!(h.expose().len(), IDENTITY_HEADER_LEN);
@@ -358,11 +325,7 @@ mod tests {
 
     #[test]
     fn stored_hash_round_trips_through_serde_and_keeps_its_params() {
-        let params = HashParams {
-            memory_kib: 64,
-            iterations: 2,
-            parallelism: 2,
-        };
+        let params = HashParams { memory_kib: 64, iterations: 2, parallelism: 2 };
         let h = hash_secret("s3cret", &params).unwrap();
         let json = serde_json::to_string(&h).unwrap();
         let back: SecretHash = serde_json::from_str(&json).unwrap();
@@ -377,24 +340,14 @@ mod tests {
         assert!(SecretHash::parse("plaintext").is_err());
         // An argon2i PHC string (other variant) is refused.
         let argon2i = "$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$YWJjZGVmZ2hpamtsbW5vcA";
-        assert!(matches!(
-            SecretHash::parse(argon2i),
-            Err(SecretError::MalformedHash(_))
-        ));
+        assert!(matches!(SecretHash::parse(argon2i), Err(SecretError::MalformedHash(_))));
         assert!(serde_json::from_str::<SecretHash>("\"$2b$10$abc\"").is_err());
     }
 
     #[test]
     fn invalid_params_are_reported() {
-        let bad = HashParams {
-            memory_kib: 1,
-            iterations: 0,
-            parallelism: 1,
-        };
-        assert!(matches!(
-            hash_secret("x", &bad),
-            Err(SecretError::InvalidParams(_))
-        ));
+        let bad = HashParams { memory_kib: 1, iterations: 0, parallelism: 1 };
+        assert!(matches!(hash_secret("x", &bad), Err(SecretError::InvalidParams(_))));
     }
 
     #[test]

@@ -9,27 +9,18 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ipnet::IpNet;
 use wharf_netrules::*;
 
-const REG: &str =
-    "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/reg1";
+const REG: &str = "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/reg1";
 
 fn rules() -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..100u32 {
         // Spread /24s and single addresses over the space.
         let a = Ipv4Addr::from(0x0b00_0000u32.wrapping_add(i.wrapping_mul(0x0101_0100)));
-        out.push(if i % 2 == 0 {
-            format!("{a}/24")
-        } else {
-            a.to_string()
-        });
+        out.push(if i % 2 == 0 { format!("{a}/24") } else { a.to_string() });
     }
     for i in 0..100u16 {
         let a = Ipv6Addr::new(0x2001, 0xdb8, i * 7, 0, 0, 0, 0, 0);
-        out.push(if i % 2 == 0 {
-            format!("{a}/48")
-        } else {
-            a.to_string()
-        });
+        out.push(if i % 2 == 0 { format!("{a}/48") } else { a.to_string() });
     }
     out
 }
@@ -53,18 +44,12 @@ fn end_to_end_rules() -> Vec<String> {
 
 fn bench(c: &mut Criterion) {
     let rules = rules();
-    let policy =
-        NetworkPolicy::from_properties("Enabled", "Deny", &rules, &[], "AzureServices", false)
-            .unwrap();
+    let policy = NetworkPolicy::from_properties("Enabled", "Deny", &rules, &[], "AzureServices", false).unwrap();
     let open = NetworkPolicy::default();
     let endpoints: Vec<Arrival> = (0..10)
         .map(|i| Arrival::PrivateEndpoint {
             endpoint_id: format!("pe{i}"),
-            registry_id: if i == 9 {
-                REG.to_owned()
-            } else {
-                format!("{REG}-{i}")
-            },
+            registry_id: if i == 9 { REG.to_owned() } else { format!("{REG}-{i}") },
         })
         .collect();
     let public = Arrival::Public;
@@ -75,12 +60,7 @@ fn bench(c: &mut Criterion) {
     let hit_v4: IpAddr = rules[98].split('/').next().unwrap().parse().unwrap();
     let hit_v6: IpAddr = "2001:db8:15e::1".parse().unwrap(); // inside rule 50, 2001:db8:15e::/48
     let miss_v4: IpAddr = "198.51.100.1".parse().unwrap();
-    let req = |ip, arrival, caller| NetworkRequest {
-        client_ip: ip,
-        arrival,
-        registry_id: REG,
-        caller,
-    };
+    let req = |ip, arrival, caller| NetworkRequest { client_ip: ip, arrival, registry_id: REG, caller };
 
     let mut g = c.benchmark_group("check");
     g.bench_function("no_rules_default_allow", |b| {
@@ -92,15 +72,8 @@ fn bench(c: &mut Criterion) {
     g.bench_function("200_rules_ipv6_lookup", |b| {
         b.iter(|| black_box(check(black_box(&policy), &req(hit_v6, &public, None))).allowed)
     });
-    let e2e = NetworkPolicy::from_properties(
-        "Enabled",
-        "Deny",
-        &end_to_end_rules(),
-        &[],
-        "AzureServices",
-        false,
-    )
-    .unwrap();
+    let e2e =
+        NetworkPolicy::from_properties("Enabled", "Deny", &end_to_end_rules(), &[], "AzureServices", false).unwrap();
     let loopback: IpAddr = Ipv4Addr::LOCALHOST.into();
     g.bench_function("200_ipv4_rules_hit_last", |b| {
         b.iter(|| black_box(check(black_box(&e2e), &req(loopback, &public, None))).allowed)
@@ -109,13 +82,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(check(black_box(&policy), &req(miss_v4, &public, None))).allowed)
     });
     g.bench_function("200_rules_miss_trusted_bypass", |b| {
-        b.iter(|| {
-            black_box(check(
-                black_box(&policy),
-                &req(miss_v4, &public, Some(&aci)),
-            ))
-            .allowed
-        })
+        b.iter(|| black_box(check(black_box(&policy), &req(miss_v4, &public, Some(&aci)))).allowed)
     });
     g.bench_function("private_endpoint_10th_of_10", |b| {
         b.iter(|| {

@@ -126,11 +126,7 @@ impl Caller {
 
     /// One of Wharf's built-in principals.
     pub fn builtin(builtin: BuiltinPrincipal) -> Caller {
-        Caller {
-            principal_type: Some(PrincipalType::ServicePrincipal),
-            builtin: Some(builtin),
-            ..Caller::default()
-        }
+        Caller { principal_type: Some(PrincipalType::ServicePrincipal), builtin: Some(builtin), ..Caller::default() }
     }
 
     /// True when the hosting resource is of ARM type `ty`: the explicit type if one is given,
@@ -218,10 +214,7 @@ pub enum NotTrusted<'a> {
     /// A managed identity with no hosting resource.
     NoHostingResource,
     /// The hosting resource id names a different type than the one claimed.
-    HostingResourceMismatch {
-        hosting_resource_id: &'a str,
-        claimed_type: &'a str,
-    },
+    HostingResourceMismatch { hosting_resource_id: &'a str, claimed_type: &'a str },
     /// App Service (`Microsoft.Web/sites`, including slots): explicitly not trusted.
     AppService,
     /// A user-assigned identity of a service that accepts only system-assigned identities.
@@ -248,34 +241,22 @@ impl fmt::Display for NotTrusted<'_> {
             NotTrusted::UnknownIdentityKind => {
                 f.write_str("the managed identity's kind (system- or user-assigned) is unknown")
             }
-            NotTrusted::NoHostingResource => {
-                f.write_str("the managed identity has no known hosting resource")
+            NotTrusted::NoHostingResource => f.write_str("the managed identity has no known hosting resource"),
+            NotTrusted::HostingResourceMismatch { hosting_resource_id, claimed_type } => {
+                write!(f, "hosting resource '{hosting_resource_id}' is not of the claimed type '{claimed_type}'")
             }
-            NotTrusted::HostingResourceMismatch {
-                hosting_resource_id,
-                claimed_type,
-            } => write!(
-                f,
-                "hosting resource '{hosting_resource_id}' is not of the claimed type '{claimed_type}'"
-            ),
-            NotTrusted::AppService => {
-                f.write_str("App Service (Microsoft.Web/sites) is not a trusted service")
-            }
+            NotTrusted::AppService => f.write_str("App Service (Microsoft.Web/sites) is not a trusted service"),
             NotTrusted::UserAssignedNotAccepted { service } => {
                 let of = match service {
                     TrustedService::MachineLearning => "an ML workspace",
                     TrustedService::RegistryTasks => "a registry task",
                     other => other.name(),
                 };
-                write!(
-                    f,
-                    "user-assigned identity of {of} does not count (only system-assigned identities are trusted)"
-                )
+                write!(f, "user-assigned identity of {of} does not count (only system-assigned identities are trusted)")
             }
-            NotTrusted::UntrustedHostingResource { hosting_resource } => write!(
-                f,
-                "identities hosted by {hosting_resource} are not a trusted service"
-            ),
+            NotTrusted::UntrustedHostingResource { hosting_resource } => {
+                write!(f, "identities hosted by {hosting_resource} are not a trusted service")
+            }
         }
     }
 }
@@ -304,18 +285,12 @@ pub fn classify(caller: &Caller) -> Result<TrustedService, NotTrusted<'_>> {
         Some(PrincipalType::ManagedIdentity) => {}
         Some(principal_type) => return Err(NotTrusted::PrincipalType { principal_type }),
     }
-    let (claimed, id) = (
-        caller.hosting_resource_type.as_deref(),
-        caller.hosting_resource_id.as_deref(),
-    );
+    let (claimed, id) = (caller.hosting_resource_type.as_deref(), caller.hosting_resource_id.as_deref());
     let hosting_resource = claimed.or(id).ok_or(NotTrusted::NoHostingResource)?;
     if let (Some(claimed), Some(id)) = (claimed, id)
         && !id_is_of_type(id, claimed)
     {
-        return Err(NotTrusted::HostingResourceMismatch {
-            hosting_resource_id: id,
-            claimed_type: claimed,
-        });
+        return Err(NotTrusted::HostingResourceMismatch { hosting_resource_id: id, claimed_type: claimed });
     }
     let service = if caller.hosting_is(CONTAINER_GROUPS) {
         TrustedService::ContainerInstances
@@ -332,9 +307,7 @@ pub fn classify(caller: &Caller) -> Result<TrustedService, NotTrusted<'_>> {
         None => Err(NotTrusted::UnknownIdentityKind),
         Some(ManagedIdentityKind::SystemAssigned) => Ok(service),
         Some(ManagedIdentityKind::UserAssigned) if service.accepts_user_assigned() => Ok(service),
-        Some(ManagedIdentityKind::UserAssigned) => {
-            Err(NotTrusted::UserAssignedNotAccepted { service })
-        }
+        Some(ManagedIdentityKind::UserAssigned) => Err(NotTrusted::UserAssignedNotAccepted { service }),
     }
 }
 
@@ -349,13 +322,10 @@ fn is_app_service(caller: &Caller) -> bool {
     match (&caller.hosting_resource_type, &caller.hosting_resource_id) {
         (Some(t), _) => {
             t.eq_ignore_ascii_case(APP_SERVICE_SITES)
-                || t.get(..PREFIX.len())
-                    .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+                || t.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
         }
         (None, Some(id)) => provider_segments(id).is_some_and(|rest| {
-            rest.len() >= 3
-                && rest[0].eq_ignore_ascii_case("Microsoft.Web")
-                && rest[1].eq_ignore_ascii_case("sites")
+            rest.len() >= 3 && rest[0].eq_ignore_ascii_case("Microsoft.Web") && rest[1].eq_ignore_ascii_case("sites")
         }),
         (None, None) => false,
     }
@@ -364,9 +334,7 @@ fn is_app_service(caller: &Caller) -> bool {
 /// The segments after the last `providers` segment of an ARM id.
 fn provider_segments(id: &str) -> Option<Vec<&str>> {
     let segments: Vec<&str> = id.trim_matches('/').split('/').collect();
-    let providers = segments
-        .iter()
-        .rposition(|s| s.eq_ignore_ascii_case("providers"))?;
+    let providers = segments.iter().rposition(|s| s.eq_ignore_ascii_case("providers"))?;
     Some(segments[providers + 1..].to_vec())
 }
 
@@ -383,6 +351,5 @@ pub fn id_is_of_type(id: &str, ty: &str) -> bool {
         return false;
     }
     rest[0].eq_ignore_ascii_case(type_parts[0])
-        && (1..type_parts.len())
-            .all(|i| rest[2 * i - 1].eq_ignore_ascii_case(type_parts[i]) && !rest[2 * i].is_empty())
+        && (1..type_parts.len()).all(|i| rest[2 * i - 1].eq_ignore_ascii_case(type_parts[i]) && !rest[2 * i].is_empty())
 }

@@ -39,16 +39,9 @@ pub fn client_address(
     if !is_trusted(peer_ip, trusted_proxies) {
         return peer_ip;
     }
-    let walked = match (
-        x_forwarded_for.filter(|v| !v.trim().is_empty()),
-        forwarded.filter(|v| !v.trim().is_empty()),
-    ) {
+    let walked = match (x_forwarded_for.filter(|v| !v.trim().is_empty()), forwarded.filter(|v| !v.trim().is_empty())) {
         (Some(xff), _) => walk(split_unquoted(xff, ','), trusted_proxies, parse_xff_entry),
-        (None, Some(fwd)) => walk(
-            split_unquoted(fwd, ','),
-            trusted_proxies,
-            parse_forwarded_element,
-        ),
+        (None, Some(fwd)) => walk(split_unquoted(fwd, ','), trusted_proxies, parse_forwarded_element),
         (None, None) => None,
     };
     walked.unwrap_or(peer_ip)

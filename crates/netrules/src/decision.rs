@@ -26,10 +26,7 @@ pub enum Arrival {
     Public,
     /// A private-endpoint listener, bound to exactly one registry.
     #[serde(rename_all = "camelCase")]
-    PrivateEndpoint {
-        endpoint_id: String,
-        registry_id: String,
-    },
+    PrivateEndpoint { endpoint_id: String, registry_id: String },
 }
 
 /// The facts of one request the network check needs.
@@ -90,10 +87,7 @@ pub enum Reason<'a> {
     PrivateEndpoint { endpoint_id: &'a str },
     /// Denied: arrived on a private endpoint bound to another registry. No bypass.
     #[serde(rename_all = "camelCase")]
-    PrivateEndpointOfAnotherRegistry {
-        endpoint_id: &'a str,
-        endpoint_registry_id: &'a str,
-    },
+    PrivateEndpointOfAnotherRegistry { endpoint_id: &'a str, endpoint_registry_id: &'a str },
     /// Allowed: public access enabled, default action Allow.
     DefaultActionAllow,
     /// Allowed: default action Deny, the client address is in `ipRules[index]`.
@@ -101,22 +95,11 @@ pub enum Reason<'a> {
     /// Allowed: default action Deny, the client address is in a prefix of
     /// `virtualNetworkRules[index]`.
     #[serde(rename_all = "camelCase")]
-    VnetRule {
-        index: usize,
-        subnet_id: &'a str,
-        prefix: ipnet::IpNet,
-    },
+    VnetRule { index: usize, subnet_id: &'a str, prefix: ipnet::IpNet },
     /// Allowed: the rules denied (`lifted`), and a trusted service instance bypassed them.
-    Bypass {
-        service: TrustedService,
-        via: BypassVia,
-        lifted: NetworkDenial,
-    },
+    Bypass { service: TrustedService, via: BypassVia, lifted: NetworkDenial },
     /// Denied by the rules, and the bypass did not apply.
-    Denied {
-        denial: NetworkDenial,
-        bypass: BypassNotApplicable<'a>,
-    },
+    Denied { denial: NetworkDenial, bypass: BypassNotApplicable<'a> },
 }
 
 /// A network decision: allowed or denied, what decided, and the request facts an audit event
@@ -148,31 +131,19 @@ pub struct NetworkDecision<'a> {
 pub fn check<'a>(policy: &'a NetworkPolicy, request: &NetworkRequest<'a>) -> NetworkDecision<'a> {
     let client_ip = normalise_ip(request.client_ip);
     let (allowed, reason) = match request.arrival {
-        Arrival::PrivateEndpoint {
-            endpoint_id,
-            registry_id,
-        } => {
+        Arrival::PrivateEndpoint { endpoint_id, registry_id } => {
             if registry_id.eq_ignore_ascii_case(request.registry_id) {
                 (true, Reason::PrivateEndpoint { endpoint_id })
             } else {
-                let reason = Reason::PrivateEndpointOfAnotherRegistry {
-                    endpoint_id,
-                    endpoint_registry_id: registry_id,
-                };
+                let reason =
+                    Reason::PrivateEndpointOfAnotherRegistry { endpoint_id, endpoint_registry_id: registry_id };
                 (false, reason)
             }
         }
         Arrival::Public => match public_rules(policy, client_ip) {
             Ok(reason) => (true, reason),
             Err(denial) => match bypass(policy, request.caller) {
-                Ok((service, via)) => (
-                    true,
-                    Reason::Bypass {
-                        service,
-                        via,
-                        lifted: denial,
-                    },
-                ),
+                Ok((service, via)) => (true, Reason::Bypass { service, via, lifted: denial }),
                 Err(bypass) => (false, Reason::Denied { denial, bypass }),
             },
         },
@@ -197,15 +168,7 @@ fn public_rules(policy: &NetworkPolicy, ip: IpAddr) -> Result<Reason<'_>, Networ
     }
     match policy.matching_rule(ip) {
         Some(RuleMatch::IpRule { index, value }) => Ok(Reason::IpRule { index, value }),
-        Some(RuleMatch::VnetRule {
-            index,
-            subnet_id,
-            prefix,
-        }) => Ok(Reason::VnetRule {
-            index,
-            subnet_id,
-            prefix,
-        }),
+        Some(RuleMatch::VnetRule { index, subnet_id, prefix }) => Ok(Reason::VnetRule { index, subnet_id, prefix }),
         None => Err(NetworkDenial::NoMatchingRule),
     }
 }
@@ -272,9 +235,7 @@ impl<'a> NetworkDecision<'a> {
             }
             Reason::DefaultActionAllow => "defaultActionAllow".to_owned(),
             Reason::IpRule { index, value } => format!("ipRules[{index}] {value}"),
-            Reason::VnetRule {
-                index, subnet_id, ..
-            } => format!("virtualNetworkRules[{index}] {subnet_id}"),
+            Reason::VnetRule { index, subnet_id, .. } => format!("virtualNetworkRules[{index}] {subnet_id}"),
             Reason::Bypass { service, via, .. } => {
                 let via = match via {
                     BypassVia::TrustedServices => "trustedServices",
@@ -309,10 +270,7 @@ impl fmt::Display for NetworkDecision<'_> {
                  public network access settings, IP rules and virtual-network rules do not apply \
                  to private endpoints"
             ),
-            Reason::PrivateEndpointOfAnotherRegistry {
-                endpoint_id,
-                endpoint_registry_id,
-            } => write!(
+            Reason::PrivateEndpointOfAnotherRegistry { endpoint_id, endpoint_registry_id } => write!(
                 f,
                 "denied: the request for registry '{}' arrived on private endpoint '{endpoint_id}', \
                  which belongs to registry '{endpoint_registry_id}'; a private endpoint serves only \
@@ -328,26 +286,15 @@ impl fmt::Display for NetworkDecision<'_> {
                 "allowed: the default action is Deny, and client IP '{ip}' matches IP rule \
                  '{value}' (ipRules[{index}])"
             ),
-            Reason::VnetRule {
-                index,
-                subnet_id,
-                prefix,
-            } => write!(
+            Reason::VnetRule { index, subnet_id, prefix } => write!(
                 f,
                 "allowed: the default action is Deny, and client IP '{ip}' is in prefix {prefix} \
                  of subnet '{subnet_id}' (virtualNetworkRules[{index}])"
             ),
-            Reason::Bypass {
-                service,
-                via,
-                lifted,
-            } => {
+            Reason::Bypass { service, via, lifted } => {
                 write!(f, "allowed by bypass: ")?;
                 write_denial(f, *lifted, ip)?;
-                write!(
-                    f,
-                    ", but the caller is a trusted service instance ({service}"
-                )?;
+                write!(f, ", but the caller is a trusted service instance ({service}")?;
                 if let Some(caller) = self.caller {
                     write!(f, ": {}", describe_identity(caller, *service))?;
                 }
@@ -371,9 +318,7 @@ impl fmt::Display for NetworkDecision<'_> {
 /// The registry switch a bypass went through, as a clause.
 pub(crate) fn switch_phrase(via: BypassVia) -> &'static str {
     match via {
-        BypassVia::TrustedServices => {
-            "the registry allows trusted services (networkRuleBypassOptions: AzureServices)"
-        }
+        BypassVia::TrustedServices => "the registry allows trusted services (networkRuleBypassOptions: AzureServices)",
         BypassVia::TasksBypass => {
             "the registry lets tasks bypass network rules (networkRuleBypassAllowedForTasks: true)"
         }
@@ -382,10 +327,9 @@ pub(crate) fn switch_phrase(via: BypassVia) -> &'static str {
 
 fn write_denial(f: &mut fmt::Formatter<'_>, denial: NetworkDenial, ip: IpAddr) -> fmt::Result {
     match denial {
-        NetworkDenial::PublicAccessDisabled => write!(
-            f,
-            "public network access is disabled and client IP '{ip}' reached the public endpoint"
-        ),
+        NetworkDenial::PublicAccessDisabled => {
+            write!(f, "public network access is disabled and client IP '{ip}' reached the public endpoint")
+        }
         NetworkDenial::NoMatchingRule => write!(
             f,
             "the default action is Deny and client IP '{ip}' matches no IP rule or \
@@ -394,10 +338,7 @@ fn write_denial(f: &mut fmt::Formatter<'_>, denial: NetworkDenial, ip: IpAddr) -
     }
 }
 
-pub(crate) fn write_bypass_not_applicable(
-    f: &mut fmt::Formatter<'_>,
-    reason: &BypassNotApplicable<'_>,
-) -> fmt::Result {
+pub(crate) fn write_bypass_not_applicable(f: &mut fmt::Formatter<'_>, reason: &BypassNotApplicable<'_>) -> fmt::Result {
     match reason {
         BypassNotApplicable::CallerUnknown => {
             f.write_str("the caller is not authenticated yet, so only the network rules decide")
@@ -435,10 +376,7 @@ pub(crate) fn describe_identity(caller: &Caller, service: TrustedService) -> Str
         TrustedService::DefenderForCloud => return "the built-in Defender scanner".to_owned(),
         TrustedService::RegistryImport => return "the registry import service".to_owned(),
     };
-    let kind = caller
-        .identity_kind
-        .map(ManagedIdentityKind::describe)
-        .unwrap_or("managed identity");
+    let kind = caller.identity_kind.map(ManagedIdentityKind::describe).unwrap_or("managed identity");
     match caller.hosting_name() {
         Some(name) => format!("{kind} of {noun} '{name}'"),
         None => format!("{kind} of a {noun}"),

@@ -20,8 +20,6 @@ pub enum NetRuleError {
     TooManyIpRules { count: usize, max: usize },
     #[error("networkRuleSet.virtualNetworkRules[{index}] has an empty subnet id")]
     EmptySubnetId { index: usize },
-    #[error(
-        "networkRuleSet.virtualNetworkRules has {count} rules; a registry allows at most {max}"
-    )]
+    #[error("networkRuleSet.virtualNetworkRules has {count} rules; a registry allows at most {max}")]
     TooManyVnetRules { count: usize, max: usize },
 }

@@ -13,8 +13,7 @@ use serde::Serialize;
 
 use crate::caller::{Caller, TrustedService};
 use crate::decision::{
-    Arrival, BypassNotApplicable, BypassVia, NetworkRequest, Reason, bypass, check,
-    describe_identity,
+    Arrival, BypassNotApplicable, BypassVia, NetworkRequest, Reason, bypass, check, describe_identity,
 };
 use crate::policy::{DefaultAction, NetworkPolicy, PublicNetworkAccess};
 
@@ -133,31 +132,20 @@ impl Direction {
 /// Who loses, then who gains, data-plane network access when `old` is replaced by `new`.
 /// Subjects whose access does not change are not listed (a subject let in by a different rule
 /// after the change keeps its access). Management-API access is never affected.
-pub fn impact(
-    old: &NetworkPolicy,
-    new: &NetworkPolicy,
-    subjects: &[ImpactSubject],
-) -> Vec<ImpactLine> {
+pub fn impact(old: &NetworkPolicy, new: &NetworkPolicy, subjects: &[ImpactSubject]) -> Vec<ImpactLine> {
     let mut out = compare(old, new, subjects, Direction::Loss);
     out.extend(compare(new, old, subjects, Direction::Gain));
     out
 }
 
 /// Subjects allowed under `from` and denied under `to`.
-fn compare(
-    from: &NetworkPolicy,
-    to: &NetworkPolicy,
-    subjects: &[ImpactSubject],
-    dir: Direction,
-) -> Vec<ImpactLine> {
+fn compare(from: &NetworkPolicy, to: &NetworkPolicy, subjects: &[ImpactSubject], dir: Direction) -> Vec<ImpactLine> {
     subjects
         .iter()
         .enumerate()
         .filter(|(_, s)| !s.via_private_endpoint)
         .filter_map(|(i, s)| match &s.addresses {
-            SubjectAddresses::Known(addrs) if !addrs.is_empty() => {
-                known(i, s, addrs, from, to, dir)
-            }
+            SubjectAddresses::Known(addrs) if !addrs.is_empty() => known(i, s, addrs, from, to, dir),
             _ => unknown(i, s, from, to, dir),
         })
         .collect()
@@ -188,10 +176,7 @@ fn known(
             losing.push(before.client_ip);
             if first.is_none() {
                 let denied = after.explain();
-                let denied = denied
-                    .strip_prefix("denied: ")
-                    .unwrap_or(&denied)
-                    .to_owned();
+                let denied = denied.strip_prefix("denied: ").unwrap_or(&denied).to_owned();
                 first = Some((relied_on(&before.reason, &subject.caller), denied));
             }
         }
@@ -214,9 +199,7 @@ fn relied_on(reason: &Reason<'_>, caller: &Caller) -> String {
         Reason::VnetRule { subnet_id, .. } => format!("virtual-network rule '{subnet_id}'"),
         Reason::Bypass { service, via, .. } => bypass_phrase(*service, *via, caller),
         Reason::PrivateEndpoint { endpoint_id } => format!("private endpoint '{endpoint_id}'"),
-        Reason::PrivateEndpointOfAnotherRegistry { .. } | Reason::Denied { .. } => {
-            "nothing (it was denied)".to_owned()
-        }
+        Reason::PrivateEndpointOfAnotherRegistry { .. } | Reason::Denied { .. } => "nothing (it was denied)".to_owned(),
     }
 }
 
@@ -250,10 +233,9 @@ fn without_address(policy: &NetworkPolicy, caller: &Caller) -> Unknown {
     match (bypass(policy, Some(caller)), denial) {
         (Ok((service, via)), _) => Unknown::Allowed(bypass_phrase(service, via, caller)),
         (Err(why), None) => Unknown::DependsOnAddress(not_applicable(&why)),
-        (Err(why), Some(denial)) => Unknown::Denied(format!(
-            "{denial} and the bypass does not apply: {}",
-            not_applicable(&why)
-        )),
+        (Err(why), Some(denial)) => {
+            Unknown::Denied(format!("{denial} and the bypass does not apply: {}", not_applicable(&why)))
+        }
     }
 }
 
@@ -290,35 +272,23 @@ fn unknown(
         addresses: Vec::new(),
     };
     let rules = "an IP or virtual-network rule matching its (unknown) address".to_owned();
-    match (
-        without_address(old, &subject.caller),
-        without_address(new, &subject.caller),
-    ) {
+    match (without_address(old, &subject.caller), without_address(new, &subject.caller)) {
         (Unknown::Denied(_), _) | (_, Unknown::Allowed(_)) => None,
         (Unknown::Allowed(before), Unknown::Denied(after)) => Some(line(true, before, after)),
         (Unknown::Allowed(before), Unknown::DependsOnAddress(no_bypass)) => {
             let only = match dir {
-                Direction::Loss => {
-                    "only addresses matching an IP or virtual-network rule are allowed"
-                }
-                Direction::Gain => {
-                    "only addresses matching an IP or virtual-network rule were allowed"
-                }
+                Direction::Loss => "only addresses matching an IP or virtual-network rule are allowed",
+                Direction::Gain => "only addresses matching an IP or virtual-network rule were allowed",
             };
-            Some(line(
-                false,
-                before,
-                format!("{only}, and the bypass does not apply: {no_bypass}"),
-            ))
+            Some(line(false, before, format!("{only}, and the bypass does not apply: {no_bypass}")))
         }
         (Unknown::DependsOnAddress(_), Unknown::Denied(after)) => Some(line(false, rules, after)),
-        (Unknown::DependsOnAddress(_), Unknown::DependsOnAddress(_)) => (!new.rules_cover(old))
-            .then(|| {
-                let uncovered = match dir {
-                    Direction::Loss => "some addresses the old rules allowed are no longer covered",
-                    Direction::Gain => "some addresses the new rules allow were not covered",
-                };
-                line(false, rules, uncovered.to_owned())
-            }),
+        (Unknown::DependsOnAddress(_), Unknown::DependsOnAddress(_)) => (!new.rules_cover(old)).then(|| {
+            let uncovered = match dir {
+                Direction::Loss => "some addresses the old rules allowed are no longer covered",
+                Direction::Gain => "some addresses the new rules allow were not covered",
+            };
+            line(false, rules, uncovered.to_owned())
+        }),
     }
 }

@@ -70,19 +70,18 @@ mod ranges;
 mod reach;
 
 pub use caller::{
-    APP_SERVICE_SITES, BuiltinPrincipal, CONTAINER_GROUPS, Caller, ML_WORKSPACES,
-    ManagedIdentityKind, NotTrusted, PrincipalType, REGISTRY_TASKS, TrustedService, classify,
-    id_is_of_type, trusted_service,
+    APP_SERVICE_SITES, BuiltinPrincipal, CONTAINER_GROUPS, Caller, ML_WORKSPACES, ManagedIdentityKind, NotTrusted,
+    PrincipalType, REGISTRY_TASKS, TrustedService, classify, id_is_of_type, trusted_service,
 };
 pub use client_addr::client_address;
 pub use decision::{
-    Arrival, BypassNotApplicable, BypassVia, DENY_CODE, DENY_STATUS, NetworkDecision,
-    NetworkDenial, NetworkRequest, Reason, bypass, check, deny_body, deny_message,
+    Arrival, BypassNotApplicable, BypassVia, DENY_CODE, DENY_STATUS, NetworkDecision, NetworkDenial, NetworkRequest,
+    Reason, bypass, check, deny_body, deny_message,
 };
 pub use error::NetRuleError;
 pub use impact::{Change, ImpactLine, ImpactSubject, SubjectAddresses, impact};
 pub use policy::{
-    DefaultAction, IpRule, MAX_IP_RULES, MAX_VNET_RULES, NetworkPolicy, PublicNetworkAccess,
-    RuleMatch, VnetRule, normalise_ip,
+    DefaultAction, IpRule, MAX_IP_RULES, MAX_VNET_RULES, NetworkPolicy, PublicNetworkAccess, RuleMatch, VnetRule,
+    normalise_ip,
 };
 pub use reach::{AddressImpact, AddressSet, AnyAddress, PublicReach, address_impact, any_address};

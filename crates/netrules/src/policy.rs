@@ -58,11 +58,7 @@ pub enum RuleMatch<'a> {
     /// `ipRules[index]`, quoted as configured.
     IpRule { index: usize, value: &'a str },
     /// `virtualNetworkRules[index]`, through one of its subnet prefixes.
-    VnetRule {
-        index: usize,
-        subnet_id: &'a str,
-        prefix: IpNet,
-    },
+    VnetRule { index: usize, subnet_id: &'a str, prefix: IpNet },
 }
 
 /// Which rule a table label stands for.
@@ -144,16 +140,10 @@ impl NetworkPolicy {
             other => return Err(NetRuleError::BypassOptions(other.to_owned())),
         };
         if ip_rules.len() > MAX_IP_RULES {
-            return Err(NetRuleError::TooManyIpRules {
-                count: ip_rules.len(),
-                max: MAX_IP_RULES,
-            });
+            return Err(NetRuleError::TooManyIpRules { count: ip_rules.len(), max: MAX_IP_RULES });
         }
         if vnet_rules.len() > MAX_VNET_RULES {
-            return Err(NetRuleError::TooManyVnetRules {
-                count: vnet_rules.len(),
-                max: MAX_VNET_RULES,
-            });
+            return Err(NetRuleError::TooManyVnetRules { count: vnet_rules.len(), max: MAX_VNET_RULES });
         }
 
         let ip_rules = ip_rules
@@ -162,14 +152,8 @@ impl NetworkPolicy {
             .map(|(index, value)| {
                 let value = value.trim();
                 parse_ip_rule(value)
-                    .map(|net| IpRule {
-                        value: value.to_owned(),
-                        net,
-                    })
-                    .ok_or_else(|| NetRuleError::InvalidIpRule {
-                        index,
-                        value: value.to_owned(),
-                    })
+                    .map(|net| IpRule { value: value.to_owned(), net })
+                    .ok_or_else(|| NetRuleError::InvalidIpRule { index, value: value.to_owned() })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let vnet_rules = vnet_rules
@@ -180,10 +164,7 @@ impl NetworkPolicy {
                 if subnet_id.is_empty() {
                     return Err(NetRuleError::EmptySubnetId { index });
                 }
-                Ok(VnetRule {
-                    subnet_id: subnet_id.to_owned(),
-                    prefixes: prefixes.iter().map(normalise_net).collect(),
-                })
+                Ok(VnetRule { subnet_id: subnet_id.to_owned(), prefixes: prefixes.iter().map(normalise_net).collect() })
             })
             .collect::<Result<Vec<_>, _>>()?;
 
@@ -238,10 +219,7 @@ impl NetworkPolicy {
             IpAddr::V6(_) => self.v6.lookup(addr_key(ip)),
         }?;
         Some(match *self.sources.get(label as usize)? {
-            Source::Ip(index) => RuleMatch::IpRule {
-                index,
-                value: &self.ip_rules[index].value,
-            },
+            Source::Ip(index) => RuleMatch::IpRule { index, value: &self.ip_rules[index].value },
             Source::Vnet(index, k) => RuleMatch::VnetRule {
                 index,
                 subnet_id: &self.vnet_rules[index].subnet_id,

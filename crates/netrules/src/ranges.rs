@@ -91,11 +91,7 @@ impl RangeTable {
 
     /// True when every address covered by `other` is also covered by `self` (labels ignored).
     pub(crate) fn covers(&self, other: &RangeTable) -> bool {
-        other
-            .starts
-            .iter()
-            .zip(&other.ends)
-            .all(|(&start, &end)| self.covers_range(start, end))
+        other.starts.iter().zip(&other.ends).all(|(&start, &end)| self.covers_range(start, end))
     }
 
     fn covers_range(&self, start: u128, end: u128) -> bool {
@@ -189,14 +185,10 @@ pub(crate) fn to_nets(intervals: &[(u128, u128)], v6: bool) -> Vec<IpNet> {
         .flat_map(|&(first, last)| interval_prefixes(first, last, bits))
         .filter_map(|(network, len)| {
             if v6 {
-                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(network), len)
-                    .ok()
-                    .map(IpNet::V6)
+                ipnet::Ipv6Net::new(std::net::Ipv6Addr::from(network), len).ok().map(IpNet::V6)
             } else {
                 let network = u32::try_from(network).ok()?;
-                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(network), len)
-                    .ok()
-                    .map(IpNet::V4)
+                ipnet::Ipv4Net::new(std::net::Ipv4Addr::from(network), len).ok().map(IpNet::V4)
             }
         })
         .collect()
@@ -216,19 +208,13 @@ pub(crate) fn nets_to_intervals(nets: &[IpNet]) -> (Intervals, Intervals) {
             IpNet::V6(_) => v6.push((first, last, label)),
         }
     }
-    (
-        RangeTable::build(&v4).intervals(),
-        RangeTable::build(&v6).intervals(),
-    )
+    (RangeTable::build(&v4).intervals(), RangeTable::build(&v6).intervals())
 }
 
 /// The inclusive numeric range of a prefix, in its family's table key space.
 pub(crate) fn net_bounds(net: &IpNet) -> (u128, u128) {
     match net {
-        IpNet::V4(n) => (
-            u128::from(u32::from(n.network())),
-            u128::from(u32::from(n.broadcast())),
-        ),
+        IpNet::V4(n) => (u128::from(u32::from(n.network())), u128::from(u32::from(n.broadcast()))),
         IpNet::V6(n) => (u128::from(n.network()), u128::from(n.broadcast())),
     }
 }
@@ -284,25 +270,16 @@ mod tests {
     fn intervals_subtract_and_prefixes() {
         let t = RangeTable::build(&[(0, 10, 0), (11, 20, 1), (30, 40, 0)]);
         assert_eq!(t.intervals(), vec![(0, 20), (30, 40)]);
-        assert_eq!(
-            subtract(&[(0, 20), (30, 40)], &[(5, 7), (18, 35)]),
-            vec![(0, 4), (8, 17), (36, 40)]
-        );
+        assert_eq!(subtract(&[(0, 20), (30, 40)], &[(5, 7), (18, 35)]), vec![(0, 4), (8, 17), (36, 40)]);
         assert_eq!(subtract(&[(0, 20)], &[(0, 20)]), vec![]);
         assert_eq!(subtract(&[(0, 20)], &[]), vec![(0, 20)]);
         assert_eq!(subtract(&[(10, 20)], &[(0, 5), (25, 30)]), vec![(10, 20)]);
-        assert_eq!(
-            subtract(&[(0, u128::MAX)], &[(1, 1)]),
-            vec![(0, 0), (2, u128::MAX)]
-        );
+        assert_eq!(subtract(&[(0, u128::MAX)], &[(1, 1)]), vec![(0, 0), (2, u128::MAX)]);
         assert_eq!(interval_prefixes(0, u32::MAX as u128, 32), vec![(0, 0)]);
         assert_eq!(interval_prefixes(0, u128::MAX, 128), vec![(0, 0)]);
         assert_eq!(interval_prefixes(4, 4, 32), vec![(4, 32)]);
         // 1..=6: 1/32, 2/31 (2-3), 4/31 (4-5), 6/32.
-        assert_eq!(
-            interval_prefixes(1, 6, 32),
-            vec![(1, 32), (2, 31), (4, 31), (6, 32)]
-        );
+        assert_eq!(interval_prefixes(1, 6, 32), vec![(1, 32), (2, 31), (4, 31), (6, 32)]);
     }
 
     #[test]

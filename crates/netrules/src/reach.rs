@@ -55,10 +55,7 @@ impl fmt::Display for AddressSet {
 }
 
 fn list(nets: &[IpNet]) -> String {
-    nets.iter()
-        .map(IpNet::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    nets.iter().map(IpNet::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The addresses in `before` and not in `after`.
@@ -100,16 +97,12 @@ impl AddressImpact {
 
     /// "callers without a network bypass lose data-plane access from …", if any are lost.
     pub fn lost_text(&self) -> Option<String> {
-        self.lost.as_ref().map(|set| {
-            format!("callers without a network bypass lose data-plane access from {set}")
-        })
+        self.lost.as_ref().map(|set| format!("callers without a network bypass lose data-plane access from {set}"))
     }
 
     /// "callers without a network bypass gain data-plane access from …", if any are gained.
     pub fn gained_text(&self) -> Option<String> {
-        self.gained.as_ref().map(|set| {
-            format!("callers without a network bypass gain data-plane access from {set}")
-        })
+        self.gained.as_ref().map(|set| format!("callers without a network bypass gain data-plane access from {set}"))
     }
 }
 
@@ -117,12 +110,7 @@ impl AddressImpact {
 /// bypass admits. Private-endpoint traffic is never affected by these settings.
 pub fn address_impact(old: &NetworkPolicy, new: &NetworkPolicy) -> AddressImpact {
     let (before, after) = (old.public_reach(), new.public_reach());
-    AddressImpact {
-        lost: minus(&before, &after),
-        gained: minus(&after, &before),
-        before,
-        after,
-    }
+    AddressImpact { lost: minus(&before, &after), gained: minus(&after, &before), before, after }
 }
 
 /// The network decision on the public endpoint for a caller whose client address is unknown.
@@ -132,21 +120,11 @@ pub enum AnyAddress<'a> {
     /// Allowed from every public address: public access enabled, default action Allow.
     Everywhere,
     /// Allowed from every public address by the bypass, although the rules admit only `rules`.
-    Bypass {
-        service: TrustedService,
-        via: BypassVia,
-        rules: PublicReach,
-    },
+    Bypass { service: TrustedService, via: BypassVia, rules: PublicReach },
     /// Allowed only from these prefixes; the bypass does not apply.
-    OnlyFrom {
-        prefixes: Vec<IpNet>,
-        bypass: BypassNotApplicable<'a>,
-    },
+    OnlyFrom { prefixes: Vec<IpNet>, bypass: BypassNotApplicable<'a> },
     /// Denied from every public address; the bypass does not apply.
-    Nowhere {
-        denial: NetworkDenial,
-        bypass: BypassNotApplicable<'a>,
-    },
+    Nowhere { denial: NetworkDenial, bypass: BypassNotApplicable<'a> },
 }
 
 /// What the rules decide for `caller` (`None`: not authenticated) on the public endpoint,
@@ -157,16 +135,9 @@ pub fn any_address<'a>(policy: &NetworkPolicy, caller: Option<&'a Caller>) -> An
         return AnyAddress::Everywhere;
     }
     match bypass(policy, caller) {
-        Ok((service, via)) => AnyAddress::Bypass {
-            service,
-            via,
-            rules,
-        },
+        Ok((service, via)) => AnyAddress::Bypass { service, via, rules },
         Err(why) => match rules {
-            PublicReach::Only(prefixes) => AnyAddress::OnlyFrom {
-                prefixes,
-                bypass: why,
-            },
+            PublicReach::Only(prefixes) => AnyAddress::OnlyFrom { prefixes, bypass: why },
             _ => AnyAddress::Nowhere {
                 denial: if policy.public_network_access() == PublicNetworkAccess::Disabled {
                     NetworkDenial::PublicAccessDisabled
@@ -205,11 +176,7 @@ impl fmt::Display for Explained<'_, '_> {
                 "allowed from every public address: public network access is enabled and the \
                  default action is Allow",
             ),
-            AnyAddress::Bypass {
-                service,
-                via,
-                rules,
-            } => {
+            AnyAddress::Bypass { service, via, rules } => {
                 write!(f, "allowed from every public address by bypass: ")?;
                 match rules {
                     PublicReach::Only(nets) => write!(
@@ -227,11 +194,7 @@ impl fmt::Display for Explained<'_, '_> {
                 if let Some(caller) = self.1 {
                     write!(f, ": {}", describe_identity(caller, *service))?;
                 }
-                write!(
-                    f,
-                    ") and {}; the bypass lifts only the network check",
-                    switch_phrase(*via)
-                )
+                write!(f, ") and {}; the bypass lifts only the network check", switch_phrase(*via))
             }
             AnyAddress::OnlyFrom { prefixes, bypass } => {
                 write!(

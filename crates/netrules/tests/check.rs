@@ -8,39 +8,15 @@ use wharf_netrules::*;
 const PUBLIC: Arrival = Arrival::Public;
 
 fn pe(registry: &str) -> Arrival {
-    Arrival::PrivateEndpoint {
-        endpoint_id: "pe1".into(),
-        registry_id: registry.into(),
-    }
+    Arrival::PrivateEndpoint { endpoint_id: "pe1".into(), registry_id: registry.into() }
 }
 
 #[test]
 fn branches_of_check() {
     let open = policy("Enabled", "Allow", &[], &[], "AzureServices", false);
-    let fw = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24", "198.51.100.7"],
-        &[],
-        "AzureServices",
-        false,
-    );
-    let fw_vnet = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[(SUBNET, &["10.1.0.0/16"])],
-        "AzureServices",
-        false,
-    );
-    let closed = policy(
-        "Disabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let fw = policy("Enabled", "Deny", &["203.0.113.0/24", "198.51.100.7"], &[], "AzureServices", false);
+    let fw_vnet = policy("Enabled", "Deny", &["203.0.113.0/24"], &[(SUBNET, &["10.1.0.0/16"])], "AzureServices", false);
+    let closed = policy("Disabled", "Deny", &["203.0.113.0/24"], &[], "AzureServices", false);
     let pe_mine = pe(REG);
     let pe_other = pe(OTHER_REG);
     let pe_mine_case = pe(&REG.to_uppercase());
@@ -78,10 +54,7 @@ fn branches_of_check() {
             client: "10.9.9.9",
             arrival: &pe_other,
             caller: Some(&aci),
-            want: Reason::PrivateEndpointOfAnotherRegistry {
-                endpoint_id: "pe1",
-                endpoint_registry_id: OTHER_REG,
-            },
+            want: Reason::PrivateEndpointOfAnotherRegistry { endpoint_id: "pe1", endpoint_registry_id: OTHER_REG },
         },
         Case {
             name: "default action allow",
@@ -97,10 +70,7 @@ fn branches_of_check() {
             client: "203.0.113.200",
             arrival: &PUBLIC,
             caller: None,
-            want: Reason::IpRule {
-                index: 0,
-                value: "203.0.113.0/24",
-            },
+            want: Reason::IpRule { index: 0, value: "203.0.113.0/24" },
         },
         Case {
             name: "ip rule (single address)",
@@ -108,10 +78,7 @@ fn branches_of_check() {
             client: "198.51.100.7",
             arrival: &PUBLIC,
             caller: None,
-            want: Reason::IpRule {
-                index: 1,
-                value: "198.51.100.7",
-            },
+            want: Reason::IpRule { index: 1, value: "198.51.100.7" },
         },
         Case {
             name: "vnet rule",
@@ -119,11 +86,7 @@ fn branches_of_check() {
             client: "10.1.2.3",
             arrival: &PUBLIC,
             caller: None,
-            want: Reason::VnetRule {
-                index: 0,
-                subnet_id: SUBNET,
-                prefix: net("10.1.0.0/16"),
-            },
+            want: Reason::VnetRule { index: 0, subnet_id: SUBNET, prefix: net("10.1.0.0/16") },
         },
         Case {
             name: "no matching rule, unauthenticated",
@@ -131,10 +94,7 @@ fn branches_of_check() {
             client: "192.0.2.1",
             arrival: &PUBLIC,
             caller: None,
-            want: Reason::Denied {
-                denial: NetworkDenial::NoMatchingRule,
-                bypass: BypassNotApplicable::CallerUnknown,
-            },
+            want: Reason::Denied { denial: NetworkDenial::NoMatchingRule, bypass: BypassNotApplicable::CallerUnknown },
         },
         Case {
             name: "no matching rule, user",
@@ -145,9 +105,7 @@ fn branches_of_check() {
             want: Reason::Denied {
                 denial: NetworkDenial::NoMatchingRule,
                 bypass: BypassNotApplicable::CallerNotTrusted {
-                    why: NotTrusted::PrincipalType {
-                        principal_type: PrincipalType::User,
-                    },
+                    why: NotTrusted::PrincipalType { principal_type: PrincipalType::User },
                 },
             },
         },
@@ -194,9 +152,7 @@ fn branches_of_check() {
             caller: Some(&aci),
             want: Reason::Denied {
                 denial: NetworkDenial::NoMatchingRule,
-                bypass: BypassNotApplicable::VnetRulesPresent {
-                    service: TrustedService::ContainerInstances,
-                },
+                bypass: BypassNotApplicable::VnetRulesPresent { service: TrustedService::ContainerInstances },
             },
         },
         Case {
@@ -205,19 +161,13 @@ fn branches_of_check() {
             client: "203.0.113.9",
             arrival: &PUBLIC,
             caller: Some(&aci),
-            want: Reason::IpRule {
-                index: 0,
-                value: "203.0.113.0/24",
-            },
+            want: Reason::IpRule { index: 0, value: "203.0.113.0/24" },
         },
     ];
     for c in &cases {
         let d = decide(c.policy, c.client, c.arrival, c.caller);
         assert_eq!(d.reason, c.want, "{}", c.name);
-        let allowed = !matches!(
-            c.want,
-            Reason::Denied { .. } | Reason::PrivateEndpointOfAnotherRegistry { .. }
-        );
+        let allowed = !matches!(c.want, Reason::Denied { .. } | Reason::PrivateEndpointOfAnotherRegistry { .. });
         assert_eq!(d.allowed, allowed, "{}", c.name);
         assert_eq!(d.should_audit(), !allowed || d.is_bypass(), "{}", c.name);
         assert_eq!(d.deny_message().is_some(), !allowed, "{}", c.name);
@@ -227,30 +177,15 @@ fn branches_of_check() {
 }
 
 /// (name, caller, networkRuleBypassOptions, tasks switch, expected bypass or explanation text).
-type Row = (
-    &'static str,
-    Caller,
-    &'static str,
-    bool,
-    Result<(TrustedService, BypassVia), &'static str>,
-);
+type Row = (&'static str, Caller, &'static str, bool, Result<(TrustedService, BypassVia), &'static str>);
 
 /// The seed's table, row by row: (name, caller, trusted services on, tasks switch, expected).
 #[test]
 fn trusted_services_table() {
     use TrustedService::*;
-    let app_acrpull = Caller {
-        principal_id: Some("app-mi".into()),
-        ..sys(APP)
-    };
+    let app_acrpull = Caller { principal_id: Some("app-mi".into()), ..sys(APP) };
     let rows: Vec<Row> = vec![
-        (
-            "ACI system-assigned",
-            sys(ACI),
-            "AzureServices",
-            false,
-            Ok((ContainerInstances, BypassVia::TrustedServices)),
-        ),
+        ("ACI system-assigned", sys(ACI), "AzureServices", false, Ok((ContainerInstances, BypassVia::TrustedServices))),
         (
             "ACI user-assigned",
             user_mi(ACI),
@@ -293,13 +228,7 @@ fn trusted_services_table() {
             true,
             Ok((RegistryTasks, BypassVia::TasksBypass)),
         ),
-        (
-            "task system-assigned, both off",
-            sys(TASK),
-            "None",
-            false,
-            Err("allows neither trusted services"),
-        ),
+        ("task system-assigned, both off", sys(TASK), "None", false, Err("allows neither trusted services")),
         (
             "task user-assigned, tasks switch on",
             user_mi(TASK),
@@ -328,13 +257,7 @@ fn trusted_services_table() {
             true,
             Err("does not allow trusted services"),
         ),
-        (
-            "ACI, trusted services off",
-            sys(ACI),
-            "None",
-            true,
-            Err("does not allow trusted services"),
-        ),
+        ("ACI, trusted services off", sys(ACI), "None", true, Err("does not allow trusted services")),
         (
             "App Service with AcrPull",
             app_acrpull,
@@ -342,13 +265,7 @@ fn trusted_services_table() {
             false,
             Err("App Service (Microsoft.Web/sites) is not a trusted service"),
         ),
-        (
-            "App Service slot",
-            sys(&format!("{APP}/slots/staging")),
-            "AzureServices",
-            false,
-            Err("App Service"),
-        ),
+        ("App Service slot", sys(&format!("{APP}/slots/staging")), "AzureServices", false, Err("App Service")),
         (
             "user",
             Caller::principal(PrincipalType::User, "u"),
@@ -377,48 +294,25 @@ fn trusted_services_table() {
             false,
             Err("anonymous caller is never"),
         ),
-        (
-            "empty caller",
-            Caller::default(),
-            "AzureServices",
-            false,
-            Err("principal is unknown"),
-        ),
-        (
-            "MI without kind",
-            Caller {
-                identity_kind: None,
-                ..sys(ACI)
-            },
-            "AzureServices",
-            false,
-            Err("kind"),
-        ),
+        ("empty caller", Caller::default(), "AzureServices", false, Err("principal is unknown")),
+        ("MI without kind", Caller { identity_kind: None, ..sys(ACI) }, "AzureServices", false, Err("kind")),
         (
             "MI without hosting resource",
-            Caller {
-                hosting_resource_id: None,
-                ..sys(ACI)
-            },
+            Caller { hosting_resource_id: None, ..sys(ACI) },
             "AzureServices",
             false,
             Err("no known hosting resource"),
         ),
         (
             "MI of a VM",
-            sys(
-                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1",
-            ),
+            sys("/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1"),
             "AzureServices",
             false,
             Err("vm1 are not a trusted service"),
         ),
         (
             "claimed type contradicts id",
-            Caller {
-                hosting_resource_type: Some(CONTAINER_GROUPS.into()),
-                ..sys(APP)
-            },
+            Caller { hosting_resource_type: Some(CONTAINER_GROUPS.into()), ..sys(APP) },
             "AzureServices",
             false,
             Err("not of the claimed type"),
@@ -443,11 +337,7 @@ fn trusted_services_table() {
                 assert!(d.allowed, "{name}: {}", d.explain());
                 assert_eq!(
                     d.reason,
-                    Reason::Bypass {
-                        service,
-                        via,
-                        lifted: NetworkDenial::PublicAccessDisabled
-                    },
+                    Reason::Bypass { service, via, lifted: NetworkDenial::PublicAccessDisabled },
                     "{name}"
                 );
                 assert!(d.explain().contains("still needs a role"), "{name}");
@@ -464,14 +354,7 @@ fn trusted_services_table() {
 
 #[test]
 fn vnet_rules_switch_off_every_bypass_including_tasks() {
-    let p = policy(
-        "Disabled",
-        "Deny",
-        &[],
-        &[(SUBNET, &["10.0.0.0/24"])],
-        "AzureServices",
-        true,
-    );
+    let p = policy("Disabled", "Deny", &[], &[(SUBNET, &["10.0.0.0/24"])], "AzureServices", true);
     for caller in [
         sys(ACI),
         sys(ML),
@@ -481,13 +364,7 @@ fn vnet_rules_switch_off_every_bypass_including_tasks() {
     ] {
         let d = decide(&p, "192.0.2.1", &PUBLIC, Some(&caller));
         assert!(
-            matches!(
-                d.reason,
-                Reason::Denied {
-                    bypass: BypassNotApplicable::VnetRulesPresent { .. },
-                    ..
-                }
-            ),
+            matches!(d.reason, Reason::Denied { bypass: BypassNotApplicable::VnetRulesPresent { .. }, .. }),
             "{caller:?}: {d:?}"
         );
     }
@@ -503,8 +380,7 @@ fn deny_message_and_body_are_acrs() {
         deny_body(ip("203.0.113.9")),
         r#"{"errors":[{"code":"DENIED","message":"client with IP \u0027203.0.113.9\u0027 is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#
     );
-    let parsed: serde_json::Value =
-        serde_json::from_str(&deny_body(ip("::ffff:192.0.2.4"))).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&deny_body(ip("::ffff:192.0.2.4"))).unwrap();
     assert_eq!(
         parsed["errors"][0]["message"],
         "client with IP '192.0.2.4' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."
@@ -514,14 +390,7 @@ fn deny_message_and_body_are_acrs() {
 
 #[test]
 fn decision_names_the_normalised_client_ip_and_serialises_for_audit() {
-    let p = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let p = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "AzureServices", false);
     let app = sys(APP);
     let d = decide(&p, "::ffff:192.0.2.1", &PUBLIC, Some(&app));
     assert_eq!(d.client_ip, ip("192.0.2.1"));

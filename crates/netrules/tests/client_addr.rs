@@ -55,23 +55,11 @@ fn client_address_table() {
         ("Forwarded malformed pair: peer", "10.0.0.5:443", None, Some("for"), "10.0.0.5"),
     ];
     for &(name, peer, xff, fwd, want) in cases {
-        assert_eq!(
-            client_address(sa(peer), xff, fwd, &proxies),
-            ip(want),
-            "{name}"
-        );
+        assert_eq!(client_address(sa(peer), xff, fwd, &proxies), ip(want), "{name}");
     }
 }
 
 #[test]
 fn no_trusted_proxies_means_headers_never_count() {
-    assert_eq!(
-        client_address(
-            sa("10.0.0.5:1"),
-            Some("203.0.113.1"),
-            Some("for=203.0.113.2"),
-            &[]
-        ),
-        ip("10.0.0.5")
-    );
+    assert_eq!(client_address(sa("10.0.0.5:1"), Some("203.0.113.1"), Some("for=203.0.113.2"), &[]), ip("10.0.0.5"));
 }

@@ -6,12 +6,7 @@ use common::*;
 use wharf_netrules::*;
 
 fn subject(description: &str, caller: Caller, addresses: SubjectAddresses) -> ImpactSubject {
-    ImpactSubject {
-        description: description.into(),
-        caller,
-        addresses,
-        via_private_endpoint: false,
-    }
+    ImpactSubject { description: description.into(), caller, addresses, via_private_endpoint: false }
 }
 
 fn subjects() -> Vec<ImpactSubject> {
@@ -30,15 +25,8 @@ fn subjects() -> Vec<ImpactSubject> {
             Caller::principal(PrincipalType::User, "u"),
             Known(vec![ip("198.51.100.1"), ip("203.0.113.9")]),
         ),
-        ImpactSubject {
-            via_private_endpoint: true,
-            ..subject("aks via private link", sys(ACI), Unknown)
-        },
-        subject(
-            "someone unknown",
-            Caller::principal(PrincipalType::User, "x"),
-            Unknown,
-        ),
+        ImpactSubject { via_private_endpoint: true, ..subject("aks via private link", sys(ACI), Unknown) },
+        subject("someone unknown", Caller::principal(PrincipalType::User, "x"), Unknown),
     ]
 }
 
@@ -57,13 +45,8 @@ fn turning_trusted_services_off() {
     let new = policy("Disabled", "Deny", &[], &[], "None", false);
     let out = impact(&old, &new, &subjects());
     assert_eq!(
-        out.iter()
-            .map(|l| (l.description.as_str(), l.change))
-            .collect::<Vec<_>>(),
-        vec![
-            ("container group cg1", Change::Loses),
-            ("task t1", Change::Loses),
-        ]
+        out.iter().map(|l| (l.description.as_str(), l.change)).collect::<Vec<_>>(),
+        vec![("container group cg1", Change::Loses), ("task t1", Change::Loses),]
     );
     assert_eq!(
         out[0].to_string(),
@@ -74,26 +57,13 @@ fn turning_trusted_services_off() {
     );
     // With the task switch on, the task keeps its access.
     let new_tasks = policy("Disabled", "Deny", &[], &[], "None", true);
-    assert_eq!(
-        lines(&old, &new_tasks),
-        vec![("container group cg1".to_owned(), Change::Loses)]
-    );
+    assert_eq!(lines(&old, &new_tasks), vec![("container group cg1".to_owned(), Change::Loses)]);
     // With IP rules and unknown addresses, the loss depends on the address.
-    let old = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let old = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "AzureServices", false);
     let new = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "None", false);
     assert_eq!(
         lines(&old, &new),
-        vec![
-            ("container group cg1".to_owned(), Change::MayLose),
-            ("task t1".to_owned(), Change::MayLose),
-        ]
+        vec![("container group cg1".to_owned(), Change::MayLose), ("task t1".to_owned(), Change::MayLose),]
     );
 }
 
@@ -102,10 +72,7 @@ fn disabling_public_access() {
     let old = NetworkPolicy::default();
     let new = policy("Disabled", "Deny", &[], &[], "AzureServices", false);
     let out = impact(&old, &new, &subjects());
-    let got: Vec<_> = out
-        .iter()
-        .map(|l| (l.description.as_str(), l.change))
-        .collect();
+    let got: Vec<_> = out.iter().map(|l| (l.description.as_str(), l.change)).collect();
     assert_eq!(
         got,
         vec![
@@ -115,37 +82,20 @@ fn disabling_public_access() {
             ("someone unknown", Change::Loses),
         ]
     );
-    assert!(
-        out[0]
-            .denied_because
-            .contains("user-assigned identity of an ML workspace does not count")
-    );
-    assert_eq!(
-        out[2].addresses,
-        vec![ip("198.51.100.1"), ip("203.0.113.9")]
-    );
+    assert!(out[0].denied_because.contains("user-assigned identity of an ML workspace does not count"));
+    assert_eq!(out[2].addresses, vec![ip("198.51.100.1"), ip("203.0.113.9")]);
     assert!(out[1].to_string().contains("(from 203.0.113.5)"));
 }
 
 #[test]
 fn default_action_deny_with_rules() {
     let old = NetworkPolicy::default();
-    let new = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let new = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "AzureServices", false);
     let got = lines(&old, &new);
     assert_eq!(
         got,
         vec![
-            (
-                "ML workspace ws1 (user-assigned)".to_owned(),
-                Change::MayLose
-            ),
+            ("ML workspace ws1 (user-assigned)".to_owned(), Change::MayLose),
             ("laptop user".to_owned(), Change::MayLose),
             ("someone unknown".to_owned(), Change::MayLose),
         ]
@@ -156,22 +106,8 @@ fn default_action_deny_with_rules() {
 
 #[test]
 fn narrowing_and_widening_rules() {
-    let old = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24", "2001:db8::/32"],
-        &[],
-        "None",
-        false,
-    );
-    let wider = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.112.0/23", "2001:db8::/31"],
-        &[],
-        "None",
-        false,
-    );
+    let old = policy("Enabled", "Deny", &["203.0.113.0/24", "2001:db8::/32"], &[], "None", false);
+    let wider = policy("Enabled", "Deny", &["203.0.112.0/23", "2001:db8::/31"], &[], "None", false);
     let narrower = policy("Enabled", "Deny", &["203.0.113.0/25"], &[], "None", false);
     assert!(lines(&old, &wider).is_empty());
     let got = lines(&old, &narrower);
@@ -192,39 +128,19 @@ fn narrowing_and_widening_rules() {
 
 #[test]
 fn adding_a_vnet_rule_switches_the_bypass_off() {
-    let old = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[],
-        "AzureServices",
-        false,
-    );
-    let new = policy(
-        "Enabled",
-        "Deny",
-        &["203.0.113.0/24"],
-        &[(SUBNET, &["10.1.0.0/16"])],
-        "AzureServices",
-        false,
-    );
+    let old = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "AzureServices", false);
+    let new = policy("Enabled", "Deny", &["203.0.113.0/24"], &[(SUBNET, &["10.1.0.0/16"])], "AzureServices", false);
     let out = impact(&old, &new, &subjects());
     let losses: Vec<_> = out.iter().filter(|l| l.change.is_loss()).collect();
     let names: Vec<_> = losses.iter().map(|l| l.description.as_str()).collect();
     assert_eq!(names, vec!["container group cg1", "task t1"]);
     assert!(losses.iter().all(|l| l.change == Change::MayLose));
     // The subnet's addresses are new: callers that depended on their address may gain.
-    let gains: Vec<_> = out
-        .iter()
-        .filter(|l| !l.change.is_loss())
-        .map(|l| (l.description.as_str(), l.change))
-        .collect();
+    let gains: Vec<_> =
+        out.iter().filter(|l| !l.change.is_loss()).map(|l| (l.description.as_str(), l.change)).collect();
     assert_eq!(
         gains,
-        vec![
-            ("ML workspace ws1 (user-assigned)", Change::MayGain),
-            ("someone unknown", Change::MayGain),
-        ]
+        vec![("ML workspace ws1 (user-assigned)", Change::MayGain), ("someone unknown", Change::MayGain),]
     );
 }
 
@@ -234,11 +150,7 @@ fn gains_mirror_losses() {
     let open = NetworkPolicy::default();
     let out = impact(&closed, &open, &subjects());
     assert!(out.iter().all(|l| l.change == Change::Gains), "{out:?}");
-    assert_eq!(
-        out.len(),
-        6,
-        "everyone but the private-link subject gains: {out:?}"
-    );
+    assert_eq!(out.len(), 6, "everyone but the private-link subject gains: {out:?}");
     assert_eq!(
         out[0].to_string(),
         "container group cg1 gains data-plane network access through public access with the \
@@ -247,24 +159,13 @@ fn gains_mirror_losses() {
     );
     // Turning trusted services back on: the trusted identities gain, no one else.
     let on = policy("Disabled", "Deny", &[], &[], "AzureServices", false);
-    let gains: Vec<_> = impact(&closed, &on, &subjects())
-        .into_iter()
-        .map(|l| (l.description, l.change))
-        .collect();
-    assert_eq!(
-        gains,
-        vec![
-            ("container group cg1".to_owned(), Change::Gains),
-            ("task t1".to_owned(), Change::Gains),
-        ]
-    );
+    let gains: Vec<_> = impact(&closed, &on, &subjects()).into_iter().map(|l| (l.description, l.change)).collect();
+    assert_eq!(gains, vec![("container group cg1".to_owned(), Change::Gains), ("task t1".to_owned(), Change::Gains),]);
     // A known address newly inside a rule gains for that address only.
     let narrow = policy("Enabled", "Deny", &["203.0.113.0/29"], &[], "None", false);
     let wide = policy("Enabled", "Deny", &["203.0.113.0/24"], &[], "None", false);
-    let laptop: Vec<_> = impact(&narrow, &wide, &subjects())
-        .into_iter()
-        .filter(|l| l.description == "laptop user")
-        .collect();
+    let laptop: Vec<_> =
+        impact(&narrow, &wide, &subjects()).into_iter().filter(|l| l.description == "laptop user").collect();
     assert_eq!(laptop.len(), 1);
     assert_eq!(laptop[0].change, Change::MayGain);
     assert_eq!(laptop[0].addresses, vec![ip("203.0.113.9")]);
@@ -273,19 +174,9 @@ fn gains_mirror_losses() {
 #[test]
 fn address_impact_of_closing_the_firewall() {
     let open = NetworkPolicy::default();
-    let deny = policy(
-        "Enabled",
-        "Deny",
-        &["127.0.0.2"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let deny = policy("Enabled", "Deny", &["127.0.0.2"], &[], "AzureServices", false);
     let i = address_impact(&open, &deny);
-    assert_eq!(
-        i.lost,
-        Some(AddressSet::EverywhereExcept(vec![net("127.0.0.2/32")]))
-    );
+    assert_eq!(i.lost, Some(AddressSet::EverywhereExcept(vec![net("127.0.0.2/32")])));
     assert_eq!(i.gained, None);
     assert_eq!(
         i.lost_text().unwrap(),
@@ -295,46 +186,21 @@ fn address_impact_of_closing_the_firewall() {
     // Reopening gains what was lost.
     let back = address_impact(&deny, &open);
     assert_eq!(back.lost, None);
-    assert_eq!(
-        back.gained,
-        Some(AddressSet::EverywhereExcept(vec![net("127.0.0.2/32")]))
-    );
+    assert_eq!(back.gained, Some(AddressSet::EverywhereExcept(vec![net("127.0.0.2/32")])));
     // Public access off: everything is lost.
     let off = policy("Disabled", "Deny", &[], &[], "AzureServices", false);
-    assert_eq!(
-        address_impact(&open, &off).lost,
-        Some(AddressSet::Everywhere)
-    );
-    assert_eq!(
-        address_impact(&deny, &off).lost,
-        Some(AddressSet::Only(vec![net("127.0.0.2/32")]))
-    );
+    assert_eq!(address_impact(&open, &off).lost, Some(AddressSet::Everywhere));
+    assert_eq!(address_impact(&deny, &off).lost, Some(AddressSet::Only(vec![net("127.0.0.2/32")])));
     // Bypass switches alone move no address.
     let no_bypass = policy("Enabled", "Deny", &["127.0.0.2"], &[], "None", false);
     assert!(address_impact(&deny, &no_bypass).is_empty());
     // Narrowing a rule loses the difference, as prefixes; overlapping rules merge.
-    let wide = policy(
-        "Enabled",
-        "Deny",
-        &["10.0.0.0/24", "10.0.0.128/25", "2001:db8::/32"],
-        &[],
-        "None",
-        false,
-    );
+    let wide = policy("Enabled", "Deny", &["10.0.0.0/24", "10.0.0.128/25", "2001:db8::/32"], &[], "None", false);
     let narrow = policy("Enabled", "Deny", &["10.0.0.0/25"], &[], "None", false);
     let i = address_impact(&wide, &narrow);
-    assert_eq!(
-        i.lost,
-        Some(AddressSet::Only(vec![
-            net("10.0.0.128/25"),
-            net("2001:db8::/32")
-        ]))
-    );
+    assert_eq!(i.lost, Some(AddressSet::Only(vec![net("10.0.0.128/25"), net("2001:db8::/32")])));
     assert_eq!(i.gained, None);
-    assert_eq!(
-        wide.public_reach(),
-        PublicReach::Only(vec![net("10.0.0.0/24"), net("2001:db8::/32")])
-    );
+    assert_eq!(wide.public_reach(), PublicReach::Only(vec![net("10.0.0.0/24"), net("2001:db8::/32")]));
 }
 
 #[test]
@@ -344,28 +210,19 @@ fn any_public_address() {
     let open = NetworkPolicy::default();
     assert_eq!(any_address(&open, Some(&user)), AnyAddress::Everywhere);
     assert_eq!(any_address(&open, Some(&user)).allowed(), Some(true));
-    let fw = policy(
-        "Enabled",
-        "Deny",
-        &["127.0.0.2"],
-        &[],
-        "AzureServices",
-        false,
-    );
+    let fw = policy("Enabled", "Deny", &["127.0.0.2"], &[], "AzureServices", false);
     let d = any_address(&fw, Some(&user));
     assert_eq!(d.allowed(), None);
     assert!(
-        d.explain(Some(&user)).starts_with(
-            "depends on the client address: the default action is Deny and only 127.0.0.2/32"
-        ),
+        d.explain(Some(&user))
+            .starts_with("depends on the client address: the default action is Deny and only 127.0.0.2/32"),
         "{}",
         d.explain(Some(&user))
     );
     let d = any_address(&fw, Some(&cg));
     assert_eq!(d.allowed(), Some(true));
     assert!(
-        d.explain(Some(&cg))
-            .contains("system-assigned identity of container group 'cg1'"),
+        d.explain(Some(&cg)).contains("system-assigned identity of container group 'cg1'"),
         "{}",
         d.explain(Some(&cg))
     );

@@ -24,24 +24,12 @@ fn enum_properties_and_defaults() {
     assert!(!d.bypass_for_tasks());
 
     let bad = [
-        (
-            ("Open", "Deny", "None"),
-            NetRuleError::PublicNetworkAccess("Open".into()),
-        ),
-        (
-            ("Enabled", "Block", "None"),
-            NetRuleError::DefaultAction("Block".into()),
-        ),
-        (
-            ("Enabled", "Deny", "Everything"),
-            NetRuleError::BypassOptions("Everything".into()),
-        ),
+        (("Open", "Deny", "None"), NetRuleError::PublicNetworkAccess("Open".into())),
+        (("Enabled", "Block", "None"), NetRuleError::DefaultAction("Block".into())),
+        (("Enabled", "Deny", "Everything"), NetRuleError::BypassOptions("Everything".into())),
     ];
     for ((a, b, c), want) in bad {
-        assert_eq!(
-            NetworkPolicy::from_properties(a, b, &[], &[], c, false).unwrap_err(),
-            want
-        );
+        assert_eq!(NetworkPolicy::from_properties(a, b, &[], &[], c, false).unwrap_err(), want);
     }
 }
 
@@ -58,57 +46,31 @@ fn bad_rules_are_named() {
     ];
     for (rules, index, value) in cases {
         let err = props(&rules).unwrap_err();
-        assert_eq!(
-            err,
-            NetRuleError::InvalidIpRule {
-                index,
-                value: value.into()
-            }
-        );
+        assert_eq!(err, NetRuleError::InvalidIpRule { index, value: value.into() });
         assert!(err.to_string().contains(&format!("ipRules[{index}]")));
     }
-    let err = NetworkPolicy::from_properties(
-        "Enabled",
-        "Deny",
-        &[],
-        &[(" ".into(), vec![])],
-        "None",
-        false,
-    )
-    .unwrap_err();
+    let err =
+        NetworkPolicy::from_properties("Enabled", "Deny", &[], &[(" ".into(), vec![])], "None", false).unwrap_err();
     assert_eq!(err, NetRuleError::EmptySubnetId { index: 0 });
 }
 
 #[test]
 fn limits() {
-    let ok: Vec<String> = (0..MAX_IP_RULES)
-        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
-        .collect();
+    let ok: Vec<String> = (0..MAX_IP_RULES).map(|i| format!("10.0.{}.{}", i / 256, i % 256)).collect();
     assert!(NetworkPolicy::from_properties("Enabled", "Deny", &ok, &[], "None", false).is_ok());
     let mut too_many = ok.clone();
     too_many.push("192.0.2.1".into());
     assert_eq!(
-        NetworkPolicy::from_properties("Enabled", "Deny", &too_many, &[], "None", false)
-            .unwrap_err(),
-        NetRuleError::TooManyIpRules {
-            count: 201,
-            max: 200
-        }
+        NetworkPolicy::from_properties("Enabled", "Deny", &too_many, &[], "None", false).unwrap_err(),
+        NetRuleError::TooManyIpRules { count: 201, max: 200 }
     );
-    let vnets: Vec<(String, Vec<ipnet::IpNet>)> = (0..=MAX_VNET_RULES)
-        .map(|i| (format!("{SUBNET}{i}"), vec![]))
-        .collect();
+    let vnets: Vec<(String, Vec<ipnet::IpNet>)> =
+        (0..=MAX_VNET_RULES).map(|i| (format!("{SUBNET}{i}"), vec![])).collect();
     assert_eq!(
         NetworkPolicy::from_properties("Enabled", "Deny", &[], &vnets, "None", false).unwrap_err(),
-        NetRuleError::TooManyVnetRules {
-            count: 101,
-            max: 100
-        }
+        NetRuleError::TooManyVnetRules { count: 101, max: 100 }
     );
-    assert!(
-        NetworkPolicy::from_properties("Enabled", "Deny", &[], &vnets[..100], "None", false)
-            .is_ok()
-    );
+    assert!(NetworkPolicy::from_properties("Enabled", "Deny", &[], &vnets[..100], "None", false).is_ok());
 }
 
 #[test]
@@ -176,27 +138,11 @@ fn whole_space_rules_and_precedence() {
         false,
     );
     let m = |a: &str| p.matching_rule(ip(a));
-    assert_eq!(
-        m("10.1.1.1"),
-        Some(RuleMatch::IpRule {
-            index: 0,
-            value: "10.0.0.0/8"
-        })
-    );
-    assert_eq!(
-        m("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-        Some(RuleMatch::IpRule {
-            index: 2,
-            value: "::/0"
-        })
-    );
+    assert_eq!(m("10.1.1.1"), Some(RuleMatch::IpRule { index: 0, value: "10.0.0.0/8" }));
+    assert_eq!(m("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), Some(RuleMatch::IpRule { index: 2, value: "::/0" }));
     assert_eq!(
         m("255.255.255.255"),
-        Some(RuleMatch::VnetRule {
-            index: 0,
-            subnet_id: SUBNET,
-            prefix: net("0.0.0.0/0")
-        })
+        Some(RuleMatch::VnetRule { index: 0, subnet_id: SUBNET, prefix: net("0.0.0.0/0") })
     );
     assert!(p.has_vnet_rules());
 }
@@ -205,12 +151,6 @@ fn whole_space_rules_and_precedence() {
 fn ip_rules_ignored_when_default_action_allows() {
     let p = policy("Enabled", "Allow", &["192.0.2.0/24"], &[], "None", false);
     let arrival = Arrival::Public;
-    assert_eq!(
-        decide(&p, "198.51.100.1", &arrival, None).reason,
-        Reason::DefaultActionAllow
-    );
-    assert_eq!(
-        decide(&p, "192.0.2.1", &arrival, None).reason,
-        Reason::DefaultActionAllow
-    );
+    assert_eq!(decide(&p, "198.51.100.1", &arrival, None).reason, Reason::DefaultActionAllow);
+    assert_eq!(decide(&p, "192.0.2.1", &arrival, None).reason, Reason::DefaultActionAllow);
 }

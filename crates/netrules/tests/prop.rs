@@ -12,26 +12,13 @@ use wharf_netrules::*;
 
 /// IPv4 addresses clustered in a few /16s so that random rules overlap often.
 fn v4() -> impl Strategy<Value = Ipv4Addr> {
-    (
-        prop::sample::select(vec![10u8, 192, 203]),
-        0u8..3,
-        any::<u16>(),
-    )
+    (prop::sample::select(vec![10u8, 192, 203]), 0u8..3, any::<u16>())
         .prop_map(|(a, b, rest)| Ipv4Addr::new(a, b, (rest >> 8) as u8, rest as u8))
 }
 
 fn v6() -> impl Strategy<Value = Ipv6Addr> {
     (0u16..3, any::<u16>(), any::<u64>()).prop_map(|(a, b, low)| {
-        Ipv6Addr::new(
-            0x2001,
-            0xdb8,
-            a,
-            b,
-            (low >> 48) as u16,
-            (low >> 32) as u16,
-            (low >> 16) as u16,
-            low as u16,
-        )
+        Ipv6Addr::new(0x2001, 0xdb8, a, b, (low >> 48) as u16, (low >> 32) as u16, (low >> 16) as u16, low as u16)
     })
 }
 
@@ -68,28 +55,18 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The obviously-correct reference: parse each rule independently and scan in order.
-fn naive_match(
-    ips: &[String],
-    vnets: &[(String, Vec<IpNet>)],
-    ip: IpAddr,
-) -> Option<(bool, usize)> {
+fn naive_match(ips: &[String], vnets: &[(String, Vec<IpNet>)], ip: IpAddr) -> Option<(bool, usize)> {
     let ip = canonical(ip);
     let as_net = |n: IpNet| -> IpNet {
         match n {
             IpNet::V6(v6) if v6.prefix_len() >= 96 && v6.network().to_ipv4_mapped().is_some() => {
-                IpNet::new(
-                    IpAddr::V4(v6.network().to_ipv4_mapped().unwrap()),
-                    v6.prefix_len() - 96,
-                )
-                .unwrap()
+                IpNet::new(IpAddr::V4(v6.network().to_ipv4_mapped().unwrap()), v6.prefix_len() - 96).unwrap()
             }
             other => other,
         }
     };
     for (i, text) in ips.iter().enumerate() {
-        let n = text
-            .parse::<IpNet>()
-            .unwrap_or_else(|_| IpNet::from(text.parse::<IpAddr>().unwrap()));
+        let n = text.parse::<IpNet>().unwrap_or_else(|_| IpNet::from(text.parse::<IpAddr>().unwrap()));
         if as_net(n).trunc().contains(&ip) {
             return Some((true, i));
         }

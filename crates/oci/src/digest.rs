@@ -74,8 +74,8 @@ impl Digest {
     pub fn parse(s: &str) -> Result<Digest, DigestError> {
         let (alg, hex) = s.split_once(':').ok_or(DigestError::MissingSeparator)?;
         let algorithm: DigestAlgorithm = alg.parse()?;
-        let ok = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok =
+            hex.len() == algorithm.hex_len() && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !ok {
             return Err(DigestError::BadEncoding { algorithm, expected: algorithm.hex_len() });
         }
@@ -179,10 +179,7 @@ mod tests {
     #[test]
     fn parses_and_prints_both_algorithms() {
         let d = Digest::sha256_of(b"hello");
-        assert_eq!(
-            d.to_string(),
-            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
+        assert_eq!(d.to_string(), "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
         assert_eq!(Digest::parse(&d.to_string()).unwrap(), d);
         let d512 = Digest::of(DigestAlgorithm::Sha512, b"hello");
         assert_eq!(d512.hex().len(), 128);

@@ -12,5 +12,5 @@ pub mod media_type;
 pub mod name;
 
 pub use digest::{Digest, DigestAlgorithm, DigestError, Hasher};
-pub use manifest::{Descriptor, Manifest, ManifestError, ManifestKind, MAX_MANIFEST_BYTES};
+pub use manifest::{Descriptor, MAX_MANIFEST_BYTES, Manifest, ManifestError, ManifestKind};
 pub use name::{NameError, Reference, RepositoryName, Tag};

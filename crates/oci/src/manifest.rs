@@ -124,10 +124,10 @@ impl Manifest {
                 Some(k) => k,
                 None => guess_kind(obj).ok_or_else(|| ManifestError::UnsupportedMediaType(h.clone()))?,
             },
-            (None, Some(f)) => ManifestKind::from_media_type(f)
-                .ok_or_else(|| ManifestError::UnsupportedMediaType(f.to_string()))?,
-            (None, None) => guess_kind(obj)
-                .ok_or_else(|| ManifestError::UnsupportedMediaType("(none)".to_string()))?,
+            (None, Some(f)) => {
+                ManifestKind::from_media_type(f).ok_or_else(|| ManifestError::UnsupportedMediaType(f.to_string()))?
+            }
+            (None, None) => guess_kind(obj).ok_or_else(|| ManifestError::UnsupportedMediaType("(none)".to_string()))?,
         };
 
         match obj.get("schemaVersion") {
@@ -206,11 +206,9 @@ fn descriptor_list(
     match obj.get(field) {
         None | Some(Value::Null) if !required => Ok(Vec::new()),
         None | Some(Value::Null) => Err(field_err(field, "is required")),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| descriptor(&format!("{field}[{i}]"), v))
-            .collect(),
+        Some(Value::Array(items)) => {
+            items.iter().enumerate().map(|(i, v)| descriptor(&format!("{field}[{i}]"), v)).collect()
+        }
         Some(_) => Err(field_err(field, "must be an array")),
     }
 }

@@ -45,7 +45,12 @@ pub async fn groups(meta: &dyn MetadataStore) -> Result<Vec<Group>, StorageError
     Ok(directory::list_groups(meta)
         .await?
         .into_iter()
-        .map(|g| Group { members: members.remove(&g.id.to_ascii_lowercase()).unwrap_or_default(), id: g.id, display_name: g.display_name, mail_nickname: g.mail_nickname })
+        .map(|g| Group {
+            members: members.remove(&g.id.to_ascii_lowercase()).unwrap_or_default(),
+            id: g.id,
+            display_name: g.display_name,
+            mail_nickname: g.mail_nickname,
+        })
         .collect())
 }
 
@@ -110,7 +115,8 @@ impl Authz {
         let _one_at_a_time = self.reloading.lock().await;
         let assignments = stored_assignments(meta).await?;
         let customs = custom_roles(meta).await?;
-        let groups: HashSet<String> = directory::list_groups(meta).await?.into_iter().map(|g| g.id.to_ascii_lowercase()).collect();
+        let groups: HashSet<String> =
+            directory::list_groups(meta).await?.into_iter().map(|g| g.id.to_ascii_lowercase()).collect();
         let memberships = Memberships::new(&directory::memberships(meta).await?, &groups);
         let index = AssignmentIndex::with_built_in_roles(customs, assignments);
         *self.index.write().expect("authz lock") = Arc::new(index);
@@ -125,7 +131,10 @@ impl Authz {
     /// The caller's own id first, then the groups it belongs to (nested groups included).
     pub fn principals(&self, object_id: &str) -> Vec<PrincipalId> {
         let groups = self.transitive_groups(object_id);
-        std::iter::once(object_id.to_ascii_lowercase()).chain(groups).filter_map(|id| PrincipalId::new(&id).ok()).collect()
+        std::iter::once(object_id.to_ascii_lowercase())
+            .chain(groups)
+            .filter_map(|id| PrincipalId::new(&id).ok())
+            .collect()
     }
 
     /// The groups `object_id` belongs to, directly or through nested groups, as of the last
@@ -152,7 +161,14 @@ impl Authz {
     ) -> wharf_authz::DataPlaneDecision {
         let registry = Scope::parse(registry_id).unwrap_or_else(|_| Scope::root());
         let principals = self.principals(object_id);
-        self.index().authorize_data_plane(&DataPlaneRequest { principals: &principals, registry: &registry, mode, target, actions, environment })
+        self.index().authorize_data_plane(&DataPlaneRequest {
+            principals: &principals,
+            registry: &registry,
+            mode,
+            target,
+            actions,
+            environment,
+        })
     }
 }
 
@@ -210,7 +226,10 @@ mod tests {
 
     #[test]
     fn nested_groups_expand_breadth_first_and_only_once() {
-        let m = Memberships::new(&[member("a", "sp"), member("b", "a"), member("c", "b"), member("c", "sp")], &existing(&["a", "b", "c"]));
+        let m = Memberships::new(
+            &[member("a", "sp"), member("b", "a"), member("c", "b"), member("c", "sp")],
+            &existing(&["a", "b", "c"]),
+        );
         assert_eq!(m.transitive_groups("SP"), vec!["a", "c", "b"]);
         assert_eq!(m.transitive_groups("b"), vec!["c"]);
         assert!(m.transitive_groups("stranger").is_empty());

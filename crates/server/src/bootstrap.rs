@@ -40,7 +40,8 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
     let server_url = server_url(&config, tls, listen_port);
     let identity = crate::auth::Identity::load(&*meta, &server_url, &tenant_id).await?.with_token_times(&config.tokens);
     let secret_key = match meta.setting_get(SECRET_KEY).await? {
-        Some(hex) => wharf_identity::FingerprintKey::from_hex(&hex).map_err(|e| anyhow::anyhow!("stored deployment key unreadable: {e}"))?,
+        Some(hex) => wharf_identity::FingerprintKey::from_hex(&hex)
+            .map_err(|e| anyhow::anyhow!("stored deployment key unreadable: {e}"))?,
         None => {
             let k = wharf_identity::FingerprintKey::generate();
             meta.setting_put(SECRET_KEY, &k.to_hex()).await?;
@@ -103,17 +104,37 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
     let password = wharf_identity::secret::generate_password();
     let admin = match directory::find_user_by_upn(&*state.meta, BOOTSTRAP_ADMIN_UPN).await? {
         Some(u) => u,
-        None => directory::create_user(&*state.meta, BOOTSTRAP_ADMIN_UPN, "Wharf administrator", password.expose()).await?,
+        None => {
+            directory::create_user(&*state.meta, BOOTSTRAP_ADMIN_UPN, "Wharf administrator", password.expose()).await?
+        }
     };
-    subscription_assignment(state, &admin.id, wharf_authz::PrincipalType::User, OWNER_ROLE_ID, "Bootstrap administrator of this Wharf deployment", None).await?;
+    subscription_assignment(
+        state,
+        &admin.id,
+        wharf_authz::PrincipalType::User,
+        OWNER_ROLE_ID,
+        "Bootstrap administrator of this Wharf deployment",
+        None,
+    )
+    .await?;
     // Trusted services that the user configures no identity or role for: their built-in
     // principals hold a read grant on every registry of the subscription, shown as system
     // assignments. "Container Registry Data Importer and Data Reader" counts in both
     // role-assignment modes.
-    for (name, builtin) in [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")] {
+    for (name, builtin) in
+        [("Microsoft Defender for Containers", "defender-scanner"), ("Azure Container Registry Import", "acr-import")]
+    {
         let sp = directory::create_sp(&*state.meta, name, Some(builtin)).await?;
         let description = format!("System assignment: {name} reads every registry (trusted service)");
-        subscription_assignment(state, &sp.id, wharf_authz::PrincipalType::ServicePrincipal, DATA_READER_ROLE_ID, &description, Some("System")).await?;
+        subscription_assignment(
+            state,
+            &sp.id,
+            wharf_authz::PrincipalType::ServicePrincipal,
+            DATA_READER_ROLE_ID,
+            &description,
+            Some("System"),
+        )
+        .await?;
     }
     let creds = serde_json::json!({
         "server": server_url,
@@ -123,9 +144,13 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
         "password": password.expose(),
     });
     let path = state.config.data_dir.join("bootstrap-credentials.json");
-    crate::tls::write_private(&path, &serde_json::to_string_pretty(&creds)?).with_context(|| format!("cannot write {}", path.display()))?;
+    crate::tls::write_private(&path, &serde_json::to_string_pretty(&creds)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     println!("A new Wharf deployment was initialised. Its administrator's credentials are in {}.", path.display());
-    println!("Sign the CLI in with:\n  wharf login --server {server_url} --username {BOOTSTRAP_ADMIN_UPN} --password '{}'", password.expose());
+    println!(
+        "Sign the CLI in with:\n  wharf login --server {server_url} --username {BOOTSTRAP_ADMIN_UPN} --password '{}'",
+        password.expose()
+    );
     Ok(())
 }
 
@@ -141,8 +166,14 @@ async fn subscription_assignment(
     let scope = wharf_authz::Scope::subscription(&state.subscription_id)?;
     let role_id = format!("{}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}", scope.as_str());
     let now = chrono::Utc::now();
-    let mut a = wharf_authz::RoleAssignment::new(&uuid::Uuid::new_v4().to_string(), scope, &role_id, wharf_authz::PrincipalId::new(principal)?, principal_type)?
-        .with_description(description);
+    let mut a = wharf_authz::RoleAssignment::new(
+        &uuid::Uuid::new_v4().to_string(),
+        scope,
+        &role_id,
+        wharf_authz::PrincipalId::new(principal)?,
+        principal_type,
+    )?
+    .with_description(description);
     a.created_on = Some(now);
     a.updated_on = Some(now);
     a.created_by = created_by.map(str::to_string);

@@ -183,7 +183,12 @@ impl ServeArgs {
             Ok(v)
         };
         let tokens = TokenTimes {
-            directory_lifetime: lifetime("directory-token-lifetime", self.directory_token_lifetime, file.directory_token_lifetime, defaults.directory_lifetime)?,
+            directory_lifetime: lifetime(
+                "directory-token-lifetime",
+                self.directory_token_lifetime,
+                file.directory_token_lifetime,
+                defaults.directory_lifetime,
+            )?,
             registry_refresh_lifetime: lifetime(
                 "registry-refresh-token-lifetime",
                 self.registry_refresh_token_lifetime,
@@ -209,7 +214,11 @@ impl ServeArgs {
             public_port: self.public_port.or(file.public_port),
             max_blob_size: self.max_blob_size.or(file.max_blob_size),
             log: self.log.clone().or(file.log).unwrap_or_else(|| "info".into()),
-            trusted_proxies: if self.trusted_proxies.is_empty() { file.trusted_proxy.unwrap_or_default() } else { self.trusted_proxies.clone() },
+            trusted_proxies: if self.trusted_proxies.is_empty() {
+                file.trusted_proxy.unwrap_or_default()
+            } else {
+                self.trusted_proxies.clone()
+            },
             tls: match (self.tls_cert.clone().or(file.tls_cert), self.tls_key.clone().or(file.tls_key)) {
                 (Some(cert), Some(key)) => TlsMode::Files { cert, key },
                 (Some(_), None) | (None, Some(_)) => anyhow::bail!("--tls-cert and --tls-key must be given together"),
@@ -229,7 +238,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wharf.toml");
         std::fs::write(&path, "domain = \"example.test\"\nlisten = \"127.0.0.1:6000\"\n").unwrap();
-        let args = ServeArgs { config: Some(path), listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
+        let args =
+            ServeArgs { config: Some(path), listen: Some("127.0.0.1:7000".parse().unwrap()), ..Default::default() };
         let c = args.resolve().unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.domain, "example.test");
@@ -250,10 +260,17 @@ mod tests {
         assert_eq!(ServeArgs::default().resolve().unwrap().tokens, TokenTimes::default());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wharf.toml");
-        std::fs::write(&path, "directory_token_lifetime = 600\ntoken_clock_skew = 0\nregistry_access_token_lifetime = 5\n").unwrap();
+        std::fs::write(
+            &path,
+            "directory_token_lifetime = 600\ntoken_clock_skew = 0\nregistry_access_token_lifetime = 5\n",
+        )
+        .unwrap();
         let args = ServeArgs { config: Some(path.clone()), directory_token_lifetime: Some(2), ..Default::default() };
         let t = args.resolve().unwrap().tokens;
-        assert_eq!((t.directory_lifetime, t.registry_access_lifetime, t.registry_refresh_lifetime, t.clock_skew), (2, 5, 10800, 0));
+        assert_eq!(
+            (t.directory_lifetime, t.registry_access_lifetime, t.registry_refresh_lifetime, t.clock_skew),
+            (2, 5, 10800, 0)
+        );
         for bad in [
             ServeArgs { directory_token_lifetime: Some(0), ..Default::default() },
             ServeArgs { registry_refresh_token_lifetime: Some(MAX_TOKEN_LIFETIME + 1), ..Default::default() },

@@ -115,8 +115,11 @@ impl ObjectCollection {
 impl GraphEndpoint {
     pub fn parse(path: &str) -> Option<GraphEndpoint> {
         let rest = path.strip_prefix("/v1.0/")?;
-        let segs: Vec<String> =
-            rest.trim_end_matches('/').split('/').map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
+        let segs: Vec<String> = rest
+            .trim_end_matches('/')
+            .split('/')
+            .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+            .collect();
         let is = |i: usize, kw: &str| segs.get(i).is_some_and(|s| s.eq_ignore_ascii_case(kw));
         let seg = |i: usize| segs[i].clone();
         Some(match segs.len() {
@@ -125,9 +128,15 @@ impl GraphEndpoint {
             2 if is(0, "users") => GraphEndpoint::User(seg(1)),
             1 if is(0, "applications") => GraphEndpoint::Applications,
             2 if is(0, "applications") => GraphEndpoint::Application(seg(1)),
-            3 if is(0, "applications") && is(2, "addPassword") => GraphEndpoint::AddPassword(SecretHolder::Application, seg(1)),
-            3 if is(0, "applications") && is(2, "removePassword") => GraphEndpoint::RemovePassword(SecretHolder::Application, seg(1)),
-            3 if is(0, "servicePrincipals") && is(2, "addPassword") => GraphEndpoint::AddPassword(SecretHolder::ServicePrincipal, seg(1)),
+            3 if is(0, "applications") && is(2, "addPassword") => {
+                GraphEndpoint::AddPassword(SecretHolder::Application, seg(1))
+            }
+            3 if is(0, "applications") && is(2, "removePassword") => {
+                GraphEndpoint::RemovePassword(SecretHolder::Application, seg(1))
+            }
+            3 if is(0, "servicePrincipals") && is(2, "addPassword") => {
+                GraphEndpoint::AddPassword(SecretHolder::ServicePrincipal, seg(1))
+            }
             3 if is(0, "servicePrincipals") && is(2, "removePassword") => {
                 GraphEndpoint::RemovePassword(SecretHolder::ServicePrincipal, seg(1))
             }
@@ -138,11 +147,15 @@ impl GraphEndpoint {
             2 if is(0, "groups") => GraphEndpoint::Group(seg(1)),
             3 if is(0, "groups") && is(2, "members") => GraphEndpoint::GroupMembers(seg(1)),
             4 if is(0, "groups") && is(2, "members") && is(3, "$ref") => GraphEndpoint::AddGroupMember(seg(1)),
-            5 if is(0, "groups") && is(2, "members") && is(4, "$ref") => GraphEndpoint::RemoveGroupMember(seg(1), seg(3)),
+            5 if is(0, "groups") && is(2, "members") && is(4, "$ref") => {
+                GraphEndpoint::RemoveGroupMember(seg(1), seg(3))
+            }
             3 if is(0, "groups") && is(2, "owners") => GraphEndpoint::GroupOwners(seg(1)),
             4 if is(0, "groups") && is(2, "owners") && is(3, "$ref") => GraphEndpoint::AddGroupOwner(seg(1)),
             5 if is(0, "groups") && is(2, "owners") && is(4, "$ref") => GraphEndpoint::RemoveGroupOwner(seg(1), seg(3)),
-            3 if is(2, "checkMemberGroups") => GraphEndpoint::CheckMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
+            3 if is(2, "checkMemberGroups") => {
+                GraphEndpoint::CheckMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1))
+            }
             3 if is(2, "getMemberGroups") => GraphEndpoint::GetMemberGroups(ObjectCollection::parse(&segs[0])?, seg(1)),
             _ => return None,
         })
@@ -159,7 +172,13 @@ pub struct GraphError {
 
 impl GraphError {
     fn not_found(what: &str) -> GraphError {
-        GraphError { status: StatusCode::NOT_FOUND, code: "Request_ResourceNotFound", message: format!("Resource '{what}' does not exist or one of its queried reference-property objects are not present.") }
+        GraphError {
+            status: StatusCode::NOT_FOUND,
+            code: "Request_ResourceNotFound",
+            message: format!(
+                "Resource '{what}' does not exist or one of its queried reference-property objects are not present."
+            ),
+        }
     }
 
     fn bad_request(message: impl Into<String>) -> GraphError {
@@ -172,7 +191,11 @@ impl GraphError {
 
     fn storage(context: &str, e: impl std::fmt::Display) -> GraphError {
         tracing::error!(context, error = %e, "directory storage failure");
-        GraphError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalServerError", message: format!("Internal error while {context}.") }
+        GraphError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "InternalServerError",
+            message: format!("Internal error while {context}."),
+        }
     }
 
     fn response(&self) -> Response {
@@ -181,7 +204,8 @@ impl GraphError {
             "message": self.message,
             "innerError": {"date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "request-id": uuid::Uuid::new_v4().to_string()},
         }});
-        (self.status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+        (self.status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string())
+            .into_response()
     }
 }
 
@@ -230,7 +254,12 @@ impl GraphCtx {
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     let Some(endpoint) = GraphEndpoint::parse(parts.uri.path()) else {
-        return GraphError { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: format!("Resource not found for the segment '{}'.", parts.uri.path()) }.response();
+        return GraphError {
+            status: StatusCode::BAD_REQUEST,
+            code: "BadRequest",
+            message: format!("Resource not found for the segment '{}'.", parts.uri.path()),
+        }
+        .response();
     };
     let caller = match crate::auth::management::authenticate(&state, &parts.headers, Audience::Graph) {
         Ok(c) => c,
@@ -279,11 +308,14 @@ fn require_directory_write(ctx: &GraphCtx, owned_group: Option<&str>) -> GraphRe
 async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> GraphResult<Response> {
     use GraphEndpoint as E;
     // Graph's read-only actions are POSTs: they change nothing and need only sign-in.
-    let read_only = *method == Method::GET || matches!(endpoint, E::GetByIds | E::CheckMemberGroups(..) | E::GetMemberGroups(..));
+    let read_only =
+        *method == Method::GET || matches!(endpoint, E::GetByIds | E::CheckMemberGroups(..) | E::GetMemberGroups(..));
     // A group's owners may change its members and owners, and delete it, without directory
     // rights (as in Entra).
     let owned_group = match (method, &endpoint) {
-        (_, E::AddGroupMember(g) | E::RemoveGroupMember(g, _) | E::AddGroupOwner(g) | E::RemoveGroupOwner(g, _)) => Some(g.as_str()),
+        (_, E::AddGroupMember(g) | E::RemoveGroupMember(g, _) | E::AddGroupOwner(g) | E::RemoveGroupOwner(g, _)) => {
+            Some(g.as_str())
+        }
         (&Method::DELETE, E::Group(g)) => Some(g.as_str()),
         _ => None,
     };
@@ -292,12 +324,17 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
     }
     match (method, endpoint) {
         (&Method::GET, E::Me) => {
-            let user = directory::get_user(&*ctx.state.meta, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading a user", e))?;
-            let user = user.ok_or_else(|| GraphError::bad_request("/me is only valid with a user's token: the caller is not a user."))?;
+            let user = directory::get_user(&*ctx.state.meta, ctx.caller.object_id())
+                .await
+                .map_err(|e| GraphError::storage("reading a user", e))?;
+            let user = user.ok_or_else(|| {
+                GraphError::bad_request("/me is only valid with a user's token: the caller is not a user.")
+            })?;
             Ok(respond(StatusCode::OK, &with_context(ctx.context("users/$entity"), user_json(&user))))
         }
         (&Method::GET, E::Users) => {
-            let users = directory::list_users(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing users", e))?;
+            let users =
+                directory::list_users(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing users", e))?;
             ctx.list("users", users.iter().map(user_json).collect())
         }
         (&Method::POST, E::Users) => create_user(ctx).await,
@@ -308,20 +345,26 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         (&Method::PATCH, E::User(id)) => update_user(ctx, &id).await,
         (&Method::DELETE, E::User(id)) => {
             let u = find_user(ctx, &id).await?;
-            directory::delete_user(&*ctx.state.meta, &u.id).await.map_err(|e| GraphError::storage("deleting a user", e))?;
+            directory::delete_user(&*ctx.state.meta, &u.id)
+                .await
+                .map_err(|e| GraphError::storage("deleting a user", e))?;
             leave_all_groups(ctx, &u.id).await?;
             revoke_now(&ctx.state, &u.id).await?;
             tracing::info!(user = %u.user_principal_name, by = %ctx.caller.object_id(), "deleted a user");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, E::Applications) => {
-            let apps = directory::list_apps(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing applications", e))?;
+            let apps = directory::list_apps(&*ctx.state.meta)
+                .await
+                .map_err(|e| GraphError::storage("listing applications", e))?;
             ctx.list("applications", apps.iter().filter(|a| a.builtin.is_none()).map(app_json).collect())
         }
         (&Method::POST, E::Applications) => {
             let body = ctx.json()?;
             let name = display_name(&body)?;
-            let app = directory::create_application(&*ctx.state.meta, &name).await.map_err(|e| GraphError::storage("creating an application", e))?;
+            let app = directory::create_application(&*ctx.state.meta, &name)
+                .await
+                .map_err(|e| GraphError::storage("creating an application", e))?;
             tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "registered an application");
             Ok(respond(StatusCode::CREATED, &with_context(ctx.context("applications/$entity"), app_json(&app))))
         }
@@ -333,7 +376,9 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         (&Method::DELETE, E::Application(id)) => {
             let app = find_app(ctx, &id).await?;
             refuse_builtin(&app)?;
-            directory::delete_sp(&*ctx.state.meta, &app.id).await.map_err(|e| GraphError::storage("deleting an application", e))?;
+            directory::delete_sp(&*ctx.state.meta, &app.id)
+                .await
+                .map_err(|e| GraphError::storage("deleting an application", e))?;
             leave_all_groups(ctx, &app.id).await?;
             revoke_now(&ctx.state, &app.id).await?;
             tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "deleted an application and its service principal");
@@ -348,7 +393,9 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
                 .iter()
                 .map(|sp| sp_json(&ctx.state, sp))
                 .collect();
-            let mis = resources::managed_identities(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?;
+            let mis = resources::managed_identities(&*ctx.state.meta)
+                .await
+                .map_err(|e| GraphError::storage("listing managed identities", e))?;
             items.extend(mis.iter().map(|m| mi_json(&ctx.state, m)));
             ctx.list("servicePrincipals", items)
         }
@@ -369,7 +416,9 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
             SpOrMi::Sp(mut sp) => {
                 refuse_builtin(&sp)?;
                 sp.service_principal_created = false;
-                directory::save_sp(&*ctx.state.meta, &sp, false).await.map_err(|e| GraphError::storage("deleting a service principal", e))?;
+                directory::save_sp(&*ctx.state.meta, &sp, false)
+                    .await
+                    .map_err(|e| GraphError::storage("deleting a service principal", e))?;
                 leave_all_groups(ctx, &sp.id).await?;
                 revoke_now(&ctx.state, &sp.id).await?;
                 tracing::info!(app_id = %sp.app_id, by = %ctx.caller.object_id(), "deleted a service principal");
@@ -378,7 +427,8 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         },
         (&Method::POST, E::GetByIds) => get_by_ids(ctx).await,
         (&Method::GET, E::Groups) => {
-            let groups = directory::list_groups(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing groups", e))?;
+            let groups =
+                directory::list_groups(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing groups", e))?;
             ctx.list("groups", groups.iter().map(group_json).collect())
         }
         (&Method::POST, E::Groups) => create_group(ctx).await,
@@ -388,20 +438,30 @@ async fn dispatch(ctx: &GraphCtx, method: &Method, endpoint: GraphEndpoint) -> G
         }
         (&Method::DELETE, E::Group(id)) => {
             let g = find_group(ctx, &id).await?;
-            directory::delete_group(&*ctx.state.meta, &g.id).await.map_err(|e| GraphError::storage("deleting a group", e))?;
+            directory::delete_group(&*ctx.state.meta, &g.id)
+                .await
+                .map_err(|e| GraphError::storage("deleting a group", e))?;
             reload_authz(ctx).await?;
             tracing::info!(group = %g.id, name = %g.display_name, by = %ctx.caller.object_id(), "deleted a group");
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         (&Method::GET, E::GroupMembers(id)) => list_related(ctx, GroupRelation::Member, &id).await,
         (&Method::POST, E::AddGroupMember(id)) => add_related(ctx, GroupRelation::Member, &id).await,
-        (&Method::DELETE, E::RemoveGroupMember(id, member)) => remove_related(ctx, GroupRelation::Member, &id, &member).await,
+        (&Method::DELETE, E::RemoveGroupMember(id, member)) => {
+            remove_related(ctx, GroupRelation::Member, &id, &member).await
+        }
         (&Method::GET, E::GroupOwners(id)) => list_related(ctx, GroupRelation::Owner, &id).await,
         (&Method::POST, E::AddGroupOwner(id)) => add_related(ctx, GroupRelation::Owner, &id).await,
-        (&Method::DELETE, E::RemoveGroupOwner(id, owner)) => remove_related(ctx, GroupRelation::Owner, &id, &owner).await,
+        (&Method::DELETE, E::RemoveGroupOwner(id, owner)) => {
+            remove_related(ctx, GroupRelation::Owner, &id, &owner).await
+        }
         (&Method::POST, E::CheckMemberGroups(collection, id)) => check_member_groups(ctx, collection, &id).await,
         (&Method::POST, E::GetMemberGroups(collection, id)) => get_member_groups(ctx, collection, &id).await,
-        (m, _) => Err(GraphError { status: StatusCode::METHOD_NOT_ALLOWED, code: "Request_BadRequest", message: format!("The method '{m}' is not supported on this resource.") }),
+        (m, _) => Err(GraphError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "Request_BadRequest",
+            message: format!("The method '{m}' is not supported on this resource."),
+        }),
     }
 }
 
@@ -423,7 +483,10 @@ fn display_name(body: &Value) -> GraphResult<String> {
 
 fn refuse_builtin(sp: &ServicePrincipal) -> GraphResult<()> {
     match &sp.builtin {
-        Some(b) => Err(GraphError::denied(format!("'{}' is Wharf's built-in service principal '{b}': it cannot be changed or deleted.", sp.display_name))),
+        Some(b) => Err(GraphError::denied(format!(
+            "'{}' is Wharf's built-in service principal '{b}': it cannot be changed or deleted.",
+            sp.display_name
+        ))),
         None => Ok(()),
     }
 }
@@ -432,7 +495,11 @@ fn refuse_builtin(sp: &ServicePrincipal) -> GraphResult<()> {
 /// compare with `iat` in whole seconds, so a token issued within the same second would be
 /// refused too. After the wait, tokens issued to the principal's new credentials are valid.
 async fn revoke_now(state: &AppState, principal_id: &str) -> GraphResult<()> {
-    state.identity.revoke_before_now(&*state.meta, principal_id).await.map_err(|e| GraphError::storage("revoking tokens", e))?;
+    state
+        .identity
+        .revoke_before_now(&*state.meta, principal_id)
+        .await
+        .map_err(|e| GraphError::storage("revoking tokens", e))?;
     let nanos = chrono::Utc::now().timestamp_subsec_nanos() as u64;
     tokio::time::sleep(std::time::Duration::from_nanos(1_000_000_000 - nanos.min(999_999_999) + 1_000_000)).await;
     Ok(())
@@ -461,13 +528,21 @@ fn user_json(u: &User) -> Value {
 
 async fn find_user(ctx: &GraphCtx, id_or_upn: &str) -> GraphResult<User> {
     let meta = &*ctx.state.meta;
-    let found = if id_or_upn.contains('@') { directory::find_user_by_upn(meta, id_or_upn).await } else { directory::get_user(meta, id_or_upn).await };
+    let found = if id_or_upn.contains('@') {
+        directory::find_user_by_upn(meta, id_or_upn).await
+    } else {
+        directory::get_user(meta, id_or_upn).await
+    };
     found.map_err(|e| GraphError::storage("reading a user", e))?.ok_or_else(|| GraphError::not_found(id_or_upn))
 }
 
 /// The properties of a PATCH body, refusing any not in `supported` (Graph answers 400 for a
 /// property it cannot update; Wharf's directory keeps only a few).
-fn patch_properties<'a>(body: &'a Value, what: &str, supported: &[&str]) -> GraphResult<&'a serde_json::Map<String, Value>> {
+fn patch_properties<'a>(
+    body: &'a Value,
+    what: &str,
+    supported: &[&str],
+) -> GraphResult<&'a serde_json::Map<String, Value>> {
     let props = body.as_object().ok_or_else(|| GraphError::bad_request("The request body must be a JSON object."))?;
     if let Some(other) = props.keys().find(|k| !supported.contains(&k.as_str())) {
         return Err(GraphError::bad_request(format!(
@@ -491,12 +566,17 @@ fn bool_property(props: &serde_json::Map<String, Value>, name: &str) -> GraphRes
 async fn update_user(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
     let mut user = find_user(ctx, id).await?;
     let body = ctx.json()?;
-    let props = patch_properties(&body, "a user", &["displayName", "accountEnabled", "passwordProfile", "mailNickname"])?;
+    let props =
+        patch_properties(&body, "a user", &["displayName", "accountEnabled", "passwordProfile", "mailNickname"])?;
     if props.contains_key("displayName") {
         user.display_name = display_name(&body)?;
     }
-    if let Some(nickname) = props.get("mailNickname").filter(|n| n.as_str() != user.user_principal_name.split('@').next()) {
-        return Err(GraphError::bad_request(format!("Property 'mailNickname' is the part of the user principal name before '@' in Wharf and cannot be changed to {nickname}.")));
+    if let Some(nickname) =
+        props.get("mailNickname").filter(|n| n.as_str() != user.user_principal_name.split('@').next())
+    {
+        return Err(GraphError::bad_request(format!(
+            "Property 'mailNickname' is the part of the user principal name before '@' in Wharf and cannot be changed to {nickname}."
+        )));
     }
     let mut revoke = false;
     if let Some(enabled) = bool_property(props, "accountEnabled")? {
@@ -505,7 +585,9 @@ async fn update_user(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
     }
     if let Some(profile) = props.get("passwordProfile") {
         if profile["forceChangePasswordNextSignIn"] == json!(true) {
-            return Err(GraphError::bad_request("forceChangePasswordNextSignIn is not supported: Wharf has no interactive sign-in where the user could choose a new password."));
+            return Err(GraphError::bad_request(
+                "forceChangePasswordNextSignIn is not supported: Wharf has no interactive sign-in where the user could choose a new password.",
+            ));
         }
         let password = profile["password"].as_str().unwrap_or_default();
         if password.chars().count() < MIN_PASSWORD_LEN {
@@ -533,7 +615,9 @@ async fn update_application(ctx: &GraphCtx, id: &str) -> GraphResult<Response> {
     let body = ctx.json()?;
     patch_properties(&body, "an application", &["displayName"])?;
     app.display_name = display_name(&body)?;
-    directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("updating an application", e))?;
+    directory::save_sp(&*ctx.state.meta, &app, false)
+        .await
+        .map_err(|e| GraphError::storage("updating an application", e))?;
     tracing::info!(app_id = %app.app_id, by = %ctx.caller.object_id(), "renamed an application");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -544,7 +628,10 @@ async fn update_service_principal(ctx: &GraphCtx, id: &str) -> GraphResult<Respo
     let mut sp = match find_sp(ctx, id).await? {
         SpOrMi::Sp(sp) => sp,
         SpOrMi::Mi(mi) => {
-            return Err(GraphError::bad_request(format!("'{}' is a managed identity: it is changed through its Azure resource, not Graph.", mi.display_name)));
+            return Err(GraphError::bad_request(format!(
+                "'{}' is a managed identity: it is changed through its Azure resource, not Graph.",
+                mi.display_name
+            )));
         }
     };
     refuse_builtin(&sp)?;
@@ -555,7 +642,9 @@ async fn update_service_principal(ctx: &GraphCtx, id: &str) -> GraphResult<Respo
         revoke = sp.account_enabled && !enabled;
         sp.account_enabled = enabled;
     }
-    directory::save_sp(&*ctx.state.meta, &sp, false).await.map_err(|e| GraphError::storage("updating a service principal", e))?;
+    directory::save_sp(&*ctx.state.meta, &sp, false)
+        .await
+        .map_err(|e| GraphError::storage("updating a service principal", e))?;
     if revoke {
         ctx.state.identity.cache.lock().expect("auth cache lock").clear();
         revoke_now(&ctx.state, &sp.id).await?;
@@ -575,7 +664,9 @@ async fn create_user(ctx: &GraphCtx) -> GraphResult<Response> {
         && upn.len() <= 113
         && !upn.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid_upn {
-        return Err(GraphError::bad_request(format!("Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}' must be of the form alias@domain.")));
+        return Err(GraphError::bad_request(format!(
+            "Invalid value specified for property 'userPrincipalName' of resource 'User': '{upn}' must be of the form alias@domain."
+        )));
     }
     let password = body["passwordProfile"]["password"].as_str().unwrap_or_default();
     if password.chars().count() < MIN_PASSWORD_LEN {
@@ -587,13 +678,18 @@ async fn create_user(ctx: &GraphCtx) -> GraphResult<Response> {
     let mut user = match directory::create_user(meta, upn, &name, password).await {
         Ok(u) => u,
         Err(wharf_storage::StorageError::Conflict(_)) => {
-            return Err(GraphError::bad_request("Another object with the same value for property userPrincipalName already exists."));
+            return Err(GraphError::bad_request(
+                "Another object with the same value for property userPrincipalName already exists.",
+            ));
         }
         Err(e) => return Err(GraphError::storage("creating a user", e)),
     };
     if body["accountEnabled"] == json!(false) {
         user.account_enabled = false;
-        let record = meta.resource_get(&directory::user_id(&user.id)).await.map_err(|e| GraphError::storage("creating a user", e))?;
+        let record = meta
+            .resource_get(&directory::user_id(&user.id))
+            .await
+            .map_err(|e| GraphError::storage("creating a user", e))?;
         if let Some(mut r) = record {
             r.body = serde_json::to_value(&user).expect("user serializes");
             meta.resource_put(&r).await.map_err(|e| GraphError::storage("creating a user", e))?;
@@ -675,10 +771,14 @@ fn mi_json(state: &AppState, mi: &ManagedIdentityObject) -> Value {
 /// `/applications/{id}`: the application object id (or, as a convenience, the app id).
 async fn find_app(ctx: &GraphCtx, id: &str) -> GraphResult<ServicePrincipal> {
     let meta = &*ctx.state.meta;
-    let by_object = directory::find_app_by_object_id(meta, id).await.map_err(|e| GraphError::storage("reading an application", e))?;
+    let by_object = directory::find_app_by_object_id(meta, id)
+        .await
+        .map_err(|e| GraphError::storage("reading an application", e))?;
     let found = match by_object {
         Some(a) => Some(a),
-        None => directory::find_app_by_app_id(meta, id).await.map_err(|e| GraphError::storage("reading an application", e))?,
+        None => directory::find_app_by_app_id(meta, id)
+            .await
+            .map_err(|e| GraphError::storage("reading an application", e))?,
     };
     found.filter(|a| a.builtin.is_none()).ok_or_else(|| GraphError::not_found(id))
 }
@@ -690,10 +790,15 @@ enum SpOrMi {
 
 async fn find_sp(ctx: &GraphCtx, id: &str) -> GraphResult<SpOrMi> {
     let meta = &*ctx.state.meta;
-    if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
+    if let Some(sp) =
+        directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))?
+    {
         return Ok(SpOrMi::Sp(sp));
     }
-    match resources::find_managed_identity(meta, id).await.map_err(|e| GraphError::storage("reading a managed identity", e))? {
+    match resources::find_managed_identity(meta, id)
+        .await
+        .map_err(|e| GraphError::storage("reading a managed identity", e))?
+    {
         Some(mi) => Ok(SpOrMi::Mi(mi)),
         None => Err(GraphError::not_found(id)),
     }
@@ -703,15 +808,21 @@ async fn create_sp(ctx: &GraphCtx) -> GraphResult<Response> {
     let body = ctx.json()?;
     let app_id = body["appId"].as_str().unwrap_or_default();
     let meta = &*ctx.state.meta;
-    let app = directory::find_app_by_app_id(meta, app_id).await.map_err(|e| GraphError::storage("reading an application", e))?;
+    let app = directory::find_app_by_app_id(meta, app_id)
+        .await
+        .map_err(|e| GraphError::storage("reading an application", e))?;
     let Some(mut app) = app.filter(|a| a.builtin.is_none()) else {
-        return Err(GraphError::bad_request(format!("The appId '{app_id}' of the service principal does not reference a valid application object.")));
+        return Err(GraphError::bad_request(format!(
+            "The appId '{app_id}' of the service principal does not reference a valid application object."
+        )));
     };
     if app.service_principal_created {
         return Err(GraphError {
             status: StatusCode::CONFLICT,
             code: "Request_MultipleObjectsWithSameKeyValue",
-            message: format!("The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."),
+            message: format!(
+                "The service principal cannot be created, updated, or restored because the service principal name {app_id} is already in use."
+            ),
         });
     }
     app.service_principal_created = true;
@@ -741,9 +852,12 @@ async fn add_password(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> GraphRe
     let body = ctx.json()?;
     let pc = &body["passwordCredential"];
     let display = pc["displayName"].as_str().map(str::to_string);
-    let (secret, mut cred) = directory::new_password_credential(display, 1).map_err(|e| GraphError::storage("creating a secret", e))?;
+    let (secret, mut cred) =
+        directory::new_password_credential(display, 1).map_err(|e| GraphError::storage("creating a secret", e))?;
     if let Some(end) = pc["endDateTime"].as_str() {
-        let end = chrono::DateTime::parse_from_rfc3339(end).map_err(|_| GraphError::bad_request(format!("Invalid endDateTime '{end}': use an ISO 8601 date and time.")))?;
+        let end = chrono::DateTime::parse_from_rfc3339(end).map_err(|_| {
+            GraphError::bad_request(format!("Invalid endDateTime '{end}': use an ISO 8601 date and time."))
+        })?;
         let end = end.with_timezone(&chrono::Utc);
         let now = chrono::Utc::now();
         if end <= now || end > now + chrono::Duration::days(365 * 100) {
@@ -783,7 +897,9 @@ async fn remove_password(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> Grap
     let before = app.password_credentials.len();
     app.password_credentials.retain(|c| !c.key_id.eq_ignore_ascii_case(key_id));
     if app.password_credentials.len() == before {
-        return Err(GraphError::bad_request(format!("No password credential with keyId '{key_id}' exists on the application.")));
+        return Err(GraphError::bad_request(format!(
+            "No password credential with keyId '{key_id}' exists on the application."
+        )));
     }
     directory::save_sp(&*ctx.state.meta, &app, false).await.map_err(|e| GraphError::storage("removing a secret", e))?;
     revoke_now(&ctx.state, &app.id).await?;
@@ -793,11 +909,17 @@ async fn remove_password(ctx: &GraphCtx, holder: SecretHolder, id: &str) -> Grap
 
 async fn get_by_ids(ctx: &GraphCtx) -> GraphResult<Response> {
     let body = ctx.json()?;
-    let ids: Vec<String> = body["ids"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default();
+    let ids: Vec<String> = body["ids"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
     if ids.is_empty() || ids.len() > 1000 {
         return Err(GraphError::bad_request("'ids' must list 1 to 1000 object ids."));
     }
-    let types: Vec<String> = body["types"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default();
+    let types: Vec<String> = body["types"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(|s| s.to_ascii_lowercase())).collect())
+        .unwrap_or_default();
     let wants = |kind: MemberKind| {
         let name = match kind {
             MemberKind::User => "user",
@@ -870,7 +992,9 @@ struct Lookup<'a> {
 
 impl Lookup<'_> {
     async fn new(ctx: &GraphCtx) -> GraphResult<Lookup<'_>> {
-        let mis = resources::managed_identities(&*ctx.state.meta).await.map_err(|e| GraphError::storage("listing managed identities", e))?;
+        let mis = resources::managed_identities(&*ctx.state.meta)
+            .await
+            .map_err(|e| GraphError::storage("listing managed identities", e))?;
         Ok(Lookup { ctx, mis })
     }
 
@@ -879,7 +1003,9 @@ impl Lookup<'_> {
         if let Some(u) = directory::get_user(meta, id).await.map_err(|e| GraphError::storage("reading a user", e))? {
             return Ok(Some(DirectoryObject::User(u)));
         }
-        if let Some(sp) = directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))? {
+        if let Some(sp) =
+            directory::get_sp(meta, id).await.map_err(|e| GraphError::storage("reading a service principal", e))?
+        {
             return Ok(Some(DirectoryObject::Sp(sp)));
         }
         if let Some(mi) = self.mis.iter().find(|m| m.object_id.eq_ignore_ascii_case(id)) {
@@ -894,7 +1020,8 @@ impl Lookup<'_> {
 /// Microsoft's mixed-endian order) read as four little-endian 32-bit numbers.
 pub fn security_identifier(object_id: &str) -> Option<String> {
     let bytes = uuid::Uuid::parse_str(object_id).ok()?.to_bytes_le();
-    let parts: Vec<String> = bytes.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect();
+    let parts: Vec<String> =
+        bytes.chunks(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect();
     Some(format!("S-1-12-1-{}", parts.join("-")))
 }
 
@@ -933,12 +1060,17 @@ fn group_json(g: &Group) -> Value {
 
 /// Object ids in paths must be GUIDs, as in Graph (which answers 400 before looking).
 fn object_id_param(id: &str) -> GraphResult<String> {
-    uuid::Uuid::parse_str(id).map(|u| u.to_string()).map_err(|_| GraphError::bad_request(format!("Invalid object identifier '{id}'.")))
+    uuid::Uuid::parse_str(id)
+        .map(|u| u.to_string())
+        .map_err(|_| GraphError::bad_request(format!("Invalid object identifier '{id}'.")))
 }
 
 async fn find_group(ctx: &GraphCtx, id: &str) -> GraphResult<Group> {
     let oid = object_id_param(id)?;
-    directory::get_group(&*ctx.state.meta, &oid).await.map_err(|e| GraphError::storage("reading a group", e))?.ok_or_else(|| GraphError::not_found(id))
+    directory::get_group(&*ctx.state.meta, &oid)
+        .await
+        .map_err(|e| GraphError::storage("reading a group", e))?
+        .ok_or_else(|| GraphError::not_found(id))
 }
 
 async fn reload_authz(ctx: &GraphCtx) -> GraphResult<()> {
@@ -947,13 +1079,16 @@ async fn reload_authz(ctx: &GraphCtx) -> GraphResult<()> {
 
 /// A deleted principal leaves every group it was in (as in Entra), and authorization forgets it.
 async fn leave_all_groups(ctx: &GraphCtx, object_id: &str) -> GraphResult<()> {
-    directory::remove_from_all_groups(&*ctx.state.meta, object_id).await.map_err(|e| GraphError::storage("removing group memberships", e))?;
+    directory::remove_from_all_groups(&*ctx.state.meta, object_id)
+        .await
+        .map_err(|e| GraphError::storage("removing group memberships", e))?;
     reload_authz(ctx).await
 }
 
 /// Graph's `mailNickname` rule: 1-64 ASCII characters, none of `@ ( ) \ [ ] " ; : < > ,` or space.
 fn valid_mail_nickname(n: &str) -> bool {
-    (1..=64).contains(&n.len()) && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:<>, ".contains(c))
+    (1..=64).contains(&n.len())
+        && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !"@()\\[]\";:<>, ".contains(c))
 }
 
 async fn create_group(ctx: &GraphCtx) -> GraphResult<Response> {
@@ -967,14 +1102,20 @@ async fn create_group(ctx: &GraphCtx) -> GraphResult<Response> {
     }
     let unified = body["groupTypes"].as_array().is_some_and(|t| !t.is_empty());
     if body["mailEnabled"] == json!(true) || body["securityEnabled"] == json!(false) || unified {
-        return Err(GraphError::bad_request("Wharf's directory has security groups only: use mailEnabled false, securityEnabled true and no groupTypes."));
+        return Err(GraphError::bad_request(
+            "Wharf's directory has security groups only: use mailEnabled false, securityEnabled true and no groupTypes.",
+        ));
     }
     let description = match &body["description"] {
         Value::Null => None,
         Value::String(d) if d.chars().count() <= 1024 => Some(d.clone()),
-        _ => return Err(GraphError::bad_request("Property 'description' must be a string of at most 1024 characters.")),
+        _ => {
+            return Err(GraphError::bad_request("Property 'description' must be a string of at most 1024 characters."));
+        }
     };
-    let group = directory::create_group(&*ctx.state.meta, &name, nickname, description).await.map_err(|e| GraphError::storage("creating a group", e))?;
+    let group = directory::create_group(&*ctx.state.meta, &name, nickname, description)
+        .await
+        .map_err(|e| GraphError::storage("creating a group", e))?;
     tracing::info!(group = %group.id, name = %group.display_name, by = %ctx.caller.object_id(), "created a group");
     Ok(respond(StatusCode::CREATED, &with_context(ctx.context("groups/$entity"), group_json(&group))))
 }
@@ -982,7 +1123,9 @@ async fn create_group(ctx: &GraphCtx) -> GraphResult<Response> {
 /// A group's direct members, or its owners, each as its typed directory object.
 async fn list_related(ctx: &GraphCtx, relation: GroupRelation, id: &str) -> GraphResult<Response> {
     let g = find_group(ctx, id).await?;
-    let related = directory::related(&*ctx.state.meta, relation, &g.id).await.map_err(|e| GraphError::storage("listing a group's members or owners", e))?;
+    let related = directory::related(&*ctx.state.meta, relation, &g.id)
+        .await
+        .map_err(|e| GraphError::storage("listing a group's members or owners", e))?;
     let lookup = Lookup::new(ctx).await?;
     let mut items = vec![];
     for m in &related {
@@ -998,7 +1141,9 @@ async fn list_related(ctx: &GraphCtx, relation: GroupRelation, id: &str) -> Grap
 /// `users`, `servicePrincipals` and `groups` forms).
 fn referenced_id(body: &Value) -> GraphResult<String> {
     let Some(url) = body["@odata.id"].as_str() else {
-        return Err(GraphError::bad_request("The request body must reference the new member with '@odata.id', e.g. https://graph.microsoft.com/v1.0/directoryObjects/{id}."));
+        return Err(GraphError::bad_request(
+            "The request body must reference the new member with '@odata.id', e.g. https://graph.microsoft.com/v1.0/directoryObjects/{id}.",
+        ));
     };
     let last = url.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
     object_id_param(last)
@@ -1041,7 +1186,9 @@ async fn add_related(ctx: &GraphCtx, relation: GroupRelation, id: &str) -> Graph
 async fn remove_related(ctx: &GraphCtx, relation: GroupRelation, id: &str, object: &str) -> GraphResult<Response> {
     let g = find_group(ctx, id).await?;
     let object_id = object_id_param(object)?;
-    let removed = directory::unrelate(&*ctx.state.meta, relation, &g.id, &object_id).await.map_err(|e| GraphError::storage("removing a group member or owner", e))?;
+    let removed = directory::unrelate(&*ctx.state.meta, relation, &g.id, &object_id)
+        .await
+        .map_err(|e| GraphError::storage("removing a group member or owner", e))?;
     if !removed {
         return Err(GraphError::not_found(object));
     }
@@ -1055,7 +1202,9 @@ async fn remove_related(ctx: &GraphCtx, relation: GroupRelation, id: &str, objec
 async fn caller_owns(ctx: &GraphCtx, group: Option<&str>) -> GraphResult<bool> {
     let Some(group) = group else { return Ok(false) };
     let Ok(gid) = object_id_param(group) else { return Ok(false) };
-    directory::is_related(&*ctx.state.meta, GroupRelation::Owner, &gid, ctx.caller.object_id()).await.map_err(|e| GraphError::storage("reading group owners", e))
+    directory::is_related(&*ctx.state.meta, GroupRelation::Owner, &gid, ctx.caller.object_id())
+        .await
+        .map_err(|e| GraphError::storage("reading group owners", e))
 }
 
 /// The object that `checkMemberGroups`/`getMemberGroups` ask about, through its collection
@@ -1079,7 +1228,10 @@ async fn check_member_groups(ctx: &GraphCtx, collection: ObjectCollection, id: &
     let Some(asked) = body["groupIds"].as_array().filter(|a| (1..=20).contains(&a.len())) else {
         return Err(GraphError::bad_request("'groupIds' must list 1 to 20 group ids."));
     };
-    let asked: Vec<&str> = asked.iter().map(|v| v.as_str().ok_or_else(|| GraphError::bad_request("'groupIds' must be strings."))).collect::<GraphResult<_>>()?;
+    let asked: Vec<&str> = asked
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| GraphError::bad_request("'groupIds' must be strings.")))
+        .collect::<GraphResult<_>>()?;
     let groups = ctx.state.authz.transitive_groups(object.id());
     let value: Vec<&str> = asked.into_iter().filter(|a| groups.iter().any(|g| g.eq_ignore_ascii_case(a))).collect();
     Ok(respond(StatusCode::OK, &json!({"@odata.context": ctx.context(STRING_COLLECTION), "value": value})))
@@ -1121,7 +1273,11 @@ impl Filter {
     }
 
     fn parse_one(c: &str, whole: &str) -> GraphResult<Filter> {
-        let bad = || GraphError::bad_request(format!("Unsupported or invalid query filter clause specified: '{whole}'. Use 'field eq 'value'', startswith(field,'value') or servicePrincipalNames/any(c:c eq 'value')."));
+        let bad = || {
+            GraphError::bad_request(format!(
+                "Unsupported or invalid query filter clause specified: '{whole}'. Use 'field eq 'value'', startswith(field,'value') or servicePrincipalNames/any(c:c eq 'value')."
+            ))
+        };
         let quoted = |s: &str| -> Option<String> {
             let s = s.trim();
             (s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'')).then(|| s[1..s.len() - 1].replace("''", "'"))
@@ -1149,7 +1305,9 @@ impl Filter {
             return Err(bad());
         }
         // Booleans are compared unquoted (`securityEnabled eq true`).
-        let literal = quoted(value).or_else(|| ["true", "false"].into_iter().find(|b| value.trim().eq_ignore_ascii_case(b)).map(str::to_string));
+        let literal = quoted(value).or_else(|| {
+            ["true", "false"].into_iter().find(|b| value.trim().eq_ignore_ascii_case(b)).map(str::to_string)
+        });
         Ok(Filter::Eq(field.to_string(), literal.ok_or_else(bad)?))
     }
 
@@ -1165,9 +1323,9 @@ impl Filter {
         };
         match self {
             Filter::Eq(f, want) => Self::field(v, f).and_then(text).is_some_and(|s| s.eq_ignore_ascii_case(want)),
-            Filter::StartsWith(f, want) => {
-                Self::field(v, f).and_then(text).is_some_and(|s| s.to_ascii_lowercase().starts_with(&want.to_ascii_lowercase()))
-            }
+            Filter::StartsWith(f, want) => Self::field(v, f)
+                .and_then(text)
+                .is_some_and(|s| s.to_ascii_lowercase().starts_with(&want.to_ascii_lowercase())),
             Filter::AnyServicePrincipalName(want) => v["servicePrincipalNames"]
                 .as_array()
                 .is_some_and(|a| a.iter().any(|n| n.as_str().is_some_and(|n| n.eq_ignore_ascii_case(want)))),
@@ -1183,7 +1341,10 @@ mod tests {
     fn endpoints_parse() {
         assert_eq!(GraphEndpoint::parse("/v1.0/users"), Some(GraphEndpoint::Users));
         assert_eq!(GraphEndpoint::parse("/v1.0/users/a%40b.c"), Some(GraphEndpoint::User("a@b.c".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/addPassword"), Some(GraphEndpoint::AddPassword(SecretHolder::Application, "x".into())));
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/applications/x/addPassword"),
+            Some(GraphEndpoint::AddPassword(SecretHolder::Application, "x".into()))
+        );
         assert_eq!(
             GraphEndpoint::parse("/v1.0/servicePrincipals/x/removePassword"),
             Some(GraphEndpoint::RemovePassword(SecretHolder::ServicePrincipal, "x".into()))
@@ -1193,19 +1354,40 @@ mod tests {
         assert_eq!(GraphEndpoint::parse("/v1.0/groups"), Some(GraphEndpoint::Groups));
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1"), Some(GraphEndpoint::Group("g1".into())));
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members"), Some(GraphEndpoint::GroupMembers("g1".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/$ref"), Some(GraphEndpoint::AddGroupMember("g1".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/%24ref"), Some(GraphEndpoint::AddGroupMember("g1".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1/$ref"), Some(GraphEndpoint::RemoveGroupMember("g1".into(), "m1".into())));
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/members/$ref"),
+            Some(GraphEndpoint::AddGroupMember("g1".into()))
+        );
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/members/%24ref"),
+            Some(GraphEndpoint::AddGroupMember("g1".into()))
+        );
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/members/m1/$ref"),
+            Some(GraphEndpoint::RemoveGroupMember("g1".into(), "m1".into()))
+        );
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/members/m1"), None);
         assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners"), Some(GraphEndpoint::GroupOwners("g1".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners/$ref"), Some(GraphEndpoint::AddGroupOwner("g1".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/owners/o1/$ref"), Some(GraphEndpoint::RemoveGroupOwner("g1".into(), "o1".into())));
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/owners/$ref"),
+            Some(GraphEndpoint::AddGroupOwner("g1".into()))
+        );
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/owners/o1/$ref"),
+            Some(GraphEndpoint::RemoveGroupOwner("g1".into(), "o1".into()))
+        );
         assert_eq!(
             GraphEndpoint::parse("/v1.0/directoryObjects/x/checkMemberGroups"),
             Some(GraphEndpoint::CheckMemberGroups(ObjectCollection::DirectoryObjects, "x".into()))
         );
-        assert_eq!(GraphEndpoint::parse("/v1.0/users/a@b.c/getMemberGroups"), Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Users, "a@b.c".into())));
-        assert_eq!(GraphEndpoint::parse("/v1.0/groups/g1/getMemberGroups"), Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Groups, "g1".into())));
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/users/a@b.c/getMemberGroups"),
+            Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Users, "a@b.c".into()))
+        );
+        assert_eq!(
+            GraphEndpoint::parse("/v1.0/groups/g1/getMemberGroups"),
+            Some(GraphEndpoint::GetMemberGroups(ObjectCollection::Groups, "g1".into()))
+        );
         assert_eq!(GraphEndpoint::parse("/v1.0/applications/x/checkMemberGroups"), None);
     }
 
@@ -1226,7 +1408,12 @@ mod tests {
             assert_eq!(parsed.iter().all(|c| c.matches(&sp)), want, "{f}");
         }
         let group = json!({"securityEnabled": true, "mailEnabled": false});
-        assert!(Filter::parse("securityEnabled eq true and mailEnabled eq false").unwrap().iter().all(|c| c.matches(&group)));
+        assert!(
+            Filter::parse("securityEnabled eq true and mailEnabled eq false")
+                .unwrap()
+                .iter()
+                .all(|c| c.matches(&group))
+        );
         assert!(!Filter::parse("securityEnabled eq false").unwrap().iter().all(|c| c.matches(&group)));
         for bad in ["appId ne 'x'", "appId eq x", "startswith(displayName)", "a/b eq 'x'"] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
@@ -1236,7 +1423,10 @@ mod tests {
     #[test]
     fn security_identifiers_read_the_guid_as_four_little_endian_words() {
         // Data1 = 1, Data2 = 2, Data3 = 3, Data4 = 04 00 00 00 05 00 00 00.
-        assert_eq!(security_identifier("00000001-0002-0003-0400-000005000000").as_deref(), Some("S-1-12-1-1-196610-4-5"));
+        assert_eq!(
+            security_identifier("00000001-0002-0003-0400-000005000000").as_deref(),
+            Some("S-1-12-1-1-196610-4-5")
+        );
         assert_eq!(security_identifier("not-a-guid"), None);
     }
 
@@ -1253,8 +1443,14 @@ mod tests {
     #[test]
     fn member_references() {
         for (url, want) in [
-            ("https://graph.microsoft.com/v1.0/directoryObjects/6A1B3C8E-0000-4000-8000-000000000001", Some("6a1b3c8e-0000-4000-8000-000000000001")),
-            ("https://wharf.test/v1.0/users/6a1b3c8e-0000-4000-8000-000000000001/", Some("6a1b3c8e-0000-4000-8000-000000000001")),
+            (
+                "https://graph.microsoft.com/v1.0/directoryObjects/6A1B3C8E-0000-4000-8000-000000000001",
+                Some("6a1b3c8e-0000-4000-8000-000000000001"),
+            ),
+            (
+                "https://wharf.test/v1.0/users/6a1b3c8e-0000-4000-8000-000000000001/",
+                Some("6a1b3c8e-0000-4000-8000-000000000001"),
+            ),
             ("https://graph.microsoft.com/v1.0/directoryObjects/nope", None),
         ] {
             assert_eq!(referenced_id(&json!({"@odata.id": url})).ok().as_deref(), want, "{url}");

@@ -90,8 +90,12 @@ async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
     use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return oci::error::OciError::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, oci::error::Code::Unsupported, "the token request body is larger than 64 KiB")
-            .into_response();
+        return oci::error::OciError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            oci::error::Code::Unsupported,
+            "the token request body is larger than 64 KiB",
+        )
+        .into_response();
     };
     let query = oci::parse_query(parts.uri.query());
     let origin = network::Origin::of(&state, parts.extensions.get::<listener::ConnInfo>(), &parts.headers);
@@ -100,7 +104,9 @@ async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
         ("/oauth2/token", &http::Method::GET) | ("/oauth2/token", &http::Method::POST) => {
             auth::registry::token(&state, &origin, &parts.headers, &query, &parts.method, &body).await
         }
-        _ => oci::error::OciError::unsupported("use POST /oauth2/exchange, or GET or POST /oauth2/token").into_response(),
+        _ => {
+            oci::error::OciError::unsupported("use POST /oauth2/exchange, or GET or POST /oauth2/token").into_response()
+        }
     };
     resp.headers_mut().insert(oci::API_VERSION_HEADER, http::HeaderValue::from_static("registry/2.0"));
     resp
@@ -120,7 +126,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config::TlsMode::SelfSigned => {
             std::fs::create_dir_all(&config.data_dir)?;
             let paths = tls::self_signed(&config.data_dir, &config.domain)?;
-            println!("TLS: certificate signed by the local CA {}; trust it with e.g. export REQUESTS_CA_BUNDLE={}", paths.ca_cert.display(), paths.ca_cert.display());
+            println!(
+                "TLS: certificate signed by the local CA {}; trust it with e.g. export REQUESTS_CA_BUNDLE={}",
+                paths.ca_cert.display(),
+                paths.ca_cert.display()
+            );
             Some(tls::acceptor(&paths.cert, &paths.key)?)
         }
     };
@@ -164,7 +174,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

@@ -18,7 +18,10 @@ use tower::ServiceExt;
 pub enum ListenerKind {
     Public,
     /// A private endpoint's listener: serves only `registry_id`.
-    PrivateEndpoint { endpoint_id: String, registry_id: String },
+    PrivateEndpoint {
+        endpoint_id: String,
+        registry_id: String,
+    },
 }
 
 /// Connection facts attached to every request.
@@ -72,14 +75,15 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let tls_stream = match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                    let tls_stream =
+                        match tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service).into_owned();
                     let _ = watcher.watch(conn).await;
                 });

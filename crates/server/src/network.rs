@@ -14,7 +14,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use wharf_arm::registry::RegistryProperties;
 use wharf_identity::{PrincipalType, RegistrySubject};
-use wharf_netrules::{Arrival, Caller, ManagedIdentityKind, NetRuleError, NetworkDecision, NetworkPolicy, NetworkRequest};
+use wharf_netrules::{
+    Arrival, Caller, ManagedIdentityKind, NetRuleError, NetworkDecision, NetworkPolicy, NetworkRequest,
+};
 use wharf_storage::StorageError;
 
 use crate::listener::{ConnInfo, ListenerKind};
@@ -31,7 +33,8 @@ impl Origin {
     pub fn of(state: &AppState, conn: Option<&ConnInfo>, headers: &HeaderMap) -> Origin {
         let peer = conn.map(|c| c.peer).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        let client_ip = wharf_netrules::client_address(peer, h("x-forwarded-for"), h("forwarded"), &state.config.trusted_proxies);
+        let client_ip =
+            wharf_netrules::client_address(peer, h("x-forwarded-for"), h("forwarded"), &state.config.trusted_proxies);
         let arrival = match conn.map(|c| &c.listener) {
             Some(ListenerKind::PrivateEndpoint { endpoint_id, registry_id }) => {
                 Arrival::PrivateEndpoint { endpoint_id: endpoint_id.clone(), registry_id: registry_id.clone() }
@@ -99,7 +102,8 @@ pub async fn policy(state: &AppState, info: &RegistryInfo) -> NetworkPolicy {
         Ok(policy) => policy,
         Err(e) => {
             tracing::error!(registry = %info.name, error = %e, "unusable network rules; denying public access until they are fixed");
-            NetworkPolicy::from_properties("Disabled", "Deny", &[], &[], "None", false).expect("a closed policy compiles")
+            NetworkPolicy::from_properties("Disabled", "Deny", &[], &[], "None", false)
+                .expect("a closed policy compiles")
         }
     }
 }
@@ -111,8 +115,18 @@ pub async fn policy(state: &AppState, info: &RegistryInfo) -> NetworkPolicy {
 /// service) and is not audited here; the code that makes it final calls
 /// [`deny_unauthenticated`], which is.
 #[allow(clippy::result_large_err)] // the refusal is the response itself, built once per denial
-pub fn judge(info: &RegistryInfo, policy: &NetworkPolicy, origin: &Origin, caller: Option<&Caller>) -> Result<(), Response> {
-    let request = NetworkRequest { client_ip: origin.client_ip, arrival: &origin.arrival, registry_id: &info.resource_id, caller };
+pub fn judge(
+    info: &RegistryInfo,
+    policy: &NetworkPolicy,
+    origin: &Origin,
+    caller: Option<&Caller>,
+) -> Result<(), Response> {
+    let request = NetworkRequest {
+        client_ip: origin.client_ip,
+        arrival: &origin.arrival,
+        registry_id: &info.resource_id,
+        caller,
+    };
     let decision = wharf_netrules::check(policy, &request);
     if decision.should_audit() && (decision.allowed || caller.is_some()) {
         audit(&info.name, &decision);
@@ -151,7 +165,12 @@ fn audit(registry: &str, decision: &NetworkDecision<'_>) {
 pub fn deny_unauthenticated(info: Option<&RegistryInfo>, origin: &Origin) -> Response {
     match info {
         Some(info) => {
-            let request = NetworkRequest { client_ip: origin.client_ip, arrival: &origin.arrival, registry_id: &info.resource_id, caller: None };
+            let request = NetworkRequest {
+                client_ip: origin.client_ip,
+                arrival: &origin.arrival,
+                registry_id: &info.resource_id,
+                caller: None,
+            };
             let decision = wharf_netrules::check(&info.network, &request);
             audit(&info.name, &decision);
         }
@@ -172,25 +191,43 @@ pub fn deny_unauthenticated(info: Option<&RegistryInfo>, origin: &Origin) -> Res
 /// first. `None` when the rules admit the address (the credential error stands).
 pub fn refuse_unauthenticated(info: Option<&RegistryInfo>, origin: &Origin) -> Option<Response> {
     let info = info?;
-    let request = NetworkRequest { client_ip: origin.client_ip, arrival: &origin.arrival, registry_id: &info.resource_id, caller: None };
+    let request = NetworkRequest {
+        client_ip: origin.client_ip,
+        arrival: &origin.arrival,
+        registry_id: &info.resource_id,
+        caller: None,
+    };
     (!wharf_netrules::check(&info.network, &request).allowed).then(|| deny_unauthenticated(Some(info), origin))
 }
 
 /// The ABAC environment attributes of a request's network path: `isPrivateLink`, the private
 /// endpoint it arrived on, the subnet of a virtual-network rule whose prefix holds the client
 /// address (public listener only), and the time. Used by token issuance and `check-access`.
-pub fn environment(policy: &NetworkPolicy, arrival: &Arrival, client_ip: Option<IpAddr>) -> wharf_authz::EnvironmentAttributes {
+pub fn environment(
+    policy: &NetworkPolicy,
+    arrival: &Arrival,
+    client_ip: Option<IpAddr>,
+) -> wharf_authz::EnvironmentAttributes {
     let (is_private_link, private_endpoint, subnet) = match arrival {
         Arrival::PrivateEndpoint { endpoint_id, .. } => (true, Some(endpoint_id.clone()), None),
         Arrival::Public => {
             let subnet = client_ip.and_then(|ip| {
                 let ip = wharf_netrules::normalise_ip(ip);
-                policy.vnet_rules().iter().find(|r| r.prefixes.iter().any(|p| p.contains(&ip))).map(|r| r.subnet_id.clone())
+                policy
+                    .vnet_rules()
+                    .iter()
+                    .find(|r| r.prefixes.iter().any(|p| p.contains(&ip)))
+                    .map(|r| r.subnet_id.clone())
             });
             (false, None, subnet)
         }
     };
-    wharf_authz::EnvironmentAttributes { is_private_link: Some(is_private_link), private_endpoint, subnet, utc_now: Some(chrono::Utc::now()) }
+    wharf_authz::EnvironmentAttributes {
+        is_private_link: Some(is_private_link),
+        private_endpoint,
+        subnet,
+        utc_now: Some(chrono::Utc::now()),
+    }
 }
 
 /// A principal as the network check would see its requests: one [`Caller`] per hosting
@@ -246,13 +283,22 @@ impl Directory {
         }
         if let Some(u) = directory::get_user(meta, &oid).await? {
             let caller = Caller::principal(wharf_netrules::PrincipalType::User, &oid);
-            return Ok(PrincipalFacts::Callers(vec![NetworkIdentity { caller, description: format!("user '{}'", u.user_principal_name) }]));
+            return Ok(PrincipalFacts::Callers(vec![NetworkIdentity {
+                caller,
+                description: format!("user '{}'", u.user_principal_name),
+            }]));
         }
         if let Some(sp) = directory::get_sp(meta, &oid).await? {
             let builtin = sp.builtin.as_deref().and_then(wharf_netrules::BuiltinPrincipal::from_tag);
             let (caller, description) = match builtin {
-                Some(b) => (Caller { principal_id: Some(oid.clone()), ..Caller::builtin(b) }, format!("built-in principal '{}'", sp.display_name)),
-                None => (Caller::principal(wharf_netrules::PrincipalType::ServicePrincipal, &oid), format!("service principal '{}'", sp.display_name)),
+                Some(b) => (
+                    Caller { principal_id: Some(oid.clone()), ..Caller::builtin(b) },
+                    format!("built-in principal '{}'", sp.display_name),
+                ),
+                None => (
+                    Caller::principal(wharf_netrules::PrincipalType::ServicePrincipal, &oid),
+                    format!("service principal '{}'", sp.display_name),
+                ),
             };
             return Ok(PrincipalFacts::Callers(vec![NetworkIdentity { caller, description }]));
         }
@@ -273,11 +319,19 @@ impl Directory {
         };
         match mi.kind {
             wharf_identity::ManagedIdentityKind::SystemAssigned => {
-                let host_type = self.hosts.iter().find(|h| h.record.id.eq_ignore_ascii_case(&mi.resource_id)).map(|h| h.record.resource_type.clone());
+                let host_type = self
+                    .hosts
+                    .iter()
+                    .find(|h| h.record.id.eq_ignore_ascii_case(&mi.resource_id))
+                    .map(|h| h.record.resource_type.clone());
                 let host_type = host_type.unwrap_or_default();
-                let description = format!("system-assigned identity of {} '{}'", host_noun(&host_type), mi.display_name);
+                let description =
+                    format!("system-assigned identity of {} '{}'", host_noun(&host_type), mi.display_name);
                 let caller = if host_type.is_empty() {
-                    Caller { principal_id: Some(mi.object_id.to_ascii_lowercase()), ..Caller::managed_identity(ManagedIdentityKind::SystemAssigned, &mi.resource_id) }
+                    Caller {
+                        principal_id: Some(mi.object_id.to_ascii_lowercase()),
+                        ..Caller::managed_identity(ManagedIdentityKind::SystemAssigned, &mi.resource_id)
+                    }
                 } else {
                     on(&mi.resource_id, &host_type, ManagedIdentityKind::SystemAssigned)
                 };
@@ -290,7 +344,12 @@ impl Directory {
                     .filter(|h| h.user_assigned_ids().iter().any(|id| id.eq_ignore_ascii_case(&mi.resource_id)))
                     .map(|h| NetworkIdentity {
                         caller: on(&h.record.id, &h.record.resource_type, ManagedIdentityKind::UserAssigned),
-                        description: format!("user-assigned identity '{}' on {} '{}'", mi.display_name, host_noun(&h.record.resource_type), h.record.name),
+                        description: format!(
+                            "user-assigned identity '{}' on {} '{}'",
+                            mi.display_name,
+                            host_noun(&h.record.resource_type),
+                            h.record.name
+                        ),
                     })
                     .collect();
                 if !attached.is_empty() {
@@ -302,7 +361,13 @@ impl Directory {
                     identity_kind: Some(ManagedIdentityKind::UserAssigned),
                     ..Caller::default()
                 };
-                vec![NetworkIdentity { caller, description: format!("user-assigned identity '{}' (attached to no hosting resource)", mi.display_name) }]
+                vec![NetworkIdentity {
+                    caller,
+                    description: format!(
+                        "user-assigned identity '{}' (attached to no hosting resource)",
+                        mi.display_name
+                    ),
+                }]
             }
         }
     }
@@ -326,6 +391,7 @@ pub fn host_noun(resource_type: &str) -> &'static str {
 
 pub fn deny(ip: IpAddr) -> Response {
     let mut r = (StatusCode::FORBIDDEN, wharf_netrules::deny_body(ip)).into_response();
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json; charset=utf-8"));
     r
 }

@@ -17,7 +17,9 @@ fn pe_address(rec: &ResourceRecord) -> Option<IpAddr> {
 }
 
 fn pe_registry(rec: &ResourceRecord) -> Option<String> {
-    rec.body["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceId"].as_str().map(str::to_string)
+    rec.body["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceId"]
+        .as_str()
+        .map(str::to_string)
 }
 
 async fn endpoints(state: &AppState) -> Result<Vec<ResourceRecord>, StorageError> {
@@ -39,15 +41,27 @@ pub async fn choose_address(state: &AppState, subnet: IpNet, requested: Option<&
         }
         return Ok(ip);
     }
-    subnet.hosts().skip(3).find(|ip| !used.contains(ip)).ok_or_else(|| format!("the subnet {subnet} has no free address"))
+    subnet
+        .hosts()
+        .skip(3)
+        .find(|ip| !used.contains(ip))
+        .ok_or_else(|| format!("the subnet {subnet} has no free address"))
 }
 
 /// Binds the endpoint's listener and records the connection on the registry.
-pub async fn add(state: &AppState, pe: &ResourceRecord, registry: &ResourceRecord, connection: &str) -> anyhow::Result<()> {
+pub async fn add(
+    state: &AppState,
+    pe: &ResourceRecord,
+    registry: &ResourceRecord,
+    connection: &str,
+) -> anyhow::Result<()> {
     start(state, pe).await?;
     let mut reg = registry.clone();
     let conns = reg.body["properties"]["privateEndpointConnections"].as_array().cloned().unwrap_or_default();
-    let mut conns: Vec<Value> = conns.into_iter().filter(|c| c["properties"]["privateEndpoint"]["id"].as_str() != Some(pe.id.as_str())).collect();
+    let mut conns: Vec<Value> = conns
+        .into_iter()
+        .filter(|c| c["properties"]["privateEndpoint"]["id"].as_str() != Some(pe.id.as_str()))
+        .collect();
     conns.push(json!({
         "id": format!("{}/privateEndpointConnections/{connection}", reg.id),
         "name": connection,
@@ -73,12 +87,22 @@ pub async fn remove(state: &AppState, pe: &ResourceRecord) -> Result<(), Storage
     }
     if let Some(reg_id) = pe_registry(pe)
         && let Some(mut reg) = state.meta.resource_get(&reg_id).await?
-            && let Some(conns) = reg.body["properties"]["privateEndpointConnections"].as_array() {
-                let kept: Vec<Value> = conns.iter().filter(|c| c["properties"]["privateEndpoint"]["id"].as_str().map(|i| !i.eq_ignore_ascii_case(&pe.id)).unwrap_or(true)).cloned().collect();
-                reg.body["properties"]["privateEndpointConnections"] = Value::Array(kept);
-                state.meta.resource_put(&reg).await?;
-                state.registries.invalidate(&reg.name);
-            }
+        && let Some(conns) = reg.body["properties"]["privateEndpointConnections"].as_array()
+    {
+        let kept: Vec<Value> = conns
+            .iter()
+            .filter(|c| {
+                c["properties"]["privateEndpoint"]["id"]
+                    .as_str()
+                    .map(|i| !i.eq_ignore_ascii_case(&pe.id))
+                    .unwrap_or(true)
+            })
+            .cloned()
+            .collect();
+        reg.body["properties"]["privateEndpointConnections"] = Value::Array(kept);
+        state.meta.resource_put(&reg).await?;
+        state.registries.invalidate(&reg.name);
+    }
     Ok(())
 }
 
@@ -86,7 +110,8 @@ async fn start(state: &AppState, pe: &ResourceRecord) -> anyhow::Result<()> {
     let ip = pe_address(pe).ok_or_else(|| anyhow::anyhow!("the endpoint has no address"))?;
     let registry_id = pe_registry(pe).ok_or_else(|| anyhow::anyhow!("the endpoint names no registry"))?;
     let addr = SocketAddr::new(ip, state.config.listen.port());
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let router = state.router.get().cloned().ok_or_else(|| anyhow::anyhow!("the server is not running yet"))?;
     let tls = state.tls_acceptor.get().cloned().flatten();
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -62,7 +62,8 @@ fn upload(c: &mut Criterion) {
                 let mut at = 0usize;
                 for part in data.chunks(16 << 20) {
                     let part = data.slice_ref(part);
-                    at = store.upload_append(&id, at as u64, body(&part), Some(part.len() as u64)).await.unwrap() as usize;
+                    at = store.upload_append(&id, at as u64, body(&part), Some(part.len() as u64)).await.unwrap()
+                        as usize;
                 }
                 store.upload_append_final(&id, at as u64, body(&Bytes::new()), None).await.unwrap();
                 store.upload_commit(&id, &digest).await.unwrap();

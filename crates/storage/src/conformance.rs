@@ -1012,7 +1012,11 @@ pub async fn registry_size(store: &dyn MetadataStore) {
     assert_eq!(store.registry_size(&reg).await.unwrap(), 201 + manifest_size);
     // Deleting both repositories leaves nothing.
     store.repository_delete(&reg, &repo("a")).await.unwrap();
-    assert_eq!(store.registry_size(&reg).await.unwrap(), 201 + manifest_size, "repository b still holds both blobs and the manifest");
+    assert_eq!(
+        store.registry_size(&reg).await.unwrap(),
+        201 + manifest_size,
+        "repository b still holds both blobs and the manifest"
+    );
     store.repository_delete(&reg, &repo("b")).await.unwrap();
     assert_eq!(store.registry_size(&reg).await.unwrap(), 0);
 }

@@ -190,7 +190,8 @@ impl FsBlobStore {
             return Ok(s);
         }
         let dir = self.upload_dir(id);
-        let (size, seq, algorithm) = blocking(move || recover_session(&dir)).await??.ok_or(StorageError::UploadUnknown)?;
+        let (size, seq, algorithm) =
+            blocking(move || recover_session(&dir)).await??.ok_or(StorageError::UploadUnknown)?;
         // An empty session can start hashing again; otherwise the commit catches up from disk.
         let hasher = if size == 0 { algorithm.map(Hasher::new) } else { None };
         let session = Arc::new(Session::new(size, seq, hasher, false));
@@ -665,7 +666,13 @@ impl SessionOp {
 
     /// Verifies the session's content against `expected` and moves it to `target`. On success
     /// the session is gone; on `DigestMismatch` it is left as it was.
-    async fn commit(&self, session: &Session, state: &mut SessionState, expected: &Digest, target: PathBuf) -> Result<u64> {
+    async fn commit(
+        &self,
+        session: &Session,
+        state: &mut SessionState,
+        expected: &Digest,
+        target: PathBuf,
+    ) -> Result<u64> {
         if session.closed.load(Ordering::Acquire) {
             return Err(StorageError::UploadUnknown);
         }
@@ -728,7 +735,14 @@ impl FsBlobStore {
     }
 
     /// Appends in a task of its own holding the session's lock (see [`SessionOp`]).
-    async fn append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>, durable: bool) -> Result<u64> {
+    async fn append(
+        &self,
+        id: &UploadId,
+        offset: u64,
+        body: ByteStream,
+        max_len: Option<u64>,
+        durable: bool,
+    ) -> Result<u64> {
         let session = self.session(id).await?;
         let op = self.op(id);
         let task = tokio::spawn(async move {

@@ -63,13 +63,7 @@ pub trait BlobStore: Send + Sync + 'static {
     /// accepted when given (`UploadTooLarge`). Returns the new size once the appended bytes are
     /// durable: acknowledged bytes survive a crash. A body that fails midway leaves the session
     /// at its last durable size or at a size the next status request reports.
-    async fn upload_append(
-        &self,
-        id: &UploadId,
-        offset: u64,
-        body: ByteStream,
-        max_len: Option<u64>,
-    ) -> Result<u64>;
+    async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64>;
 
     /// Appends the last bytes of an upload as [`BlobStore::upload_append`] does, for a caller
     /// that calls [`BlobStore::upload_commit`] next (the final `PUT`, a monolithic upload):
@@ -143,7 +137,8 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// `blob_record` does, so that a commit followed by a link needs no separate record.
     async fn blob_link(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()>;
     /// Size of the blob if it is visible in the repository.
-    async fn blob_visible(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>>;
+    async fn blob_visible(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest)
+    -> Result<Option<u64>>;
     /// Removes the blob's visibility from a repository. Returns false if it was not visible.
     async fn blob_unlink(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<bool>;
     /// Blobs recorded but neither linked in any repository nor referenced by any manifest,
@@ -156,15 +151,40 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// the repository and every child manifest exists there (`MissingReferences` otherwise,
     /// listing them), stores the bytes, and points `tag` at it when given (creating or moving
     /// the tag). Idempotent for identical content.
-    async fn manifest_put(&self, registry: &RegistryKey, repo: &RepositoryName, manifest: &NewManifest) -> Result<ManifestPutOutcome>;
-    async fn manifest_get(&self, registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> Result<Option<ManifestRecord>>;
+    async fn manifest_put(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        manifest: &NewManifest,
+    ) -> Result<ManifestPutOutcome>;
+    async fn manifest_get(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestRecord>>;
     /// Like `manifest_get` without the bytes (HEAD, listings).
-    async fn manifest_head(&self, registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> Result<Option<ManifestMeta>>;
+    async fn manifest_head(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Option<ManifestMeta>>;
     /// Deletes a manifest by digest and every tag pointing at it. Returns the deleted tags, or
     /// `None` if the manifest was absent.
-    async fn manifest_delete(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<Option<Vec<String>>>;
+    async fn manifest_delete(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<Vec<String>>>;
     /// Manifests of a repository, ordered as asked, paged by digest (`last`) or time.
-    async fn manifest_list(&self, registry: &RegistryKey, repo: &RepositoryName, page: &Page) -> Result<Vec<ManifestMeta>>;
+    async fn manifest_list(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        page: &Page,
+    ) -> Result<Vec<ManifestMeta>>;
     async fn manifest_set_attributes(
         &self,
         registry: &RegistryKey,

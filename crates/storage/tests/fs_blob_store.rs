@@ -258,9 +258,15 @@ async fn ranges_across_read_chunks() {
     let d = Digest::sha256_of(&data);
     s.put_bytes(&d, Bytes::from(data.clone())).await.unwrap();
     let len = data.len() as u64;
-    for (start, end) in
-        [(0, len), (1, len), (chunk - 1, chunk + 1), (chunk, 2 * chunk), (chunk + 7, 3 * chunk + 9), (len - 1, len), (0, 0)]
-    {
+    for (start, end) in [
+        (0, len),
+        (1, len),
+        (chunk - 1, chunk + 1),
+        (chunk, 2 * chunk),
+        (chunk + 7, 3 * chunk + 9),
+        (len - 1, len),
+        (0, 0),
+    ] {
         let got = read_all(s.read(&d, Some(start..end)).await.unwrap()).await;
         assert_eq!(got, data[start as usize..end as usize], "range {start}..{end}");
     }

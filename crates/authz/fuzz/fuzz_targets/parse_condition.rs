@@ -29,11 +29,16 @@ fuzz_target!(|data: &[u8]| {
         ),
     }
     let requests = [
-        RequestContext::new("Microsoft.ContainerRegistry/registries/repositories/content/read").with_repository("backend/api"),
+        RequestContext::new("Microsoft.ContainerRegistry/registries/repositories/content/read")
+            .with_repository("backend/api"),
         RequestContext::new("Microsoft.ContainerRegistry/registries/repositories/content/write")
             .with_sub_operation("Blob.List")
             .with_attribute(AttributeSource::Request, "Microsoft.X/x:n", 5)
-            .with_attribute(AttributeSource::Principal, "Microsoft.Directory/CustomSecurityAttributes/Id:P", AttributeValue::List(vec!["a".into(), 3.into()])),
+            .with_attribute(
+                AttributeSource::Principal,
+                "Microsoft.Directory/CustomSecurityAttributes/Id:P",
+                AttributeValue::List(vec!["a".into(), 3.into()]),
+            ),
         RequestContext::new("x"),
     ];
     for ctx in &requests {

@@ -43,12 +43,8 @@ pub enum AttributeSource {
 }
 
 impl AttributeSource {
-    pub const ALL: [AttributeSource; 4] = [
-        AttributeSource::Request,
-        AttributeSource::Resource,
-        AttributeSource::Principal,
-        AttributeSource::Environment,
-    ];
+    pub const ALL: [AttributeSource; 4] =
+        [AttributeSource::Request, AttributeSource::Resource, AttributeSource::Principal, AttributeSource::Environment];
 
     pub fn keyword(self) -> &'static str {
         match self {
@@ -74,11 +70,7 @@ pub struct AttributeRef {
 
 impl AttributeRef {
     pub fn new(source: AttributeSource, path: impl Into<String>) -> AttributeRef {
-        AttributeRef {
-            source,
-            path: path.into(),
-            key_case_sensitive: false,
-        }
+        AttributeRef { source, path: path.into(), key_case_sensitive: false }
     }
 
     /// Does a context attribute stored under (`source`, `path`) satisfy this reference?
@@ -91,9 +83,7 @@ impl AttributeRef {
             return self.path.eq_ignore_ascii_case(path);
         }
         match (self.path.split_once(':'), path.split_once(':')) {
-            (Some((ns_a, key_a)), Some((ns_b, key_b))) => {
-                ns_a.eq_ignore_ascii_case(ns_b) && key_a == key_b
-            }
+            (Some((ns_a, key_a)), Some((ns_b, key_b))) => ns_a.eq_ignore_ascii_case(ns_b) && key_a == key_b,
             _ => self.path == path,
         }
     }
@@ -285,10 +275,7 @@ impl Function {
 
     /// Case-insensitive lookup, used only to suggest the right spelling.
     pub fn from_keyword_ignore_case(word: &str) -> Option<Function> {
-        Function::ALL
-            .iter()
-            .copied()
-            .find(|f| f.keyword().eq_ignore_ascii_case(word))
+        Function::ALL.iter().copied().find(|f| f.keyword().eq_ignore_ascii_case(word))
     }
 }
 
@@ -301,10 +288,7 @@ pub struct Operator {
 
 impl Operator {
     pub fn plain(function: Function) -> Operator {
-        Operator {
-            quantifier: None,
-            function,
-        }
+        Operator { quantifier: None, function }
     }
 }
 
@@ -341,9 +325,7 @@ impl Expr {
     /// Nesting depth (a leaf has depth 1).
     pub fn depth(&self) -> usize {
         match self {
-            Expr::And(items) | Expr::Or(items) => {
-                1 + items.iter().map(Expr::depth).max().unwrap_or(0)
-            }
+            Expr::And(items) | Expr::Or(items) => 1 + items.iter().map(Expr::depth).max().unwrap_or(0),
             Expr::Not(inner) => 1 + inner.depth(),
             _ => 1,
         }

@@ -83,11 +83,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// A request performing `action` (a data action or control-plane action).
     pub fn new(action: impl Into<String>) -> RequestContext {
-        RequestContext {
-            action: action.into(),
-            sub_operation: None,
-            attributes: Vec::new(),
-        }
+        RequestContext { action: action.into(), sub_operation: None, attributes: Vec::new() }
     }
 
     pub fn action(&self) -> &str {
@@ -129,11 +125,7 @@ impl RequestContext {
     ) {
         let path = path.into();
         let value = value.into();
-        match self
-            .attributes
-            .iter_mut()
-            .find(|(s, p, _)| *s == source && p.eq_ignore_ascii_case(&path))
-        {
+        match self.attributes.iter_mut().find(|(s, p, _)| *s == source && p.eq_ignore_ascii_case(&path)) {
             Some(slot) => slot.2 = value,
             None => self.attributes.push((source, path, value)),
         }
@@ -158,11 +150,7 @@ impl RequestContext {
             self.set_attribute(AttributeSource::Environment, SUBNET, subnet.as_str());
         }
         if let Some(now) = environment.utc_now {
-            self.set_attribute(
-                AttributeSource::Environment,
-                UTC_NOW,
-                AttributeValue::DateTime(now),
-            );
+            self.set_attribute(AttributeSource::Environment, UTC_NOW, AttributeValue::DateTime(now));
         }
         self
     }
@@ -174,9 +162,6 @@ impl RequestContext {
 
     /// The value an attribute reference resolves to, if supplied.
     pub fn lookup(&self, reference: &super::ast::AttributeRef) -> Option<&AttributeValue> {
-        self.attributes
-            .iter()
-            .find(|(s, p, _)| reference.matches(*s, p))
-            .map(|(_, _, v)| v)
+        self.attributes.iter().find(|(s, p, _)| reference.matches(*s, p)).map(|(_, _, v)| v)
     }
 }

@@ -28,12 +28,7 @@ impl Location {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = source[line_start..offset].chars().count() + 1;
-        Location {
-            line,
-            column,
-            offset,
-            length,
-        }
+        Location { line, column, offset, length }
     }
 }
 
@@ -56,38 +51,24 @@ pub enum ParseErrorKind {
     UnterminatedString,
     #[error("malformed attribute reference: {reason}")]
     MalformedAttribute { reason: String },
-    #[error(
-        "unknown attribute source '@{found}'; expected @Request, @Resource, @Principal or @Environment"
-    )]
+    #[error("unknown attribute source '@{found}'; expected @Request, @Resource, @Principal or @Environment")]
     UnknownAttributeSource { found: String },
     #[error("invalid number '{found}': only integers are supported")]
     InvalidNumber { found: String },
     #[error("expected {expected}, found {found}")]
     Expected { expected: String, found: String },
-    #[error(
-        "'{found}' is not a keyword; keywords are case-sensitive, did you mean '{suggestion}'?"
-    )]
+    #[error("'{found}' is not a keyword; keywords are case-sensitive, did you mean '{suggestion}'?")]
     KeywordCase { found: String, suggestion: String },
     #[error("unknown operator '{found}'")]
     UnknownOperator { found: String },
     #[error(
         "'{first}' and '{second}' are mixed at the same level; add parentheses to say which goes first, e.g. (a {first} b) {second} c"
     )]
-    MixedAndOr {
-        first: &'static str,
-        second: &'static str,
-    },
+    MixedAndOr { first: &'static str, second: &'static str },
     #[error("'{operator}' expects {expected}, found {found}")]
-    LiteralTypeMismatch {
-        operator: String,
-        expected: &'static str,
-        found: String,
-    },
+    LiteralTypeMismatch { operator: String, expected: &'static str, found: String },
     #[error("'{operator}' cannot be used with a {quantifier} cross product")]
-    NotCrossProductOperator {
-        operator: String,
-        quantifier: String,
-    },
+    NotCrossProductOperator { operator: String, quantifier: String },
     #[error(
         "a multi-value literal needs a cross-product operator (ForAnyOfAnyValues:…, ForAllOfAnyValues:…, ForAnyOfAllValues:…, ForAllOfAllValues:…)"
     )]
@@ -121,26 +102,14 @@ impl Diagnostic for ParseError {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let span = SourceSpan::new(self.location.offset.into(), self.location.length);
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(label_for(&self.kind)),
-            span,
-        ))))
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(Some(label_for(&self.kind)), span))))
     }
 }
 
 impl ParseError {
-    pub(crate) fn new(
-        kind: ParseErrorKind,
-        source: &str,
-        offset: usize,
-        length: usize,
-    ) -> ParseError {
+    pub(crate) fn new(kind: ParseErrorKind, source: &str, offset: usize, length: usize) -> ParseError {
         let location = Location::at(source, offset, length);
-        ParseError {
-            kind,
-            location,
-            source_text: source.to_string(),
-        }
+        ParseError { kind, location, source_text: source.to_string() }
     }
 
     pub fn line(&self) -> usize {
@@ -161,12 +130,7 @@ impl ParseError {
     ///   |  ^ expected ')'
     /// ```
     pub fn render(&self) -> String {
-        let Location {
-            line,
-            column,
-            length,
-            ..
-        } = self.location;
+        let Location { line, column, length, .. } = self.location;
         let line_text = self.source_text.lines().nth(line - 1).unwrap_or("");
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
@@ -174,11 +138,7 @@ impl ParseError {
             .get(..length)
             .map_or(1, |s| s.chars().count().max(1))
             .min(line_text.chars().count().saturating_sub(column - 1).max(1));
-        let indent: String = line_text
-            .chars()
-            .take(column - 1)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        let indent: String = line_text.chars().take(column - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         format!(
             "error: {kind}\n{pad}--> condition:{line}:{column}\n{pad} |\n{line} | {line_text}\n{pad} | {indent}{carets} {label}\n",
             kind = self.kind,

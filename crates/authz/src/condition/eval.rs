@@ -78,10 +78,7 @@ pub enum Undecided<'a> {
     Missing(&'a AttributeRef),
     Empty(&'a AttributeRef),
     MultiValued(&'a AttributeRef),
-    WrongType {
-        operator: Operator,
-        found: &'static str,
-    },
+    WrongType { operator: Operator, found: &'static str },
 }
 
 impl Undecided<'_> {
@@ -122,18 +119,11 @@ pub fn evaluate(expr: &Expr, ctx: &RequestContext) -> Truth {
                     Truth::False => {}
                 }
             }
-            if unknown {
-                Truth::Unknown
-            } else {
-                Truth::False
-            }
+            if unknown { Truth::Unknown } else { Truth::False }
         }
         Expr::Not(inner) => evaluate(inner, ctx).negate(),
         Expr::ActionMatches(p) => action_matches(p, ctx.action()).into(),
-        Expr::SubOperationMatches(p) => ctx
-            .sub_operation()
-            .is_some_and(|s| action_matches(p, s))
-            .into(),
+        Expr::SubOperationMatches(p) => ctx.sub_operation().is_some_and(|s| action_matches(p, s)).into(),
         Expr::Exists(a) => ctx.lookup(a).is_some().into(),
         Expr::Compare(c) => match compare(c, ctx) {
             Ok(b) => b.into(),
@@ -163,13 +153,7 @@ impl TraceNode {
     }
 
     fn render_into(&self, out: &mut String, level: usize) {
-        let _ = write!(
-            out,
-            "{}{} → {}",
-            "  ".repeat(level),
-            self.expression,
-            self.outcome.as_str()
-        );
+        let _ = write!(out, "{}{} → {}", "  ".repeat(level), self.expression, self.outcome.as_str());
         if let Some(note) = &self.note {
             let _ = write!(out, " ({note})");
         }
@@ -182,22 +166,11 @@ impl TraceNode {
     /// Every node whose outcome is unknown because of a type error, depth first.
     pub fn type_errors(&self) -> Vec<&TraceNode> {
         let mut found = Vec::new();
-        self.collect(
-            &mut |n| {
-                n.note
-                    .as_deref()
-                    .is_some_and(|t| t.starts_with("type error"))
-            },
-            &mut found,
-        );
+        self.collect(&mut |n| n.note.as_deref().is_some_and(|t| t.starts_with("type error")), &mut found);
         found
     }
 
-    fn collect<'a>(
-        &'a self,
-        pred: &mut impl FnMut(&TraceNode) -> bool,
-        found: &mut Vec<&'a TraceNode>,
-    ) {
+    fn collect<'a>(&'a self, pred: &mut impl FnMut(&TraceNode) -> bool, found: &mut Vec<&'a TraceNode>) {
         if pred(self) {
             found.push(self);
         }
@@ -214,11 +187,7 @@ pub fn evaluate_traced(expr: &Expr, ctx: &RequestContext) -> TraceNode {
         Expr::And(items) | Expr::Or(items) => {
             let children: Vec<TraceNode> = items.iter().map(|e| evaluate_traced(e, ctx)).collect();
             let is_and = matches!(expr, Expr::And(_));
-            let (decisive, neutral) = if is_and {
-                (Truth::False, Truth::True)
-            } else {
-                (Truth::True, Truth::False)
-            };
+            let (decisive, neutral) = if is_and { (Truth::False, Truth::True) } else { (Truth::True, Truth::False) };
             let outcome = if children.iter().any(|c| c.outcome == decisive) {
                 decisive
             } else if children.iter().all(|c| c.outcome == neutral) {
@@ -226,27 +195,13 @@ pub fn evaluate_traced(expr: &Expr, ctx: &RequestContext) -> TraceNode {
             } else {
                 Truth::Unknown
             };
-            TraceNode {
-                expression: if is_and { "AND" } else { "OR" }.into(),
-                outcome,
-                note: None,
-                children,
-            }
+            TraceNode { expression: if is_and { "AND" } else { "OR" }.into(), outcome, note: None, children }
         }
         Expr::Not(inner) => {
             let child = evaluate_traced(inner, ctx);
-            TraceNode {
-                expression: "NOT".into(),
-                outcome: child.outcome.negate(),
-                note: None,
-                children: vec![child],
-            }
+            TraceNode { expression: "NOT".into(), outcome: child.outcome.negate(), note: None, children: vec![child] }
         }
-        Expr::ActionMatches(_) => leaf(
-            expr,
-            evaluate(expr, ctx),
-            Some(format!("action is '{}'", ctx.action())),
-        ),
+        Expr::ActionMatches(_) => leaf(expr, evaluate(expr, ctx), Some(format!("action is '{}'", ctx.action()))),
         Expr::SubOperationMatches(_) => {
             let note = match ctx.sub_operation() {
                 Some(s) => format!("sub-operation is '{s}'"),
@@ -255,11 +210,7 @@ pub fn evaluate_traced(expr: &Expr, ctx: &RequestContext) -> TraceNode {
             leaf(expr, evaluate(expr, ctx), Some(note))
         }
         Expr::Exists(a) => {
-            let note = if ctx.lookup(a).is_some() {
-                "present"
-            } else {
-                "absent"
-            };
+            let note = if ctx.lookup(a).is_some() { "present" } else { "absent" };
             leaf(expr, evaluate(expr, ctx), Some(note.into()))
         }
         Expr::Compare(c) => match compare(c, ctx) {
@@ -270,12 +221,7 @@ pub fn evaluate_traced(expr: &Expr, ctx: &RequestContext) -> TraceNode {
 }
 
 fn leaf(expr: &Expr, outcome: Truth, note: Option<String>) -> TraceNode {
-    TraceNode {
-        expression: print(expr),
-        outcome,
-        note,
-        children: Vec::new(),
-    }
+    TraceNode { expression: print(expr), outcome, note, children: Vec::new() }
 }
 
 fn describe_operands(c: &Comparison, ctx: &RequestContext) -> Option<String> {
@@ -299,14 +245,7 @@ fn display_value(v: &AttributeValue) -> String {
         AttributeValue::Guid(g) => format!("'{g}'"),
         AttributeValue::Ip(ip) => format!("'{ip}'"),
         AttributeValue::List(items) => {
-            format!(
-                "{{{}}}",
-                items
-                    .iter()
-                    .map(display_value)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("{{{}}}", items.iter().map(display_value).collect::<Vec<_>>().join(", "))
         }
     }
 }
@@ -397,18 +336,13 @@ pub fn compare<'a>(c: &'a Comparison, ctx: &'a RequestContext) -> Result<bool, U
     let (left, left_attr) = resolve(&c.left, ctx)?;
     let (right, right_attr) = resolve(&c.right, ctx)?;
     let op = c.operator;
-    let apply = |i: usize, j: usize| -> Result<bool, Undecided<'a>> {
-        apply(op, left.get(i), right.get(j))
-    };
+    let apply = |i: usize, j: usize| -> Result<bool, Undecided<'a>> { apply(op, left.get(i), right.get(j)) };
     let Some(quantifier) = op.quantifier else {
         for (side, attr) in [(left, left_attr), (right, right_attr)] {
             if side.len() != 1 {
                 return Err(match attr {
                     Some(a) => Undecided::MultiValued(a),
-                    None => Undecided::WrongType {
-                        operator: op,
-                        found: "a multi-value literal",
-                    },
+                    None => Undecided::WrongType { operator: op, found: "a multi-value literal" },
                 });
             }
         }
@@ -435,10 +369,7 @@ pub fn compare<'a>(c: &'a Comparison, ctx: &'a RequestContext) -> Result<bool, U
 
 fn apply<'a>(op: Operator, l: Val<'_>, r: Val<'_>) -> Result<bool, Undecided<'a>> {
     use Function::*;
-    let wrong = |v: Val<'_>| Undecided::WrongType {
-        operator: op,
-        found: v.type_name(),
-    };
+    let wrong = |v: Val<'_>| Undecided::WrongType { operator: op, found: v.type_name() };
     let strings = || match (l, r) {
         (Val::Str(a), Val::Str(b)) => Ok((a, b)),
         (Val::Str(_), other) | (other, _) => Err(wrong(other)),
@@ -465,12 +396,7 @@ fn apply<'a>(op: Operator, l: Val<'_>, r: Val<'_>) -> Result<bool, Undecided<'a>
     let ip_pattern = |v: Val<'_>, range: bool| match v {
         Val::Pattern(p) => Ok(*p),
         Val::Ip(a) => Ok(IpPattern::Address(a)),
-        Val::Str(s) => if range {
-            parse_ip_range(s)
-        } else {
-            parse_ip_match(s)
-        }
-        .ok_or(wrong(v)),
+        Val::Str(s) => if range { parse_ip_range(s) } else { parse_ip_match(s) }.ok_or(wrong(v)),
         other => Err(wrong(other)),
     };
     Ok(match op.function {
@@ -514,17 +440,12 @@ fn apply<'a>(op: Operator, l: Val<'_>, r: Val<'_>) -> Result<bool, Undecided<'a>
 }
 
 fn eq_ignore_case(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
-    } else {
-        a.to_lowercase() == b.to_lowercase()
-    }
+    if a.is_ascii() && b.is_ascii() { a.eq_ignore_ascii_case(b) } else { a.to_lowercase() == b.to_lowercase() }
 }
 
 fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
     if text.is_ascii() && prefix.is_ascii() {
-        text.len() >= prefix.len()
-            && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        text.len() >= prefix.len() && text.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
     } else {
         text.to_lowercase().starts_with(&prefix.to_lowercase())
     }
@@ -543,9 +464,7 @@ fn like_tokens(pattern: &str) -> Vec<LikeToken> {
     let mut chars = pattern.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\\' if matches!(chars.peek(), Some('*' | '?')) => {
-                tokens.push(LikeToken::Char(chars.next().unwrap_or(c)))
-            }
+            '\\' if matches!(chars.peek(), Some('*' | '?')) => tokens.push(LikeToken::Char(chars.next().unwrap_or(c))),
             '*' => tokens.push(LikeToken::Many),
             '?' => tokens.push(LikeToken::One),
             c => tokens.push(LikeToken::Char(c)),

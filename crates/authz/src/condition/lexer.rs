@@ -77,11 +77,7 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
     while i < bytes.len() {
         let c = bytes[i];
         let start = i;
-        let single = |kind| Token {
-            kind,
-            start,
-            end: start + 1,
-        };
+        let single = |kind| Token { kind, start, end: start + 1 };
         match c {
             b' ' | b'\t' | b'\r' | b'\n' => {
                 i += 1;
@@ -96,50 +92,26 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
             b'!' => tokens.push(single(TokenKind::Bang)),
             b'&' | b'|' => {
                 if bytes.get(i + 1) != Some(&c) {
-                    return Err(error(
-                        ParseErrorKind::UnexpectedCharacter { found: c as char },
-                        start,
-                        1,
-                    ));
+                    return Err(error(ParseErrorKind::UnexpectedCharacter { found: c as char }, start, 1));
                 }
-                let kind = if c == b'&' {
-                    TokenKind::AndAnd
-                } else {
-                    TokenKind::OrOr
-                };
-                tokens.push(Token {
-                    kind,
-                    start,
-                    end: start + 2,
-                });
+                let kind = if c == b'&' { TokenKind::AndAnd } else { TokenKind::OrOr };
+                tokens.push(Token { kind, start, end: start + 2 });
                 i += 2;
                 continue;
             }
             b'\'' => {
-                let close = source[i + 1..].find('\'').ok_or_else(|| {
-                    error(
-                        ParseErrorKind::UnterminatedString,
-                        start,
-                        source.len() - start,
-                    )
-                })?;
+                let close = source[i + 1..]
+                    .find('\'')
+                    .ok_or_else(|| error(ParseErrorKind::UnterminatedString, start, source.len() - start))?;
                 let text = &source[i + 1..i + 1 + close];
                 let end = i + close + 2;
-                tokens.push(Token {
-                    kind: TokenKind::String(text.to_string()),
-                    start,
-                    end,
-                });
+                tokens.push(Token { kind: TokenKind::String(text.to_string()), start, end });
                 i = end;
                 continue;
             }
             b'@' => {
                 let (attribute, end) = lex_attribute(source, start)?;
-                tokens.push(Token {
-                    kind: TokenKind::Attribute(attribute),
-                    start,
-                    end,
-                });
+                tokens.push(Token { kind: TokenKind::Attribute(attribute), start, end });
                 i = end;
                 continue;
             }
@@ -157,55 +129,31 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
                 let text = &source[start..end];
                 let value = (!is_fraction).then(|| text.parse::<i64>().ok()).flatten();
                 let value = value.ok_or_else(|| {
-                    error(
-                        ParseErrorKind::InvalidNumber {
-                            found: text.to_string(),
-                        },
-                        start,
-                        end - start,
-                    )
+                    error(ParseErrorKind::InvalidNumber { found: text.to_string() }, start, end - start)
                 })?;
-                tokens.push(Token {
-                    kind: TokenKind::Integer(value),
-                    start,
-                    end,
-                });
+                tokens.push(Token { kind: TokenKind::Integer(value), start, end });
                 i = end;
                 continue;
             }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let mut end = i + 1;
                 while end < bytes.len()
-                    && (bytes[end].is_ascii_alphanumeric()
-                        || bytes[end] == b'_'
-                        || bytes[end] == b'.')
+                    && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_' || bytes[end] == b'.')
                 {
                     end += 1;
                 }
-                tokens.push(Token {
-                    kind: TokenKind::Word(source[start..end].to_string()),
-                    start,
-                    end,
-                });
+                tokens.push(Token { kind: TokenKind::Word(source[start..end].to_string()), start, end });
                 i = end;
                 continue;
             }
             _ => {
                 let found = source[i..].chars().next().unwrap_or('\u{fffd}');
-                return Err(error(
-                    ParseErrorKind::UnexpectedCharacter { found },
-                    start,
-                    found.len_utf8(),
-                ));
+                return Err(error(ParseErrorKind::UnexpectedCharacter { found }, start, found.len_utf8()));
             }
         }
         i += 1;
     }
-    tokens.push(Token {
-        kind: TokenKind::Eof,
-        start: source.len(),
-        end: source.len(),
-    });
+    tokens.push(Token { kind: TokenKind::Eof, start: source.len(), end: source.len() });
     Ok(tokens)
 }
 
@@ -214,14 +162,7 @@ pub fn tokenize(source: &str) -> Result<Vec<Token>, ParseError> {
 fn lex_attribute(source: &str, start: usize) -> Result<(AttributeRef, usize), ParseError> {
     let bytes = source.as_bytes();
     let malformed = |reason: &str, at: usize, len: usize| {
-        ParseError::new(
-            ParseErrorKind::MalformedAttribute {
-                reason: reason.to_string(),
-            },
-            source,
-            at,
-            len,
-        )
+        ParseError::new(ParseErrorKind::MalformedAttribute { reason: reason.to_string() }, source, at, len)
     };
     let name_start = start + 1;
     let mut name_end = name_start;
@@ -229,45 +170,29 @@ fn lex_attribute(source: &str, start: usize) -> Result<(AttributeRef, usize), Pa
         name_end += 1;
     }
     let name = &source[name_start..name_end];
-    let attribute_source = AttributeSource::ALL
-        .into_iter()
-        .find(|s| s.keyword() == name)
-        .ok_or_else(|| {
-            ParseError::new(
-                ParseErrorKind::UnknownAttributeSource {
-                    found: name.to_string(),
-                },
-                source,
-                start,
-                name_end - start,
-            )
-        })?;
+    let attribute_source = AttributeSource::ALL.into_iter().find(|s| s.keyword() == name).ok_or_else(|| {
+        ParseError::new(
+            ParseErrorKind::UnknownAttributeSource { found: name.to_string() },
+            source,
+            start,
+            name_end - start,
+        )
+    })?;
     if bytes.get(name_end) != Some(&b'[') {
-        return Err(malformed(
-            "expected '[' after the attribute source",
-            name_end,
-            1,
-        ));
+        return Err(malformed("expected '[' after the attribute source", name_end, 1));
     }
     let body_start = name_end + 1;
-    let close = source[body_start..]
-        .find(']')
-        .ok_or_else(|| malformed("missing ']'", start, source.len() - start))?;
+    let close = source[body_start..].find(']').ok_or_else(|| malformed("missing ']'", start, source.len() - start))?;
     let body = &source[body_start..body_start + close];
     let (path, key_case_sensitive) = match body.strip_suffix(CASE_MARKER) {
         Some(path) => (path, true),
         None => (body, false),
     };
     if path.is_empty() {
-        return Err(malformed(
-            "the attribute name is empty",
-            body_start,
-            close.max(1),
-        ));
+        return Err(malformed("the attribute name is empty", body_start, close.max(1)));
     }
-    if let Some((offset, bad)) = path
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':')))
+    if let Some((offset, bad)) =
+        path.char_indices().find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':')))
     {
         return Err(malformed(
             &format!("the character {bad:?} is not allowed in an attribute name"),
@@ -275,22 +200,10 @@ fn lex_attribute(source: &str, start: usize) -> Result<(AttributeRef, usize), Pa
             bad.len_utf8(),
         ));
     }
-    if path.starts_with(['/', ':'])
-        || path.ends_with(['/', ':'])
-        || path.contains("//")
-        || path.contains("::")
-    {
-        return Err(malformed(
-            "the attribute name has an empty segment",
-            body_start,
-            close.max(1),
-        ));
+    if path.starts_with(['/', ':']) || path.ends_with(['/', ':']) || path.contains("//") || path.contains("::") {
+        return Err(malformed("the attribute name has an empty segment", body_start, close.max(1)));
     }
-    let attribute = AttributeRef {
-        source: attribute_source,
-        path: path.to_string(),
-        key_case_sensitive,
-    };
+    let attribute = AttributeRef { source: attribute_source, path: path.to_string(), key_case_sensitive };
     Ok((attribute, body_start + close + 1))
 }
 
@@ -299,11 +212,7 @@ mod tests {
     use super::*;
 
     fn kinds(text: &str) -> Vec<TokenKind> {
-        tokenize(text)
-            .unwrap()
-            .into_iter()
-            .map(|t| t.kind)
-            .collect()
+        tokenize(text).unwrap().into_iter().map(|t| t.kind).collect()
     }
 
     #[test]
@@ -311,14 +220,7 @@ mod tests {
         let tokens = tokenize("!(ActionMatches{'a/b'}) && x").unwrap();
         assert_eq!(tokens[0].kind, TokenKind::Bang);
         assert_eq!(tokens[3].kind, TokenKind::LBrace);
-        assert_eq!(
-            tokens[4],
-            Token {
-                kind: TokenKind::String("a/b".into()),
-                start: 16,
-                end: 21
-            }
-        );
+        assert_eq!(tokens[4], Token { kind: TokenKind::String("a/b".into()), start: 16, end: 21 });
         assert_eq!(tokens[7].kind, TokenKind::AndAnd);
         assert_eq!(tokens.last().unwrap().kind, TokenKind::Eof);
     }
@@ -327,13 +229,7 @@ mod tests {
     fn strings_have_no_escapes() {
         assert_eq!(kinds(r"'a\*b'")[0], TokenKind::String(r"a\*b".into()));
         // The first quote after the opening one ends the string.
-        assert_eq!(
-            kinds("'it''s'")[..2],
-            [
-                TokenKind::String("it".into()),
-                TokenKind::String("s".into())
-            ]
-        );
+        assert_eq!(kinds("'it''s'")[..2], [TokenKind::String("it".into()), TokenKind::String("s".into())]);
         let err = tokenize("x 'open").unwrap_err();
         assert_eq!(err.kind, ParseErrorKind::UnterminatedString);
         assert_eq!((err.line(), err.column()), (1, 3));
@@ -344,62 +240,24 @@ mod tests {
         let k = kinds(
             "@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags:Project<$key_case_sensitive$>]",
         );
-        let TokenKind::Attribute(a) = &k[0] else {
-            panic!("{k:?}")
-        };
+        let TokenKind::Attribute(a) = &k[0] else { panic!("{k:?}") };
         assert!(a.key_case_sensitive);
-        assert_eq!(
-            a.path,
-            "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags:Project"
-        );
+        assert_eq!(a.path, "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/tags:Project");
         let k = kinds("@Environment[Microsoft.Network/privateEndpoints]");
-        assert!(
-            matches!(&k[0], TokenKind::Attribute(a) if a.source == AttributeSource::Environment)
-        );
-        assert!(matches!(
-            tokenize("@Requests[x]").unwrap_err().kind,
-            ParseErrorKind::UnknownAttributeSource { .. }
-        ));
-        assert!(matches!(
-            tokenize("@Request[a b]").unwrap_err().kind,
-            ParseErrorKind::MalformedAttribute { .. }
-        ));
-        assert!(matches!(
-            tokenize("@Request[x").unwrap_err().kind,
-            ParseErrorKind::MalformedAttribute { .. }
-        ));
-        assert!(matches!(
-            tokenize("@Request x").unwrap_err().kind,
-            ParseErrorKind::MalformedAttribute { .. }
-        ));
-        assert!(matches!(
-            tokenize("@Request[]").unwrap_err().kind,
-            ParseErrorKind::MalformedAttribute { .. }
-        ));
+        assert!(matches!(&k[0], TokenKind::Attribute(a) if a.source == AttributeSource::Environment));
+        assert!(matches!(tokenize("@Requests[x]").unwrap_err().kind, ParseErrorKind::UnknownAttributeSource { .. }));
+        assert!(matches!(tokenize("@Request[a b]").unwrap_err().kind, ParseErrorKind::MalformedAttribute { .. }));
+        assert!(matches!(tokenize("@Request[x").unwrap_err().kind, ParseErrorKind::MalformedAttribute { .. }));
+        assert!(matches!(tokenize("@Request x").unwrap_err().kind, ParseErrorKind::MalformedAttribute { .. }));
+        assert!(matches!(tokenize("@Request[]").unwrap_err().kind, ParseErrorKind::MalformedAttribute { .. }));
     }
 
     #[test]
     fn numbers() {
-        assert_eq!(
-            kinds("{10, -20}")[1..4],
-            [
-                TokenKind::Integer(10),
-                TokenKind::Comma,
-                TokenKind::Integer(-20)
-            ]
-        );
-        assert!(matches!(
-            tokenize("1.5").unwrap_err().kind,
-            ParseErrorKind::InvalidNumber { .. }
-        ));
-        assert!(matches!(
-            tokenize("99999999999999999999").unwrap_err().kind,
-            ParseErrorKind::InvalidNumber { .. }
-        ));
-        assert!(matches!(
-            tokenize("-").unwrap_err().kind,
-            ParseErrorKind::InvalidNumber { .. }
-        ));
+        assert_eq!(kinds("{10, -20}")[1..4], [TokenKind::Integer(10), TokenKind::Comma, TokenKind::Integer(-20)]);
+        assert!(matches!(tokenize("1.5").unwrap_err().kind, ParseErrorKind::InvalidNumber { .. }));
+        assert!(matches!(tokenize("99999999999999999999").unwrap_err().kind, ParseErrorKind::InvalidNumber { .. }));
+        assert!(matches!(tokenize("-").unwrap_err().kind, ParseErrorKind::InvalidNumber { .. }));
     }
 
     #[test]

@@ -69,10 +69,7 @@ impl fmt::Display for Warning {
                 if actions.len() == 1 { "it" } else { "them" }
             ),
             Warning::UnsuppliedAttribute { attribute } => {
-                write!(
-                    f,
-                    "{attribute} is never supplied by Wharf; comparisons on it are never true"
-                )
+                write!(f, "{attribute} is never supplied by Wharf; comparisons on it are never true")
             }
         }
     }
@@ -96,13 +93,7 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
             Expr::Exists(a) => vec![a],
             Expr::Compare(c) => [&c.left, &c.right]
                 .into_iter()
-                .filter_map(|o| {
-                    if let Operand::Attribute(a) = o {
-                        Some(a)
-                    } else {
-                        None
-                    }
-                })
+                .filter_map(|o| if let Operand::Attribute(a) = o { Some(a) } else { None })
                 .collect(),
             _ => Vec::new(),
         };
@@ -113,27 +104,14 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
             }
         }
     });
-    warnings.extend(
-        unsupplied
-            .into_iter()
-            .map(|attribute| Warning::UnsuppliedAttribute { attribute }),
-    );
+    warnings.extend(unsupplied.into_iter().map(|attribute| Warning::UnsuppliedAttribute { attribute }));
 
     let data_actions = role_data_actions(role);
-    let unrestricted: Vec<String> = data_actions
-        .iter()
-        .filter(|a| guard_truth(expr, a) == Truth::True)
-        .cloned()
-        .collect();
-    let never: Vec<String> = data_actions
-        .iter()
-        .filter(|a| guard_truth(expr, a) == Truth::False)
-        .cloned()
-        .collect();
+    let unrestricted: Vec<String> =
+        data_actions.iter().filter(|a| guard_truth(expr, a) == Truth::True).cloned().collect();
+    let never: Vec<String> = data_actions.iter().filter(|a| guard_truth(expr, a) == Truth::False).cloned().collect();
     if !unrestricted.is_empty() {
-        warnings.push(Warning::UnrestrictedDataActions {
-            actions: unrestricted,
-        });
+        warnings.push(Warning::UnrestrictedDataActions { actions: unrestricted });
     }
     if !never.is_empty() {
         warnings.push(Warning::DataActionsNeverGranted { actions: never });
@@ -143,17 +121,9 @@ pub fn lint(condition: &Condition, role: &RoleDefinition) -> Vec<Warning> {
 
 /// Repositories that `StringStartsWith[IgnoreCase] prefix` matches but the
 /// intended `prefix/` does not (including the repository named `prefix`).
-pub fn extra_prefix_matches<'a, S: AsRef<str>>(
-    prefix: &str,
-    ignore_case: bool,
-    repositories: &'a [S],
-) -> Vec<&'a str> {
+pub fn extra_prefix_matches<'a, S: AsRef<str>>(prefix: &str, ignore_case: bool, repositories: &'a [S]) -> Vec<&'a str> {
     let fold = |s: &str| {
-        if ignore_case {
-            s.to_lowercase()
-        } else {
-            s.to_string()
-        }
+        if ignore_case { s.to_lowercase() } else { s.to_string() }
     };
     let base = fold(prefix);
     let intended = format!("{}/", base.trim_end_matches('/'));
@@ -191,20 +161,15 @@ fn prefix_warning(c: &Comparison) -> Option<Warning> {
         }
         _ => false,
     };
-    risky.then(|| Warning::PrefixWithoutTrailingSlash {
-        operator: f,
-        value: value.trim_end_matches('*').to_string(),
-    })
+    risky.then(|| Warning::PrefixWithoutTrailingSlash { operator: f, value: value.trim_end_matches('*').to_string() })
 }
 
 fn is_supplied(a: &AttributeRef) -> bool {
     match a.source {
-        AttributeSource::Request | AttributeSource::Resource => {
-            a.path.eq_ignore_ascii_case(REPOSITORY_NAME)
+        AttributeSource::Request | AttributeSource::Resource => a.path.eq_ignore_ascii_case(REPOSITORY_NAME),
+        AttributeSource::Environment => {
+            [IS_PRIVATE_LINK, PRIVATE_ENDPOINT, SUBNET, UTC_NOW].iter().any(|k| a.path.eq_ignore_ascii_case(k))
         }
-        AttributeSource::Environment => [IS_PRIVATE_LINK, PRIVATE_ENDPOINT, SUBNET, UTC_NOW]
-            .iter()
-            .any(|k| a.path.eq_ignore_ascii_case(k)),
         AttributeSource::Principal => true,
     }
 }
@@ -212,12 +177,8 @@ fn is_supplied(a: &AttributeRef) -> bool {
 /// The concrete data actions a role grants: the ACR catalogue filtered by the
 /// role, plus any wildcard-free data action outside the catalogue.
 fn role_data_actions(role: &RoleDefinition) -> Vec<String> {
-    let mut actions: Vec<String> = DataAction::ALL
-        .iter()
-        .map(|a| a.as_str())
-        .filter(|a| role.allows_data_action(a))
-        .map(str::to_string)
-        .collect();
+    let mut actions: Vec<String> =
+        DataAction::ALL.iter().map(|a| a.as_str()).filter(|a| role.allows_data_action(a)).map(str::to_string).collect();
     for p in role.permissions() {
         for a in &p.data_actions {
             let known = actions.iter().any(|k| k.eq_ignore_ascii_case(a));
@@ -303,18 +264,13 @@ mod tests {
                 value: "backend".into()
             }]
         );
-        let like = Condition::parse(
-            "@Resource[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team*'",
-        )
-        .unwrap();
-        assert!(matches!(
-            lint(&like, &reader)[0],
-            Warning::PrefixWithoutTrailingSlash { .. }
-        ));
-        let fine = Condition::parse(
-            "@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team/*'",
-        )
-        .unwrap();
+        let like =
+            Condition::parse("@Resource[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team*'")
+                .unwrap();
+        assert!(matches!(lint(&like, &reader)[0], Warning::PrefixWithoutTrailingSlash { .. }));
+        let fine =
+            Condition::parse("@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringLike 'team/*'")
+                .unwrap();
         assert!(lint(&fine, &reader).is_empty());
     }
 
@@ -332,13 +288,7 @@ mod tests {
         ];
         assert_eq!(
             extra_prefix_matches("backend", true, &repos),
-            vec![
-                "backend-infra/k8s",
-                "backend-backup/store",
-                "backend",
-                "backendsvc/containers",
-                "Backend-Old/x"
-            ]
+            vec!["backend-infra/k8s", "backend-backup/store", "backend", "backendsvc/containers", "Backend-Old/x"]
         );
         assert_eq!(extra_prefix_matches("backend", false, &repos).len(), 4);
         assert!(extra_prefix_matches("backend/", true, &repos).is_empty());
@@ -356,9 +306,7 @@ mod tests {
             attribute: "@Request[Microsoft.Storage/storageAccounts:name]".into()
         }));
         assert!(w.contains(&Warning::DataActionsNeverGranted {
-            actions: vec![
-                "Microsoft.ContainerRegistry/registries/repositories/metadata/read".into()
-            ]
+            actions: vec!["Microsoft.ContainerRegistry/registries/repositories/metadata/read".into()]
         }));
     }
 }

@@ -47,10 +47,7 @@ impl Condition {
     /// Parses condition text (≤ 8192 bytes).
     pub fn parse(text: &str) -> Result<Condition, ParseError> {
         let expr = parser::parse(text)?;
-        Ok(Condition {
-            text: text.to_string(),
-            expr,
-        })
+        Ok(Condition { text: text.to_string(), expr })
     }
 
     /// Wraps a hand-built AST, checking that its canonical text parses back

@@ -40,25 +40,13 @@ pub const MAX_CONDITION_BYTES: usize = 8192;
 /// Deepest nesting of parentheses and negations accepted.
 pub const MAX_DEPTH: usize = 64;
 
-const KEYWORDS: &[&str] = &[
-    "AND",
-    "OR",
-    "NOT",
-    "Exists",
-    "ActionMatches",
-    "SubOperationMatches",
-    "true",
-    "false",
-];
+const KEYWORDS: &[&str] = &["AND", "OR", "NOT", "Exists", "ActionMatches", "SubOperationMatches", "true", "false"];
 
 /// Parses a condition's text into its AST.
 pub fn parse(source: &str) -> Result<Expr, ParseError> {
     if source.len() > MAX_CONDITION_BYTES {
         return Err(ParseError::new(
-            ParseErrorKind::TooLong {
-                length: source.len(),
-                limit: MAX_CONDITION_BYTES,
-            },
+            ParseErrorKind::TooLong { length: source.len(), limit: MAX_CONDITION_BYTES },
             source,
             MAX_CONDITION_BYTES,
             0,
@@ -68,12 +56,7 @@ pub fn parse(source: &str) -> Result<Expr, ParseError> {
     if tokens.len() == 1 {
         return Err(ParseError::new(ParseErrorKind::Empty, source, 0, 0));
     }
-    let mut parser = Parser {
-        source,
-        tokens,
-        pos: 0,
-        depth: 0,
-    };
+    let mut parser = Parser { source, tokens, pos: 0, depth: 0 };
     let expr = parser.expr()?;
     parser.expect_eof()?;
     Ok(expr)
@@ -125,13 +108,7 @@ impl<'a> Parser<'a> {
         {
             return err;
         }
-        self.error_at(
-            token,
-            ParseErrorKind::Expected {
-                expected: expected.to_string(),
-                found: token.kind.describe(),
-            },
-        )
+        self.error_at(token, ParseErrorKind::Expected { expected: expected.to_string(), found: token.kind.describe() })
     }
 
     /// `and`, `Not`, `stringequals` …: a known word in the wrong case.
@@ -151,13 +128,7 @@ impl<'a> Parser<'a> {
                     .find(|q| q.keyword().eq_ignore_ascii_case(word) && q.keyword() != word)
                     .map(|q| q.keyword().to_string())
             })?;
-        Some(self.error_at(
-            token,
-            ParseErrorKind::KeywordCase {
-                found: word.to_string(),
-                suggestion,
-            },
-        ))
+        Some(self.error_at(token, ParseErrorKind::KeywordCase { found: word.to_string(), suggestion }))
     }
 
     fn is_word(&self, word: &str) -> bool {
@@ -165,11 +136,7 @@ impl<'a> Parser<'a> {
     }
 
     fn expect(&mut self, kind: TokenKind) -> Result<Token, ParseError> {
-        if self.peek().kind == kind {
-            Ok(self.advance())
-        } else {
-            Err(self.expected(&kind.describe()))
-        }
+        if self.peek().kind == kind { Ok(self.advance()) } else { Err(self.expected(&kind.describe())) }
     }
 
     fn expect_eof(&mut self) -> Result<(), ParseError> {
@@ -207,13 +174,9 @@ impl<'a> Parser<'a> {
             match kind {
                 Some(k) if k != junction => {
                     let token = self.peek().clone();
-                    return Err(self.error_at(
-                        &token,
-                        ParseErrorKind::MixedAndOr {
-                            first: k.word(),
-                            second: junction.word(),
-                        },
-                    ));
+                    return Err(
+                        self.error_at(&token, ParseErrorKind::MixedAndOr { first: k.word(), second: junction.word() })
+                    );
                 }
                 _ => kind = Some(junction),
             }
@@ -282,7 +245,10 @@ impl<'a> Parser<'a> {
                 self.comparison()
             }
             TokenKind::Word(w) if w == "true" || w == "false" => self.comparison(),
-            _ => Err(self.expected("an expression (an attribute, ActionMatches, SubOperationMatches, Exists, NOT or '(')")),
+            _ => {
+                Err(self
+                    .expected("an expression (an attribute, ActionMatches, SubOperationMatches, Exists, NOT or '(')"))
+            }
         }
     }
 
@@ -297,11 +263,7 @@ impl<'a> Parser<'a> {
         }
         let left = self.typed(left, &left_token, operator)?;
         let right = self.typed(right, &right_token, operator)?;
-        Ok(Expr::Compare(Comparison {
-            left,
-            operator,
-            right,
-        }))
+        Ok(Expr::Compare(Comparison { left, operator, right }))
     }
 
     fn operator(&mut self) -> Result<Operator, ParseError> {
@@ -323,10 +285,7 @@ impl<'a> Parser<'a> {
                     },
                 ));
             }
-            return Ok(Operator {
-                quantifier: Some(quantifier),
-                function,
-            });
+            return Ok(Operator { quantifier: Some(quantifier), function });
         }
         Ok(Operator::plain(self.function()?))
     }
@@ -339,14 +298,9 @@ impl<'a> Parser<'a> {
                     self.advance();
                     Ok(f)
                 }
-                None => Err(self.keyword_case_error(&token, word).unwrap_or_else(|| {
-                    self.error_at(
-                        &token,
-                        ParseErrorKind::UnknownOperator {
-                            found: word.clone(),
-                        },
-                    )
-                })),
+                None => Err(self
+                    .keyword_case_error(&token, word)
+                    .unwrap_or_else(|| self.error_at(&token, ParseErrorKind::UnknownOperator { found: word.clone() }))),
             },
             _ => Err(self.expected("an operator such as StringEquals")),
         }
@@ -369,9 +323,7 @@ impl<'a> Parser<'a> {
                     let scalar = match &value_token.kind {
                         TokenKind::String(s) => RawScalar::String(s.clone()),
                         TokenKind::Integer(n) => RawScalar::Integer(*n),
-                        TokenKind::Word(w) if w == "true" || w == "false" => {
-                            RawScalar::Bool(w == "true")
-                        }
+                        TokenKind::Word(w) if w == "true" || w == "false" => RawScalar::Bool(w == "true"),
                         _ => return Err(self.expected("a literal value")),
                     };
                     self.advance();
@@ -390,17 +342,12 @@ impl<'a> Parser<'a> {
         Ok(operand)
     }
 
-    fn typed(
-        &self,
-        raw: RawOperand,
-        token: &Token,
-        operator: Operator,
-    ) -> Result<Operand, ParseError> {
+    fn typed(&self, raw: RawOperand, token: &Token, operator: Operator) -> Result<Operand, ParseError> {
         match raw {
             RawOperand::Attribute(a) => Ok(Operand::Attribute(a)),
-            RawOperand::Single(scalar, token) => Ok(Operand::Literal(Literal::Single(
-                self.scalar(scalar, &token, operator)?,
-            ))),
+            RawOperand::Single(scalar, token) => {
+                Ok(Operand::Literal(Literal::Single(self.scalar(scalar, &token, operator)?)))
+            }
             RawOperand::Set(values) => {
                 if operator.quantifier.is_none() {
                     return Err(self.error_at(token, ParseErrorKind::MultiValueNeedsCrossProduct));
@@ -415,12 +362,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Checks one literal against the operator's operand type.
-    fn scalar(
-        &self,
-        raw: RawScalar,
-        token: &Token,
-        operator: Operator,
-    ) -> Result<Scalar, ParseError> {
+    fn scalar(&self, raw: RawScalar, token: &Token, operator: Operator) -> Result<Scalar, ParseError> {
         let expected = operator.function.operand_type();
         let mismatch = |found: String| {
             self.error_at(
@@ -433,13 +375,7 @@ impl<'a> Parser<'a> {
             )
         };
         let invalid = |kind: &'static str, text: &str| {
-            self.error_at(
-                token,
-                ParseErrorKind::InvalidLiteral {
-                    kind,
-                    found: text.to_string(),
-                },
-            )
+            self.error_at(token, ParseErrorKind::InvalidLiteral { kind, found: text.to_string() })
         };
         match (expected, raw) {
             (OperandType::String, RawScalar::String(s)) => Ok(Scalar::String(s)),
@@ -454,10 +390,7 @@ impl<'a> Parser<'a> {
                 None => Err(invalid("GUID (00000000-0000-0000-0000-000000000000)", &s)),
             },
             (OperandType::Ip, RawScalar::String(s)) => {
-                let pattern = if matches!(
-                    operator.function,
-                    Function::IpInRange | Function::IpNotInRange
-                ) {
+                let pattern = if matches!(operator.function, Function::IpInRange | Function::IpNotInRange) {
                     parse_ip_range(&s)
                 } else {
                     parse_ip_match(&s)
@@ -511,11 +444,7 @@ pub fn parse_datetime(text: &str) -> Option<chrono::DateTime<Utc>> {
     }
     let naive = NaiveDateTime::parse_from_str(
         body,
-        if fraction.is_some() {
-            "%Y-%m-%dT%H:%M:%S%.f"
-        } else {
-            "%Y-%m-%dT%H:%M:%S"
-        },
+        if fraction.is_some() { "%Y-%m-%dT%H:%M:%S%.f" } else { "%Y-%m-%dT%H:%M:%S" },
     )
     .ok()?;
     Some(Utc.from_utc_datetime(&naive))
@@ -524,13 +453,11 @@ pub fn parse_datetime(text: &str) -> Option<chrono::DateTime<Utc>> {
 /// The hyphenated 8-4-4-4-12 form only (case-insensitive).
 pub fn parse_guid(text: &str) -> Option<uuid::Uuid> {
     let shape_ok = text.len() == 36
-        && text.char_indices().all(|(i, c)| {
-            if matches!(i, 8 | 13 | 18 | 23) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        });
+        && text.char_indices().all(
+            |(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) { c == '-' } else { c.is_ascii_hexdigit() }
+            },
+        );
     shape_ok.then(|| uuid::Uuid::parse_str(text).ok()).flatten()
 }
 

@@ -83,11 +83,7 @@ fn write_pretty(out: &mut String, expr: &Expr, level: usize) {
     let indent = " ".repeat(level);
     match expr {
         Expr::And(items) | Expr::Or(items) => {
-            let word = if matches!(expr, Expr::And(_)) {
-                "AND"
-            } else {
-                "OR"
-            };
+            let word = if matches!(expr, Expr::And(_)) { "AND" } else { "OR" };
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     let _ = writeln!(out, "{indent}{word}");

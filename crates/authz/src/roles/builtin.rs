@@ -20,22 +20,10 @@ pub struct BuiltInRole {
     pub conditions: ConditionSupport,
 }
 
-const LEGACY: ModeSupport = ModeSupport {
-    legacy: true,
-    abac: false,
-};
-const ABAC: ModeSupport = ModeSupport {
-    legacy: false,
-    abac: true,
-};
-const BOTH: ModeSupport = ModeSupport {
-    legacy: true,
-    abac: true,
-};
-const NEITHER: ModeSupport = ModeSupport {
-    legacy: false,
-    abac: false,
-};
+const LEGACY: ModeSupport = ModeSupport { legacy: true, abac: false };
+const ABAC: ModeSupport = ModeSupport { legacy: false, abac: true };
+const BOTH: ModeSupport = ModeSupport { legacy: true, abac: true };
+const NEITHER: ModeSupport = ModeSupport { legacy: false, abac: false };
 
 const ALERT_RULES: [&str; 7] = [
     "Microsoft.Insights/AlertRules/Write",

@@ -36,8 +36,7 @@ impl CustomRoleRequest {
     /// the caller. The ARM id is placed under the first assignable scope's
     /// subscription, as ARM does.
     pub fn into_definition(self, guid: &str) -> Result<RoleDefinition, RoleDefinitionError> {
-        let guid = super::role_guid_from_id(guid)
-            .ok_or_else(|| RoleDefinitionError::InvalidId(guid.to_string()))?;
+        let guid = super::role_guid_from_id(guid).ok_or_else(|| RoleDefinitionError::InvalidId(guid.to_string()))?;
         let prefix = self
             .assignable_scopes
             .iter()
@@ -52,11 +51,7 @@ impl CustomRoleRequest {
                 role_name: self.name,
                 description: self.description,
                 role_type: RoleType::CustomRole,
-                assignable_scopes: self
-                    .assignable_scopes
-                    .iter()
-                    .map(|s| s.as_str().to_string())
-                    .collect(),
+                assignable_scopes: self.assignable_scopes.iter().map(|s| s.as_str().to_string()).collect(),
                 permissions: vec![self.permission],
             },
         })
@@ -65,22 +60,16 @@ impl CustomRoleRequest {
 
 /// Parses and validates an az `--role-definition` JSON document.
 pub fn parse_custom_role(json: &str) -> Result<CustomRoleRequest, RoleDefinitionError> {
-    let value: Value =
-        serde_json::from_str(json).map_err(|e| RoleDefinitionError::InvalidJson(e.to_string()))?;
+    let value: Value = serde_json::from_str(json).map_err(|e| RoleDefinitionError::InvalidJson(e.to_string()))?;
     let Value::Object(object) = value else {
-        return Err(RoleDefinitionError::InvalidJson(
-            "the role definition must be a JSON object".into(),
-        ));
+        return Err(RoleDefinitionError::InvalidJson("the role definition must be a JSON object".into()));
     };
     let fields = normalise_keys(object)?;
     let text = |key: &str| -> Result<Option<String>, RoleDefinitionError> {
         match fields.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(RoleDefinitionError::WrongType {
-                key: key.to_string(),
-                expected: "a string",
-            }),
+            Some(_) => Err(RoleDefinitionError::WrongType { key: key.to_string(), expected: "a string" }),
         }
     };
     let list = |key: &str| -> Result<Vec<String>, RoleDefinitionError> {
@@ -90,16 +79,10 @@ pub fn parse_custom_role(json: &str) -> Result<CustomRoleRequest, RoleDefinition
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(RoleDefinitionError::WrongType {
-                        key: key.to_string(),
-                        expected: "an array of strings",
-                    }),
+                    _ => Err(RoleDefinitionError::WrongType { key: key.to_string(), expected: "an array of strings" }),
                 })
                 .collect(),
-            Some(_) => Err(RoleDefinitionError::WrongType {
-                key: key.to_string(),
-                expected: "an array of strings",
-            }),
+            Some(_) => Err(RoleDefinitionError::WrongType { key: key.to_string(), expected: "an array of strings" }),
         }
     };
 
@@ -109,10 +92,7 @@ pub fn parse_custom_role(json: &str) -> Result<CustomRoleRequest, RoleDefinition
     }
     let name_len = name.chars().count();
     if name_len > MAX_ROLE_NAME_CHARS {
-        return Err(RoleDefinitionError::NameTooLong {
-            length: name_len,
-            limit: MAX_ROLE_NAME_CHARS,
-        });
+        return Err(RoleDefinitionError::NameTooLong { length: name_len, limit: MAX_ROLE_NAME_CHARS });
     }
     let description = text("description")?.unwrap_or_default();
     let description_len = description.chars().count();
@@ -135,10 +115,8 @@ pub fn parse_custom_role(json: &str) -> Result<CustomRoleRequest, RoleDefinition
         .chain(&permission.data_actions)
         .chain(&permission.not_data_actions)
     {
-        validate_action_pattern(action).map_err(|reason| RoleDefinitionError::InvalidAction {
-            action: action.clone(),
-            reason,
-        })?;
+        validate_action_pattern(action)
+            .map_err(|reason| RoleDefinitionError::InvalidAction { action: action.clone(), reason })?;
     }
     if permission.actions.is_empty() && permission.data_actions.is_empty() {
         return Err(RoleDefinitionError::NoPermissions);
@@ -155,19 +133,13 @@ pub fn parse_custom_role(json: &str) -> Result<CustomRoleRequest, RoleDefinition
     }
     let mut assignable_scopes = Vec::with_capacity(scope_texts.len());
     for text in scope_texts {
-        let scope =
-            Scope::parse(&text).map_err(|e| RoleDefinitionError::InvalidScope(e.to_string()))?;
+        let scope = Scope::parse(&text).map_err(|e| RoleDefinitionError::InvalidScope(e.to_string()))?;
         if scope.kind() == ScopeKind::Root {
             return Err(RoleDefinitionError::RootScopeNotAllowed);
         }
         assignable_scopes.push(scope);
     }
-    Ok(CustomRoleRequest {
-        name,
-        description,
-        permission,
-        assignable_scopes,
-    })
+    Ok(CustomRoleRequest { name, description, permission, assignable_scopes })
 }
 
 /// Applies az's key rule (lower-case the first letter) and rejects unknown or
@@ -229,21 +201,14 @@ mod tests {
         }"#);
         let req = parse_custom_role(&json).unwrap();
         assert_eq!(req.name, "Registry Puller");
-        let def = req
-            .into_definition("22222222-2222-2222-2222-222222222222")
-            .unwrap();
+        let def = req.into_definition("22222222-2222-2222-2222-222222222222").unwrap();
         assert_eq!(def.properties.role_type, RoleType::CustomRole);
         assert_eq!(
             def.id,
-            format!(
-                "{SUB}/providers/Microsoft.Authorization/roleDefinitions/22222222-2222-2222-2222-222222222222"
-            )
+            format!("{SUB}/providers/Microsoft.Authorization/roleDefinitions/22222222-2222-2222-2222-222222222222")
         );
         assert!(def.allows_action("Microsoft.ContainerRegistry/registries/pull/read"));
-        assert_eq!(
-            def.profile().conditions,
-            super::super::ConditionSupport::Custom
-        );
+        assert_eq!(def.profile().conditions, super::super::ConditionSupport::Custom);
     }
 
     #[test]
@@ -260,70 +225,48 @@ mod tests {
         let long_desc = "d".repeat(2049);
         type Case = (String, fn(&RoleDefinitionError) -> bool);
         let cases: Vec<Case> = vec![
-            ("[]".into(), |e| {
-                matches!(e, RoleDefinitionError::InvalidJson(_))
-            }),
+            ("[]".into(), |e| matches!(e, RoleDefinitionError::InvalidJson(_))),
             (
-                doc(
-                    r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"],"NotDataAction":[]}"#,
-                ),
+                doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"],"NotDataAction":[]}"#),
                 |e| matches!(e, RoleDefinitionError::UnknownProperty(k) if k == "NotDataAction"),
             ),
+            (doc(r#"{"Name":"x","name":"y","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::DuplicateProperty(_))
+            }),
+            (doc(r#"{"Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::MissingName)
+            }),
             (
-                doc(
-                    r#"{"Name":"x","name":"y","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#,
-                ),
-                |e| matches!(e, RoleDefinitionError::DuplicateProperty(_)),
-            ),
-            (
-                doc(r#"{"Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#),
-                |e| matches!(e, RoleDefinitionError::MissingName),
-            ),
-            (
-                doc(&format!(
-                    r#"{{"Name":"{long_name}","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}}"#
-                )),
+                doc(&format!(r#"{{"Name":"{long_name}","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}}"#)),
                 |e| matches!(e, RoleDefinitionError::NameTooLong { length: 513, .. }),
             ),
             (
                 doc(&format!(
                     r#"{{"Name":"x","Description":"{long_desc}","Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}}"#
                 )),
-                |e| {
-                    matches!(
-                        e,
-                        RoleDefinitionError::DescriptionTooLong { length: 2049, .. }
-                    )
-                },
+                |e| matches!(e, RoleDefinitionError::DescriptionTooLong { length: 2049, .. }),
             ),
-            (
-                doc(r#"{"Name":"x","Actions":[],"AssignableScopes":["$SUB"]}"#),
-                |e| matches!(e, RoleDefinitionError::NoPermissions),
-            ),
-            (
-                doc(r#"{"Name":"x","Actions":["pull"],"AssignableScopes":["$SUB"]}"#),
-                |e| matches!(e, RoleDefinitionError::InvalidAction { .. }),
-            ),
-            (
-                doc(r#"{"Name":"x","DataActions":["*"],"AssignableScopes":["$SUB"]}"#),
-                |e| matches!(e, RoleDefinitionError::InvalidAction { .. }),
-            ),
-            (
-                doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":[]}"#),
-                |e| matches!(e, RoleDefinitionError::NoAssignableScopes),
-            ),
-            (
-                doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["/"]}"#),
-                |e| matches!(e, RoleDefinitionError::RootScopeNotAllowed),
-            ),
-            (
-                doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["nope"]}"#),
-                |e| matches!(e, RoleDefinitionError::InvalidScope(_)),
-            ),
-            (
-                doc(r#"{"Name":5,"Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#),
-                |e| matches!(e, RoleDefinitionError::WrongType { .. }),
-            ),
+            (doc(r#"{"Name":"x","Actions":[],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::NoPermissions)
+            }),
+            (doc(r#"{"Name":"x","Actions":["pull"],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::InvalidAction { .. })
+            }),
+            (doc(r#"{"Name":"x","DataActions":["*"],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::InvalidAction { .. })
+            }),
+            (doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":[]}"#), |e| {
+                matches!(e, RoleDefinitionError::NoAssignableScopes)
+            }),
+            (doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["/"]}"#), |e| {
+                matches!(e, RoleDefinitionError::RootScopeNotAllowed)
+            }),
+            (doc(r#"{"Name":"x","Actions":["Microsoft.A/b"],"AssignableScopes":["nope"]}"#), |e| {
+                matches!(e, RoleDefinitionError::InvalidScope(_))
+            }),
+            (doc(r#"{"Name":5,"Actions":["Microsoft.A/b"],"AssignableScopes":["$SUB"]}"#), |e| {
+                matches!(e, RoleDefinitionError::WrongType { .. })
+            }),
         ];
         for (json, check) in cases {
             let err = parse_custom_role(&json).unwrap_err();

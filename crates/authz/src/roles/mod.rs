@@ -29,9 +29,7 @@ use crate::actions::Permission;
 use crate::data_plane::RegistryMode;
 
 pub use builtin::{BUILT_IN_ROLES, BuiltInRole};
-pub use custom::{
-    CustomRoleRequest, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS, parse_custom_role,
-};
+pub use custom::{CustomRoleRequest, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS, parse_custom_role};
 
 /// ARM resource type of role definitions.
 pub const ROLE_DEFINITION_TYPE: &str = "Microsoft.Authorization/roleDefinitions";
@@ -138,21 +136,14 @@ impl RoleDefinition {
 
     /// Data-plane check across all permission blocks.
     pub fn allows_data_action(&self, data_action: &str) -> bool {
-        self.permissions()
-            .iter()
-            .any(|p| p.allows_data_action(data_action))
+        self.permissions().iter().any(|p| p.allows_data_action(data_action))
     }
 
     /// The `notActions` entry that removed an action some `actions` entry granted.
     pub fn not_action_excluding(&self, action: &str) -> Option<String> {
         self.permissions().iter().find_map(|p| {
-            let granted = p
-                .actions
-                .iter()
-                .any(|a| crate::actions::action_matches(a, action));
-            granted
-                .then(|| p.excluding_not_action(action).map(str::to_string))
-                .flatten()
+            let granted = p.actions.iter().any(|a| crate::actions::action_matches(a, action));
+            granted.then(|| p.excluding_not_action(action).map(str::to_string)).flatten()
         })
     }
 
@@ -160,21 +151,14 @@ impl RoleDefinition {
     /// `dataActions` entry granted.
     pub fn not_data_action_excluding(&self, data_action: &str) -> Option<String> {
         self.permissions().iter().find_map(|p| {
-            let granted = p
-                .data_actions
-                .iter()
-                .any(|a| crate::actions::action_matches(a, data_action));
-            granted
-                .then(|| p.excluding_not_data_action(data_action).map(str::to_string))
-                .flatten()
+            let granted = p.data_actions.iter().any(|a| crate::actions::action_matches(a, data_action));
+            granted.then(|| p.excluding_not_data_action(data_action).map(str::to_string)).flatten()
         })
     }
 
     /// True when the role grants any data action at all.
     pub fn has_data_actions(&self) -> bool {
-        self.permissions()
-            .iter()
-            .any(|p| !p.data_actions.is_empty())
+        self.permissions().iter().any(|p| !p.data_actions.is_empty())
     }
 
     /// What this role means to a registry. Built-in roles come from the table;
@@ -183,10 +167,7 @@ impl RoleDefinition {
         if self.role_type() == RoleType::BuiltInRole
             && let Some(b) = built_in_entry(&self.name)
         {
-            return RoleProfile {
-                data_plane: b.data_plane,
-                conditions: b.conditions,
-            };
+            return RoleProfile { data_plane: b.data_plane, conditions: b.conditions };
         }
         let conditions = if self.has_data_actions() {
             ConditionSupport::Custom
@@ -195,13 +176,7 @@ impl RoleDefinition {
         } else {
             ConditionSupport::NotSupported
         };
-        RoleProfile {
-            data_plane: ModeSupport {
-                legacy: true,
-                abac: true,
-            },
-            conditions,
-        }
+        RoleProfile { data_plane: ModeSupport { legacy: true, abac: true }, conditions }
     }
 }
 
@@ -230,9 +205,7 @@ impl BuiltInRole {
 }
 
 fn built_in_entry(guid: &str) -> Option<&'static BuiltInRole> {
-    BUILT_IN_ROLES
-        .iter()
-        .find(|b| b.guid.eq_ignore_ascii_case(guid))
+    BUILT_IN_ROLES.iter().find(|b| b.guid.eq_ignore_ascii_case(guid))
 }
 
 /// Every built-in role, in ARM JSON form.
@@ -242,10 +215,7 @@ pub fn built_in_roles() -> Vec<RoleDefinition> {
 
 /// A built-in role by its exact name (case-insensitive, as `az role` matches).
 pub fn built_in_role_by_name(name: &str) -> Option<RoleDefinition> {
-    BUILT_IN_ROLES
-        .iter()
-        .find(|b| b.name.eq_ignore_ascii_case(name))
-        .map(BuiltInRole::definition)
+    BUILT_IN_ROLES.iter().find(|b| b.name.eq_ignore_ascii_case(name)).map(BuiltInRole::definition)
 }
 
 /// A built-in role by GUID or by any role definition id ending in the GUID.
@@ -287,22 +257,13 @@ mod tests {
     fn exact_ids() {
         let uaa = built_in_role_by_name("User Access Administrator").unwrap();
         assert_eq!(uaa.name, "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9");
-        assert_eq!(
-            uaa.permissions()[0].actions,
-            vec!["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"]
-        );
-        assert_eq!(
-            built_in_role_by_name("acrpull").unwrap().name,
-            "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-        );
+        assert_eq!(uaa.permissions()[0].actions, vec!["*/read", "Microsoft.Authorization/*", "Microsoft.Support/*"]);
+        assert_eq!(built_in_role_by_name("acrpull").unwrap().name, "7f951dda-4ed3-4680-a7ca-43fe172d538d");
         let lister = built_in_role_by_id(
             "/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/BFDB9389-C9A5-478A-BB2F-BA9CA092C3C7",
         )
         .unwrap();
-        assert_eq!(
-            lister.role_name(),
-            "Container Registry Repository Catalog Lister"
-        );
+        assert_eq!(lister.role_name(), "Container Registry Repository Catalog Lister");
     }
 
     #[test]
@@ -311,22 +272,11 @@ mod tests {
         let v = serde_json::to_value(&role).unwrap();
         assert_eq!(v["type"], "Microsoft.Authorization/roleDefinitions");
         assert_eq!(v["name"], "b93aa761-3e63-49ed-ac28-beffa264f7ac");
-        assert_eq!(
-            v["properties"]["roleName"],
-            "Container Registry Repository Reader"
-        );
+        assert_eq!(v["properties"]["roleName"], "Container Registry Repository Reader");
         assert_eq!(v["properties"]["type"], "BuiltInRole");
         assert_eq!(v["properties"]["assignableScopes"][0], "/");
-        assert_eq!(
-            v["properties"]["permissions"][0]["dataActions"][1],
-            format!("{REPO}/content/read")
-        );
-        assert!(
-            v["properties"]["permissions"][0]["notDataActions"]
-                .as_array()
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!(v["properties"]["permissions"][0]["dataActions"][1], format!("{REPO}/content/read"));
+        assert!(v["properties"]["permissions"][0]["notDataActions"].as_array().unwrap().is_empty());
         let back: RoleDefinition = serde_json::from_value(v).unwrap();
         assert_eq!(back, role);
     }
@@ -335,27 +285,9 @@ mod tests {
     fn profiles() {
         let p = |n: &str| built_in_role_by_name(n).unwrap().profile();
         use RegistryMode::*;
-        for legacy_only in [
-            "Owner",
-            "Contributor",
-            "Reader",
-            "AcrPull",
-            "AcrPush",
-            "AcrDelete",
-            "AcrImageSigner",
-        ] {
-            assert!(
-                p(legacy_only)
-                    .data_plane
-                    .honoured_in(LegacyRegistryPermissions),
-                "{legacy_only}"
-            );
-            assert!(
-                !p(legacy_only)
-                    .data_plane
-                    .honoured_in(AbacRepositoryPermissions),
-                "{legacy_only}"
-            );
+        for legacy_only in ["Owner", "Contributor", "Reader", "AcrPull", "AcrPush", "AcrDelete", "AcrImageSigner"] {
+            assert!(p(legacy_only).data_plane.honoured_in(LegacyRegistryPermissions), "{legacy_only}");
+            assert!(!p(legacy_only).data_plane.honoured_in(AbacRepositoryPermissions), "{legacy_only}");
         }
         for abac_only in [
             "Container Registry Repository Reader",
@@ -363,37 +295,14 @@ mod tests {
             "Container Registry Repository Contributor",
             "Container Registry Repository Catalog Lister",
         ] {
-            assert!(
-                !p(abac_only)
-                    .data_plane
-                    .honoured_in(LegacyRegistryPermissions),
-                "{abac_only}"
-            );
-            assert!(
-                p(abac_only)
-                    .data_plane
-                    .honoured_in(AbacRepositoryPermissions),
-                "{abac_only}"
-            );
+            assert!(!p(abac_only).data_plane.honoured_in(LegacyRegistryPermissions), "{abac_only}");
+            assert!(p(abac_only).data_plane.honoured_in(AbacRepositoryPermissions), "{abac_only}");
         }
-        for both in [
-            "AcrQuarantineReader",
-            "AcrQuarantineWriter",
-            "Container Registry Data Importer and Data Reader",
-        ] {
-            assert!(
-                p(both).data_plane.legacy && p(both).data_plane.abac,
-                "{both}"
-            );
+        for both in ["AcrQuarantineReader", "AcrQuarantineWriter", "Container Registry Data Importer and Data Reader"] {
+            assert!(p(both).data_plane.legacy && p(both).data_plane.abac, "{both}");
         }
-        assert_eq!(
-            p("Container Registry Repository Writer").conditions,
-            ConditionSupport::Repository
-        );
-        assert_eq!(
-            p("Container Registry Repository Catalog Lister").conditions,
-            ConditionSupport::NotSupported
-        );
+        assert_eq!(p("Container Registry Repository Writer").conditions, ConditionSupport::Repository);
+        assert_eq!(p("Container Registry Repository Catalog Lister").conditions, ConditionSupport::NotSupported);
         assert_eq!(p("AcrPull").conditions, ConditionSupport::NotSupported);
         assert_eq!(p("Owner").conditions, ConditionSupport::Delegation);
     }
@@ -402,15 +311,10 @@ mod tests {
     fn not_action_reporting() {
         let contributor = built_in_role_by_name("Contributor").unwrap();
         assert_eq!(
-            contributor
-                .not_action_excluding("Microsoft.Authorization/roleAssignments/write")
-                .as_deref(),
+            contributor.not_action_excluding("Microsoft.Authorization/roleAssignments/write").as_deref(),
             Some("Microsoft.Authorization/*/Write")
         );
-        assert_eq!(
-            contributor.not_action_excluding("Microsoft.ContainerRegistry/registries/pull/read"),
-            None
-        );
+        assert_eq!(contributor.not_action_excluding("Microsoft.ContainerRegistry/registries/pull/read"), None);
         let reader = built_in_role_by_name("Reader").unwrap();
         assert!(reader.allows_action("Microsoft.ContainerRegistry/registries/pull/read"));
         assert!(!reader.allows_action("Microsoft.ContainerRegistry/registries/push/write"));

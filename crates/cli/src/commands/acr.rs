@@ -115,7 +115,8 @@ impl Settings {
 }
 
 /// The registry properties that decide data-plane network access.
-const NETWORK_PROPERTIES: [&str; 4] = ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
+const NETWORK_PROPERTIES: [&str; 4] =
+    ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
 
 #[derive(Debug, Subcommand)]
 pub enum AcrCmd {
@@ -287,7 +288,9 @@ async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Resul
         return Ok(rg);
     }
     let sub = client.subscription()?;
-    let all = client.get(&format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"), REGISTRY_API).await?;
+    let all = client
+        .get(&format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"), REGISTRY_API)
+        .await?;
     all["value"]
         .as_array()
         .into_iter()
@@ -310,7 +313,9 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let location = match location {
                 Some(l) => l,
                 None => {
-                    let rg = client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+                    let rg = client
+                        .get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API)
+                        .await?;
                     rg["location"].as_str().unwrap_or("local").to_string()
                 }
             };
@@ -320,7 +325,9 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             if let Some(t) = &settings.tags {
                 body["tags"] = parse_tags(t)?;
             }
-            let v = client.arm(Method::PUT, &registry_path(&sub, &resource_group, &name), REGISTRY_API, Some(&body)).await?;
+            let v = client
+                .arm(Method::PUT, &registry_path(&sub, &resource_group, &name), REGISTRY_API, Some(&body))
+                .await?;
             Ok(Some(flatten_registry(&v)))
         }
         AcrCmd::Show { name, resource_group } => {
@@ -330,7 +337,9 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         }
         AcrCmd::List { resource_group } => {
             let path = match &resource_group {
-                Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries"),
+                Some(rg) => {
+                    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
+                }
                 None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
             };
             let v = client.get(&path, REGISTRY_API).await?;
@@ -354,7 +363,14 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             let mut text = String::new();
             let mut ask = false;
             if let Some(mode) = settings.role_assignment_mode {
-                let impact = client.arm(Method::POST, &format!("{path}/roleAssignmentModeImpact"), REGISTRY_API, Some(&json!({"roleAssignmentMode": mode.arm()}))).await?;
+                let impact = client
+                    .arm(
+                        Method::POST,
+                        &format!("{path}/roleAssignmentModeImpact"),
+                        REGISTRY_API,
+                        Some(&json!({"roleAssignmentMode": mode.arm()})),
+                    )
+                    .await?;
                 let described = describe_impact(&impact);
                 ask |= !described.is_empty();
                 text += &described;
@@ -380,7 +396,9 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
             }
             if what_if {
                 if preview.is_empty() {
-                    eprintln!("Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services.");
+                    eprintln!(
+                        "Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services."
+                    );
                 } else if text.is_empty() {
                     eprintln!("No principal or address gains or loses data-plane access.");
                 } else {
@@ -411,7 +429,16 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         }
         AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
-        AcrCmd::CheckAccess { name, resource_group, assignee, repository, action, client_ip, via_private_endpoint, hosting_resource } => {
+        AcrCmd::CheckAccess {
+            name,
+            resource_group,
+            assignee,
+            repository,
+            action,
+            client_ip,
+            via_private_endpoint,
+            hosting_resource,
+        } => {
             let rg = resolve_group(&client, &name, resource_group).await?;
             let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
             let (repository, action) = match (action.as_str(), repository) {
@@ -445,7 +472,11 @@ fn describe_impact(impact: &Value) -> String {
     for p in impact["value"].as_array().into_iter().flatten() {
         let who = p["principalId"].as_str().unwrap_or("?");
         for c in p["changes"].as_array().into_iter().flatten() {
-            let list = |k: &str| c[k].as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            let list = |k: &str| {
+                c[k].as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
+            };
             let (gained, lost) = (list("gained"), list("lost"));
             if !lost.is_empty() {
                 out += &format!("principal {who} loses [{lost}] on {}\n", c["target"].as_str().unwrap_or("?"));
@@ -456,7 +487,11 @@ fn describe_impact(impact: &Value) -> String {
         }
     }
     if !out.is_empty() {
-        out = format!("Changing the role assignment permissions mode from {} to {} changes data access:\n{out}", impact["from"].as_str().unwrap_or("?"), impact["to"].as_str().unwrap_or("?"));
+        out = format!(
+            "Changing the role assignment permissions mode from {} to {} changes data access:\n{out}",
+            impact["from"].as_str().unwrap_or("?"),
+            impact["to"].as_str().unwrap_or("?")
+        );
     }
     out
 }
@@ -465,7 +500,12 @@ fn describe_impact(impact: &Value) -> String {
 /// network properties) were applied. A caller who may change the registry but not read its
 /// role assignments gets no preview: `None` after a warning (unless `strict`, for
 /// `--what-if`, where the refusal is the answer). Any other error is the PATCH's error too.
-async fn network_impact(client: &Client, registry_path: &str, body: &Value, strict: bool) -> Result<Option<Value>, CliError> {
+async fn network_impact(
+    client: &Client,
+    registry_path: &str,
+    body: &Value,
+    strict: bool,
+) -> Result<Option<Value>, CliError> {
     match client.arm(Method::POST, &format!("{registry_path}/networkRuleImpact"), REGISTRY_API, Some(body)).await {
         Ok(v) => Ok(Some(v)),
         Err(CliError::Service { status: 403, message, .. }) if !strict => {
@@ -486,9 +526,11 @@ fn describe_network_impact(impact: &Value, registry: &str) -> String {
     for l in lines {
         out += &format!("  - {l}\n");
     }
-    let endpoints: Vec<&str> = impact["privateEndpoints"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let endpoints: Vec<&str> =
+        impact["privateEndpoints"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
     if !endpoints.is_empty() {
-        out += &format!("Requests through the registry's private endpoints are not affected: {}.\n", endpoints.join(", "));
+        out +=
+            &format!("Requests through the registry's private endpoints are not affected: {}.\n", endpoints.join(", "));
     }
     out += "Management (ARM) access is not affected.\n";
     out
@@ -500,7 +542,9 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
             let rg = resolve_group(client, &name, resource_group).await?;
             let v = client.get(&registry_path(sub, &rg, &name), REGISTRY_API).await?;
             let set = &v["properties"]["networkRuleSet"];
-            return Ok(Some(json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))})));
+            return Ok(Some(
+                json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))}),
+            ));
         }
         NetworkRuleCmd::Add(a) => (a, true),
         NetworkRuleCmd::Remove(a) => (a, false),
@@ -515,7 +559,9 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
     match (&args.ip_address, &args.subnet) {
         (Some(ip), None) => {
             let mut rules: Vec<Value> = set["ipRules"].as_array().cloned().unwrap_or_default();
-            let same = |r: &Value| r["value"].as_str().is_some_and(|v| v == ip || v.trim_end_matches("/32") == ip.trim_end_matches("/32"));
+            let same = |r: &Value| {
+                r["value"].as_str().is_some_and(|v| v == ip || v.trim_end_matches("/32") == ip.trim_end_matches("/32"))
+            };
             if adding {
                 if !rules.iter().any(same) {
                     rules.push(json!({"action": "Allow", "value": ip}));
@@ -529,8 +575,13 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
             let id = if subnet.starts_with("/subscriptions/") {
                 subnet.clone()
             } else {
-                let vnet = args.vnet_name.clone().ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
-                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}")
+                let vnet = args
+                    .vnet_name
+                    .clone()
+                    .ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
+                format!(
+                    "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+                )
             };
             let mut rules: Vec<Value> = set["virtualNetworkRules"].as_array().cloned().unwrap_or_default();
             let same = |r: &Value| r["id"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(&id));
@@ -543,7 +594,11 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
             }
             set["virtualNetworkRules"] = Value::Array(rules);
         }
-        _ => return Err(CliError::Usage("usage error: --ip-address ADDRESS | --subnet SUBNET [--vnet-name VNET]".into())),
+        _ => {
+            return Err(CliError::Usage(
+                "usage error: --ip-address ADDRESS | --subnet SUBNET [--vnet-name VNET]".into(),
+            ));
+        }
     }
     let body = json!({"properties": {"networkRuleSet": set}});
     if let Some(impact) = network_impact(client, &path, &body, false).await? {
@@ -551,5 +606,7 @@ async fn network_rule(client: &Client, sub: &str, cmd: NetworkRuleCmd) -> Result
     }
     let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
     let set = &v["properties"]["networkRuleSet"];
-    Ok(Some(json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))})))
+    Ok(Some(
+        json!({"ipRules": set["ipRules"], "virtualNetworkRules": set.get("virtualNetworkRules").cloned().unwrap_or(json!([]))}),
+    ))
 }

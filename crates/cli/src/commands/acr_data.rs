@@ -208,7 +208,9 @@ struct RegistryRef {
 async fn find_registry(client: &Client, name: &str, rg: Option<&str>) -> Result<RegistryRef, CliError> {
     let sub = client.subscription()?;
     let path = match rg {
-        Some(rg) => format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries"),
+        Some(rg) => {
+            format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
+        }
         None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
     };
     let all = client.get(&path, REGISTRY_API).await?;
@@ -232,7 +234,9 @@ fn split_image(image: &str) -> Result<(String, Reference), CliError> {
     let slash = image.rfind('/').map(|i| i + 1).unwrap_or(0);
     match image[slash..].rfind(':') {
         Some(i) => Ok((image[..slash + i].to_string(), Reference::Tag(image[slash + i + 1..].to_string()))),
-        None => Err(CliError::Usage(format!("argument --image: '{image}' must be repository:tag or repository@digest"))),
+        None => {
+            Err(CliError::Usage(format!("argument --image: '{image}' must be repository:tag or repository@digest")))
+        }
     }
 }
 
@@ -242,13 +246,18 @@ enum Reference {
 }
 
 fn seg(s: &str) -> String {
-    s.split('/').map(|p| url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>()).collect::<Vec<_>>().join("/")
+    s.split('/')
+        .map(|p| url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 pub async fn run(cmd: AcrDataCmd) -> Result<Option<Value>, CliError> {
     let client = Client::from_profile().await?;
     match cmd {
-        AcrDataCmd::Login { name, expose_token, username, password } => login(&client, &name, expose_token, username, password).await,
+        AcrDataCmd::Login { name, expose_token, username, password } => {
+            login(&client, &name, expose_token, username, password).await
+        }
         AcrDataCmd::Credential { cmd } => credential(&client, cmd).await,
         AcrDataCmd::Repository { cmd } => repository(&client, cmd).await,
         AcrDataCmd::Manifest { cmd: ManifestCmd::ListMetadata { registry, name, top, orderby } } => {
@@ -270,7 +279,8 @@ pub fn auth_file() -> Result<std::path::PathBuf, CliError> {
     if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|p| !p.is_empty()) {
         return Ok(std::path::PathBuf::from(d).join("config.json"));
     }
-    let home = std::env::var_os("HOME").ok_or_else(|| CliError::Other("HOME is not set; set REGISTRY_AUTH_FILE".into()))?;
+    let home =
+        std::env::var_os("HOME").ok_or_else(|| CliError::Other("HOME is not set; set REGISTRY_AUTH_FILE".into()))?;
     Ok(std::path::PathBuf::from(home).join(".docker").join("config.json"))
 }
 
@@ -278,7 +288,8 @@ pub fn auth_file() -> Result<std::path::PathBuf, CliError> {
 fn write_auth(login_server: &str, entry: Value) -> Result<std::path::PathBuf, CliError> {
     let path = auth_file()?;
     let mut doc: Value = match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => serde_json::from_str(&t).map_err(|e| CliError::Other(format!("the auth file {} is not valid JSON ({e})", path.display())))?,
+        Ok(t) if !t.trim().is_empty() => serde_json::from_str(&t)
+            .map_err(|e| CliError::Other(format!("the auth file {} is not valid JSON ({e})", path.display())))?,
         _ => json!({}),
     };
     if !doc.is_object() {
@@ -309,7 +320,13 @@ fn write_auth(login_server: &str, entry: Value) -> Result<std::path::PathBuf, Cl
     Ok(path)
 }
 
-async fn login(client: &Client, name: &str, expose_token: bool, username: Option<String>, password: Option<String>) -> Result<Option<Value>, CliError> {
+async fn login(
+    client: &Client,
+    name: &str,
+    expose_token: bool,
+    username: Option<String>,
+    password: Option<String>,
+) -> Result<Option<Value>, CliError> {
     let reg = find_registry(client, name, None).await?;
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
     if let Some(user) = username {
@@ -353,7 +370,11 @@ async fn credential(client: &Client, cmd: CredentialCmd) -> Result<Option<Value>
                 PasswordName::Password2 => "password2",
             };
             let body = json!({"name": which});
-            Ok(Some(client.arm(Method::POST, &format!("{}/regenerateCredential", reg.id), REGISTRY_API, Some(&body)).await?))
+            Ok(Some(
+                client
+                    .arm(Method::POST, &format!("{}/regenerateCredential", reg.id), REGISTRY_API, Some(&body))
+                    .await?,
+            ))
         }
     }
 }
@@ -368,7 +389,12 @@ fn page_query(top: Option<usize>, orderby: Option<OrderBy>) -> String {
     q.join("&")
 }
 
-async fn list_manifests(rc: &RegistryClient, repo: &str, top: Option<usize>, orderby: Option<OrderBy>) -> Result<Vec<Value>, CliError> {
+async fn list_manifests(
+    rc: &RegistryClient,
+    repo: &str,
+    top: Option<usize>,
+    orderby: Option<OrderBy>,
+) -> Result<Vec<Value>, CliError> {
     let path = format!("/acr/v1/{}/_manifests?{}", seg(repo), page_query(top, orderby));
     rc.list(&path, &format!("repository:{repo}:metadata_read"), "manifests", top).await
 }
@@ -401,7 +427,11 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
                     };
                     (p, repo)
                 }
-                (None, None) => return Err(CliError::Usage("usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into())),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
+                    ));
+                }
             };
             let (v, _) = rc.call(Method::GET, &path, &format!("repository:{repo}:metadata_read"), None).await?;
             Ok(Some(v))
@@ -409,7 +439,11 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
         RepositoryCmd::ShowTags { repository, top, orderby, detail, .. } => {
             let path = format!("/acr/v1/{}/_tags?{}", seg(&repository), page_query(top, orderby));
             let tags = rc.list(&path, &format!("repository:{repository}:metadata_read"), "tags", top).await?;
-            Ok(Some(if detail { Value::Array(tags) } else { Value::Array(tags.iter().map(|t| t["name"].clone()).collect()) }))
+            Ok(Some(if detail {
+                Value::Array(tags)
+            } else {
+                Value::Array(tags.iter().map(|t| t["name"].clone()).collect())
+            }))
         }
         RepositoryCmd::ShowManifests { repository, top, orderby, detail, .. } => {
             let manifests = list_manifests(&rc, &repository, top, orderby).await?;
@@ -425,8 +459,19 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
         RepositoryCmd::Delete { repository, image, yes, .. } => {
             match (repository, image) {
                 (Some(repo), _) => {
-                    confirm(&format!("This operation will delete the repository '{repo}' and all the images in it. Are you sure you want to continue?"), yes)?;
-                    rc.call(Method::DELETE, &format!("/acr/v1/{}", seg(&repo)), &format!("repository:{repo}:delete"), None).await?;
+                    confirm(
+                        &format!(
+                            "This operation will delete the repository '{repo}' and all the images in it. Are you sure you want to continue?"
+                        ),
+                        yes,
+                    )?;
+                    rc.call(
+                        Method::DELETE,
+                        &format!("/acr/v1/{}", seg(&repo)),
+                        &format!("repository:{repo}:delete"),
+                        None,
+                    )
+                    .await?;
                 }
                 (None, Some(i)) => {
                     let (repo, reference) = split_image(&i)?;
@@ -434,14 +479,34 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
                     let digest = match reference {
                         Reference::Digest(d) => d,
                         Reference::Tag(t) => {
-                            let (v, _) = rc.call(Method::GET, &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)), &scope, None).await?;
-                            v["tag"]["digest"].as_str().ok_or_else(|| CliError::Other(format!("the registry returned no digest for '{i}'")))?.to_string()
+                            let (v, _) = rc
+                                .call(Method::GET, &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)), &scope, None)
+                                .await?;
+                            v["tag"]["digest"]
+                                .as_str()
+                                .ok_or_else(|| CliError::Other(format!("the registry returned no digest for '{i}'")))?
+                                .to_string()
                         }
                     };
-                    confirm(&format!("This operation will delete the manifest '{digest}' and all the tags pointing to it in '{repo}'. Are you sure you want to continue?"), yes)?;
-                    rc.call(Method::DELETE, &format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&digest)), &scope, None).await?;
+                    confirm(
+                        &format!(
+                            "This operation will delete the manifest '{digest}' and all the tags pointing to it in '{repo}'. Are you sure you want to continue?"
+                        ),
+                        yes,
+                    )?;
+                    rc.call(
+                        Method::DELETE,
+                        &format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&digest)),
+                        &scope,
+                        None,
+                    )
+                    .await?;
                 }
-                (None, None) => return Err(CliError::Usage("usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into())),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
+                    ));
+                }
             }
             Ok(None)
         }
@@ -450,12 +515,25 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
             let Reference::Tag(tag) = reference else {
                 return Err(CliError::Usage("argument --image: untag takes repository:tag".into()));
             };
-            rc.call(Method::DELETE, &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&tag)), &format!("repository:{repo}:delete"), None).await?;
+            rc.call(
+                Method::DELETE,
+                &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&tag)),
+                &format!("repository:{repo}:delete"),
+                None,
+            )
+            .await?;
             Ok(None)
         }
-        RepositoryCmd::Update { repository, image, write_enabled, delete_enabled, read_enabled, list_enabled, .. } => {
+        RepositoryCmd::Update {
+            repository, image, write_enabled, delete_enabled, read_enabled, list_enabled, ..
+        } => {
             let mut attrs = Map::new();
-            for (k, v) in [("writeEnabled", write_enabled), ("deleteEnabled", delete_enabled), ("readEnabled", read_enabled), ("listEnabled", list_enabled)] {
+            for (k, v) in [
+                ("writeEnabled", write_enabled),
+                ("deleteEnabled", delete_enabled),
+                ("readEnabled", read_enabled),
+                ("listEnabled", list_enabled),
+            ] {
                 if let Some(v) = v {
                     attrs.insert(k.into(), json!(v));
                 }
@@ -470,7 +548,11 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
                     };
                     (p, repo)
                 }
-                (None, None) => return Err(CliError::Usage("usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into())),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
+                    ));
+                }
             };
             let scope = format!("repository:{repo}:metadata_read,metadata_write");
             let (v, _) = rc.call(Method::PATCH, &path, &scope, Some(&Value::Object(attrs))).await?;

@@ -323,7 +323,9 @@ pub async fn run(cmd: AdCmd) -> Result<Option<Value>, CliError> {
     match cmd {
         AdCmd::User { cmd } => user(&graph, cmd).await,
         AdCmd::Sp { cmd } => sp(&client, &graph, cmd).await,
-        AdCmd::SignedInUser { cmd: SignedInUserCmd::Show } => Ok(Some(strip_context(graph.call(Method::GET, "me", &[], None).await?))),
+        AdCmd::SignedInUser { cmd: SignedInUserCmd::Show } => {
+            Ok(Some(strip_context(graph.call(Method::GET, "me", &[], None).await?)))
+        }
         AdCmd::Group { cmd } => group(&graph, cmd).await,
     }
 }
@@ -342,8 +344,16 @@ fn not_found(what: &str, id: &str) -> CliError {
 
 async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, CliError> {
     match cmd {
-        UserCmd::Create { display_name, password, user_principal_name, force_change_password_next_sign_in, account_enabled, mail_nickname } => {
-            let nickname = mail_nickname.unwrap_or_else(|| user_principal_name.split('@').next().unwrap_or_default().to_string());
+        UserCmd::Create {
+            display_name,
+            password,
+            user_principal_name,
+            force_change_password_next_sign_in,
+            account_enabled,
+            mail_nickname,
+        } => {
+            let nickname =
+                mail_nickname.unwrap_or_else(|| user_principal_name.split('@').next().unwrap_or_default().to_string());
             let body = json!({
                 "accountEnabled": account_enabled.unwrap_or(true),
                 "displayName": display_name,
@@ -366,11 +376,13 @@ async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, Cl
             };
             Ok(Some(Value::Array(graph.list("users", f.as_deref()).await?)))
         }
-        UserCmd::Delete { id } => match graph.call(Method::DELETE, &format!("users/{}", encode(&id)), &[], None).await {
-            Ok(_) => Ok(None),
-            Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
-            Err(e) => Err(e),
-        },
+        UserCmd::Delete { id } => {
+            match graph.call(Method::DELETE, &format!("users/{}", encode(&id)), &[], None).await {
+                Ok(_) => Ok(None),
+                Err(CliError::Service { status: 404, .. }) => Err(not_found("User", &id)),
+                Err(e) => Err(e),
+            }
+        }
         UserCmd::Update { id, display_name, password, account_enabled } => {
             let mut body = serde_json::Map::new();
             if let Some(n) = display_name {
@@ -383,7 +395,9 @@ async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, Cl
                 body.insert("accountEnabled".into(), json!(e));
             }
             if body.is_empty() {
-                return Err(CliError::Usage("nothing to change: give --display-name, --password or --account-enabled".into()));
+                return Err(CliError::Usage(
+                    "nothing to change: give --display-name, --password or --account-enabled".into(),
+                ));
             }
             match graph.call(Method::PATCH, &format!("users/{}", encode(&id)), &[], Some(&Value::Object(body))).await {
                 Ok(_) => Ok(None),
@@ -395,7 +409,9 @@ async fn user(graph: &GraphClient<'_>, cmd: UserCmd) -> Result<Option<Value>, Cl
             let ids = member_groups(graph, &format!("users/{}", encode(&id)), security_enabled_only).await?;
             // az shows each group's display name next to its id.
             let names = display_names(graph, &ids).await?;
-            Ok(Some(Value::Array(ids.into_iter().map(|i| json!({"id": i, "displayName": names.get(&i.to_ascii_lowercase())})).collect())))
+            Ok(Some(Value::Array(
+                ids.into_iter().map(|i| json!({"id": i, "displayName": names.get(&i.to_ascii_lowercase())})).collect(),
+            )))
         }
     }
 }
@@ -408,11 +424,18 @@ async fn resolve_group(graph: &GraphClient<'_>, group: &str) -> Result<String, C
     if uuid::Uuid::parse_str(group).is_ok() {
         return Ok(group.to_string());
     }
-    for filter in [format!("displayName eq {}", odata_quote(group)), format!("startswith(displayName,{})", odata_quote(group))] {
+    for filter in
+        [format!("displayName eq {}", odata_quote(group)), format!("startswith(displayName,{})", odata_quote(group))]
+    {
         let found = graph.list("groups", Some(&filter)).await?;
         match found.as_slice() {
             [] => continue,
-            [one] => return one["id"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the server returned a group without an id".into())),
+            [one] => {
+                return one["id"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| CliError::Other("the server returned a group without an id".into()));
+            }
             _ => return Err(CliError::Other(format!("More than one group match the name of '{group}'"))),
         }
     }
@@ -420,14 +443,21 @@ async fn resolve_group(graph: &GraphClient<'_>, group: &str) -> Result<String, C
 }
 
 /// `getMemberGroups` on `path` (`users/{id}` or `groups/{id}`): the transitive group ids.
-async fn member_groups(graph: &GraphClient<'_>, path: &str, security_enabled_only: Option<bool>) -> Result<Vec<String>, CliError> {
+async fn member_groups(
+    graph: &GraphClient<'_>,
+    path: &str,
+    security_enabled_only: Option<bool>,
+) -> Result<Vec<String>, CliError> {
     let body = json!({"securityEnabledOnly": security_enabled_only.unwrap_or(false)});
     let v = graph.call(Method::POST, &format!("{path}/getMemberGroups"), &[], Some(&body)).await?;
     Ok(v["value"].as_array().into_iter().flatten().filter_map(|i| i.as_str().map(str::to_string)).collect())
 }
 
 /// Display names of directory objects, by lowercase object id.
-async fn display_names(graph: &GraphClient<'_>, ids: &[String]) -> Result<std::collections::HashMap<String, String>, CliError> {
+async fn display_names(
+    graph: &GraphClient<'_>,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, String>, CliError> {
     let mut out = std::collections::HashMap::new();
     for chunk in ids.chunks(1000) {
         let body = json!({"ids": chunk, "types": ["user", "group", "servicePrincipal"]});
@@ -453,12 +483,18 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
     match cmd {
         GroupCmd::Create { display_name, mail_nickname, description, force } => {
             if !force.unwrap_or(false) {
-                let filter = format!("displayName eq {} and mailNickname eq {}", odata_quote(&display_name), odata_quote(&mail_nickname));
+                let filter = format!(
+                    "displayName eq {} and mailNickname eq {}",
+                    odata_quote(&display_name),
+                    odata_quote(&mail_nickname)
+                );
                 let matches = graph.list("groups", Some(&filter)).await?;
                 match matches.as_slice() {
                     [] => {}
                     [one] => {
-                        eprintln!("WARNING: A group with the same display name and mail nickname already exists, returning.");
+                        eprintln!(
+                            "WARNING: A group with the same display name and mail nickname already exists, returning."
+                        );
                         return Ok(Some(one.clone()));
                     }
                     many => {
@@ -478,12 +514,18 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
         }
         GroupCmd::Show { group } => {
             let id = resolve_group(graph, &group).await?;
-            let v = graph.call(Method::GET, &format!("groups/{}", encode(&id)), &[], None).await.map_err(|e| group_call_error(e, &group))?;
+            let v = graph
+                .call(Method::GET, &format!("groups/{}", encode(&id)), &[], None)
+                .await
+                .map_err(|e| group_call_error(e, &group))?;
             Ok(Some(strip_context(v)))
         }
         GroupCmd::Delete { group } => {
             let id = resolve_group(graph, &group).await?;
-            graph.call(Method::DELETE, &format!("groups/{}", encode(&id)), &[], None).await.map_err(|e| group_call_error(e, &group))?;
+            graph
+                .call(Method::DELETE, &format!("groups/{}", encode(&id)), &[], None)
+                .await
+                .map_err(|e| group_call_error(e, &group))?;
             Ok(None)
         }
         GroupCmd::List { display_name, filter } => {
@@ -494,7 +536,9 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
         }
         GroupCmd::GetMemberGroups { group, security_enabled_only } => {
             let id = resolve_group(graph, &group).await?;
-            let ids = member_groups(graph, &format!("groups/{}", encode(&id)), security_enabled_only).await.map_err(|e| group_call_error(e, &group))?;
+            let ids = member_groups(graph, &format!("groups/{}", encode(&id)), security_enabled_only)
+                .await
+                .map_err(|e| group_call_error(e, &group))?;
             Ok(Some(json!(ids)))
         }
         GroupCmd::Member { cmd } => group_member(graph, cmd).await,
@@ -503,13 +547,28 @@ async fn group(graph: &GraphClient<'_>, cmd: GroupCmd) -> Result<Option<Value>, 
 }
 
 /// Adds (`add: true`) or removes an object as a group's `members` or `owners` (Graph's `$ref`).
-async fn change_related(graph: &GraphClient<'_>, relation: &str, group: &str, object_id: &str, add: bool) -> Result<Option<Value>, CliError> {
+async fn change_related(
+    graph: &GraphClient<'_>,
+    relation: &str,
+    group: &str,
+    object_id: &str,
+    add: bool,
+) -> Result<Option<Value>, CliError> {
     let id = resolve_group(graph, group).await?;
     if add {
         let reference = format!("{}/v1.0/directoryObjects/{object_id}", graph.base_url());
-        graph.call(Method::POST, &format!("groups/{}/{relation}/$ref", encode(&id)), &[], Some(&json!({"@odata.id": reference}))).await?;
+        graph
+            .call(
+                Method::POST,
+                &format!("groups/{}/{relation}/$ref", encode(&id)),
+                &[],
+                Some(&json!({"@odata.id": reference})),
+            )
+            .await?;
     } else {
-        graph.call(Method::DELETE, &format!("groups/{}/{relation}/{}/$ref", encode(&id), encode(object_id)), &[], None).await?;
+        graph
+            .call(Method::DELETE, &format!("groups/{}/{relation}/{}/$ref", encode(&id), encode(object_id)), &[], None)
+            .await?;
     }
     Ok(None)
 }
@@ -517,14 +576,21 @@ async fn change_related(graph: &GraphClient<'_>, relation: &str, group: &str, ob
 /// A group's `members` or `owners`.
 async fn list_related(graph: &GraphClient<'_>, relation: &str, group: &str) -> Result<Option<Value>, CliError> {
     let id = resolve_group(graph, group).await?;
-    let objects = graph.list(&format!("groups/{}/{relation}", encode(&id)), None).await.map_err(|e| group_call_error(e, group))?;
+    let objects = graph
+        .list(&format!("groups/{}/{relation}", encode(&id)), None)
+        .await
+        .map_err(|e| group_call_error(e, group))?;
     Ok(Some(Value::Array(objects)))
 }
 
 async fn group_owner(graph: &GraphClient<'_>, cmd: GroupOwnerCmd) -> Result<Option<Value>, CliError> {
     match cmd {
-        GroupOwnerCmd::Add { group, owner_object_id } => change_related(graph, "owners", &group, &owner_object_id, true).await,
-        GroupOwnerCmd::Remove { group, owner_object_id } => change_related(graph, "owners", &group, &owner_object_id, false).await,
+        GroupOwnerCmd::Add { group, owner_object_id } => {
+            change_related(graph, "owners", &group, &owner_object_id, true).await
+        }
+        GroupOwnerCmd::Remove { group, owner_object_id } => {
+            change_related(graph, "owners", &group, &owner_object_id, false).await
+        }
         GroupOwnerCmd::List { group } => list_related(graph, "owners", &group).await,
     }
 }
@@ -532,14 +598,25 @@ async fn group_owner(graph: &GraphClient<'_>, cmd: GroupOwnerCmd) -> Result<Opti
 async fn group_member(graph: &GraphClient<'_>, cmd: GroupMemberCmd) -> Result<Option<Value>, CliError> {
     match cmd {
         GroupMemberCmd::Add { group, member_id } => change_related(graph, "members", &group, &member_id, true).await,
-        GroupMemberCmd::Remove { group, member_id } => change_related(graph, "members", &group, &member_id, false).await,
+        GroupMemberCmd::Remove { group, member_id } => {
+            change_related(graph, "members", &group, &member_id, false).await
+        }
         GroupMemberCmd::List { group } => list_related(graph, "members", &group).await,
         GroupMemberCmd::Check { group, member_id } => {
             // As az: checkMemberGroups on the member, asking about this one group.
             let id = resolve_group(graph, &group).await?;
             let body = json!({"groupIds": [id]});
-            let v = graph.call(Method::POST, &format!("directoryObjects/{}/checkMemberGroups", encode(&member_id)), &[], Some(&body)).await?;
-            let member = v["value"].as_array().is_some_and(|a| a.iter().any(|g| g.as_str().is_some_and(|g| g.eq_ignore_ascii_case(&id))));
+            let v = graph
+                .call(
+                    Method::POST,
+                    &format!("directoryObjects/{}/checkMemberGroups", encode(&member_id)),
+                    &[],
+                    Some(&body),
+                )
+                .await?;
+            let member = v["value"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|g| g.as_str().is_some_and(|g| g.eq_ignore_ascii_case(&id))));
             Ok(Some(json!({"value": member})))
         }
     }
@@ -551,7 +628,9 @@ fn encode(s: &str) -> String {
 
 /// Finds a service principal as az does: by service principal name (app id), then by object id.
 async fn find_sp(graph: &GraphClient<'_>, id: &str) -> Result<Value, CliError> {
-    let by_name = graph.list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {})", odata_quote(id)))).await?;
+    let by_name = graph
+        .list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {})", odata_quote(id))))
+        .await?;
     if let Some(sp) = by_name.into_iter().next() {
         return Ok(sp);
     }
@@ -597,12 +676,25 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Removes the application's secrets (unless `append`) and adds a new one; returns its text.
 /// The server revokes the principal's earlier tokens when a secret is removed.
-async fn reset_secret(graph: &GraphClient<'_>, app: &Value, append: bool, years: u32, display_name: Option<String>) -> Result<String, CliError> {
+async fn reset_secret(
+    graph: &GraphClient<'_>,
+    app: &Value,
+    append: bool,
+    years: u32,
+    display_name: Option<String>,
+) -> Result<String, CliError> {
     let app_object_id = app["id"].as_str().unwrap_or_default().to_string();
     if !append {
         for c in app["passwordCredentials"].as_array().into_iter().flatten() {
             if let Some(key) = c["keyId"].as_str() {
-                graph.call(Method::POST, &format!("applications/{app_object_id}/removePassword"), &[], Some(&json!({"keyId": key}))).await?;
+                graph
+                    .call(
+                        Method::POST,
+                        &format!("applications/{app_object_id}/removePassword"),
+                        &[],
+                        Some(&json!({"keyId": key})),
+                    )
+                    .await?;
             }
         }
     }
@@ -616,20 +708,29 @@ async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Opti
     match cmd {
         SpCmd::CreateForRbac { name, role, scopes, years } => {
             if role.is_some() == scopes.is_empty() {
-                return Err(CliError::Usage("usage error: to create role assignments, specify both --role and --scopes.".into()));
+                return Err(CliError::Usage(
+                    "usage error: to create role assignments, specify both --role and --scopes.".into(),
+                ));
             }
             let name = name.unwrap_or_else(|| format!("wharf-cli-{}", crate::client::now_secs()));
-            let existing = graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(&name)))).await?;
+            let existing =
+                graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(&name)))).await?;
             let existing = existing.into_iter().find(|s| s["servicePrincipalType"] == "Application");
             let (sp, app) = match existing {
                 Some(sp) => {
-                    eprintln!("WARNING: Found an existing application instance: (id) {}. We will patch it.", sp["appId"].as_str().unwrap_or_default());
+                    eprintln!(
+                        "WARNING: Found an existing application instance: (id) {}. We will patch it.",
+                        sp["appId"].as_str().unwrap_or_default()
+                    );
                     let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
                     (sp, app)
                 }
                 None => {
-                    let app = graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
-                    let sp = graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]}))).await?;
+                    let app =
+                        graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
+                    let sp = graph
+                        .call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]})))
+                        .await?;
                     (sp, app)
                 }
             };
@@ -644,7 +745,9 @@ async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Opti
             eprintln!(
                 "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
             );
-            Ok(Some(json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant})))
+            Ok(Some(
+                json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant}),
+            ))
         }
         SpCmd::Credential { cmd: SpCredentialCmd::Reset { id, append, years, display_name } } => {
             let sp = find_sp(graph, &id).await?;
@@ -680,30 +783,54 @@ async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Opti
                     Some(("displayName", v)) if !v.trim().is_empty() => {
                         app_body.insert("displayName".into(), json!(v.trim()));
                     }
-                    _ => return Err(CliError::Usage(format!("cannot set '{item}': use accountEnabled=true|false or displayName=NAME"))),
+                    _ => {
+                        return Err(CliError::Usage(format!(
+                            "cannot set '{item}': use accountEnabled=true|false or displayName=NAME"
+                        )));
+                    }
                 }
             }
             if !app_body.is_empty() {
                 if sp["servicePrincipalType"] != "Application" {
-                    return Err(CliError::Usage(format!("'{id}' is a managed identity: it is renamed through its Azure resource.")));
+                    return Err(CliError::Usage(format!(
+                        "'{id}' is a managed identity: it is renamed through its Azure resource."
+                    )));
                 }
                 let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
-                graph.call(Method::PATCH, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], Some(&Value::Object(app_body))).await?;
+                graph
+                    .call(
+                        Method::PATCH,
+                        &format!("applications/{}", app["id"].as_str().unwrap_or_default()),
+                        &[],
+                        Some(&Value::Object(app_body)),
+                    )
+                    .await?;
             }
             if !sp_body.is_empty() {
-                graph.call(Method::PATCH, &format!("servicePrincipals/{}", sp["id"].as_str().unwrap_or_default()), &[], Some(&Value::Object(sp_body))).await?;
+                graph
+                    .call(
+                        Method::PATCH,
+                        &format!("servicePrincipals/{}", sp["id"].as_str().unwrap_or_default()),
+                        &[],
+                        Some(&Value::Object(sp_body)),
+                    )
+                    .await?;
             }
             Ok(None)
         }
         SpCmd::Delete { id } => {
             let sp = find_sp(graph, &id).await?;
             if sp["servicePrincipalType"] != "Application" {
-                return Err(CliError::Usage(format!("'{id}' is a managed identity: delete its resource or detach it instead.")));
+                return Err(CliError::Usage(format!(
+                    "'{id}' is a managed identity: delete its resource or detach it instead."
+                )));
             }
             // Wharf has no `ad app` commands: deleting the application removes the service
             // principal with it, so nothing is left behind.
             let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
-            graph.call(Method::DELETE, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], None).await?;
+            graph
+                .call(Method::DELETE, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], None)
+                .await?;
             Ok(None)
         }
     }
@@ -715,7 +842,13 @@ const ROLE_ASSIGNMENTS_API: &str = "2022-04-01";
 
 /// Creates a role assignment as az does: the role definition looked up by name at the scope
 /// (a definition id or GUID is used as given), then `PUT {scope}/…/roleAssignments/{new guid}`.
-async fn assign_role(client: &Client, role: &str, scope: &str, principal_id: &str, principal_type: &str) -> Result<Value, CliError> {
+async fn assign_role(
+    client: &Client,
+    role: &str,
+    scope: &str,
+    principal_id: &str,
+    principal_type: &str,
+) -> Result<Value, CliError> {
     let scope = scope.trim_end_matches('/');
     let is_guid = uuid::Uuid::parse_str(role).is_ok();
     let definition_id = if role.to_ascii_lowercase().contains("/providers/microsoft.authorization/roledefinitions/") {
@@ -723,8 +856,14 @@ async fn assign_role(client: &Client, role: &str, scope: &str, principal_id: &st
     } else if is_guid {
         format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", client.subscription()?)
     } else {
-        let filter: String = url::form_urlencoded::byte_serialize(format!("roleName eq {}", odata_quote(role)).as_bytes()).collect();
-        let defs = client.get(&format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?$filter={filter}"), ROLE_DEFINITIONS_API).await?;
+        let filter: String =
+            url::form_urlencoded::byte_serialize(format!("roleName eq {}", odata_quote(role)).as_bytes()).collect();
+        let defs = client
+            .get(
+                &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions?$filter={filter}"),
+                ROLE_DEFINITIONS_API,
+            )
+            .await?;
         defs["value"]
             .as_array()
             .and_then(|a| a.first())
@@ -734,7 +873,14 @@ async fn assign_role(client: &Client, role: &str, scope: &str, principal_id: &st
     };
     let body = json!({"properties": {"roleDefinitionId": definition_id, "principalId": principal_id, "principalType": principal_type}});
     let name = uuid::Uuid::new_v4();
-    client.arm(Method::PUT, &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"), ROLE_ASSIGNMENTS_API, Some(&body)).await
+    client
+        .arm(
+            Method::PUT,
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}"),
+            ROLE_ASSIGNMENTS_API,
+            Some(&body),
+        )
+        .await
 }
 
 #[cfg(test)]

@@ -58,7 +58,8 @@ pub async fn run(cmd: GroupCmd) -> Result<Option<Value>, CliError> {
         }
         GroupCmd::Show { name } => Ok(Some(client.get(&path(&client, &name)?, RESOURCES_API).await?)),
         GroupCmd::List => {
-            let v = client.get(&format!("/subscriptions/{}/resourcegroups", client.subscription()?), RESOURCES_API).await?;
+            let v =
+                client.get(&format!("/subscriptions/{}/resourcegroups", client.subscription()?), RESOURCES_API).await?;
             Ok(Some(v["value"].clone()))
         }
         GroupCmd::Exists { name } => match client.get(&path(&client, &name)?, RESOURCES_API).await {
@@ -67,7 +68,12 @@ pub async fn run(cmd: GroupCmd) -> Result<Option<Value>, CliError> {
             Err(e) => Err(e),
         },
         GroupCmd::Delete { name, yes, no_wait: _ } => {
-            confirm(&format!("Are you sure you want to perform this operation on resource group '{name}' and everything in it?"), yes)?;
+            confirm(
+                &format!(
+                    "Are you sure you want to perform this operation on resource group '{name}' and everything in it?"
+                ),
+                yes,
+            )?;
             client.arm(Method::DELETE, &path(&client, &name)?, RESOURCES_API, None).await?;
             Ok(None)
         }

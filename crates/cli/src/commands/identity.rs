@@ -70,7 +70,12 @@ pub fn flatten_identity(v: &Value) -> Value {
                 }
             }
         }
-        if let Some(rg) = m.get("id").and_then(Value::as_str).and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
+        if let Some(rg) = m
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|id| wharf_arm::ResourceId::parse(id).ok())
+            .and_then(|id| id.resource_group)
+        {
             out.insert("resourceGroup".into(), json!(rg));
         }
     }
@@ -95,7 +100,9 @@ pub async fn run(cmd: IdentityCmd) -> Result<Option<Value>, CliError> {
             let location = match location {
                 Some(l) => l,
                 None => {
-                    let rg = client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+                    let rg = client
+                        .get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API)
+                        .await?;
                     rg["location"].as_str().unwrap_or("local").to_string()
                 }
             };
@@ -103,7 +110,9 @@ pub async fn run(cmd: IdentityCmd) -> Result<Option<Value>, CliError> {
             if let Some(t) = &tags {
                 body["tags"] = parse_tags(t)?;
             }
-            let v = client.arm(Method::PUT, &identity_path(&sub, &resource_group, &name), IDENTITY_API, Some(&body)).await?;
+            let v = client
+                .arm(Method::PUT, &identity_path(&sub, &resource_group, &name), IDENTITY_API, Some(&body))
+                .await?;
             Ok(Some(flatten_identity(&v)))
         }
         IdentityCmd::Show { name, resource_group, ids } => {
@@ -113,13 +122,28 @@ pub async fn run(cmd: IdentityCmd) -> Result<Option<Value>, CliError> {
         IdentityCmd::List { resource_group } => {
             let ids: Vec<String> = match &resource_group {
                 Some(rg) => {
-                    let v = client.get(&format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{IDENTITY_TYPE}"), IDENTITY_API).await?;
-                    return Ok(Some(Value::Array(v["value"].as_array().into_iter().flatten().map(flatten_identity).collect())));
+                    let v = client
+                        .get(
+                            &format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/{IDENTITY_TYPE}"),
+                            IDENTITY_API,
+                        )
+                        .await?;
+                    return Ok(Some(Value::Array(
+                        v["value"].as_array().into_iter().flatten().map(flatten_identity).collect(),
+                    )));
                 }
                 None => {
-                    let filter: String = url::form_urlencoded::byte_serialize(format!("resourceType eq '{IDENTITY_TYPE}'").as_bytes()).collect();
-                    let v = client.get(&format!("/subscriptions/{sub}/resources?$filter={filter}"), RESOURCES_API).await?;
-                    v["value"].as_array().into_iter().flatten().filter_map(|r| r["id"].as_str().map(str::to_string)).collect()
+                    let filter: String =
+                        url::form_urlencoded::byte_serialize(format!("resourceType eq '{IDENTITY_TYPE}'").as_bytes())
+                            .collect();
+                    let v =
+                        client.get(&format!("/subscriptions/{sub}/resources?$filter={filter}"), RESOURCES_API).await?;
+                    v["value"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|r| r["id"].as_str().map(str::to_string))
+                        .collect()
                 }
             };
             let mut out = vec![];

@@ -43,28 +43,51 @@ pub async fn login(a: LoginArgs) -> Result<Option<Value>, CliError> {
         Some(s) => s.trim_end_matches('/').to_string(),
         None => return Err(CliError::Usage("the following arguments are required: --server".into())),
     };
-    url::Url::parse(&server).map_err(|e| CliError::Usage(format!("argument --server: '{server}' is not a URL ({e})")))?;
-    let username = a.username.ok_or_else(|| CliError::Usage("the following arguments are required: --username/-u".into()))?;
+    url::Url::parse(&server)
+        .map_err(|e| CliError::Usage(format!("argument --server: '{server}' is not a URL ({e})")))?;
+    let username =
+        a.username.ok_or_else(|| CliError::Usage("the following arguments are required: --username/-u".into()))?;
     let password = match (a.password, a.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {
             let mut s = String::new();
-            std::io::stdin().read_line(&mut s).map_err(|e| CliError::Other(format!("cannot read the password from stdin: {e}")))?;
+            std::io::stdin()
+                .read_line(&mut s)
+                .map_err(|e| CliError::Other(format!("cannot read the password from stdin: {e}")))?;
             s.trim_end_matches(['\r', '\n']).to_string()
         }
-        (None, false) => return Err(CliError::Usage("a password is required: pass --password or --password-stdin".into())),
+        (None, false) => {
+            return Err(CliError::Usage("a password is required: pass --password or --password-stdin".into()));
+        }
     };
     let mut client = Client::new(Profile { server: server.clone(), ..Profile::default() })?;
     let (tenant, account, token) = if a.service_principal {
         let tenant = a.tenant.ok_or_else(|| CliError::Usage("--tenant is required with --service-principal".into()))?;
         let v = client
-            .request_token(&tenant, &[("grant_type", "client_credentials"), ("client_id", &username), ("client_secret", &password), ("scope", MANAGEMENT_SCOPE)])
+            .request_token(
+                &tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &username),
+                    ("client_secret", &password),
+                    ("scope", MANAGEMENT_SCOPE),
+                ],
+            )
             .await?;
         (tenant, Account::ServicePrincipal { app_id: username.clone(), secret: password }, v)
     } else {
         let tenant = a.tenant.unwrap_or_else(|| "organizations".into());
         let v = client
-            .request_token(&tenant, &[("grant_type", "password"), ("username", &username), ("password", &password), ("scope", &format!("{MANAGEMENT_SCOPE} offline_access")), ("client_id", "wharf-cli")])
+            .request_token(
+                &tenant,
+                &[
+                    ("grant_type", "password"),
+                    ("username", &username),
+                    ("password", &password),
+                    ("scope", &format!("{MANAGEMENT_SCOPE} offline_access")),
+                    ("client_id", "wharf-cli"),
+                ],
+            )
             .await?;
         let rt = v["refresh_token"].as_str().unwrap_or_default().to_string();
         (tenant, Account::User { username: username.clone(), refresh_token: rt }, v)

@@ -141,9 +141,9 @@ pub fn parse_tags(tags: &[String]) -> Result<Value, CliError> {
 /// The `az` configuration for a Wharf deployment (docs/azure-cli.md explains each line).
 fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Result<Option<Value>, CliError> {
     let profile = crate::profile::load().ok();
-    let server = server
-        .or_else(|| profile.as_ref().map(|p| p.server.clone()))
-        .ok_or_else(|| CliError::Usage("the following arguments are required: --server (or sign in with 'wharf login' first)".into()))?;
+    let server = server.or_else(|| profile.as_ref().map(|p| p.server.clone())).ok_or_else(|| {
+        CliError::Usage("the following arguments are required: --server (or sign in with 'wharf login' first)".into())
+    })?;
     let server = server.trim_end_matches('/');
     if !server.starts_with("https://") {
         return Err(CliError::Usage(format!(
@@ -151,7 +151,10 @@ fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Re
         )));
     }
     let ca = ca_bundle.unwrap_or_else(|| "<wharf data dir>/tls/ca.crt".into());
-    let tenant = profile.as_ref().and_then(|p| p.tenant.clone()).unwrap_or_else(|| "<tenant id: wharf account show --query tenantId>".into());
+    let tenant = profile
+        .as_ref()
+        .and_then(|p| p.tenant.clone())
+        .unwrap_or_else(|| "<tenant id: wharf account show --query tenantId>".into());
     println!("# Trust Wharf's CA (az and the Azure SDKs read REQUESTS_CA_BUNDLE, not SSL_CERT_FILE):");
     println!("export REQUESTS_CA_BUNDLE={ca}");
     println!("export AZURE_CORE_COLLECT_TELEMETRY=false");
@@ -164,7 +167,9 @@ fn az_cloud(server: Option<String>, ca_bundle: Option<String>, name: &str) -> Re
     if reqwest::Url::parse(server).ok().and_then(|u| u.port_or_known_default()) == Some(443) {
         println!("# or, as a user: az login -u <user principal name> -p <password>");
     } else {
-        println!("# Users ('az login -u <name> -p <password>') need Wharf on port 443: MSAL drops the port when it looks up the user's realm.");
+        println!(
+            "# Users ('az login -u <name> -p <password>') need Wharf on port 443: MSAL drops the port when it looks up the user's realm."
+        );
     }
     Ok(None)
 }

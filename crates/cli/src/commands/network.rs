@@ -167,7 +167,12 @@ fn flatten(v: &Value) -> Value {
                     out.insert(k.clone(), flatten(val));
                 }
             }
-            if let Some(rg) = m.get("id").and_then(|id| id.as_str()).and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
+            if let Some(rg) = m
+                .get("id")
+                .and_then(|id| id.as_str())
+                .and_then(|id| wharf_arm::ResourceId::parse(id).ok())
+                .and_then(|id| id.resource_group)
+            {
                 out.entry("resourceGroup").or_insert(json!(rg));
             }
             Value::Object(out)
@@ -178,7 +183,9 @@ fn flatten(v: &Value) -> Value {
 }
 
 async fn group_location(client: &Client, rg: &str) -> Result<String, CliError> {
-    let v = client.get(&format!("/subscriptions/{}/resourcegroups/{rg}", client.subscription()?), crate::client::RESOURCES_API).await?;
+    let v = client
+        .get(&format!("/subscriptions/{}/resourcegroups/{rg}", client.subscription()?), crate::client::RESOURCES_API)
+        .await?;
     Ok(v["location"].as_str().unwrap_or("local").to_string())
 }
 
@@ -194,29 +201,49 @@ pub async fn run(cmd: NetworkCmd) -> Result<Option<Value>, CliError> {
                 let mut subnets = vec![];
                 match (subnet_name, subnet_prefix) {
                     (Some(n), Some(p)) => subnets.push(json!({"name": n, "properties": {"addressPrefix": p}})),
-                    (Some(n), None) => subnets.push(json!({"name": n, "properties": {"addressPrefix": address_prefix[0]}})),
+                    (Some(n), None) => {
+                        subnets.push(json!({"name": n, "properties": {"addressPrefix": address_prefix[0]}}))
+                    }
                     (None, Some(_)) => return Err(CliError::Usage("--subnet-prefix needs --subnet-name".into())),
                     (None, None) => {}
                 }
                 let body = json!({"location": location, "properties": {"addressSpace": {"addressPrefixes": address_prefix}, "subnets": subnets}});
-                let v = client.arm(Method::PUT, &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API, Some(&body)).await?;
+                let v = client
+                    .arm(
+                        Method::PUT,
+                        &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?),
+                        NETWORK_API,
+                        Some(&body),
+                    )
+                    .await?;
                 Ok(Some(json!({"newVNet": flatten(&v)})))
             }
-            VnetCmd::Show { resource_group, name } => {
-                Ok(Some(flatten(&client.get(&format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API).await?)))
-            }
+            VnetCmd::Show { resource_group, name } => Ok(Some(flatten(
+                &client
+                    .get(&format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API)
+                    .await?,
+            ))),
             VnetCmd::List { resource_group } => {
-                let v = client.get(&format!("{}/virtualNetworks", base(&client, &resource_group)?), NETWORK_API).await?;
+                let v =
+                    client.get(&format!("{}/virtualNetworks", base(&client, &resource_group)?), NETWORK_API).await?;
                 Ok(Some(Value::Array(v["value"].as_array().into_iter().flatten().map(flatten).collect())))
             }
             VnetCmd::Delete { resource_group, name } => {
-                client.arm(Method::DELETE, &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?), NETWORK_API, None).await?;
+                client
+                    .arm(
+                        Method::DELETE,
+                        &format!("{}/virtualNetworks/{name}", base(&client, &resource_group)?),
+                        NETWORK_API,
+                        None,
+                    )
+                    .await?;
                 Ok(None)
             }
             VnetCmd::Subnet { cmd } => match cmd {
                 SubnetCmd::Create { resource_group, vnet_name, name, address_prefixes, service_endpoints } => {
                     let body = json!({"properties": {"addressPrefix": address_prefixes, "serviceEndpoints": service_endpoints.iter().map(|s| json!({"service": s})).collect::<Vec<_>>()}});
-                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    let path =
+                        format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
                     Ok(Some(flatten(&client.arm(Method::PUT, &path, NETWORK_API, Some(&body)).await?)))
                 }
                 SubnetCmd::Update { resource_group, vnet_name, name, address_prefixes, service_endpoints } => {
@@ -225,23 +252,41 @@ pub async fn run(cmd: NetworkCmd) -> Result<Option<Value>, CliError> {
                         props.insert("addressPrefix".into(), json!(p));
                     }
                     if let Some(e) = service_endpoints {
-                        props.insert("serviceEndpoints".into(), json!(e.iter().map(|s| json!({"service": s})).collect::<Vec<_>>()));
+                        props.insert(
+                            "serviceEndpoints".into(),
+                            json!(e.iter().map(|s| json!({"service": s})).collect::<Vec<_>>()),
+                        );
                     }
-                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
-                    Ok(Some(flatten(&client.arm(Method::PATCH, &path, NETWORK_API, Some(&json!({"properties": props}))).await?)))
+                    let path =
+                        format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    Ok(Some(flatten(
+                        &client.arm(Method::PATCH, &path, NETWORK_API, Some(&json!({"properties": props}))).await?,
+                    )))
                 }
                 SubnetCmd::Show { resource_group, vnet_name, name } => {
-                    let path = format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
+                    let path =
+                        format!("{}/virtualNetworks/{vnet_name}/subnets/{name}", base(&client, &resource_group)?);
                     Ok(Some(flatten(&client.get(&path, NETWORK_API).await?)))
                 }
             },
         },
         NetworkCmd::PrivateEndpoint { cmd } => match cmd {
-            PrivateEndpointCmd::Create { resource_group, name, vnet_name, subnet, private_connection_resource_id, group_id, connection_name, ip_address, location } => {
+            PrivateEndpointCmd::Create {
+                resource_group,
+                name,
+                vnet_name,
+                subnet,
+                private_connection_resource_id,
+                group_id,
+                connection_name,
+                ip_address,
+                location,
+            } => {
                 let subnet_id = if subnet.starts_with("/subscriptions/") {
                     subnet
                 } else {
-                    let vnet = vnet_name.ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
+                    let vnet = vnet_name
+                        .ok_or_else(|| CliError::Usage("--vnet-name is required when --subnet is a name".into()))?;
                     format!("{}/virtualNetworks/{vnet}/subnets/{subnet}", base(&client, &resource_group)?)
                 };
                 let location = match location {
@@ -259,15 +304,25 @@ pub async fn run(cmd: NetworkCmd) -> Result<Option<Value>, CliError> {
                 let path = format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?);
                 Ok(Some(flatten(&client.arm(Method::PUT, &path, NETWORK_API, Some(&body)).await?)))
             }
-            PrivateEndpointCmd::Show { resource_group, name } => {
-                Ok(Some(flatten(&client.get(&format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?), NETWORK_API).await?)))
-            }
+            PrivateEndpointCmd::Show { resource_group, name } => Ok(Some(flatten(
+                &client
+                    .get(&format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?), NETWORK_API)
+                    .await?,
+            ))),
             PrivateEndpointCmd::List { resource_group } => {
-                let v = client.get(&format!("{}/privateEndpoints", base(&client, &resource_group)?), NETWORK_API).await?;
+                let v =
+                    client.get(&format!("{}/privateEndpoints", base(&client, &resource_group)?), NETWORK_API).await?;
                 Ok(Some(Value::Array(v["value"].as_array().into_iter().flatten().map(flatten).collect())))
             }
             PrivateEndpointCmd::Delete { resource_group, name } => {
-                client.arm(Method::DELETE, &format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?), NETWORK_API, None).await?;
+                client
+                    .arm(
+                        Method::DELETE,
+                        &format!("{}/privateEndpoints/{name}", base(&client, &resource_group)?),
+                        NETWORK_API,
+                        None,
+                    )
+                    .await?;
                 Ok(None)
             }
         },

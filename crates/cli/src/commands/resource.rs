@@ -33,7 +33,9 @@ impl Target {
         match (&self.ids, &self.resource_group, &self.name, &self.resource_type) {
             (Some(id), ..) => Ok(id.trim_end_matches('/').to_string()),
             (None, Some(g), Some(n), Some(t)) => Ok(resource_path(sub, g, t, n)),
-            _ => Err(CliError::Usage("usage error: --ids ID | --resource-group GROUP --name NAME --resource-type NAMESPACE/TYPE".into())),
+            _ => Err(CliError::Usage(
+                "usage error: --ids ID | --resource-group GROUP --name NAME --resource-type NAMESPACE/TYPE".into(),
+            )),
         }
     }
 }
@@ -145,7 +147,9 @@ fn identity_type(system: bool, user: bool) -> &'static str {
 
 /// az adds `resourceGroup` to resources it prints.
 fn with_group(mut v: Value) -> Value {
-    if let Some(rg) = v["id"].as_str().and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group) {
+    if let Some(rg) =
+        v["id"].as_str().and_then(|id| wharf_arm::ResourceId::parse(id).ok()).and_then(|id| id.resource_group)
+    {
         v["resourceGroup"] = json!(rg);
     }
     v
@@ -164,12 +168,15 @@ pub async fn run(cmd: ResourceCmd) -> Result<Option<Value>, CliError> {
             let location = match location {
                 Some(l) => l,
                 None => {
-                    let rg = client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+                    let rg = client
+                        .get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API)
+                        .await?;
                     rg["location"].as_str().unwrap_or("local").to_string()
                 }
             };
             let properties: Value = match properties {
-                Some(p) => serde_json::from_str(&p).map_err(|e| CliError::Usage(format!("argument --properties: not valid JSON ({e})")))?,
+                Some(p) => serde_json::from_str(&p)
+                    .map_err(|e| CliError::Usage(format!("argument --properties: not valid JSON ({e})")))?,
                 None => json!({}),
             };
             if !properties.is_object() {
@@ -180,14 +187,17 @@ pub async fn run(cmd: ResourceCmd) -> Result<Option<Value>, CliError> {
                 let (system, user) = split_identities(values);
                 let mut identity = json!({"type": identity_type(system, !user.is_empty())});
                 if !user.is_empty() {
-                    identity["userAssignedIdentities"] = Value::Object(user.into_iter().map(|id| (id, json!({}))).collect());
+                    identity["userAssignedIdentities"] =
+                        Value::Object(user.into_iter().map(|id| (id, json!({}))).collect());
                 }
                 body["identity"] = identity;
             }
             if let Some(t) = &tags {
                 body["tags"] = parse_tags(t)?;
             }
-            let v = client.arm(Method::PUT, &resource_path(&sub, &resource_group, &resource_type, &name), HOST_API, Some(&body)).await?;
+            let v = client
+                .arm(Method::PUT, &resource_path(&sub, &resource_group, &resource_type, &name), HOST_API, Some(&body))
+                .await?;
             Ok(Some(with_group(v)))
         }
         ResourceCmd::Show { target } => Ok(Some(with_group(client.get(&target.id(&sub)?, HOST_API).await?))),
@@ -218,7 +228,9 @@ pub async fn run(cmd: ResourceCmd) -> Result<Option<Value>, CliError> {
         }
         ResourceCmd::Identity { cmd } => identity(&client, &sub, cmd).await,
         ResourceCmd::WorkloadEnv { ids } => {
-            let v = client.arm(Method::POST, &format!("{}/workloadEnvironment", ids.trim_end_matches('/')), HOST_API, None).await?;
+            let v = client
+                .arm(Method::POST, &format!("{}/workloadEnvironment", ids.trim_end_matches('/')), HOST_API, None)
+                .await?;
             Ok(Some(v))
         }
     }
@@ -234,7 +246,10 @@ async fn identity(client: &Client, sub: &str, cmd: IdentityCmd) -> Result<Option
     let current = client.get(&id, HOST_API).await?;
     let current_type = current["identity"]["type"].as_str().unwrap_or("None").to_ascii_lowercase();
     let had_system = current_type.contains("systemassigned");
-    let current_user: Vec<String> = current["identity"]["userAssignedIdentities"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    let current_user: Vec<String> = current["identity"]["userAssignedIdentities"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
     let (system, user) = split_identities(&values);
     let mut entries = Map::new();
     let (new_system, remaining_user) = if assign {

@@ -133,7 +133,10 @@ fn read_arg(v: &str) -> Result<String, CliError> {
 }
 
 fn is_guid(s: &str) -> bool {
-    s.len() == 36 && s.chars().enumerate().all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
+    s.len() == 36
+        && s.chars()
+            .enumerate()
+            .all(|(i, c)| if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_hexdigit() })
 }
 
 /// Resolves an assignee to (object id, principal type) through the server's directory.
@@ -174,7 +177,9 @@ async fn lookup(client: &Client, assignee: &str) -> Result<(String, String), Cli
             return Ok((o["id"].as_str().unwrap_or(assignee).to_string(), t.into()));
         }
     }
-    Err(CliError::NotFound(format!("Cannot find user or service principal in graph database for '{assignee}'. If the assignee is an appId, make sure the corresponding service principal is created with 'wharf ad sp create-for-rbac'.")))
+    Err(CliError::NotFound(format!(
+        "Cannot find user or service principal in graph database for '{assignee}'. If the assignee is an appId, make sure the corresponding service principal is created with 'wharf ad sp create-for-rbac'."
+    )))
 }
 
 async fn default_scope(client: &Client, scope: Option<String>, rg: Option<String>) -> Result<String, CliError> {
@@ -196,9 +201,14 @@ async fn role_id(client: &Client, scope: &str, role: &str) -> Result<String, Cli
     let roles = role_definitions(client, scope).await?;
     roles
         .iter()
-        .find(|r| r["properties"]["roleName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(role)) || r["name"].as_str().is_some_and(|g| role.to_ascii_lowercase().ends_with(&g.to_ascii_lowercase())))
+        .find(|r| {
+            r["properties"]["roleName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(role))
+                || r["name"].as_str().is_some_and(|g| role.to_ascii_lowercase().ends_with(&g.to_ascii_lowercase()))
+        })
         .and_then(|r| r["id"].as_str().map(str::to_string))
-        .ok_or_else(|| CliError::NotFound(format!("Role '{role}' doesn't exist. List roles with 'wharf role definition list'.")))
+        .ok_or_else(|| {
+            CliError::NotFound(format!("Role '{role}' doesn't exist. List roles with 'wharf role definition list'."))
+        })
 }
 
 /// az's flattened assignment, with `roleDefinitionName` and `resourceGroup`.
@@ -213,10 +223,22 @@ fn flatten(a: &Value, roles: &[Value]) -> Value {
             out.insert(k.clone(), v.clone());
         }
     }
-    let guid = out.get("roleDefinitionId").and_then(|v| v.as_str()).and_then(|s| s.rsplit('/').next()).unwrap_or("").to_ascii_lowercase();
-    let name = roles.iter().find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&guid))).and_then(|r| r["properties"]["roleName"].as_str());
+    let guid = out
+        .get("roleDefinitionId")
+        .and_then(|v| v.as_str())
+        .and_then(|s| s.rsplit('/').next())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let name = roles
+        .iter()
+        .find(|r| r["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&guid)))
+        .and_then(|r| r["properties"]["roleName"].as_str());
     out.insert("roleDefinitionName".into(), json!(name));
-    let rg = out.get("scope").and_then(|s| s.as_str()).and_then(|s| wharf_arm::ResourceId::parse(s).ok()).and_then(|id| id.resource_group);
+    let rg = out
+        .get("scope")
+        .and_then(|s| s.as_str())
+        .and_then(|s| wharf_arm::ResourceId::parse(s).ok())
+        .and_then(|id| id.resource_group);
     out.insert("resourceGroup".into(), json!(rg));
     let mut sorted: Vec<(String, Value)> = out.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -231,9 +253,15 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
             AssignmentCmd::Create { who, role, scope, resource_group, condition, condition_version, description } => {
                 let scope = default_scope(&client, scope, resource_group).await?;
                 let (oid, ptype) = match (&who.assignee_object_id, &who.assignee) {
-                    (Some(oid), _) => (oid.clone(), who.assignee_principal_type.clone().unwrap_or_else(|| "ServicePrincipal".into())),
+                    (Some(oid), _) => {
+                        (oid.clone(), who.assignee_principal_type.clone().unwrap_or_else(|| "ServicePrincipal".into()))
+                    }
                     (None, Some(a)) => resolve_assignee(&client, a).await?,
-                    (None, None) => return Err(CliError::Usage("usage error: --assignee STRING | --assignee-object-id GUID".into())),
+                    (None, None) => {
+                        return Err(CliError::Usage(
+                            "usage error: --assignee STRING | --assignee-object-id GUID".into(),
+                        ));
+                    }
                 };
                 if condition_version.is_some() && condition.is_none() {
                     return Err(CliError::Usage("--condition-version requires --condition".into()));
@@ -249,7 +277,14 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                 }
                 let name = uuid_v4();
                 let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{name}");
-                let (v, warnings) = crate::rest::arm_with_warnings(&client, Method::PUT, &path, ASSIGNMENTS_API, Some(&json!({"properties": props}))).await?;
+                let (v, warnings) = crate::rest::arm_with_warnings(
+                    &client,
+                    Method::PUT,
+                    &path,
+                    ASSIGNMENTS_API,
+                    Some(&json!({"properties": props})),
+                )
+                .await?;
                 for w in warnings {
                     eprintln!("WARNING: {w}");
                 }
@@ -258,7 +293,9 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
             }
             AssignmentCmd::List { assignee, role, scope, resource_group, all } => {
                 let at = default_scope(&client, scope.clone(), resource_group.clone()).await?;
-                let v = client.get(&format!("{at}/providers/Microsoft.Authorization/roleAssignments"), ASSIGNMENTS_API).await?;
+                let v = client
+                    .get(&format!("{at}/providers/Microsoft.Authorization/roleAssignments"), ASSIGNMENTS_API)
+                    .await?;
                 let roles = role_definitions(&client, &sub_scope).await?;
                 let principal = match &assignee {
                     Some(a) => Some(resolve_assignee(&client, a).await?.0),
@@ -272,8 +309,19 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                     .map(|a| flatten(a, &roles))
                     .filter(|a| all || !explicit || a["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&at)))
                     .filter(|a| all || explicit || a["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&at)))
-                    .filter(|a| principal.as_ref().is_none_or(|p| a["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(p))))
-                    .filter(|a| role.as_ref().is_none_or(|r| a["roleDefinitionName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(r)) || a["roleDefinitionId"].as_str().is_some_and(|i| i.to_ascii_lowercase().ends_with(&r.to_ascii_lowercase()))))
+                    .filter(|a| {
+                        principal
+                            .as_ref()
+                            .is_none_or(|p| a["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(p)))
+                    })
+                    .filter(|a| {
+                        role.as_ref().is_none_or(|r| {
+                            a["roleDefinitionName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(r))
+                                || a["roleDefinitionId"]
+                                    .as_str()
+                                    .is_some_and(|i| i.to_ascii_lowercase().ends_with(&r.to_ascii_lowercase()))
+                        })
+                    })
                     .collect();
                 Ok(Some(Value::Array(list)))
             }
@@ -284,7 +332,9 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                         return Err(CliError::Usage("usage error: --ids IDS | --assignee/--role/--scope".into()));
                     }
                     let at = default_scope(&client, scope.clone(), None).await?;
-                    let v = client.get(&format!("{at}/providers/Microsoft.Authorization/roleAssignments"), ASSIGNMENTS_API).await?;
+                    let v = client
+                        .get(&format!("{at}/providers/Microsoft.Authorization/roleAssignments"), ASSIGNMENTS_API)
+                        .await?;
                     let roles = role_definitions(&client, &sub_scope).await?;
                     let principal = match &assignee {
                         Some(a) => Some(resolve_assignee(&client, a).await?.0),
@@ -296,8 +346,16 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                         .flatten()
                         .map(|a| flatten(a, &roles))
                         .filter(|a| scope.is_none() || a["scope"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(&at)))
-                        .filter(|a| principal.as_ref().is_none_or(|p| a["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(p))))
-                        .filter(|a| role.as_ref().is_none_or(|r| a["roleDefinitionName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(r))))
+                        .filter(|a| {
+                            principal
+                                .as_ref()
+                                .is_none_or(|p| a["principalId"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(p)))
+                        })
+                        .filter(|a| {
+                            role.as_ref().is_none_or(|r| {
+                                a["roleDefinitionName"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(r))
+                            })
+                        })
                         .filter_map(|a| a["id"].as_str().map(str::to_string))
                         .collect();
                     if targets.is_empty() {
@@ -313,13 +371,23 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                 Ok(None)
             }
             AssignmentCmd::Update { role_assignment } => {
-                let a: Value = serde_json::from_str(&read_arg(&role_assignment)?).map_err(|e| CliError::Usage(format!("--role-assignment is not JSON: {e}")))?;
-                let id = a["id"].as_str().ok_or_else(|| CliError::Usage("the role assignment JSON needs its 'id'".into()))?;
+                let a: Value = serde_json::from_str(&read_arg(&role_assignment)?)
+                    .map_err(|e| CliError::Usage(format!("--role-assignment is not JSON: {e}")))?;
+                let id = a["id"]
+                    .as_str()
+                    .ok_or_else(|| CliError::Usage("the role assignment JSON needs its 'id'".into()))?;
                 let props = json!({
                     "roleDefinitionId": a["roleDefinitionId"], "principalId": a["principalId"], "principalType": a["principalType"],
                     "condition": a["condition"], "conditionVersion": a["conditionVersion"], "description": a["description"],
                 });
-                let (v, warnings) = crate::rest::arm_with_warnings(&client, Method::PUT, id, ASSIGNMENTS_API, Some(&json!({"properties": props}))).await?;
+                let (v, warnings) = crate::rest::arm_with_warnings(
+                    &client,
+                    Method::PUT,
+                    id,
+                    ASSIGNMENTS_API,
+                    Some(&json!({"properties": props})),
+                )
+                .await?;
                 for w in warnings {
                     eprintln!("WARNING: {w}");
                 }
@@ -333,17 +401,35 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                 let roles = role_definitions(&client, &scope).await?;
                 let list: Vec<Value> = roles
                     .into_iter()
-                    .filter(|r| name.as_ref().is_none_or(|n| r["properties"]["roleName"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n)) || r["name"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(n))))
+                    .filter(|r| {
+                        name.as_ref().is_none_or(|n| {
+                            r["properties"]["roleName"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n))
+                                || r["name"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(n))
+                        })
+                    })
                     .filter(|r| !custom_role_only || r["properties"]["type"] == "CustomRole")
                     .map(|r| flatten_definition(&r))
                     .collect();
                 Ok(Some(Value::Array(list)))
             }
             DefinitionCmd::Create { role_definition } => {
-                let def: Value = serde_json::from_str(&read_arg(&role_definition)?).map_err(|e| CliError::Usage(format!("--role-definition is not JSON: {e}")))?;
-                let scope = def.get("AssignableScopes").or_else(|| def.get("assignableScopes")).and_then(|s| s[0].as_str()).unwrap_or(&sub_scope).to_string();
+                let def: Value = serde_json::from_str(&read_arg(&role_definition)?)
+                    .map_err(|e| CliError::Usage(format!("--role-definition is not JSON: {e}")))?;
+                let scope = def
+                    .get("AssignableScopes")
+                    .or_else(|| def.get("assignableScopes"))
+                    .and_then(|s| s[0].as_str())
+                    .unwrap_or(&sub_scope)
+                    .to_string();
                 let name = uuid_v4();
-                let v = client.arm(Method::PUT, &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{name}"), DEFINITIONS_API, Some(&json!({"properties": def}))).await?;
+                let v = client
+                    .arm(
+                        Method::PUT,
+                        &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{name}"),
+                        DEFINITIONS_API,
+                        Some(&json!({"properties": def})),
+                    )
+                    .await?;
                 Ok(Some(flatten_definition(&v)))
             }
             DefinitionCmd::Delete { name, scope } => {
@@ -351,10 +437,21 @@ pub async fn run(cmd: RoleCmd) -> Result<Option<Value>, CliError> {
                 let roles = role_definitions(&client, &scope).await?;
                 let role = roles
                     .iter()
-                    .find(|r| r["properties"]["type"] == "CustomRole" && (r["properties"]["roleName"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(&name)) || r["name"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(&name))))
+                    .find(|r| {
+                        r["properties"]["type"] == "CustomRole"
+                            && (r["properties"]["roleName"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(&name))
+                                || r["name"].as_str().is_some_and(|g| g.eq_ignore_ascii_case(&name)))
+                    })
                     .ok_or_else(|| CliError::NotFound(format!("Custom role '{name}' doesn't exist.")))?;
                 let guid = role["name"].as_str().unwrap_or_default();
-                client.arm(Method::DELETE, &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"), DEFINITIONS_API, None).await?;
+                client
+                    .arm(
+                        Method::DELETE,
+                        &format!("{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"),
+                        DEFINITIONS_API,
+                        None,
+                    )
+                    .await?;
                 Ok(None)
             }
         },

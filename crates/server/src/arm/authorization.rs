@@ -29,7 +29,8 @@ fn definition_json(role: &RoleDefinition, scope: &Scope) -> Value {
 
 async fn all_roles(ctx: &ArmCtx) -> Result<Vec<RoleDefinition>, ArmError> {
     let mut roles = built_in_roles();
-    roles.extend(authz::custom_roles(&*ctx.state.meta).await.map_err(|e| storage_error("reading role definitions", e))?);
+    roles
+        .extend(authz::custom_roles(&*ctx.state.meta).await.map_err(|e| storage_error("reading role definitions", e))?);
     Ok(roles)
 }
 
@@ -42,7 +43,10 @@ pub async fn definitions(ctx: &ArmCtx, scope: &str, name: Option<&str>) -> Resul
             let filter = ctx.query.get("$filter").map(String::as_str).unwrap_or("");
             let wanted = filter.trim().strip_prefix("roleName eq ").map(|v| v.trim().trim_matches('\'').to_string());
             if !filter.trim().is_empty() && wanted.is_none() && !filter.contains("type eq") {
-                return Err(ArmError::bad_request("InvalidFilter", format!("The $filter '{filter}' is not supported; use roleName eq '…'.")));
+                return Err(ArmError::bad_request(
+                    "InvalidFilter",
+                    format!("The $filter '{filter}' is not supported; use roleName eq '…'."),
+                ));
             }
             let value: Vec<Value> = roles
                 .iter()
@@ -53,23 +57,39 @@ pub async fn definitions(ctx: &ArmCtx, scope: &str, name: Option<&str>) -> Resul
         }
         (&Method::GET, Some(guid)) => {
             let role = roles.iter().find(|r| r.guid().eq_ignore_ascii_case(guid)).ok_or_else(|| {
-                ArmError::new(404, "RoleDefinitionDoesNotExist", format!("The specified role definition with ID '{guid}' does not exist."))
+                ArmError::new(
+                    404,
+                    "RoleDefinitionDoesNotExist",
+                    format!("The specified role definition with ID '{guid}' does not exist."),
+                )
             })?;
             Ok(json_response(StatusCode::OK, &definition_json(role, &scope)))
         }
         (&Method::PUT, Some(guid)) => {
             ctx.authorize("Microsoft.Authorization/roleDefinitions/write", scope.as_str())?;
             if built_in_roles().iter().any(|r| r.guid().eq_ignore_ascii_case(guid)) {
-                return Err(ArmError::bad_request("RoleDefinitionUpdateNotAllowed", "Built-in role definitions cannot be changed."));
+                return Err(ArmError::bad_request(
+                    "RoleDefinitionUpdateNotAllowed",
+                    "Built-in role definitions cannot be changed.",
+                ));
             }
             let body = ctx.json()?;
             let props = body.get("properties").cloned().unwrap_or(body.clone());
-            let request = parse_custom_role(&props.to_string()).map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
+            let request =
+                parse_custom_role(&props.to_string()).map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
             let role = request.into_definition(guid).map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
-            if built_in_roles().iter().chain(authz::custom_roles(&*ctx.state.meta).await.map_err(|e| storage_error("reading roles", e))?.iter())
+            if built_in_roles()
+                .iter()
+                .chain(
+                    authz::custom_roles(&*ctx.state.meta).await.map_err(|e| storage_error("reading roles", e))?.iter(),
+                )
                 .any(|r| r.role_name().eq_ignore_ascii_case(role.role_name()) && !r.guid().eq_ignore_ascii_case(guid))
             {
-                return Err(ArmError::new(409, "RoleDefinitionWithSameNameExists", format!("A role definition named '{}' already exists.", role.role_name())));
+                return Err(ArmError::new(
+                    409,
+                    "RoleDefinitionWithSameNameExists",
+                    format!("A role definition named '{}' already exists.", role.role_name()),
+                ));
             }
             let now = chrono::Utc::now();
             let record = wharf_storage::ResourceRecord {
@@ -82,14 +102,27 @@ pub async fn definitions(ctx: &ArmCtx, scope: &str, name: Option<&str>) -> Resul
                 created_at: now,
                 updated_at: now,
             };
-            let created = ctx.state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a role definition", e))?;
+            let created = ctx
+                .state
+                .meta
+                .resource_put(&record)
+                .await
+                .map_err(|e| storage_error("storing a role definition", e))?;
             reload(ctx).await?;
-            Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &definition_json(&role, &scope)))
+            Ok(json_response(
+                if created { StatusCode::CREATED } else { StatusCode::OK },
+                &definition_json(&role, &scope),
+            ))
         }
         (&Method::DELETE, Some(guid)) => {
             ctx.authorize("Microsoft.Authorization/roleDefinitions/delete", scope.as_str())?;
             let id = format!("/providers/Microsoft.Authorization/roleDefinitions/{}", guid.to_ascii_lowercase());
-            let deleted = ctx.state.meta.resource_delete_tree(&id).await.map_err(|e| storage_error("deleting a role definition", e))?;
+            let deleted = ctx
+                .state
+                .meta
+                .resource_delete_tree(&id)
+                .await
+                .map_err(|e| storage_error("deleting a role definition", e))?;
             reload(ctx).await?;
             match deleted.first() {
                 Some(r) => Ok(json_response(StatusCode::OK, &r.body)),
@@ -110,7 +143,8 @@ async fn reload(ctx: &ArmCtx) -> Result<(), ArmError> {
 fn assignment_json(a: &RoleAssignment) -> Value {
     let mut v = serde_json::to_value(a).expect("assignment serializes");
     if let (Some(sub), Some(guid)) = (a.scope.subscription_id(), role_guid_from_id(&a.role_definition_id)) {
-        v["properties"]["roleDefinitionId"] = json!(format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"));
+        v["properties"]["roleDefinitionId"] =
+            json!(format!("/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}"));
     }
     v
 }
@@ -163,26 +197,47 @@ async fn create(ctx: &ArmCtx, scope: &Scope, guid: &str, existing: &[RoleAssignm
     ctx.authorize("Microsoft.Authorization/roleAssignments/write", scope.as_str())?;
     let body = ctx.json()?;
     let p = &body["properties"];
-    let role_id = p["roleDefinitionId"].as_str().ok_or_else(|| ArmError::invalid_request("properties.roleDefinitionId is required."))?;
-    let principal = p["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("properties.principalId is required."))?;
-    let role_guid = role_guid_from_id(role_id).ok_or_else(|| ArmError::bad_request("InvalidRoleDefinitionId", format!("'{role_id}' is not a role definition id.")))?;
+    let role_id = p["roleDefinitionId"]
+        .as_str()
+        .ok_or_else(|| ArmError::invalid_request("properties.roleDefinitionId is required."))?;
+    let principal =
+        p["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("properties.principalId is required."))?;
+    let role_guid = role_guid_from_id(role_id).ok_or_else(|| {
+        ArmError::bad_request("InvalidRoleDefinitionId", format!("'{role_id}' is not a role definition id."))
+    })?;
     let roles = all_roles(ctx).await?;
     let role = roles.iter().find(|r| r.guid() == role_guid).ok_or_else(|| {
-        ArmError::new(400, "RoleDefinitionDoesNotExist", format!("The specified role definition with ID '{role_guid}' does not exist."))
+        ArmError::new(
+            400,
+            "RoleDefinitionDoesNotExist",
+            format!("The specified role definition with ID '{role_guid}' does not exist."),
+        )
     })?;
     let principal_type = match p["principalType"].as_str() {
-        Some(t) => serde_json::from_value::<PrincipalType>(json!(t))
-            .map_err(|_| ArmError::invalid_request(format!("principalType '{t}' is not one of User, Group, ServicePrincipal, ForeignGroup, Device.")))?,
-        None => principal_kind(ctx, principal).await?.ok_or_else(|| principal_not_found(principal, &ctx.state.tenant_id))?,
+        Some(t) => serde_json::from_value::<PrincipalType>(json!(t)).map_err(|_| {
+            ArmError::invalid_request(format!(
+                "principalType '{t}' is not one of User, Group, ServicePrincipal, ForeignGroup, Device."
+            ))
+        })?,
+        None => {
+            principal_kind(ctx, principal).await?.ok_or_else(|| principal_not_found(principal, &ctx.state.tenant_id))?
+        }
     };
     if principal_kind(ctx, principal).await?.is_none() {
         return Err(principal_not_found(principal, &ctx.state.tenant_id));
     }
-    let (condition, _version) = wharf_authz::assignment::condition_from_request(p["condition"].as_str(), p["conditionVersion"].as_str())
-        .map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
+    let (condition, _version) =
+        wharf_authz::assignment::condition_from_request(p["condition"].as_str(), p["conditionVersion"].as_str())
+            .map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
     let principal_id = PrincipalId::new(principal).map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
-    let mut a = RoleAssignment::new(guid, scope.clone(), &format!("/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"), principal_id, principal_type)
-        .map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
+    let mut a = RoleAssignment::new(
+        guid,
+        scope.clone(),
+        &format!("/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"),
+        principal_id,
+        principal_type,
+    )
+    .map_err(|e| ArmError::bad_request(e.code(), e.to_string()))?;
     let now = chrono::Utc::now();
     a.created_on = Some(now);
     a.updated_on = Some(now);
@@ -199,12 +254,21 @@ async fn create(ctx: &ArmCtx, scope: &Scope, guid: &str, existing: &[RoleAssignm
         ArmError::new(status, e.code(), e.to_string())
     })?;
     let warnings = warnings_for(ctx, scope, role, condition.as_ref()).await;
-    let created = ctx.state.meta.resource_put(&authz::assignment_record(&a)).await.map_err(|e| storage_error("storing a role assignment", e))?;
+    let created = ctx
+        .state
+        .meta
+        .resource_put(&authz::assignment_record(&a))
+        .await
+        .map_err(|e| storage_error("storing a role assignment", e))?;
     reload(ctx).await?;
     let mut resp = json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &assignment_json(&a));
     for w in warnings {
         tracing::warn!(assignment = %a.id, warning = %w, "role assignment condition warning");
-        let ascii: String = w.replace('…', "...").chars().map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' }).collect();
+        let ascii: String = w
+            .replace('…', "...")
+            .chars()
+            .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { ' ' })
+            .collect();
         if let Ok(v) = HeaderValue::from_str(&ascii) {
             resp.headers_mut().append("wharf-warning", v);
         }
@@ -213,7 +277,12 @@ async fn create(ctx: &ArmCtx, scope: &Scope, guid: &str, existing: &[RoleAssignm
 }
 
 fn principal_not_found(id: &str, tenant: &str) -> ArmError {
-    ArmError::bad_request("PrincipalNotFound", format!("Principal {id} does not exist in the directory {tenant}. Check that you have the correct principal ID."))
+    ArmError::bad_request(
+        "PrincipalNotFound",
+        format!(
+            "Principal {id} does not exist in the directory {tenant}. Check that you have the correct principal ID."
+        ),
+    )
 }
 
 /// Limits on role assignments (Azure's 4,000 per subscription unless configured).
@@ -250,7 +319,12 @@ pub async fn principal_kind(ctx: &ArmCtx, id: &str) -> Result<Option<PrincipalTy
 
 /// Lint warnings for a new assignment, with the repositories a slash-less prefix would match
 /// today beyond the intended ones.
-async fn warnings_for(ctx: &ArmCtx, scope: &Scope, role: &RoleDefinition, condition: Option<&wharf_authz::Condition>) -> Vec<String> {
+async fn warnings_for(
+    ctx: &ArmCtx,
+    scope: &Scope,
+    role: &RoleDefinition,
+    condition: Option<&wharf_authz::Condition>,
+) -> Vec<String> {
     let Some(c) = condition else { return vec![] };
     let mut out = Vec::new();
     let repos = registry_repositories(ctx, scope).await;
@@ -260,7 +334,10 @@ async fn warnings_for(ctx: &ArmCtx, scope: &Scope, role: &RoleDefinition, condit
             let ignore_case = format!("{operator:?}").contains("IgnoreCase");
             let extra = wharf_authz::condition::lint::extra_prefix_matches(value, ignore_case, &repos);
             if !extra.is_empty() {
-                text.push_str(&format!(" It would match these repositories today beyond '{value}/': {}.", extra.join(", ")));
+                text.push_str(&format!(
+                    " It would match these repositories today beyond '{value}/': {}.",
+                    extra.join(", ")
+                ));
             }
         }
         out.push(text);
@@ -284,9 +361,20 @@ pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -
     // The network part shows the registry's network properties.
     ctx.authorize("Microsoft.ContainerRegistry/registries/read", &registry.resource_id)?;
     let body = ctx.json()?;
-    let principal = body["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("principalId is required."))?;
+    let principal =
+        body["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("principalId is required."))?;
     let actions: Vec<DockerAction> = match body["actions"].as_array() {
-        Some(a) => a.iter().filter_map(|v| v.as_str()).map(|s| DockerAction::parse(s).ok_or_else(|| ArmError::invalid_request(format!("unknown action '{s}'; use pull, push, delete, metadata_read, metadata_write or *")))).collect::<Result<_, _>>()?,
+        Some(a) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|s| {
+                DockerAction::parse(s).ok_or_else(|| {
+                    ArmError::invalid_request(format!(
+                        "unknown action '{s}'; use pull, push, delete, metadata_read, metadata_write or *"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
         None => vec![DockerAction::Pull],
     };
     let target = match body["repository"].as_str() {
@@ -295,17 +383,31 @@ pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -
     };
     let text = |k: &str| body[k].as_str().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
     let client_ip = match text("clientIp") {
-        Some(ip) => Some(ip.parse::<std::net::IpAddr>().map_err(|_| ArmError::invalid_request(format!("clientIp '{ip}' is not an IP address.")))?),
+        Some(ip) => Some(
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| ArmError::invalid_request(format!("clientIp '{ip}' is not an IP address.")))?,
+        ),
         None => None,
     };
-    let query = crate::network::access::NetworkQuery { client_ip, private_endpoint: text("privateEndpoint"), hosting_resource: text("hostingResource") };
+    let query = crate::network::access::NetworkQuery {
+        client_ip,
+        private_endpoint: text("privateEndpoint"),
+        hosting_resource: text("hostingResource"),
+    };
     let policy = crate::network::policy(&ctx.state, registry).await;
     let network = crate::network::access::evaluate(&ctx.state, registry, &policy, principal, &query)
         .await
         .map_err(|e| storage_error("evaluating the network rules", e))?
         .map_err(|e| ArmError::invalid_request(e.0))?;
     let mode = authz::registry_mode(registry.properties.role_assignment_mode);
-    let decision = ctx.state.authz.data_plane(principal, &registry.resource_id, mode, target.clone(), &actions, &network.environment);
+    let decision = ctx.state.authz.data_plane(
+        principal,
+        &registry.resource_id,
+        mode,
+        target.clone(),
+        &actions,
+        &network.environment,
+    );
     let decisions: Vec<Value> = decision
         .decisions
         .iter()
@@ -347,9 +449,15 @@ pub async fn check_access(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -
 pub async fn network_impact(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
     ctx.authorize("Microsoft.ContainerRegistry/registries/read", &registry.resource_id)?;
     ctx.authorize("Microsoft.Authorization/roleAssignments/read", &registry.resource_id)?;
-    const NETWORK: [&str; 4] = ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
+    const NETWORK: [&str; 4] =
+        ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
     let body = ctx.json()?;
-    let usage = |what: String| ArmError::invalid_request(format!("{what} networkRuleImpact takes a registry PATCH body with network properties only: {{\"properties\": {{{}}}}}.", NETWORK.join(", ")));
+    let usage = |what: String| {
+        ArmError::invalid_request(format!(
+            "{what} networkRuleImpact takes a registry PATCH body with network properties only: {{\"properties\": {{{}}}}}.",
+            NETWORK.join(", ")
+        ))
+    };
     if let Some(k) = body.as_object().into_iter().flat_map(|m| m.keys()).find(|k| *k != "properties" && *k != "sku") {
         return Err(usage(format!("'{k}' is not accepted.")));
     }
@@ -365,8 +473,11 @@ pub async fn network_impact(ctx: &ArmCtx, registry: &crate::state::RegistryInfo)
     proposed.validate(sku)?;
     super::registries::check_vnet_rules(&ctx.state, &proposed).await?;
     let current = crate::network::policy(&ctx.state, registry).await;
-    let next = crate::network::compile(&ctx.state, &proposed).await.map_err(|e| ArmError::invalid_request(e.to_string()))?;
-    let impact = crate::network::impact::preview(&ctx.state, registry, &proposed, &current, &next).await.map_err(|e| storage_error("previewing a network-rule change", e))?;
+    let next =
+        crate::network::compile(&ctx.state, &proposed).await.map_err(|e| ArmError::invalid_request(e.to_string()))?;
+    let impact = crate::network::impact::preview(&ctx.state, registry, &proposed, &current, &next)
+        .await
+        .map_err(|e| storage_error("previewing a network-rule change", e))?;
     Ok(json_response(StatusCode::OK, &impact))
 }
 
@@ -381,10 +492,16 @@ pub async fn mode_impact(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) ->
         other => return Err(ArmError::invalid_request(format!("roleAssignmentMode {other:?} is not valid."))),
     };
     let from = authz::registry_mode(registry.properties.role_assignment_mode);
-    let repos = ctx.state.meta.repository_list(&registry.key, None, 100_000).await.map_err(|e| storage_error("listing repositories", e))?;
+    let repos = ctx
+        .state
+        .meta
+        .repository_list(&registry.key, None, 100_000)
+        .await
+        .map_err(|e| storage_error("listing repositories", e))?;
     let repo_refs: Vec<&str> = repos.iter().map(String::as_str).collect();
     let scope = scope_of(&registry.resource_id)?;
-    let assignments = authz::stored_assignments(&*ctx.state.meta).await.map_err(|e| storage_error("reading role assignments", e))?;
+    let assignments =
+        authz::stored_assignments(&*ctx.state.meta).await.map_err(|e| storage_error("reading role assignments", e))?;
     let mut principals: Vec<String> = assignments.iter().map(|a| a.principal_id.as_str().to_string()).collect();
     principals.sort();
     principals.dedup();
@@ -393,14 +510,16 @@ pub async fn mode_impact(ctx: &ArmCtx, registry: &crate::state::RegistryInfo) ->
     let value: Vec<Value> = impacts
         .iter()
         .filter(|i| !i.changes.is_empty())
-        .map(|i| json!({
-            "principalId": i.principals.first().map(|p| p.as_str()),
-            "changes": i.changes.iter().map(|c| json!({
-                "target": c.target.to_string(),
-                "gained": c.gained.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-                "lost": c.lost.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        }))
+        .map(|i| {
+            json!({
+                "principalId": i.principals.first().map(|p| p.as_str()),
+                "changes": i.changes.iter().map(|c| json!({
+                    "target": c.target.to_string(),
+                    "gained": c.gained.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                    "lost": c.lost.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            })
+        })
         .collect();
     Ok(json_response(StatusCode::OK, &json!({"from": from.as_str(), "to": to.as_str(), "value": value})))
 }

@@ -42,7 +42,8 @@ pub async fn require(state: &AppState, name: &str) -> Result<ResourceRecord, Arm
 
 pub async fn list(ctx: &ArmCtx) -> Result<Response, ArmError> {
     let filter = ResourceFilter { resource_type: Some(types::RESOURCE_GROUP.into()), resource_group: None };
-    let groups = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resource groups", e))?;
+    let groups =
+        ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resource groups", e))?;
     let value: Vec<Value> = groups
         .into_iter()
         .filter(|g| ctx.allowed("Microsoft.Resources/subscriptions/resourceGroups/read", &g.id))
@@ -80,7 +81,9 @@ async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
         .get("location")
         .and_then(Value::as_str)
         .filter(|l| !l.is_empty())
-        .ok_or_else(|| ArmError::bad_request("LocationRequired", "The location property is required for this definition."))?
+        .ok_or_else(|| {
+            ArmError::bad_request("LocationRequired", "The location property is required for this definition.")
+        })?
         .to_ascii_lowercase()
         .replace(' ', "");
     let tags = tags_of(&body)?;
@@ -97,7 +100,9 @@ async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
             return Err(ArmError::new(
                 409,
                 "InvalidResourceGroupLocation",
-                format!("Invalid resource group location '{location}'. The Resource group already exists in location '{old_location}' in resource group '{name}'. A resource group cannot be moved to another location."),
+                format!(
+                    "Invalid resource group location '{location}'. The Resource group already exists in location '{old_location}' in resource group '{name}'. A resource group cannot be moved to another location."
+                ),
             ));
         }
     }
@@ -121,7 +126,8 @@ async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
         created_at,
         updated_at: now,
     };
-    let created = ctx.state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a resource group", e))?;
+    let created =
+        ctx.state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a resource group", e))?;
     Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &body))
 }
 
@@ -138,7 +144,12 @@ async fn patch(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
 
 async fn delete(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     let record = require(&ctx.state, name).await?;
-    let deleted = ctx.state.meta.resource_delete_tree(&record.id).await.map_err(|e| storage_error("deleting a resource group", e))?;
+    let deleted = ctx
+        .state
+        .meta
+        .resource_delete_tree(&record.id)
+        .await
+        .map_err(|e| storage_error("deleting a resource group", e))?;
     for r in &deleted {
         if r.resource_type.eq_ignore_ascii_case(types::REGISTRY) {
             super::registries::purge(&ctx.state, r).await?;
@@ -186,11 +197,17 @@ pub fn parse_filter(f: &str) -> Result<Vec<(String, String)>, ArmError> {
     if f.is_empty() {
         return Ok(vec![]);
     }
-    let bad = || ArmError::bad_request("InvalidFilterInQueryString", format!("The $filter '{f}' is not supported. Use resourceType eq '…' and/or name eq '…'."));
+    let bad = || {
+        ArmError::bad_request(
+            "InvalidFilterInQueryString",
+            format!("The $filter '{f}' is not supported. Use resourceType eq '…' and/or name eq '…'."),
+        )
+    };
     let mut out = vec![];
     for clause in split_and(f) {
         let mut parts = clause.trim().splitn(3, ' ');
-        let (field, op, value) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
+        let (field, op, value) =
+            (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
         let value = value.trim();
         if !op.eq_ignore_ascii_case("eq") || !value.starts_with('\'') || !value.ends_with('\'') || value.len() < 2 {
             return Err(bad());
@@ -233,7 +250,13 @@ mod tests {
     #[test]
     fn filters() {
         let f = parse_filter("resourceType eq 'Microsoft.ContainerRegistry/registries' and name eq 'a and b'").unwrap();
-        assert_eq!(f, vec![("resourcetype".into(), "Microsoft.ContainerRegistry/registries".into()), ("name".into(), "a and b".into())]);
+        assert_eq!(
+            f,
+            vec![
+                ("resourcetype".into(), "Microsoft.ContainerRegistry/registries".into()),
+                ("name".into(), "a and b".into())
+            ]
+        );
         assert!(parse_filter("location eq 'x'").is_err());
         assert!(parse_filter("name ne 'x'").is_err());
         assert!(parse_filter("").unwrap().is_empty());

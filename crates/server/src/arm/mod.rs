@@ -28,25 +28,51 @@ pub enum ArmEndpoint {
     GetSubscription,
     ListTenants,
     ListGroups,
-    Group { name: String },
-    ListResources { group: Option<String> },
-    ListRegistries { group: Option<String> },
+    Group {
+        name: String,
+    },
+    ListResources {
+        group: Option<String>,
+    },
+    ListRegistries {
+        group: Option<String>,
+    },
     /// `/subscriptions/{sub}/providers/{namespace}/{type}`: every resource of a type other than
     /// registries in the subscription (`az identity list`, `az network vnet list`, …).
-    ListByType { namespace: String, type_name: String },
+    ListByType {
+        namespace: String,
+        type_name: String,
+    },
     /// `POST /subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability`.
     CheckRegistryName,
-    Registry { group: String, name: String },
+    Registry {
+        group: String,
+        name: String,
+    },
     /// A registry's action or child resource: `…/registries/{name}/{rest…}` (listCredentials,
     /// regenerateCredential, …).
-    RegistryChild { group: String, name: String, rest: Vec<String> },
+    RegistryChild {
+        group: String,
+        name: String,
+        rest: Vec<String>,
+    },
     /// Any other resource under a resource group: `…/providers/{namespace}/{type}/{name}[/…]`
     /// (managed identities, hosting resources, …), served by `resources`.
-    Other { group: String, namespace: String, rest: Vec<String> },
+    Other {
+        group: String,
+        namespace: String,
+        rest: Vec<String>,
+    },
     /// `{scope}/providers/Microsoft.Authorization/roleAssignments[/{guid}]`
-    RoleAssignments { scope: String, name: Option<String> },
+    RoleAssignments {
+        scope: String,
+        name: Option<String>,
+    },
     /// `{scope}/providers/Microsoft.Authorization/roleDefinitions[/{guid}]`
-    RoleDefinitions { scope: String, name: Option<String> },
+    RoleDefinitions {
+        scope: String,
+        name: Option<String>,
+    },
 }
 
 impl ArmEndpoint {
@@ -67,7 +93,9 @@ impl ArmEndpoint {
             return Err(not_found());
         }
         // Extension resources of Microsoft.Authorization at any scope.
-        if let Some(i) = (0..segs.len().saturating_sub(2)).find(|&i| is(i, "providers") && is(i + 1, "Microsoft.Authorization")) {
+        if let Some(i) =
+            (0..segs.len().saturating_sub(2)).find(|&i| is(i, "providers") && is(i + 1, "Microsoft.Authorization"))
+        {
             let scope = format!("/{}", segs[..i].join("/"));
             let name = segs.get(i + 3).cloned();
             if segs.len() > i + 4 {
@@ -86,17 +114,26 @@ impl ArmEndpoint {
         let sub = Some(segs[1].clone());
         let rest = &segs[2..];
         let at = |i: usize, kw: &str| rest.get(i).is_some_and(|s| s.eq_ignore_ascii_case(kw));
-        let registries_at = |i: usize| at(i, "providers") && at(i + 1, "Microsoft.ContainerRegistry") && at(i + 2, "registries");
+        let registries_at =
+            |i: usize| at(i, "providers") && at(i + 1, "Microsoft.ContainerRegistry") && at(i + 2, "registries");
         let ep = match rest.len() {
             0 => ArmEndpoint::GetSubscription,
             1 if at(0, "resourcegroups") => ArmEndpoint::ListGroups,
             1 if at(0, "resources") => ArmEndpoint::ListResources { group: None },
             2 if at(0, "resourcegroups") => ArmEndpoint::Group { name: rest[1].clone() },
             3 if registries_at(0) => ArmEndpoint::ListRegistries { group: None },
-            3 if at(0, "providers") && at(1, "Microsoft.ContainerRegistry") && at(2, "checkNameAvailability") => ArmEndpoint::CheckRegistryName,
-            3 if at(0, "providers") => ArmEndpoint::ListByType { namespace: rest[1].clone(), type_name: rest[2].clone() },
-            3 if at(0, "resourcegroups") && at(2, "resources") => ArmEndpoint::ListResources { group: Some(rest[1].clone()) },
-            5 if at(0, "resourcegroups") && registries_at(2) => ArmEndpoint::ListRegistries { group: Some(rest[1].clone()) },
+            3 if at(0, "providers") && at(1, "Microsoft.ContainerRegistry") && at(2, "checkNameAvailability") => {
+                ArmEndpoint::CheckRegistryName
+            }
+            3 if at(0, "providers") => {
+                ArmEndpoint::ListByType { namespace: rest[1].clone(), type_name: rest[2].clone() }
+            }
+            3 if at(0, "resourcegroups") && at(2, "resources") => {
+                ArmEndpoint::ListResources { group: Some(rest[1].clone()) }
+            }
+            5 if at(0, "resourcegroups") && registries_at(2) => {
+                ArmEndpoint::ListRegistries { group: Some(rest[1].clone()) }
+            }
             6 if at(0, "resourcegroups") && registries_at(2) => {
                 ArmEndpoint::Registry { group: rest[1].clone(), name: rest[5].clone() }
             }
@@ -200,15 +237,22 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
     let (sub, endpoint) = ArmEndpoint::parse(parts.uri.path())?;
     let query = crate::oci::parse_query(parts.uri.query());
     let resource_type = match &endpoint {
-        ArmEndpoint::ListRegistries { .. } | ArmEndpoint::Registry { .. } | ArmEndpoint::CheckRegistryName => wharf_arm::types::REGISTRY,
+        ArmEndpoint::ListRegistries { .. } | ArmEndpoint::Registry { .. } | ArmEndpoint::CheckRegistryName => {
+            wharf_arm::types::REGISTRY
+        }
         _ => "Microsoft.Resources",
     };
     check_api_version(&query, resource_type)?;
     if let Some(sub) = &sub
-        && !sub.eq_ignore_ascii_case(&state.subscription_id) {
-            return Err(ArmError::subscription_not_found(sub));
-        }
-    let caller = match crate::auth::management::authenticate(&state, &parts.headers, wharf_identity::Audience::Management) {
+        && !sub.eq_ignore_ascii_case(&state.subscription_id)
+    {
+        return Err(ArmError::subscription_not_found(sub));
+    }
+    let caller = match crate::auth::management::authenticate(
+        &state,
+        &parts.headers,
+        wharf_identity::Audience::Management,
+    ) {
         Ok(c) => c,
         // ARM names the authority to get a token from, as `WWW-Authenticate` on every 401.
         Err(e) if e.status == 401 => {
@@ -237,23 +281,34 @@ async fn dispatch(state: Arc<AppState>, req: Request<Body>) -> Result<Response, 
         (&Method::GET, ArmEndpoint::ListSubscriptions) => Ok(groups::list_subscriptions(&ctx)),
         (&Method::GET, ArmEndpoint::ListTenants) => {
             let t = &ctx.state.tenant_id;
-            Ok(json_response(StatusCode::OK, &serde_json::json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "Wharf", "defaultDomain": "wharf.local"}]})))
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "Wharf", "defaultDomain": "wharf.local"}]}),
+            ))
         }
-        (&Method::GET, ArmEndpoint::GetSubscription) => Ok(json_response(StatusCode::OK, &groups::subscription_json(&ctx.state))),
+        (&Method::GET, ArmEndpoint::GetSubscription) => {
+            Ok(json_response(StatusCode::OK, &groups::subscription_json(&ctx.state)))
+        }
         (&Method::GET, ArmEndpoint::ListGroups) => groups::list(&ctx).await,
         (_, ArmEndpoint::Group { name }) => groups::handle(&ctx, &name).await,
         (&Method::GET, ArmEndpoint::ListResources { group }) => groups::list_resources(&ctx, group.as_deref()).await,
         (&Method::GET, ArmEndpoint::ListRegistries { group }) => registries::list(&ctx, group.as_deref()).await,
         (&Method::POST, ArmEndpoint::CheckRegistryName) => registries::check_name(&ctx).await,
-        (&Method::GET, ArmEndpoint::ListByType { namespace, type_name }) => resources::list_by_type(&ctx, &namespace, &type_name).await,
+        (&Method::GET, ArmEndpoint::ListByType { namespace, type_name }) => {
+            resources::list_by_type(&ctx, &namespace, &type_name).await
+        }
         (_, ArmEndpoint::Registry { group, name }) => registries::handle(&ctx, &group, &name).await,
         (_, ArmEndpoint::RegistryChild { group, name, rest }) => registries::child(&ctx, &group, &name, &rest).await,
         (_, ArmEndpoint::Other { group, namespace, rest }) if namespace.eq_ignore_ascii_case("Microsoft.Network") => {
             network::handle(&ctx, &group, &rest).await
         }
         (_, ArmEndpoint::Other { group, namespace, rest }) => resources::handle(&ctx, &group, &namespace, &rest).await,
-        (_, ArmEndpoint::RoleAssignments { scope, name }) => authorization::assignments(&ctx, &scope, name.as_deref()).await,
-        (_, ArmEndpoint::RoleDefinitions { scope, name }) => authorization::definitions(&ctx, &scope, name.as_deref()).await,
+        (_, ArmEndpoint::RoleAssignments { scope, name }) => {
+            authorization::assignments(&ctx, &scope, name.as_deref()).await
+        }
+        (_, ArmEndpoint::RoleDefinitions { scope, name }) => {
+            authorization::definitions(&ctx, &scope, name.as_deref()).await
+        }
         (m, _) => Err(ArmError::method_not_allowed(m.as_str())),
     }
 }
@@ -269,7 +324,9 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         _ => "write",
     };
     match endpoint {
-        ArmEndpoint::CheckRegistryName => Some(("Microsoft.ContainerRegistry/checkNameAvailability/read".into(), format!("/subscriptions/{sub}"))),
+        ArmEndpoint::CheckRegistryName => {
+            Some(("Microsoft.ContainerRegistry/checkNameAvailability/read".into(), format!("/subscriptions/{sub}")))
+        }
         ArmEndpoint::Group { name } => Some((
             format!("Microsoft.Resources/subscriptions/resourceGroups/{verb}"),
             wharf_arm::ResourceId::resource_group(sub, name).to_string(),
@@ -281,7 +338,10 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
         ArmEndpoint::RegistryChild { group, name, rest } => {
             let id = wharf_arm::ResourceId::registry(sub, group, name).to_string();
             // checkAccess, roleAssignmentModeImpact and networkRuleImpact check their own actions.
-            let own = rest.len() == 1 && ["checkAccess", "roleAssignmentModeImpact", "networkRuleImpact"].iter().any(|a| rest[0].eq_ignore_ascii_case(a));
+            let own = rest.len() == 1
+                && ["checkAccess", "roleAssignmentModeImpact", "networkRuleImpact"]
+                    .iter()
+                    .any(|a| rest[0].eq_ignore_ascii_case(a));
             // A POST to a single segment is an action (`importImage`, `listCredentials`);
             // anything else addresses a child resource type (`tasks`, `tasks/t1`).
             let action = match (rest.as_slice(), &ctx.method) {
@@ -292,7 +352,12 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
             (!own).then_some((action, id))
         }
         ArmEndpoint::Other { group, namespace, rest } if rest.len() >= 2 => {
-            let id = format!("{}/providers/{namespace}/{}/{}", wharf_arm::ResourceId::resource_group(sub, group), rest[0], rest[1]);
+            let id = format!(
+                "{}/providers/{namespace}/{}/{}",
+                wharf_arm::ResourceId::resource_group(sub, group),
+                rest[0],
+                rest[1]
+            );
             // Actions on a resource (e.g. workloadEnvironment) need write access to it.
             let verb = if rest.len() > 2 { "write" } else { verb };
             Some((format!("{namespace}/{}/{verb}", rest[0]), id))
@@ -310,13 +375,17 @@ fn required_action(ctx: &ArmCtx, endpoint: &ArmEndpoint) -> Option<(String, Stri
 /// 501 is not retried by azure-core (500, 502, 503 and 504 are).
 pub fn not_yet_served(child: &str) -> Option<ArmError> {
     let (feature, instead) = match child.to_ascii_lowercase().as_str() {
-        "tasks" | "taskruns" | "runs" | "schedulerun" | "agentpools" | "listbuildsourceuploadurl" => {
-            ("ACR Tasks", "build and push images with podman, buildah or docker, and pull with a managed identity as a workload would")
-        }
+        "tasks" | "taskruns" | "runs" | "schedulerun" | "agentpools" | "listbuildsourceuploadurl" => (
+            "ACR Tasks",
+            "build and push images with podman, buildah or docker, and pull with a managed identity as a workload would",
+        ),
         "importimage" => ("Image import", "copy images between registries with 'skopeo copy' or 'oras copy'"),
         "replications" => ("Geo-replication", "run one Wharf per region"),
         "webhooks" => ("Webhooks", "poll '/acr/v1/_catalog' and tags listings"),
-        "scopemaps" | "tokens" => ("Repository-scoped tokens", "use service principals with Container Registry Repository roles and conditions"),
+        "scopemaps" | "tokens" => (
+            "Repository-scoped tokens",
+            "use service principals with Container Registry Repository roles and conditions",
+        ),
         "cacherules" | "credentialsets" => ("Artifact cache", "copy images in with 'skopeo copy'"),
         "connectedregistries" => ("Connected registries", "run a second Wharf"),
         _ => return None,
@@ -324,7 +393,9 @@ pub fn not_yet_served(child: &str) -> Option<ArmError> {
     Some(ArmError::new(
         501,
         "FeatureNotSupported",
-        format!("{feature} ({child}) is not available in this version of Wharf; for now, {instead}. See docs/azure-cli.md."),
+        format!(
+            "{feature} ({child}) is not available in this version of Wharf; for now, {instead}. See docs/azure-cli.md."
+        ),
     ))
 }
 
@@ -377,9 +448,17 @@ mod tests {
         assert_eq!(ep, ArmEndpoint::Registry { group: "rg".into(), name: "myreg".into() });
         let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/microsoft.containerregistry/registries").unwrap();
         assert_eq!(ep, ArmEndpoint::ListRegistries { group: None });
-        let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities").unwrap();
-        assert_eq!(ep, ArmEndpoint::ListByType { namespace: "Microsoft.ManagedIdentity".into(), type_name: "userAssignedIdentities".into() });
-        let (_, ep) = ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ContainerRegistry/checkNameAvailability").unwrap();
+        let (_, ep) =
+            ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ManagedIdentity/userAssignedIdentities").unwrap();
+        assert_eq!(
+            ep,
+            ArmEndpoint::ListByType {
+                namespace: "Microsoft.ManagedIdentity".into(),
+                type_name: "userAssignedIdentities".into()
+            }
+        );
+        let (_, ep) =
+            ArmEndpoint::parse("/subscriptions/S/providers/Microsoft.ContainerRegistry/checkNameAvailability").unwrap();
         assert_eq!(ep, ArmEndpoint::CheckRegistryName);
         assert!(ArmEndpoint::parse("/subscriptions/S/foo").is_err());
     }

@@ -21,7 +21,15 @@ fn now() -> chrono::DateTime<chrono::Utc> {
     chrono::Utc::now()
 }
 
-fn record(id: String, resource_type: &str, name: &str, group: &str, key: String, body: Value, created: Option<chrono::DateTime<chrono::Utc>>) -> ResourceRecord {
+fn record(
+    id: String,
+    resource_type: &str,
+    name: &str,
+    group: &str,
+    key: String,
+    body: Value,
+    created: Option<chrono::DateTime<chrono::Utc>>,
+) -> ResourceRecord {
     ResourceRecord {
         id,
         resource_type: resource_type.into(),
@@ -36,7 +44,12 @@ fn record(id: String, resource_type: &str, name: &str, group: &str, key: String,
 
 fn prefix(v: &Value, what: &str) -> Result<IpNet, ArmError> {
     let s = v.as_str().ok_or_else(|| ArmError::invalid_request(format!("{what} is required.")))?;
-    s.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| ArmError::bad_request("InvalidAddressPrefixFormat", format!("Address prefix {s} of {what} is not a valid CIDR range.")))
+    s.parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+        ArmError::bad_request(
+            "InvalidAddressPrefixFormat",
+            format!("Address prefix {s} of {what} is not a valid CIDR range."),
+        )
+    })
 }
 
 pub async fn handle(ctx: &ArmCtx, group: &str, rest: &[String]) -> Result<Response, ArmError> {
@@ -54,7 +67,11 @@ pub async fn handle(ctx: &ArmCtx, group: &str, rest: &[String]) -> Result<Respon
         }
         ["virtualnetworks", _, "subnets", _] => subnet(ctx, group, parts[1], parts[3]).await,
         ["privateendpoints", _] => private_endpoint(ctx, group, parts[1]).await,
-        _ => Err(ArmError::new(400, "NoRegisteredProviderFound", format!("No registered resource provider found for 'Microsoft.Network/{}'.", rest.join("/")))),
+        _ => Err(ArmError::new(
+            400,
+            "NoRegisteredProviderFound",
+            format!("No registered resource provider found for 'Microsoft.Network/{}'.", rest.join("/")),
+        )),
     }
 }
 
@@ -63,14 +80,16 @@ fn vnet_id(ctx: &ArmCtx, group: &str, name: &str) -> String {
 }
 
 async fn require(ctx: &ArmCtx, id: &str) -> Result<ResourceRecord, ArmError> {
-    ctx.state.meta.resource_get(id).await.map_err(|e| storage_error("reading a network resource", e))?.ok_or_else(|| {
-        let rid = ResourceId::parse(id).ok();
-        ArmError::resource_not_found(
-            &rid.as_ref().and_then(|r| r.resource_type()).unwrap_or_default(),
-            rid.as_ref().and_then(|r| r.name()).unwrap_or_default(),
-            rid.as_ref().and_then(|r| r.resource_group.as_deref()).unwrap_or_default(),
-        )
-    })
+    ctx.state.meta.resource_get(id).await.map_err(|e| storage_error("reading a network resource", e))?.ok_or_else(
+        || {
+            let rid = ResourceId::parse(id).ok();
+            ArmError::resource_not_found(
+                &rid.as_ref().and_then(|r| r.resource_type()).unwrap_or_default(),
+                rid.as_ref().and_then(|r| r.name()).unwrap_or_default(),
+                rid.as_ref().and_then(|r| r.resource_group.as_deref()).unwrap_or_default(),
+            )
+        },
+    )
 }
 
 async fn list(ctx: &ArmCtx, group: &str, resource_type: &str) -> Result<Response, ArmError> {
@@ -97,7 +116,10 @@ fn subnet_json(vnet_id: &str, name: &str, prefix: IpNet, endpoints: &[String]) -
 fn service_endpoints(props: &Value) -> Result<Vec<String>, ArmError> {
     let mut out = vec![];
     for e in props["serviceEndpoints"].as_array().into_iter().flatten() {
-        let s = e["service"].as_str().or_else(|| e.as_str()).ok_or_else(|| ArmError::invalid_request("serviceEndpoints[].service is required."))?;
+        let s = e["service"]
+            .as_str()
+            .or_else(|| e.as_str())
+            .ok_or_else(|| ArmError::invalid_request("serviceEndpoints[].service is required."))?;
         out.push(s.to_string());
     }
     Ok(out)
@@ -107,13 +129,19 @@ fn service_endpoints(props: &Value) -> Result<Vec<String>, ArmError> {
 fn check_subnets(space: &[IpNet], subnets: &[(String, IpNet)]) -> Result<(), ArmError> {
     for (name, p) in subnets {
         if !space.iter().any(|s| s.contains(p)) {
-            return Err(ArmError::bad_request("NetcfgSubnetRangeOutsideVnet", format!("Subnet '{name}' ({p}) is not within the address space of the virtual network.")));
+            return Err(ArmError::bad_request(
+                "NetcfgSubnetRangeOutsideVnet",
+                format!("Subnet '{name}' ({p}) is not within the address space of the virtual network."),
+            ));
         }
     }
     for (i, (a, pa)) in subnets.iter().enumerate() {
         for (b, pb) in &subnets[i + 1..] {
             if pa.contains(pb) || pb.contains(pa) {
-                return Err(ArmError::bad_request("NetcfgSubnetRangesOverlap", format!("Subnets '{a}' ({pa}) and '{b}' ({pb}) overlap.")));
+                return Err(ArmError::bad_request(
+                    "NetcfgSubnetRangesOverlap",
+                    format!("Subnets '{a}' ({pa}) and '{b}' ({pb}) overlap."),
+                ));
             }
         }
     }
@@ -125,7 +153,12 @@ async fn vnet(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmErro
     match ctx.method {
         Method::GET => Ok(json_response(StatusCode::OK, &require(ctx, &id).await?.body)),
         Method::DELETE => {
-            let deleted = ctx.state.meta.resource_delete_tree(&id).await.map_err(|e| storage_error("deleting a virtual network", e))?;
+            let deleted = ctx
+                .state
+                .meta
+                .resource_delete_tree(&id)
+                .await
+                .map_err(|e| storage_error("deleting a virtual network", e))?;
             Ok(json_response(if deleted.is_empty() { StatusCode::NO_CONTENT } else { StatusCode::OK }, &Value::Null))
         }
         Method::PUT => {
@@ -139,12 +172,18 @@ async fn vnet(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmErro
                 .collect::<Result<_, _>>()?;
             let mut subnets = vec![];
             for s in props["subnets"].as_array().into_iter().flatten() {
-                let sname = s["name"].as_str().ok_or_else(|| ArmError::invalid_request("subnets[].name is required."))?;
-                subnets.push((sname.to_string(), prefix(&s["properties"]["addressPrefix"], "subnets[].properties.addressPrefix")?, service_endpoints(&s["properties"])?));
+                let sname =
+                    s["name"].as_str().ok_or_else(|| ArmError::invalid_request("subnets[].name is required."))?;
+                subnets.push((
+                    sname.to_string(),
+                    prefix(&s["properties"]["addressPrefix"], "subnets[].properties.addressPrefix")?,
+                    service_endpoints(&s["properties"])?,
+                ));
             }
             let pairs: Vec<(String, IpNet)> = subnets.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
             check_subnets(&space, &pairs)?;
-            let existing = ctx.state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a virtual network", e))?;
+            let existing =
+                ctx.state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a virtual network", e))?;
             let location = body["location"].as_str().unwrap_or("local");
             let out = json!({
                 "id": id, "name": name, "type": VNET_TYPE, "location": location,
@@ -156,7 +195,20 @@ async fn vnet(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmErro
                 }
             });
             let key = existing.as_ref().map(|r| r.key.clone()).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-            let created = ctx.state.meta.resource_put(&record(id.clone(), VNET_TYPE, name, group, key, out.clone(), existing.map(|r| r.created_at))).await.map_err(|e| storage_error("storing a virtual network", e))?;
+            let created = ctx
+                .state
+                .meta
+                .resource_put(&record(
+                    id.clone(),
+                    VNET_TYPE,
+                    name,
+                    group,
+                    key,
+                    out.clone(),
+                    existing.map(|r| r.created_at),
+                ))
+                .await
+                .map_err(|e| storage_error("storing a virtual network", e))?;
             Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &out))
         }
         ref m => Err(ArmError::method_not_allowed(m.as_str())),
@@ -179,7 +231,10 @@ async fn subnet(ctx: &ArmCtx, group: &str, vnet: &str, name: &str) -> Result<Res
             let current = pos.map(|i| subnets[i].clone());
             let p = match props.get("addressPrefix") {
                 Some(v) if !v.is_null() => prefix(v, "properties.addressPrefix")?,
-                _ => prefix(&current.as_ref().map(|c| c["properties"]["addressPrefix"].clone()).unwrap_or(Value::Null), "properties.addressPrefix")?,
+                _ => prefix(
+                    &current.as_ref().map(|c| c["properties"]["addressPrefix"].clone()).unwrap_or(Value::Null),
+                    "properties.addressPrefix",
+                )?,
             };
             let endpoints = if props.get("serviceEndpoints").is_some() {
                 service_endpoints(props)?
@@ -192,8 +247,18 @@ async fn subnet(ctx: &ArmCtx, group: &str, vnet: &str, name: &str) -> Result<Res
                 Some(i) => list[i] = new.clone(),
                 None => list.push(new.clone()),
             }
-            let space: Vec<IpNet> = rec.body["properties"]["addressSpace"]["addressPrefixes"].as_array().into_iter().flatten().filter_map(|p| p.as_str()?.parse().ok()).collect();
-            let pairs: Vec<(String, IpNet)> = list.iter().filter_map(|s| Some((s["name"].as_str()?.to_string(), s["properties"]["addressPrefix"].as_str()?.parse().ok()?))).collect();
+            let space: Vec<IpNet> = rec.body["properties"]["addressSpace"]["addressPrefixes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str()?.parse().ok())
+                .collect();
+            let pairs: Vec<(String, IpNet)> = list
+                .iter()
+                .filter_map(|s| {
+                    Some((s["name"].as_str()?.to_string(), s["properties"]["addressPrefix"].as_str()?.parse().ok()?))
+                })
+                .collect();
             check_subnets(&space, &pairs)?;
             rec.body["properties"]["subnets"] = Value::Array(list);
             rec.updated_at = now();
@@ -214,7 +279,10 @@ async fn subnet(ctx: &ArmCtx, group: &str, vnet: &str, name: &str) -> Result<Res
 }
 
 /// Finds a subnet by id: its prefix and service endpoints.
-pub async fn find_subnet(state: &crate::state::AppState, subnet_id: &str) -> Result<Option<(IpNet, Vec<String>)>, wharf_storage::StorageError> {
+pub async fn find_subnet(
+    state: &crate::state::AppState,
+    subnet_id: &str,
+) -> Result<Option<(IpNet, Vec<String>)>, wharf_storage::StorageError> {
     let lower = subnet_id.to_ascii_lowercase();
     let Some((vnet, _)) = lower.split_once("/subnets/") else { return Ok(None) };
     let Some(rec) = state.meta.resource_get(vnet).await? else { return Ok(None) };
@@ -229,45 +297,93 @@ pub async fn find_subnet(state: &crate::state::AppState, subnet_id: &str) -> Res
 }
 
 async fn private_endpoint(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
-    let id = ResourceId::resource(&ctx.state.subscription_id, group, "Microsoft.Network", "privateEndpoints", name).to_string();
+    let id = ResourceId::resource(&ctx.state.subscription_id, group, "Microsoft.Network", "privateEndpoints", name)
+        .to_string();
     match ctx.method {
         Method::GET => Ok(json_response(StatusCode::OK, &require(ctx, &id).await?.body)),
         Method::DELETE => {
-            let Some(rec) = ctx.state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a private endpoint", e))? else {
+            let Some(rec) =
+                ctx.state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a private endpoint", e))?
+            else {
                 return Ok(json_response(StatusCode::NO_CONTENT, &Value::Null));
             };
-            crate::private_link::remove(&ctx.state, &rec).await.map_err(|e| storage_error("removing a private endpoint", e))?;
-            ctx.state.meta.resource_delete_tree(&id).await.map_err(|e| storage_error("deleting a private endpoint", e))?;
+            crate::private_link::remove(&ctx.state, &rec)
+                .await
+                .map_err(|e| storage_error("removing a private endpoint", e))?;
+            ctx.state
+                .meta
+                .resource_delete_tree(&id)
+                .await
+                .map_err(|e| storage_error("deleting a private endpoint", e))?;
             Ok(json_response(StatusCode::OK, &Value::Null))
         }
         Method::PUT => {
-            if ctx.state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a private endpoint", e))?.is_some() {
-                return Err(ArmError::bad_request("PrivateEndpointCannotBeUpdated", "A private endpoint cannot be changed; delete it and create it again."));
+            if ctx
+                .state
+                .meta
+                .resource_get(&id)
+                .await
+                .map_err(|e| storage_error("reading a private endpoint", e))?
+                .is_some()
+            {
+                return Err(ArmError::bad_request(
+                    "PrivateEndpointCannotBeUpdated",
+                    "A private endpoint cannot be changed; delete it and create it again.",
+                ));
             }
             let body = ctx.json()?;
             let props = &body["properties"];
-            let subnet_id = props["subnet"]["id"].as_str().ok_or_else(|| ArmError::invalid_request("properties.subnet.id is required."))?;
-            let (subnet, _) = find_subnet(&ctx.state, subnet_id).await.map_err(|e| storage_error("reading a subnet", e))?.ok_or_else(|| ArmError::bad_request("InvalidResourceReference", format!("Subnet {subnet_id} does not exist.")))?;
+            let subnet_id = props["subnet"]["id"]
+                .as_str()
+                .ok_or_else(|| ArmError::invalid_request("properties.subnet.id is required."))?;
+            let (subnet, _) = find_subnet(&ctx.state, subnet_id)
+                .await
+                .map_err(|e| storage_error("reading a subnet", e))?
+                .ok_or_else(|| {
+                    ArmError::bad_request("InvalidResourceReference", format!("Subnet {subnet_id} does not exist."))
+                })?;
             let conns = props["privateLinkServiceConnections"].as_array().cloned().unwrap_or_default();
-            let conn = conns.first().ok_or_else(|| ArmError::invalid_request("properties.privateLinkServiceConnections must name the registry."))?;
+            let conn = conns.first().ok_or_else(|| {
+                ArmError::invalid_request("properties.privateLinkServiceConnections must name the registry.")
+            })?;
             let conn_name = conn["name"].as_str().unwrap_or(name).to_string();
-            let target = conn["properties"]["privateLinkServiceId"].as_str().ok_or_else(|| ArmError::invalid_request("privateLinkServiceId is required."))?;
-            let groups: Vec<&str> = conn["properties"]["groupIds"].as_array().into_iter().flatten().filter_map(|g| g.as_str()).collect();
+            let target = conn["properties"]["privateLinkServiceId"]
+                .as_str()
+                .ok_or_else(|| ArmError::invalid_request("privateLinkServiceId is required."))?;
+            let groups: Vec<&str> =
+                conn["properties"]["groupIds"].as_array().into_iter().flatten().filter_map(|g| g.as_str()).collect();
             if groups != ["registry"] {
-                return Err(ArmError::bad_request("InvalidGroupId", "Container registries expose one private link group id: 'registry'."));
+                return Err(ArmError::bad_request(
+                    "InvalidGroupId",
+                    "Container registries expose one private link group id: 'registry'.",
+                ));
             }
             let rid = ResourceId::parse(target)?;
             let registry_rec = match (rid.resource_group.as_deref(), rid.name()) {
                 (Some(g), Some(n)) => super::registries::require(&ctx.state, g, n).await?,
-                _ => return Err(ArmError::bad_request("InvalidResourceReference", format!("{target} is not a registry."))),
+                _ => {
+                    return Err(ArmError::bad_request(
+                        "InvalidResourceReference",
+                        format!("{target} is not a registry."),
+                    ));
+                }
             };
-            ctx.authorize("Microsoft.ContainerRegistry/registries/privateEndpointConnectionsApproval/action", &registry_rec.id)?;
+            ctx.authorize(
+                "Microsoft.ContainerRegistry/registries/privateEndpointConnectionsApproval/action",
+                &registry_rec.id,
+            )?;
             let sku = registry_rec.body["sku"]["name"].as_str().unwrap_or("Basic");
             if !sku.eq_ignore_ascii_case("Premium") {
-                return Err(ArmError::bad_request("FeatureNotSupportedForSku", "Private endpoints are only supported for registries in the Premium SKU."));
+                return Err(ArmError::bad_request(
+                    "FeatureNotSupportedForSku",
+                    "Private endpoints are only supported for registries in the Premium SKU.",
+                ));
             }
-            let requested_ip = props["ipConfigurations"][0]["properties"]["privateIPAddress"].as_str().map(str::to_string);
-            let ip = crate::private_link::choose_address(&ctx.state, subnet, requested_ip.as_deref()).await.map_err(|m| ArmError::bad_request("PrivateIPAddressNotAvailable", m))?;
+            let requested_ip =
+                props["ipConfigurations"][0]["properties"]["privateIPAddress"].as_str().map(str::to_string);
+            let ip = crate::private_link::choose_address(&ctx.state, subnet, requested_ip.as_deref())
+                .await
+                .map_err(|m| ArmError::bad_request("PrivateIPAddressNotAvailable", m))?;
             let location = body["location"].as_str().unwrap_or("local");
             let out = json!({
                 "id": id, "name": name, "type": PE_TYPE, "location": location,
@@ -292,7 +408,10 @@ async fn private_endpoint(ctx: &ArmCtx, group: &str, name: &str) -> Result<Respo
             ctx.state.meta.resource_put(&rec).await.map_err(|e| storage_error("storing a private endpoint", e))?;
             if let Err(e) = crate::private_link::add(&ctx.state, &rec, &registry_rec, &conn_name).await {
                 let _ = ctx.state.meta.resource_delete_tree(&id).await;
-                return Err(ArmError::bad_request("PrivateEndpointListenerFailed", format!("Wharf could not listen on {ip} for the private endpoint: {e}")));
+                return Err(ArmError::bad_request(
+                    "PrivateEndpointListenerFailed",
+                    format!("Wharf could not listen on {ip} for the private endpoint: {e}"),
+                ));
             }
             Ok(json_response(StatusCode::CREATED, &out))
         }

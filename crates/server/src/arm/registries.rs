@@ -18,10 +18,14 @@ pub async fn list(ctx: &ArmCtx, group: Option<&str>) -> Result<Response, ArmErro
     if let Some(g) = group {
         groups::require(&ctx.state, g).await?;
     }
-    let filter = ResourceFilter { resource_type: Some(types::REGISTRY.into()), resource_group: group.map(str::to_string) };
+    let filter =
+        ResourceFilter { resource_type: Some(types::REGISTRY.into()), resource_group: group.map(str::to_string) };
     let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing registries", e))?;
-    let value: Vec<Value> =
-        all.into_iter().filter(|r| ctx.allowed("Microsoft.ContainerRegistry/registries/read", &r.id)).map(|r| r.body).collect();
+    let value: Vec<Value> = all
+        .into_iter()
+        .filter(|r| ctx.allowed("Microsoft.ContainerRegistry/registries/read", &r.id))
+        .map(|r| r.body)
+        .collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
@@ -49,7 +53,10 @@ fn sku_of(body: &Value) -> Result<Option<Sku>, ArmError> {
     match body.get("sku") {
         None | Some(Value::Null) => Ok(None),
         Some(s) => {
-            let name = s.get("name").and_then(Value::as_str).ok_or_else(|| ArmError::invalid_request("'sku.name' is required."))?;
+            let name = s
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ArmError::invalid_request("'sku.name' is required."))?;
             Sku::parse(name).map(Some)
         }
     }
@@ -64,7 +71,15 @@ fn tags_of(body: &Value, default: Value) -> Result<Value, ArmError> {
 }
 
 /// The ARM JSON of a registry.
-fn registry_body(id: &str, name: &str, location: &str, sku: Sku, tags: Value, props: &RegistryProperties, created: &str) -> Value {
+fn registry_body(
+    id: &str,
+    name: &str,
+    location: &str,
+    sku: Sku,
+    tags: Value,
+    props: &RegistryProperties,
+    created: &str,
+) -> Value {
     json!({
         "id": id,
         "name": name,
@@ -82,7 +97,8 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
     let state = &ctx.state;
     let rg = groups::require(state, group).await?;
     let body = ctx.json()?;
-    let sku = sku_of(&body)?.ok_or_else(|| ArmError::invalid_request("The 'sku' property is required to create a registry."))?;
+    let sku = sku_of(&body)?
+        .ok_or_else(|| ArmError::invalid_request("The 'sku' property is required to create a registry."))?;
     let location = body
         .get("location")
         .and_then(Value::as_str)
@@ -98,7 +114,9 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
     };
     // PUT replaces the writable properties; the login server and creation date stay.
     let mut base = RegistryProperties::defaults(&state.login_server(&record_name), created_at);
-    if let Some(old) = existing.as_ref().and_then(|r| serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()).ok()) {
+    if let Some(old) =
+        existing.as_ref().and_then(|r| serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()).ok())
+    {
         base.creation_date = old.creation_date;
         base.private_endpoint_connections = old.private_endpoint_connections;
     }
@@ -106,7 +124,8 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
     props.validate(sku)?;
     check_vnet_rules(state, &props).await?;
     let id = registry_id(state, &rg.name, &record_name);
-    let body = registry_body(&id, &record_name, &location, sku, tags_of(&body, json!({}))?, &props, &props.creation_date);
+    let body =
+        registry_body(&id, &record_name, &location, sku, tags_of(&body, json!({}))?, &props, &props.creation_date);
     let record = ResourceRecord {
         id,
         resource_type: types::REGISTRY.into(),
@@ -198,9 +217,15 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
     let parts: Vec<&str> = rest.iter().map(String::as_str).collect();
     match (&ctx.method, parts.as_slice()) {
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("listCredentials") => credentials(ctx, &info).await,
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("checkAccess") => super::authorization::check_access(ctx, &info).await,
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("roleAssignmentModeImpact") => super::authorization::mode_impact(ctx, &info).await,
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("networkRuleImpact") => super::authorization::network_impact(ctx, &info).await,
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("checkAccess") => {
+            super::authorization::check_access(ctx, &info).await
+        }
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("roleAssignmentModeImpact") => {
+            super::authorization::mode_impact(ctx, &info).await
+        }
+        (&Method::POST, [action]) if action.eq_ignore_ascii_case("networkRuleImpact") => {
+            super::authorization::network_impact(ctx, &info).await
+        }
         (&Method::POST, [action]) if action.eq_ignore_ascii_case("regenerateCredential") => {
             let body = ctx.json()?;
             let which = body["name"].as_str().unwrap_or("");
@@ -216,7 +241,9 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
         // A collection of a feature Wharf does not have yet is empty, truthfully: listing
         // replications or tasks (`az acr show-endpoints`, `az acr task list`) works; creating
         // one is refused below.
-        (&Method::GET, [collection]) if super::not_yet_served(collection).is_some() && !collection.eq_ignore_ascii_case("importImage") => {
+        (&Method::GET, [collection])
+            if super::not_yet_served(collection).is_some() && !collection.eq_ignore_ascii_case("importImage") =>
+        {
             Ok(json_response(StatusCode::OK, &json!({"value": []})))
         }
         _ => match super::not_yet_served(parts.first().copied().unwrap_or("")) {
@@ -252,11 +279,21 @@ pub async fn check_name(ctx: &ArmCtx) -> Result<Response, ArmError> {
     let body = ctx.json()?;
     let name = body["name"].as_str().ok_or_else(|| ArmError::invalid_request("The 'name' property is required."))?;
     if let Some(t) = body["type"].as_str().filter(|t| !t.eq_ignore_ascii_case(types::REGISTRY)) {
-        return Err(ArmError::invalid_request(format!("The 'type' property must be '{}', not '{t}'.", types::REGISTRY)));
+        return Err(ArmError::invalid_request(format!(
+            "The 'type' property must be '{}', not '{t}'.",
+            types::REGISTRY
+        )));
     }
     let answer = if let Err(e) = validate_registry_name(name) {
         json!({"nameAvailable": false, "reason": "Invalid", "message": e.message})
-    } else if ctx.state.meta.resource_find_by_name(types::REGISTRY, name).await.map_err(|e| storage_error("reading registries", e))?.is_some() {
+    } else if ctx
+        .state
+        .meta
+        .resource_find_by_name(types::REGISTRY, name)
+        .await
+        .map_err(|e| storage_error("reading registries", e))?
+        .is_some()
+    {
         json!({"nameAvailable": false, "reason": "AlreadyExists", "message": format!("The registry {name} is already in use.")})
     } else {
         json!({"nameAvailable": true})
@@ -269,10 +306,15 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
     if !info.properties.admin_user_enabled {
         return Err(ArmError::bad_request(
             "AdminUserDisabled",
-            format!("Admin user is disabled for registry '{}'. Enable it with 'wharf acr update -n {} --admin-enabled true'.", info.name, info.name),
+            format!(
+                "Admin user is disabled for registry '{}'. Enable it with 'wharf acr update -n {} --admin-enabled true'.",
+                info.name, info.name
+            ),
         ));
     }
-    let pw = crate::auth::registry::admin_passwords(&ctx.state, &info.key.0).await.map_err(|e| storage_error("reading credentials", e))?;
+    let pw = crate::auth::registry::admin_passwords(&ctx.state, &info.key.0)
+        .await
+        .map_err(|e| storage_error("reading credentials", e))?;
     let body = json!({
         "username": info.name,
         "passwords": pw.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
@@ -285,11 +327,23 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
 pub(crate) async fn check_vnet_rules(state: &AppState, props: &RegistryProperties) -> Result<(), ArmError> {
     for rule in &props.network_rule_set.virtual_network_rules {
         match super::network::find_subnet(state, &rule.id).await.map_err(|e| storage_error("reading a subnet", e))? {
-            None => return Err(ArmError::bad_request("InvalidResourceReference", format!("Subnet {} does not exist.", rule.id))),
-            Some((_, endpoints)) if !endpoints.iter().any(|e| e.eq_ignore_ascii_case(super::network::REGISTRY_SERVICE_ENDPOINT)) => {
+            None => {
+                return Err(ArmError::bad_request(
+                    "InvalidResourceReference",
+                    format!("Subnet {} does not exist.", rule.id),
+                ));
+            }
+            Some((_, endpoints))
+                if !endpoints.iter().any(|e| e.eq_ignore_ascii_case(super::network::REGISTRY_SERVICE_ENDPOINT)) =>
+            {
                 return Err(ArmError::bad_request(
                     "SubnetMissingServiceEndpoint",
-                    format!("Subnet {} has no '{}' service endpoint. Add it with 'wharf network vnet subnet update --service-endpoints {}'.", rule.id, super::network::REGISTRY_SERVICE_ENDPOINT, super::network::REGISTRY_SERVICE_ENDPOINT),
+                    format!(
+                        "Subnet {} has no '{}' service endpoint. Add it with 'wharf network vnet subnet update --service-endpoints {}'.",
+                        rule.id,
+                        super::network::REGISTRY_SERVICE_ENDPOINT,
+                        super::network::REGISTRY_SERVICE_ENDPOINT
+                    ),
                 ));
             }
             Some(_) => {}

@@ -9,8 +9,8 @@
 pub mod hosts;
 pub mod identities;
 
-use axum::response::Response;
 use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
 use wharf_arm::ArmError;
 use wharf_identity::ManagedIdentityKind;
@@ -37,7 +37,16 @@ pub fn canonical_type(namespace: &str, type_name: &str) -> Option<&'static str> 
 pub async fn handle(ctx: &ArmCtx, group: &str, namespace: &str, rest: &[String]) -> Result<Response, ArmError> {
     let rg = super::groups::require(&ctx.state, group).await?;
     let path = format!("{namespace}/{}", rest.join("/"));
-    let no_provider = || ArmError::new(400, "NoRegisteredProviderFound", format!("No registered resource provider found for '{path}'. Wharf serves {USER_ASSIGNED_IDENTITY} and {}.", HOST_TYPES.join(", ")));
+    let no_provider = || {
+        ArmError::new(
+            400,
+            "NoRegisteredProviderFound",
+            format!(
+                "No registered resource provider found for '{path}'. Wharf serves {USER_ASSIGNED_IDENTITY} and {}.",
+                HOST_TYPES.join(", ")
+            ),
+        )
+    };
     let Some(type_name) = rest.first() else {
         return Err(no_provider());
     };
@@ -59,11 +68,17 @@ pub async fn handle(ctx: &ArmCtx, group: &str, namespace: &str, rest: &[String])
 pub async fn list_by_type(ctx: &ArmCtx, namespace: &str, type_name: &str) -> Result<Response, ArmError> {
     let network = [super::network::VNET_TYPE, super::network::PE_TYPE];
     let wanted = format!("{namespace}/{type_name}");
-    let Some(resource_type) = canonical_type(namespace, type_name).or_else(|| network.into_iter().find(|t| t.eq_ignore_ascii_case(&wanted))) else {
+    let Some(resource_type) =
+        canonical_type(namespace, type_name).or_else(|| network.into_iter().find(|t| t.eq_ignore_ascii_case(&wanted)))
+    else {
         return Err(ArmError::new(
             400,
             "NoRegisteredProviderFound",
-            format!("No registered resource provider found for '{wanted}'. Wharf lists {}, {} and Microsoft.ContainerRegistry/registries here.", USER_ASSIGNED_IDENTITY, HOST_TYPES.iter().chain(&network).copied().collect::<Vec<_>>().join(", ")),
+            format!(
+                "No registered resource provider found for '{wanted}'. Wharf lists {}, {} and Microsoft.ContainerRegistry/registries here.",
+                USER_ASSIGNED_IDENTITY,
+                HOST_TYPES.iter().chain(&network).copied().collect::<Vec<_>>().join(", ")
+            ),
         ));
     };
     let filter = ResourceFilter { resource_type: Some(resource_type.into()), resource_group: None };
@@ -90,7 +105,9 @@ pub fn validate_name(name: &str, resource_type: &str) -> Result<(), ArmError> {
     } else {
         Err(ArmError::bad_request(
             "InvalidResourceName",
-            format!("Resource name '{name}' of type '{resource_type}' is invalid. Use 1-128 letters, digits, '-', '_' and '.', starting with a letter or a digit."),
+            format!(
+                "Resource name '{name}' of type '{resource_type}' is invalid. Use 1-128 letters, digits, '-', '_' and '.', starting with a letter or a digit."
+            ),
         ))
     }
 }
@@ -149,14 +166,18 @@ pub async fn managed_identities(meta: &dyn MetadataStore) -> Result<Vec<ManagedI
 /// Cleans up after resources were deleted by a cascade (a resource group's deletion): the
 /// identities they carried (system-assigned ones, deleted user-assigned ones) have their tokens
 /// revoked, and their identity headers stop working.
-pub async fn after_delete(state: &crate::state::AppState, deleted: &[wharf_storage::ResourceRecord]) -> Result<(), ArmError> {
+pub async fn after_delete(
+    state: &crate::state::AppState,
+    deleted: &[wharf_storage::ResourceRecord],
+) -> Result<(), ArmError> {
     for r in deleted {
         if r.resource_type.eq_ignore_ascii_case(USER_ASSIGNED_IDENTITY) {
             if let Some(mi) = identities::object_of(r) {
                 identities::revoke(state, &mi.object_id).await?;
             }
         } else if HOST_TYPES.iter().any(|t| t.eq_ignore_ascii_case(&r.resource_type)) {
-            let host = hosts::Host::from_record(r.clone()).map_err(|e| super::storage_error("reading a deleted resource", e))?;
+            let host = hosts::Host::from_record(r.clone())
+                .map_err(|e| super::storage_error("reading a deleted resource", e))?;
             hosts::forget(state, &host).await?;
         }
     }
@@ -164,6 +185,9 @@ pub async fn after_delete(state: &crate::state::AppState, deleted: &[wharf_stora
 }
 
 /// The managed identity whose object (principal) id is `object_id`.
-pub async fn find_managed_identity(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<ManagedIdentityObject>, StorageError> {
+pub async fn find_managed_identity(
+    meta: &dyn MetadataStore,
+    object_id: &str,
+) -> Result<Option<ManagedIdentityObject>, StorageError> {
     Ok(managed_identities(meta).await?.into_iter().find(|m| m.object_id.eq_ignore_ascii_case(object_id)))
 }

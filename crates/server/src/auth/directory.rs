@@ -83,7 +83,9 @@ pub fn hash_params() -> HashParams {
 }
 
 pub fn hash(secret: &str) -> Result<String, StorageError> {
-    hash_secret(secret, &hash_params()).map(|h| h.as_str().to_string()).map_err(|e| StorageError::Corrupt(e.to_string()))
+    hash_secret(secret, &hash_params())
+        .map(|h| h.as_str().to_string())
+        .map_err(|e| StorageError::Corrupt(e.to_string()))
 }
 
 pub fn verify(secret: &str, stored: &str) -> bool {
@@ -112,7 +114,12 @@ pub fn sp_id(object_id: &str) -> String {
     format!("/directory/servicePrincipals/{object_id}")
 }
 
-pub async fn create_user(meta: &dyn MetadataStore, upn: &str, display_name: &str, password: &str) -> Result<User, StorageError> {
+pub async fn create_user(
+    meta: &dyn MetadataStore,
+    upn: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<User, StorageError> {
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         user_principal_name: upn.to_string(),
@@ -155,7 +162,10 @@ pub async fn delete_user(meta: &dyn MetadataStore, object_id: &str) -> Result<bo
 }
 
 /// A new password credential: the plain secret (shown once) and what is stored.
-pub fn new_password_credential(display_name: Option<String>, years: i64) -> Result<(PlainSecret, PasswordCredential), StorageError> {
+pub fn new_password_credential(
+    display_name: Option<String>,
+    years: i64,
+) -> Result<(PlainSecret, PasswordCredential), StorageError> {
     let secret = wharf_identity::secret::generate_client_secret();
     let now = chrono::Utc::now();
     let cred = PasswordCredential {
@@ -169,7 +179,11 @@ pub fn new_password_credential(display_name: Option<String>, years: i64) -> Resu
     Ok((secret, cred))
 }
 
-pub async fn create_sp(meta: &dyn MetadataStore, display_name: &str, builtin: Option<&str>) -> Result<ServicePrincipal, StorageError> {
+pub async fn create_sp(
+    meta: &dyn MetadataStore,
+    display_name: &str,
+    builtin: Option<&str>,
+) -> Result<ServicePrincipal, StorageError> {
     let sp = ServicePrincipal {
         id: uuid::Uuid::new_v4().to_string(),
         app_id: uuid::Uuid::new_v4().to_string(),
@@ -185,7 +199,10 @@ pub async fn create_sp(meta: &dyn MetadataStore, display_name: &str, builtin: Op
 }
 
 /// An application registration without its service principal yet (Graph's `POST /applications`).
-pub async fn create_application(meta: &dyn MetadataStore, display_name: &str) -> Result<ServicePrincipal, StorageError> {
+pub async fn create_application(
+    meta: &dyn MetadataStore,
+    display_name: &str,
+) -> Result<ServicePrincipal, StorageError> {
     let app = ServicePrincipal {
         id: uuid::Uuid::new_v4().to_string(),
         app_id: uuid::Uuid::new_v4().to_string(),
@@ -201,13 +218,19 @@ pub async fn create_application(meta: &dyn MetadataStore, display_name: &str) ->
 }
 
 /// The application record of an app id, whether or not its service principal exists.
-pub async fn find_app_by_app_id(meta: &dyn MetadataStore, app_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+pub async fn find_app_by_app_id(
+    meta: &dyn MetadataStore,
+    app_id: &str,
+) -> Result<Option<ServicePrincipal>, StorageError> {
     let r = meta.resource_find_by_name(SP_TYPE, &app_id.to_ascii_lowercase()).await?;
     Ok(r.and_then(|r| serde_json::from_value(r.body).ok()))
 }
 
 /// The application record whose application object id is `app_object_id`.
-pub async fn find_app_by_object_id(meta: &dyn MetadataStore, app_object_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+pub async fn find_app_by_object_id(
+    meta: &dyn MetadataStore,
+    app_object_id: &str,
+) -> Result<Option<ServicePrincipal>, StorageError> {
     Ok(list_apps(meta).await?.into_iter().find(|a| a.app_object_id.eq_ignore_ascii_case(app_object_id)))
 }
 
@@ -224,7 +247,10 @@ pub async fn save_sp(meta: &dyn MetadataStore, sp: &ServicePrincipal, new: bool)
 }
 
 /// The service principal of an app id (`None` while only the application exists).
-pub async fn find_sp_by_app_id(meta: &dyn MetadataStore, app_id: &str) -> Result<Option<ServicePrincipal>, StorageError> {
+pub async fn find_sp_by_app_id(
+    meta: &dyn MetadataStore,
+    app_id: &str,
+) -> Result<Option<ServicePrincipal>, StorageError> {
     Ok(find_app_by_app_id(meta, app_id).await?.filter(|a| a.service_principal_created))
 }
 
@@ -294,7 +320,12 @@ pub fn group_id(object_id: &str) -> String {
 }
 
 /// Creates a security group. Display names need not be unique (as in Entra).
-pub async fn create_group(meta: &dyn MetadataStore, display_name: &str, mail_nickname: &str, description: Option<String>) -> Result<Group, StorageError> {
+pub async fn create_group(
+    meta: &dyn MetadataStore,
+    display_name: &str,
+    mail_nickname: &str,
+    description: Option<String>,
+) -> Result<Group, StorageError> {
     let group = Group {
         id: uuid::Uuid::new_v4().to_string(),
         display_name: display_name.to_string(),
@@ -360,7 +391,8 @@ fn relation_id(relation: GroupRelation, group_object_id: &str, object_id: &str) 
 
 /// Every relation of one kind in the directory (for members: every direct membership).
 pub async fn relations(meta: &dyn MetadataStore, relation: GroupRelation) -> Result<Vec<Membership>, StorageError> {
-    let filter = wharf_storage::ResourceFilter { resource_type: Some(relation.record_type().into()), resource_group: None };
+    let filter =
+        wharf_storage::ResourceFilter { resource_type: Some(relation.record_type().into()), resource_group: None };
     Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
 }
 
@@ -370,19 +402,38 @@ pub async fn memberships(meta: &dyn MetadataStore) -> Result<Vec<Membership>, St
 }
 
 /// A group's direct members, or its owners.
-pub async fn related(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str) -> Result<Vec<Membership>, StorageError> {
+pub async fn related(
+    meta: &dyn MetadataStore,
+    relation: GroupRelation,
+    group_object_id: &str,
+) -> Result<Vec<Membership>, StorageError> {
     let gid = group_object_id.to_ascii_lowercase();
     Ok(relations(meta, relation).await?.into_iter().filter(|m| m.group_id == gid).collect())
 }
 
 /// Whether `object_id` has `relation` to the group (for owners: whether it owns it).
-pub async fn is_related(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
+pub async fn is_related(
+    meta: &dyn MetadataStore,
+    relation: GroupRelation,
+    group_object_id: &str,
+    object_id: &str,
+) -> Result<bool, StorageError> {
     Ok(meta.resource_get(&relation_id(relation, group_object_id, object_id)).await?.is_some())
 }
 
 /// Adds a member or an owner. `Conflict` if it already is one.
-pub async fn relate(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str, kind: MemberKind) -> Result<(), StorageError> {
-    let m = Membership { group_id: group_object_id.to_ascii_lowercase(), member_id: object_id.to_ascii_lowercase(), member_kind: kind };
+pub async fn relate(
+    meta: &dyn MetadataStore,
+    relation: GroupRelation,
+    group_object_id: &str,
+    object_id: &str,
+    kind: MemberKind,
+) -> Result<(), StorageError> {
+    let m = Membership {
+        group_id: group_object_id.to_ascii_lowercase(),
+        member_id: object_id.to_ascii_lowercase(),
+        member_kind: kind,
+    };
     let id = relation_id(relation, &m.group_id, &m.member_id);
     let body = serde_json::to_value(&m).expect("relation serializes");
     // The name is the record id, so the unique-name insert refuses a second identical relation.
@@ -390,7 +441,12 @@ pub async fn relate(meta: &dyn MetadataStore, relation: GroupRelation, group_obj
 }
 
 /// Removes a member or an owner; false if it was not one.
-pub async fn unrelate(meta: &dyn MetadataStore, relation: GroupRelation, group_object_id: &str, object_id: &str) -> Result<bool, StorageError> {
+pub async fn unrelate(
+    meta: &dyn MetadataStore,
+    relation: GroupRelation,
+    group_object_id: &str,
+    object_id: &str,
+) -> Result<bool, StorageError> {
     Ok(!meta.resource_delete_tree(&relation_id(relation, group_object_id, object_id)).await?.is_empty())
 }
 

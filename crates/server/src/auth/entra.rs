@@ -65,7 +65,13 @@ pub fn oauth_error(status: StatusCode, error: &str, aadsts: u32, description: &s
 }
 
 /// Routes `/{tenant}/…` requests; `None` if the path is not an Entra endpoint.
-pub async fn handle(state: &AppState, method: &http::Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
+pub async fn handle(
+    state: &AppState,
+    method: &http::Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Option<Response> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let tenant = *segs.first()?;
     let rest = &segs[1..];
@@ -81,7 +87,9 @@ pub async fn handle(state: &AppState, method: &http::Method, path: &str, headers
             StatusCode::BAD_REQUEST,
             "invalid_request",
             90002,
-            &format!("Tenant '{tenant}' not found. Check the tenant id: this Wharf deployment's tenant is the one 'wharf account show' prints."),
+            &format!(
+                "Tenant '{tenant}' not found. Check the tenant id: this Wharf deployment's tenant is the one 'wharf account show' prints."
+            ),
         ));
     }
     let base = state.base_url(headers);
@@ -89,10 +97,20 @@ pub async fn handle(state: &AppState, method: &http::Method, path: &str, headers
         ("openid", "GET") => openid_configuration(state, &base),
         ("keys", "GET") => {
             let jwks = state.identity.keys.read().expect("keys lock").jwks(chrono::Utc::now());
-            (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], serde_json::to_string(&jwks).expect("jwks")).into_response()
+            (
+                StatusCode::OK,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                serde_json::to_string(&jwks).expect("jwks"),
+            )
+                .into_response()
         }
         ("token", "POST") => token(state, body).await,
-        _ => oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", 900561, "The endpoint only accepts POST requests."),
+        _ => oauth_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900561,
+            "The endpoint only accepts POST requests.",
+        ),
     })
 }
 
@@ -129,8 +147,16 @@ pub fn scope_audience(state: &AppState, scope: &str) -> Result<wharf_identity::A
 }
 
 /// The audience of a managed-identity `resource=` value, with the same two sets of names.
-pub fn resource_audience(state: &AppState, resource: &str) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
-    state.identity.directory.audiences.parse_resource(resource).or_else(|_| wharf_identity::parse_resource_to_audience(resource))
+pub fn resource_audience(
+    state: &AppState,
+    resource: &str,
+) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
+    state
+        .identity
+        .directory
+        .audiences
+        .parse_resource(resource)
+        .or_else(|_| wharf_identity::parse_resource_to_audience(resource))
 }
 
 /// The resource scope among the space-separated `scope` values (ignoring OIDC scopes).
@@ -142,12 +168,22 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     let Some(scope) = resource_scope(f("scope")) else {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter naming a resource, e.g. https://management.core.windows.net//.default.");
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            70011,
+            "The provided request must include a 'scope' input parameter naming a resource, e.g. https://management.core.windows.net//.default.",
+        );
     };
     let audience = match scope_audience(state, scope) {
         Ok(a) => a,
         Err(_) => {
-            return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope", 500011, &format!("The resource principal named {scope} was not found in the tenant."));
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_scope",
+                500011,
+                &format!("The resource principal named {scope} was not found in the tenant."),
+            );
         }
     };
     let meta = &*state.meta;
@@ -157,15 +193,29 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             let sp = match directory::find_sp_by_app_id(meta, client_id).await {
                 Ok(Some(sp)) if sp.account_enabled => sp,
                 Ok(found) => {
-                    let reason = if found.is_some() { "the service principal is disabled" } else { "no service principal has this application id" };
+                    let reason = if found.is_some() {
+                        "the service principal is disabled"
+                    } else {
+                        "no service principal has this application id"
+                    };
                     tracing::warn!(client_id, reason, "client_credentials sign-in refused");
-                    return oauth_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{client_id}' was not found in the directory."));
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "unauthorized_client",
+                        700016,
+                        &format!("Application with identifier '{client_id}' was not found in the directory."),
+                    );
                 }
                 Err(e) => return internal(e),
             };
             if !directory::sp_secret_matches(&sp, secret) {
                 tracing::warn!(app_id = %sp.app_id, reason = "the client secret does not match", "client_credentials sign-in refused");
-                return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.");
+                return oauth_error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
+                );
             }
             (DirectoryPrincipal::ServicePrincipal { object_id: sp.id, app_id: sp.app_id, builtin: sp.builtin }, None)
         }
@@ -173,10 +223,17 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             let (username, password) = (f("username"), f("password"));
             match authenticate_user(state, username, password).await {
                 Ok(Some(p)) => {
-                let oid = object_id_of(&p);
-                (p, Some(oid))
-            }
-                Ok(None) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 50126, "Error validating credentials due to invalid username or password."),
+                    let oid = object_id_of(&p);
+                    (p, Some(oid))
+                }
+                Ok(None) => {
+                    return oauth_error(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_grant",
+                        50126,
+                        "Error validating credentials due to invalid username or password.",
+                    );
+                }
                 Err(e) => return internal(e),
             }
         }
@@ -186,10 +243,22 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
                 (p, Some(oid))
             }
             // One answer whatever the reason (logged by `user_from_refresh`).
-            None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", 9002313, "The refresh token was not accepted. Sign in again with 'wharf login'."),
+            None => {
+                return oauth_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_grant",
+                    9002313,
+                    "The refresh token was not accepted. Sign in again with 'wharf login'.",
+                );
+            }
         },
         other => {
-            return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, &format!("The app requested an unsupported grant type '{other}'."));
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                70003,
+                &format!("The app requested an unsupported grant type '{other}'."),
+            );
         }
     };
     let now = chrono::Utc::now();
@@ -242,7 +311,11 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             }
         }
     }
-    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")], body.to_string())
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")],
+        body.to_string(),
+    )
         .into_response()
 }
 
@@ -256,11 +329,20 @@ pub fn object_id_of(p: &DirectoryPrincipal) -> String {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "token endpoint failure");
-    oauth_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", 90033, "A transient error has occurred. Please try again.")
+    oauth_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        90033,
+        "A transient error has occurred. Please try again.",
+    )
 }
 
 /// Checks a user's UPN and password.
-pub async fn authenticate_user(state: &AppState, upn: &str, password: &str) -> Result<Option<DirectoryPrincipal>, wharf_storage::StorageError> {
+pub async fn authenticate_user(
+    state: &AppState,
+    upn: &str,
+    password: &str,
+) -> Result<Option<DirectoryPrincipal>, wharf_storage::StorageError> {
     let refused = |reason: &str| {
         tracing::warn!(upn, reason, "password sign-in refused");
         Ok(None)
@@ -274,10 +356,18 @@ pub async fn authenticate_user(state: &AppState, upn: &str, password: &str) -> R
     if !directory::verify(password, &user.password_hash) {
         return refused("the password does not match");
     }
-    Ok(Some(DirectoryPrincipal::User { object_id: user.id, display_name: user.display_name, user_principal_name: user.user_principal_name }))
+    Ok(Some(DirectoryPrincipal::User {
+        object_id: user.id,
+        display_name: user.display_name,
+        user_principal_name: user.user_principal_name,
+    }))
 }
 
-fn issue_refresh(state: &AppState, oid: &str, now: chrono::DateTime<chrono::Utc>) -> Result<String, wharf_identity::KeyError> {
+fn issue_refresh(
+    state: &AppState,
+    oid: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, wharf_identity::KeyError> {
     let t = now.timestamp();
     let claims = DirectoryRefreshClaims {
         iss: state.identity.directory.issuer(),
@@ -296,7 +386,8 @@ async fn user_from_refresh(state: &AppState, token: &str) -> Option<DirectoryPri
     let now = chrono::Utc::now();
     let claims = {
         let keys = state.identity.keys.read().expect("keys lock");
-        let mut v = Validation::new(state.identity.directory.issuer(), [REFRESH_AUDIENCE]).with_leeway(state.identity.directory.leeway);
+        let mut v = Validation::new(state.identity.directory.issuer(), [REFRESH_AUDIENCE])
+            .with_leeway(state.identity.directory.leeway);
         v.max_lifetime = chrono::Duration::days(REFRESH_LIFETIME_DAYS + 1);
         match wharf_identity::jwt::verify::<DirectoryRefreshClaims>(&keys, token, &v, now) {
             Ok(c) => c.claims,

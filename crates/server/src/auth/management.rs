@@ -33,7 +33,10 @@ pub fn unauthenticated(code: &str, message: &str) -> ArmError {
 /// Clients renew tokens from `expires_in`, not from this code. The reason is logged.
 pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -> Result<ManagementCaller, ArmError> {
     let Some(raw) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(unauthenticated("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing."));
+        return Err(unauthenticated(
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.",
+        ));
     };
     let bearer = raw.to_str().ok().and_then(|v| {
         let scheme = v.get(..7)?;
@@ -53,7 +56,9 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -
         Err(e) => {
             match audience {
                 Audience::Graph => tracing::warn!(reason = %e, "directory token rejected on the Graph API"),
-                _ => tracing::warn!(reason = %e, audience = ?audience, "directory token rejected on the management API"),
+                _ => {
+                    tracing::warn!(reason = %e, audience = ?audience, "directory token rejected on the management API")
+                }
             }
             Err(invalid_token())
         }

@@ -59,15 +59,13 @@ impl Identity {
     pub async fn load(meta: &dyn MetadataStore, issuer_base: &str, tenant: &str) -> anyhow::Result<Identity> {
         let now = Utc::now();
         let mut keys = match meta.setting_get(KEYSET_SETTING).await? {
-            Some(json) => KeySet::from_json(&json).map_err(|e| anyhow::anyhow!("the stored signing keys are unreadable: {e}"))?,
+            Some(json) => {
+                KeySet::from_json(&json).map_err(|e| anyhow::anyhow!("the stored signing keys are unreadable: {e}"))?
+            }
             None => KeySet::generate(now),
         };
-        let active_age = keys
-            .keys()
-            .iter()
-            .find(|k| k.kid == keys.active_kid())
-            .map(|k| now - k.created_at)
-            .unwrap_or_default();
+        let active_age =
+            keys.keys().iter().find(|k| k.kid == keys.active_kid()).map(|k| now - k.created_at).unwrap_or_default();
         if active_age > chrono::Duration::days(KEY_ROTATION_DAYS) {
             let kid = keys.rotate(now);
             tracing::info!(kid, "rotated the token signing key");
@@ -80,7 +78,8 @@ impl Identity {
         };
         Ok(Identity {
             keys: RwLock::new(keys),
-            directory: DirectoryTokenIssuer::new(issuer_base, tenant).with_audiences(wharf_identity::Audiences::new(format!("{}/", issuer_base.trim_end_matches('/')))),
+            directory: DirectoryTokenIssuer::new(issuer_base, tenant)
+                .with_audiences(wharf_identity::Audiences::new(format!("{}/", issuer_base.trim_end_matches('/')))),
             registry: RegistryTokenIssuer::default(),
             revocations: RwLock::new(revocations),
             cache: Mutex::new(HashMap::new()),
@@ -152,7 +151,12 @@ impl RevocationCutoffs for Cutoffs<'_> {
 /// - Without a registry (a deployment-level token, path style), only the catalog scope is kept;
 ///   the path-style listing then shows only registries whose catalog the engine grants the
 ///   caller (`oci::listing::repositories`).
-pub fn grant(state: &crate::state::AppState, subject: &RegistrySubject, registry: Option<&crate::state::RegistryInfo>, requested: &[wharf_identity::Scope]) -> Vec<AccessEntry> {
+pub fn grant(
+    state: &crate::state::AppState,
+    subject: &RegistrySubject,
+    registry: Option<&crate::state::RegistryInfo>,
+    requested: &[wharf_identity::Scope],
+) -> Vec<AccessEntry> {
     grant_in(state, subject, registry, requested, &wharf_authz::EnvironmentAttributes::default())
 }
 

@@ -61,7 +61,9 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
     let host = match hosts::host_by_header(state, &header).await {
         Ok(Some(h)) => h,
         Ok(None) => {
-            tracing::warn!("managed identity endpoint: the X-IDENTITY-HEADER value belongs to no hosting resource (unknown, rotated by a later workload-env call, or its resource was deleted)");
+            tracing::warn!(
+                "managed identity endpoint: the X-IDENTITY-HEADER value belongs to no hosting resource (unknown, rotated by a later workload-env call, or its resource was deleted)"
+            );
             return error(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or invalid.");
         }
         Err(e) => return internal(e),
@@ -81,7 +83,12 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
         Ok(a) => a,
         Err(e) => {
             tracing::warn!(resource = %host_id, requested = %resource, reason = %e, "managed identity endpoint: unknown resource");
-            return error(StatusCode::BAD_REQUEST, &format!("The resource '{resource}' is not served by this deployment. Use https://containerregistry.azure.net or https://management.azure.com/."));
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "The resource '{resource}' is not served by this deployment. Use https://containerregistry.azure.net or https://management.azure.com/."
+                ),
+            );
         }
     };
     let selectors: Vec<Selector> = [
@@ -91,7 +98,9 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
     ]
     .into_iter()
     .flatten()
-    .filter(|s| !matches!(s, Selector::ClientId(v) | Selector::PrincipalId(v) | Selector::ResourceId(v) if v.is_empty()))
+    .filter(
+        |s| !matches!(s, Selector::ClientId(v) | Selector::PrincipalId(v) | Selector::ResourceId(v) if v.is_empty()),
+    )
     .collect();
     if selectors.len() > 1 {
         return error(StatusCode::BAD_REQUEST, "Only one of client_id, principal_id and mi_res_id may be given.");
@@ -110,7 +119,9 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
                     attached.push(mi);
                 }
             }
-            Ok(None) => tracing::info!(resource = %host_id, identity = %id, "an attached user-assigned identity no longer exists"),
+            Ok(None) => {
+                tracing::info!(resource = %host_id, identity = %id, "an attached user-assigned identity no longer exists")
+            }
             Err(e) => return internal(e),
         }
     }
@@ -121,14 +132,22 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
             (None, [only]) => Some(only.clone()),
             (None, _) => None,
         },
-        Selector::ClientId(v) => attached.iter().chain(system.iter()).find(|m| m.client_id.eq_ignore_ascii_case(v)).cloned(),
-        Selector::PrincipalId(v) => attached.iter().chain(system.iter()).find(|m| m.object_id.eq_ignore_ascii_case(v)).cloned(),
+        Selector::ClientId(v) => {
+            attached.iter().chain(system.iter()).find(|m| m.client_id.eq_ignore_ascii_case(v)).cloned()
+        }
+        Selector::PrincipalId(v) => {
+            attached.iter().chain(system.iter()).find(|m| m.object_id.eq_ignore_ascii_case(v)).cloned()
+        }
         Selector::ResourceId(v) => attached.iter().find(|m| m.resource_id.eq_ignore_ascii_case(v)).cloned(),
     };
     let Some(mi) = chosen else {
         let message = match selector {
-            Selector::Default if attached.is_empty() => "The resource has no managed identity. Enable one with 'wharf resource identity assign'.",
-            Selector::Default => "The resource has no system-assigned identity and several user-assigned ones: select one with client_id, principal_id or mi_res_id.",
+            Selector::Default if attached.is_empty() => {
+                "The resource has no managed identity. Enable one with 'wharf resource identity assign'."
+            }
+            Selector::Default => {
+                "The resource has no system-assigned identity and several user-assigned ones: select one with client_id, principal_id or mi_res_id."
+            }
             _ => "The requested identity is not assigned to this resource.",
         };
         tracing::warn!(resource = %host_id, "managed identity endpoint: {message}");
@@ -136,7 +155,9 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
     };
     let identity = match mi.kind {
         wharf_identity::ManagedIdentityKind::SystemAssigned => ManagedIdentityRef::SystemAssigned,
-        wharf_identity::ManagedIdentityKind::UserAssigned => ManagedIdentityRef::UserAssigned { resource_id: mi.resource_id.clone() },
+        wharf_identity::ManagedIdentityKind::UserAssigned => {
+            ManagedIdentityRef::UserAssigned { resource_id: mi.resource_id.clone() }
+        }
     };
     let principal = DirectoryPrincipal::ManagedIdentity {
         object_id: mi.object_id.clone(),
@@ -160,6 +181,10 @@ pub async fn handle(state: &AppState, req: Request<Body>) -> Response {
         "token_type": "Bearer",
         "client_id": mi.client_id,
     });
-    (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")], body.to_string())
+    (
+        StatusCode::OK,
+        [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")],
+        body.to_string(),
+    )
         .into_response()
 }

@@ -43,7 +43,11 @@ pub enum Access {
 
 impl Access {
     fn anonymous(registry: Option<Arc<RegistryInfo>>, environment: Arc<EnvironmentAttributes>) -> Access {
-        Access::Subject { subject: RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous"), registry, environment }
+        Access::Subject {
+            subject: RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous"),
+            registry,
+            environment,
+        }
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -83,7 +87,8 @@ impl Access {
         match self {
             Access::Token(c) => c.allows(resource_type, name, action),
             Access::Subject { subject, registry, environment } => {
-                let scope = Scope { resource_type: resource_type.into(), name: name.into(), actions: vec![action.into()] };
+                let scope =
+                    Scope { resource_type: resource_type.into(), name: name.into(), actions: vec![action.into()] };
                 let granted = super::grant_in(state, subject, registry.as_deref(), &[scope], environment);
                 wharf_identity::allows(&granted, resource_type, name, action)
             }
@@ -109,21 +114,30 @@ impl Required {
 /// actions onto data actions). `repo` is the repository inside the registry.
 pub fn required(endpoint: &Endpoint, repo: &str) -> Option<Required> {
     use Endpoint::*;
-    let r = |actions: &'static [&'static str]| Some(Required { resource_type: "repository", name: repo.to_string(), actions });
+    let r = |actions: &'static [&'static str]| {
+        Some(Required { resource_type: "repository", name: repo.to_string(), actions })
+    };
     match endpoint {
         Ping => None,
         Catalog | AcrCatalog => Some(Required { resource_type: "registry", name: "catalog".into(), actions: &["*"] }),
         HeadBlob { .. } | GetBlob { .. } | GetManifest { .. } | HeadManifest { .. } => r(&["pull"]),
         ListTags { .. } | ListReferrers { .. } => r(&["pull", "metadata_read"]),
-        StartUpload { .. } | UploadStatus { .. } | PatchUpload { .. } | PutUpload { .. } | CancelUpload { .. } | PutManifest { .. } => {
-            r(&["push"])
-        }
-        DeleteBlob { .. } | DeleteManifest { .. } | AcrDeleteRepository { .. } | AcrDeleteTag { .. } | AcrDeleteManifest { .. } => {
-            r(&["delete"])
-        }
-        AcrGetRepository { .. } | AcrListTags { .. } | AcrGetTag { .. } | AcrListManifests { .. } | AcrGetManifest { .. } => {
-            r(&["metadata_read"])
-        }
+        StartUpload { .. }
+        | UploadStatus { .. }
+        | PatchUpload { .. }
+        | PutUpload { .. }
+        | CancelUpload { .. }
+        | PutManifest { .. } => r(&["push"]),
+        DeleteBlob { .. }
+        | DeleteManifest { .. }
+        | AcrDeleteRepository { .. }
+        | AcrDeleteTag { .. }
+        | AcrDeleteManifest { .. } => r(&["delete"]),
+        AcrGetRepository { .. }
+        | AcrListTags { .. }
+        | AcrGetTag { .. }
+        | AcrListManifests { .. }
+        | AcrGetManifest { .. } => r(&["metadata_read"]),
         AcrPatchRepository { .. } | AcrPatchTag { .. } | AcrPatchManifest { .. } => r(&["metadata_write"]),
     }
 }
@@ -134,7 +148,9 @@ pub fn context(service: &str, registry: Option<&RegistryInfo>) -> RegistryContex
         login_server: service.to_ascii_lowercase(),
         registry_id: registry.map(|r| r.resource_id.clone()).unwrap_or_default(),
         mode: match registry.map(|r| r.properties.role_assignment_mode) {
-            Some(wharf_arm::registry::RoleAssignmentMode::AbacRepositoryPermissions) => RoleAssignmentMode::AbacRepositoryPermissions,
+            Some(wharf_arm::registry::RoleAssignmentMode::AbacRepositoryPermissions) => {
+                RoleAssignmentMode::AbacRepositoryPermissions
+            }
             _ => RoleAssignmentMode::LegacyRegistryPermissions,
         },
     }
@@ -159,8 +175,12 @@ pub fn challenge(base: &str, service: &str, required: Option<&Required>, invalid
         value.push_str(",error=\"invalid_token\"");
     }
     let detail = required.map(|r| json!([{"Type": r.resource_type, "Name": r.name, "Action": r.actions[0]}]));
-    let mut e = OciError::new(StatusCode::UNAUTHORIZED, Code::Unauthorized, "authentication required, visit https://aka.ms/acr/authorization for more information.")
-        .header(http::header::WWW_AUTHENTICATE, value);
+    let mut e = OciError::new(
+        StatusCode::UNAUTHORIZED,
+        Code::Unauthorized,
+        "authentication required, visit https://aka.ms/acr/authorization for more information.",
+    )
+    .header(http::header::WWW_AUTHENTICATE, value);
     if let Some(d) = detail {
         e = e.detail(d);
     }
@@ -188,7 +208,8 @@ pub async fn basic_subject(
     let subject = match creds.username_kind() {
         BasicUsername::RefreshToken => {
             let keys = state.identity.keys.read().expect("keys lock");
-            match state.identity.registry.validate_refresh(&keys, &creds.password, ctx, now, &state.identity.cutoffs()) {
+            match state.identity.registry.validate_refresh(&keys, &creds.password, ctx, now, &state.identity.cutoffs())
+            {
                 Ok(c) => {
                     cache_until = cache_until.min(c.exp + state.identity.registry.leeway.num_seconds());
                     Some(RegistrySubject::from_binding(&c.sub, &c.binding))
@@ -207,9 +228,15 @@ pub async fn basic_subject(
             match directory::find_sp_by_app_id(&*state.meta, &app_id.to_string()).await? {
                 None => refused("no service principal has this application id"),
                 Some(sp) if !sp.account_enabled => refused("the service principal is disabled"),
-                Some(sp) if !directory::sp_secret_matches(&sp, &creds.password) => refused("the client secret does not match"),
+                Some(sp) if !directory::sp_secret_matches(&sp, &creds.password) => {
+                    refused("the client secret does not match")
+                }
                 Some(sp) => {
-                    let p = wharf_identity::DirectoryPrincipal::ServicePrincipal { object_id: sp.id.clone(), app_id: sp.app_id.clone(), builtin: sp.builtin.clone() };
+                    let p = wharf_identity::DirectoryPrincipal::ServicePrincipal {
+                        object_id: sp.id.clone(),
+                        app_id: sp.app_id.clone(),
+                        builtin: sp.builtin.clone(),
+                    };
                     Some(subject_of(state, &p))
                 }
             }
@@ -220,7 +247,11 @@ pub async fn basic_subject(
         BasicUsername::Name(name) => match registry {
             Some(reg) if reg.name.eq_ignore_ascii_case(name) && reg.properties.admin_user_enabled => {
                 if admin_password_matches(state, reg, &creds.password).await? {
-                    Some(RegistrySubject::local(PrincipalType::RegistryAdmin, format!("admin:{}", reg.key.0), reg.name.to_ascii_lowercase()))
+                    Some(RegistrySubject::local(
+                        PrincipalType::RegistryAdmin,
+                        format!("admin:{}", reg.key.0),
+                        reg.name.to_ascii_lowercase(),
+                    ))
                 } else {
                     tracing::warn!(registry = %reg.name, "admin user password rejected");
                     None
@@ -248,17 +279,29 @@ fn subject_of(state: &AppState, p: &wharf_identity::DirectoryPrincipal) -> Regis
 /// The admin user's passwords are derived, not stored: HMAC(deployment key, registry key,
 /// password name, generation). ACR shows them again on `credential show`, so they must be
 /// recoverable; deriving them keeps them out of the database.
-pub async fn admin_passwords(state: &AppState, reg_key: &str) -> Result<[(String, String); 2], wharf_storage::StorageError> {
+pub async fn admin_passwords(
+    state: &AppState,
+    reg_key: &str,
+) -> Result<[(String, String); 2], wharf_storage::StorageError> {
     let gens = admin_generations(state, reg_key).await?;
     let key = state.secret_key();
     Ok(["password", "password2"].map(|name| {
         let g = gens.get(name).copied().unwrap_or(0);
         let v = wharf_identity::fingerprint(&key, &format!("admin|{reg_key}|{name}|{g}"));
-        (name.to_string(), base64::Engine::encode(&base64::engine::general_purpose::STANDARD, hex::decode(&v[..48]).unwrap_or_default()))
+        (
+            name.to_string(),
+            base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                hex::decode(&v[..48]).unwrap_or_default(),
+            ),
+        )
     }))
 }
 
-async fn admin_generations(state: &AppState, reg_key: &str) -> Result<HashMap<String, u64>, wharf_storage::StorageError> {
+async fn admin_generations(
+    state: &AppState,
+    reg_key: &str,
+) -> Result<HashMap<String, u64>, wharf_storage::StorageError> {
     Ok(state
         .meta
         .setting_get(&format!("admin.{reg_key}"))
@@ -268,7 +311,11 @@ async fn admin_generations(state: &AppState, reg_key: &str) -> Result<HashMap<St
 }
 
 /// `regenerateCredential`: a new value for `password` or `password2`.
-pub async fn regenerate_admin_password(state: &AppState, reg_key: &str, name: &str) -> Result<(), wharf_storage::StorageError> {
+pub async fn regenerate_admin_password(
+    state: &AppState,
+    reg_key: &str,
+    name: &str,
+) -> Result<(), wharf_storage::StorageError> {
     let mut gens = admin_generations(state, reg_key).await?;
     *gens.entry(name.to_string()).or_insert(0) += 1;
     state.meta.setting_put(&format!("admin.{reg_key}"), &serde_json::to_string(&gens).expect("map")).await?;
@@ -276,7 +323,11 @@ pub async fn regenerate_admin_password(state: &AppState, reg_key: &str, name: &s
     Ok(())
 }
 
-async fn admin_password_matches(state: &AppState, reg: &RegistryInfo, password: &str) -> Result<bool, wharf_storage::StorageError> {
+async fn admin_password_matches(
+    state: &AppState,
+    reg: &RegistryInfo,
+    password: &str,
+) -> Result<bool, wharf_storage::StorageError> {
     let pw = admin_passwords(state, &reg.key.0).await?;
     Ok(pw.iter().any(|(_, v)| wharf_identity::secret::constant_time_eq(v.as_bytes(), password.as_bytes())))
 }
@@ -329,13 +380,20 @@ pub async fn check(
                 // A cached token is re-checked against the registry as it is now: a mode switch
                 // or another registry invalidates it, as a fresh validation would.
                 Some(CachedAuth::Access(c))
-                    if c.binding.wharf_registry == ctx.registry_id && wharf_identity::check_mode(&c.binding, ctx.mode).is_ok() =>
+                    if c.binding.wharf_registry == ctx.registry_id
+                        && wharf_identity::check_mode(&c.binding, ctx.mode).is_ok() =>
                 {
                     c
                 }
                 _ => {
                     let keys = state.identity.keys.read().expect("keys lock");
-                    let validated = state.identity.registry.validate_access(&keys, token, &ctx, chrono::Utc::now(), &state.identity.cutoffs());
+                    let validated = state.identity.registry.validate_access(
+                        &keys,
+                        token,
+                        &ctx,
+                        chrono::Utc::now(),
+                        &state.identity.cutoffs(),
+                    );
                     drop(keys);
                     match validated {
                         Ok(c) => {
@@ -354,7 +412,9 @@ pub async fn check(
         }
         Some(v) => match wharf_identity::parse_basic_authorization(v) {
             Ok(creds) => match basic_subject(state, registry, &ctx, &creds).await {
-                Ok(Some(subject)) => Access::Subject { subject, registry: registry_arc.clone(), environment: Arc::new(environment()) },
+                Ok(Some(subject)) => {
+                    Access::Subject { subject, registry: registry_arc.clone(), environment: Arc::new(environment()) }
+                }
                 Ok(None) => return Err(challenge(&base, service, shown.as_ref(), true)),
                 Err(e) => return Err(OciError::internal("checking credentials", e)),
             },
@@ -387,12 +447,21 @@ pub async fn check(
 
 /// Who a request's credential stands for, if it is valid for this registry, regardless of what
 /// it grants (network decisions need the caller even when authorization will refuse it).
-pub async fn authenticated_subject(state: &AppState, headers: &HeaderMap, registry: Option<&RegistryInfo>, service: &str) -> Option<RegistrySubject> {
+pub async fn authenticated_subject(
+    state: &AppState,
+    headers: &HeaderMap,
+    registry: Option<&RegistryInfo>,
+    service: &str,
+) -> Option<RegistrySubject> {
     let ctx = context(service, registry);
     let v = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
         let keys = state.identity.keys.read().expect("keys lock");
-        let c = state.identity.registry.validate_access(&keys, v[7..].trim(), &ctx, chrono::Utc::now(), &state.identity.cutoffs()).ok()?;
+        let c = state
+            .identity
+            .registry
+            .validate_access(&keys, v[7..].trim(), &ctx, chrono::Utc::now(), &state.identity.cutoffs())
+            .ok()?;
         return Some(RegistrySubject::from_binding(&c.sub, &c.binding));
     }
     let creds = wharf_identity::parse_basic_authorization(v).ok()?;
@@ -408,9 +477,13 @@ fn token_error(status: StatusCode, message: &str) -> Response {
 
 /// Resolves a `service` value: `Some(registry)` for a login server of this deployment, `None`
 /// for any other host (path style).
-pub async fn service_registry(state: &AppState, service: &str) -> Result<Option<Arc<RegistryInfo>>, wharf_storage::StorageError> {
+pub async fn service_registry(
+    state: &AppState,
+    service: &str,
+) -> Result<Option<Arc<RegistryInfo>>, wharf_storage::StorageError> {
     let lower = service.to_ascii_lowercase();
-    let host = lower.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(&lower);
+    let host =
+        lower.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(&lower);
     let suffix = format!(".{}", state.config.domain);
     match host.strip_suffix(&suffix) {
         Some(label) if !label.is_empty() && !label.contains('.') => state.registry(label).await,
@@ -431,40 +504,59 @@ pub async fn exchange(state: &AppState, origin: &crate::network::Origin, body: &
         Err(e) => return OciError::internal("resolving a service", e).into_response(),
     };
     let Some(registry) = registry else {
-        return token_error(StatusCode::BAD_REQUEST, &format!("service '{service}' is not a registry of this deployment"));
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            &format!("service '{service}' is not a registry of this deployment"),
+        );
     };
     let mut accepted = vec![Audience::ContainerRegistry];
-    let arm_audience = registry.properties.policies["azureADAuthenticationAsArmPolicy"]["status"].as_str() != Some("disabled");
+    let arm_audience =
+        registry.properties.policies["azureADAuthenticationAsArmPolicy"]["status"].as_str() != Some("disabled");
     if arm_audience {
         accepted.push(Audience::Management);
     }
     let now = chrono::Utc::now();
     let ctx = context(service, Some(&registry));
     let keys = state.identity.keys.read().expect("keys lock");
-    let claims = match state.identity.directory.validate(&keys, f("access_token"), &accepted, now, &state.identity.cutoffs()) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(reason = %e, service, "exchange: directory token rejected");
-            if let Some(denied) = crate::network::refuse_unauthenticated(Some(&*registry), origin) {
-                return denied;
+    let claims =
+        match state.identity.directory.validate(&keys, f("access_token"), &accepted, now, &state.identity.cutoffs()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(reason = %e, service, "exchange: directory token rejected");
+                if let Some(denied) = crate::network::refuse_unauthenticated(Some(&*registry), origin) {
+                    return denied;
+                }
+                return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid");
             }
-            return token_error(StatusCode::UNAUTHORIZED, "the access token is invalid");
-        }
-    };
+        };
     drop(keys);
     let subject = RegistrySubject::from_directory(&claims);
-    if let Err(resp) = crate::network::judge(&registry, &registry.network, origin, Some(&crate::network::caller_of(&subject))) {
+    if let Err(resp) =
+        crate::network::judge(&registry, &registry.network, origin, Some(&crate::network::caller_of(&subject)))
+    {
         return resp;
     }
     let keys = state.identity.keys.read().expect("keys lock");
     match state.identity.registry.issue_refresh(&keys, &subject, &ctx, now) {
-        Ok(t) => (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], json!({"refresh_token": t.token}).to_string()).into_response(),
+        Ok(t) => (
+            StatusCode::OK,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            json!({"refresh_token": t.token}).to_string(),
+        )
+            .into_response(),
         Err(e) => OciError::internal("issuing a refresh token", e).into_response(),
     }
 }
 
 /// `GET|POST /oauth2/token`: an access token for the requested scopes.
-pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &HeaderMap, query: &HashMap<String, String>, method: &http::Method, body: &[u8]) -> Response {
+pub async fn token(
+    state: &AppState,
+    origin: &crate::network::Origin,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+    method: &http::Method,
+    body: &[u8],
+) -> Response {
     let mut params: Vec<(String, String)> = query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if *method == http::Method::POST {
         params.extend(url::form_urlencoded::parse(body).into_owned());
@@ -484,7 +576,11 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
         Some(r) => Some(r),
         None => {
             // Path style: the registry is the first segment of the first repository scope.
-            let first = scopes.iter().find(|s| s.resource_type == "repository").and_then(|s| s.name.split_once('/')).map(|(r, _)| r.to_string());
+            let first = scopes
+                .iter()
+                .find(|s| s.resource_type == "repository")
+                .and_then(|s| s.name.split_once('/'))
+                .map(|(r, _)| r.to_string());
             let reg = match first {
                 Some(name) => match state.registry(&name).await {
                     Ok(r) => r,
@@ -495,18 +591,18 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
             // Scope names carry the registry prefix in path style; access entries do not, and
             // scopes of other registries are dropped (a token is bound to one registry).
             let prefix = reg.as_ref().map(|r| format!("{}/", r.name.to_ascii_lowercase())).unwrap_or_default();
-        scopes.retain_mut(|s| {
-            if s.resource_type != "repository" {
-                return true;
-            }
-            match s.name.strip_prefix(&prefix) {
-                Some(rest) if !rest.is_empty() => {
-                    s.name = rest.to_string();
-                    true
+            scopes.retain_mut(|s| {
+                if s.resource_type != "repository" {
+                    return true;
                 }
-                _ => false,
-            }
-        });
+                match s.name.strip_prefix(&prefix) {
+                    Some(rest) if !rest.is_empty() => {
+                        s.name = rest.to_string();
+                        true
+                    }
+                    _ => false,
+                }
+            });
             reg
         }
     };
@@ -514,8 +610,9 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
     let anonymous_pull = registry.as_ref().is_some_and(|r| r.properties.anonymous_pull_enabled);
     if headers.get(http::header::AUTHORIZATION).is_some_and(|v| v.to_str().is_err()) {
         tracing::warn!(service, "registry token request refused: the Authorization header is not visible ASCII");
-        return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
-            .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid"));
+        return crate::network::refuse_unauthenticated(registry.as_deref(), origin).unwrap_or_else(|| {
+            token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid")
+        });
     }
     let basic = headers
         .get(http::header::AUTHORIZATION)
@@ -524,7 +621,10 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
         .map(wharf_identity::parse_basic_authorization);
     let grant_type = get("grant_type");
     let creds: Option<BasicCredentials> = match (grant_type, basic) {
-        ("refresh_token", _) => Some(BasicCredentials { username: wharf_identity::NULL_GUID_USERNAME.to_string(), password: get("refresh_token").to_string() }),
+        ("refresh_token", _) => Some(BasicCredentials {
+            username: wharf_identity::NULL_GUID_USERNAME.to_string(),
+            password: get("refresh_token").to_string(),
+        }),
         (_, Some(Ok(c))) => Some(c),
         (_, Some(Err(e))) => {
             tracing::warn!(reason = %e, service, "registry token request with a malformed Basic Authorization header");
@@ -540,15 +640,20 @@ pub async fn token(state: &AppState, origin: &crate::network::Origin, headers: &
         Some(c) => match basic_subject(state, registry.as_deref(), &ctx, c).await {
             Ok(Some(s)) => s,
             Ok(None) => {
-                return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
-                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid"));
+                return crate::network::refuse_unauthenticated(registry.as_deref(), origin).unwrap_or_else(|| {
+                    token_error(StatusCode::UNAUTHORIZED, "authentication required: the credentials are invalid")
+                });
             }
             Err(e) => return OciError::internal("checking credentials", e).into_response(),
         },
         None => {
             if !anonymous_pull {
-                return crate::network::refuse_unauthenticated(registry.as_deref(), origin)
-                    .unwrap_or_else(|| token_error(StatusCode::UNAUTHORIZED, "authentication required: this registry does not allow anonymous pull"));
+                return crate::network::refuse_unauthenticated(registry.as_deref(), origin).unwrap_or_else(|| {
+                    token_error(
+                        StatusCode::UNAUTHORIZED,
+                        "authentication required: this registry does not allow anonymous pull",
+                    )
+                });
             }
             RegistrySubject::local(PrincipalType::Anonymous, "anonymous", "anonymous")
         }

@@ -43,29 +43,45 @@ pub struct NetworkAnswer {
 pub struct QueryError(pub String);
 
 /// The private endpoint named `name_or_id`: its id and the registry it serves.
-async fn private_endpoint(state: &AppState, registry: &RegistryInfo, name_or_id: &str) -> Result<Result<(String, String), QueryError>, StorageError> {
+async fn private_endpoint(
+    state: &AppState,
+    registry: &RegistryInfo,
+    name_or_id: &str,
+) -> Result<Result<(String, String), QueryError>, StorageError> {
     let filter = ResourceFilter { resource_type: Some(crate::arm::network::PE_TYPE.into()), resource_group: None };
     let all = state.meta.resource_list(&filter).await?;
     let served = |r: &wharf_storage::ResourceRecord| {
-        r.body["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceId"].as_str().unwrap_or_default().to_string()
+        r.body["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     };
     let matching: Vec<_> = if name_or_id.starts_with('/') {
         all.iter().filter(|r| r.id.eq_ignore_ascii_case(name_or_id.trim_end_matches('/'))).collect()
     } else {
         let named: Vec<_> = all.iter().filter(|r| r.name.eq_ignore_ascii_case(name_or_id)).collect();
         // A name shared by endpoints of several groups: prefer the one serving this registry.
-        let own: Vec<_> = named.iter().copied().filter(|r| served(r).eq_ignore_ascii_case(&registry.resource_id)).collect();
+        let own: Vec<_> =
+            named.iter().copied().filter(|r| served(r).eq_ignore_ascii_case(&registry.resource_id)).collect();
         if own.len() == 1 { own } else { named }
     };
     Ok(match matching.as_slice() {
         [pe] => Ok((pe.id.clone(), served(pe))),
         [] => Err(QueryError(format!("The private endpoint '{name_or_id}' does not exist."))),
-        _ => Err(QueryError(format!("Several private endpoints are named '{name_or_id}'; pass the endpoint's resource id."))),
+        _ => Err(QueryError(format!(
+            "Several private endpoints are named '{name_or_id}'; pass the endpoint's resource id."
+        ))),
     })
 }
 
 /// Evaluates the network path of `object_id`'s requests to `registry` under `policy`.
-pub async fn evaluate(state: &AppState, registry: &RegistryInfo, policy: &NetworkPolicy, object_id: &str, query: &NetworkQuery) -> Result<Result<NetworkAnswer, QueryError>, StorageError> {
+pub async fn evaluate(
+    state: &AppState,
+    registry: &RegistryInfo,
+    policy: &NetworkPolicy,
+    object_id: &str,
+    query: &NetworkQuery,
+) -> Result<Result<NetworkAnswer, QueryError>, StorageError> {
     let arrival = match &query.private_endpoint {
         Some(pe) => match private_endpoint(state, registry, pe).await? {
             Ok((endpoint_id, registry_id)) => Arrival::PrivateEndpoint { endpoint_id, registry_id },
@@ -77,19 +93,37 @@ pub async fn evaluate(state: &AppState, registry: &RegistryInfo, policy: &Networ
     let (identities, principal_note) = match directory.facts(state, object_id).await? {
         PrincipalFacts::Callers(c) => (c, None),
         PrincipalFacts::Group { display_name } => (
-            vec![NetworkIdentity { caller: Caller { principal_id: Some(object_id.to_ascii_lowercase()), ..Caller::default() }, description: format!("group '{display_name}'") }],
-            Some("a group makes no requests itself; its members' requests are judged as theirs, so the bypass is not evaluated here"),
+            vec![NetworkIdentity {
+                caller: Caller { principal_id: Some(object_id.to_ascii_lowercase()), ..Caller::default() },
+                description: format!("group '{display_name}'"),
+            }],
+            Some(
+                "a group makes no requests itself; its members' requests are judged as theirs, so the bypass is not evaluated here",
+            ),
         ),
         PrincipalFacts::Unknown => (
-            vec![NetworkIdentity { caller: Caller { principal_id: Some(object_id.to_ascii_lowercase()), ..Caller::default() }, description: "an unknown principal".into() }],
+            vec![NetworkIdentity {
+                caller: Caller { principal_id: Some(object_id.to_ascii_lowercase()), ..Caller::default() },
+                description: "an unknown principal".into(),
+            }],
             Some("the principal is not in the directory"),
         ),
     };
     let identities: Vec<NetworkIdentity> = match &query.hosting_resource {
         Some(h) => {
-            let on: Vec<_> = identities.into_iter().filter(|i| i.caller.hosting_resource_id.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(h.trim_end_matches('/')))).collect();
+            let on: Vec<_> = identities
+                .into_iter()
+                .filter(|i| {
+                    i.caller
+                        .hosting_resource_id
+                        .as_deref()
+                        .is_some_and(|id| id.eq_ignore_ascii_case(h.trim_end_matches('/')))
+                })
+                .collect();
             if on.is_empty() {
-                return Ok(Err(QueryError(format!("The principal '{object_id}' is not a managed identity of the hosting resource '{h}'."))));
+                return Ok(Err(QueryError(format!(
+                    "The principal '{object_id}' is not a managed identity of the hosting resource '{h}'."
+                ))));
             }
             on
         }
@@ -126,7 +160,11 @@ pub async fn evaluate(state: &AppState, registry: &RegistryInfo, policy: &Networ
             "explanation": explanation,
         }));
         verdicts.push(allowed);
-        explanations.push(if identities.len() > 1 { format!("{}: {explanation}", identity.description) } else { explanation });
+        explanations.push(if identities.len() > 1 {
+            format!("{}: {explanation}", identity.description)
+        } else {
+            explanation
+        });
     }
     // Several hosting resources: allowed only if allowed from each of them.
     let allowed = if verdicts.contains(&Some(false)) {
@@ -172,7 +210,9 @@ fn bypass_facts(policy: &NetworkPolicy, caller: &Caller) -> Value {
     let why_not = match &verdict {
         Ok(_) => None,
         Err(BypassNotApplicable::CallerNotTrusted { why }) => Some(why.to_string()),
-        Err(BypassNotApplicable::VnetRulesPresent { .. }) => Some("the registry has virtual-network rules, which switch the bypass off".to_string()),
+        Err(BypassNotApplicable::VnetRulesPresent { .. }) => {
+            Some("the registry has virtual-network rules, which switch the bypass off".to_string())
+        }
         Err(BypassNotApplicable::BypassDisabled { .. }) => Some(if policy.allow_trusted_services() {
             "the registry's switch for this service is off".to_string()
         } else {
@@ -207,4 +247,3 @@ fn type_of_id(id: &str) -> String {
     }
     out
 }
-

@@ -33,13 +33,19 @@ struct Holder {
 
 /// The roles through which `object_id` holds any data action on the registry (conditions are
 /// not evaluated: a condition-restricted role still counts).
-fn data_roles(state: &AppState, object_id: &str, registry: &Scope, mode: wharf_authz::RegistryMode) -> BTreeSet<String> {
+fn data_roles(
+    state: &AppState,
+    object_id: &str,
+    registry: &Scope,
+    mode: wharf_authz::RegistryMode,
+) -> BTreeSet<String> {
     let index = state.authz.index();
     let principals = state.authz.principals(object_id);
     let environment = EnvironmentAttributes::default();
     let mut roles = BTreeSet::new();
     for action in DataAction::ALL {
-        let decision = index.authorize_data_action(&principals, registry, mode, action, &DataPlaneTarget::Catalog, &environment);
+        let decision =
+            index.authorize_data_action(&principals, registry, mode, action, &DataPlaneTarget::Catalog, &environment);
         for c in decision.considered {
             if matches!(c.outcome, AssignmentOutcome::Granted { .. } | AssignmentOutcome::ConditionNotMet { .. }) {
                 roles.insert(c.role_name);
@@ -52,7 +58,8 @@ fn data_roles(state: &AppState, object_id: &str, registry: &Scope, mode: wharf_a
 /// Every principal with data access on the registry in its current mode (group members
 /// expanded, nested groups included), plus the built-in trusted-service principals.
 async fn holders(state: &AppState, registry: &RegistryInfo) -> Result<BTreeMap<String, Holder>, StorageError> {
-    let scope = Scope::parse(&registry.resource_id).map_err(|e| StorageError::Corrupt(format!("registry id {}: {e}", registry.resource_id)))?;
+    let scope = Scope::parse(&registry.resource_id)
+        .map_err(|e| StorageError::Corrupt(format!("registry id {}: {e}", registry.resource_id)))?;
     let mode = crate::authz::registry_mode(registry.properties.role_assignment_mode);
     let groups: BTreeMap<String, crate::authz::Group> =
         crate::authz::groups(&*state.meta).await?.into_iter().map(|g| (g.id.to_ascii_lowercase(), g)).collect();
@@ -121,7 +128,13 @@ struct Subject {
 }
 
 /// The preview: `current` and `proposed` compiled policies of `registry`.
-pub async fn preview(state: &AppState, registry: &RegistryInfo, proposed: &RegistryProperties, current: &NetworkPolicy, next: &NetworkPolicy) -> Result<Value, StorageError> {
+pub async fn preview(
+    state: &AppState,
+    registry: &RegistryInfo,
+    proposed: &RegistryProperties,
+    current: &NetworkPolicy,
+    next: &NetworkPolicy,
+) -> Result<Value, StorageError> {
     let directory = Directory::load(state).await?;
     let mut subjects: Vec<Subject> = Vec::new();
     let holders = holders(state, registry).await?;
@@ -181,8 +194,12 @@ pub async fn preview(state: &AppState, registry: &RegistryInfo, proposed: &Regis
     let addresses = wharf_netrules::address_impact(current, next);
     let mut text: Vec<String> = addresses.lost_text().into_iter().chain(addresses.gained_text()).collect();
     text.extend(lines.iter().map(|l| l.to_string()));
-    let private_endpoints: Vec<&str> =
-        registry.properties.private_endpoint_connections.iter().filter_map(|c| c["properties"]["privateEndpoint"]["id"].as_str()).collect();
+    let private_endpoints: Vec<&str> = registry
+        .properties
+        .private_endpoint_connections
+        .iter()
+        .filter_map(|c| c["properties"]["privateEndpoint"]["id"].as_str())
+        .collect();
     Ok(json!({
         "registry": registry.name,
         "registryId": registry.resource_id,
@@ -207,7 +224,10 @@ fn describe(s: &Subject) -> String {
         what.push_str("; no data role on this registry");
     }
     if !s.groups.is_empty() {
-        what.push_str(&format!("; through group {}", s.groups.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")));
+        what.push_str(&format!(
+            "; through group {}",
+            s.groups.iter().map(|g| format!("'{g}'")).collect::<Vec<_>>().join(", ")
+        ));
     }
     what.push(')');
     what

@@ -150,7 +150,10 @@ pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
     let manifests = super::locks::whole_repository(ctx, &t).await?;
     let meta = &ctx.state.meta;
-    let deleted = meta.repository_delete(&t.registry.key, &t.repo).await.map_err(|e| OciError::internal("deleting a repository", e))?;
+    let deleted = meta
+        .repository_delete(&t.registry.key, &t.repo)
+        .await
+        .map_err(|e| OciError::internal("deleting a repository", e))?;
     if !deleted {
         return Err(OciError::name_unknown(&t.client_name()));
     }
@@ -165,12 +168,19 @@ pub async fn list_tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
     repository_json(ctx, &t).await?;
     let (last, n) = page_params(ctx, DEFAULT_PAGE)?;
     let digest = match ctx.q("digest") {
-        Some(d) if !d.is_empty() => Some(wharf_oci::Digest::parse(d).map_err(|e| OciError::digest_invalid(e.to_string()))?),
+        Some(d) if !d.is_empty() => {
+            Some(wharf_oci::Digest::parse(d).map_err(|e| OciError::digest_invalid(e.to_string()))?)
+        }
         _ => None,
     };
     let order = order(ctx)?;
     let page = Page { last, n: Some(n + 1), order, digest };
-    let mut tags = ctx.state.meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+    let mut tags = ctx
+        .state
+        .meta
+        .tag_list(&t.registry.key, &t.repo, &page)
+        .await
+        .map_err(|e| OciError::internal("listing tags", e))?;
     let more = tags.len() > n;
     tags.truncate(n);
     let link = match (more, tags.last()) {
@@ -207,7 +217,11 @@ pub async fn patch_tag(ctx: &mut Ctx, name: &str, tag: &Tag) -> OciResult<Respon
     let t = ctx.target(name).await?;
     let rec = tag_record(ctx, &t, tag).await?;
     let new = attributes_patch(ctx, rec.attributes).await?;
-    ctx.state.meta.tag_set_attributes(&t.registry.key, &t.repo, tag, &new).await.map_err(|e| OciError::internal("updating a tag", e))?;
+    ctx.state
+        .meta
+        .tag_set_attributes(&t.registry.key, &t.repo, tag, &new)
+        .await
+        .map_err(|e| OciError::internal("updating a tag", e))?;
     let rec = tag_record(ctx, &t, tag).await?;
     Ok(ok(json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "tag": tag_json(&rec)}), None))
 }
@@ -215,7 +229,12 @@ pub async fn patch_tag(ctx: &mut Ctx, name: &str, tag: &Tag) -> OciResult<Respon
 pub async fn delete_tag(ctx: &Ctx, name: &str, tag: &Tag) -> OciResult<Response> {
     let t = ctx.target(name).await?;
     super::locks::reference(ctx, &t, &Reference::Tag(tag.clone()), super::locks::Op::Delete).await?;
-    let deleted = ctx.state.meta.tag_delete(&t.registry.key, &t.repo, tag).await.map_err(|e| OciError::internal("deleting a tag", e))?;
+    let deleted = ctx
+        .state
+        .meta
+        .tag_delete(&t.registry.key, &t.repo, tag)
+        .await
+        .map_err(|e| OciError::internal("deleting a tag", e))?;
     if !deleted {
         return Err(OciError::manifest_unknown(tag));
     }
@@ -238,7 +257,12 @@ pub async fn list_manifests(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let link = match (more, ms.last()) {
         (true, Some(l)) => {
             let ob = ctx.q("orderby").unwrap_or("");
-            Some(next_link(&format!("/acr/v1/{}/_manifests", t.client_name()), n, &l.digest.to_string(), &[("orderby", ob)]))
+            Some(next_link(
+                &format!("/acr/v1/{}/_manifests", t.client_name()),
+                n,
+                &l.digest.to_string(),
+                &[("orderby", ob)],
+            ))
         }
         _ => None,
     };
@@ -262,7 +286,10 @@ async fn manifest_meta(ctx: &Ctx, t: &Target, reference: &Reference) -> OciResul
 pub async fn get_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
     let t = ctx.target(name).await?;
     let m = manifest_meta(ctx, &t, reference).await?;
-    Ok(ok(json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}), None))
+    Ok(ok(
+        json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}),
+        None,
+    ))
 }
 
 pub async fn patch_manifest(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
@@ -275,7 +302,10 @@ pub async fn patch_manifest(ctx: &mut Ctx, name: &str, reference: &Reference) ->
         .await
         .map_err(|e| OciError::internal("updating a manifest", e))?;
     let m = manifest_meta(ctx, &t, &Reference::Digest(m.digest.clone())).await?;
-    Ok(ok(json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}), None))
+    Ok(ok(
+        json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}),
+        None,
+    ))
 }
 
 pub async fn delete_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {

@@ -309,15 +309,24 @@ mod tests {
     fn parses_the_distribution_routes() {
         assert_eq!(p(Method::GET, "/v2/").unwrap(), Endpoint::Ping);
         assert_eq!(p(Method::GET, "/v2/_catalog").unwrap(), Endpoint::Catalog);
-        assert!(matches!(p(Method::POST, "/v2/a/b/blobs/uploads/").unwrap(), Endpoint::StartUpload { name } if name == "a/b"));
-        assert!(matches!(p(Method::PATCH, "/v2/a/blobs/uploads/x").unwrap(), Endpoint::PatchUpload { id, .. } if id == "x"));
+        assert!(
+            matches!(p(Method::POST, "/v2/a/b/blobs/uploads/").unwrap(), Endpoint::StartUpload { name } if name == "a/b")
+        );
+        assert!(
+            matches!(p(Method::PATCH, "/v2/a/blobs/uploads/x").unwrap(), Endpoint::PatchUpload { id, .. } if id == "x")
+        );
         assert!(matches!(p(Method::GET, &format!("/v2/a/blobs/{D}")).unwrap(), Endpoint::GetBlob { .. }));
-        assert!(matches!(p(Method::GET, "/v2/blobs/blobs/uploads/x").unwrap(), Endpoint::UploadStatus { name, .. } if name == "blobs"));
+        assert!(
+            matches!(p(Method::GET, "/v2/blobs/blobs/uploads/x").unwrap(), Endpoint::UploadStatus { name, .. } if name == "blobs")
+        );
         assert!(matches!(p(Method::PUT, "/v2/a/manifests/v1").unwrap(), Endpoint::PutManifest { .. }));
         assert!(matches!(p(Method::GET, "/v2/tags/tags/list").unwrap(), Endpoint::ListTags { name } if name == "tags"));
         assert!(matches!(p(Method::GET, &format!("/v2/a/referrers/{D}")).unwrap(), Endpoint::ListReferrers { .. }));
         let encoded = D.replace(':', "%3A");
-        assert!(matches!(p(Method::HEAD, &format!("/v2/a/manifests/{encoded}")).unwrap(), Endpoint::HeadManifest { .. }));
+        assert!(matches!(
+            p(Method::HEAD, &format!("/v2/a/manifests/{encoded}")).unwrap(),
+            Endpoint::HeadManifest { .. }
+        ));
     }
 
     #[test]
@@ -335,9 +344,16 @@ mod tests {
     fn parses_acr_routes() {
         assert_eq!(p(Method::GET, "/acr/v1/_catalog").unwrap(), Endpoint::AcrCatalog);
         assert_eq!(p(Method::GET, "/acr/v1/_deleted/app/_manifests").unwrap_err().code, Code::Unsupported);
-        assert!(matches!(p(Method::GET, "/acr/v1/a/b/_tags").unwrap(), Endpoint::AcrListTags { name } if name == "a/b"));
+        assert!(
+            matches!(p(Method::GET, "/acr/v1/a/b/_tags").unwrap(), Endpoint::AcrListTags { name } if name == "a/b")
+        );
         assert!(matches!(p(Method::PATCH, "/acr/v1/a/_tags/v1").unwrap(), Endpoint::AcrPatchTag { .. }));
-        assert!(matches!(p(Method::GET, &format!("/acr/v1/a/_manifests/{D}")).unwrap(), Endpoint::AcrGetManifest { .. }));
-        assert!(matches!(p(Method::DELETE, "/acr/v1/a/b").unwrap(), Endpoint::AcrDeleteRepository { name } if name == "a/b"));
+        assert!(matches!(
+            p(Method::GET, &format!("/acr/v1/a/_manifests/{D}")).unwrap(),
+            Endpoint::AcrGetManifest { .. }
+        ));
+        assert!(
+            matches!(p(Method::DELETE, "/acr/v1/a/b").unwrap(), Endpoint::AcrDeleteRepository { name } if name == "a/b")
+        );
     }
 }

@@ -113,12 +113,14 @@ impl OciError {
     pub fn from_storage(context: &str, err: StorageError) -> OciError {
         match err {
             StorageError::UploadUnknown => OciError::upload_unknown(),
-            StorageError::UploadTooLarge => {
-                OciError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::SizeInvalid, "upload exceeds the registry's blob size limit")
-            }
-            StorageError::DigestMismatch { expected, actual } => {
-                OciError::digest_invalid(format!("provided digest {expected} does not match the content's digest {actual}"))
-            }
+            StorageError::UploadTooLarge => OciError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::SizeInvalid,
+                "upload exceeds the registry's blob size limit",
+            ),
+            StorageError::DigestMismatch { expected, actual } => OciError::digest_invalid(format!(
+                "provided digest {expected} does not match the content's digest {actual}"
+            )),
             StorageError::ClientStream(e) => OciError::new(
                 StatusCode::BAD_REQUEST,
                 Code::BlobUploadInvalid,

@@ -13,7 +13,8 @@ use super::{Ctx, DEFAULT_PAGE, next_link, page_params};
 use crate::state::AppState;
 
 fn json_response(body: serde_json::Value, link: Option<String>, content_type: &str) -> Response {
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, content_type.to_string())], body.to_string()).into_response();
+    let mut resp =
+        (StatusCode::OK, [(header::CONTENT_TYPE, content_type.to_string())], body.to_string()).into_response();
     if let Some(l) = link {
         resp.headers_mut().insert(header::LINK, l.parse().expect("link is ascii"));
     }
@@ -21,7 +22,12 @@ fn json_response(body: serde_json::Value, link: Option<String>, content_type: &s
 }
 
 /// Repository names of one registry after `last`, at most `n`, and whether more follow.
-async fn registry_repositories(state: &AppState, key: &RegistryKey, last: Option<&str>, n: usize) -> OciResult<(Vec<String>, bool)> {
+async fn registry_repositories(
+    state: &AppState,
+    key: &RegistryKey,
+    last: Option<&str>,
+    n: usize,
+) -> OciResult<(Vec<String>, bool)> {
     let mut names = state
         .meta
         .repository_list(key, last, n + 1)
@@ -42,7 +48,8 @@ pub async fn repositories(ctx: &Ctx, last: Option<&str>, n: usize) -> OciResult<
                 resource_type: Some(wharf_arm::types::REGISTRY.to_string()),
                 resource_group: None,
             };
-            let mut regs = ctx.state.meta.resource_list(&filter).await.map_err(|e| OciError::internal("listing registries", e))?;
+            let mut regs =
+                ctx.state.meta.resource_list(&filter).await.map_err(|e| OciError::internal("listing registries", e))?;
             for r in &mut regs {
                 r.name = r.name.to_ascii_lowercase();
             }
@@ -100,12 +107,16 @@ pub async fn tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
     let t = ctx.target(name).await?;
     let (last, n) = page_params(ctx, DEFAULT_PAGE)?;
     let meta = &ctx.state.meta;
-    let repo = meta.repository_get(&t.registry.key, &t.repo).await.map_err(|e| OciError::internal("reading a repository", e))?;
+    let repo = meta
+        .repository_get(&t.registry.key, &t.repo)
+        .await
+        .map_err(|e| OciError::internal("reading a repository", e))?;
     if repo.is_none() {
         return Err(OciError::name_unknown(&t.client_name()));
     }
     let page = Page { last, n: Some(n + 1), ..Page::default() };
-    let mut tags = meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+    let mut tags =
+        meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
     let more = tags.len() > n;
     tags.truncate(n);
     // Tags locked with listEnabled: false are not listed (paging still counts them).

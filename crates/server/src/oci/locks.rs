@@ -36,7 +36,9 @@ fn refused(locked: &Locked, attribute: &str, flag: &str, t: &Target) -> OciError
     OciError::new(
         StatusCode::FORBIDDEN,
         Code::Denied,
-        format!("the operation is disallowed: {what} has {attribute} set to false; change it with 'wharf acr repository update -n <registry> {image} {flag} true'"),
+        format!(
+            "the operation is disallowed: {what} has {attribute} set to false; change it with 'wharf acr repository update -n <registry> {image} {flag} true'"
+        ),
     )
 }
 
@@ -53,7 +55,12 @@ fn check(attrs: &ChangeableAttributes, op: Op, locked: Locked, t: &Target) -> Oc
 
 /// The repository's own lock (absent repositories have none).
 pub async fn repository(ctx: &Ctx, t: &Target, op: Op) -> OciResult<()> {
-    let repo = ctx.state.meta.repository_get(&t.registry.key, &t.repo).await.map_err(|e| OciError::internal("reading a repository", e))?;
+    let repo = ctx
+        .state
+        .meta
+        .repository_get(&t.registry.key, &t.repo)
+        .await
+        .map_err(|e| OciError::internal("reading a repository", e))?;
     match repo {
         Some(r) => check(&r.attributes, op, Locked::Repository, t),
         None => Ok(()),
@@ -68,9 +75,13 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
         self::tag(ctx, t, tag, op).await?;
     }
     if op != Op::Write
-        && let Some(m) = meta.manifest_head(&t.registry.key, &t.repo, reference).await.map_err(|e| OciError::internal("reading a manifest", e))? {
-            check(&m.attributes, op, Locked::Manifest(&m.digest.to_string()), t)?;
-        }
+        && let Some(m) = meta
+            .manifest_head(&t.registry.key, &t.repo, reference)
+            .await
+            .map_err(|e| OciError::internal("reading a manifest", e))?
+    {
+        check(&m.attributes, op, Locked::Manifest(&m.digest.to_string()), t)?;
+    }
     // Deleting a manifest deletes the tags that point at it, so each of them must allow it
     // (otherwise `az acr repository delete --image repo:tag`, which deletes by digest, would
     // get round the tag's lock).
@@ -78,7 +89,8 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
         && let Reference::Digest(digest) = reference
     {
         let page = Page { digest: Some(digest.clone()), ..Page::default() };
-        let tags = meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+        let tags =
+            meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
         for tag in &tags {
             check(&tag.attributes, op, Locked::Tag(&tag.name), t)?;
         }
@@ -92,11 +104,17 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
 pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<Vec<ManifestMeta>> {
     repository(ctx, t, Op::Delete).await?;
     let meta = &ctx.state.meta;
-    let manifests = meta.manifest_list(&t.registry.key, &t.repo, &Page::default()).await.map_err(|e| OciError::internal("listing manifests", e))?;
+    let manifests = meta
+        .manifest_list(&t.registry.key, &t.repo, &Page::default())
+        .await
+        .map_err(|e| OciError::internal("listing manifests", e))?;
     for m in &manifests {
         check(&m.attributes, Op::Delete, Locked::Manifest(&m.digest.to_string()), t)?;
     }
-    let tags = meta.tag_list(&t.registry.key, &t.repo, &Page::default()).await.map_err(|e| OciError::internal("listing tags", e))?;
+    let tags = meta
+        .tag_list(&t.registry.key, &t.repo, &Page::default())
+        .await
+        .map_err(|e| OciError::internal("listing tags", e))?;
     for tag in &tags {
         check(&tag.attributes, Op::Delete, Locked::Tag(&tag.name), t)?;
     }
@@ -105,7 +123,12 @@ pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<Vec<ManifestMe
 
 /// A tag's lock (absent tags have none). Overwriting a tag counts as a write to it.
 pub async fn tag(ctx: &Ctx, t: &Target, tag: &Tag, op: Op) -> OciResult<()> {
-    let rec = ctx.state.meta.tag_get(&t.registry.key, &t.repo, tag).await.map_err(|e| OciError::internal("reading a tag", e))?;
+    let rec = ctx
+        .state
+        .meta
+        .tag_get(&t.registry.key, &t.repo, tag)
+        .await
+        .map_err(|e| OciError::internal("reading a tag", e))?;
     match rec {
         Some(r) => check(&r.attributes, op, Locked::Tag(tag.as_str()), t),
         None => Ok(()),

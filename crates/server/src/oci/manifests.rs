@@ -28,10 +28,16 @@ pub async fn get(ctx: &Ctx, name: &str, reference: &Reference, head: bool) -> Oc
     let meta = &ctx.state.meta;
     let (info, bytes) = if head {
         let m = meta.manifest_head(&t.registry.key, &t.repo, reference).await;
-        (m.map_err(|e| OciError::internal("reading a manifest", e))?.ok_or_else(|| OciError::manifest_unknown(reference))?, None)
+        (
+            m.map_err(|e| OciError::internal("reading a manifest", e))?
+                .ok_or_else(|| OciError::manifest_unknown(reference))?,
+            None,
+        )
     } else {
         let m = meta.manifest_get(&t.registry.key, &t.repo, reference).await;
-        let m = m.map_err(|e| OciError::internal("reading a manifest", e))?.ok_or_else(|| OciError::manifest_unknown(reference))?;
+        let m = m
+            .map_err(|e| OciError::internal("reading a manifest", e))?
+            .ok_or_else(|| OciError::manifest_unknown(reference))?;
         (m.meta, Some(m.bytes))
     };
     let accept = ctx.headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
@@ -47,7 +53,10 @@ pub async fn get(ctx: &Ctx, name: &str, reference: &Reference, head: bool) -> Oc
         None => StatusCode::OK.into_response(),
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, info.media_type.parse().map_err(|e| OciError::internal("formatting a manifest", e))?);
+    h.insert(
+        header::CONTENT_TYPE,
+        info.media_type.parse().map_err(|e| OciError::internal("formatting a manifest", e))?,
+    );
     h.insert(header::CONTENT_LENGTH, info.size.into());
     h.insert("docker-content-digest", info.digest.to_string().parse().expect("digest is ascii"));
     h.insert(header::ETAG, format!("\"{}\"", info.digest).parse().expect("digest is ascii"));
@@ -72,7 +81,11 @@ pub async fn put(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<
             ));
         }
         Err(BodyError::Failed(e)) => {
-            return Err(OciError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, format!("reading the manifest failed: {e}")));
+            return Err(OciError::new(
+                StatusCode::BAD_REQUEST,
+                Code::ManifestInvalid,
+                format!("reading the manifest failed: {e}"),
+            ));
         }
     };
     let content_type = ctx.header("content-type").map(str::to_string);

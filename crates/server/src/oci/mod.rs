@@ -120,7 +120,8 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
     };
     // Network rules first: a request the rules deny before the caller is known is re-judged
     // with the caller once its credential is checked (the trusted-services bypass needs it).
-    let origin = crate::network::Origin::of(&state, parts.extensions.get::<crate::listener::ConnInfo>(), &parts.headers);
+    let origin =
+        crate::network::Origin::of(&state, parts.extensions.get::<crate::listener::ConnInfo>(), &parts.headers);
     let denied_before_auth = match &registry {
         Some(reg) => crate::network::judge(reg, &reg.network, &origin, None).is_err(),
         // A private endpoint serves its own registry only.
@@ -130,15 +131,28 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
         None => wharf_authz::EnvironmentAttributes::default(),
     };
-    let access = match crate::auth::registry::check(&state, &parts.headers, registry.as_ref(), &service, &endpoint, &repo, &prefix, environment).await {
+    let access = match crate::auth::registry::check(
+        &state,
+        &parts.headers,
+        registry.as_ref(),
+        &service,
+        &endpoint,
+        &repo,
+        &prefix,
+        environment,
+    )
+    .await
+    {
         Ok(a) => a,
         Err(e) if denied_before_auth => {
             // A valid credential whose permissions fall short: if the network lets this caller
             // through (the trusted-services bypass), the refusal is authorization's, not the
             // network's.
-            if let (Some(reg), Some(subject)) =
-                (&registry, crate::auth::registry::authenticated_subject(&state, &parts.headers, registry.as_deref(), &service).await)
-            {
+            if let (Some(reg), Some(subject)) = (
+                &registry,
+                crate::auth::registry::authenticated_subject(&state, &parts.headers, registry.as_deref(), &service)
+                    .await,
+            ) {
                 let caller = crate::network::caller_of(&subject);
                 return match crate::network::judge(reg, &reg.network, &origin, Some(&caller)) {
                     Ok(()) => Err(e),

@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use wharf_oci::{Digest, DigestAlgorithm};
 use wharf_storage::{StorageError, UploadId, UploadRecord};
 
+use super::Ctx;
 use super::error::{Code, OciError, OciResult};
 use super::target::{self, Target};
-use super::Ctx;
 
 fn location(t: &Target, id: &UploadId) -> String {
     format!("/v2/{}/blobs/uploads/{id}", t.client_name())
@@ -90,7 +90,9 @@ pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
 /// Links `digest` into `t` if it is visible in `from` of the same registry.
 async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciResult<bool> {
     let Ok(source) = target::resolve(&ctx.state, &ctx.style, from).await else { return Ok(false) };
-    if source.registry.key != t.registry.key || !ctx.access.allows(&ctx.state, "repository", source.repo.as_str(), "pull") {
+    if source.registry.key != t.registry.key
+        || !ctx.access.allows(&ctx.state, "repository", source.repo.as_str(), "pull")
+    {
         return Ok(false);
     }
     let meta = &ctx.state.meta;
@@ -102,7 +104,9 @@ async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciRes
         return Ok(false);
     };
     let _gc = ctx.state.gc_lock.read().await;
-    meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("mounting a blob", e))?;
+    meta.blob_link(&t.registry.key, &t.repo, digest, size)
+        .await
+        .map_err(|e| OciError::internal("mounting a blob", e))?;
     Ok(true)
 }
 
@@ -176,9 +180,11 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
     let blobs = ctx.state.blobs.clone();
     let current = blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
     let declared_len = match ctx.header("content-length") {
-        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-            OciError::new(StatusCode::BAD_REQUEST, Code::SizeInvalid, "invalid Content-Length")
-        })?),
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| OciError::new(StatusCode::BAD_REQUEST, Code::SizeInvalid, "invalid Content-Length"))?,
+        ),
         None => None,
     };
     let mut chunk_limit = None;
@@ -217,13 +223,12 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
     };
     match appended {
         Ok(size) => Ok(size),
-        Err(StorageError::UploadOffsetMismatch { current }) => Err(range_invalid(
-            t,
-            id,
-            current,
-            format!("another chunk was written concurrently; resume at {current}"),
-        )),
-        Err(StorageError::UploadTooLarge) if chunk_limit.is_some() && size_limit.is_none_or(|s| chunk_limit < Some(s)) => {
+        Err(StorageError::UploadOffsetMismatch { current }) => {
+            Err(range_invalid(t, id, current, format!("another chunk was written concurrently; resume at {current}")))
+        }
+        Err(StorageError::UploadTooLarge)
+            if chunk_limit.is_some() && size_limit.is_none_or(|s| chunk_limit < Some(s)) =>
+        {
             Err(range_invalid(t, id, current, "request body is longer than its Content-Range".to_string()))
         }
         Err(e) => Err(OciError::from_storage("appending to an upload", e)),
@@ -254,7 +259,8 @@ pub async fn put(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
     append_body(ctx, &t, &id, true).await?;
     let state = ctx.state.clone();
     let _gc = state.gc_lock.read().await;
-    let size = state.blobs.upload_commit(&id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
+    let size =
+        state.blobs.upload_commit(&id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
     link_committed(ctx, &t, &digest, size).await?;
     if let Err(e) = state.meta.upload_delete(&id).await {
         tracing::warn!(upload = %id, error = %e, "could not forget a completed upload session");

@@ -23,30 +23,50 @@ pub struct RegistryClient {
 impl RegistryClient {
     /// Signs in to the registry whose login server is `login_server` with the CLI's account.
     pub async fn connect(client: &Client, login_server: &str) -> Result<RegistryClient, CliError> {
-        let server = url::Url::parse(&client.profile.server).map_err(|e| CliError::Other(format!("the profile's server URL is invalid: {e}")))?;
+        let server = url::Url::parse(&client.profile.server)
+            .map_err(|e| CliError::Other(format!("the profile's server URL is invalid: {e}")))?;
         let scheme = server.scheme().to_string();
-        let host = server.host_str().ok_or_else(|| CliError::Other("the profile's server URL has no host".into()))?.trim_matches(['[', ']']).to_string();
+        let host = server
+            .host_str()
+            .ok_or_else(|| CliError::Other("the profile's server URL has no host".into()))?
+            .trim_matches(['[', ']'])
+            .to_string();
         let port = server.port_or_known_default().unwrap_or(443);
         let addr = tokio::net::lookup_host((host.as_str(), port))
             .await
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| CliError::Other(format!("cannot resolve the server address {host}")))?;
-        let login_host = login_server.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map(|(h, _)| h).unwrap_or(login_server);
+        let login_host = login_server
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(h, _)| h)
+            .unwrap_or(login_server);
         let http = crate::client::http_builder()
             .resolve(login_host, addr)
-            .build().map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
+            .build()
+            .map_err(|e| CliError::Other(format!("cannot build an HTTP client: {e}")))?;
         let base = format!("{scheme}://{login_server}");
         let aad = client.directory_token(CONTAINER_REGISTRY_SCOPE).await?;
         let tenant = client.profile.tenant.clone().unwrap_or_default();
         let resp = http
             .post(format!("{base}/oauth2/exchange"))
-            .form(&[("grant_type", "access_token"), ("service", login_server), ("tenant", tenant.as_str()), ("access_token", aad.as_str())])
+            .form(&[
+                ("grant_type", "access_token"),
+                ("service", login_server),
+                ("tenant", tenant.as_str()),
+                ("access_token", aad.as_str()),
+            ])
             .send()
             .await
-            .map_err(|e| CliError::Other(format!("Could not connect to the registry login server '{login_server}': {e}")))?;
+            .map_err(|e| {
+                CliError::Other(format!("Could not connect to the registry login server '{login_server}': {e}"))
+            })?;
         let v = json_or_error(resp).await?;
-        let refresh_token = v["refresh_token"].as_str().ok_or_else(|| CliError::Other("the registry returned no refresh token".into()))?.to_string();
+        let refresh_token = v["refresh_token"]
+            .as_str()
+            .ok_or_else(|| CliError::Other("the registry returned no refresh token".into()))?
+            .to_string();
         Ok(RegistryClient { http, base, login_server: login_server.to_string(), refresh_token })
     }
 
@@ -55,15 +75,29 @@ impl RegistryClient {
         let resp = self
             .http
             .post(format!("{}/oauth2/token", self.base))
-            .form(&[("grant_type", "refresh_token"), ("service", self.login_server.as_str()), ("scope", scope), ("refresh_token", self.refresh_token.as_str())])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("service", self.login_server.as_str()),
+                ("scope", scope),
+                ("refresh_token", self.refresh_token.as_str()),
+            ])
             .send()
             .await?;
         let v = json_or_error(resp).await?;
-        v["access_token"].as_str().map(str::to_string).ok_or_else(|| CliError::Other("the registry returned no access token".into()))
+        v["access_token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Other("the registry returned no access token".into()))
     }
 
     /// One request with an access token for `scope`; returns the body and the `Link` next page.
-    pub async fn call(&self, method: Method, path_and_query: &str, scope: &str, body: Option<&Value>) -> Result<(Value, Option<String>), CliError> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        scope: &str,
+        body: Option<&Value>,
+    ) -> Result<(Value, Option<String>), CliError> {
         let token = self.access_token(scope).await?;
         let mut req = self.http.request(method, format!("{}{path_and_query}", self.base)).bearer_auth(token);
         if let Some(b) = body {
@@ -88,7 +122,13 @@ impl RegistryClient {
             if top.is_some_and(|t| out.len() >= t) {
                 break;
             }
-            next = link.map(|l| if l.starts_with('/') { l } else { url::Url::parse(&l).map(|u| format!("{}?{}", u.path(), u.query().unwrap_or(""))).unwrap_or(l) });
+            next = link.map(|l| {
+                if l.starts_with('/') {
+                    l
+                } else {
+                    url::Url::parse(&l).map(|u| format!("{}?{}", u.path(), u.query().unwrap_or(""))).unwrap_or(l)
+                }
+            });
         }
         if let Some(t) = top {
             out.truncate(t);
@@ -102,7 +142,11 @@ impl RegistryClient {
 async fn json_or_error(resp: reqwest::Response) -> Result<Value, CliError> {
     let status = resp.status().as_u16();
     let text = resp.text().await?;
-    let v: Value = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text.clone())) };
+    let v: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
+    };
     if status < 400 {
         return Ok(v);
     }
@@ -113,6 +157,9 @@ async fn json_or_error(resp: reqwest::Response) -> Result<Value, CliError> {
         404 => "NOT_FOUND",
         _ => "HttpError",
     });
-    let message = first["message"].as_str().map(str::to_string).unwrap_or_else(|| format!("the registry answered HTTP {status}: {text}"));
+    let message = first["message"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("the registry answered HTTP {status}: {text}"));
     Err(CliError::Service { status, code: code.to_string(), message })
 }

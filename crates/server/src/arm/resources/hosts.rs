@@ -58,7 +58,8 @@ pub struct Host {
 impl Host {
     pub fn from_record(record: ResourceRecord) -> Result<Host, StorageError> {
         let internal = match record.body.get(INTERNAL) {
-            Some(v) => serde_json::from_value(v.clone()).map_err(|e| StorageError::Corrupt(format!("hosting resource {}: {e}", record.id)))?,
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| StorageError::Corrupt(format!("hosting resource {}: {e}", record.id)))?,
             None => HostInternal::default(),
         };
         Ok(Host { record, internal })
@@ -75,7 +76,10 @@ impl Host {
 
     /// Resource ids of the attached user-assigned identities, as stored.
     pub fn user_assigned_ids(&self) -> Vec<String> {
-        self.record.body["identity"]["userAssignedIdentities"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        self.record.body["identity"]["userAssignedIdentities"]
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn system_object(&self) -> Option<ManagedIdentityObject> {
@@ -109,7 +113,13 @@ pub async fn get(state: &AppState, id: &str) -> Result<Option<Host>, ArmError> {
     }
 }
 
-pub async fn handle(ctx: &ArmCtx, rg: &ResourceRecord, resource_type: &'static str, name: Option<&str>, tail: &[&str]) -> Result<Response, ArmError> {
+pub async fn handle(
+    ctx: &ArmCtx,
+    rg: &ResourceRecord,
+    resource_type: &'static str,
+    name: Option<&str>,
+    tail: &[&str],
+) -> Result<Response, ArmError> {
     let Some(name) = name else {
         return match ctx.method {
             Method::GET => list(ctx, &rg.name, resource_type).await,
@@ -119,7 +129,9 @@ pub async fn handle(ctx: &ArmCtx, rg: &ResourceRecord, resource_type: &'static s
     let id = host_id(&ctx.state, &rg.name, resource_type, name);
     let not_found = || ArmError::resource_not_found(resource_type, name, &rg.name);
     match (&ctx.method, tail) {
-        (&Method::GET, []) => Ok(json_response(StatusCode::OK, &get(&ctx.state, &id).await?.ok_or_else(not_found)?.public_body())),
+        (&Method::GET, []) => {
+            Ok(json_response(StatusCode::OK, &get(&ctx.state, &id).await?.ok_or_else(not_found)?.public_body()))
+        }
         (&Method::PUT, []) => put(ctx, rg, resource_type, name).await,
         (&Method::PATCH, []) => patch(ctx, &id).await.and_then(|r| r.ok_or_else(not_found)),
         (&Method::DELETE, []) => delete(ctx, &id).await,
@@ -160,14 +172,20 @@ fn parse_identity(v: &Value) -> Result<Option<IdentityRequest>, ArmError> {
         Value::Object(_) => {}
         _ => return Err(ArmError::invalid_request("'identity' must be an object.")),
     }
-    let t = v["type"].as_str().ok_or_else(|| bad("'identity.type' is required: SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned' or None."))?;
+    let t = v["type"].as_str().ok_or_else(|| {
+        bad("'identity.type' is required: SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned' or None.")
+    })?;
     let (mut system, mut user, mut none) = (false, false, false);
     for part in t.split(',').map(str::trim) {
         match part.to_ascii_lowercase().as_str() {
             "systemassigned" => system = true,
             "userassigned" => user = true,
             "none" => none = true,
-            _ => return Err(bad(&format!("The identity type '{t}' is invalid. Use SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned' or None."))),
+            _ => {
+                return Err(bad(&format!(
+                    "The identity type '{t}' is invalid. Use SystemAssigned, UserAssigned, 'SystemAssigned, UserAssigned' or None."
+                )));
+            }
         }
     }
     if none && (system || user) {
@@ -181,14 +199,24 @@ fn parse_identity(v: &Value) -> Result<Option<IdentityRequest>, ArmError> {
                 match val {
                     Value::Null => entries.push((id.clone(), false)),
                     Value::Object(_) => entries.push((id.clone(), true)),
-                    _ => return Err(ArmError::invalid_request("'identity.userAssignedIdentities' values must be {} (attach) or null (detach).")),
+                    _ => {
+                        return Err(ArmError::invalid_request(
+                            "'identity.userAssignedIdentities' values must be {} (attach) or null (detach).",
+                        ));
+                    }
                 }
             }
         }
-        _ => return Err(ArmError::invalid_request("'identity.userAssignedIdentities' must be an object keyed by identity resource ids.")),
+        _ => {
+            return Err(ArmError::invalid_request(
+                "'identity.userAssignedIdentities' must be an object keyed by identity resource ids.",
+            ));
+        }
     }
     if !user && entries.iter().any(|(_, add)| *add) {
-        return Err(bad("'identity.userAssignedIdentities' is only allowed when the identity type includes UserAssigned."));
+        return Err(bad(
+            "'identity.userAssignedIdentities' is only allowed when the identity type includes UserAssigned.",
+        ));
     }
     Ok(Some(IdentityRequest { system, user, entries }))
 }
@@ -202,8 +230,11 @@ async fn apply_identity(
     req: Option<IdentityRequest>,
     replace: bool,
 ) -> Result<Vec<String>, ArmError> {
-    let current_user: Map<String, Value> =
-        if replace { Map::new() } else { host.record.body["identity"]["userAssignedIdentities"].as_object().cloned().unwrap_or_default() };
+    let current_user: Map<String, Value> = if replace {
+        Map::new()
+    } else {
+        host.record.body["identity"]["userAssignedIdentities"].as_object().cloned().unwrap_or_default()
+    };
     let req = match req {
         Some(r) => r,
         None if replace => IdentityRequest { system: false, user: false, entries: vec![] },
@@ -229,10 +260,14 @@ async fn apply_identity(
                 let Some(record) = super::identities::get(state, id).await? else {
                     return Err(ArmError::bad_request(
                         "InvalidUserAssignedIdentity",
-                        format!("The user-assigned identity '{id}' was not found. Create it with 'wharf identity create' and pass its full resource id."),
+                        format!(
+                            "The user-assigned identity '{id}' was not found. Create it with 'wharf identity create' and pass its full resource id."
+                        ),
                     ));
                 };
-                let mi = super::identities::object_of(&record).ok_or_else(|| storage_error("reading a managed identity", StorageError::Corrupt(record.id.clone())))?;
+                let mi = super::identities::object_of(&record).ok_or_else(|| {
+                    storage_error("reading a managed identity", StorageError::Corrupt(record.id.clone()))
+                })?;
                 if let Some(k) = existing_key {
                     user.remove(&k);
                 }
@@ -413,7 +448,8 @@ async fn workload_environment(ctx: &ArmCtx, mut host: Host) -> Result<Response, 
 /// resource deleted). The fingerprint comparison is constant-time.
 pub async fn host_by_header(state: &AppState, header: &str) -> Result<Option<Host>, StorageError> {
     let fp = wharf_identity::fingerprint(&state.secret_key(), header);
-    let Some(id) = state.meta.setting_get(&format!("{HEADER_INDEX_PREFIX}{fp}")).await?.filter(|id| !id.is_empty()) else {
+    let Some(id) = state.meta.setting_get(&format!("{HEADER_INDEX_PREFIX}{fp}")).await?.filter(|id| !id.is_empty())
+    else {
         return Ok(None);
     };
     let Some(record) = state.meta.resource_get(&id).await? else {
@@ -434,7 +470,11 @@ mod tests {
 
     #[test]
     fn identity_types_parse() {
-        let r = parse_identity(&json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/x": {}, "/y": null}})).unwrap().unwrap();
+        let r = parse_identity(
+            &json!({"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {"/x": {}, "/y": null}}),
+        )
+        .unwrap()
+        .unwrap();
         assert!(r.system && r.user);
         assert_eq!(r.entries, vec![("/x".to_string(), true), ("/y".to_string(), false)]);
         let r = parse_identity(&json!({"type": "systemassigned"})).unwrap().unwrap();
@@ -450,7 +490,10 @@ mod tests {
         let s = SystemIdentity { principal_id: "p".into(), client_id: "c".into() };
         let mut user = Map::new();
         assert_eq!(identity_json("t", None, &user), json!({"type": "None"}));
-        assert_eq!(identity_json("t", Some(&s), &user), json!({"type": "SystemAssigned", "principalId": "p", "tenantId": "t"}));
+        assert_eq!(
+            identity_json("t", Some(&s), &user),
+            json!({"type": "SystemAssigned", "principalId": "p", "tenantId": "t"})
+        );
         user.insert("/u".into(), json!({"principalId": "up", "clientId": "uc"}));
         let v = identity_json("t", Some(&s), &user);
         assert_eq!(v["type"], "SystemAssigned, UserAssigned");

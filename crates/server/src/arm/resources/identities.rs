@@ -14,7 +14,8 @@ use crate::arm::{ArmCtx, json_response, storage_error};
 use crate::state::AppState;
 
 pub fn identity_id(state: &AppState, group: &str, name: &str) -> String {
-    ResourceId::resource(&state.subscription_id, group, "Microsoft.ManagedIdentity", "userAssignedIdentities", name).to_string()
+    ResourceId::resource(&state.subscription_id, group, "Microsoft.ManagedIdentity", "userAssignedIdentities", name)
+        .to_string()
 }
 
 /// The directory view of a stored identity.
@@ -35,7 +36,12 @@ pub async fn get(state: &AppState, id: &str) -> Result<Option<ResourceRecord>, A
     Ok(r.filter(|r| r.resource_type.eq_ignore_ascii_case(USER_ASSIGNED_IDENTITY)))
 }
 
-pub async fn handle(ctx: &ArmCtx, rg: &ResourceRecord, name: Option<&str>, tail: &[&str]) -> Result<Response, ArmError> {
+pub async fn handle(
+    ctx: &ArmCtx,
+    rg: &ResourceRecord,
+    name: Option<&str>,
+    tail: &[&str],
+) -> Result<Response, ArmError> {
     let Some(name) = name else {
         return match ctx.method {
             Method::GET => list(ctx, &rg.name).await,
@@ -43,12 +49,18 @@ pub async fn handle(ctx: &ArmCtx, rg: &ResourceRecord, name: Option<&str>, tail:
         };
     };
     if !tail.is_empty() {
-        return Err(ArmError::not_found_path(&format!("{}/{}", identity_id(&ctx.state, &rg.name, name), tail.join("/"))));
+        return Err(ArmError::not_found_path(&format!(
+            "{}/{}",
+            identity_id(&ctx.state, &rg.name, name),
+            tail.join("/")
+        )));
     }
     let id = identity_id(&ctx.state, &rg.name, name);
     match ctx.method {
         Method::GET => {
-            let r = get(&ctx.state, &id).await?.ok_or_else(|| ArmError::resource_not_found(USER_ASSIGNED_IDENTITY, name, &rg.name))?;
+            let r = get(&ctx.state, &id)
+                .await?
+                .ok_or_else(|| ArmError::resource_not_found(USER_ASSIGNED_IDENTITY, name, &rg.name))?;
             Ok(json_response(StatusCode::OK, &r.body))
         }
         Method::PUT => put(ctx, rg, name).await,
@@ -59,8 +71,10 @@ pub async fn handle(ctx: &ArmCtx, rg: &ResourceRecord, name: Option<&str>, tail:
 }
 
 async fn list(ctx: &ArmCtx, group: &str) -> Result<Response, ArmError> {
-    let filter = ResourceFilter { resource_type: Some(USER_ASSIGNED_IDENTITY.into()), resource_group: Some(group.to_string()) };
-    let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing managed identities", e))?;
+    let filter =
+        ResourceFilter { resource_type: Some(USER_ASSIGNED_IDENTITY.into()), resource_group: Some(group.to_string()) };
+    let all =
+        ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing managed identities", e))?;
     let value: Vec<Value> = all.into_iter().map(|r| r.body).collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
@@ -82,7 +96,13 @@ async fn put(ctx: &ArmCtx, rg: &ResourceRecord, name: &str) -> Result<Response, 
             r.body["properties"]["principalId"].as_str().unwrap_or_default().to_string(),
             r.body["properties"]["clientId"].as_str().unwrap_or_default().to_string(),
         ),
-        None => (name.to_string(), uuid::Uuid::new_v4().to_string(), now, uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string()),
+        None => (
+            name.to_string(),
+            uuid::Uuid::new_v4().to_string(),
+            now,
+            uuid::Uuid::new_v4().to_string(),
+            uuid::Uuid::new_v4().to_string(),
+        ),
     };
     let id = identity_id(state, &rg.name, &record_name);
     let out = json!({
@@ -114,7 +134,9 @@ async fn put(ctx: &ArmCtx, rg: &ResourceRecord, name: &str) -> Result<Response, 
 
 async fn patch(ctx: &ArmCtx, rg: &ResourceRecord, name: &str) -> Result<Response, ArmError> {
     let id = identity_id(&ctx.state, &rg.name, name);
-    let mut record = get(&ctx.state, &id).await?.ok_or_else(|| ArmError::resource_not_found(USER_ASSIGNED_IDENTITY, name, &rg.name))?;
+    let mut record = get(&ctx.state, &id)
+        .await?
+        .ok_or_else(|| ArmError::resource_not_found(USER_ASSIGNED_IDENTITY, name, &rg.name))?;
     let body = ctx.json()?;
     record.body["tags"] = tags_of(&body, record.body["tags"].clone())?;
     record.updated_at = chrono::Utc::now();
