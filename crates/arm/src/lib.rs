@@ -1,5 +1,7 @@
 //! The management plane's values, shaped as Azure Resource Manager shapes them: resource ids,
-//! resource and group names, the registry resource and its properties, and ARM error bodies.
+//! resource and group names, the registry resource and its properties, the emulated network
+//! resources (virtual networks, private endpoints), managed identities and hosting resources,
+//! and ARM error bodies.
 //!
 //! Pure values and rules: no HTTP, no storage. The server turns requests into these values and
 //! these values into JSON; the CLI reads the same JSON.
@@ -7,6 +9,8 @@
 
 pub mod error;
 pub mod id;
+pub mod identity;
+pub mod network;
 pub mod registry;
 
 pub use error::ArmError;

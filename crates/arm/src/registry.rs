@@ -35,13 +35,7 @@ impl Sku {
     }
 }
 
-/// ACR's `roleAssignmentMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum RoleAssignmentMode {
-    #[default]
-    LegacyRegistryPermissions,
-    AbacRepositoryPermissions,
-}
+pub use wharf_vocab::RoleAssignmentMode;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpRule {
@@ -92,7 +86,7 @@ pub struct RegistryProperties {
     pub encryption: Value,
     pub data_endpoint_enabled: bool,
     pub data_endpoint_host_names: Vec<String>,
-    pub private_endpoint_connections: Vec<Value>,
+    pub private_endpoint_connections: Vec<crate::network::RegistryPrivateEndpointConnection>,
     pub public_network_access: String,
     pub network_rule_bypass_options: String,
     pub network_rule_bypass_allowed_for_tasks: bool,

@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use wharf_authz::assignment::{PrincipalId, PrincipalType, RoleAssignment};
+use wharf_authz::assignment::{AssignmentPrincipalType, PrincipalId, RoleAssignment};
 use wharf_authz::condition::{Condition, EnvironmentAttributes, RequestContext};
-use wharf_authz::data_plane::{DataPlaneTarget, DockerAction, RegistryMode};
+use wharf_authz::data_plane::{DataPlaneTarget, DockerAction, RoleAssignmentMode};
 use wharf_authz::engine::{AssignmentIndex, DataPlaneRequest};
 use wharf_authz::roles::built_in_role_by_name;
 use wharf_authz::scope::Scope;
@@ -56,7 +56,7 @@ fn build_index() -> AssignmentIndex {
         let registry = Scope::registry(SUB, "rg", &format!("reg{registry}")).unwrap();
         let principal = PrincipalId::new(&format!("principal-{principal}")).unwrap();
         let id = format!("aaaaaaaa-0000-0000-0000-{i:012}");
-        let a = RoleAssignment::new(&id, registry, &roles[role], principal, PrincipalType::User).unwrap();
+        let a = RoleAssignment::new(&id, registry, &roles[role], principal, AssignmentPrincipalType::User).unwrap();
         if i % 2 == 0 { a.with_condition(condition.clone()) } else { a }
     });
     AssignmentIndex::with_built_in_roles([], assignments)
@@ -84,7 +84,7 @@ fn benches(c: &mut Criterion) {
     let request = DataPlaneRequest {
         principals: &principals,
         registry: &registry,
-        mode: RegistryMode::AbacRepositoryPermissions,
+        mode: RoleAssignmentMode::AbacRepositoryPermissions,
         target: DataPlaneTarget::Repository("backend/api".into()),
         actions: &[DockerAction::All],
         environment: &environment,

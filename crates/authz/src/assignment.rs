@@ -67,8 +67,10 @@ impl fmt::Display for PrincipalId {
     }
 }
 
+/// ARM's `principalType` of a role assignment (not the kind of a credential, which is
+/// `wharf_vocab::PrincipalType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum PrincipalType {
+pub enum AssignmentPrincipalType {
     User,
     ServicePrincipal,
     Group,
@@ -84,7 +86,7 @@ pub struct RoleAssignment {
     /// Full role definition id (`…/providers/Microsoft.Authorization/roleDefinitions/{guid}`).
     pub role_definition_id: String,
     pub principal_id: PrincipalId,
-    pub principal_type: PrincipalType,
+    pub principal_type: AssignmentPrincipalType,
     pub condition: Option<Condition>,
     /// "2.0" whenever `condition` is set, `None` otherwise.
     pub condition_version: Option<String>,
@@ -102,7 +104,7 @@ impl RoleAssignment {
         scope: Scope,
         role_definition_id: &str,
         principal_id: PrincipalId,
-        principal_type: PrincipalType,
+        principal_type: AssignmentPrincipalType,
     ) -> Result<RoleAssignment, AssignmentError> {
         let id = role_guid_from_id(id).ok_or_else(|| AssignmentError::InvalidGuid(id.to_string()))?;
         let role_guid = role_guid_from_id(role_definition_id)
@@ -227,20 +229,46 @@ impl Default for AssignmentLimits {
     }
 }
 
+/// The existing assignments a new one is checked against: a slice, or the engine's index
+/// (which answers without scanning every assignment).
+pub trait ExistingAssignments {
+    /// The assignment whose GUID is `guid` (any case), at whatever scope.
+    fn by_guid(&self, guid: &str) -> Option<&RoleAssignment>;
+    /// The assignments of `principal` (not of its groups).
+    fn of_principal<'a>(&'a self, principal: &'a PrincipalId) -> Box<dyn Iterator<Item = &'a RoleAssignment> + 'a>;
+    /// How many assignments have a scope in `subscription`.
+    fn count_in_subscription(&self, subscription: &str) -> usize;
+}
+
+impl ExistingAssignments for [RoleAssignment] {
+    fn by_guid(&self, guid: &str) -> Option<&RoleAssignment> {
+        self.iter().find(|e| e.id.eq_ignore_ascii_case(guid))
+    }
+
+    fn of_principal<'a>(&'a self, principal: &'a PrincipalId) -> Box<dyn Iterator<Item = &'a RoleAssignment> + 'a> {
+        Box::new(self.iter().filter(move |e| &e.principal_id == principal))
+    }
+
+    fn count_in_subscription(&self, subscription: &str) -> usize {
+        self.iter().filter(|e| e.scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(subscription))).count()
+    }
+}
+
 /// Everything ARM checks before creating (or updating, same id) `new`.
-pub fn check_new_assignment(
+pub fn check_new_assignment<E: ExistingAssignments + ?Sized>(
     new: &RoleAssignment,
     role: &RoleDefinition,
-    existing: &[RoleAssignment],
+    existing: &E,
     limits: AssignmentLimits,
 ) -> Result<(), AssignmentError> {
     validate_assignment(new, role)?;
-    if let Some(previous) = existing.iter().find(|e| e.id == new.id)
+    let previous = existing.by_guid(&new.id);
+    if let Some(previous) = previous
         && !previous.same_tuple(new)
     {
         return Err(AssignmentError::UpdateNotPermitted { existing_id: previous.id.clone() });
     }
-    for other in existing.iter().filter(|e| e.id != new.id && e.same_tuple(new)) {
+    for other in existing.of_principal(&new.principal_id).filter(|e| e.id != new.id && e.same_tuple(new)) {
         match (&other.condition, &new.condition) {
             (None, None) => {
                 return Err(AssignmentError::AlreadyExists { existing_id: other.id.clone() });
@@ -258,11 +286,10 @@ pub fn check_new_assignment(
         }
     }
     if let Some(subscription) = new.scope.subscription_id() {
-        let count = existing
-            .iter()
-            .filter(|e| e.id != new.id)
-            .filter(|e| e.scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(subscription)))
-            .count();
+        let in_subscription =
+            |a: &RoleAssignment| a.scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(subscription));
+        // An update does not add one.
+        let count = existing.count_in_subscription(subscription) - usize::from(previous.is_some_and(in_subscription));
         if count >= limits.max_per_subscription {
             return Err(AssignmentError::LimitExceeded { count, limit: limits.max_per_subscription });
         }
@@ -285,7 +312,7 @@ struct RoleAssignmentJson {
 struct RoleAssignmentPropertiesJson {
     role_definition_id: String,
     principal_id: String,
-    principal_type: PrincipalType,
+    principal_type: AssignmentPrincipalType,
     scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     condition: Option<String>,
@@ -368,8 +395,14 @@ mod tests {
     fn assignment(id_suffix: u32, role: &str, condition: Option<&str>) -> (RoleAssignment, RoleDefinition) {
         let role = built_in_role_by_name(role).unwrap();
         let id = format!("aaaaaaaa-0000-0000-0000-{id_suffix:012}");
-        let mut a =
-            RoleAssignment::new(&id, registry(), &role.id, PrincipalId::new(P1).unwrap(), PrincipalType::User).unwrap();
+        let mut a = RoleAssignment::new(
+            &id,
+            registry(),
+            &role.id,
+            PrincipalId::new(P1).unwrap(),
+            AssignmentPrincipalType::User,
+        )
+        .unwrap();
         if let Some(c) = condition {
             a = a.with_condition(Condition::parse(c).unwrap());
         }
@@ -442,7 +475,7 @@ mod tests {
             })
             .collect();
         let limits = AssignmentLimits { max_per_subscription: 3 };
-        let err = check_new_assignment(&new, &role, &existing, limits).unwrap_err();
+        let err = check_new_assignment(&new, &role, existing.as_slice(), limits).unwrap_err();
         assert_eq!(err.code(), "RoleAssignmentLimitExceeded");
         assert!(check_new_assignment(&new, &role, &existing[..2], limits).is_ok());
     }
@@ -453,7 +486,7 @@ mod tests {
         let (mut b, role_b) = assignment(1, "AcrPush", None);
         b.id = a.id.clone();
         assert_eq!(
-            check_new_assignment(&b, &role_b, &[a], AssignmentLimits::default()).unwrap_err().code(),
+            check_new_assignment(&b, &role_b, &[a][..], AssignmentLimits::default()).unwrap_err().code(),
             "RoleAssignmentUpdateNotPermitted"
         );
     }

@@ -1,9 +1,9 @@
 //! The data-plane vocabulary of a registry and how it maps onto Azure actions.
 //!
-//! Owns: the registry's role-assignment mode, Docker token scope actions, ACR
-//! data actions, legacy registry actions, and the per-endpoint table. These
-//! tables are data: the server parses a request into a [`DataPlaneOperation`]
-//! and asks this module what it needs.
+//! Owns: Docker token scope actions, ACR data actions, legacy registry actions,
+//! and the per-operation table. These tables are data: the server parses each
+//! request into a [`DataPlaneOperation`] (`Endpoint::operation` in the data
+//! plane) and asks this module which scope actions admit it.
 //!
 //! Docker scope action → what must be permitted (one table):
 //!
@@ -22,23 +22,18 @@
 //! through their wildcards; that is the only way control-plane roles reach the
 //! data plane, and only in legacy mode.
 //!
-//! Endpoint → required data actions and Docker scope action (one table,
-//! [`DataPlaneOperation::requirements`]):
+//! Operation → the token scope actions that admit it (one table,
+//! [`DataPlaneOperation::accepted_scope_actions`]; the data actions follow from the table above):
 //!
-//! | Operation                          | Data actions (ABAC)                        | Docker scope action |
-//! |------------------------------------|--------------------------------------------|---------------------|
-//! | `PullBlob`, `PullManifest`         | content/read                               | pull                |
-//! | `MountSource` (source repository)  | content/read                               | pull                |
-//! | `ListTags`, `ListReferrers`        | metadata/read                              | pull                |
-//! | `PushBlob`                         | content/write                              | push                |
-//! | `PushManifest{creates_or_moves_tag: false}` | content/write                     | push                |
-//! | `PushManifest{creates_or_moves_tag: true}`  | content/write + metadata/write    | push                |
-//! | `DeleteManifest`, `DeleteBlob`     | content/delete                             | delete              |
-//! | `DeleteTag`                        | metadata/delete                            | delete              |
-//! | `DeleteRepository`                 | content/delete + metadata/delete           | delete              |
-//! | `AcrMetadataRead`                  | metadata/read                              | metadata_read       |
-//! | `AcrMetadataWrite`                 | metadata/write                             | metadata_write      |
-//! | `Catalog`                          | catalog/read                               | registry:catalog:*  |
+//! | Operation                                   | Scope actions (any of)       |
+//! |---------------------------------------------|------------------------------|
+//! | `PullBlob`, `PullManifest`, `MountSource`   | pull                         |
+//! | `ListTags`, `ListReferrers`                 | pull, metadata_read          |
+//! | `PushBlob`, `PushManifest`                  | push                         |
+//! | `DeleteBlob`, `DeleteManifest`, `DeleteTag`, `DeleteRepository` | delete   |
+//! | `ReadMetadata`                              | metadata_read                |
+//! | `WriteMetadata`                             | metadata_write               |
+//! | `Catalog`                                   | registry:catalog:*           |
 //!
 //! Must never: decide who may do what; `engine` does.
 
@@ -46,39 +41,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// `properties.roleAssignmentMode` of a registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum RegistryMode {
-    /// "RBAC Registry Permissions" (`az … --role-assignment-mode rbac`). The default.
-    #[default]
-    LegacyRegistryPermissions,
-    /// "RBAC Registry + ABAC Repository Permissions" (`--role-assignment-mode rbac-abac`).
-    AbacRepositoryPermissions,
-}
-
-impl RegistryMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegistryMode::LegacyRegistryPermissions => "LegacyRegistryPermissions",
-            RegistryMode::AbacRepositoryPermissions => "AbacRepositoryPermissions",
-        }
-    }
-
-    /// The az CLI spelling: `rbac` or `rbac-abac`.
-    pub fn from_cli(value: &str) -> Option<RegistryMode> {
-        match value {
-            "rbac" => Some(RegistryMode::LegacyRegistryPermissions),
-            "rbac-abac" => Some(RegistryMode::AbacRepositoryPermissions),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for RegistryMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use wharf_vocab::RoleAssignmentMode;
 
 /// An ACR data action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -271,7 +234,7 @@ impl fmt::Display for DataPlaneTarget {
     }
 }
 
-/// The Docker scope action an endpoint requires in its token.
+/// A Docker scope action a token can carry: on a repository, or the registry's catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScopeAction {
     /// `repository:<name>:<action>`.
@@ -280,82 +243,105 @@ pub enum ScopeAction {
     Catalog,
 }
 
-/// A parsed data-plane endpoint, as far as authorization is concerned.
+impl ScopeAction {
+    /// `(resource type, action)` as a scope string spells them (`repository`, `pull`).
+    pub fn parts(self) -> (&'static str, &'static str) {
+        match self {
+            ScopeAction::Repository(a) => ("repository", a.as_str()),
+            ScopeAction::Catalog => ("registry", "*"),
+        }
+    }
+
+    /// The data actions this scope action needs in ABAC mode (all of them).
+    pub fn data_actions(self) -> &'static [DataAction] {
+        match self {
+            ScopeAction::Repository(a) => a.data_actions(),
+            ScopeAction::Catalog => &[DataAction::CatalogRead],
+        }
+    }
+
+    /// The legacy action this scope action needs in legacy mode.
+    pub fn legacy_action(self) -> Option<LegacyAction> {
+        match self {
+            ScopeAction::Repository(a) => a.legacy_action(),
+            ScopeAction::Catalog => Some(LegacyAction::PullRead),
+        }
+    }
+}
+
+/// What a data-plane request does, as far as authorization is concerned: the server parses
+/// each request into one of these (`Endpoint::operation`), and this table alone says which
+/// token scope actions admit it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DataPlaneOperation {
     PullBlob,
     PullManifest,
+    /// Upload sessions: start, status, chunks, finish, cancel.
     PushBlob,
-    PushManifest {
-        creates_or_moves_tag: bool,
-    },
-    DeleteManifest,
-    DeleteTag,
+    PushManifest,
     DeleteBlob,
+    /// A manifest deleted by digest (with the tags that point at it).
+    DeleteManifest,
+    /// A tag deleted (`DELETE /v2/…/manifests/{tag}`, `DELETE /acr/v1/…/_tags/{tag}`).
+    DeleteTag,
+    DeleteRepository,
     ListTags,
     ListReferrers,
     Catalog,
-    AcrMetadataRead,
-    AcrMetadataWrite,
-    DeleteRepository,
+    /// ACR's `/acr/v1` reads: repository, tag and manifest attributes and listings.
+    ReadMetadata,
+    /// ACR's `/acr/v1` changes of changeable attributes.
+    WriteMetadata,
     /// The source side of a cross-repository blob mount.
     MountSource,
 }
 
 impl DataPlaneOperation {
-    /// Every operation (both `PushManifest` variants), for table tests and docs.
-    pub const ALL: [DataPlaneOperation; 15] = [
+    /// Every operation, for table tests and docs.
+    pub const ALL: [DataPlaneOperation; 14] = [
         DataPlaneOperation::PullBlob,
         DataPlaneOperation::PullManifest,
         DataPlaneOperation::PushBlob,
-        DataPlaneOperation::PushManifest { creates_or_moves_tag: false },
-        DataPlaneOperation::PushManifest { creates_or_moves_tag: true },
+        DataPlaneOperation::PushManifest,
+        DataPlaneOperation::DeleteBlob,
         DataPlaneOperation::DeleteManifest,
         DataPlaneOperation::DeleteTag,
-        DataPlaneOperation::DeleteBlob,
+        DataPlaneOperation::DeleteRepository,
         DataPlaneOperation::ListTags,
         DataPlaneOperation::ListReferrers,
         DataPlaneOperation::Catalog,
-        DataPlaneOperation::AcrMetadataRead,
-        DataPlaneOperation::AcrMetadataWrite,
-        DataPlaneOperation::DeleteRepository,
+        DataPlaneOperation::ReadMetadata,
+        DataPlaneOperation::WriteMetadata,
         DataPlaneOperation::MountSource,
     ];
 
-    /// (data actions required in ABAC mode, Docker scope action required in the token).
-    pub fn requirements(self) -> (&'static [DataAction], ScopeAction) {
-        use DataAction as D;
+    /// The token scope actions that admit the operation: any one of them suffices. The first
+    /// is the one a `401` challenge asks for.
+    pub fn accepted_scope_actions(self) -> &'static [ScopeAction] {
         use DataPlaneOperation as Op;
         use DockerAction as A;
+        use ScopeAction::Repository as R;
         match self {
-            Op::PullBlob | Op::PullManifest | Op::MountSource => (&[D::ContentRead], ScopeAction::Repository(A::Pull)),
-            Op::ListTags | Op::ListReferrers => (&[D::MetadataRead], ScopeAction::Repository(A::Pull)),
-            Op::PushBlob | Op::PushManifest { creates_or_moves_tag: false } => {
-                (&[D::ContentWrite], ScopeAction::Repository(A::Push))
-            }
-            Op::PushManifest { creates_or_moves_tag: true } => {
-                (&[D::ContentWrite, D::MetadataWrite], ScopeAction::Repository(A::Push))
-            }
-            Op::DeleteManifest | Op::DeleteBlob => (&[D::ContentDelete], ScopeAction::Repository(A::Delete)),
-            Op::DeleteTag => (&[D::MetadataDelete], ScopeAction::Repository(A::Delete)),
-            Op::DeleteRepository => (&[D::ContentDelete, D::MetadataDelete], ScopeAction::Repository(A::Delete)),
-            Op::AcrMetadataRead => (&[D::MetadataRead], ScopeAction::Repository(A::MetadataRead)),
-            Op::AcrMetadataWrite => (&[D::MetadataWrite], ScopeAction::Repository(A::MetadataWrite)),
-            Op::Catalog => (&[D::CatalogRead], ScopeAction::Catalog),
+            Op::PullBlob | Op::PullManifest | Op::MountSource => &[R(A::Pull)],
+            // Docker clients ask for `pull` before listing tags, ACR's own for `metadata_read`
+            // (docs/decisions.md, "Tag listing accepts pull or metadata_read").
+            Op::ListTags | Op::ListReferrers => &[R(A::Pull), R(A::MetadataRead)],
+            Op::PushBlob | Op::PushManifest => &[R(A::Push)],
+            Op::DeleteBlob | Op::DeleteManifest | Op::DeleteTag | Op::DeleteRepository => &[R(A::Delete)],
+            Op::ReadMetadata => &[R(A::MetadataRead)],
+            Op::WriteMetadata => &[R(A::MetadataWrite)],
+            Op::Catalog => &[ScopeAction::Catalog],
         }
     }
 
-    pub fn required_data_actions(self) -> &'static [DataAction] {
-        self.requirements().0
+    /// The scope action a challenge names.
+    pub fn challenge_scope_action(self) -> ScopeAction {
+        self.accepted_scope_actions()[0]
     }
 
-    pub fn scope_action(self) -> ScopeAction {
-        self.requirements().1
-    }
-
-    /// The legacy-mode action (each data action maps to one; all agree).
-    pub fn legacy_action(self) -> LegacyAction {
-        self.required_data_actions()[0].legacy_equivalent().unwrap_or(LegacyAction::PullRead)
+    /// Whether the operation acts on the catalog rather than on one repository.
+    pub fn is_catalog(self) -> bool {
+        self == DataPlaneOperation::Catalog
     }
 }
 
@@ -379,35 +365,28 @@ mod tests {
     #[test]
     fn operation_table_is_consistent() {
         for op in DataPlaneOperation::ALL {
-            let (data, scope) = op.requirements();
-            assert!(!data.is_empty());
-            // All data actions of one operation need the same legacy action.
-            let legacy: Vec<_> = data.iter().map(|d| d.legacy_equivalent()).collect();
-            assert!(legacy.windows(2).all(|w| w[0] == w[1]), "{op:?}");
-            match scope {
-                ScopeAction::Catalog => assert_eq!(op, DataPlaneOperation::Catalog),
-                ScopeAction::Repository(a) => assert_eq!(
-                    a.legacy_action(),
-                    Some(op.legacy_action()),
-                    "{op:?}: scope action and data actions disagree in legacy mode"
-                ),
+            let accepted = op.accepted_scope_actions();
+            assert!(!accepted.is_empty(), "{op:?} admits no scope action");
+            assert_eq!(op.challenge_scope_action(), accepted[0]);
+            for a in accepted {
+                assert!(!a.data_actions().is_empty(), "{op:?}: {a:?} needs no data action");
+                assert!(a.legacy_action().is_some(), "{op:?}: {a:?} has no legacy action");
+                // Only the catalog operation is admitted by the catalog scope, and it by nothing else.
+                assert_eq!(op.is_catalog(), *a == ScopeAction::Catalog, "{op:?}");
             }
         }
+        // ACR's clients list tags with metadata_read, Docker's with pull.
+        assert_eq!(
+            DataPlaneOperation::ListTags.accepted_scope_actions(),
+            &[ScopeAction::Repository(DockerAction::Pull), ScopeAction::Repository(DockerAction::MetadataRead)]
+        );
+        assert_eq!(ScopeAction::Catalog.parts(), ("registry", "*"));
+        assert_eq!(ScopeAction::Repository(DockerAction::Push).data_actions(), DockerAction::Push.data_actions());
         assert_eq!(
             DataAction::parse("microsoft.containerregistry/registries/catalog/read"),
             Some(DataAction::CatalogRead)
         );
         assert!(DataAction::MetadataDelete.is_repository_action());
         assert!(!DataAction::CatalogRead.is_repository_action());
-    }
-
-    #[test]
-    fn modes() {
-        assert_eq!(RegistryMode::default(), RegistryMode::LegacyRegistryPermissions);
-        assert_eq!(RegistryMode::from_cli("rbac-abac"), Some(RegistryMode::AbacRepositoryPermissions));
-        assert_eq!(
-            serde_json::to_string(&RegistryMode::AbacRepositoryPermissions).unwrap(),
-            "\"AbacRepositoryPermissions\""
-        );
     }
 }

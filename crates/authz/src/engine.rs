@@ -35,10 +35,11 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
+use std::sync::Arc;
 
 use crate::assignment::{PrincipalId, RoleAssignment};
 use crate::condition::{EnvironmentAttributes, RequestContext, TraceNode, Truth};
-use crate::data_plane::{DataAction, DataPlaneTarget, DockerAction, LegacyAction, RegistryMode};
+use crate::data_plane::{DataAction, DataPlaneTarget, DockerAction, LegacyAction, RoleAssignmentMode};
 use crate::roles::{RoleDefinition, RoleProfile};
 use crate::scope::Scope;
 
@@ -84,15 +85,18 @@ struct IndexedAssignment {
 pub struct AssignmentIndex {
     roles: Vec<CompiledRole>,
     role_by_guid: HashMap<String, usize>,
-    assignments: Vec<IndexedAssignment>,
-    by_principal: HashMap<PrincipalId, Vec<usize>>,
+    /// Each principal's assignments in the order they were added. Entries are shared, so a
+    /// copy of the index (copy-on-write while a reader holds the old one) copies pointers.
+    by_principal: HashMap<PrincipalId, Vec<Arc<IndexedAssignment>>>,
+    /// Assignment GUID (lowercase) → its principal, for updates and removals.
+    by_guid: HashMap<String, PrincipalId>,
 }
 
 /// What is being checked.
 #[derive(Debug, Clone, Copy)]
 enum Check<'a> {
     Control(&'a str),
-    Data(DataAction, RegistryMode),
+    Data(DataAction, RoleAssignmentMode),
 }
 
 /// The result of checking one assignment.
@@ -101,7 +105,7 @@ pub enum AssignmentOutcome {
     /// The assignment grants the action.
     Granted { condition: Option<Truth> },
     /// The role is not honoured for the data plane in this registry mode.
-    RoleNotHonouredInMode { mode: RegistryMode },
+    RoleNotHonouredInMode { mode: RoleAssignmentMode },
     /// The role's permissions do not include the action.
     ActionNotInRole,
     /// A `notActions` / `notDataActions` entry removes the action.
@@ -130,7 +134,7 @@ pub enum DenyReason {
     /// Assignments exist, but no role includes the action.
     ActionNotInAnyRole,
     /// The closest assignment's role is not honoured in this registry mode.
-    RoleNotHonouredInMode { assignment_id: String, role_name: String, mode: RegistryMode },
+    RoleNotHonouredInMode { assignment_id: String, role_name: String, mode: RoleAssignmentMode },
     /// The closest assignment's role excludes the action.
     ExcludedByNotActions { assignment_id: String, role_name: String, pattern: String },
     /// The closest assignment's condition was not TRUE.
@@ -240,7 +244,7 @@ pub struct DockerActionDecision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataPlaneDecision {
     pub target: DataPlaneTarget,
-    pub mode: RegistryMode,
+    pub mode: RoleAssignmentMode,
     /// The granted subset, concrete actions only (`*` is expanded).
     pub granted: Vec<DockerAction>,
     pub decisions: Vec<DockerActionDecision>,
@@ -279,7 +283,7 @@ pub struct DataPlaneRequest<'a> {
     /// The caller's own id first, then its groups.
     pub principals: &'a [PrincipalId],
     pub registry: &'a Scope,
-    pub mode: RegistryMode,
+    pub mode: RoleAssignmentMode,
     pub target: DataPlaneTarget,
     pub actions: &'a [DockerAction],
     pub environment: &'a EnvironmentAttributes,
@@ -297,6 +301,23 @@ pub struct AccessChange {
     pub target: DataPlaneTarget,
     pub gained: Vec<DockerAction>,
     pub lost: Vec<DockerAction>,
+}
+
+impl crate::assignment::ExistingAssignments for AssignmentIndex {
+    fn by_guid(&self, guid: &str) -> Option<&RoleAssignment> {
+        let principal = self.by_guid.get(&guid.to_ascii_lowercase())?;
+        self.by_principal.get(principal)?.iter().map(|e| &e.assignment).find(|a| a.id.eq_ignore_ascii_case(guid))
+    }
+
+    fn of_principal<'a>(&'a self, principal: &'a PrincipalId) -> Box<dyn Iterator<Item = &'a RoleAssignment> + 'a> {
+        Box::new(self.by_principal.get(principal).into_iter().flatten().map(|e| &e.assignment))
+    }
+
+    fn count_in_subscription(&self, subscription: &str) -> usize {
+        self.assignments()
+            .filter(|a| a.scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(subscription)))
+            .count()
+    }
 }
 
 impl AssignmentIndex {
@@ -332,20 +353,41 @@ impl AssignmentIndex {
         AssignmentIndex::new(crate::roles::built_in_roles().into_iter().chain(custom_roles), assignments)
     }
 
-    /// Adds one assignment.
+    /// Adds one assignment, or replaces the one with the same GUID (a PUT of an existing
+    /// assignment), keeping its principal's other assignments in order.
     pub fn insert(&mut self, assignment: RoleAssignment) {
+        let guid = assignment.id.to_ascii_lowercase();
+        self.remove(&guid);
         let role = self.role_by_guid.get(&assignment.role_guid()).copied();
-        let position = self.assignments.len();
-        self.by_principal.entry(assignment.principal_id.clone()).or_default().push(position);
-        self.assignments.push(IndexedAssignment { assignment, role });
+        self.by_guid.insert(guid, assignment.principal_id.clone());
+        let principal = assignment.principal_id.clone();
+        self.by_principal.entry(principal).or_default().push(Arc::new(IndexedAssignment { assignment, role }));
+    }
+
+    /// Removes the assignment with this GUID (any case); false if the index had none.
+    pub fn remove(&mut self, guid: &str) -> bool {
+        let guid = guid.to_ascii_lowercase();
+        let Some(principal) = self.by_guid.remove(&guid) else { return false };
+        if let Some(list) = self.by_principal.get_mut(&principal) {
+            list.retain(|e| !e.assignment.id.eq_ignore_ascii_case(&guid));
+            if list.is_empty() {
+                self.by_principal.remove(&principal);
+            }
+        }
+        true
+    }
+
+    /// Every assignment, principal by principal.
+    pub fn assignments(&self) -> impl Iterator<Item = &RoleAssignment> {
+        self.by_principal.values().flatten().map(|e| &e.assignment)
     }
 
     pub fn len(&self) -> usize {
-        self.assignments.len()
+        self.by_guid.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.assignments.is_empty()
+        self.by_guid.is_empty()
     }
 
     pub fn role(&self, guid: &str) -> Option<&RoleDefinition> {
@@ -362,7 +404,7 @@ impl AssignmentIndex {
             .iter()
             .filter_map(|p| self.by_principal.get(p))
             .flatten()
-            .map(|&i| &self.assignments[i].assignment)
+            .map(|e| &e.assignment)
             .filter(move |a| a.scope.is_at_or_above(scope))
     }
 
@@ -388,7 +430,7 @@ impl AssignmentIndex {
         &self,
         principals: &[PrincipalId],
         registry: &Scope,
-        mode: RegistryMode,
+        mode: RoleAssignmentMode,
         data_action: DataAction,
         target: &DataPlaneTarget,
         environment: &EnvironmentAttributes,
@@ -450,8 +492,8 @@ impl AssignmentIndex {
         principal_sets: &[Vec<PrincipalId>],
         registry: &Scope,
         repositories: &[&str],
-        from: RegistryMode,
-        to: RegistryMode,
+        from: RoleAssignmentMode,
+        to: RoleAssignmentMode,
     ) -> Vec<ModeChangeImpact> {
         let environment = EnvironmentAttributes::default();
         let targets: Vec<DataPlaneTarget> = repositories
@@ -503,22 +545,21 @@ impl AssignmentIndex {
             Check::Data(d, _) => d.as_str().to_string(),
         };
         let mut considered = Vec::new();
-        // Index positions of `considered`, so a denial can find the condition
+        // The entries of `considered`, so a denial can find the condition
         // without scanning the whole index.
-        let mut considered_at = Vec::new();
+        let mut considered_at: Vec<&IndexedAssignment> = Vec::new();
         for principal in principals {
-            let Some(positions) = self.by_principal.get(principal) else {
+            let Some(entries) = self.by_principal.get(principal) else {
                 continue;
             };
-            for &position in positions {
-                let entry = &self.assignments[position];
+            for entry in entries {
                 if !entry.assignment.scope.is_at_or_above(scope) {
                     continue;
                 }
                 let outcome = self.check_assignment(entry, check, context);
                 let granted = matches!(outcome, AssignmentOutcome::Granted { .. });
                 considered.push(self.consideration(entry, outcome));
-                considered_at.push(position);
+                considered_at.push(entry);
                 if granted {
                     let condition_trace = match (&entry.assignment.condition, explain) {
                         (Some(c), true) => Some(c.trace(context)),
@@ -576,12 +617,12 @@ impl AssignmentIndex {
                     return AssignmentOutcome::RoleNotHonouredInMode { mode };
                 }
                 let covered = match (mode, data_action.legacy_equivalent()) {
-                    (RegistryMode::LegacyRegistryPermissions, Some(legacy)) => role.grants_legacy(legacy),
+                    (RoleAssignmentMode::LegacyRegistryPermissions, Some(legacy)) => role.grants_legacy(legacy),
                     _ => role.data_actions & data_action.bit() != 0,
                 };
                 if !covered {
                     let excluded = match (mode, data_action.legacy_equivalent()) {
-                        (RegistryMode::LegacyRegistryPermissions, Some(legacy)) => {
+                        (RoleAssignmentMode::LegacyRegistryPermissions, Some(legacy)) => {
                             role.definition.not_action_excluding(legacy.as_str())
                         }
                         _ => role.definition.not_data_action_excluding(data_action.as_str()),
@@ -607,7 +648,7 @@ impl AssignmentIndex {
     fn deny_reason(
         &self,
         considered: &[Consideration],
-        positions: &[usize],
+        entries: &[&IndexedAssignment],
         context: &RequestContext,
         explain: bool,
     ) -> DenyReason {
@@ -616,24 +657,21 @@ impl AssignmentIndex {
         }
         let failed_condition = considered
             .iter()
-            .zip(positions)
+            .zip(entries)
             .find(|(c, _)| matches!(c.outcome, AssignmentOutcome::ConditionNotMet { .. }));
-        if let Some((c, &position)) = failed_condition {
-            let trace = self.assignments[position]
-                .assignment
-                .condition
-                .as_ref()
-                .filter(|_| explain)
-                .map(|cond| cond.trace(context))
-                .unwrap_or_else(|| TraceNode {
-                    expression: "condition".into(),
-                    outcome: match c.outcome {
-                        AssignmentOutcome::ConditionNotMet { outcome } => outcome,
-                        _ => Truth::Unknown,
+        if let Some((c, entry)) = failed_condition {
+            let trace =
+                entry.assignment.condition.as_ref().filter(|_| explain).map(|cond| cond.trace(context)).unwrap_or_else(
+                    || TraceNode {
+                        expression: "condition".into(),
+                        outcome: match c.outcome {
+                            AssignmentOutcome::ConditionNotMet { outcome } => outcome,
+                            _ => Truth::Unknown,
+                        },
+                        note: None,
+                        children: Vec::new(),
                     },
-                    note: None,
-                    children: Vec::new(),
-                });
+                );
             return DenyReason::ConditionNotMet {
                 assignment_id: c.assignment_id.clone(),
                 role_name: c.role_name.clone(),
@@ -668,18 +706,18 @@ impl AssignmentIndex {
 /// The condition context for a data action.
 fn data_context(
     data_action: DataAction,
-    mode: RegistryMode,
+    mode: RoleAssignmentMode,
     target: &DataPlaneTarget,
     environment: &EnvironmentAttributes,
 ) -> RequestContext {
     let legacy_action = match mode {
-        RegistryMode::LegacyRegistryPermissions => data_action.legacy_equivalent(),
-        RegistryMode::AbacRepositoryPermissions => None,
+        RoleAssignmentMode::LegacyRegistryPermissions => data_action.legacy_equivalent(),
+        RoleAssignmentMode::AbacRepositoryPermissions => None,
     };
     let action = legacy_action.map_or(data_action.as_str(), LegacyAction::as_str);
     let context = RequestContext::new(action).with_environment(environment);
     match (target, mode) {
-        (DataPlaneTarget::Repository(repo), RegistryMode::AbacRepositoryPermissions)
+        (DataPlaneTarget::Repository(repo), RoleAssignmentMode::AbacRepositoryPermissions)
             if data_action.is_repository_action() =>
         {
             context.with_repository(repo)

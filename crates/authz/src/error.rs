@@ -17,6 +17,8 @@ pub enum ScopeError {
     InvalidCharacter { scope: String, found: char },
     #[error("the scope '{0}' has an empty or padded segment")]
     EmptySegment(String),
+    #[error("the scope '{0}' has a '.' or '..' segment")]
+    RelativeSegment(String),
     #[error(
         "the scope '{0}' is not a valid ARM scope (expected /subscriptions/{{id}}[/resourceGroups/{{rg}}[/providers/{{namespace}}/{{type}}/{{name}}]])"
     )]

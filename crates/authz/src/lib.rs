@@ -25,9 +25,11 @@ pub mod roles;
 pub mod scope;
 
 pub use actions::{Permission, action_matches};
-pub use assignment::{AssignmentLimits, PrincipalId, PrincipalType, RoleAssignment, check_new_assignment};
+pub use assignment::{
+    AssignmentLimits, AssignmentPrincipalType, ExistingAssignments, PrincipalId, RoleAssignment, check_new_assignment,
+};
 pub use condition::{Condition, EnvironmentAttributes, ParseError, RequestContext};
-pub use data_plane::{DataAction, DataPlaneOperation, DataPlaneTarget, DockerAction, RegistryMode};
+pub use data_plane::{DataAction, DataPlaneOperation, DataPlaneTarget, DockerAction, RoleAssignmentMode, ScopeAction};
 pub use engine::{
     AssignmentIndex, DataPlaneDecision, DataPlaneRequest, Decision, DenyReason, DockerActionDecision, Outcome,
 };

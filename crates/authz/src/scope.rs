@@ -62,6 +62,11 @@ impl Scope {
         if segments.iter().any(|s| s.is_empty() || s.trim() != *s) {
             return Err(ScopeError::EmptySegment(input.to_string()));
         }
+        // ARM ids have no relative segments; `a/../b` must never be stored as a scope that
+        // some other resource's id would later match.
+        if segments.iter().any(|s| *s == "." || *s == "..") {
+            return Err(ScopeError::RelativeSegment(input.to_string()));
+        }
         let kind = classify(&segments).ok_or_else(|| ScopeError::Malformed(input.to_string()))?;
         Ok(Scope { key: trimmed.to_lowercase(), text: trimmed.to_string(), kind })
     }
@@ -274,9 +279,19 @@ mod tests {
             "/subscriptions/x/foo/bar",
             "/tenants/x",
             "/subscriptions/x?y",
+            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/a/../b",
+            "/subscriptions/x/resourceGroups/./providers/Microsoft.ContainerRegistry/registries/a",
         ] {
             assert!(Scope::parse(bad).is_err(), "{bad:?} should be rejected");
         }
+        // A trailing slash is normalised away, so the scope names the registry itself.
+        let trailing =
+            Scope::parse("/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/a/")
+                .unwrap();
+        assert_eq!(
+            trailing.as_str(),
+            "/subscriptions/x/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/a"
+        );
     }
 
     #[test]

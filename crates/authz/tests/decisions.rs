@@ -1,15 +1,15 @@
 //! Decision-engine tests: every registry-mode rule, scope inheritance, group
 //! membership, notActions, conditions and the mode-change impact report.
 
-use wharf_authz::assignment::{PrincipalId, PrincipalType, RoleAssignment};
+use wharf_authz::assignment::{AssignmentPrincipalType, PrincipalId, RoleAssignment};
 use wharf_authz::condition::{AttributeSource, Condition, EnvironmentAttributes, RequestContext};
-use wharf_authz::data_plane::{DataAction, DataPlaneTarget, DockerAction, RegistryMode};
+use wharf_authz::data_plane::{DataAction, DataPlaneTarget, DockerAction, RoleAssignmentMode};
 use wharf_authz::engine::{AccessChange, AssignmentIndex, AssignmentOutcome, DataPlaneRequest, DenyReason, Outcome};
 use wharf_authz::roles::{RoleDefinition, built_in_role_by_name, parse_custom_role};
 use wharf_authz::scope::Scope;
 
 use DockerAction::{Delete, MetadataRead, MetadataWrite, Pull, Push};
-use RegistryMode::{AbacRepositoryPermissions as Abac, LegacyRegistryPermissions as Legacy};
+use RoleAssignmentMode::{AbacRepositoryPermissions as Abac, LegacyRegistryPermissions as Legacy};
 
 const SUB: &str = "00000000-0000-0000-0000-0000000000aa";
 const USER: &str = "u0000000-0000-0000-0000-000000000001";
@@ -63,7 +63,7 @@ impl Fixture {
             .map(|r| r.id)
             .or_else(|| self.custom.iter().find(|r| r.role_name() == role).map(|r| r.id.clone()))
             .unwrap_or_else(|| role.to_string());
-        let mut a = RoleAssignment::new(&id, scope, &role_id, pid(principal), PrincipalType::User).unwrap();
+        let mut a = RoleAssignment::new(&id, scope, &role_id, pid(principal), AssignmentPrincipalType::User).unwrap();
         if let Some(c) = condition {
             a = a.with_condition(Condition::parse(c).unwrap());
         }
@@ -80,11 +80,11 @@ impl Fixture {
     }
 }
 
-fn granted(index: &AssignmentIndex, principals: &[&str], mode: RegistryMode, repo: &str) -> Vec<DockerAction> {
+fn granted(index: &AssignmentIndex, principals: &[&str], mode: RoleAssignmentMode, repo: &str) -> Vec<DockerAction> {
     grant_on(index, principals, &registry(), mode, DataPlaneTarget::Repository(repo.into()))
 }
 
-fn catalog(index: &AssignmentIndex, principals: &[&str], mode: RegistryMode) -> bool {
+fn catalog(index: &AssignmentIndex, principals: &[&str], mode: RoleAssignmentMode) -> bool {
     !grant_on(index, principals, &registry(), mode, DataPlaneTarget::Catalog).is_empty()
 }
 
@@ -92,7 +92,7 @@ fn grant_on(
     index: &AssignmentIndex,
     principals: &[&str],
     scope: &Scope,
-    mode: RegistryMode,
+    mode: RoleAssignmentMode,
     target: DataPlaneTarget,
 ) -> Vec<DockerAction> {
     let principals: Vec<PrincipalId> = principals.iter().map(|p| pid(p)).collect();

@@ -18,6 +18,7 @@ fn verify_access_token(c: &mut Criterion) {
         registry_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry"
             .into(),
         mode: RoleAssignmentMode::AbacRepositoryPermissions,
+        epoch: "0b6a2c1e-0000-4000-8000-000000000003".into(),
     };
     let subject = RegistrySubject {
         principal_id: "2d3c1b0a-0000-4000-8000-000000000001".into(),

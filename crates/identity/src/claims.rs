@@ -148,27 +148,7 @@ pub fn parse_resource_to_audience(resource: &str) -> Result<Audience, ScopeError
     Audiences::default().parse_resource(resource)
 }
 
-/// Kind of principal, as ARM role assignments name it, plus the registry-local credentials
-/// that appear only in registry tokens (`RegistryAdmin`, `RepositoryToken`, `Anonymous`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum PrincipalType {
-    User,
-    ServicePrincipal,
-    ManagedIdentity,
-    /// The registry's admin user (username = registry name).
-    RegistryAdmin,
-    /// A repository-scoped token (scope map).
-    RepositoryToken,
-    /// An unauthenticated caller of a registry with anonymous pull.
-    Anonymous,
-}
-
-impl PrincipalType {
-    /// True for the kinds a directory (Entra-like) token can describe.
-    pub fn is_directory_principal(self) -> bool {
-        matches!(self, PrincipalType::User | PrincipalType::ServicePrincipal | PrincipalType::ManagedIdentity)
-    }
-}
+pub use wharf_vocab::{ManagedIdentityKind, PrincipalType};
 
 /// Entra's `idtyp` claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,13 +156,6 @@ impl PrincipalType {
 pub enum IdentityType {
     User,
     App,
-}
-
-/// System-assigned or user-assigned managed identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ManagedIdentityKind {
-    SystemAssigned,
-    UserAssigned,
 }
 
 /// A resource that runs workloads and requested a managed identity's token.

@@ -120,6 +120,10 @@ pub enum TokenError {
     /// The token was issued for another registry resource.
     #[error("token bound to registry {token:?}, not {expected:?}")]
     WrongRegistry { expected: String, token: String },
+    /// The token was issued before its registry was created again under the same name, or
+    /// before a change of its role-assignment mode.
+    #[error("token issued for an earlier epoch of the registry (re-created, or its mode changed since)")]
+    StaleRegistryEpoch,
 }
 
 /// Why a scope string (Docker token scope or an OAuth2 `.default` scope) was refused.

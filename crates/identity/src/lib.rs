@@ -37,6 +37,7 @@
 //!     login_server: "myregistry.localhost:5000".into(),
 //!     registry_id: "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myregistry".into(),
 //!     mode: RoleAssignmentMode::AbacRepositoryPermissions,
+//!     epoch: "3f1c…".into(),
 //! };
 //! let refresh = registry.issue_refresh(&keys, &RegistrySubject::from_directory(&claims), &ctx, now)?;
 //! let r = registry.validate_refresh(&keys, &refresh.token, &ctx, now, &NoRevocations)?;
@@ -75,5 +76,5 @@ pub use registry_token::{
     AadIdentity, AccessClaims, AccessEntry, RefreshClaims, RegistryBinding, RegistryContext, RegistrySubject,
     RegistryTokenIssuer, RoleAssignmentMode, allows, check_mode,
 };
-pub use scope::{Scope, merge_scopes, parse_scopes, render_scopes};
+pub use scope::{TokenScope, merge_scopes, parse_scopes, render_scopes};
 pub use secret::{FingerprintKey, HashParams, PlainSecret, SecretHash, fingerprint, hash_secret, verify_secret};

@@ -3,13 +3,12 @@
 //!
 //! Owns: the claim shapes (`grant_type`, `access`, `permissions`, `aad_identity` …), their
 //! lifetimes, binding a token to the login server (`aud`), the registry resource
-//! (`wharf_registry`) and the role-assignment mode in force at issue time (`wharf_mode`), and
+//! (`wharf_registry`), the role-assignment mode in force at issue time (`wharf_mode`) and the
+//! registry's token epoch (`wharf_epoch`, which a re-creation or a mode change replaces), and
 //! the data-plane check of the granted `access` entries.
 //! Must never: decide which actions a principal may be granted (the server asks `wharf-authz`
 //! and passes the result in), accept a refresh token where an access token is needed or the
 //! reverse, or accept a token after the registry's mode changed.
-
-use std::fmt;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use crate::claims::{DirectoryClaims, HostResource, IssuedToken, ManagedIdentityK
 use crate::error::{KeyError, TokenError};
 use crate::jwt::{self, DEFAULT_LEEWAY, RevocationCutoffs, Validation};
 use crate::keys::KeySet;
-use crate::scope::Scope;
+use crate::scope::TokenScope;
 
 /// Lifetime of a refresh token: 3 hours, as ACR's (`az acr login` "valid for 3 hours").
 pub const DEFAULT_REFRESH_TOKEN_LIFETIME: Duration = Duration::hours(3);
@@ -32,23 +31,7 @@ const REFRESH_GRANT: &str = "refresh_token";
 const ACCESS_GRANT: &str = "access_token";
 const TOKEN_VERSION: &str = "1.0";
 
-/// A registry's `roleAssignmentMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum RoleAssignmentMode {
-    /// "RBAC Registry Permissions" (`az … --role-assignment-mode rbac`), the default.
-    LegacyRegistryPermissions,
-    /// "RBAC Registry + ABAC Repository Permissions" (`rbac-abac`).
-    AbacRepositoryPermissions,
-}
-
-impl fmt::Display for RoleAssignmentMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RoleAssignmentMode::LegacyRegistryPermissions => "LegacyRegistryPermissions",
-            RoleAssignmentMode::AbacRepositoryPermissions => "AbacRepositoryPermissions",
-        })
-    }
-}
+pub use wharf_vocab::RoleAssignmentMode;
 
 /// The directory identity behind an ABAC-mode token (`aad_identity`; clients such as acr-cli
 /// only test that it is present).
@@ -92,8 +75,8 @@ impl AccessEntry {
     }
 }
 
-impl From<Scope> for AccessEntry {
-    fn from(s: Scope) -> Self {
+impl From<TokenScope> for AccessEntry {
+    fn from(s: TokenScope) -> Self {
         Self { resource_type: s.resource_type, name: s.name, actions: s.actions }
     }
 }
@@ -184,6 +167,10 @@ pub struct RegistryContext {
     pub registry_id: String,
     /// The registry's role-assignment mode now.
     pub mode: RoleAssignmentMode,
+    /// The registry's token epoch now: an opaque value that changes when the registry is
+    /// created again under the same name and whenever its mode changes, so that no earlier
+    /// token works again (even after switching the mode back).
+    pub epoch: String,
 }
 
 /// Claims common to refresh and access tokens that bind them to a principal and a registry.
@@ -205,6 +192,9 @@ pub struct RegistryBinding {
     pub wharf_mode: RoleAssignmentMode,
     /// The registry's ARM resource id.
     pub wharf_registry: String,
+    /// The registry's token epoch when the token was issued (see [`RegistryContext::epoch`]).
+    #[serde(default)]
+    pub wharf_epoch: String,
     /// Present when the mode is `AbacRepositoryPermissions` and the principal is a directory one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aad_identity: Option<AadIdentity>,
@@ -225,6 +215,7 @@ impl RegistryBinding {
             wharf_builtin: subject.builtin.clone(),
             wharf_mode: ctx.mode,
             wharf_registry: ctx.registry_id.clone(),
+            wharf_epoch: ctx.epoch.clone(),
             aad_identity,
         }
     }
@@ -417,6 +408,9 @@ impl RegistryTokenIssuer {
             });
         }
         check_mode(binding, ctx.mode)?;
+        if binding.wharf_epoch != ctx.epoch {
+            return Err(TokenError::StaleRegistryEpoch);
+        }
         jwt::check_revocation(iat, revocations.cutoff_for(&binding.wharf_principal_id))
     }
 
@@ -469,7 +463,12 @@ mod tests {
     }
 
     fn ctx(mode: RoleAssignmentMode) -> RegistryContext {
-        RegistryContext { login_server: "myregistry.localhost:5000".into(), registry_id: REGISTRY_ID.into(), mode }
+        RegistryContext {
+            login_server: "myregistry.localhost:5000".into(),
+            registry_id: REGISTRY_ID.into(),
+            mode,
+            epoch: format!("epoch-{mode}"),
+        }
     }
 
     fn legacy() -> RegistryContext {
@@ -581,6 +580,28 @@ mod tests {
         ));
         assert!(check_mode(&access.claims.binding, RoleAssignmentMode::LegacyRegistryPermissions).is_ok());
         assert!(check_mode(&access.claims.binding, RoleAssignmentMode::AbacRepositoryPermissions).is_err());
+    }
+
+    #[test]
+    fn tokens_of_an_earlier_registry_epoch_are_refused() {
+        let keys = KeySet::generate(t0());
+        let issuer = RegistryTokenIssuer::default();
+        let before = legacy();
+        let access = issuer.issue_access(&keys, &subject(), &before, pull_nginx(), t0()).unwrap();
+        let refresh = issuer.issue_refresh(&keys, &subject(), &before, t0()).unwrap();
+        assert_eq!(access.claims.binding.wharf_epoch, before.epoch);
+        // The registry was deleted and created again under the same name and id, or its mode
+        // went to ABAC and back: same login server, id and mode, a new epoch.
+        let after = RegistryContext { epoch: "a-new-epoch".into(), ..before.clone() };
+        assert_eq!(
+            issuer.validate_access(&keys, &access.token, &after, t0(), &NoRevocations).unwrap_err(),
+            TokenError::StaleRegistryEpoch
+        );
+        assert_eq!(
+            issuer.validate_refresh(&keys, &refresh.token, &after, t0(), &NoRevocations).unwrap_err(),
+            TokenError::StaleRegistryEpoch
+        );
+        assert!(issuer.validate_access(&keys, &access.token, &before, t0(), &NoRevocations).is_ok());
     }
 
     #[test]

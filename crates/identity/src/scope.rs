@@ -15,7 +15,7 @@ use crate::error::ScopeError;
 
 /// One requested scope.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Scope {
+pub struct TokenScope {
     /// `repository`, `registry`, `artifact-repository` … optionally with a class:
     /// `repository(plugin)`.
     pub resource_type: String,
@@ -48,8 +48,8 @@ fn valid_action(s: &str) -> bool {
     s == "*" || (!s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
 }
 
-impl Scope {
-    /// A scope from parts (not validated; use [`Scope::parse`] for input from clients).
+impl TokenScope {
+    /// A scope from parts (not validated; use [`TokenScope::parse`] for input from clients).
     pub fn new(
         resource_type: impl Into<String>,
         name: impl Into<String>,
@@ -90,13 +90,13 @@ impl Scope {
     }
 }
 
-impl fmt::Display for Scope {
+impl fmt::Display for TokenScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.resource_type, self.name, self.actions.join(","))
     }
 }
 
-impl std::str::FromStr for Scope {
+impl std::str::FromStr for TokenScope {
     type Err = ScopeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
@@ -105,14 +105,14 @@ impl std::str::FromStr for Scope {
 
 /// Parses the values of every `scope` parameter of a request (each may hold several scopes
 /// separated by spaces). Empty values are ignored. Scopes are returned in order, unmerged.
-pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<Scope>, ScopeError> {
-    values.into_iter().flat_map(str::split_whitespace).map(Scope::parse).collect()
+pub fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<TokenScope>, ScopeError> {
+    values.into_iter().flat_map(str::split_whitespace).map(TokenScope::parse).collect()
 }
 
 /// Merges scopes naming the same resource into one, uniting their actions, keeping the order
 /// of first appearance.
-pub fn merge_scopes(scopes: impl IntoIterator<Item = Scope>) -> Vec<Scope> {
-    let mut out: Vec<Scope> = Vec::new();
+pub fn merge_scopes(scopes: impl IntoIterator<Item = TokenScope>) -> Vec<TokenScope> {
+    let mut out: Vec<TokenScope> = Vec::new();
     for s in scopes {
         match out.iter_mut().find(|o| o.resource_type == s.resource_type && o.name == s.name) {
             Some(existing) => {
@@ -129,8 +129,8 @@ pub fn merge_scopes(scopes: impl IntoIterator<Item = Scope>) -> Vec<Scope> {
 }
 
 /// Renders scopes space-separated, as a `scope` parameter or a challenge's `scope="…"`.
-pub fn render_scopes(scopes: &[Scope]) -> String {
-    scopes.iter().map(Scope::to_string).collect::<Vec<_>>().join(" ")
+pub fn render_scopes(scopes: &[TokenScope]) -> String {
+    scopes.iter().map(TokenScope::to_string).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]
@@ -139,22 +139,22 @@ mod tests {
 
     #[test]
     fn parses_the_common_forms() {
-        let s = Scope::parse("repository:backend/nginx:pull,push").unwrap();
-        assert_eq!(s, Scope::new("repository", "backend/nginx", ["pull", "push"]));
-        assert_eq!(Scope::parse("registry:catalog:*").unwrap(), Scope::new("registry", "catalog", ["*"]));
-        assert_eq!(Scope::parse("repository:hello-world:metadata_read").unwrap().actions, ["metadata_read"]);
-        assert_eq!(Scope::parse("artifact-repository:repo:pull").unwrap().resource_type, "artifact-repository");
-        assert_eq!(Scope::parse("repository(plugin):a/b:pull").unwrap().resource_type, "repository(plugin)");
-        assert_eq!(Scope::parse("repository:*:*").unwrap().name, "*");
+        let s = TokenScope::parse("repository:backend/nginx:pull,push").unwrap();
+        assert_eq!(s, TokenScope::new("repository", "backend/nginx", ["pull", "push"]));
+        assert_eq!(TokenScope::parse("registry:catalog:*").unwrap(), TokenScope::new("registry", "catalog", ["*"]));
+        assert_eq!(TokenScope::parse("repository:hello-world:metadata_read").unwrap().actions, ["metadata_read"]);
+        assert_eq!(TokenScope::parse("artifact-repository:repo:pull").unwrap().resource_type, "artifact-repository");
+        assert_eq!(TokenScope::parse("repository(plugin):a/b:pull").unwrap().resource_type, "repository(plugin)");
+        assert_eq!(TokenScope::parse("repository:*:*").unwrap().name, "*");
     }
 
     #[test]
     fn names_with_a_host_and_port_are_read_from_both_ends() {
-        let s = Scope::parse("repository:localhost:5000/foo:pull").unwrap();
+        let s = TokenScope::parse("repository:localhost:5000/foo:pull").unwrap();
         assert_eq!(s.resource_type, "repository");
         assert_eq!(s.name, "localhost:5000/foo");
         assert_eq!(s.actions, ["pull"]);
-        let s = Scope::parse("repository:a:b:pull,push").unwrap();
+        let s = TokenScope::parse("repository:a:b:pull,push").unwrap();
         assert_eq!(s.name, "a:b");
         assert_eq!(s.to_string(), "repository:a:b:pull,push");
     }
@@ -171,18 +171,18 @@ mod tests {
             "repository(:a:pull",
             "repository(x:a:pull",
         ] {
-            assert!(Scope::parse(bad).is_err(), "{bad:?}");
+            assert!(TokenScope::parse(bad).is_err(), "{bad:?}");
         }
-        assert!(matches!(Scope::parse("repository::pull"), Err(ScopeError::Name(_))));
-        assert!(matches!(Scope::parse("repository:a:"), Err(ScopeError::Actions(_))));
-        assert!(matches!(Scope::parse("repository:a:pull,,push"), Err(ScopeError::Actions(_))));
-        assert!(matches!(Scope::parse("repository:a:PULL"), Err(ScopeError::Actions(_))));
-        assert!(matches!(Scope::parse("repository:a\u{0}b:pull"), Err(ScopeError::Name(_))));
+        assert!(matches!(TokenScope::parse("repository::pull"), Err(ScopeError::Name(_))));
+        assert!(matches!(TokenScope::parse("repository:a:"), Err(ScopeError::Actions(_))));
+        assert!(matches!(TokenScope::parse("repository:a:pull,,push"), Err(ScopeError::Actions(_))));
+        assert!(matches!(TokenScope::parse("repository:a:PULL"), Err(ScopeError::Actions(_))));
+        assert!(matches!(TokenScope::parse("repository:a\u{0}b:pull"), Err(ScopeError::Name(_))));
     }
 
     #[test]
     fn duplicate_actions_are_collapsed() {
-        assert_eq!(Scope::parse("repository:a:pull,pull,push").unwrap().actions, ["pull", "push"]);
+        assert_eq!(TokenScope::parse("repository:a:pull,pull,push").unwrap().actions, ["pull", "push"]);
     }
 
     #[test]
@@ -198,9 +198,9 @@ mod tests {
         assert_eq!(
             merged,
             vec![
-                Scope::new("registry", "catalog", ["*"]),
-                Scope::new("repository", "repo1", ["pull", "delete"]),
-                Scope::new("repository", "repo2", ["push"]),
+                TokenScope::new("registry", "catalog", ["*"]),
+                TokenScope::new("repository", "repo1", ["pull", "delete"]),
+                TokenScope::new("repository", "repo2", ["push"]),
             ]
         );
         assert_eq!(render_scopes(&merged), "registry:catalog:* repository:repo1:pull,delete repository:repo2:push");
@@ -214,17 +214,17 @@ mod tests {
             "registry:catalog:*",
             "repository:localhost:5000/x/y:delete,metadata_write",
         ] {
-            let parsed: Scope = s.parse().unwrap();
+            let parsed: TokenScope = s.parse().unwrap();
             assert_eq!(parsed.to_string(), s);
-            assert_eq!(Scope::parse(&parsed.to_string()).unwrap(), parsed);
+            assert_eq!(TokenScope::parse(&parsed.to_string()).unwrap(), parsed);
         }
     }
 
     #[test]
     fn requests_honours_wildcards() {
-        let s = Scope::parse("repository:a:*").unwrap();
+        let s = TokenScope::parse("repository:a:*").unwrap();
         assert!(s.requests("delete"));
-        let s = Scope::parse("repository:a:pull").unwrap();
+        let s = TokenScope::parse("repository:a:pull").unwrap();
         assert!(s.requests("pull") && !s.requests("push"));
     }
 }

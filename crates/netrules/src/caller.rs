@@ -15,46 +15,17 @@ pub const ML_WORKSPACES: &str = "Microsoft.MachineLearningServices/workspaces";
 pub const REGISTRY_TASKS: &str = "Microsoft.ContainerRegistry/registries/tasks";
 pub const APP_SERVICE_SITES: &str = "Microsoft.Web/sites";
 
-/// The kind of principal behind a request, as the identity layer established it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum PrincipalType {
-    User,
-    ServicePrincipal,
-    ManagedIdentity,
-    /// The registry's admin user.
-    RegistryAdmin,
-    /// A repository-scoped token (scope map).
-    RepositoryToken,
-    Anonymous,
+pub use wharf_vocab::{ManagedIdentityKind, PrincipalType};
+
+/// Decisions and audit events name principal types with their camelCase words.
+fn principal_type_word<S: serde::Serializer>(t: &PrincipalType, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(t.as_str())
 }
 
-impl PrincipalType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalType::User => "user",
-            PrincipalType::ServicePrincipal => "servicePrincipal",
-            PrincipalType::ManagedIdentity => "managedIdentity",
-            PrincipalType::RegistryAdmin => "registryAdmin",
-            PrincipalType::RepositoryToken => "repositoryToken",
-            PrincipalType::Anonymous => "anonymous",
-        }
-    }
-}
-
-/// Which kind of managed identity a token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum ManagedIdentityKind {
-    SystemAssigned,
-    UserAssigned,
-}
-
-impl ManagedIdentityKind {
-    pub fn describe(self) -> &'static str {
-        match self {
-            ManagedIdentityKind::SystemAssigned => "system-assigned identity",
-            ManagedIdentityKind::UserAssigned => "user-assigned identity",
-        }
+fn optional_principal_type_word<S: serde::Serializer>(t: &Option<PrincipalType>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.as_str()),
+        None => s.serialize_none(),
     }
 }
 
@@ -93,6 +64,7 @@ impl BuiltinPrincipal {
 pub struct Caller {
     /// Object id (or other stable id) of the principal, for audit only.
     pub principal_id: Option<String>,
+    #[serde(serialize_with = "optional_principal_type_word")]
     pub principal_type: Option<PrincipalType>,
     /// For managed identities: system- or user-assigned.
     pub identity_kind: Option<ManagedIdentityKind>,
@@ -208,7 +180,10 @@ pub enum NotTrusted<'a> {
     UnknownPrincipal,
     /// Users, service principals, the admin user, repository tokens and anonymous callers are
     /// never trusted services.
-    PrincipalType { principal_type: PrincipalType },
+    PrincipalType {
+        #[serde(serialize_with = "principal_type_word")]
+        principal_type: PrincipalType,
+    },
     /// A managed identity whose kind (system/user-assigned) is unknown.
     UnknownIdentityKind,
     /// A managed identity with no hosting resource.

@@ -2,7 +2,7 @@
 //!
 //! Owns the order of checks (private endpoint, public access, default action, rules, bypass),
 //! the decision value with every fact an audit event needs, its `explain()` text, and ACR's
-//! exact deny message and body. It never logs, never reads a clock, never touches a socket,
+//! exact deny message (the server puts it in its OCI error body). It never logs, never reads a clock, never touches a socket,
 //! and never decides authorization: an allowed network decision grants no permission.
 
 use std::fmt;
@@ -12,11 +12,6 @@ use serde::Serialize;
 
 use crate::caller::{Caller, ManagedIdentityKind, NotTrusted, TrustedService, classify};
 use crate::policy::{DefaultAction, NetworkPolicy, PublicNetworkAccess, RuleMatch, normalise_ip};
-
-/// HTTP status of a network denial.
-pub const DENY_STATUS: u16 = 403;
-/// OCI error code of a network denial.
-pub const DENY_CODE: &str = "DENIED";
 
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -213,11 +208,6 @@ impl<'a> NetworkDecision<'a> {
         (!self.allowed).then(|| deny_message(self.client_ip))
     }
 
-    /// ACR's JSON deny body for this client, when denied.
-    pub fn deny_body(&self) -> Option<String> {
-        (!self.allowed).then(|| deny_body(self.client_ip))
-    }
-
     /// One human-readable paragraph: what decided and why (for `check-access` and logs).
     pub fn explain(&self) -> String {
         self.to_string()
@@ -389,13 +379,4 @@ pub fn deny_message(client_ip: IpAddr) -> String {
         "client with IP '{}' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.",
         normalise_ip(client_ip)
     )
-}
-
-/// ACR's exact 403 body, `{"errors":[{"code":"DENIED","message":…}]}`, byte for byte as ACR
-/// sends it: the quotes around the address are written `\u0027`.
-pub fn deny_body(client_ip: IpAddr) -> String {
-    let body = serde_json::json!({
-        "errors": [{ "code": DENY_CODE, "message": deny_message(client_ip) }]
-    });
-    body.to_string().replace('\'', "\\u0027")
 }

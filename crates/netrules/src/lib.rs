@@ -75,8 +75,8 @@ pub use caller::{
 };
 pub use client_addr::client_address;
 pub use decision::{
-    Arrival, BypassNotApplicable, BypassVia, DENY_CODE, DENY_STATUS, NetworkDecision, NetworkDenial, NetworkRequest,
-    Reason, bypass, check, deny_body, deny_message,
+    Arrival, BypassNotApplicable, BypassVia, NetworkDecision, NetworkDenial, NetworkRequest, Reason, bypass, check,
+    deny_message,
 };
 pub use error::NetRuleError;
 pub use impact::{Change, ImpactLine, ImpactSubject, SubjectAddresses, impact};

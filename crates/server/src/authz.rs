@@ -1,58 +1,27 @@
-//! Authorization glue: keeps the decision engine's [`AssignmentIndex`] in memory (rebuilt from
-//! the metadata store whenever role assignments, custom roles or groups change), resolves a
+//! Authorization glue: keeps the decision engine's [`AssignmentIndex`] in memory, resolves a
 //! caller's principal set (own object id, then its groups), and answers the two questions the
 //! server asks: may this caller perform this management action here, and which Docker actions
 //! does this registry token grant.
 //!
+//! The index is a cache of the store and changes the moment the store does: a stored
+//! assignment is inserted ([`Authz::assignment_stored`]), deleted records leave it
+//! ([`Authz::records_deleted`], for every path that deletes a record tree: registries,
+//! resource groups, identities, hosting resources, assignments themselves), and a change of
+//! custom roles or groups reloads it whole.
 //! The engine itself (`wharf-authz`) is pure; this module is the only place that feeds it.
+//! Must never: answer from an index older than the last write that returned to its client.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use wharf_authz::{
     AssignmentIndex, DataPlaneRequest, DataPlaneTarget, Decision, DockerAction, EnvironmentAttributes, PrincipalId,
-    RegistryMode, RoleAssignment, RoleDefinition, Scope,
+    RoleAssignment, RoleAssignmentMode, Scope,
 };
-use wharf_storage::{MetadataStore, ResourceFilter, StorageError};
+use wharf_storage::{MetadataStore, ResourceRecord, StorageError};
 
-use crate::auth::directory::{self, Membership};
-
-pub const ASSIGNMENT_TYPE: &str = "Microsoft.Authorization/roleAssignments";
-pub const DEFINITION_TYPE: &str = "Microsoft.Authorization/roleDefinitions";
-pub use crate::auth::directory::GROUP_TYPE;
-
-/// The record id of a directory group.
-pub fn group_record_id(object_id: &str) -> String {
-    crate::auth::directory::group_id(object_id)
-}
-
-/// A directory group with the object ids of its direct members: the view of groups that
-/// callers outside the directory need (e.g. the network-rule impact preview).
-#[derive(Debug, Clone)]
-pub struct Group {
-    pub id: String,
-    pub display_name: String,
-    pub mail_nickname: String,
-    pub members: Vec<String>,
-}
-
-/// Every directory group with its direct members (nested groups appear as members).
-pub async fn groups(meta: &dyn MetadataStore) -> Result<Vec<Group>, StorageError> {
-    let mut members: HashMap<String, Vec<String>> = HashMap::new();
-    for m in directory::memberships(meta).await? {
-        members.entry(m.group_id.to_ascii_lowercase()).or_default().push(m.member_id);
-    }
-    Ok(directory::list_groups(meta)
-        .await?
-        .into_iter()
-        .map(|g| Group {
-            members: members.remove(&g.id.to_ascii_lowercase()).unwrap_or_default(),
-            id: g.id,
-            display_name: g.display_name,
-            mail_nickname: g.mail_nickname,
-        })
-        .collect())
-}
+use crate::model::assignments::{self, ASSIGNMENT_TYPE, DEFINITION_TYPE};
+use crate::model::directory::{self, GROUP_TYPE, MEMBERSHIP_TYPE, Membership};
 
 /// Direct group memberships, as the engine's principal expansion needs them: member object id
 /// (lowercase) → the groups it is a direct member of.
@@ -113,14 +82,44 @@ impl Authz {
     /// Rebuilds the index from the store (after any change to assignments, roles or groups).
     pub async fn reload(&self, meta: &dyn MetadataStore) -> Result<(), StorageError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let assignments = stored_assignments(meta).await?;
-        let customs = custom_roles(meta).await?;
+        let assignments = assignments::stored_assignments(meta).await?;
+        let customs = assignments::custom_roles(meta).await?;
         let groups: HashSet<String> =
             directory::list_groups(meta).await?.into_iter().map(|g| g.id.to_ascii_lowercase()).collect();
         let memberships = Memberships::new(&directory::memberships(meta).await?, &groups);
         let index = AssignmentIndex::with_built_in_roles(customs, assignments);
         *self.index.write().expect("authz lock") = Arc::new(index);
         *self.memberships.write().expect("authz lock") = Arc::new(memberships);
+        Ok(())
+    }
+
+    /// An assignment was stored (created or replaced): the index has it at once, without
+    /// reading the store again.
+    pub fn assignment_stored(&self, assignment: RoleAssignment) {
+        let mut index = self.index.write().expect("authz lock");
+        Arc::make_mut(&mut index).insert(assignment);
+    }
+
+    /// Records were deleted (a record tree: a registry with the assignments at its scope, a
+    /// resource group with everything in it, an assignment): the index forgets the
+    /// assignments among them at once; deleted custom roles, groups or memberships reload it.
+    pub async fn records_deleted(
+        &self,
+        meta: &dyn MetadataStore,
+        deleted: &[ResourceRecord],
+    ) -> Result<(), StorageError> {
+        let is = |r: &ResourceRecord, t: &str| r.resource_type.eq_ignore_ascii_case(t);
+        if deleted.iter().any(|r| is(r, DEFINITION_TYPE) || is(r, GROUP_TYPE) || is(r, MEMBERSHIP_TYPE)) {
+            return self.reload(meta).await;
+        }
+        let removed: Vec<&ResourceRecord> = deleted.iter().filter(|r| is(r, ASSIGNMENT_TYPE)).collect();
+        if !removed.is_empty() {
+            let mut index = self.index.write().expect("authz lock");
+            let index = Arc::make_mut(&mut index);
+            for r in removed {
+                index.remove(&r.name);
+            }
+        }
         Ok(())
     }
 
@@ -144,26 +143,24 @@ impl Authz {
     }
 
     /// A control-plane decision.
-    pub fn authorize_action(&self, object_id: &str, scope: &str, action: &str) -> Decision {
-        let scope = Scope::parse(scope).unwrap_or_else(|_| Scope::root());
-        self.index().authorize_action(&self.principals(object_id), &scope, action)
+    pub fn authorize_action(&self, object_id: &str, scope: &Scope, action: &str) -> Decision {
+        self.index().authorize_action(&self.principals(object_id), scope, action)
     }
 
     /// The Docker actions granted on `target` of a registry.
     pub fn data_plane(
         &self,
         object_id: &str,
-        registry_id: &str,
-        mode: RegistryMode,
+        registry: &Scope,
+        mode: RoleAssignmentMode,
         target: DataPlaneTarget,
         actions: &[DockerAction],
         environment: &EnvironmentAttributes,
     ) -> wharf_authz::DataPlaneDecision {
-        let registry = Scope::parse(registry_id).unwrap_or_else(|_| Scope::root());
         let principals = self.principals(object_id);
         self.index().authorize_data_plane(&DataPlaneRequest {
             principals: &principals,
-            registry: &registry,
+            registry,
             mode,
             target,
             actions,
@@ -172,49 +169,10 @@ impl Authz {
     }
 }
 
-pub async fn stored_assignments(meta: &dyn MetadataStore) -> Result<Vec<RoleAssignment>, StorageError> {
-    let filter = ResourceFilter { resource_type: Some(ASSIGNMENT_TYPE.into()), resource_group: None };
-    let mut out = Vec::new();
-    for r in meta.resource_list(&filter).await? {
-        match serde_json::from_value::<RoleAssignment>(r.body.clone()) {
-            Ok(a) => out.push(a),
-            Err(e) => tracing::error!(id = %r.id, error = %e, "unreadable role assignment ignored (it grants nothing)"),
-        }
-    }
-    Ok(out)
-}
-
-pub async fn custom_roles(meta: &dyn MetadataStore) -> Result<Vec<RoleDefinition>, StorageError> {
-    let filter = ResourceFilter { resource_type: Some(DEFINITION_TYPE.into()), resource_group: None };
-    Ok(meta.resource_list(&filter).await?.into_iter().filter_map(|r| serde_json::from_value(r.body).ok()).collect())
-}
-
-/// The record id under which an assignment is stored: its ARM id.
-pub fn assignment_record(a: &RoleAssignment) -> wharf_storage::ResourceRecord {
-    let now = chrono::Utc::now();
-    wharf_storage::ResourceRecord {
-        id: a.arm_id(),
-        resource_type: ASSIGNMENT_TYPE.into(),
-        name: a.id.clone(),
-        resource_group: None,
-        key: uuid::Uuid::new_v4().to_string(),
-        body: serde_json::to_value(a).expect("role assignment serializes"),
-        created_at: a.created_on.unwrap_or(now),
-        updated_at: now,
-    }
-}
-
-pub fn registry_mode(mode: wharf_arm::registry::RoleAssignmentMode) -> RegistryMode {
-    match mode {
-        wharf_arm::registry::RoleAssignmentMode::LegacyRegistryPermissions => RegistryMode::LegacyRegistryPermissions,
-        wharf_arm::registry::RoleAssignmentMode::AbacRepositoryPermissions => RegistryMode::AbacRepositoryPermissions,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::directory::MemberKind;
+    use crate::model::directory::MemberKind;
 
     fn member(group: &str, member: &str) -> Membership {
         Membership { group_id: group.into(), member_id: member.into(), member_kind: MemberKind::User }

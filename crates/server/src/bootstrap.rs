@@ -38,7 +38,8 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
     let tls = config.tls_enabled();
     let public_port = config.public_port.unwrap_or(listen_port);
     let server_url = server_url(&config, tls, listen_port);
-    let identity = crate::auth::Identity::load(&*meta, &server_url, &tenant_id).await?.with_token_times(&config.tokens);
+    let identity =
+        crate::issuer::Identity::load(&*meta, &server_url, &tenant_id).await?.with_token_times(&config.tokens);
     let secret_key = match meta.setting_get(SECRET_KEY).await? {
         Some(hex) => wharf_identity::FingerprintKey::from_hex(&hex)
             .map_err(|e| anyhow::anyhow!("stored deployment key unreadable: {e}"))?,
@@ -100,7 +101,7 @@ fn server_url(config: &Config, tls: bool, port: u16) -> String {
 /// credentials written once to `bootstrap-credentials.json`, and the built-in service
 /// principals of trusted services.
 async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Result<()> {
-    use crate::auth::directory;
+    use crate::model::directory;
     let password = wharf_identity::secret::generate_password();
     let admin = match directory::find_user_by_upn(&*state.meta, BOOTSTRAP_ADMIN_UPN).await? {
         Some(u) => u,
@@ -111,7 +112,7 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
     subscription_assignment(
         state,
         &admin.id,
-        wharf_authz::PrincipalType::User,
+        wharf_authz::AssignmentPrincipalType::User,
         OWNER_ROLE_ID,
         "Bootstrap administrator of this Wharf deployment",
         None,
@@ -129,7 +130,7 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
         subscription_assignment(
             state,
             &sp.id,
-            wharf_authz::PrincipalType::ServicePrincipal,
+            wharf_authz::AssignmentPrincipalType::ServicePrincipal,
             DATA_READER_ROLE_ID,
             &description,
             Some("System"),
@@ -158,7 +159,7 @@ async fn bootstrap_directory(state: &AppState, server_url: &str) -> anyhow::Resu
 async fn subscription_assignment(
     state: &AppState,
     principal: &str,
-    principal_type: wharf_authz::PrincipalType,
+    principal_type: wharf_authz::AssignmentPrincipalType,
     role_guid: &str,
     description: &str,
     created_by: Option<&str>,
@@ -177,7 +178,7 @@ async fn subscription_assignment(
     a.created_on = Some(now);
     a.updated_on = Some(now);
     a.created_by = created_by.map(str::to_string);
-    state.meta.resource_put(&crate::authz::assignment_record(&a)).await?;
+    state.meta.resource_put(&crate::model::assignments::assignment_record(&a)).await?;
     Ok(())
 }
 

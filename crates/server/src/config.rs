@@ -80,6 +80,11 @@ pub struct ServeArgs {
     /// token Wharf validates, in seconds, 0 to 300 [default: 60].
     #[arg(long, env = "WHARF_TOKEN_CLOCK_SKEW", value_name = "SECONDS")]
     pub token_clock_skew: Option<u32>,
+
+    /// Most role assignments the deployment (one subscription) may hold; a new one past it is
+    /// refused with `RoleAssignmentLimitExceeded` [default: 4000, Azure's per-subscription limit].
+    #[arg(long, env = "WHARF_MAX_ROLE_ASSIGNMENTS", value_name = "COUNT")]
+    pub max_role_assignments: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +104,7 @@ struct FileConfig {
     registry_refresh_token_lifetime: Option<u32>,
     registry_access_token_lifetime: Option<u32>,
     token_clock_skew: Option<u32>,
+    max_role_assignments: Option<usize>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -150,6 +156,7 @@ pub struct Config {
     pub tls: TlsMode,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tokens: TokenTimes,
+    pub max_role_assignments: usize,
 }
 
 impl Config {
@@ -206,8 +213,16 @@ impl ServeArgs {
                 v => anyhow::bail!("--token-clock-skew must be between 0 and {MAX_CLOCK_SKEW} seconds, not {v}"),
             },
         };
+        let max_role_assignments = self
+            .max_role_assignments
+            .or(file.max_role_assignments)
+            .unwrap_or(wharf_authz::AssignmentLimits::default().max_per_subscription);
+        if max_role_assignments == 0 {
+            anyhow::bail!("--max-role-assignments must be at least 1");
+        }
         Ok(Config {
             tokens,
+            max_role_assignments,
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
             domain,

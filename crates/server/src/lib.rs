@@ -1,23 +1,44 @@
-//! Wharf's HTTP server: wires the stores to the data plane (OCI distribution and ACR's
-//! `/acr/v1`) and the ARM-shaped management API, and runs the listeners.
+//! Wharf's HTTP server: wires the stores to the planes — the data plane (OCI distribution and
+//! ACR's `/acr/v1`), the registry token endpoints, the ARM-shaped management API, the Graph
+//! subset, the Entra-like issuer and the managed-identity endpoint — and runs the listeners.
 //!
-//! Request routing is by path prefix; each plane parses its requests into typed endpoints
-//! (`oci::Endpoint`, `arm::ArmEndpoint`) before doing anything else.
+//! Layers, each importing only the ones above it (docs/architecture.md, "Layers"):
+//!
+//! 1. `config`, `listener`, `tls`, `login_server`: configuration and sockets.
+//! 2. `model` (the stored objects, typed), `issuer` (keys, token issuers, revocations),
+//!    `authz` (the assignment index), `network` (compiled policies, the gate), `admin_user`,
+//!    `gc`: the domain glue below the state; none of them takes the state or a plane's error.
+//! 3. `state`: what every request shares.
+//! 4. `http` (queries, JSON, the `Authorization` header, the OCI wire error), `auth`
+//!    (credentials and grants), `private_link` (private-endpoint listeners): shared by planes.
+//! 5. The planes — `oci`, `tokens`, `arm`, `graph`, `entra`, `msi` — none of which imports
+//!    another. Each parses its requests into a typed endpoint whose permission is a pure
+//!    function of it (`Endpoint::operation`, `ArmEndpoint::requirement`,
+//!    `GraphEndpoint::requirement`).
+//! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
+pub mod admin_user;
 pub mod arm;
 pub mod auth;
 pub mod authz;
 pub mod bootstrap;
 pub mod config;
+pub mod entra;
 pub mod gc;
 pub mod graph;
+pub mod http;
+pub mod issuer;
 pub mod listener;
+pub mod login_server;
+pub mod model;
+pub mod msi;
 pub mod network;
 pub mod oci;
 pub mod private_link;
 pub mod state;
 pub mod tls;
+pub mod tokens;
 
 use std::sync::Arc;
 
@@ -35,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(route).with_state(state)
 }
 
+/// Routes a request to its plane by path.
 async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Response {
     collapse_leading_slashes(&mut req);
     let path = req.uri().path().to_string();
@@ -42,28 +64,24 @@ async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Re
         return oci::handle(state, req).await;
     }
     if path == "/oauth2/exchange" || path == "/oauth2/token" {
-        return oauth2(state, req).await;
+        return tokens::handle(state, req).await;
     }
     if path.starts_with("/v1.0/") {
         return graph::handle(state, req).await;
     }
     if path == "/msi/token" {
-        return auth::msi::handle(&state, req).await;
+        return msi::handle(&state, req).await;
     }
     if path == "/metadata/endpoints" {
         return arm::cloud_metadata(&state, req.headers());
     }
-    if !path.starts_with("/subscriptions") && path != "/tenants" {
-        let (parts, body) = req.into_parts();
-        let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
-            return arm::arm_error_response(&wharf_arm::ArmError::invalid_request("The request body is too large."));
-        };
-        if let Some(resp) = auth::entra::handle(&state, &parts.method, &path, &parts.headers, &body).await {
-            return resp;
-        }
-        return arm::arm_error_response(&wharf_arm::ArmError::not_found_path(&path));
+    if path.starts_with("/subscriptions") || path == "/tenants" {
+        return arm::handle(state, req).await;
     }
-    arm::handle(state, req).await
+    match entra::EntraEndpoint::parse(&path) {
+        Some((tenant, endpoint)) => entra::handle(&state, &tenant, endpoint, req).await,
+        None => arm::error::response(&wharf_arm::ArmError::not_found_path(&path)),
+    }
 }
 
 /// az joins endpoint URLs that end in `/` with paths that start with one
@@ -83,33 +101,6 @@ fn collapse_leading_slashes(req: &mut Request<Body>) {
             *req.uri_mut() = uri;
         }
     }
-}
-
-/// ACR's token endpoints on the data plane.
-async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
-    use axum::response::IntoResponse;
-    let (parts, body) = req.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return oci::error::OciError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            oci::error::Code::Unsupported,
-            "the token request body is larger than 64 KiB",
-        )
-        .into_response();
-    };
-    let query = oci::parse_query(parts.uri.query());
-    let origin = network::Origin::of(&state, parts.extensions.get::<listener::ConnInfo>(), &parts.headers);
-    let mut resp = match (parts.uri.path(), &parts.method) {
-        ("/oauth2/exchange", &http::Method::POST) => auth::registry::exchange(&state, &origin, &body).await,
-        ("/oauth2/token", &http::Method::GET) | ("/oauth2/token", &http::Method::POST) => {
-            auth::registry::token(&state, &origin, &parts.headers, &query, &parts.method, &body).await
-        }
-        _ => {
-            oci::error::OciError::unsupported("use POST /oauth2/exchange, or GET or POST /oauth2/token").into_response()
-        }
-    };
-    resp.headers_mut().insert(oci::API_VERSION_HEADER, http::HeaderValue::from_static("registry/2.0"));
-    resp
 }
 
 /// Runs `wharf serve` until SIGINT or SIGTERM.

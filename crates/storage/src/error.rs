@@ -26,10 +26,18 @@ pub enum StorageError {
     Database(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The store cannot answer now (busy, out of connections, briefly unreachable); the same
+    /// request may succeed later. Planes answer 503.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StorageError {
     fn from(e: rusqlite::Error) -> Self {
-        StorageError::Database(e.to_string())
+        let busy = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        );
+        if busy { StorageError::Unavailable(e.to_string()) } else { StorageError::Database(e.to_string()) }
     }
 }

@@ -26,7 +26,7 @@ mod custom;
 use serde::{Deserialize, Serialize};
 
 use crate::actions::Permission;
-use crate::data_plane::RegistryMode;
+use crate::data_plane::RoleAssignmentMode;
 
 pub use builtin::{BUILT_IN_ROLES, BuiltInRole};
 pub use custom::{CustomRoleRequest, MAX_ROLE_DESCRIPTION_CHARS, MAX_ROLE_NAME_CHARS, parse_custom_role};
@@ -74,10 +74,10 @@ pub struct ModeSupport {
 }
 
 impl ModeSupport {
-    pub fn honoured_in(self, mode: RegistryMode) -> bool {
+    pub fn honoured_in(self, mode: RoleAssignmentMode) -> bool {
         match mode {
-            RegistryMode::LegacyRegistryPermissions => self.legacy,
-            RegistryMode::AbacRepositoryPermissions => self.abac,
+            RoleAssignmentMode::LegacyRegistryPermissions => self.legacy,
+            RoleAssignmentMode::AbacRepositoryPermissions => self.abac,
         }
     }
 }
@@ -284,7 +284,7 @@ mod tests {
     #[test]
     fn profiles() {
         let p = |n: &str| built_in_role_by_name(n).unwrap().profile();
-        use RegistryMode::*;
+        use RoleAssignmentMode::*;
         for legacy_only in ["Owner", "Contributor", "Reader", "AcrPull", "AcrPush", "AcrDelete", "AcrImageSigner"] {
             assert!(p(legacy_only).data_plane.honoured_in(LegacyRegistryPermissions), "{legacy_only}");
             assert!(!p(legacy_only).data_plane.honoured_in(AbacRepositoryPermissions), "{legacy_only}");

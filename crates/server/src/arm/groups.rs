@@ -1,6 +1,6 @@
 //! Subscriptions (the deployment), resource groups, and the generic resource listing.
 
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 use wharf_arm::{ArmError, ResourceId, types, validate_resource_group_name};
@@ -44,25 +44,21 @@ pub async fn list(ctx: &ArmCtx) -> Result<Response, ArmError> {
     let filter = ResourceFilter { resource_type: Some(types::RESOURCE_GROUP.into()), resource_group: None };
     let groups =
         ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resource groups", e))?;
-    let value: Vec<Value> = groups
-        .into_iter()
-        .filter(|g| ctx.allowed("Microsoft.Resources/subscriptions/resourceGroups/read", &g.id))
-        .map(|g| g.body)
-        .collect();
+    let value: Vec<Value> =
+        groups.into_iter().filter(|g| ctx.shows(&g.id, types::RESOURCE_GROUP)).map(|g| g.body).collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
-pub async fn handle(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
-    match ctx.method {
-        Method::GET => Ok(json_response(StatusCode::OK, &require(&ctx.state, name).await?.body)),
-        Method::HEAD => match require(&ctx.state, name).await {
-            Ok(_) => Ok(json_response(StatusCode::NO_CONTENT, &Value::Null)),
-            Err(_) => Ok(json_response(StatusCode::NOT_FOUND, &Value::Null)),
-        },
-        Method::PUT => put(ctx, name).await,
-        Method::PATCH => patch(ctx, name).await,
-        Method::DELETE => delete(ctx, name).await,
-        ref m => Err(ArmError::method_not_allowed(m.as_str())),
+pub async fn get(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
+    Ok(json_response(StatusCode::OK, &require(&ctx.state, name).await?.body))
+}
+
+/// `HEAD` (`az group exists`): 204 or 404, without a body.
+pub async fn exists(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
+    match require(&ctx.state, name).await {
+        Ok(_) => Ok(json_response(StatusCode::NO_CONTENT, &Value::Null)),
+        Err(e) if e.status == 404 => Ok(json_response(StatusCode::NOT_FOUND, &Value::Null)),
+        Err(e) => Err(e),
     }
 }
 
@@ -74,7 +70,7 @@ fn tags_of(body: &Value) -> Result<Value, ArmError> {
     }
 }
 
-async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
+pub async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     validate_resource_group_name(name)?;
     let body = ctx.json()?;
     let location = body
@@ -131,7 +127,7 @@ async fn put(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     Ok(json_response(if created { StatusCode::CREATED } else { StatusCode::OK }, &body))
 }
 
-async fn patch(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
+pub async fn patch(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     let mut record = require(&ctx.state, name).await?;
     let body = ctx.json()?;
     if body.get("tags").is_some() {
@@ -142,7 +138,7 @@ async fn patch(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     Ok(json_response(StatusCode::OK, &record.body))
 }
 
-async fn delete(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
+pub async fn delete(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     let record = require(&ctx.state, name).await?;
     let deleted = ctx
         .state
@@ -165,7 +161,7 @@ pub async fn list_resources(ctx: &ArmCtx, group: Option<&str>) -> Result<Respons
     if let Some(g) = group {
         require(&ctx.state, g).await?;
     }
-    let conditions = parse_filter(ctx.query.get("$filter").map(String::as_str).unwrap_or(""))?;
+    let conditions = parse_filter(ctx.query.text("$filter"))?;
     let filter = ResourceFilter { resource_type: None, resource_group: group.map(str::to_string) };
     let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing resources", e))?;
     let value: Vec<Value> = all
@@ -174,7 +170,7 @@ pub async fn list_resources(ctx: &ArmCtx, group: Option<&str>) -> Result<Respons
         // Role assignments and definitions are extension resources: ARM's listing leaves them out.
         .filter(|r| !r.resource_type.to_ascii_lowercase().starts_with("microsoft.authorization/"))
         .filter(|r| r.id.starts_with("/subscriptions/"))
-        .filter(|r| ctx.allowed(&format!("{}/read", r.resource_type), &r.id))
+        .filter(|r| ctx.shows(&r.id, &r.resource_type))
         .filter(|r| {
             conditions.iter().all(|(field, v)| match field.as_str() {
                 "resourcetype" => r.resource_type.eq_ignore_ascii_case(v),

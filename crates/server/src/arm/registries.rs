@@ -1,4 +1,6 @@
-//! `Microsoft.ContainerRegistry/registries`: create, read, update, delete and list.
+//! `Microsoft.ContainerRegistry/registries`: create, read, update, delete and list, the
+//! registry's actions (admin credentials, usages, and Wharf's explanation endpoints, which
+//! live in `explain`), and the ACR features whose endpoints are recognised but not served yet.
 
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
@@ -7,8 +9,10 @@ use wharf_arm::registry::{RegistryProperties, Sku};
 use wharf_arm::{ArmError, ResourceId, types, validate_registry_name};
 use wharf_storage::{RegistryKey, ResourceFilter, ResourceRecord, StorageError};
 
+use super::endpoint::RegistryAction;
 use super::{ArmCtx, groups, json_response, storage_error};
-use crate::state::AppState;
+use crate::model::registries::{self as stored, RegistryInternal, StoredRegistry};
+use crate::state::{AppState, RegistryInfo};
 
 fn registry_id(state: &AppState, group: &str, name: &str) -> String {
     ResourceId::registry(&state.subscription_id, group, name).to_string()
@@ -21,29 +25,19 @@ pub async fn list(ctx: &ArmCtx, group: Option<&str>) -> Result<Response, ArmErro
     let filter =
         ResourceFilter { resource_type: Some(types::REGISTRY.into()), resource_group: group.map(str::to_string) };
     let all = ctx.state.meta.resource_list(&filter).await.map_err(|e| storage_error("listing registries", e))?;
-    let value: Vec<Value> = all
-        .into_iter()
-        .filter(|r| ctx.allowed("Microsoft.ContainerRegistry/registries/read", &r.id))
-        .map(|r| r.body)
-        .collect();
+    let value: Vec<Value> =
+        all.iter().filter(|r| ctx.shows(&r.id, types::REGISTRY)).map(|r| stored::public_body(&r.body)).collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
 }
 
-pub async fn handle(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
-    match ctx.method {
-        Method::GET => Ok(json_response(StatusCode::OK, &require(&ctx.state, group, name).await?.body)),
-        Method::PUT => put(ctx, group, name).await,
-        Method::PATCH => patch(ctx, group, name).await,
-        Method::DELETE => delete(ctx, group, name).await,
-        ref m => Err(ArmError::method_not_allowed(m.as_str())),
-    }
+pub async fn get(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+    Ok(json_response(StatusCode::OK, &require(&ctx.state, group, name).await?.public_body()))
 }
 
-pub async fn require(state: &AppState, group: &str, name: &str) -> Result<ResourceRecord, ArmError> {
+/// Loads a registry of a resource group, or ARM's not-found errors.
+pub async fn require(state: &AppState, group: &str, name: &str) -> Result<StoredRegistry, ArmError> {
     groups::require(state, group).await?;
-    state
-        .meta
-        .resource_get(&registry_id(state, group, name))
+    stored::by_id(&*state.meta, &registry_id(state, group, name))
         .await
         .map_err(|e| storage_error("reading a registry", e))?
         .ok_or_else(|| ArmError::resource_not_found(types::REGISTRY, name, group))
@@ -62,15 +56,7 @@ fn sku_of(body: &Value) -> Result<Option<Sku>, ArmError> {
     }
 }
 
-fn tags_of(body: &Value, default: Value) -> Result<Value, ArmError> {
-    match body.get("tags") {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Object(m)) if m.values().all(Value::is_string) => Ok(Value::Object(m.clone())),
-        Some(_) => Err(ArmError::invalid_request("'tags' must be an object of string values.")),
-    }
-}
-
-/// The ARM JSON of a registry.
+/// The ARM JSON of a registry, with Wharf's private part.
 fn registry_body(
     id: &str,
     name: &str,
@@ -78,21 +64,33 @@ fn registry_body(
     sku: Sku,
     tags: Value,
     props: &RegistryProperties,
-    created: &str,
+    internal: &RegistryInternal,
 ) -> Value {
-    json!({
+    let mut body = json!({
         "id": id,
         "name": name,
         "type": types::REGISTRY,
         "location": location,
         "tags": tags,
         "sku": {"name": sku.as_str(), "tier": sku.as_str()},
-        "systemData": {"createdAt": created, "createdByType": "User", "lastModifiedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "lastModifiedByType": "User"},
+        "systemData": {"createdAt": props.creation_date, "createdByType": "User", "lastModifiedAt": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true), "lastModifiedByType": "User"},
         "properties": props,
-    })
+    });
+    stored::set_internal(&mut body, internal);
+    body
 }
 
-async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+/// The token epoch after a write: unchanged, unless the role-assignment mode changed (every
+/// token issued before must stop working, and stay refused if the mode is switched back).
+fn next_internal(before: Option<&StoredRegistry>, props: &RegistryProperties) -> RegistryInternal {
+    match before {
+        None => RegistryInternal::new_epoch(),
+        Some(r) if r.properties.role_assignment_mode != props.role_assignment_mode => RegistryInternal::new_epoch(),
+        Some(r) => RegistryInternal { token_epoch: Some(r.token_epoch()) },
+    }
+}
+
+pub async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
     validate_registry_name(name)?;
     let state = &ctx.state;
     let rg = groups::require(state, group).await?;
@@ -105,27 +103,27 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
         .filter(|l| !l.is_empty())
         .map(|l| l.to_ascii_lowercase().replace(' ', ""))
         .unwrap_or_else(|| rg.body["location"].as_str().unwrap_or("local").to_string());
-    let id = registry_id(state, &rg.name, name);
-    let existing = state.meta.resource_get(&id).await.map_err(|e| storage_error("reading a registry", e))?;
+    let existing = stored::by_id(&*state.meta, &registry_id(state, &rg.name, name))
+        .await
+        .map_err(|e| storage_error("reading a registry", e))?;
     let now = chrono::Utc::now();
     let (record_name, key, created_at) = match &existing {
-        Some(r) => (r.name.clone(), r.key.clone(), r.created_at),
+        Some(r) => (r.record.name.clone(), r.record.key.clone(), r.record.created_at),
         None => (name.to_string(), uuid::Uuid::new_v4().to_string(), now),
     };
     // PUT replaces the writable properties; the login server and creation date stay.
     let mut base = RegistryProperties::defaults(&state.login_server(&record_name), created_at);
-    if let Some(old) =
-        existing.as_ref().and_then(|r| serde_json::from_value::<RegistryProperties>(r.body["properties"].clone()).ok())
-    {
-        base.creation_date = old.creation_date;
-        base.private_endpoint_connections = old.private_endpoint_connections;
+    if let Some(old) = &existing {
+        base.creation_date = old.properties.creation_date.clone();
+        base.private_endpoint_connections = old.properties.private_endpoint_connections.clone();
     }
     let props = base.apply(body.get("properties").unwrap_or(&Value::Null))?;
     props.validate(sku)?;
     check_vnet_rules(state, &props).await?;
     let id = registry_id(state, &rg.name, &record_name);
-    let body =
-        registry_body(&id, &record_name, &location, sku, tags_of(&body, json!({}))?, &props, &props.creation_date);
+    let tags = super::resources::tags_of(&body, json!({}))?;
+    let internal = next_internal(existing.as_ref(), &props);
+    let body = registry_body(&id, &record_name, &location, sku, tags, &props, &internal);
     let record = ResourceRecord {
         id,
         resource_type: types::REGISTRY.into(),
@@ -156,42 +154,39 @@ async fn put(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError
         }
     };
     state.registries.invalidate(&record_name);
-    Ok(json_response(status, &body))
+    Ok(json_response(status, &stored::public_body(&body)))
 }
 
-async fn patch(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+pub async fn patch(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
     let state = &ctx.state;
-    let mut record = require(state, group, name).await?;
+    let current = require(state, group, name).await?;
     let body = ctx.json()?;
-    let current: RegistryProperties = serde_json::from_value(record.body["properties"].clone())
-        .map_err(|e| storage_error("reading a registry", StorageError::Corrupt(e.to_string())))?;
-    let current_sku = Sku::parse(record.body["sku"]["name"].as_str().unwrap_or("Basic"))?;
-    let sku = sku_of(&body)?.unwrap_or(current_sku);
-    let props = current.apply(body.get("properties").unwrap_or(&Value::Null))?;
+    let sku = sku_of(&body)?.unwrap_or(current.sku);
+    let props = current.properties.apply(body.get("properties").unwrap_or(&Value::Null))?;
     props.validate(sku)?;
     check_vnet_rules(state, &props).await?;
-    let tags = tags_of(&body, record.body["tags"].clone())?;
-    let location = record.body["location"].as_str().unwrap_or("local").to_string();
-    record.body = registry_body(&record.id, &record.name, &location, sku, tags, &props, &props.creation_date);
+    let tags = super::resources::tags_of(&body, current.record.body["tags"].clone())?;
+    let location = current.record.body["location"].as_str().unwrap_or("local").to_string();
+    let internal = next_internal(Some(&current), &props);
+    let mut record = current.record.clone();
+    record.body = registry_body(&record.id, &record.name, &location, sku, tags, &props, &internal);
     record.updated_at = chrono::Utc::now();
     state.meta.resource_put(&record).await.map_err(|e| storage_error("storing a registry", e))?;
     state.registries.invalidate(&record.name);
-    Ok(json_response(StatusCode::OK, &record.body))
+    Ok(json_response(StatusCode::OK, &stored::public_body(&record.body)))
 }
 
-async fn delete(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
+pub async fn delete(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, ArmError> {
     let state = &ctx.state;
     groups::require(state, group).await?;
-    let id = registry_id(state, group, name);
-    let deleted = state.meta.resource_delete_tree(&id).await.map_err(|e| storage_error("deleting a registry", e))?;
+    let deleted = state
+        .delete_tree(&registry_id(state, group, name))
+        .await
+        .map_err(|e| storage_error("deleting a registry", e))?;
     if deleted.is_empty() {
         return Ok(json_response(StatusCode::NO_CONTENT, &Value::Null));
     }
-    for r in &deleted {
-        if r.resource_type.eq_ignore_ascii_case(types::REGISTRY) {
-            purge(state, r).await?;
-        }
-    }
+    super::resources::after_delete(state, &deleted).await?;
     Ok(json_response(StatusCode::OK, &Value::Null))
 }
 
@@ -210,45 +205,58 @@ pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmE
     Ok(())
 }
 
-/// Actions and child resources of a registry.
-pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Result<Response, ArmError> {
-    let record = require(&ctx.state, group, name).await?;
-    let info = crate::state::RegistryInfo::from_record(&record).map_err(|e| storage_error("reading a registry", e))?;
-    let parts: Vec<&str> = rest.iter().map(String::as_str).collect();
-    match (&ctx.method, parts.as_slice()) {
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("listCredentials") => credentials(ctx, &info).await,
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("checkAccess") => {
-            super::authorization::check_access(ctx, &info).await
-        }
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("roleAssignmentModeImpact") => {
-            super::authorization::mode_impact(ctx, &info).await
-        }
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("networkRuleImpact") => {
-            super::authorization::network_impact(ctx, &info).await
-        }
-        (&Method::POST, [action]) if action.eq_ignore_ascii_case("regenerateCredential") => {
+/// The registry as the data plane and the explanation endpoints see it.
+async fn info(state: &AppState, group: &str, name: &str) -> Result<RegistryInfo, ArmError> {
+    let registry = require(state, group, name).await?;
+    let network = crate::network::policy(&*state.meta, &registry.record.name, &registry.properties).await;
+    RegistryInfo::new(&registry, network).map_err(|e| storage_error("reading a registry", e))
+}
+
+/// A registry's actions.
+pub async fn action(ctx: &ArmCtx, group: &str, name: &str, action: RegistryAction) -> Result<Response, ArmError> {
+    let info = info(&ctx.state, group, name).await?;
+    match action {
+        RegistryAction::ListCredentials => credentials(ctx, &info).await,
+        RegistryAction::CheckAccess => super::explain::access::check_access(ctx, &info).await,
+        RegistryAction::RoleAssignmentModeImpact => super::explain::mode_impact(ctx, &info).await,
+        RegistryAction::NetworkRuleImpact => super::explain::impact::network_impact(ctx, &info).await,
+        RegistryAction::RegenerateCredential => {
             let body = ctx.json()?;
             let which = body["name"].as_str().unwrap_or("");
-            if which != "password" && which != "password2" {
+            if !crate::admin_user::PASSWORD_NAMES.contains(&which) {
                 return Err(ArmError::invalid_request("'name' must be 'password' or 'password2'."));
             }
-            crate::auth::registry::regenerate_admin_password(&ctx.state, &info.key.0, which)
+            crate::admin_user::regenerate(&*ctx.state.meta, &info.key.0, which)
                 .await
                 .map_err(|e| storage_error("regenerating a credential", e))?;
+            ctx.state.identity.clear_cache();
             credentials(ctx, &info).await
         }
-        (&Method::GET, [action]) if action.eq_ignore_ascii_case("listUsages") => usages(ctx, &info).await,
-        // A collection of a feature Wharf does not have yet is empty, truthfully: listing
-        // replications or tasks (`az acr show-endpoints`, `az acr task list`) works; creating
-        // one is refused below.
+        RegistryAction::ListUsages => usages(ctx, &info).await,
+    }
+}
+
+/// An ACR feature Wharf does not serve yet. A collection of it is empty, truthfully: listing
+/// replications or tasks (`az acr show-endpoints`, `az acr task list`) works; anything else is
+/// refused with the reason.
+pub async fn feature(
+    ctx: &ArmCtx,
+    group: &str,
+    name: &str,
+    method: &Method,
+    rest: &[String],
+) -> Result<Response, ArmError> {
+    let registry = require(&ctx.state, group, name).await?;
+    let first = rest.first().map(String::as_str).unwrap_or("");
+    match (method, rest) {
         (&Method::GET, [collection])
             if super::not_yet_served(collection).is_some() && !collection.eq_ignore_ascii_case("importImage") =>
         {
             Ok(json_response(StatusCode::OK, &json!({"value": []})))
         }
-        _ => match super::not_yet_served(parts.first().copied().unwrap_or("")) {
+        _ => match super::not_yet_served(first) {
             Some(e) => Err(e),
-            None => Err(ArmError::not_found_path(&format!("{}/{}", record.id, rest.join("/")))),
+            None => Err(ArmError::not_found_path(&format!("{}/{}", registry.record.id, rest.join("/")))),
         },
     }
 }
@@ -256,7 +264,7 @@ pub async fn child(ctx: &ArmCtx, group: &str, name: &str, rest: &[String]) -> Re
 /// `listUsages` (`az acr show-usage`): what the registry holds and the limits Wharf applies,
 /// in ACR's shape. A limit of -1 means none (Wharf has no storage quota); 0 marks features not
 /// available yet.
-async fn usages(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
+async fn usages(ctx: &ArmCtx, info: &RegistryInfo) -> Result<Response, ArmError> {
     let bytes = ctx.state.meta.registry_size(&info.key).await.map_err(|e| storage_error("measuring a registry", e))?;
     let rules = &info.properties.network_rule_set;
     let count = |name: &str, current: usize, limit: i64| json!({"name": name, "limit": limit, "currentValue": current, "unit": "Count"});
@@ -286,10 +294,7 @@ pub async fn check_name(ctx: &ArmCtx) -> Result<Response, ArmError> {
     }
     let answer = if let Err(e) = validate_registry_name(name) {
         json!({"nameAvailable": false, "reason": "Invalid", "message": e.message})
-    } else if ctx
-        .state
-        .meta
-        .resource_find_by_name(types::REGISTRY, name)
+    } else if stored::by_name(&*ctx.state.meta, name)
         .await
         .map_err(|e| storage_error("reading registries", e))?
         .is_some()
@@ -302,7 +307,7 @@ pub async fn check_name(ctx: &ArmCtx) -> Result<Response, ArmError> {
 }
 
 /// `listCredentials`: the admin user's name and passwords (only while the admin user is enabled).
-async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<Response, ArmError> {
+async fn credentials(ctx: &ArmCtx, info: &RegistryInfo) -> Result<Response, ArmError> {
     if !info.properties.admin_user_enabled {
         return Err(ArmError::bad_request(
             "AdminUserDisabled",
@@ -312,7 +317,7 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
             ),
         ));
     }
-    let pw = crate::auth::registry::admin_passwords(&ctx.state, &info.key.0)
+    let pw = crate::admin_user::passwords(&*ctx.state.meta, &ctx.state.secret_key, &info.key.0)
         .await
         .map_err(|e| storage_error("reading credentials", e))?;
     let body = json!({
@@ -325,24 +330,24 @@ async fn credentials(ctx: &ArmCtx, info: &crate::state::RegistryInfo) -> Result<
 /// Every virtual-network rule must name an existing subnet with the
 /// `Microsoft.ContainerRegistry` service endpoint, as Azure requires.
 pub(crate) async fn check_vnet_rules(state: &AppState, props: &RegistryProperties) -> Result<(), ArmError> {
+    use wharf_arm::network::REGISTRY_SERVICE_ENDPOINT;
     for rule in &props.network_rule_set.virtual_network_rules {
-        match super::network::find_subnet(state, &rule.id).await.map_err(|e| storage_error("reading a subnet", e))? {
+        match crate::model::network::subnet(&*state.meta, &rule.id)
+            .await
+            .map_err(|e| storage_error("reading a subnet", e))?
+        {
             None => {
                 return Err(ArmError::bad_request(
                     "InvalidResourceReference",
                     format!("Subnet {} does not exist.", rule.id),
                 ));
             }
-            Some((_, endpoints))
-                if !endpoints.iter().any(|e| e.eq_ignore_ascii_case(super::network::REGISTRY_SERVICE_ENDPOINT)) =>
-            {
+            Some(subnet) if !subnet.has_registry_service_endpoint() => {
                 return Err(ArmError::bad_request(
                     "SubnetMissingServiceEndpoint",
                     format!(
-                        "Subnet {} has no '{}' service endpoint. Add it with 'wharf network vnet subnet update --service-endpoints {}'.",
-                        rule.id,
-                        super::network::REGISTRY_SERVICE_ENDPOINT,
-                        super::network::REGISTRY_SERVICE_ENDPOINT
+                        "Subnet {} has no '{REGISTRY_SERVICE_ENDPOINT}' service endpoint. Add it with 'wharf network vnet subnet update --service-endpoints {REGISTRY_SERVICE_ENDPOINT}'.",
+                        rule.id
                     ),
                 ));
             }

@@ -1,9 +1,17 @@
-//! Bearer-token authentication of management (ARM and Graph) calls.
+//! Bearer-token authentication of management (ARM) and Graph calls.
+//!
+//! Every refused token gets the same answer: the error never says which check failed
+//! (signature, algorithm, key id, expiry, audience, issuer, revocation …), so it is no oracle
+//! for someone crafting tokens. ARM itself answers an expired token with
+//! `ExpiredAuthenticationToken`; Wharf does not, because that answer is given only after the
+//! signature verified and so would confirm that a token is genuine. Clients renew tokens from
+//! `expires_in`, not from this code. The reason is logged.
+//! Must never: render a wire error (each plane renders [`AuthError`] in its own shape).
 
 use axum::http::HeaderMap;
-use wharf_arm::ArmError;
 use wharf_identity::{Audience, DirectoryClaims};
 
+use crate::http::Authorization;
 use crate::state::AppState;
 
 /// The authenticated caller of a management request.
@@ -16,38 +24,34 @@ impl ManagementCaller {
     pub fn object_id(&self) -> &str {
         &self.claims.oid
     }
+
+    /// How messages name the caller: its UPN, app id, or object id.
+    pub fn display(&self) -> String {
+        let c = &self.claims;
+        c.upn.clone().or_else(|| c.appid.clone()).unwrap_or_else(|| c.oid.clone())
+    }
 }
 
-/// An ARM 401.
-pub fn unauthenticated(code: &str, message: &str) -> ArmError {
-    ArmError::new(401, code, message)
+/// Why a management call is not authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer` followed by visible ASCII.
+    Malformed,
+    /// A bearer token that does not validate for the audience (the reason is in the log).
+    Invalid,
 }
 
 /// Validates `Authorization: Bearer` for `audience`.
-///
-/// Every refused token gets the same answer, `401 InvalidAuthenticationToken`: the response
-/// never says which check failed (signature, algorithm, key id, expiry, audience, issuer,
-/// revocation …), so it is no oracle for someone crafting tokens. ARM itself answers an
-/// expired token with `ExpiredAuthenticationToken`; Wharf does not, because that answer is
-/// given only after the signature verified and so would confirm that a token is genuine.
-/// Clients renew tokens from `expires_in`, not from this code. The reason is logged.
-pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -> Result<ManagementCaller, ArmError> {
-    let Some(raw) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(unauthenticated(
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is missing.",
-        ));
-    };
-    let bearer = raw.to_str().ok().and_then(|v| {
-        let scheme = v.get(..7)?;
-        scheme.eq_ignore_ascii_case("bearer ").then(|| v[7..].trim())
-    });
-    let Some(token) = bearer else {
-        tracing::info!(audience = ?audience, "management call refused: the Authorization header is not 'Bearer' followed by visible ASCII");
-        return Err(unauthenticated(
-            "AuthenticationFailed",
-            "Authentication failed. The 'Authorization' header is provided in an invalid format.",
-        ));
+pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -> Result<ManagementCaller, AuthError> {
+    let token = match crate::http::authorization(headers) {
+        Authorization::None => return Err(AuthError::Missing),
+        Authorization::Bearer(t) => t,
+        Authorization::Basic(_) | Authorization::Other | Authorization::Unreadable => {
+            tracing::info!(audience = ?audience, "management call refused: the Authorization header is not 'Bearer' followed by visible ASCII");
+            return Err(AuthError::Malformed);
+        }
     };
     let id = &state.identity;
     let keys = id.keys.read().expect("keys lock");
@@ -60,12 +64,7 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -
                     tracing::warn!(reason = %e, audience = ?audience, "directory token rejected on the management API")
                 }
             }
-            Err(invalid_token())
+            Err(AuthError::Invalid)
         }
     }
-}
-
-/// The one answer to any refused bearer token.
-fn invalid_token() -> ArmError {
-    unauthenticated("InvalidAuthenticationToken", "The access token is invalid.")
 }

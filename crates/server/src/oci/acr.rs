@@ -8,9 +8,9 @@ use serde_json::{Value, json};
 use wharf_oci::{Reference, Tag};
 use wharf_storage::{ChangeableAttributes, ManifestMeta, Order, Page, TagRecord};
 
-use super::error::{Code, OciError, OciResult};
 use super::target::Target;
 use super::{BodyError, Ctx, DEFAULT_PAGE, next_link, page_params};
+use crate::http::oci::{Code, OciError, OciResult};
 
 fn time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -29,15 +29,13 @@ fn login_server(ctx: &Ctx, t: &Target) -> String {
 }
 
 fn order(ctx: &Ctx) -> OciResult<Order> {
-    match ctx.q("orderby").map(str::to_ascii_lowercase).as_deref() {
+    match ctx.param("orderby").map(str::to_ascii_lowercase).as_deref() {
         None | Some("") => Ok(Order::Name),
         Some("timedesc") | Some("time_desc") => Ok(Order::TimeDesc),
         Some("timeasc") | Some("time_asc") => Ok(Order::TimeAsc),
-        Some(other) => Err(OciError::new(
-            StatusCode::BAD_REQUEST,
-            Code::Unsupported,
-            format!("unknown orderby '{other}': use timedesc or timeasc"),
-        )),
+        Some(other) => {
+            Err(OciError::new(Code::Unsupported, format!("unknown orderby '{other}': use timedesc or timeasc")))
+        }
     }
 }
 
@@ -90,7 +88,7 @@ async fn repository_json(ctx: &Ctx, t: &Target) -> OciResult<Value> {
         .meta
         .repository_get(&t.registry.key, &t.repo)
         .await
-        .map_err(|e| OciError::internal("reading a repository", e))?
+        .map_err(|e| OciError::from_storage("reading a repository", e))?
         .ok_or_else(|| OciError::name_unknown(&t.client_name()))?;
     Ok(json!({
         "registry": login_server(ctx, t),
@@ -103,14 +101,14 @@ async fn repository_json(ctx: &Ctx, t: &Target) -> OciResult<Value> {
     }))
 }
 
-pub async fn get_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn get_repository(ctx: &Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     Ok(ok(repository_json(ctx, &t).await?, None))
 }
 
 /// Reads a PATCH body: a subset of the four changeable attributes, applied over `current`.
 async fn attributes_patch(ctx: &mut Ctx, current: ChangeableAttributes) -> OciResult<ChangeableAttributes> {
-    let bad = |m: String| OciError::new(StatusCode::BAD_REQUEST, Code::Unsupported, m);
+    let bad = |m: String| OciError::new(Code::Unsupported, m);
     let body = match ctx.read_body(64 * 1024).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => return Err(bad("attribute update body is too large".into())),
@@ -132,8 +130,8 @@ async fn attributes_patch(ctx: &mut Ctx, current: ChangeableAttributes) -> OciRe
     Ok(out)
 }
 
-pub async fn patch_repository(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn patch_repository(ctx: &mut Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let current = repository_json(ctx, &t).await?;
     let attrs: ChangeableAttributes = serde_json::from_value(current["changeableAttributes"].clone())
         .map_err(|e| OciError::internal("reading attributes", e))?;
@@ -142,18 +140,18 @@ pub async fn patch_repository(ctx: &mut Ctx, name: &str) -> OciResult<Response> 
         .meta
         .repository_set_attributes(&t.registry.key, &t.repo, &new)
         .await
-        .map_err(|e| OciError::internal("updating a repository", e))?;
+        .map_err(|e| OciError::from_storage("updating a repository", e))?;
     Ok(ok(repository_json(ctx, &t).await?, None))
 }
 
-pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn delete_repository(ctx: &Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let manifests = super::locks::whole_repository(ctx, &t).await?;
     let meta = &ctx.state.meta;
     let deleted = meta
         .repository_delete(&t.registry.key, &t.repo)
         .await
-        .map_err(|e| OciError::internal("deleting a repository", e))?;
+        .map_err(|e| OciError::from_storage("deleting a repository", e))?;
     if !deleted {
         return Err(OciError::name_unknown(&t.client_name()));
     }
@@ -163,11 +161,11 @@ pub async fn delete_repository(ctx: &Ctx, name: &str) -> OciResult<Response> {
     Ok((StatusCode::ACCEPTED, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
-pub async fn list_tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn list_tags(ctx: &Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     repository_json(ctx, &t).await?;
     let (last, n) = page_params(ctx, DEFAULT_PAGE)?;
-    let digest = match ctx.q("digest") {
+    let digest = match ctx.param("digest") {
         Some(d) if !d.is_empty() => {
             Some(wharf_oci::Digest::parse(d).map_err(|e| OciError::digest_invalid(e.to_string()))?)
         }
@@ -180,12 +178,12 @@ pub async fn list_tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
         .meta
         .tag_list(&t.registry.key, &t.repo, &page)
         .await
-        .map_err(|e| OciError::internal("listing tags", e))?;
+        .map_err(|e| OciError::from_storage("listing tags", e))?;
     let more = tags.len() > n;
     tags.truncate(n);
     let link = match (more, tags.last()) {
         (true, Some(l)) => {
-            let ob = ctx.q("orderby").unwrap_or("");
+            let ob = ctx.param("orderby").unwrap_or("");
             Some(next_link(&format!("/acr/v1/{}/_tags", t.client_name()), n, &l.name, &[("orderby", ob)]))
         }
         _ => None,
@@ -203,46 +201,46 @@ async fn tag_record(ctx: &Ctx, t: &Target, tag: &Tag) -> OciResult<TagRecord> {
         .meta
         .tag_get(&t.registry.key, &t.repo, tag)
         .await
-        .map_err(|e| OciError::internal("reading a tag", e))?
+        .map_err(|e| OciError::from_storage("reading a tag", e))?
         .ok_or_else(|| OciError::manifest_unknown(tag))
 }
 
-pub async fn get_tag(ctx: &Ctx, name: &str, tag: &Tag) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn get_tag(ctx: &Ctx, tag: &Tag) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let rec = tag_record(ctx, &t, tag).await?;
     Ok(ok(json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "tag": tag_json(&rec)}), None))
 }
 
-pub async fn patch_tag(ctx: &mut Ctx, name: &str, tag: &Tag) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn patch_tag(ctx: &mut Ctx, tag: &Tag) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let rec = tag_record(ctx, &t, tag).await?;
     let new = attributes_patch(ctx, rec.attributes).await?;
     ctx.state
         .meta
         .tag_set_attributes(&t.registry.key, &t.repo, tag, &new)
         .await
-        .map_err(|e| OciError::internal("updating a tag", e))?;
+        .map_err(|e| OciError::from_storage("updating a tag", e))?;
     let rec = tag_record(ctx, &t, tag).await?;
     Ok(ok(json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "tag": tag_json(&rec)}), None))
 }
 
-pub async fn delete_tag(ctx: &Ctx, name: &str, tag: &Tag) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn delete_tag(ctx: &Ctx, tag: &Tag) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     super::locks::reference(ctx, &t, &Reference::Tag(tag.clone()), super::locks::Op::Delete).await?;
     let deleted = ctx
         .state
         .meta
         .tag_delete(&t.registry.key, &t.repo, tag)
         .await
-        .map_err(|e| OciError::internal("deleting a tag", e))?;
+        .map_err(|e| OciError::from_storage("deleting a tag", e))?;
     if !deleted {
         return Err(OciError::manifest_unknown(tag));
     }
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-pub async fn list_manifests(ctx: &Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn list_manifests(ctx: &Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     repository_json(ctx, &t).await?;
     let (last, n) = page_params(ctx, DEFAULT_PAGE)?;
     let page = Page { last, n: Some(n + 1), order: order(ctx)?, digest: None };
@@ -251,12 +249,12 @@ pub async fn list_manifests(ctx: &Ctx, name: &str) -> OciResult<Response> {
         .meta
         .manifest_list(&t.registry.key, &t.repo, &page)
         .await
-        .map_err(|e| OciError::internal("listing manifests", e))?;
+        .map_err(|e| OciError::from_storage("listing manifests", e))?;
     let more = ms.len() > n;
     ms.truncate(n);
     let link = match (more, ms.last()) {
         (true, Some(l)) => {
-            let ob = ctx.q("orderby").unwrap_or("");
+            let ob = ctx.param("orderby").unwrap_or("");
             Some(next_link(
                 &format!("/acr/v1/{}/_manifests", t.client_name()),
                 n,
@@ -279,12 +277,12 @@ async fn manifest_meta(ctx: &Ctx, t: &Target, reference: &Reference) -> OciResul
         .meta
         .manifest_head(&t.registry.key, &t.repo, reference)
         .await
-        .map_err(|e| OciError::internal("reading a manifest", e))?
+        .map_err(|e| OciError::from_storage("reading a manifest", e))?
         .ok_or_else(|| OciError::manifest_unknown(reference))
 }
 
-pub async fn get_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn get_manifest(ctx: &Ctx, reference: &Reference) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let m = manifest_meta(ctx, &t, reference).await?;
     Ok(ok(
         json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}),
@@ -292,15 +290,15 @@ pub async fn get_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciRe
     ))
 }
 
-pub async fn patch_manifest(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn patch_manifest(ctx: &mut Ctx, reference: &Reference) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     let m = manifest_meta(ctx, &t, reference).await?;
     let new = attributes_patch(ctx, m.attributes).await?;
     ctx.state
         .meta
         .manifest_set_attributes(&t.registry.key, &t.repo, &m.digest, &new)
         .await
-        .map_err(|e| OciError::internal("updating a manifest", e))?;
+        .map_err(|e| OciError::from_storage("updating a manifest", e))?;
     let m = manifest_meta(ctx, &t, &Reference::Digest(m.digest.clone())).await?;
     Ok(ok(
         json!({"registry": login_server(ctx, &t), "imageName": t.client_name(), "manifest": manifest_json(&m)}),
@@ -308,14 +306,14 @@ pub async fn patch_manifest(ctx: &mut Ctx, name: &str, reference: &Reference) ->
     ))
 }
 
-pub async fn delete_manifest(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn delete_manifest(ctx: &Ctx, reference: &Reference) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     super::locks::reference(ctx, &t, reference, super::locks::Op::Delete).await?;
     let m = manifest_meta(ctx, &t, reference).await?;
     ctx.state
         .meta
         .manifest_delete(&t.registry.key, &t.repo, &m.digest)
         .await
-        .map_err(|e| OciError::internal("deleting a manifest", e))?;
+        .map_err(|e| OciError::from_storage("deleting a manifest", e))?;
     Ok(StatusCode::ACCEPTED.into_response())
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use wharf_oci::Digest;
 
 use super::Ctx;
-use super::error::{Code, OciError, OciResult};
+use crate::http::oci::{Code, OciError, OciResult};
 
 /// A single byte range resolved against a blob of known size.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,15 +51,15 @@ pub fn parse_range(value: Option<&str>, size: u64) -> RangeRequest {
     RangeRequest::Part { start, end_inclusive: end }
 }
 
-pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    super::locks::repository(ctx, &t, super::locks::Op::Read).await?;
+pub async fn get(ctx: &Ctx, digest: &Digest, head: bool) -> OciResult<Response> {
+    let t = ctx.target()?;
+    super::locks::repository(ctx, t, super::locks::Op::Read).await?;
     let size = ctx
         .state
         .meta
         .blob_visible(&t.registry.key, &t.repo, digest)
         .await
-        .map_err(|e| OciError::internal("looking up a blob", e))?
+        .map_err(|e| OciError::from_storage("looking up a blob", e))?
         .ok_or_else(|| OciError::blob_unknown(digest))?;
     let range = parse_range(ctx.header("range"), size);
     let (status, start, len) = match range {
@@ -67,8 +67,7 @@ pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResul
         RangeRequest::Part { start, end_inclusive } => (StatusCode::PARTIAL_CONTENT, start, end_inclusive - start + 1),
         RangeRequest::Unsatisfiable => {
             return Err(OciError::new(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                Code::SizeInvalid,
+                Code::RangeNotSatisfiable,
                 format!("requested range is not satisfiable: the blob has {size} bytes"),
             )
             .header(header::CONTENT_RANGE, format!("bytes */{size}")));
@@ -78,7 +77,7 @@ pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResul
         Body::empty()
     } else {
         let r = (status == StatusCode::PARTIAL_CONTENT).then_some(start..start + len);
-        let stream = ctx.state.blobs.read(digest, r).await.map_err(|e| OciError::internal("reading a blob", e))?;
+        let stream = ctx.state.blobs.read(digest, r).await.map_err(|e| OciError::from_storage("reading a blob", e))?;
         Body::from_stream(stream)
     };
     let mut resp = (status, body).into_response();
@@ -95,15 +94,15 @@ pub async fn get(ctx: &Ctx, name: &str, digest: &Digest, head: bool) -> OciResul
     Ok(resp)
 }
 
-pub async fn delete(ctx: &Ctx, name: &str, digest: &Digest) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    super::locks::repository(ctx, &t, super::locks::Op::Delete).await?;
+pub async fn delete(ctx: &Ctx, digest: &Digest) -> OciResult<Response> {
+    let t = ctx.target()?;
+    super::locks::repository(ctx, t, super::locks::Op::Delete).await?;
     let removed = ctx
         .state
         .meta
         .blob_unlink(&t.registry.key, &t.repo, digest)
         .await
-        .map_err(|e| OciError::internal("deleting a blob", e))?;
+        .map_err(|e| OciError::from_storage("deleting a blob", e))?;
     if !removed {
         return Err(OciError::blob_unknown(digest));
     }

@@ -1,15 +1,24 @@
 //! Turns a data-plane request (method + path) into a typed [`Endpoint`] before anything else
-//! happens. Handlers, and later authorization, work on this value, never on raw paths.
+//! happens, and says what each endpoint needs: [`Endpoint::operation`] is the data plane's one
+//! permission table (the token scope actions each operation accepts are `wharf-authz`'s
+//! [`DataPlaneOperation::accepted_scope_actions`]). Handlers and authorization work on these
+//! values, never on raw paths.
 //!
 //! Names here are as the client sees them: with the registry prefix in path style
 //! (`myregistry/backend/nginx`). [`crate::oci::target`] resolves them to a registry and a
 //! repository inside it.
 
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use percent_encoding::percent_decode_str;
+use wharf_authz::DataPlaneOperation;
 use wharf_oci::{Digest, Reference, Tag};
+use wharf_storage::UploadId;
 
-use super::error::{Code, OciError, OciResult};
+use crate::http::oci::{Code, OciError, OciResult};
+
+/// How many variants [`Endpoint`] has (the permission table test checks it covers them all).
+#[cfg(test)]
+const ENDPOINT_VARIANTS: usize = 28;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Endpoint {
@@ -19,10 +28,10 @@ pub enum Endpoint {
     GetBlob { name: String, digest: Digest },
     DeleteBlob { name: String, digest: Digest },
     StartUpload { name: String },
-    UploadStatus { name: String, id: String },
-    PatchUpload { name: String, id: String },
-    PutUpload { name: String, id: String },
-    CancelUpload { name: String, id: String },
+    UploadStatus { name: String, id: UploadId },
+    PatchUpload { name: String, id: UploadId },
+    PutUpload { name: String, id: UploadId },
+    CancelUpload { name: String, id: UploadId },
     GetManifest { name: String, reference: Reference },
     HeadManifest { name: String, reference: Reference },
     PutManifest { name: String, reference: Reference },
@@ -44,6 +53,35 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// What the endpoint does, for authorization: the one data-plane permission table. `None`
+    /// only for the ping, which any authenticated caller may make.
+    pub fn operation(&self) -> Option<DataPlaneOperation> {
+        use DataPlaneOperation as Op;
+        use Endpoint::*;
+        Some(match self {
+            Ping => return None,
+            Catalog | AcrCatalog => Op::Catalog,
+            HeadBlob { .. } | GetBlob { .. } => Op::PullBlob,
+            GetManifest { .. } | HeadManifest { .. } => Op::PullManifest,
+            StartUpload { .. } | UploadStatus { .. } | PatchUpload { .. } | PutUpload { .. } | CancelUpload { .. } => {
+                Op::PushBlob
+            }
+            PutManifest { .. } => Op::PushManifest,
+            DeleteBlob { .. } => Op::DeleteBlob,
+            DeleteManifest { reference: Reference::Digest(_), .. } | AcrDeleteManifest { .. } => Op::DeleteManifest,
+            DeleteManifest { reference: Reference::Tag(_), .. } | AcrDeleteTag { .. } => Op::DeleteTag,
+            AcrDeleteRepository { .. } => Op::DeleteRepository,
+            ListTags { .. } => Op::ListTags,
+            ListReferrers { .. } => Op::ListReferrers,
+            AcrGetRepository { .. }
+            | AcrListTags { .. }
+            | AcrGetTag { .. }
+            | AcrListManifests { .. }
+            | AcrGetManifest { .. } => Op::ReadMetadata,
+            AcrPatchRepository { .. } | AcrPatchTag { .. } | AcrPatchManifest { .. } => Op::WriteMetadata,
+        })
+    }
+
     /// The client-visible repository name the endpoint acts on, if any.
     pub fn name(&self) -> Option<&str> {
         use Endpoint::*;
@@ -90,27 +128,41 @@ impl Endpoint {
 }
 
 fn not_found_route() -> OciError {
-    OciError::new(StatusCode::NOT_FOUND, Code::Unsupported, "no registry API is served at this path")
+    OciError::new(Code::RouteUnknown, "no registry API is served at this path")
 }
 
 fn method_not_allowed(method: &Method) -> OciError {
-    OciError::unsupported(format!("method {method} is not supported on this endpoint"))
+    OciError::method_not_allowed(format!("method {method} is not supported on this endpoint"))
 }
 
-/// Decodes path segments; a segment that decodes to something containing '/' or a control
-/// character is refused, so encoded separators cannot smuggle path structure.
-fn segments(path: &str) -> OciResult<Vec<String>> {
-    path.split('/')
-        .map(|raw| {
-            let decoded = percent_decode_str(raw)
-                .decode_utf8()
-                .map_err(|_| OciError::name_invalid("path segment is not valid UTF-8"))?;
-            if decoded.contains('/') || decoded.chars().any(char::is_control) {
-                return Err(OciError::name_invalid(format!("invalid path segment '{raw}'")));
-            }
-            Ok(decoded.into_owned())
-        })
-        .collect()
+/// How a path's encoded separators (`%2F`) are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Separators {
+    /// OCI paths: a segment that decodes to something containing '/' is refused, so encoded
+    /// separators cannot smuggle path structure.
+    Refused,
+    /// ACR's `/acr/v1` API: the Azure SDKs encode a nested repository name as one segment
+    /// (`/acr/v1/team%2Fapi/_tags`), and ACR reads it as the nested name.
+    Decoded,
+}
+
+/// Decodes path segments; control characters are always refused.
+fn segments(path: &str, separators: Separators) -> OciResult<Vec<String>> {
+    let mut out = Vec::new();
+    for raw in path.split('/') {
+        let decoded = percent_decode_str(raw)
+            .decode_utf8()
+            .map_err(|_| OciError::name_invalid("path segment is not valid UTF-8"))?;
+        if decoded.chars().any(char::is_control) || (separators == Separators::Refused && decoded.contains('/')) {
+            return Err(OciError::name_invalid(format!("invalid path segment '{raw}'")));
+        }
+        out.extend(decoded.split('/').map(str::to_string));
+    }
+    Ok(out)
+}
+
+fn upload_id(raw: &str) -> OciResult<UploadId> {
+    UploadId::parse(raw).ok_or_else(OciError::upload_unknown)
 }
 
 fn join_name(parts: &[String]) -> OciResult<String> {
@@ -130,7 +182,7 @@ fn reference(method: &Method, s: &str) -> OciResult<Reference> {
         if s.contains(':') {
             OciError::digest_invalid(e.to_string())
         } else if method == Method::PUT {
-            OciError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
+            OciError::new(Code::ManifestInvalid, e.to_string())
         } else {
             OciError::manifest_unknown(&s)
         }
@@ -142,7 +194,7 @@ fn tag(method: &Method, s: &str) -> OciResult<Tag> {
         if method == Method::GET || method == Method::HEAD || method == Method::DELETE {
             OciError::manifest_unknown(&s)
         } else {
-            OciError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string())
+            OciError::new(Code::ManifestInvalid, e.to_string())
         }
     })
 }
@@ -155,7 +207,7 @@ fn parse_v2(method: &Method, rest: &str) -> OciResult<Endpoint> {
         };
     }
     let Some(rest) = rest.strip_prefix('/') else { return Err(not_found_route()) };
-    let segs = segments(rest)?;
+    let segs = segments(rest, Separators::Refused)?;
     let n = segs.len();
     if n == 1 && segs[0] == "_catalog" {
         return match *method {
@@ -180,7 +232,7 @@ fn parse_v2(method: &Method, rest: &str) -> OciResult<Endpoint> {
     }
     if n >= 4 && segs[n - 3] == "blobs" && segs[n - 2] == "uploads" {
         let name = join_name(&segs[..n - 3])?;
-        let id = segs[n - 1].clone();
+        let id = upload_id(&segs[n - 1])?;
         return match *method {
             Method::GET => Ok(Endpoint::UploadStatus { name, id }),
             Method::PATCH => Ok(Endpoint::PatchUpload { name, id }),
@@ -241,7 +293,7 @@ fn parse_acr(method: &Method, rest: &str) -> OciResult<Endpoint> {
             "soft delete is not available in this version of Wharf: deleted manifests are not kept, so there is nothing to list or restore",
         ));
     }
-    let segs = segments(rest)?;
+    let segs = segments(rest, Separators::Decoded)?;
     let n = segs.len();
     if n == 1 && segs[0] == "_catalog" {
         return match *method {
@@ -312,12 +364,14 @@ mod tests {
         assert!(
             matches!(p(Method::POST, "/v2/a/b/blobs/uploads/").unwrap(), Endpoint::StartUpload { name } if name == "a/b")
         );
+        let id = "6f1f3a2e-0b4c-4c1e-9c57-3b8e0f0f6a11";
         assert!(
-            matches!(p(Method::PATCH, "/v2/a/blobs/uploads/x").unwrap(), Endpoint::PatchUpload { id, .. } if id == "x")
+            matches!(p(Method::PATCH, &format!("/v2/a/blobs/uploads/{id}")).unwrap(), Endpoint::PatchUpload { id: u, .. } if u.to_string() == id)
         );
+        assert_eq!(p(Method::PATCH, "/v2/a/blobs/uploads/x").unwrap_err().code, Code::BlobUploadUnknown);
         assert!(matches!(p(Method::GET, &format!("/v2/a/blobs/{D}")).unwrap(), Endpoint::GetBlob { .. }));
         assert!(
-            matches!(p(Method::GET, "/v2/blobs/blobs/uploads/x").unwrap(), Endpoint::UploadStatus { name, .. } if name == "blobs")
+            matches!(p(Method::GET, &format!("/v2/blobs/blobs/uploads/{id}")).unwrap(), Endpoint::UploadStatus { name, .. } if name == "blobs")
         );
         assert!(matches!(p(Method::PUT, "/v2/a/manifests/v1").unwrap(), Endpoint::PutManifest { .. }));
         assert!(matches!(p(Method::GET, "/v2/tags/tags/list").unwrap(), Endpoint::ListTags { name } if name == "tags"));
@@ -336,8 +390,8 @@ mod tests {
         assert_eq!(p(Method::PUT, "/v2/a/manifests/-bad").unwrap_err().code, Code::ManifestInvalid);
         assert_eq!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap_err().code, Code::NameInvalid);
         assert_eq!(p(Method::GET, "/v2/a//b/tags/list").unwrap_err().code, Code::NameInvalid);
-        assert_eq!(p(Method::POST, "/v2/a/manifests/v1").unwrap_err().code, Code::Unsupported);
-        assert_eq!(p(Method::GET, "/v2/nothing").unwrap_err().status, StatusCode::NOT_FOUND);
+        assert_eq!(p(Method::POST, "/v2/a/manifests/v1").unwrap_err().code, Code::MethodNotAllowed);
+        assert_eq!(p(Method::GET, "/v2/nothing").unwrap_err().status(), http::StatusCode::NOT_FOUND);
     }
 
     #[test]
@@ -355,5 +409,66 @@ mod tests {
         assert!(
             matches!(p(Method::DELETE, "/acr/v1/a/b").unwrap(), Endpoint::AcrDeleteRepository { name } if name == "a/b")
         );
+        // The Azure SDKs encode nested names as one segment; ACR reads them as nested.
+        assert!(
+            matches!(p(Method::GET, "/acr/v1/team%2Fsvc%2Fapi/_tags").unwrap(), Endpoint::AcrListTags { name } if name == "team/svc/api")
+        );
+        assert!(
+            matches!(p(Method::PATCH, "/acr/v1/svc%2fapi/_tags/v1").unwrap(), Endpoint::AcrPatchTag { name, .. } if name == "svc/api")
+        );
+        assert!(
+            matches!(p(Method::DELETE, &format!("/acr/v1/svc%2Fapi/_manifests/{D}")).unwrap(), Endpoint::AcrDeleteManifest { name, .. } if name == "svc/api")
+        );
+        assert_eq!(p(Method::GET, "/acr/v1/a%2F%2Fb/_tags").unwrap_err().code, Code::NameInvalid);
+        assert_eq!(p(Method::GET, "/acr/v1/a%00b/_tags").unwrap_err().code, Code::NameInvalid);
+        // OCI paths keep refusing encoded separators.
+        assert_eq!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap_err().code, Code::NameInvalid);
+    }
+
+    /// Every endpoint and its operation: the data plane's permission table (in the style of
+    /// garage's router tests; an endpoint added without a row fails to compile in `operation`
+    /// and fails the variant count here).
+    #[test]
+    fn every_endpoint_has_its_operation() {
+        use DataPlaneOperation as Op;
+        let id = "6f1f3a2e-0b4c-4c1e-9c57-3b8e0f0f6a11";
+        let table: Vec<(Method, String, Option<Op>)> = vec![
+            (Method::GET, "/v2/".into(), None),
+            (Method::GET, "/v2/_catalog".into(), Some(Op::Catalog)),
+            (Method::HEAD, format!("/v2/a/b/blobs/{D}"), Some(Op::PullBlob)),
+            (Method::GET, format!("/v2/a/b/blobs/{D}"), Some(Op::PullBlob)),
+            (Method::DELETE, format!("/v2/a/b/blobs/{D}"), Some(Op::DeleteBlob)),
+            (Method::POST, "/v2/a/b/blobs/uploads/".into(), Some(Op::PushBlob)),
+            (Method::GET, format!("/v2/a/b/blobs/uploads/{id}"), Some(Op::PushBlob)),
+            (Method::PATCH, format!("/v2/a/b/blobs/uploads/{id}"), Some(Op::PushBlob)),
+            (Method::PUT, format!("/v2/a/b/blobs/uploads/{id}"), Some(Op::PushBlob)),
+            (Method::DELETE, format!("/v2/a/b/blobs/uploads/{id}"), Some(Op::PushBlob)),
+            (Method::GET, "/v2/a/b/manifests/v1".into(), Some(Op::PullManifest)),
+            (Method::HEAD, format!("/v2/a/b/manifests/{D}"), Some(Op::PullManifest)),
+            (Method::PUT, "/v2/a/b/manifests/v1".into(), Some(Op::PushManifest)),
+            (Method::DELETE, format!("/v2/a/b/manifests/{D}"), Some(Op::DeleteManifest)),
+            (Method::DELETE, "/v2/a/b/manifests/v1".into(), Some(Op::DeleteTag)),
+            (Method::GET, "/v2/a/b/tags/list".into(), Some(Op::ListTags)),
+            (Method::GET, format!("/v2/a/b/referrers/{D}"), Some(Op::ListReferrers)),
+            (Method::GET, "/acr/v1/_catalog".into(), Some(Op::Catalog)),
+            (Method::GET, "/acr/v1/a/b".into(), Some(Op::ReadMetadata)),
+            (Method::PATCH, "/acr/v1/a/b".into(), Some(Op::WriteMetadata)),
+            (Method::DELETE, "/acr/v1/a/b".into(), Some(Op::DeleteRepository)),
+            (Method::GET, "/acr/v1/a/b/_tags".into(), Some(Op::ReadMetadata)),
+            (Method::GET, "/acr/v1/a/b/_tags/v1".into(), Some(Op::ReadMetadata)),
+            (Method::PATCH, "/acr/v1/a/b/_tags/v1".into(), Some(Op::WriteMetadata)),
+            (Method::DELETE, "/acr/v1/a/b/_tags/v1".into(), Some(Op::DeleteTag)),
+            (Method::GET, "/acr/v1/a/b/_manifests".into(), Some(Op::ReadMetadata)),
+            (Method::GET, format!("/acr/v1/a/b/_manifests/{D}"), Some(Op::ReadMetadata)),
+            (Method::PATCH, format!("/acr/v1/a/b/_manifests/{D}"), Some(Op::WriteMetadata)),
+            (Method::DELETE, format!("/acr/v1/a/b/_manifests/{D}"), Some(Op::DeleteManifest)),
+        ];
+        let mut variants = std::collections::HashSet::new();
+        for (method, path, expected) in &table {
+            let endpoint = p(method.clone(), path).unwrap_or_else(|e| panic!("{method} {path}: {e:?}"));
+            assert_eq!(endpoint.operation(), *expected, "{method} {path}");
+            variants.insert(std::mem::discriminant(&endpoint));
+        }
+        assert_eq!(variants.len(), ENDPOINT_VARIANTS, "every Endpoint variant appears in the table");
     }
 }

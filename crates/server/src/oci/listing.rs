@@ -6,10 +6,10 @@ use serde_json::json;
 use wharf_oci::{Digest, media_type};
 use wharf_storage::{Page, RegistryKey};
 
-use super::error::{OciError, OciResult};
 use super::manifests::referrer_descriptor;
 use super::target::Style;
 use super::{Ctx, DEFAULT_PAGE, next_link, page_params};
+use crate::http::oci::{OciError, OciResult};
 use crate::state::AppState;
 
 fn json_response(body: serde_json::Value, link: Option<String>, content_type: &str) -> Response {
@@ -32,7 +32,7 @@ async fn registry_repositories(
         .meta
         .repository_list(key, last, n + 1)
         .await
-        .map_err(|e| OciError::internal("listing repositories", e))?;
+        .map_err(|e| OciError::from_storage("listing repositories", e))?;
     let more = names.len() > n;
     names.truncate(n);
     Ok((names, more))
@@ -48,8 +48,12 @@ pub async fn repositories(ctx: &Ctx, last: Option<&str>, n: usize) -> OciResult<
                 resource_type: Some(wharf_arm::types::REGISTRY.to_string()),
                 resource_group: None,
             };
-            let mut regs =
-                ctx.state.meta.resource_list(&filter).await.map_err(|e| OciError::internal("listing registries", e))?;
+            let mut regs = ctx
+                .state
+                .meta
+                .resource_list(&filter)
+                .await
+                .map_err(|e| OciError::from_storage("listing registries", e))?;
             for r in &mut regs {
                 r.name = r.name.to_ascii_lowercase();
             }
@@ -73,9 +77,10 @@ pub async fn repositories(ctx: &Ctx, last: Option<&str>, n: usize) -> OciResult<
                 if !ctx.access.may_list(&ctx.state, &info) {
                     continue;
                 }
-                // Nor registries whose network rules keep this client out.
+                // Nor registries whose network rules keep this client out (skipped, not
+                // requested: no audit event for registries the client never named).
                 let caller = crate::network::caller_of(&ctx.access.subject());
-                if crate::network::judge(&info, &info.network, &ctx.origin, Some(&caller)).is_err() {
+                if !crate::network::admits(info.guarded(), &ctx.origin, &caller) {
                     continue;
                 }
                 let want = n + 1 - out.len();
@@ -103,20 +108,20 @@ pub async fn catalog(ctx: &Ctx) -> OciResult<Response> {
     Ok(json_response(json!({"repositories": names}), link, "application/json"))
 }
 
-pub async fn tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn tags(ctx: &Ctx) -> OciResult<Response> {
+    let t = ctx.target()?;
     let (last, n) = page_params(ctx, DEFAULT_PAGE)?;
     let meta = &ctx.state.meta;
     let repo = meta
         .repository_get(&t.registry.key, &t.repo)
         .await
-        .map_err(|e| OciError::internal("reading a repository", e))?;
+        .map_err(|e| OciError::from_storage("reading a repository", e))?;
     if repo.is_none() {
         return Err(OciError::name_unknown(&t.client_name()));
     }
     let page = Page { last, n: Some(n + 1), ..Page::default() };
     let mut tags =
-        meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+        meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::from_storage("listing tags", e))?;
     let more = tags.len() > n;
     tags.truncate(n);
     // Tags locked with listEnabled: false are not listed (paging still counts them).
@@ -129,15 +134,15 @@ pub async fn tags(ctx: &Ctx, name: &str) -> OciResult<Response> {
     Ok(json_response(json!({"name": client, "tags": names}), link, "application/json"))
 }
 
-pub async fn referrers(ctx: &Ctx, name: &str, subject: &Digest) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    let artifact_type = ctx.q("artifactType").filter(|s| !s.is_empty());
+pub async fn referrers(ctx: &Ctx, subject: &Digest) -> OciResult<Response> {
+    let t = ctx.target()?;
+    let artifact_type = ctx.param("artifactType").filter(|s| !s.is_empty());
     let found = ctx
         .state
         .meta
         .referrers(&t.registry.key, &t.repo, subject, artifact_type)
         .await
-        .map_err(|e| OciError::internal("listing referrers", e))?;
+        .map_err(|e| OciError::from_storage("listing referrers", e))?;
     let manifests: Vec<serde_json::Value> = found.iter().map(referrer_descriptor).collect();
     let body = json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests});
     let mut resp = json_response(body, None, media_type::OCI_INDEX);

@@ -5,13 +5,12 @@
 //! A delete that would take locked things with it (a manifest's tags, a repository's manifests
 //! and tags) is refused as a whole.
 
-use axum::http::StatusCode;
 use wharf_oci::{Reference, Tag};
 use wharf_storage::{ChangeableAttributes, ManifestMeta, Page};
 
 use super::Ctx;
-use super::error::{Code, OciError, OciResult};
 use super::target::Target;
+use crate::http::oci::{Code, OciError, OciResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -34,7 +33,6 @@ fn refused(locked: &Locked, attribute: &str, flag: &str, t: &Target) -> OciError
         Locked::Manifest(digest) => (format!("manifest '{digest}'"), format!("--image {}@{digest}", t.repo)),
     };
     OciError::new(
-        StatusCode::FORBIDDEN,
         Code::Denied,
         format!(
             "the operation is disallowed: {what} has {attribute} set to false; change it with 'wharf acr repository update -n <registry> {image} {flag} true'"
@@ -60,7 +58,7 @@ pub async fn repository(ctx: &Ctx, t: &Target, op: Op) -> OciResult<()> {
         .meta
         .repository_get(&t.registry.key, &t.repo)
         .await
-        .map_err(|e| OciError::internal("reading a repository", e))?;
+        .map_err(|e| OciError::from_storage("reading a repository", e))?;
     match repo {
         Some(r) => check(&r.attributes, op, Locked::Repository, t),
         None => Ok(()),
@@ -78,7 +76,7 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
         && let Some(m) = meta
             .manifest_head(&t.registry.key, &t.repo, reference)
             .await
-            .map_err(|e| OciError::internal("reading a manifest", e))?
+            .map_err(|e| OciError::from_storage("reading a manifest", e))?
     {
         check(&m.attributes, op, Locked::Manifest(&m.digest.to_string()), t)?;
     }
@@ -89,8 +87,10 @@ pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> 
         && let Reference::Digest(digest) = reference
     {
         let page = Page { digest: Some(digest.clone()), ..Page::default() };
-        let tags =
-            meta.tag_list(&t.registry.key, &t.repo, &page).await.map_err(|e| OciError::internal("listing tags", e))?;
+        let tags = meta
+            .tag_list(&t.registry.key, &t.repo, &page)
+            .await
+            .map_err(|e| OciError::from_storage("listing tags", e))?;
         for tag in &tags {
             check(&tag.attributes, op, Locked::Tag(&tag.name), t)?;
         }
@@ -107,14 +107,14 @@ pub async fn whole_repository(ctx: &Ctx, t: &Target) -> OciResult<Vec<ManifestMe
     let manifests = meta
         .manifest_list(&t.registry.key, &t.repo, &Page::default())
         .await
-        .map_err(|e| OciError::internal("listing manifests", e))?;
+        .map_err(|e| OciError::from_storage("listing manifests", e))?;
     for m in &manifests {
         check(&m.attributes, Op::Delete, Locked::Manifest(&m.digest.to_string()), t)?;
     }
     let tags = meta
         .tag_list(&t.registry.key, &t.repo, &Page::default())
         .await
-        .map_err(|e| OciError::internal("listing tags", e))?;
+        .map_err(|e| OciError::from_storage("listing tags", e))?;
     for tag in &tags {
         check(&tag.attributes, Op::Delete, Locked::Tag(&tag.name), t)?;
     }
@@ -128,7 +128,7 @@ pub async fn tag(ctx: &Ctx, t: &Target, tag: &Tag, op: Op) -> OciResult<()> {
         .meta
         .tag_get(&t.registry.key, &t.repo, tag)
         .await
-        .map_err(|e| OciError::internal("reading a tag", e))?;
+        .map_err(|e| OciError::from_storage("reading a tag", e))?;
     match rec {
         Some(r) => check(&r.attributes, op, Locked::Tag(tag.as_str()), t),
         None => Ok(()),

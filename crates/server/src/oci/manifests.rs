@@ -7,8 +7,8 @@ use serde_json::json;
 use wharf_oci::{Digest, MAX_MANIFEST_BYTES, Manifest, Reference, media_type};
 use wharf_storage::{ManifestMeta, NewManifest, StorageError};
 
-use super::error::{Code, OciError, OciResult};
 use super::{BodyError, Ctx};
+use crate::http::oci::{Code, OciError, OciResult};
 
 /// Whether a stored manifest of `stored` type may be returned for these `Accept` values.
 /// No `Accept`, a wildcard, or an `Accept` that names no manifest type at all accepts anything;
@@ -22,28 +22,27 @@ pub fn acceptable<'a>(accept: impl Iterator<Item = &'a str>, stored: &str) -> bo
     !listed.iter().any(|m| media_type::is_manifest_type(m))
 }
 
-pub async fn get(ctx: &Ctx, name: &str, reference: &Reference, head: bool) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    super::locks::reference(ctx, &t, reference, super::locks::Op::Read).await?;
+pub async fn get(ctx: &Ctx, reference: &Reference, head: bool) -> OciResult<Response> {
+    let t = ctx.target()?;
+    super::locks::reference(ctx, t, reference, super::locks::Op::Read).await?;
     let meta = &ctx.state.meta;
     let (info, bytes) = if head {
         let m = meta.manifest_head(&t.registry.key, &t.repo, reference).await;
         (
-            m.map_err(|e| OciError::internal("reading a manifest", e))?
+            m.map_err(|e| OciError::from_storage("reading a manifest", e))?
                 .ok_or_else(|| OciError::manifest_unknown(reference))?,
             None,
         )
     } else {
         let m = meta.manifest_get(&t.registry.key, &t.repo, reference).await;
         let m = m
-            .map_err(|e| OciError::internal("reading a manifest", e))?
+            .map_err(|e| OciError::from_storage("reading a manifest", e))?
             .ok_or_else(|| OciError::manifest_unknown(reference))?;
         (m.meta, Some(m.bytes))
     };
     let accept = ctx.headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
     if !acceptable(accept, &info.media_type) {
         return Err(OciError::new(
-            StatusCode::NOT_FOUND,
             Code::ManifestUnknown,
             format!("the manifest is stored as {}, which the request's Accept header does not allow", info.media_type),
         ));
@@ -68,29 +67,24 @@ fn is_foreign(d: &wharf_oci::Descriptor) -> bool {
     d.media_type.contains("foreign") || d.media_type.contains("nondistributable")
 }
 
-pub async fn put(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn put(ctx: &mut Ctx, reference: &Reference) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     super::locks::reference(ctx, &t, reference, super::locks::Op::Write).await?;
     let bytes = match ctx.read_body(MAX_MANIFEST_BYTES).await {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
             return Err(OciError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::ManifestInvalid,
+                Code::ManifestTooLarge,
                 format!("manifest is larger than the {MAX_MANIFEST_BYTES}-byte limit"),
             ));
         }
         Err(BodyError::Failed(e)) => {
-            return Err(OciError::new(
-                StatusCode::BAD_REQUEST,
-                Code::ManifestInvalid,
-                format!("reading the manifest failed: {e}"),
-            ));
+            return Err(OciError::new(Code::ManifestInvalid, format!("reading the manifest failed: {e}")));
         }
     };
     let content_type = ctx.header("content-type").map(str::to_string);
     let manifest = Manifest::parse(&bytes, content_type.as_deref())
-        .map_err(|e| OciError::new(StatusCode::BAD_REQUEST, Code::ManifestInvalid, e.to_string()))?;
+        .map_err(|e| OciError::new(Code::ManifestInvalid, e.to_string()))?;
     let (digest, tag) = match reference {
         Reference::Digest(d) => {
             let computed = Digest::of(d.algorithm(), &bytes);
@@ -123,7 +117,6 @@ pub async fn put(ctx: &mut Ctx, name: &str, reference: &Reference) -> OciResult<
             let mut missing: Vec<String> = blobs.iter().map(|d| d.to_string()).collect();
             missing.extend(manifests.iter().map(|d| d.to_string()));
             return Err(OciError::new(
-                StatusCode::BAD_REQUEST,
                 Code::ManifestBlobUnknown,
                 format!("the manifest references {} item(s) not pushed to this repository", missing.len()),
             )
@@ -168,20 +161,20 @@ async fn config_platform(ctx: &Ctx, t: &super::target::Target, m: &Manifest) -> 
     (s("architecture"), s("os"))
 }
 
-pub async fn delete(ctx: &Ctx, name: &str, reference: &Reference) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    super::locks::reference(ctx, &t, reference, super::locks::Op::Delete).await?;
+pub async fn delete(ctx: &Ctx, reference: &Reference) -> OciResult<Response> {
+    let t = ctx.target()?;
+    super::locks::reference(ctx, t, reference, super::locks::Op::Delete).await?;
     let meta = &ctx.state.meta;
     match reference {
         Reference::Digest(d) => {
             let deleted = meta.manifest_delete(&t.registry.key, &t.repo, d).await;
-            if deleted.map_err(|e| OciError::internal("deleting a manifest", e))?.is_none() {
+            if deleted.map_err(|e| OciError::from_storage("deleting a manifest", e))?.is_none() {
                 return Err(OciError::manifest_unknown(reference));
             }
         }
         Reference::Tag(tag) => {
             let deleted = meta.tag_delete(&t.registry.key, &t.repo, tag).await;
-            if !deleted.map_err(|e| OciError::internal("deleting a tag", e))? {
+            if !deleted.map_err(|e| OciError::from_storage("deleting a tag", e))? {
                 return Err(OciError::manifest_unknown(reference));
             }
         }

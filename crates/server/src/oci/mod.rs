@@ -1,20 +1,20 @@
 //! The data plane: OCI Distribution v1.1 and ACR's `/acr/v1` API.
 //!
-//! `handle` parses the request into an [`Endpoint`], resolves its registry and repository, and
-//! calls the handler for that endpoint. Handlers extract, call the stores, and format; the
-//! stores know nothing of HTTP.
+//! Every request goes one way: **parse** (a typed [`Endpoint`], which names its operation) →
+//! **resolve** (the registry and repository, once, carried in [`Ctx`]) → **gate** (network
+//! rules, authentication, authorization: `access::admit`) → **route** (the endpoint's
+//! handler). Handlers extract, call the stores, and format; the stores know nothing of HTTP.
 
+pub mod access;
 pub mod acr;
 pub mod blobs;
 pub mod endpoint;
-pub mod error;
 pub mod listing;
 pub mod locks;
 pub mod manifests;
 pub mod target;
 pub mod uploads;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -24,34 +24,40 @@ use futures::TryStreamExt;
 use wharf_storage::ByteStream;
 
 pub use endpoint::Endpoint;
-use error::{OciError, OciResult};
-use target::Style;
+use target::{Addressed, Style, Target};
 
+use crate::http::Query;
+use crate::http::oci::{API_VERSION_HEADER, Code, OciError, OciResult};
 use crate::state::AppState;
-
-pub const API_VERSION_HEADER: &str = "docker-distribution-api-version";
 
 /// What a handler gets besides the endpoint.
 pub struct Ctx {
     pub state: Arc<AppState>,
     pub style: Style,
+    /// What the request addresses, resolved once.
+    pub addressed: Addressed,
     pub headers: HeaderMap,
-    pub query: HashMap<String, String>,
+    pub query: Query,
     /// In a mutex only so that `&Ctx` is `Send` (a body is `Send` but not `Sync`).
     pub body: std::sync::Mutex<Body>,
     /// What the request's credential allows (already checked for the endpoint itself).
-    pub access: crate::auth::registry::Access,
+    pub access: access::Access,
     /// Where the request came from (for network rules of other registries, e.g. listings).
     pub origin: crate::network::Origin,
 }
 
 impl Ctx {
-    pub fn q(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.query.get(key)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The repository the endpoint acts on (every endpoint that names one was resolved to one).
+    pub fn target(&self) -> OciResult<&Target> {
+        self.addressed.repository().ok_or_else(|| OciError::internal("routing", "an endpoint without its repository"))
     }
 
     /// Takes the request body as a stream of bytes for the storage layer.
@@ -73,19 +79,11 @@ impl Ctx {
             }
         }
     }
-
-    pub async fn target(&self, name: &str) -> OciResult<target::Target> {
-        target::resolve(&self.state, &self.style, name).await
-    }
 }
 
 pub enum BodyError {
     TooLarge,
     Failed(String),
-}
-
-pub fn parse_query(raw: Option<&str>) -> HashMap<String, String> {
-    raw.map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
 }
 
 /// Entry point for every request under `/v2` and `/acr/v1`.
@@ -100,7 +98,9 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
 }
 
 async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body) -> OciResult<Response> {
+    // Parse.
     let endpoint = Endpoint::parse(&parts.method, parts.uri.path())?;
+    // Resolve.
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -108,123 +108,79 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_string);
     let style = target::style(&state, host.as_deref()).await?;
-    let host = host.unwrap_or_default().to_ascii_lowercase();
-    // Authenticate before anything else looks at the request.
-    let (registry, repo, service, prefix) = match (endpoint.name(), &style) {
-        (Some(name), _) => {
-            let t = target::resolve(&state, &style, name).await?;
-            (Some(t.registry), t.repo.to_string(), host.clone(), t.prefix)
-        }
-        (None, Style::Host(info)) => (Some(info.clone()), String::new(), host.clone(), String::new()),
-        (None, Style::Path) => (None, String::new(), host.clone(), String::new()),
-    };
-    // Network rules first: a request the rules deny before the caller is known is re-judged
-    // with the caller once its credential is checked (the trusted-services bypass needs it).
-    let origin =
-        crate::network::Origin::of(&state, parts.extensions.get::<crate::listener::ConnInfo>(), &parts.headers);
-    let denied_before_auth = match &registry {
-        Some(reg) => crate::network::judge(reg, &reg.network, &origin, None).is_err(),
-        // A private endpoint serves its own registry only.
-        None => origin.is_private_endpoint() && endpoint != Endpoint::Ping,
-    };
-    let environment = || match &registry {
-        Some(reg) => crate::network::environment(&reg.network, &origin.arrival, Some(origin.client_ip)),
-        None => wharf_authz::EnvironmentAttributes::default(),
-    };
-    let access = match crate::auth::registry::check(
-        &state,
+    let addressed = target::resolve(&state, &style, endpoint.name()).await?;
+    // Gate.
+    let origin = crate::network::Origin::of(
+        &state.config.trusted_proxies,
+        parts.extensions.get::<crate::listener::ConnInfo>(),
         &parts.headers,
-        registry.as_ref(),
-        &service,
-        &endpoint,
-        &repo,
-        &prefix,
-        environment,
-    )
-    .await
-    {
-        Ok(a) => a,
-        Err(e) if denied_before_auth => {
-            // A valid credential whose permissions fall short: if the network lets this caller
-            // through (the trusted-services bypass), the refusal is authorization's, not the
-            // network's.
-            if let (Some(reg), Some(subject)) = (
-                &registry,
-                crate::auth::registry::authenticated_subject(&state, &parts.headers, registry.as_deref(), &service)
-                    .await,
-            ) {
-                let caller = crate::network::caller_of(&subject);
-                return match crate::network::judge(reg, &reg.network, &origin, Some(&caller)) {
-                    Ok(()) => Err(e),
-                    Err(resp) => Ok(resp),
-                };
-            }
-            return Ok(crate::network::deny_unauthenticated(registry.as_deref(), &origin));
-        }
-        Err(e) => return Err(e),
+    );
+    let service = host.unwrap_or_default().to_ascii_lowercase();
+    let admission = access::Admission {
+        headers: &parts.headers,
+        addressed: &addressed,
+        operation: endpoint.operation(),
+        origin: &origin,
+        service: &service,
     };
-    if denied_before_auth {
-        let caller = crate::network::caller_of(&access.subject());
-        match &registry {
-            Some(reg) => {
-                if let Err(resp) = crate::network::judge(reg, &reg.network, &origin, Some(&caller)) {
-                    return Ok(resp);
-                }
-            }
-            None => return Ok(crate::network::deny_unauthenticated(None, &origin)),
-        }
-    }
+    let access = access::admit(&state, &admission).await?;
+    // Route.
     let mut ctx = Ctx {
         state,
         style,
+        addressed,
         headers: parts.headers,
-        query: parse_query(parts.uri.query()),
+        query: Query::parse(parts.uri.query()),
         body: std::sync::Mutex::new(body),
         access,
         origin,
     };
+    route(&mut ctx, endpoint).await
+}
+
+async fn route(ctx: &mut Ctx, endpoint: Endpoint) -> OciResult<Response> {
     use Endpoint::*;
     match endpoint {
         Ping => Ok((StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], "{}").into_response()),
-        Catalog => listing::catalog(&ctx).await,
-        HeadBlob { name, digest } => blobs::get(&ctx, &name, &digest, true).await,
-        GetBlob { name, digest } => blobs::get(&ctx, &name, &digest, false).await,
-        DeleteBlob { name, digest } => blobs::delete(&ctx, &name, &digest).await,
-        StartUpload { name } => uploads::start(&mut ctx, &name).await,
-        UploadStatus { name, id } => uploads::status(&ctx, &name, &id).await,
-        PatchUpload { name, id } => uploads::patch(&mut ctx, &name, &id).await,
-        PutUpload { name, id } => uploads::put(&mut ctx, &name, &id).await,
-        CancelUpload { name, id } => uploads::cancel(&ctx, &name, &id).await,
-        GetManifest { name, reference } => manifests::get(&ctx, &name, &reference, false).await,
-        HeadManifest { name, reference } => manifests::get(&ctx, &name, &reference, true).await,
-        PutManifest { name, reference } => manifests::put(&mut ctx, &name, &reference).await,
-        DeleteManifest { name, reference } => manifests::delete(&ctx, &name, &reference).await,
-        ListTags { name } => listing::tags(&ctx, &name).await,
-        ListReferrers { name, digest } => listing::referrers(&ctx, &name, &digest).await,
-        AcrCatalog => acr::catalog(&ctx).await,
-        AcrGetRepository { name } => acr::get_repository(&ctx, &name).await,
-        AcrPatchRepository { name } => acr::patch_repository(&mut ctx, &name).await,
-        AcrDeleteRepository { name } => acr::delete_repository(&ctx, &name).await,
-        AcrListTags { name } => acr::list_tags(&ctx, &name).await,
-        AcrGetTag { name, tag } => acr::get_tag(&ctx, &name, &tag).await,
-        AcrPatchTag { name, tag } => acr::patch_tag(&mut ctx, &name, &tag).await,
-        AcrDeleteTag { name, tag } => acr::delete_tag(&ctx, &name, &tag).await,
-        AcrListManifests { name } => acr::list_manifests(&ctx, &name).await,
-        AcrGetManifest { name, reference } => acr::get_manifest(&ctx, &name, &reference).await,
-        AcrPatchManifest { name, reference } => acr::patch_manifest(&mut ctx, &name, &reference).await,
-        AcrDeleteManifest { name, reference } => acr::delete_manifest(&ctx, &name, &reference).await,
+        Catalog => listing::catalog(ctx).await,
+        HeadBlob { digest, .. } => blobs::get(ctx, &digest, true).await,
+        GetBlob { digest, .. } => blobs::get(ctx, &digest, false).await,
+        DeleteBlob { digest, .. } => blobs::delete(ctx, &digest).await,
+        StartUpload { .. } => uploads::start(ctx).await,
+        UploadStatus { id, .. } => uploads::status(ctx, &id).await,
+        PatchUpload { id, .. } => uploads::patch(ctx, &id).await,
+        PutUpload { id, .. } => uploads::put(ctx, &id).await,
+        CancelUpload { id, .. } => uploads::cancel(ctx, &id).await,
+        GetManifest { reference, .. } => manifests::get(ctx, &reference, false).await,
+        HeadManifest { reference, .. } => manifests::get(ctx, &reference, true).await,
+        PutManifest { reference, .. } => manifests::put(ctx, &reference).await,
+        DeleteManifest { reference, .. } => manifests::delete(ctx, &reference).await,
+        ListTags { .. } => listing::tags(ctx).await,
+        ListReferrers { digest, .. } => listing::referrers(ctx, &digest).await,
+        AcrCatalog => acr::catalog(ctx).await,
+        AcrGetRepository { .. } => acr::get_repository(ctx).await,
+        AcrPatchRepository { .. } => acr::patch_repository(ctx).await,
+        AcrDeleteRepository { .. } => acr::delete_repository(ctx).await,
+        AcrListTags { .. } => acr::list_tags(ctx).await,
+        AcrGetTag { tag, .. } => acr::get_tag(ctx, &tag).await,
+        AcrPatchTag { tag, .. } => acr::patch_tag(ctx, &tag).await,
+        AcrDeleteTag { tag, .. } => acr::delete_tag(ctx, &tag).await,
+        AcrListManifests { .. } => acr::list_manifests(ctx).await,
+        AcrGetManifest { reference, .. } => acr::get_manifest(ctx, &reference).await,
+        AcrPatchManifest { reference, .. } => acr::patch_manifest(ctx, &reference).await,
+        AcrDeleteManifest { reference, .. } => acr::delete_manifest(ctx, &reference).await,
     }
 }
 
 /// Parses `n` and `last` for listings. `n` must be a non-negative integer.
 pub fn page_params(ctx: &Ctx, default_n: usize) -> OciResult<(Option<String>, usize)> {
-    let n = match ctx.q("n") {
+    let n = match ctx.param("n") {
         None | Some("") => default_n,
-        Some(s) => s.parse::<usize>().map_err(|_| {
-            OciError::new(StatusCode::BAD_REQUEST, error::Code::Unsupported, format!("invalid page size n={s}"))
-        })?,
+        Some(s) => {
+            s.parse::<usize>().map_err(|_| OciError::new(Code::Unsupported, format!("invalid page size n={s}")))?
+        }
     };
-    let last = ctx.q("last").filter(|s| !s.is_empty()).map(str::to_string);
+    let last = ctx.param("last").filter(|s| !s.is_empty()).map(str::to_string);
     Ok((last, n.min(MAX_PAGE)))
 }
 

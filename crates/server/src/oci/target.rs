@@ -1,4 +1,4 @@
-//! Which registry and repository a data-plane request addresses.
+//! Which registry and repository a data-plane request addresses, resolved once per request.
 //!
 //! Host style (ACR's): the Host header is `{registry}.{domain}[:port]`, and the path's name is
 //! the repository. Path style, for any other host: the first name segment is the registry.
@@ -6,12 +6,10 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use serde_json::json;
 use wharf_oci::RepositoryName;
 
-use super::error::{Code, OciError, OciResult};
-use crate::state::{AppState, RegistryInfo};
+use crate::http::oci::{OciError, OciResult};
+use crate::state::{AppState, HostRegistry, RegistryInfo};
 
 /// How the request names its registry.
 #[derive(Debug, Clone)]
@@ -36,39 +34,60 @@ impl Target {
     }
 }
 
-/// Decides the style from the Host header.
+/// What a request addresses, resolved before authentication.
+#[derive(Debug, Clone)]
+pub enum Addressed {
+    /// A repository of a registry.
+    Repository(Target),
+    /// A registry as a whole: host-style ping or catalog.
+    Registry(Arc<RegistryInfo>),
+    /// No registry: path-style ping or catalog, which span the deployment.
+    Deployment,
+}
+
+impl Addressed {
+    pub fn registry(&self) -> Option<&Arc<RegistryInfo>> {
+        match self {
+            Addressed::Repository(t) => Some(&t.registry),
+            Addressed::Registry(r) => Some(r),
+            Addressed::Deployment => None,
+        }
+    }
+
+    pub fn repository(&self) -> Option<&Target> {
+        match self {
+            Addressed::Repository(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Decides the style from the Host header. A login server's shape naming no registry is a 404.
 pub async fn style(state: &AppState, host: Option<&str>) -> OciResult<Style> {
     let Some(host) = host else { return Ok(Style::Path) };
-    let hostname = strip_port(host).to_ascii_lowercase();
-    let suffix = format!(".{}", state.config.domain);
-    let Some(label) = hostname.strip_suffix(&suffix) else { return Ok(Style::Path) };
-    if label.is_empty() || label.contains('.') {
-        return Ok(Style::Path);
-    }
-    match state.registry(label).await {
-        Ok(Some(info)) => Ok(Style::Host(info)),
-        Ok(None) => Err(registry_unknown(label)),
-        Err(e) => Err(OciError::internal("looking up the registry", e)),
+    match state.registry_of_host(host).await {
+        Ok(HostRegistry::Registry(info)) => Ok(Style::Host(info)),
+        Ok(HostRegistry::Unknown(label)) => Err(OciError::registry_unknown(&label)),
+        Ok(HostRegistry::NotALoginServer) => Ok(Style::Path),
+        Err(e) => Err(OciError::from_storage("looking up the registry", e)),
     }
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or(host);
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    }
+/// What `name` (as the client spells it; `None` for endpoints without a repository) addresses
+/// under `style`.
+pub async fn resolve(state: &AppState, style: &Style, name: Option<&str>) -> OciResult<Addressed> {
+    let Some(name) = name else {
+        return Ok(match style {
+            Style::Host(info) => Addressed::Registry(info.clone()),
+            Style::Path => Addressed::Deployment,
+        });
+    };
+    resolve_repository(state, style, name).await.map(Addressed::Repository)
 }
 
-pub fn registry_unknown(name: &str) -> OciError {
-    OciError::new(StatusCode::NOT_FOUND, Code::NameUnknown, format!("registry '{name}' does not exist"))
-        .detail(json!({"registry": name}))
-}
-
-/// Resolves a client-visible name under the given style.
-pub async fn resolve(state: &AppState, style: &Style, name: &str) -> OciResult<Target> {
+/// Resolves a client-visible repository name under the given style (also for a mount's
+/// `from`).
+pub async fn resolve_repository(state: &AppState, style: &Style, name: &str) -> OciResult<Target> {
     let (registry, repo, prefix) = match style {
         Style::Host(info) => (info.clone(), name, String::new()),
         Style::Path => {
@@ -80,25 +99,12 @@ pub async fn resolve(state: &AppState, style: &Style, name: &str) -> OciResult<T
             })?;
             let info = match state.registry(reg).await {
                 Ok(Some(info)) => info,
-                Ok(None) => return Err(registry_unknown(reg)),
-                Err(e) => return Err(OciError::internal("looking up the registry", e)),
+                Ok(None) => return Err(OciError::registry_unknown(reg)),
+                Err(e) => return Err(OciError::from_storage("looking up the registry", e)),
             };
             (info, repo, format!("{reg}/"))
         }
     };
     let repo = RepositoryName::parse(repo).map_err(|e| OciError::name_invalid(e.to_string()))?;
     Ok(Target { registry, repo, prefix })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::strip_port;
-
-    #[test]
-    fn strips_ports_and_brackets() {
-        assert_eq!(strip_port("a.localhost:5000"), "a.localhost");
-        assert_eq!(strip_port("a.localhost"), "a.localhost");
-        assert_eq!(strip_port("[::1]:5000"), "::1");
-        assert_eq!(strip_port("127.0.0.1:80"), "127.0.0.1");
-    }
 }

@@ -7,8 +7,8 @@ use wharf_oci::{Digest, DigestAlgorithm};
 use wharf_storage::{StorageError, UploadId, UploadRecord};
 
 use super::Ctx;
-use super::error::{Code, OciError, OciResult};
 use super::target::{self, Target};
+use crate::http::oci::{Code, OciError, OciResult};
 
 fn location(t: &Target, id: &UploadId) -> String {
     format!("/v2/{}/blobs/uploads/{id}", t.client_name())
@@ -48,24 +48,24 @@ fn parse_digest_param(v: &str) -> OciResult<Digest> {
     Digest::parse(v).map_err(|e| OciError::digest_invalid(format!("invalid digest '{v}': {e}")))
 }
 
-pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
+pub async fn start(ctx: &mut Ctx) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
     super::locks::repository(ctx, &t, super::locks::Op::Write).await?;
-    let mut algorithm = match ctx.q("digest-algorithm") {
+    let mut algorithm = match ctx.param("digest-algorithm") {
         None => DigestAlgorithm::Sha256,
         Some(a) => a.parse().map_err(|e: wharf_oci::DigestError| OciError::digest_invalid(e.to_string()))?,
     };
 
-    if let Some(mount) = ctx.q("mount").map(str::to_string) {
+    if let Some(mount) = ctx.param("mount").map(str::to_string) {
         let digest = parse_digest_param(&mount)?;
         algorithm = digest.algorithm();
-        if let Some(from) = ctx.q("from").map(str::to_string)
+        if let Some(from) = ctx.param("from").map(str::to_string)
             && try_mount(ctx, &t, &from, &digest).await?
         {
             return Ok(created(&t, &digest));
         }
         // Not visible where the client said: fall back to a fresh upload session (spec).
-    } else if let Some(d) = ctx.q("digest").map(str::to_string) {
+    } else if let Some(d) = ctx.param("digest").map(str::to_string) {
         let digest = parse_digest_param(&d)?;
         return monolithic(ctx, &t, &digest).await;
     }
@@ -82,31 +82,31 @@ pub async fn start(ctx: &mut Ctx, name: &str) -> OciResult<Response> {
     state.blobs.upload_create(&id, algorithm).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
     if let Err(e) = state.meta.upload_put(&record).await {
         let _ = state.blobs.upload_abort(&id).await;
-        return Err(OciError::internal("recording an upload session", e));
+        return Err(OciError::from_storage("recording an upload session", e));
     }
     Ok(progress(&t, &id, 0, StatusCode::ACCEPTED))
 }
 
 /// Links `digest` into `t` if it is visible in `from` of the same registry.
 async fn try_mount(ctx: &Ctx, t: &Target, from: &str, digest: &Digest) -> OciResult<bool> {
-    let Ok(source) = target::resolve(&ctx.state, &ctx.style, from).await else { return Ok(false) };
-    if source.registry.key != t.registry.key
-        || !ctx.access.allows(&ctx.state, "repository", source.repo.as_str(), "pull")
-    {
+    let Ok(source) = target::resolve_repository(&ctx.state, &ctx.style, from).await else { return Ok(false) };
+    // The mount source's operation in the permission table: the caller must be able to read it.
+    let may_read = ctx.access.permits(&ctx.state, wharf_authz::DataPlaneOperation::MountSource, source.repo.as_str());
+    if source.registry.key != t.registry.key || !may_read {
         return Ok(false);
     }
     let meta = &ctx.state.meta;
     let Some(size) = meta
         .blob_visible(&source.registry.key, &source.repo, digest)
         .await
-        .map_err(|e| OciError::internal("checking a mount source", e))?
+        .map_err(|e| OciError::from_storage("checking a mount source", e))?
     else {
         return Ok(false);
     };
     let _gc = ctx.state.gc_lock.read().await;
     meta.blob_link(&t.registry.key, &t.repo, digest, size)
         .await
-        .map_err(|e| OciError::internal("mounting a blob", e))?;
+        .map_err(|e| OciError::from_storage("mounting a blob", e))?;
     Ok(true)
 }
 
@@ -137,23 +137,24 @@ async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Res
 /// blob too, in the same transaction (one commit, so one flush of the database's log).
 async fn link_committed(ctx: &Ctx, t: &Target, digest: &Digest, size: u64) -> OciResult<()> {
     let meta = &ctx.state.meta;
-    meta.blob_link(&t.registry.key, &t.repo, digest, size).await.map_err(|e| OciError::internal("linking a blob", e))
+    meta.blob_link(&t.registry.key, &t.repo, digest, size)
+        .await
+        .map_err(|e| OciError::from_storage("linking a blob", e))
 }
 
-/// Finds the session `id` and checks that it belongs to this repository.
-async fn session(ctx: &Ctx, t: &Target, id: &str) -> OciResult<UploadId> {
-    let id = UploadId::parse(id).ok_or_else(OciError::upload_unknown)?;
+/// Checks that the session `id` exists and belongs to this repository.
+async fn session(ctx: &Ctx, t: &Target, id: &UploadId) -> OciResult<()> {
     let record = ctx
         .state
         .meta
-        .upload_get(&id)
+        .upload_get(id)
         .await
-        .map_err(|e| OciError::internal("looking up an upload", e))?
+        .map_err(|e| OciError::from_storage("looking up an upload", e))?
         .ok_or_else(OciError::upload_unknown)?;
     if record.registry != t.registry.key || record.repository != t.repo.as_str() {
         return Err(OciError::upload_unknown());
     }
-    Ok(id)
+    Ok(())
 }
 
 /// `Content-Range: <start>-<end>` (optionally `bytes ` prefixed and `/total` suffixed).
@@ -167,7 +168,7 @@ fn parse_content_range(v: &str) -> Option<(u64, u64)> {
 }
 
 fn range_invalid(t: &Target, id: &UploadId, current: u64, message: String) -> OciError {
-    OciError::new(StatusCode::RANGE_NOT_SATISFIABLE, Code::BlobUploadInvalid, message)
+    OciError::new(Code::BlobUploadRangeInvalid, message)
         .header(header::LOCATION, location(t, id))
         .header(header::RANGE, range_value(current))
         .header(header::HeaderName::from_static("docker-upload-uuid"), id.to_string())
@@ -180,11 +181,9 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
     let blobs = ctx.state.blobs.clone();
     let current = blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
     let declared_len = match ctx.header("content-length") {
-        Some(v) => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| OciError::new(StatusCode::BAD_REQUEST, Code::SizeInvalid, "invalid Content-Length"))?,
-        ),
+        Some(v) => {
+            Some(v.trim().parse::<u64>().map_err(|_| OciError::new(Code::SizeInvalid, "invalid Content-Length"))?)
+        }
         None => None,
     };
     let mut chunk_limit = None;
@@ -235,45 +234,45 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
     }
 }
 
-pub async fn patch(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    let id = session(ctx, &t, id).await?;
-    let size = append_body(ctx, &t, &id, false).await?;
-    Ok(progress(&t, &id, size, StatusCode::ACCEPTED))
+pub async fn patch(ctx: &mut Ctx, id: &UploadId) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
+    session(ctx, &t, id).await?;
+    let size = append_body(ctx, &t, id, false).await?;
+    Ok(progress(&t, id, size, StatusCode::ACCEPTED))
 }
 
-pub async fn status(ctx: &Ctx, name: &str, id: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    let id = session(ctx, &t, id).await?;
-    let size = ctx.state.blobs.upload_size(&id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
-    Ok(progress(&t, &id, size, StatusCode::NO_CONTENT))
+pub async fn status(ctx: &Ctx, id: &UploadId) -> OciResult<Response> {
+    let t = ctx.target()?;
+    session(ctx, t, id).await?;
+    let size = ctx.state.blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
+    Ok(progress(t, id, size, StatusCode::NO_CONTENT))
 }
 
-pub async fn put(ctx: &mut Ctx, name: &str, id: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    let id = session(ctx, &t, id).await?;
-    let digest = match ctx.q("digest") {
+pub async fn put(ctx: &mut Ctx, id: &UploadId) -> OciResult<Response> {
+    let t = ctx.target()?.clone();
+    session(ctx, &t, id).await?;
+    let digest = match ctx.param("digest") {
         Some(d) => parse_digest_param(d)?,
         None => return Err(OciError::digest_invalid("the digest query parameter is required to complete an upload")),
     };
-    append_body(ctx, &t, &id, true).await?;
+    append_body(ctx, &t, id, true).await?;
     let state = ctx.state.clone();
     let _gc = state.gc_lock.read().await;
     let size =
-        state.blobs.upload_commit(&id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
+        state.blobs.upload_commit(id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
     link_committed(ctx, &t, &digest, size).await?;
-    if let Err(e) = state.meta.upload_delete(&id).await {
+    if let Err(e) = state.meta.upload_delete(id).await {
         tracing::warn!(upload = %id, error = %e, "could not forget a completed upload session");
     }
     Ok(created(&t, &digest))
 }
 
-pub async fn cancel(ctx: &Ctx, name: &str, id: &str) -> OciResult<Response> {
-    let t = ctx.target(name).await?;
-    let id = session(ctx, &t, id).await?;
+pub async fn cancel(ctx: &Ctx, id: &UploadId) -> OciResult<Response> {
+    let t = ctx.target()?;
+    session(ctx, t, id).await?;
     let state = &ctx.state;
-    state.blobs.upload_abort(&id).await.map_err(|e| OciError::from_storage("cancelling an upload", e))?;
-    state.meta.upload_delete(&id).await.map_err(|e| OciError::internal("cancelling an upload", e))?;
+    state.blobs.upload_abort(id).await.map_err(|e| OciError::from_storage("cancelling an upload", e))?;
+    state.meta.upload_delete(id).await.map_err(|e| OciError::from_storage("cancelling an upload", e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -1,4 +1,4 @@
-//! The network part of `check-access`: would a request of this principal, from this client
+//! `POST {registryId}/checkAccess`, and its network part: would a request of this principal, from this client
 //! address or through this private endpoint, pass the registry's network rules — which rule,
 //! listener or bypass decides, and why the trusted-services bypass applies or not — and which
 //! ABAC environment attributes that network path gives the authorization check.
@@ -9,12 +9,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
-use wharf_authz::EnvironmentAttributes;
+use wharf_arm::ArmError;
+use wharf_authz::{DataPlaneTarget, DockerAction, EnvironmentAttributes};
 use wharf_netrules::{Arrival, BypassNotApplicable, Caller, NetworkPolicy, NetworkRequest};
-use wharf_storage::{ResourceFilter, StorageError};
+use wharf_storage::StorageError;
 
 use super::{Directory, NetworkIdentity, PrincipalFacts};
+use crate::arm::{ArmCtx, json_response, storage_error};
 use crate::state::{AppState, RegistryInfo};
 
 /// What the caller of `check-access` asked about the network path.
@@ -48,25 +52,20 @@ async fn private_endpoint(
     registry: &RegistryInfo,
     name_or_id: &str,
 ) -> Result<Result<(String, String), QueryError>, StorageError> {
-    let filter = ResourceFilter { resource_type: Some(crate::arm::network::PE_TYPE.into()), resource_group: None };
-    let all = state.meta.resource_list(&filter).await?;
-    let served = |r: &wharf_storage::ResourceRecord| {
-        r.body["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceId"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let all = crate::model::network::private_endpoints(&*state.meta).await?;
+    let served =
+        |p: &crate::model::network::StoredPrivateEndpoint| p.endpoint.registry_id().unwrap_or_default().to_string();
     let matching: Vec<_> = if name_or_id.starts_with('/') {
-        all.iter().filter(|r| r.id.eq_ignore_ascii_case(name_or_id.trim_end_matches('/'))).collect()
+        all.iter().filter(|p| p.record.id.eq_ignore_ascii_case(name_or_id.trim_end_matches('/'))).collect()
     } else {
-        let named: Vec<_> = all.iter().filter(|r| r.name.eq_ignore_ascii_case(name_or_id)).collect();
+        let named: Vec<_> = all.iter().filter(|p| p.record.name.eq_ignore_ascii_case(name_or_id)).collect();
         // A name shared by endpoints of several groups: prefer the one serving this registry.
         let own: Vec<_> =
-            named.iter().copied().filter(|r| served(r).eq_ignore_ascii_case(&registry.resource_id)).collect();
+            named.iter().copied().filter(|p| served(p).eq_ignore_ascii_case(&registry.resource_id)).collect();
         if own.len() == 1 { own } else { named }
     };
     Ok(match matching.as_slice() {
-        [pe] => Ok((pe.id.clone(), served(pe))),
+        [pe] => Ok((pe.record.id.clone(), served(pe))),
         [] => Err(QueryError(format!("The private endpoint '{name_or_id}' does not exist."))),
         _ => Err(QueryError(format!(
             "Several private endpoints are named '{name_or_id}'; pass the endpoint's resource id."
@@ -183,7 +182,7 @@ pub async fn evaluate(
     if let Some(note) = principal_note {
         explanation = format!("{explanation} ({note})");
     }
-    let environment = super::environment(policy, &arrival, query.client_ip);
+    let environment = crate::network::environment(policy, &arrival, query.client_ip);
     let body = json!({
         "evaluated": evaluated,
         "clientIp": query.client_ip.map(|ip| wharf_netrules::normalise_ip(ip).to_string()),
@@ -246,4 +245,84 @@ fn type_of_id(id: &str) -> String {
         out.push_str(t);
     }
     out
+}
+
+/// `POST {registryId}/checkAccess`: allowed or denied for a principal, repository and actions,
+/// with the decisive assignment, role and condition trace, and the network part: from
+/// `clientIp` on the public endpoint, through `privateEndpoint` (name or id), or — with
+/// neither — from any public address. The answer is allowed only if both allow; the network
+/// path also supplies the ABAC environment attributes (`isPrivateLink`, …).
+pub async fn check_access(ctx: &ArmCtx, registry: &RegistryInfo) -> Result<Response, ArmError> {
+    let body = ctx.json()?;
+    let principal =
+        body["principalId"].as_str().ok_or_else(|| ArmError::invalid_request("principalId is required."))?;
+    let actions: Vec<DockerAction> = match body["actions"].as_array() {
+        Some(a) => a
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(|s| {
+                DockerAction::parse(s).ok_or_else(|| {
+                    ArmError::invalid_request(format!(
+                        "unknown action '{s}'; use pull, push, delete, metadata_read, metadata_write or *"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => vec![DockerAction::Pull],
+    };
+    let target = match body["repository"].as_str() {
+        Some(r) if !r.is_empty() => DataPlaneTarget::Repository(r.to_string()),
+        _ => DataPlaneTarget::Catalog,
+    };
+    let text = |k: &str| body[k].as_str().map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    let client_ip = match text("clientIp") {
+        Some(ip) => Some(
+            ip.parse::<std::net::IpAddr>()
+                .map_err(|_| ArmError::invalid_request(format!("clientIp '{ip}' is not an IP address.")))?,
+        ),
+        None => None,
+    };
+    let query = NetworkQuery {
+        client_ip,
+        private_endpoint: text("privateEndpoint"),
+        hosting_resource: text("hostingResource"),
+    };
+    let network = evaluate(&ctx.state, registry, &registry.network, principal, &query)
+        .await
+        .map_err(|e| storage_error("evaluating the network rules", e))?
+        .map_err(|e| ArmError::invalid_request(e.0))?;
+    let mode = registry.properties.role_assignment_mode;
+    let decision =
+        ctx.state.authz.data_plane(principal, &registry.scope, mode, target.clone(), &actions, &network.environment);
+    let decisions: Vec<Value> = decision
+        .decisions
+        .iter()
+        .map(|d| json!({
+            "action": d.action.as_str(),
+            "allowed": d.allowed,
+            "requirements": d.requirements.iter().map(|r| json!({"dataAction": r.action, "allowed": r.is_allowed(), "assignment": r.decisive_assignment(), "explanation": r.explain()})).collect::<Vec<_>>(),
+        }))
+        .collect();
+    let authorized = !decision.granted.is_empty() && decision.decisions.iter().all(|d| d.allowed);
+    let verdict = match (authorized, network.allowed) {
+        (true, Some(true)) => "allowed",
+        (true, None) => "dependsOnClientAddress",
+        _ => "denied",
+    };
+    let env = &network.environment;
+    let body = json!({
+        "principalId": principal,
+        "registry": registry.name,
+        "roleAssignmentMode": mode.as_str(),
+        "target": target.to_string(),
+        "allowed": verdict == "allowed",
+        "decision": verdict,
+        "authorizationAllowed": authorized,
+        "granted": decision.granted.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "decisions": decisions,
+        "environment": {"isPrivateLink": env.is_private_link, "privateEndpoint": env.private_endpoint, "subnet": env.subnet},
+        "network": network.body,
+        "explanation": format!("{}\nNetwork: {}", decision.explain().trim_end(), network.explanation),
+    });
+    Ok(json_response(StatusCode::OK, &body))
 }

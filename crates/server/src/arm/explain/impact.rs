@@ -10,7 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use serde_json::{Value, json};
+use wharf_arm::ArmError;
 use wharf_arm::registry::RegistryProperties;
 use wharf_authz::engine::AssignmentOutcome;
 use wharf_authz::{DataAction, DataPlaneTarget, EnvironmentAttributes, Scope};
@@ -18,6 +21,7 @@ use wharf_netrules::{ImpactSubject, NetworkPolicy, SubjectAddresses};
 use wharf_storage::StorageError;
 
 use super::{Directory, NetworkIdentity, PrincipalFacts};
+use crate::arm::{ArmCtx, json_response, storage_error};
 use crate::state::{AppState, RegistryInfo};
 
 /// A principal whose assignments give it data access on the registry.
@@ -37,7 +41,7 @@ fn data_roles(
     state: &AppState,
     object_id: &str,
     registry: &Scope,
-    mode: wharf_authz::RegistryMode,
+    mode: wharf_authz::RoleAssignmentMode,
 ) -> BTreeSet<String> {
     let index = state.authz.index();
     let principals = state.authz.principals(object_id);
@@ -58,15 +62,18 @@ fn data_roles(
 /// Every principal with data access on the registry in its current mode (group members
 /// expanded, nested groups included), plus the built-in trusted-service principals.
 async fn holders(state: &AppState, registry: &RegistryInfo) -> Result<BTreeMap<String, Holder>, StorageError> {
-    let scope = Scope::parse(&registry.resource_id)
-        .map_err(|e| StorageError::Corrupt(format!("registry id {}: {e}", registry.resource_id)))?;
-    let mode = crate::authz::registry_mode(registry.properties.role_assignment_mode);
-    let groups: BTreeMap<String, crate::authz::Group> =
-        crate::authz::groups(&*state.meta).await?.into_iter().map(|g| (g.id.to_ascii_lowercase(), g)).collect();
+    let scope = &registry.scope;
+    let mode = registry.properties.role_assignment_mode;
+    let groups: BTreeMap<String, crate::model::assignments::Group> = crate::model::assignments::groups(&*state.meta)
+        .await?
+        .into_iter()
+        .map(|g| (g.id.to_ascii_lowercase(), g))
+        .collect();
     // (principal, the group it came through)
     let mut candidates: Vec<(String, Option<String>)> = Vec::new();
-    for a in crate::authz::stored_assignments(&*state.meta).await? {
-        if !a.scope.is_at_or_above(&scope) {
+    let index = state.authz.index();
+    for a in index.assignments() {
+        if !a.scope.is_at_or_above(scope) {
             continue;
         }
         let id = a.principal_id.as_str().to_ascii_lowercase();
@@ -92,7 +99,7 @@ async fn holders(state: &AppState, registry: &RegistryInfo) -> Result<BTreeMap<S
     }
     let mut out: BTreeMap<String, Holder> = BTreeMap::new();
     for (id, group) in candidates {
-        let roles = data_roles(state, &id, &scope, mode);
+        let roles = data_roles(state, &id, scope, mode);
         if roles.is_empty() {
             continue;
         }
@@ -100,7 +107,7 @@ async fn holders(state: &AppState, registry: &RegistryInfo) -> Result<BTreeMap<S
         h.roles.extend(roles);
         h.groups.extend(group);
     }
-    for sp in crate::auth::directory::list_sps(&*state.meta).await? {
+    for sp in crate::model::directory::list_sps(&*state.meta).await? {
         if sp.builtin.is_some() {
             out.entry(sp.id.to_ascii_lowercase()).or_default().builtin = true;
         }
@@ -194,12 +201,8 @@ pub async fn preview(
     let addresses = wharf_netrules::address_impact(current, next);
     let mut text: Vec<String> = addresses.lost_text().into_iter().chain(addresses.gained_text()).collect();
     text.extend(lines.iter().map(|l| l.to_string()));
-    let private_endpoints: Vec<&str> = registry
-        .properties
-        .private_endpoint_connections
-        .iter()
-        .filter_map(|c| c["properties"]["privateEndpoint"]["id"].as_str())
-        .collect();
+    let private_endpoints: Vec<&str> =
+        registry.properties.private_endpoint_connections.iter().map(|c| c.endpoint_id()).collect();
     Ok(json!({
         "registry": registry.name,
         "registryId": registry.resource_id,
@@ -231,4 +234,42 @@ fn describe(s: &Subject) -> String {
     }
     what.push(')');
     what
+}
+
+/// `POST {registryId}/networkRuleImpact` with a registry PATCH body restricted to the network
+/// properties (`{"properties": {publicNetworkAccess?, networkRuleSet?, networkRuleBypassOptions?,
+/// networkRuleBypassAllowedForTasks?}, "sku"?}`): who loses or gains data-plane network access,
+/// and from which addresses, if the PATCH were applied. Validated as the PATCH would be;
+/// changes nothing.
+pub async fn network_impact(ctx: &ArmCtx, registry: &RegistryInfo) -> Result<Response, ArmError> {
+    const NETWORK: [&str; 4] =
+        ["publicNetworkAccess", "networkRuleSet", "networkRuleBypassOptions", "networkRuleBypassAllowedForTasks"];
+    let body = ctx.json()?;
+    let usage = |what: String| {
+        ArmError::invalid_request(format!(
+            "{what} networkRuleImpact takes a registry PATCH body with network properties only: {{\"properties\": {{{}}}}}.",
+            NETWORK.join(", ")
+        ))
+    };
+    if let Some(k) = body.as_object().into_iter().flat_map(|m| m.keys()).find(|k| *k != "properties" && *k != "sku") {
+        return Err(usage(format!("'{k}' is not accepted.")));
+    }
+    let props = body.get("properties").cloned().unwrap_or(Value::Null);
+    if let Some(k) = props.as_object().into_iter().flat_map(|m| m.keys()).find(|k| !NETWORK.contains(&k.as_str())) {
+        return Err(usage(format!("'properties.{k}' is not a network property.")));
+    }
+    let sku = match body.get("sku").and_then(|s| s.get("name")).and_then(Value::as_str) {
+        Some(name) => wharf_arm::registry::Sku::parse(name)?,
+        None => registry.sku,
+    };
+    let proposed = registry.properties.apply(&props)?;
+    proposed.validate(sku)?;
+    crate::arm::registries::check_vnet_rules(&ctx.state, &proposed).await?;
+    let next = crate::network::compile(&*ctx.state.meta, &proposed)
+        .await
+        .map_err(|e| ArmError::invalid_request(e.to_string()))?;
+    let impact = preview(&ctx.state, registry, &proposed, &registry.network, &next)
+        .await
+        .map_err(|e| storage_error("previewing a network-rule change", e))?;
+    Ok(json_response(StatusCode::OK, &impact))
 }

@@ -6,9 +6,9 @@
 //! `/directory/groups/{objectId}` and each direct membership as its own record below its group,
 //! `/directory/groups/{groupId}/members/{memberId}`: adding or removing one member never rewrites
 //! the group, so concurrent changes to one group cannot lose each other. Managed identities are
-//! ARM resources (`arm::resources`); this module only resolves them by object id.
+//! ARM resources (`model::identities`).
 //!
-//! Must never: decide who may change the directory (that is `graph`), or expand nested groups
+//! Must never: decide who may change the directory (that is the Graph plane), or expand nested groups
 //! (that is `authz`, so that authorization and Graph's membership checks share one expansion).
 //!
 //! An application and its service principal share one record: Graph's `POST /applications`

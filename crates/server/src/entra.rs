@@ -3,16 +3,19 @@
 //! `POST /{tenant}/oauth2/v2.0/token` (`client_credentials`, `password`, `refresh_token`; a
 //! user's answer carries `client_info` and, when `openid` is asked for, an ID token),
 //! `GET /{tenant}/v2.0/.well-known/openid-configuration` and `GET /{tenant}/discovery/v2.0/keys`.
+//!
+//! Owns: routing these paths ([`EntraEndpoint`]), the grants, and Entra's error shape
+//! ([`EntraError`], whose HTTP status follows from its OAuth2 error code).
+//! Must never: say why a refresh token was refused (one answer; the reason is logged).
 
-use std::collections::HashMap;
-
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use wharf_identity::{DirectoryPrincipal, Validation};
 
-use super::directory;
+use crate::http::Query;
+use crate::model::directory;
 use crate::state::AppState;
 
 const REFRESH_AUDIENCE: &str = "urn:wharf:directory-refresh";
@@ -50,68 +53,149 @@ struct IdTokenClaims {
     ver: &'static str,
 }
 
-/// An OAuth2 error in Entra's shape (`AADSTS…` codes in the description).
-pub fn oauth_error(status: StatusCode, error: &str, aadsts: u32, description: &str) -> Response {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let body = json!({
-        "error": error,
-        "error_description": format!("AADSTS{aadsts}: {description}"),
-        "error_codes": [aadsts],
-        "timestamp": now,
-        "trace_id": uuid::Uuid::new_v4().to_string(),
-        "correlation_id": uuid::Uuid::new_v4().to_string(),
-    });
-    (status, [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string()).into_response()
+/// OAuth2's error codes as Entra uses them; each has its HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthCode {
+    InvalidRequest,
+    InvalidScope,
+    UnauthorizedClient,
+    InvalidClient,
+    InvalidGrant,
+    UnsupportedGrantType,
+    MethodNotAllowed,
+    ServerError,
 }
 
-/// Routes `/{tenant}/…` requests; `None` if the path is not an Entra endpoint.
-pub async fn handle(
+impl OAuthCode {
+    fn wire(self) -> &'static str {
+        match self {
+            OAuthCode::InvalidRequest | OAuthCode::MethodNotAllowed => "invalid_request",
+            OAuthCode::InvalidScope => "invalid_scope",
+            OAuthCode::UnauthorizedClient => "unauthorized_client",
+            OAuthCode::InvalidClient => "invalid_client",
+            OAuthCode::InvalidGrant => "invalid_grant",
+            OAuthCode::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthCode::ServerError => "server_error",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            OAuthCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            OAuthCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// An OAuth2 error in Entra's shape (`AADSTS…` codes in the description).
+#[derive(Debug, Clone)]
+pub struct EntraError {
+    pub code: OAuthCode,
+    pub aadsts: u32,
+    pub description: String,
+}
+
+impl EntraError {
+    pub fn new(code: OAuthCode, aadsts: u32, description: impl Into<String>) -> EntraError {
+        EntraError { code, aadsts, description: description.into() }
+    }
+
+    /// A failure of Wharf itself: logged, answered without details.
+    fn internal(e: impl std::fmt::Display) -> EntraError {
+        tracing::error!(error = %e, "token endpoint failure");
+        EntraError::new(OAuthCode::ServerError, 90033, "A transient error has occurred. Please try again.")
+    }
+}
+
+impl IntoResponse for EntraError {
+    fn into_response(self) -> Response {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let body = json!({
+            "error": self.code.wire(),
+            "error_description": format!("AADSTS{}: {}", self.aadsts, self.description),
+            "error_codes": [self.aadsts],
+            "timestamp": now,
+            "trace_id": uuid::Uuid::new_v4().to_string(),
+            "correlation_id": uuid::Uuid::new_v4().to_string(),
+        });
+        (self.code.status(), [(http::header::CONTENT_TYPE, "application/json; charset=utf-8")], body.to_string())
+            .into_response()
+    }
+}
+
+/// An Entra request, parsed from its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntraEndpoint {
+    Token,
+    OpenIdConfiguration,
+    Keys,
+}
+
+impl EntraEndpoint {
+    /// The tenant segment and the endpoint of `/{tenant}/…`, if the path is Entra's.
+    pub fn parse(path: &str) -> Option<(String, EntraEndpoint)> {
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (tenant, rest) = segs.split_first()?;
+        let endpoint = match rest {
+            ["oauth2", "v2.0", "token"] => EntraEndpoint::Token,
+            ["v2.0", ".well-known", "openid-configuration"] => EntraEndpoint::OpenIdConfiguration,
+            ["discovery", "v2.0", "keys"] | ["discovery", "keys"] => EntraEndpoint::Keys,
+            _ => return None,
+        };
+        Some((tenant.to_string(), endpoint))
+    }
+}
+
+/// Largest token request body accepted.
+const MAX_BODY: usize = 1024 * 1024;
+
+/// Serves a request that [`EntraEndpoint::parse`] recognised.
+pub async fn handle(state: &AppState, tenant: &str, endpoint: EntraEndpoint, req: axum::extract::Request) -> Response {
+    match serve(state, tenant, endpoint, req).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve(
     state: &AppState,
-    method: &http::Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Option<Response> {
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let tenant = *segs.first()?;
-    let rest = &segs[1..];
+    tenant: &str,
+    endpoint: EntraEndpoint,
+    req: axum::extract::Request,
+) -> Result<Response, EntraError> {
     let known_tenant = tenant.eq_ignore_ascii_case(&state.tenant_id) || matches!(tenant, "organizations" | "common");
-    let route = match rest {
-        ["oauth2", "v2.0", "token"] => "token",
-        ["v2.0", ".well-known", "openid-configuration"] => "openid",
-        ["discovery", "v2.0", "keys"] | ["discovery", "keys"] => "keys",
-        _ => return None,
-    };
     if !known_tenant {
-        return Some(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+        return Err(EntraError::new(
+            OAuthCode::InvalidRequest,
             90002,
-            &format!(
+            format!(
                 "Tenant '{tenant}' not found. Check the tenant id: this Wharf deployment's tenant is the one 'wharf account show' prints."
             ),
         ));
     }
-    let base = state.base_url(headers);
-    Some(match (route, method.as_str()) {
-        ("openid", "GET") => openid_configuration(state, &base),
-        ("keys", "GET") => {
+    let (parts, body) = req.into_parts();
+    let base = state.base_url(&parts.headers);
+    match (endpoint, &parts.method) {
+        (EntraEndpoint::OpenIdConfiguration, &http::Method::GET) => Ok(openid_configuration(state, &base)),
+        (EntraEndpoint::Keys, &http::Method::GET) => {
             let jwks = state.identity.keys.read().expect("keys lock").jwks(chrono::Utc::now());
-            (
+            Ok((
                 StatusCode::OK,
                 [(http::header::CONTENT_TYPE, "application/json")],
                 serde_json::to_string(&jwks).expect("jwks"),
             )
-                .into_response()
+                .into_response())
         }
-        ("token", "POST") => token(state, body).await,
-        _ => oauth_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            900561,
-            "The endpoint only accepts POST requests.",
-        ),
-    })
+        (EntraEndpoint::Token, &http::Method::POST) => {
+            let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+                return Err(EntraError::new(OAuthCode::InvalidRequest, 90014, "The request body is too large."));
+            };
+            token(state, &Query::from_form(&body)).await
+        }
+        _ => Err(EntraError::new(OAuthCode::MethodNotAllowed, 900561, "The endpoint only accepts POST requests.")),
+    }
 }
 
 fn openid_configuration(state: &AppState, base: &str) -> Response {
@@ -139,51 +223,28 @@ fn openid_configuration(state: &AppState, base: &str) -> Response {
     (StatusCode::OK, [(http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-/// The audience of a `scope`: the deployment's own names first (Graph = the server's base URL,
-/// which az sends as its cloud's `microsoftGraphResourceId`), then the public ones, so that
-/// `https://graph.microsoft.com/.default` is also answered (with the deployment's Graph `aud`).
-pub fn scope_audience(state: &AppState, scope: &str) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
-    state.identity.directory.audiences.parse_scope(scope).or_else(|_| wharf_identity::parse_scope_to_audience(scope))
-}
-
-/// The audience of a managed-identity `resource=` value, with the same two sets of names.
-pub fn resource_audience(
-    state: &AppState,
-    resource: &str,
-) -> Result<wharf_identity::Audience, wharf_identity::ScopeError> {
-    state
-        .identity
-        .directory
-        .audiences
-        .parse_resource(resource)
-        .or_else(|_| wharf_identity::parse_resource_to_audience(resource))
-}
-
 /// The resource scope among the space-separated `scope` values (ignoring OIDC scopes).
 fn resource_scope(scope: &str) -> Option<&str> {
     scope.split_whitespace().find(|s| !matches!(*s, "openid" | "profile" | "offline_access" | "email"))
 }
 
-async fn token(state: &AppState, body: &[u8]) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
-    let f = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+async fn token(state: &AppState, form: &Query) -> Result<Response, EntraError> {
+    let f = |k: &str| form.text(k);
     let Some(scope) = resource_scope(f("scope")) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_scope",
+        return Err(EntraError::new(
+            OAuthCode::InvalidScope,
             70011,
             "The provided request must include a 'scope' input parameter naming a resource, e.g. https://management.core.windows.net//.default.",
-        );
+        ));
     };
-    let audience = match scope_audience(state, scope) {
+    let audience = match state.identity.scope_audience(scope) {
         Ok(a) => a,
         Err(_) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_scope",
+            return Err(EntraError::new(
+                OAuthCode::InvalidScope,
                 500011,
-                &format!("The resource principal named {scope} was not found in the tenant."),
-            );
+                format!("The resource principal named {scope} was not found in the tenant."),
+            ));
         }
     };
     let meta = &*state.meta;
@@ -199,42 +260,39 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
                         "no service principal has this application id"
                     };
                     tracing::warn!(client_id, reason, "client_credentials sign-in refused");
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "unauthorized_client",
+                    return Err(EntraError::new(
+                        OAuthCode::UnauthorizedClient,
                         700016,
-                        &format!("Application with identifier '{client_id}' was not found in the directory."),
-                    );
+                        format!("Application with identifier '{client_id}' was not found in the directory."),
+                    ));
                 }
-                Err(e) => return internal(e),
+                Err(e) => return Err(EntraError::internal(e)),
             };
             if !directory::sp_secret_matches(&sp, secret) {
                 tracing::warn!(app_id = %sp.app_id, reason = "the client secret does not match", "client_credentials sign-in refused");
-                return oauth_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
+                return Err(EntraError::new(
+                    OAuthCode::InvalidClient,
                     7000215,
                     "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.",
-                );
+                ));
             }
             (DirectoryPrincipal::ServicePrincipal { object_id: sp.id, app_id: sp.app_id, builtin: sp.builtin }, None)
         }
         "password" => {
             let (username, password) = (f("username"), f("password"));
-            match authenticate_user(state, username, password).await {
+            match crate::auth::credentials::authenticate_user(&*state.meta, username, password).await {
                 Ok(Some(p)) => {
                     let oid = object_id_of(&p);
                     (p, Some(oid))
                 }
                 Ok(None) => {
-                    return oauth_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_grant",
+                    return Err(EntraError::new(
+                        OAuthCode::InvalidGrant,
                         50126,
                         "Error validating credentials due to invalid username or password.",
-                    );
+                    ));
                 }
-                Err(e) => return internal(e),
+                Err(e) => return Err(EntraError::internal(e)),
             }
         }
         "refresh_token" => match user_from_refresh(state, f("refresh_token")).await {
@@ -244,21 +302,19 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             }
             // One answer whatever the reason (logged by `user_from_refresh`).
             None => {
-                return oauth_error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_grant",
+                return Err(EntraError::new(
+                    OAuthCode::InvalidGrant,
                     9002313,
                     "The refresh token was not accepted. Sign in again with 'wharf login'.",
-                );
+                ));
             }
         },
         other => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
+            return Err(EntraError::new(
+                OAuthCode::UnsupportedGrantType,
                 70003,
-                &format!("The app requested an unsupported grant type '{other}'."),
-            );
+                format!("The app requested an unsupported grant type '{other}'."),
+            ));
         }
     };
     let now = chrono::Utc::now();
@@ -268,7 +324,7 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
     };
     let issued = match issued {
         Ok(t) => t,
-        Err(e) => return internal(e),
+        Err(e) => return Err(EntraError::internal(e)),
     };
     let mut body = json!({
         "token_type": "Bearer",
@@ -280,7 +336,7 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
     if let Some(oid) = refresh_for {
         match issue_refresh(state, &oid, now) {
             Ok(rt) => body["refresh_token"] = json!(rt),
-            Err(e) => return internal(e),
+            Err(e) => return Err(EntraError::internal(e)),
         }
     }
     if let DirectoryPrincipal::User { object_id, display_name, user_principal_name } = &principal {
@@ -307,16 +363,16 @@ async fn token(state: &AppState, body: &[u8]) -> Response {
             let keys = state.identity.keys.read().expect("keys lock");
             match wharf_identity::jwt::encode(&keys, &claims) {
                 Ok(t) => body["id_token"] = json!(t),
-                Err(e) => return internal(e),
+                Err(e) => return Err(EntraError::internal(e)),
             }
         }
     }
-    (
+    Ok((
         StatusCode::OK,
         [(http::header::CONTENT_TYPE, "application/json; charset=utf-8"), (http::header::CACHE_CONTROL, "no-store")],
         body.to_string(),
     )
-        .into_response()
+        .into_response())
 }
 
 pub fn object_id_of(p: &DirectoryPrincipal) -> String {
@@ -325,42 +381,6 @@ pub fn object_id_of(p: &DirectoryPrincipal) -> String {
         | DirectoryPrincipal::ServicePrincipal { object_id, .. }
         | DirectoryPrincipal::ManagedIdentity { object_id, .. } => object_id.clone(),
     }
-}
-
-fn internal(e: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %e, "token endpoint failure");
-    oauth_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        90033,
-        "A transient error has occurred. Please try again.",
-    )
-}
-
-/// Checks a user's UPN and password.
-pub async fn authenticate_user(
-    state: &AppState,
-    upn: &str,
-    password: &str,
-) -> Result<Option<DirectoryPrincipal>, wharf_storage::StorageError> {
-    let refused = |reason: &str| {
-        tracing::warn!(upn, reason, "password sign-in refused");
-        Ok(None)
-    };
-    let Some(user) = directory::find_user_by_upn(&*state.meta, upn).await? else {
-        return refused("no user has this user principal name");
-    };
-    if !user.account_enabled {
-        return refused("the account is disabled");
-    }
-    if !directory::verify(password, &user.password_hash) {
-        return refused("the password does not match");
-    }
-    Ok(Some(DirectoryPrincipal::User {
-        object_id: user.id,
-        display_name: user.display_name,
-        user_principal_name: user.user_principal_name,
-    }))
 }
 
 fn issue_refresh(
