@@ -481,3 +481,38 @@ async fn rust_oci_client_push_and_pull() {
     let tags = client.list_tags(&reference, &auth, None, None).await.expect("list tags");
     assert_eq!(tags.tags, ["v1"]);
 }
+
+/// A copy between two repositories of one registry mounts every layer: skopeo asks for push on
+/// the target and pull on the source with one `scope=` each, and the token carries both.
+#[tokio::test]
+async fn skopeo_copy_between_repositories_mounts_every_layer() {
+    if !require_tool("skopeo") {
+        return;
+    }
+    let s = TestServer::start().await;
+    let _reg = s.registry("mountreg").await;
+    let scratch = Scratch::new("skopeo-mount");
+    let src = scratch.path("src");
+    let img = TestImage::new(&format!("mount-{}", nonce()), "amd64");
+    TestImage::write_layout(&src, &[("v1", &img.manifest[..], OCI_MANIFEST)], &[img.config.clone(), img.layer.clone()]);
+    let from = format!("docker://{}/mountreg/team/src:v1", s.host());
+    let mut c = skopeo(&s, &scratch);
+    c.args(["copy", "--preserve-digests", "--dest-tls-verify=false"]).args(creds_flags(&s, "--dest-creds"));
+    c.arg(format!("oci:{}:v1", src.display())).arg(&from);
+    assert!(run(&mut c).0, "skopeo copy to wharf");
+
+    let mut c = skopeo(&s, &scratch);
+    c.args(["--debug", "copy", "--src-tls-verify=false", "--dest-tls-verify=false"])
+        .args(creds_flags(&s, "--src-creds"))
+        .args(creds_flags(&s, "--dest-creds"))
+        .arg(&from)
+        .arg(format!("docker://{}/mountreg/team/dst:v1", s.host()));
+    let (ok, _, err) = run(&mut c);
+    assert!(ok, "skopeo copy between repositories: {err}");
+    let layers = 1;
+    assert!(err.contains("scope=repository%3Amountreg%2Fteam%2Fsrc%3Apull"), "skopeo asked for the source too: {err}");
+    assert_eq!(err.matches("mount OK").count(), layers, "every layer is mounted, none uploaded again:\n{err}");
+    assert!(!err.contains("Error mounting"), "{err}");
+    let r = send(s.http(Method::GET, &format!("/v2/mountreg/team/dst/blobs/{}", sha256(&img.layer)))).await;
+    assert_eq!(r.body, img.layer, "the mounted layer reads back");
+}

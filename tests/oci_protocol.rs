@@ -744,7 +744,7 @@ async fn name_grammar_and_path_traversal() {
         "names/app/../app".to_string(),
         "names/%2e%2e/names/app".to_string(),
         "names/app/%2e%2e".to_string(),
-        "names/a%2Fb".to_string(),
+        "names/a%2F%2Fb".to_string(),
         "names/app/".to_string(),
         "names//app".to_string(),
         "names/-app".to_string(),
@@ -781,6 +781,18 @@ async fn name_grammar_and_path_traversal() {
     // The invalid names did not create anything.
     let r = send(s.http(Method::GET, "/v2/_catalog")).await;
     assert_eq!(r.json()["repositories"], json!(["names/app"]));
+    // An encoded separator inside a name is the nested name (the Azure SDKs send them so, as
+    // ACR and distribution read them), never another route.
+    let (_, digest) = reg.push_image("team/app", "v1", "names-nested").await;
+    let (status, _, body) = raw_http(&s, "GET", "/v2/names/team%2Fapp/tags/list", &[], b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["tags"], json!(["v1"]));
+    let (status, head, _) =
+        raw_http(&s, "HEAD", "/v2/names%2Fteam%2Fapp/manifests/v1", &[("accept", OCI_MANIFEST.to_string())], b"");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains(&format!("docker-content-digest: {digest}")), "{head}");
+    let (status, _, _) = raw_http(&s, "GET", "/v2/names/team%2Fmanifests%2Fv1", &[], b"");
+    assert_eq!(status, 404, "encoded separators make no route");
     // Traversal out of /v2 does not reach the management API or the filesystem.
     for path in ["/v2/../subscriptions", "/v2/%2e%2e/subscriptions", "/v2/names/app/blobs/..%2f..%2f..%2fetc%2fpasswd"]
     {

@@ -738,7 +738,8 @@ pub fn raw_http(
         server.host(),
         body.len()
     );
-    if let Some((u, p)) = server.creds() {
+    let own_authorization = extra_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+    if let Some((u, p)) = server.creds().filter(|_| !own_authorization) {
         use base64::Engine as _;
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
         head.push_str(&format!("Authorization: Basic {token}\r\n"));
@@ -830,6 +831,55 @@ impl Cli {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+// ---- helpers several test files share ----
+
+/// A service principal made with `wharf ad sp create-for-rbac` (plus `extra` flags such as
+/// `--role` and `--scopes`): (appId, secret, object id).
+pub fn service_principal(cli: &Cli, name: &str, extra: &[&str]) -> (String, String, String) {
+    let mut args = vec!["ad", "sp", "create-for-rbac", "--name", name];
+    args.extend(extra);
+    let sp = cli.run(&args).ok().json();
+    let app = sp["appId"].as_str().expect("appId").to_string();
+    let shown = cli.run(&["ad", "sp", "show", "--id", &app]).ok().json();
+    (app, sp["password"].as_str().expect("password").to_string(), shown["id"].as_str().expect("id").to_string())
+}
+
+/// The claims of a compact JWT (not verified).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
+        .expect("JSON claims")
+}
+
+impl TestServer {
+    /// `GET /oauth2/token` with Basic credentials for the given scopes (one `scope=` each) and
+    /// `service`: the status and the answer.
+    pub async fn registry_token(&self, user: &str, pass: &str, service: &str, scopes: &[&str]) -> (StatusCode, Value) {
+        let mut query = vec![("service", service)];
+        query.extend(scopes.iter().map(|s| ("scope", *s)));
+        let r = self
+            .client()
+            .get(format!("{}/oauth2/token", self.base()))
+            .query(&query)
+            .basic_auth(user, Some(pass))
+            .send()
+            .await
+            .expect("token request");
+        let st = r.status();
+        (st, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The `access` claim of a registry token for `scopes` (empty when refused).
+    pub async fn granted(&self, user: &str, pass: &str, service: &str, scopes: &[&str]) -> Vec<Value> {
+        let (st, v) = self.registry_token(user, pass, service, scopes).await;
+        match v["access_token"].as_str() {
+            Some(t) if st == StatusCode::OK => jwt_claims(t)["access"].as_array().cloned().unwrap_or_default(),
+            _ => vec![],
         }
     }
 }

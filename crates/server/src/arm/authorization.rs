@@ -183,31 +183,39 @@ pub async fn delete_assignment(ctx: &ArmCtx, scope: &str, guid: &str) -> Result<
 }
 
 /// Assignments may only name a scope that exists in this deployment: its subscription, one of
-/// its resource groups, or one of its resources.
+/// its resource groups, or one of its resources — answered as ARM answers a scope that names
+/// nothing (`SubscriptionNotFound`, `ResourceGroupNotFound`, `ResourceNotFound`).
 async fn require_scope_exists(ctx: &ArmCtx, scope: &Scope) -> Result<(), ArmError> {
     let sub = &ctx.state.subscription_id;
-    let missing = || {
-        ArmError::new(
-            404,
+    let Some(scope_sub) = scope.subscription_id() else {
+        return Err(ArmError::bad_request(
             "InvalidScope",
             format!(
-                "The scope '{}' names no resource of this deployment: role assignments can be created only at an existing subscription, resource group or resource.",
+                "The scope '{}' is not a subscription, resource group or resource of this deployment.",
                 scope.as_str()
             ),
-        )
+        ));
     };
-    if !scope.subscription_id().is_some_and(|s| s.eq_ignore_ascii_case(sub)) {
-        return Err(missing());
+    if !scope_sub.eq_ignore_ascii_case(sub) {
+        return Err(ArmError::subscription_not_found(scope_sub));
     }
-    match scope.kind() {
-        ScopeKind::Subscription => Ok(()),
-        ScopeKind::ResourceGroup | ScopeKind::Resource => {
-            let found =
-                ctx.state.meta.resource_get(scope.as_str()).await.map_err(|e| storage_error("reading the scope", e))?;
-            if found.is_some() { Ok(()) } else { Err(missing()) }
-        }
-        ScopeKind::Root | ScopeKind::ManagementGroup => Err(missing()),
+    if scope.kind() == ScopeKind::Subscription {
+        return Ok(());
     }
+    let group = scope.resource_group_name().unwrap_or_default();
+    let exists = |id: String| async move {
+        ctx.state.meta.resource_get(&id).await.map(|r| r.is_some()).map_err(|e| storage_error("reading the scope", e))
+    };
+    if !exists(wharf_arm::ResourceId::resource_group(sub, group).to_string()).await? {
+        return Err(ArmError::resource_group_not_found(group));
+    }
+    if scope.kind() == ScopeKind::Resource && !exists(scope.as_str().to_string()).await? {
+        let id = wharf_arm::ResourceId::parse(scope.as_str()).ok();
+        let resource_type = id.as_ref().and_then(|r| r.resource_type()).unwrap_or_default();
+        let name = id.as_ref().and_then(|r| r.name().map(str::to_string)).unwrap_or_default();
+        return Err(ArmError::resource_not_found(&resource_type, &name, group));
+    }
+    Ok(())
 }
 
 fn principal_not_found(id: &str, tenant: &str) -> ArmError {

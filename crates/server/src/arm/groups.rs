@@ -140,17 +140,7 @@ pub async fn patch(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
 
 pub async fn delete(ctx: &ArmCtx, name: &str) -> Result<Response, ArmError> {
     let record = require(&ctx.state, name).await?;
-    let deleted = ctx
-        .state
-        .meta
-        .resource_delete_tree(&record.id)
-        .await
-        .map_err(|e| storage_error("deleting a resource group", e))?;
-    for r in &deleted {
-        if r.resource_type.eq_ignore_ascii_case(types::REGISTRY) {
-            super::registries::purge(&ctx.state, r).await?;
-        }
-    }
+    let deleted = ctx.state.delete_tree(&record.id).await.map_err(|e| storage_error("deleting a resource group", e))?;
     super::resources::after_delete(&ctx.state, &deleted).await?;
     Ok(json_response(StatusCode::OK, &Value::Null))
 }

@@ -55,26 +55,21 @@ impl ArmCtx {
             Some(ItemAction::Fixed(a)) => a.clone(),
             Some(ItemAction::ReadOfItemType) => format!("{resource_type}/read"),
         };
-        self.decide(&action, id).is_ok()
+        Scope::parse(id)
+            .is_ok_and(|scope| self.state.authz.authorize_action(self.caller.object_id(), &scope, &action).is_allowed())
     }
 
-    /// Whether the caller may perform `action` on `scope`: the decision, or the reason it is
-    /// refused (logged).
-    fn decide(&self, action: &str, scope: &str) -> Result<(), String> {
-        let parsed = match Scope::parse(scope) {
-            Ok(s) => s,
-            Err(e) => return Err(format!("the scope is not valid: {e}")),
-        };
-        let decision = self.state.authz.authorize_action(self.caller.object_id(), &parsed, action);
-        if decision.is_allowed() { Ok(()) } else { Err(decision.explain()) }
-    }
-
-    /// ARM's 403 `AuthorizationFailed` unless the caller may perform `action` on `scope`.
+    /// ARM's 403 `AuthorizationFailed` unless the caller may perform `action` on `scope`; a
+    /// scope that is no ARM scope at all (`a/../b`) is refused as such, whoever asks.
     fn authorize(&self, action: &str, scope: &str) -> Result<(), ArmError> {
-        let Err(explanation) = self.decide(action, scope) else { return Ok(()) };
+        let parsed = Scope::parse(scope).map_err(error::from_scope)?;
+        let decision = self.state.authz.authorize_action(self.caller.object_id(), &parsed, action);
+        if decision.is_allowed() {
+            return Ok(());
+        }
         let who = self.caller.display();
         let oid = self.caller.object_id();
-        tracing::warn!(caller = %who, object_id = %oid, action, scope, explanation = %explanation, "management call denied");
+        tracing::warn!(caller = %who, object_id = %oid, action, scope, explanation = %decision.explain(), "management call denied");
         Err(ArmError::new(
             403,
             "AuthorizationFailed",

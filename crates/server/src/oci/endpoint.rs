@@ -135,41 +135,37 @@ fn method_not_allowed(method: &Method) -> OciError {
     OciError::method_not_allowed(format!("method {method} is not supported on this endpoint"))
 }
 
-/// How a path's encoded separators (`%2F`) are read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Separators {
-    /// OCI paths: a segment that decodes to something containing '/' is refused, so encoded
-    /// separators cannot smuggle path structure.
-    Refused,
-    /// ACR's `/acr/v1` API: the Azure SDKs encode a nested repository name as one segment
-    /// (`/acr/v1/team%2Fapi/_tags`), and ACR reads it as the nested name.
-    Decoded,
-}
-
-/// Decodes path segments; control characters are always refused.
-fn segments(path: &str, separators: Separators) -> OciResult<Vec<String>> {
-    let mut out = Vec::new();
-    for raw in path.split('/') {
-        let decoded = percent_decode_str(raw)
-            .decode_utf8()
-            .map_err(|_| OciError::name_invalid("path segment is not valid UTF-8"))?;
-        if decoded.chars().any(char::is_control) || (separators == Separators::Refused && decoded.contains('/')) {
-            return Err(OciError::name_invalid(format!("invalid path segment '{raw}'")));
-        }
-        out.extend(decoded.split('/').map(str::to_string));
-    }
-    Ok(out)
+/// Decodes the path's segments, one per raw `/`-separated segment. A segment may decode to
+/// something containing `/` (the Azure SDKs send a nested repository name as one encoded
+/// segment, `team%2Fsvc%2Fapi`, and ACR and distribution read it as the nested name): such a
+/// segment can only be part of a name, never an endpoint keyword (`blobs`, `manifests`,
+/// `_tags` …), which must match a whole segment — so encoded separators cannot change which
+/// endpoint a path is. Control characters are refused.
+fn segments(path: &str) -> OciResult<Vec<String>> {
+    path.split('/')
+        .map(|raw| {
+            let decoded = percent_decode_str(raw)
+                .decode_utf8()
+                .map_err(|_| OciError::name_invalid("path segment is not valid UTF-8"))?;
+            if decoded.chars().any(char::is_control) {
+                return Err(OciError::name_invalid(format!("invalid path segment '{raw}'")));
+            }
+            Ok(decoded.into_owned())
+        })
+        .collect()
 }
 
 fn upload_id(raw: &str) -> OciResult<UploadId> {
     UploadId::parse(raw).ok_or_else(OciError::upload_unknown)
 }
 
+/// The name the segments spell (a segment may hold encoded separators, see [`segments`]).
 fn join_name(parts: &[String]) -> OciResult<String> {
-    if parts.is_empty() || parts.iter().any(|p| p.is_empty()) {
+    let name = parts.join("/");
+    if parts.is_empty() || name.split('/').any(str::is_empty) {
         return Err(OciError::name_invalid("repository name has an empty path component"));
     }
-    Ok(parts.join("/"))
+    Ok(name)
 }
 
 fn digest(s: &str) -> OciResult<Digest> {
@@ -207,7 +203,7 @@ fn parse_v2(method: &Method, rest: &str) -> OciResult<Endpoint> {
         };
     }
     let Some(rest) = rest.strip_prefix('/') else { return Err(not_found_route()) };
-    let segs = segments(rest, Separators::Refused)?;
+    let segs = segments(rest)?;
     let n = segs.len();
     if n == 1 && segs[0] == "_catalog" {
         return match *method {
@@ -293,7 +289,7 @@ fn parse_acr(method: &Method, rest: &str) -> OciResult<Endpoint> {
             "soft delete is not available in this version of Wharf: deleted manifests are not kept, so there is nothing to list or restore",
         ));
     }
-    let segs = segments(rest, Separators::Decoded)?;
+    let segs = segments(rest)?;
     let n = segs.len();
     if n == 1 && segs[0] == "_catalog" {
         return match *method {
@@ -388,7 +384,12 @@ mod tests {
         assert_eq!(p(Method::GET, "/v2/a/blobs/sha256:zz").unwrap_err().code, Code::DigestInvalid);
         assert_eq!(p(Method::GET, "/v2/a/manifests/-bad").unwrap_err().code, Code::ManifestUnknown);
         assert_eq!(p(Method::PUT, "/v2/a/manifests/-bad").unwrap_err().code, Code::ManifestInvalid);
-        assert_eq!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap_err().code, Code::NameInvalid);
+        assert!(matches!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap(), Endpoint::ListTags { name } if name == "a/b"));
+        // An encoded separator never makes a keyword: this is a name, not a manifest route.
+        assert!(
+            matches!(p(Method::GET, "/v2/a%2Fmanifests%2Fv1/tags/list").unwrap(), Endpoint::ListTags { name } if name == "a/manifests/v1")
+        );
+        assert_eq!(p(Method::GET, "/v2/a/b%2Fmanifests%2Fv1").unwrap_err().status(), http::StatusCode::NOT_FOUND);
         assert_eq!(p(Method::GET, "/v2/a//b/tags/list").unwrap_err().code, Code::NameInvalid);
         assert_eq!(p(Method::POST, "/v2/a/manifests/v1").unwrap_err().code, Code::MethodNotAllowed);
         assert_eq!(p(Method::GET, "/v2/nothing").unwrap_err().status(), http::StatusCode::NOT_FOUND);
@@ -422,7 +423,12 @@ mod tests {
         assert_eq!(p(Method::GET, "/acr/v1/a%2F%2Fb/_tags").unwrap_err().code, Code::NameInvalid);
         assert_eq!(p(Method::GET, "/acr/v1/a%00b/_tags").unwrap_err().code, Code::NameInvalid);
         // OCI paths keep refusing encoded separators.
-        assert_eq!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap_err().code, Code::NameInvalid);
+        assert!(matches!(p(Method::GET, "/v2/a%2Fb/tags/list").unwrap(), Endpoint::ListTags { name } if name == "a/b"));
+        // An encoded separator never makes a keyword: this is a name, not a manifest route.
+        assert!(
+            matches!(p(Method::GET, "/v2/a%2Fmanifests%2Fv1/tags/list").unwrap(), Endpoint::ListTags { name } if name == "a/manifests/v1")
+        );
+        assert_eq!(p(Method::GET, "/v2/a/b%2Fmanifests%2Fv1").unwrap_err().status(), http::StatusCode::NOT_FOUND);
     }
 
     /// Every endpoint and its operation: the data plane's permission table (in the style of
