@@ -159,50 +159,10 @@ pub enum AcrCmd {
         resource_group: Option<String>,
     },
     /// Update a container registry.
-    Update {
-        #[arg(long, short = 'n')]
-        name: String,
-        #[arg(long, short = 'g')]
-        resource_group: Option<String>,
-        #[arg(long, value_enum, ignore_case = true)]
-        sku: Option<SkuArg>,
-        #[command(flatten)]
-        settings: Settings,
-        /// Only show who would gain or lose data access (role assignment mode and network
-        /// settings); change nothing.
-        #[arg(long)]
-        what_if: bool,
-        /// Do not ask for confirmation of access changes.
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    Update(UpdateArgs),
     /// Explain whether a principal may perform an action on a repository, and which role
     /// assignment and condition decide it.
-    CheckAccess {
-        #[arg(long, short = 'n')]
-        name: String,
-        #[arg(long, short = 'g')]
-        resource_group: Option<String>,
-        /// User principal name, app id or object id.
-        #[arg(long)]
-        assignee: String,
-        /// Repository inside the registry (omit for the catalog).
-        #[arg(long)]
-        repository: Option<String>,
-        /// Action to check.
-        #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
-        action: String,
-        /// Judge the network rules for a request from this address on the public endpoint
-        /// (without it, and without --via-private-endpoint: for any public address).
-        #[arg(long)]
-        client_ip: Option<String>,
-        /// Judge the request as arriving through this private endpoint (name or resource id).
-        #[arg(long)]
-        via_private_endpoint: Option<String>,
-        /// For a managed identity: the hosting resource (id) whose workload makes the request.
-        #[arg(long)]
-        hosting_resource: Option<String>,
-    },
+    CheckAccess(CheckAccessArgs),
     #[command(flatten)]
     Data(super::acr_data::AcrDataCmd),
     /// Manage network rules (IP rules and virtual-network rules).
@@ -220,6 +180,54 @@ pub enum AcrCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+/// `acr update`: the registry, the settings to change, and how to confirm access changes.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub sku: Option<SkuArg>,
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Only show who would gain or lose data access (role assignment mode and network
+    /// settings); change nothing.
+    #[arg(long)]
+    pub what_if: bool,
+    /// Do not ask for confirmation of access changes.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `acr check-access`: the principal, the request and the network path to judge.
+#[derive(Debug, Args)]
+pub struct CheckAccessArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    /// User principal name, app id or object id.
+    #[arg(long)]
+    pub assignee: String,
+    /// Repository inside the registry (omit for the catalog).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Action to check.
+    #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
+    pub action: String,
+    /// Judge the network rules for a request from this address on the public endpoint
+    /// (without it, and without --via-private-endpoint: for any public address).
+    #[arg(long)]
+    pub client_ip: Option<String>,
+    /// Judge the request as arriving through this private endpoint (name or resource id).
+    #[arg(long)]
+    pub via_private_endpoint: Option<String>,
+    /// For a managed identity: the hosting resource (id) whose workload makes the request.
+    #[arg(long)]
+    pub hosting_resource: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -310,160 +318,202 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
     let sub = client.subscription()?.to_string();
     match cmd {
         AcrCmd::Create { name, resource_group, sku, location, settings } => {
-            let location = match location {
-                Some(l) => l,
-                None => {
-                    let rg = client
-                        .get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API)
-                        .await?;
-                    rg["location"].as_str().unwrap_or("local").to_string()
-                }
-            };
-            let mut props = settings.properties();
-            props.entry("adminUserEnabled").or_insert(json!(false));
-            let mut body = json!({"location": location, "sku": {"name": sku.as_str()}, "properties": props});
-            if let Some(t) = &settings.tags {
-                body["tags"] = parse_tags(t)?;
-            }
-            let v = client
-                .arm(Method::PUT, &registry_path(&sub, &resource_group, &name), REGISTRY_API, Some(&body))
-                .await?;
-            Ok(Some(flatten_registry(&v)))
+            create(&client, &sub, &name, &resource_group, sku, location, &settings).await
         }
-        AcrCmd::Show { name, resource_group } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let v = client.get(&registry_path(&sub, &rg, &name), REGISTRY_API).await?;
-            Ok(Some(flatten_registry(&v)))
-        }
-        AcrCmd::List { resource_group } => {
-            let path = match &resource_group {
-                Some(rg) => {
-                    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
-                }
-                None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
-            };
-            let v = client.get(&path, REGISTRY_API).await?;
-            let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
-            Ok(Some(Value::Array(list)))
-        }
-        AcrCmd::CheckName { name } => {
-            let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
-            let path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability");
-            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
-        }
-        AcrCmd::ShowUsage { name, resource_group } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            Ok(Some(client.get(&format!("{}/listUsages", registry_path(&sub, &rg, &name)), REGISTRY_API).await?))
-        }
-        AcrCmd::Update { name, resource_group, sku, settings, what_if, yes } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let path = registry_path(&sub, &rg, &name);
-            // Preview first: who gains or loses data access, through the mode or the network.
-            let mut preview = Map::new();
-            let mut text = String::new();
-            let mut ask = false;
-            if let Some(mode) = settings.role_assignment_mode {
-                let impact = client
-                    .arm(
-                        Method::POST,
-                        &format!("{path}/roleAssignmentModeImpact"),
-                        REGISTRY_API,
-                        Some(&json!({"roleAssignmentMode": mode.arm()})),
-                    )
-                    .await?;
-                let described = describe_impact(&impact);
-                ask |= !described.is_empty();
-                text += &described;
-                if let Value::Object(m) = impact {
-                    preview.extend(m);
-                }
-            }
-            let network = settings.network_properties();
-            let mut unpreviewed = false;
-            if !network.is_empty() {
-                let mut body = json!({"properties": network});
-                if let Some(s) = sku {
-                    body["sku"] = json!({"name": s.as_str()});
-                }
-                match network_impact(&client, &path, &body, what_if).await? {
-                    Some(impact) => {
-                        ask |= impact["losesAccess"].as_bool().unwrap_or(false);
-                        text += &describe_network_impact(&impact, &name);
-                        preview.insert("networkRules".into(), impact);
-                    }
-                    None => unpreviewed = true,
-                }
-            }
-            if what_if {
-                if preview.is_empty() {
-                    eprintln!(
-                        "Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services."
-                    );
-                } else if text.is_empty() {
-                    eprintln!("No principal or address gains or loses data-plane access.");
-                } else {
-                    eprint!("{text}");
-                }
-                return Ok(Some(Value::Object(preview)));
-            }
-            if !text.is_empty() {
-                eprint!("{text}");
-            }
-            // Scripts (no terminal) proceed after printing, so commands written for az keep working.
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                if ask {
-                    confirm("Apply these changes?", yes)?;
-                } else if unpreviewed {
-                    confirm("Apply the network change without a preview?", yes)?;
-                }
-            }
-            let mut body = json!({"properties": settings.properties()});
-            if let Some(s) = sku {
-                body["sku"] = json!({"name": s.as_str()});
-            }
-            if let Some(t) = &settings.tags {
-                body["tags"] = parse_tags(t)?;
-            }
-            let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
-            Ok(Some(flatten_registry(&v)))
-        }
+        AcrCmd::Show { name, resource_group } => show(&client, &sub, &name, resource_group).await,
+        AcrCmd::List { resource_group } => list(&client, &sub, resource_group).await,
+        AcrCmd::CheckName { name } => check_name(&client, &sub, &name).await,
+        AcrCmd::ShowUsage { name, resource_group } => show_usage(&client, &sub, &name, resource_group).await,
+        AcrCmd::Update(args) => update(&client, &sub, args).await,
         AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
-        AcrCmd::CheckAccess {
-            name,
-            resource_group,
-            assignee,
-            repository,
-            action,
-            client_ip,
-            via_private_endpoint,
-            hosting_resource,
-        } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
-            let (repository, action) = match (action.as_str(), repository) {
-                ("list", None) => (None, "*".to_string()),
-                ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
-                (a, r) => (r, a.to_string()),
-            };
-            let body = json!({
-                "principalId": oid,
-                "repository": repository,
-                "actions": [action],
-                "clientIp": client_ip,
-                "privateEndpoint": via_private_endpoint,
-                "hostingResource": hosting_resource,
-            });
-            let path = format!("{}/checkAccess", registry_path(&sub, &rg, &name));
-            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+        AcrCmd::CheckAccess(args) => check_access(&client, &sub, args).await,
+        AcrCmd::Delete { name, resource_group, yes } => delete(&client, &sub, &name, resource_group, yes).await,
+    }
+}
+
+async fn create(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: &str,
+    sku: SkuArg,
+    location: Option<String>,
+    settings: &Settings,
+) -> Result<Option<Value>, CliError> {
+    let location = match location {
+        Some(l) => l,
+        None => {
+            let rg =
+                client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+            rg["location"].as_str().unwrap_or("local").to_string()
         }
-        AcrCmd::Delete { name, resource_group, yes } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
-            client.arm(Method::DELETE, &registry_path(&sub, &rg, &name), REGISTRY_API, None).await?;
-            Ok(None)
+    };
+    let mut props = settings.properties();
+    props.entry("adminUserEnabled").or_insert(json!(false));
+    let mut body = json!({"location": location, "sku": {"name": sku.as_str()}, "properties": props});
+    if let Some(t) = &settings.tags {
+        body["tags"] = parse_tags(t)?;
+    }
+    let v = client.arm(Method::PUT, &registry_path(sub, resource_group, name), REGISTRY_API, Some(&body)).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn show(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    let v = client.get(&registry_path(sub, &rg, name), REGISTRY_API).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn list(client: &Client, sub: &str, resource_group: Option<String>) -> Result<Option<Value>, CliError> {
+    let path = match &resource_group {
+        Some(rg) => {
+            format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
+        }
+        None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
+    };
+    let v = client.get(&path, REGISTRY_API).await?;
+    let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
+    Ok(Some(Value::Array(list)))
+}
+
+async fn check_name(client: &Client, sub: &str, name: &str) -> Result<Option<Value>, CliError> {
+    let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
+    let path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability");
+    Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+}
+
+async fn show_usage(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    Ok(Some(client.get(&format!("{}/listUsages", registry_path(sub, &rg, name)), REGISTRY_API).await?))
+}
+
+async fn update(client: &Client, sub: &str, args: UpdateArgs) -> Result<Option<Value>, CliError> {
+    let UpdateArgs { name, resource_group, sku, settings, what_if, yes } = args;
+    let name = name.as_str();
+    let rg = resolve_group(client, name, resource_group).await?;
+    let path = registry_path(sub, &rg, name);
+    // Preview first: who gains or loses data access, through the mode or the network.
+    let mut preview = Map::new();
+    let mut text = String::new();
+    let mut ask = false;
+    if let Some(mode) = settings.role_assignment_mode {
+        let impact = client
+            .arm(
+                Method::POST,
+                &format!("{path}/roleAssignmentModeImpact"),
+                REGISTRY_API,
+                Some(&json!({"roleAssignmentMode": mode.arm()})),
+            )
+            .await?;
+        let described = describe_impact(&impact);
+        ask |= !described.is_empty();
+        text += &described;
+        if let Value::Object(m) = impact {
+            preview.extend(m);
         }
     }
+    let network = settings.network_properties();
+    let mut unpreviewed = false;
+    if !network.is_empty() {
+        let mut body = json!({"properties": network});
+        if let Some(s) = sku {
+            body["sku"] = json!({"name": s.as_str()});
+        }
+        match network_impact(client, &path, &body, what_if).await? {
+            Some(impact) => {
+                ask |= impact["losesAccess"].as_bool().unwrap_or(false);
+                text += &describe_network_impact(&impact, name);
+                preview.insert("networkRules".into(), impact);
+            }
+            None => unpreviewed = true,
+        }
+    }
+    if what_if {
+        if preview.is_empty() {
+            eprintln!(
+                "Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services."
+            );
+        } else if text.is_empty() {
+            eprintln!("No principal or address gains or loses data-plane access.");
+        } else {
+            eprint!("{text}");
+        }
+        return Ok(Some(Value::Object(preview)));
+    }
+    if !text.is_empty() {
+        eprint!("{text}");
+    }
+    // Scripts (no terminal) proceed after printing, so commands written for az keep working.
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if ask {
+            confirm("Apply these changes?", yes)?;
+        } else if unpreviewed {
+            confirm("Apply the network change without a preview?", yes)?;
+        }
+    }
+    let mut body = json!({"properties": settings.properties()});
+    if let Some(s) = sku {
+        body["sku"] = json!({"name": s.as_str()});
+    }
+    if let Some(t) = &settings.tags {
+        body["tags"] = parse_tags(t)?;
+    }
+    let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn check_access(client: &Client, sub: &str, args: CheckAccessArgs) -> Result<Option<Value>, CliError> {
+    let CheckAccessArgs {
+        name,
+        resource_group,
+        assignee,
+        repository,
+        action,
+        client_ip,
+        via_private_endpoint,
+        hosting_resource,
+    } = args;
+    let rg = resolve_group(client, &name, resource_group).await?;
+    let (oid, _) = super::role::resolve_assignee(client, &assignee).await?;
+    let (repository, action) = match (action.as_str(), repository) {
+        ("list", None) => (None, "*".to_string()),
+        ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
+        (a, r) => (r, a.to_string()),
+    };
+    let body = json!({
+        "principalId": oid,
+        "repository": repository,
+        "actions": [action],
+        "clientIp": client_ip,
+        "privateEndpoint": via_private_endpoint,
+        "hostingResource": hosting_resource,
+    });
+    let path = format!("{}/checkAccess", registry_path(sub, &rg, &name));
+    Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+}
+
+async fn delete(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+    yes: bool,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
+    client.arm(Method::DELETE, &registry_path(sub, &rg, name), REGISTRY_API, None).await?;
+    Ok(None)
 }
 
 /// The impact of a mode change as lines for stderr.
