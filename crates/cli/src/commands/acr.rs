@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::{confirm, parse_bool, parse_tags};
 use crate::client::{Client, REGISTRY_API, RESOURCES_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SkuArg {
@@ -259,6 +260,118 @@ pub struct NetworkRuleArgs {
     pub subnet: Option<String>,
     #[arg(long)]
     pub vnet_name: Option<String>,
+}
+
+/// `-o table` for each `acr` command: az's columns where az has them (its `acr` table
+/// transformers), az's generic table elsewhere.
+pub fn table(cmd: &AcrCmd) -> Table {
+    match cmd {
+        AcrCmd::Update(args) if args.what_if => Table::Generic,
+        AcrCmd::Create { .. }
+        | AcrCmd::Show { .. }
+        | AcrCmd::List { .. }
+        | AcrCmd::Update(_)
+        | AcrCmd::Delete { .. } => Table::Columns(registry_columns),
+        AcrCmd::CheckName { .. } | AcrCmd::NetworkRule { .. } => Table::Generic,
+        AcrCmd::ShowUsage { .. } => Table::Columns(usage_columns),
+        AcrCmd::CheckAccess(_) => Table::Columns(access_columns),
+        AcrCmd::Data(cmd) => super::acr_data::table(cmd),
+    }
+}
+
+/// The objects az's `acr` table transformers make rows of: a `value` list, a list, or one object.
+pub(super) fn rows(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Object(m) if m.get("value").is_some_and(Value::is_array) => {
+            m["value"].as_array().unwrap().iter().collect()
+        }
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// A cell as az's `acr` table transformers write it: the value's text, or a blank when it is
+/// missing, null or empty (`false` and `0` are shown).
+pub(super) fn text(v: &Value) -> Value {
+    Value::String(match v {
+        Value::Null => String::new(),
+        Value::Array(a) if a.is_empty() => String::new(),
+        Value::Object(m) if m.is_empty() => String::new(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// A date as az's `acr` tables show it: `YYYY-MM-DDTHH:MM:SSZ`, fractions and offset dropped.
+fn date(v: &Value) -> Value {
+    let s = v.as_str().unwrap_or_default();
+    let b = s.as_bytes();
+    let shaped = b.len() >= 19
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && (b[10] == b'T' || b[10] == b' ')
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| b[i].is_ascii_digit());
+    if shaped { Value::String(format!("{}T{}Z", &s[..10], &s[11..19])) } else { text(v) }
+}
+
+fn registry_columns(v: &Value) -> Vec<Value> {
+    rows(v)
+        .into_iter()
+        .map(|r| {
+            columns([
+                ("NAME", text(&r["name"])),
+                ("RESOURCE GROUP", text(&r["resourceGroup"])),
+                ("LOCATION", text(&r["location"])),
+                ("SKU", text(&r["sku"]["name"])),
+                ("LOGIN SERVER", text(&r["loginServer"])),
+                ("CREATION DATE", date(&r["creationDate"])),
+                ("ADMIN ENABLED", text(&r["adminUserEnabled"])),
+            ])
+        })
+        .collect()
+}
+
+fn usage_columns(v: &Value) -> Vec<Value> {
+    rows(v)
+        .into_iter()
+        .map(|u| {
+            columns([
+                ("NAME", text(&u["name"])),
+                ("LIMIT", text(&u["limit"])),
+                ("CURRENT VALUE", text(&u["currentValue"])),
+                ("UNIT", text(&u["unit"])),
+            ])
+        })
+        .collect()
+}
+
+/// Wharf's own command, in the style of az's `acr` tables: what was asked and what decided.
+fn access_columns(v: &Value) -> Vec<Value> {
+    let joined = |list: &Value, key: Option<&str>| {
+        let items: Vec<&str> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| match key {
+                Some(k) => x[k].as_str(),
+                None => x.as_str(),
+            })
+            .collect();
+        Value::String(items.join(", "))
+    };
+    rows(v)
+        .into_iter()
+        .map(|a| {
+            columns([
+                ("REGISTRY", text(&a["registry"])),
+                ("TARGET", text(&a["target"])),
+                ("ACTIONS", joined(&a["decisions"], Some("action"))),
+                ("GRANTED", joined(&a["granted"], None)),
+                ("DECISION", text(&a["decision"])),
+            ])
+        })
+        .collect()
 }
 
 /// az shows the SDK's flattened model: `properties` merged into the top level, plus

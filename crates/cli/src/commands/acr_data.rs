@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{confirm, parse_bool};
 use crate::client::{Client, REGISTRY_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 use registry_client::RegistryClient;
 
 /// The username that tells a registry the password is an ACR refresh token.
@@ -196,6 +197,29 @@ pub enum ManifestCmd {
         #[arg(long, value_enum)]
         orderby: Option<OrderBy>,
     },
+}
+
+/// `-o table` for the data-plane and credential commands: az's columns for `acr credential`,
+/// az's generic table for the others (az has no transformer for them).
+pub fn table(cmd: &AcrDataCmd) -> Table {
+    match cmd {
+        AcrDataCmd::Credential { .. } => Table::Columns(credential_columns),
+        AcrDataCmd::Login { .. } | AcrDataCmd::Repository { .. } | AcrDataCmd::Manifest { .. } => Table::Generic,
+    }
+}
+
+fn credential_columns(v: &Value) -> Vec<Value> {
+    use super::acr::{rows, text};
+    rows(v)
+        .into_iter()
+        .map(|c| {
+            columns([
+                ("USERNAME", text(&c["username"])),
+                ("PASSWORD", text(&c["passwords"][0]["value"])),
+                ("PASSWORD2", text(&c["passwords"][1]["value"])),
+            ])
+        })
+        .collect()
 }
 
 /// What the commands need to know about a registry.

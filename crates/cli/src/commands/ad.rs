@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Client, GraphClient, odata_quote};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 #[derive(Debug, Subcommand)]
 pub enum AdCmd {
@@ -315,6 +316,28 @@ pub enum SpCredentialCmd {
         #[arg(long)]
         display_name: Option<String>,
     },
+}
+
+/// `-o table`: az's columns for `ad sp list` (sorted by display name, the object id shown),
+/// its generic table for the others.
+pub fn table(cmd: &AdCmd) -> Table {
+    match cmd {
+        AdCmd::Sp { cmd: SpCmd::List { .. } } => Table::Columns(|v| {
+            let mut sps: Vec<&Value> = v.as_array().into_iter().flatten().collect();
+            sps.sort_by(|a, b| a["displayName"].as_str().cmp(&b["displayName"].as_str()));
+            sps.into_iter()
+                .map(|sp| {
+                    columns([
+                        ("DisplayName", sp["displayName"].clone()),
+                        ("Id", sp["id"].clone()),
+                        ("AppId", sp["appId"].clone()),
+                        ("CreatedDateTime", sp["createdDateTime"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        AdCmd::Sp { .. } | AdCmd::User { .. } | AdCmd::SignedInUser { .. } | AdCmd::Group { .. } => Table::Generic,
+    }
 }
 
 pub async fn run(cmd: AdCmd) -> Result<Option<Value>, CliError> {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::client::Client;
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 pub const NETWORK_API: &str = "2024-05-01";
 
@@ -150,6 +151,37 @@ pub struct PrivateEndpointArgs {
     pub ip_address: Option<String>,
     #[arg(long, short = 'l')]
     pub location: Option<String>,
+}
+
+/// `-o table`: az's columns for `network vnet list`, its generic table for the others.
+pub fn table(cmd: &NetworkCmd) -> Table {
+    match cmd {
+        NetworkCmd::Vnet { cmd: VnetCmd::List { .. } } => Table::Columns(vnet_columns),
+        NetworkCmd::Vnet { .. } | NetworkCmd::PrivateEndpoint { .. } => Table::Generic,
+    }
+}
+
+fn vnet_columns(v: &Value) -> Vec<Value> {
+    let joined = |list: &Value| {
+        let items: Vec<&str> = list.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        if items.is_empty() { json!(" ") } else { json!(items.join(", ")) }
+    };
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| {
+            columns([
+                ("Name", n["name"].clone()),
+                ("ResourceGroup", n["resourceGroup"].clone()),
+                ("Location", n["location"].clone()),
+                ("NumSubnets", json!(n["subnets"].as_array().map_or(0, Vec::len))),
+                ("Prefixes", joined(&n["addressSpace"]["addressPrefixes"])),
+                ("DnsServers", joined(&n["dhcpOptions"]["dnsServers"])),
+                ("DDOSProtection", n.get("enableDdosProtection").cloned().unwrap_or(json!(" "))),
+                ("VMProtection", n.get("enableVmProtection").cloned().unwrap_or(json!(" "))),
+            ])
+        })
+        .collect()
 }
 
 fn base(client: &Client, rg: &str) -> Result<String, CliError> {

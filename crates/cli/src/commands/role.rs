@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use crate::client::Client;
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 /// api-versions az sends for Microsoft.Authorization.
 pub const ASSIGNMENTS_API: &str = "2022-04-01";
@@ -123,6 +124,43 @@ pub enum DefinitionCmd {
         #[arg(long)]
         scope: Option<String>,
     },
+}
+
+/// `-o table`: az's columns for `role assignment list` and `role definition list`, its generic
+/// table for the others.
+pub fn table(cmd: &RoleCmd) -> Table {
+    match cmd {
+        RoleCmd::Assignment { cmd: AssignmentCmd::List { .. } } => Table::Columns(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    columns([
+                        ("Principal", a["principalName"].clone()),
+                        ("Role", a["roleDefinitionName"].clone()),
+                        ("Scope", a["scope"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        RoleCmd::Definition { cmd: DefinitionCmd::List { .. } } => Table::Columns(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    columns([
+                        ("Name", d["roleName"].clone()),
+                        ("Type", d["type"].clone()),
+                        ("Description", d["description"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        RoleCmd::Assignment {
+            cmd: AssignmentCmd::Create { .. } | AssignmentCmd::Delete { .. } | AssignmentCmd::Update { .. },
+        }
+        | RoleCmd::Definition { cmd: DefinitionCmd::Create { .. } | DefinitionCmd::Delete { .. } } => Table::Generic,
+    }
 }
 
 fn read_arg(v: &str) -> Result<String, CliError> {
@@ -357,7 +395,47 @@ async fn list_assignments(
             })
         })
         .collect();
-    Ok(Some(Value::Array(list)))
+    Ok(Some(Value::Array(with_principal_names(client, list).await)))
+}
+
+/// Adds `principalName` to each assignment, as az's `role assignment list` does: a user's
+/// principal name, a service principal's first service principal name, a group's display name
+/// (empty when the directory does not know the id). A directory the caller may not read leaves
+/// the names out, as in az.
+async fn with_principal_names(client: &Client, mut list: Vec<Value>) -> Vec<Value> {
+    let mut ids: Vec<String> = list.iter().filter_map(|a| a["principalId"].as_str().map(str::to_string)).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return list;
+    }
+    let Ok(graph) = client.graph_client().await else { return list };
+    let body = json!({"ids": ids, "types": ["user", "group", "servicePrincipal", "directoryObjectPartnerReference"]});
+    let Ok(found) = graph.call(Method::POST, "directoryObjects/getByIds", &[], Some(&body)).await else {
+        return list;
+    };
+    let names: Map<String, Value> = found["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| Some((o["id"].as_str()?.to_ascii_lowercase(), json!(displayable_name(o)))))
+        .collect();
+    for a in &mut list {
+        let id = a["principalId"].as_str().unwrap_or_default().to_ascii_lowercase();
+        a["principalName"] = names.get(&id).cloned().unwrap_or(json!(""));
+    }
+    list
+}
+
+/// The name az shows for a directory object.
+fn displayable_name(o: &Value) -> &str {
+    if let Some(upn) = o.get("userPrincipalName") {
+        return upn.as_str().unwrap_or_default();
+    }
+    if let Some(names) = o.get("servicePrincipalNames") {
+        return names[0].as_str().unwrap_or_default();
+    }
+    o["displayName"].as_str().unwrap_or_default()
 }
 
 async fn delete_assignments(
