@@ -757,18 +757,26 @@ async fn create_for_rbac(
         ));
     }
     let name = name.unwrap_or_else(|| format!("wharf-cli-{}", crate::client::now_secs()));
-    let existing = graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(&name)))).await?;
-    let existing = existing.into_iter().find(|s| s["servicePrincipalType"] == "Application");
-    let (sp, app) = match existing {
-        Some(sp) => {
+    let (sp, app) = match existing_application(graph, &name).await? {
+        Some(app) => {
             eprintln!(
                 "WARNING: Found an existing application instance: (id) {}. We will patch it.",
-                sp["appId"].as_str().unwrap_or_default()
+                app["id"].as_str().unwrap_or_default()
             );
-            let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+            let app_id = app["appId"].as_str().unwrap_or_default();
+            let sp = graph
+                .list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {})", odata_quote(app_id))))
+                .await?
+                .into_iter()
+                .next();
+            let sp = match sp {
+                Some(sp) => sp,
+                None => graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app_id}))).await?,
+            };
             (sp, app)
         }
         None => {
+            refuse_foreign_principal(graph, &name).await?;
             let app = graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
             let sp = graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]}))).await?;
             (sp, app)
@@ -786,6 +794,55 @@ async fn create_for_rbac(
         "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
     );
     Ok(Some(json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant})))
+}
+
+/// The directory's application with exactly this display name, which `create-for-rbac` patches
+/// instead of registering another, as az does; two of them are an error, as in az.
+async fn existing_application(graph: &GraphClient<'_>, name: &str) -> Result<Option<Value>, CliError> {
+    let mut apps: Vec<Value> = graph
+        .list("applications", Some(&format!("displayName eq {}", odata_quote(name))))
+        .await?
+        .into_iter()
+        .filter(|a| a["displayName"] == name)
+        .collect();
+    if apps.len() > 1 {
+        let ids: Vec<&str> = apps.iter().filter_map(|a| a["id"].as_str()).collect();
+        return Err(CliError::Other(format!(
+            "More than one application have the same display name '{name}': (id) {}, please remove them first.",
+            ids.join(", ")
+        )));
+    }
+    Ok(apps.pop())
+}
+
+/// Refuses a display name that belongs to a service principal whose application is not in the
+/// directory: Wharf's built-in principals of trusted services (as Microsoft's own service
+/// principals in an Entra tenant). Such a principal cannot be patched, and a new application of
+/// the same name would leave two principals nobody can tell apart (az would even give the
+/// built-in one the requested roles). docs/decisions.md: "create-for-rbac and built-in names".
+async fn refuse_foreign_principal(graph: &GraphClient<'_>, name: &str) -> Result<(), CliError> {
+    let sps = graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(name)))).await?;
+    let Some(sp) = sps.iter().find(|sp| sp["displayName"] == name && sp["servicePrincipalType"] == "Application")
+    else {
+        return Ok(());
+    };
+    let app_id = sp["appId"].as_str().unwrap_or_default();
+    if !graph.list("applications", Some(&format!("appId eq {}", odata_quote(app_id)))).await?.is_empty() {
+        return Ok(());
+    }
+    let builtin = sp["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|t| t.strip_prefix("WharfBuiltin:"));
+    let what = match builtin {
+        Some(service) => format!("Wharf's built-in service principal of the trusted service '{service}'"),
+        None => "a service principal whose application is not in this directory".to_string(),
+    };
+    Err(CliError::Usage(format!(
+        "'{name}' is the display name of {what} (appId {app_id}): it cannot be patched or given a secret. Choose another --name."
+    )))
 }
 
 async fn reset_credential(
