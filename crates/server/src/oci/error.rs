@@ -52,7 +52,9 @@ pub struct OciError {
     pub status: StatusCode,
     pub code: Code,
     pub message: String,
-    pub detail: Option<Value>,
+    /// Boxed: a JSON value (an IndexMap with serde_json's `preserve_order`) would make every
+    /// `OciResult` large.
+    pub detail: Option<Box<Value>>,
     pub headers: Vec<(HeaderName, String)>,
 }
 
@@ -64,7 +66,7 @@ impl OciError {
     }
 
     pub fn detail(mut self, detail: Value) -> OciError {
-        self.detail = Some(detail);
+        self.detail = Some(Box::new(detail));
         self
     }
 
@@ -135,7 +137,7 @@ impl IntoResponse for OciError {
     fn into_response(self) -> Response {
         let mut entry = json!({"code": self.code.as_str(), "message": self.message});
         if let Some(d) = self.detail {
-            entry["detail"] = d;
+            entry["detail"] = *d;
         }
         let body = json!({"errors": [entry]}).to_string();
         let mut resp = (self.status, body).into_response();
