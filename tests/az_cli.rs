@@ -983,6 +983,23 @@ async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
         &rid,
     ]);
 
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg1",
+        "-n",
+        "vnet1",
+        "--address-prefix",
+        "10.0.0.0/16",
+        "--subnet-name",
+        "build",
+        "--subnet-prefix",
+        "10.0.1.0/24",
+    ])
+    .ok();
+
     let cases: &[&[&str]] = &[
         // The commands' own columns.
         &["acr", "list", "-o", "table"],
@@ -993,6 +1010,8 @@ async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
         &["role", "assignment", "list", "--scope", &rid, "-o", "table"],
         &["role", "definition", "list", "--name", "AcrPull", "-o", "table"],
         &["ad", "sp", "list", "--display-name", "az-ci", "-o", "table"],
+        &["network", "vnet", "list", "-g", "rg1", "-o", "table"],
+        &["resource", "list", "-o", "table"],
         // az's generic table.
         &["group", "show", "-n", "rg1", "-o", "table"],
         &["identity", "list", "-g", "rg1", "-o", "table"],

@@ -135,7 +135,8 @@ pub fn table(cmd: &ResourceCmd) -> Table {
                         ("ResourceGroup", r["resourceGroup"].clone()),
                         ("Location", r["location"].clone()),
                         ("Type", r["type"].clone()),
-                        ("Status", r.get("provisioningState").cloned().unwrap_or(json!(" "))),
+                        // Null when the resource has none: az then shows no Status column.
+                        ("Status", r["provisioningState"].clone()),
                     ])
                 })
                 .collect()
