@@ -149,11 +149,10 @@ fn two_prefixes(a: &str, b: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn az_runs_the_seed_walkthroughs_unmodified() {
-    let Some(bin) = require_az() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
-    let cli = Cli::login(&s);
+/// az signed in as a service principal that owns the subscription (made with `wharf ad sp
+/// create-for-rbac`), against the server registered as a custom cloud with exactly the lines
+/// `wharf az-cloud` prints. Returns az and the service principal's app id.
+fn az_as_subscription_owner(bin: PathBuf, s: &TestServer, cli: &Cli) -> (Az, String) {
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
     let sp = cli
@@ -172,8 +171,7 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
         .json();
     let (app_id, secret) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
 
-    // ---- the cloud registration exactly as `wharf az-cloud` prints it ----
-    let az = Az::new(bin, &s);
+    let az = Az::new(bin, s);
     let printed = cli.run(&["az-cloud", "--server", &s.base(), "--ca-bundle", az.ca.to_str().unwrap()]).ok().stdout;
     assert!(printed.contains(&format!("export REQUESTS_CA_BUNDLE={}", az.ca.display())), "{printed}");
     let mut ran = 0;
@@ -189,6 +187,16 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     assert_eq!(login[0]["tenantId"], tenant.as_str());
     assert_eq!(login[0]["cloudName"], "wharf");
     assert_eq!(login[0]["user"]["type"], "servicePrincipal");
+    (az, app_id)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn az_runs_the_seed_walkthroughs_unmodified() {
+    let Some(bin) = require_az() else { return };
+    let s = TestServer::start_tls(DOMAIN).await;
+    let cli = Cli::login(&s);
+    let sub = s.subscription.clone();
+    let (az, app_id) = az_as_subscription_owner(bin, &s, &cli);
     assert_eq!(az.tsv(&["account", "show", "--query", "id"]), sub);
 
     // ---- resource group and a Premium registry ----
@@ -938,4 +946,114 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     assert_ne!(cli.run(&["ad", "user", "show", "--id", "dev@wharf.local"]).code, 0);
     let gone = access_token(&s, "127.0.0.1", &app_id, &second_secret, "repository:app:pull").await;
     assert_eq!(gone.unwrap_err().0, StatusCode::UNAUTHORIZED);
+}
+
+/// Issue 10 item 13: pointed at the same server, `wharf` prints what the real `az` prints for
+/// the same command line — each command's own table columns (or az's generic table), a
+/// `--query` multiselect hash in the query's order in tsv and tables, a backtick literal that
+/// is not JSON read as a string, JSON with sorted keys, nothing for a null result.
+#[tokio::test(flavor = "multi_thread")]
+async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
+    let Some(bin) = require_az() else { return };
+    let s = TestServer::start_tls(DOMAIN).await;
+    let cli = Cli::login(&s);
+    let (az, _) = az_as_subscription_owner(bin, &s, &cli);
+
+    az.json(&["group", "create", "-n", "rg1", "-l", "westus"]);
+    let rid = az.json(&["acr", "create", "-n", "myregistry", "-g", "rg1", "--sku", "Premium"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    az.json(&["acr", "create", "-n", "otherregistry", "-g", "rg1", "--sku", "Basic", "--admin-enabled", "true"]);
+    let reg = common::Registry { server: &s, name: "myregistry".into(), rg: "rg1".into() };
+    reg.push_image("app", "v1", "side-by-side").await;
+    let mi = az.json(&["identity", "create", "-g", "rg1", "-n", "id1"]);
+    let mi_oid = mi["principalId"].as_str().unwrap().to_string();
+    az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &mi_oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "AcrPull",
+        "--scope",
+        &rid,
+    ]);
+
+    cli.run(&[
+        "network",
+        "vnet",
+        "create",
+        "-g",
+        "rg1",
+        "-n",
+        "vnet1",
+        "--address-prefix",
+        "10.0.0.0/16",
+        "--subnet-name",
+        "build",
+        "--subnet-prefix",
+        "10.0.1.0/24",
+    ])
+    .ok();
+
+    let cases: &[&[&str]] = &[
+        // The commands' own columns.
+        &["acr", "list", "-o", "table"],
+        &["acr", "show", "-n", "myregistry", "-o", "table"],
+        &["acr", "show-usage", "-n", "myregistry", "-o", "table"],
+        &["acr", "credential", "show", "-n", "otherregistry", "-o", "table"],
+        &["group", "list", "-o", "table"],
+        &["role", "assignment", "list", "--scope", &rid, "-o", "table"],
+        &["role", "definition", "list", "--name", "AcrPull", "-o", "table"],
+        &["ad", "sp", "list", "--display-name", "az-ci", "-o", "table"],
+        &["network", "vnet", "list", "-g", "rg1", "-o", "table"],
+        &["resource", "list", "-o", "table"],
+        // az's generic table.
+        &["group", "show", "-n", "rg1", "-o", "table"],
+        &["identity", "list", "-g", "rg1", "-o", "table"],
+        &["acr", "repository", "list", "-n", "myregistry", "-o", "table"],
+        &["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app", "-o", "table"],
+        &["acr", "network-rule", "list", "-n", "myregistry", "-o", "table"],
+        // --query: the query's columns, in its order; literals; JSON sorted; null prints nothing.
+        &["acr", "list", "--query", "[].{n:name,l:loginServer}", "-o", "tsv"],
+        &["acr", "list", "--query", "[].{Name:name, Server:loginServer, Admin:adminUserEnabled}", "-o", "table"],
+        &["acr", "list", "--query", "[?name==`myregistry`].loginServer", "-o", "tsv"],
+        &["acr", "list", "--query", "[?adminUserEnabled==`true`].name", "-o", "tsv"],
+        &[
+            "acr",
+            "show",
+            "-n",
+            "myregistry",
+            "--query",
+            "{z:name, s:sku.name, a:adminUserEnabled, t:tags}",
+            "-o",
+            "tsv",
+        ],
+        &["acr", "show", "-n", "myregistry", "--query", "{z:name, a:location}", "-o", "json"],
+        &["acr", "show", "-n", "myregistry", "--query", "noSuchField", "-o", "json"],
+        &["group", "exists", "-n", "rg1", "-o", "tsv"],
+    ];
+    let mut differ = Vec::new();
+    for args in cases {
+        let theirs = az.run(args);
+        assert_eq!(theirs.code, 0, "az {} failed: {theirs:?}", args.join(" "));
+        let ours = cli.run(args);
+        assert_eq!(ours.code, 0, "wharf {} failed: {ours:?}", args.join(" "));
+        if ours.stdout != theirs.stdout {
+            differ.push(format!("{}\n--- az:\n{}--- wharf:\n{}", args.join(" "), theirs.stdout, ours.stdout));
+        }
+    }
+    assert!(differ.is_empty(), "wharf and az print differently:\n{}", differ.join("\n"));
+
+    // The tables are the commands' columns, not one column per field.
+    let table = cli.run(&["acr", "list", "-o", "table"]).ok().stdout;
+    let header = table.lines().next().unwrap();
+    assert!(header.starts_with("NAME") && header.ends_with("ADMIN ENABLED"), "{table}");
+    let tsv = cli.run(&["acr", "list", "--query", "[].{n:name,l:loginServer}", "-o", "tsv"]).ok().stdout;
+    let line = format!("myregistry\t{}", s.login_server("myregistry"));
+    assert!(tsv.lines().any(|l| l == line), "the name, then the login server: {tsv}");
 }

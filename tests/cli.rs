@@ -61,11 +61,13 @@ async fn acr_lifecycle_and_output_formats() {
     assert_eq!(r.stdout, format!("{}\n", s.login_server("myreg")));
 
     cli.run(&["acr", "create", "-n", "second", "-g", "rg", "--sku", "Basic"]).ok();
+    // az's columns for registries (issue 10 item 13), not one column per field.
     let r = cli.run(&["acr", "list", "-o", "table"]).ok();
     let mut lines = r.stdout.lines();
-    let header = lines.next().unwrap();
-    assert!(
-        header.contains("Name") && header.contains("LoginServer") && header.contains("ResourceGroup"),
+    let header: Vec<&str> = lines.next().unwrap().split("  ").map(str::trim).filter(|h| !h.is_empty()).collect();
+    assert_eq!(
+        header,
+        ["NAME", "RESOURCE GROUP", "LOCATION", "SKU", "LOGIN SERVER", "CREATION DATE", "ADMIN ENABLED"],
         "{}",
         r.stdout
     );
@@ -73,10 +75,19 @@ async fn acr_lifecycle_and_output_formats() {
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 2, "{}", r.stdout);
     assert!(rows.iter().any(|l| l.contains("myreg") && l.contains(&s.login_server("myreg"))), "{}", r.stdout);
+    assert!(rows.iter().all(|l| l.trim_end().ends_with("False")), "admin disabled: {}", r.stdout);
     let r = cli.run(&["acr", "list", "-g", "rg", "--query", "[].{n:name, s:sku.name}", "-o", "tsv"]).ok();
     let mut lines: Vec<&str> = r.stdout.lines().collect();
     lines.sort();
     assert_eq!(lines, ["myreg\tPremium", "second\tBasic"]);
+    // The query's key order, not sorted keys: the name, then the login server.
+    let r = cli.run(&["acr", "list", "--query", "[?name=='myreg'].{n:name, l:loginServer}", "-o", "tsv"]).ok();
+    assert_eq!(r.stdout, format!("myreg\t{}\n", s.login_server("myreg")));
+    let r = cli.run(&["acr", "list", "--query", "[?name=='myreg'].{z:name, a:sku.name}", "-o", "table"]).ok();
+    assert!(r.stdout.starts_with("Z      A\n"), "{}", r.stdout);
+    // A backtick literal that is not JSON is a string, as in az.
+    let r = cli.run(&["acr", "list", "--query", "[?name==`second`].sku.name", "-o", "tsv"]).ok();
+    assert_eq!(r.stdout, "Basic\n");
     let r = cli.run(&["acr", "show", "-n", "second", "-o", "yaml"]).ok();
     assert!(r.stdout.contains("name: second"), "{}", r.stdout);
     assert!(r.stdout.lines().any(|l| l.trim() == "name: Basic"), "{}", r.stdout);

@@ -407,6 +407,38 @@ async fn cli_ad_commands_and_credential_reset() {
     assert_eq!(cli.run(&["ad", "user", "show", "--id", "bo@contoso.test"]).code, 3);
 }
 
+/// Issue 10 item 14: `create-for-rbac` with the display name of a built-in service principal
+/// (a trusted service's stand-in, which has no application in the directory) used to announce
+/// that it would patch the application and then fail to find it. It is refused clearly, with
+/// nothing created; a name that belongs to an application is still patched, as az does.
+#[tokio::test]
+async fn create_for_rbac_refuses_the_name_of_a_built_in_service_principal() {
+    let s = TestServer::start().await;
+    let cli = Cli::login(&s);
+    let sub_scope = format!("/subscriptions/{}", s.subscription);
+    let builtin = "Azure Container Registry Import";
+    let before = cli.run(&["ad", "sp", "list", "--display-name", builtin]).ok().json();
+    assert_eq!(before.as_array().unwrap().len(), 1, "the built-in principal is listed: {before}");
+    let assignments_before = cli.run(&["role", "assignment", "list", "--all"]).ok().json();
+
+    let r = cli.run(&["ad", "sp", "create-for-rbac", "--name", builtin, "--role", "Reader", "--scopes", &sub_scope]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("built-in service principal") && r.stderr.contains("acr-import"), "{}", r.stderr);
+    assert!(!r.stderr.contains("We will patch it"), "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "no credentials are printed: {r:?}");
+    let after = cli.run(&["ad", "sp", "list", "--display-name", builtin]).ok().json();
+    assert_eq!(after, before, "no second principal of that name");
+    let assignments = cli.run(&["role", "assignment", "list", "--all"]).ok().json();
+    assert_eq!(assignments, assignments_before, "no role was assigned");
+
+    // An application's own name is patched: the same app id, a new secret.
+    let first = cli.run(&["ad", "sp", "create-for-rbac", "--name", "Import helper"]).ok().json();
+    let again = cli.run(&["ad", "sp", "create-for-rbac", "--name", "Import helper"]).ok();
+    assert_eq!(again.json()["appId"], first["appId"]);
+    assert_ne!(again.json()["password"], first["password"]);
+    assert!(again.stderr.contains("Found an existing application instance"), "{}", again.stderr);
+}
+
 /// `POST /oauth2/exchange`; the refresh token, or `None` when refused.
 async fn exchange(s: &TestServer, service: &str, aad: &str) -> Option<String> {
     let r = s

@@ -19,8 +19,9 @@ pub use output::OutputArgs;
 /// Runs one client command and returns the process exit code (az's conventions: 0 success,
 /// 1 error, 2 usage error, 3 resource not found).
 pub async fn run(cmd: Commands, out: OutputArgs) -> i32 {
+    let table = commands::table(&cmd);
     match commands::execute(cmd, &out).await {
-        Ok(Some(value)) => match output::render(&value, &out) {
+        Ok(Some(value)) => match output::render(&value, &out, table) {
             Ok(text) => {
                 print!("{text}");
                 0

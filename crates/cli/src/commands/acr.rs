@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::{confirm, parse_bool, parse_tags};
 use crate::client::{Client, REGISTRY_API, RESOURCES_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SkuArg {
@@ -159,50 +160,10 @@ pub enum AcrCmd {
         resource_group: Option<String>,
     },
     /// Update a container registry.
-    Update {
-        #[arg(long, short = 'n')]
-        name: String,
-        #[arg(long, short = 'g')]
-        resource_group: Option<String>,
-        #[arg(long, value_enum, ignore_case = true)]
-        sku: Option<SkuArg>,
-        #[command(flatten)]
-        settings: Settings,
-        /// Only show who would gain or lose data access (role assignment mode and network
-        /// settings); change nothing.
-        #[arg(long)]
-        what_if: bool,
-        /// Do not ask for confirmation of access changes.
-        #[arg(long, short = 'y')]
-        yes: bool,
-    },
+    Update(UpdateArgs),
     /// Explain whether a principal may perform an action on a repository, and which role
     /// assignment and condition decide it.
-    CheckAccess {
-        #[arg(long, short = 'n')]
-        name: String,
-        #[arg(long, short = 'g')]
-        resource_group: Option<String>,
-        /// User principal name, app id or object id.
-        #[arg(long)]
-        assignee: String,
-        /// Repository inside the registry (omit for the catalog).
-        #[arg(long)]
-        repository: Option<String>,
-        /// Action to check.
-        #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
-        action: String,
-        /// Judge the network rules for a request from this address on the public endpoint
-        /// (without it, and without --via-private-endpoint: for any public address).
-        #[arg(long)]
-        client_ip: Option<String>,
-        /// Judge the request as arriving through this private endpoint (name or resource id).
-        #[arg(long)]
-        via_private_endpoint: Option<String>,
-        /// For a managed identity: the hosting resource (id) whose workload makes the request.
-        #[arg(long)]
-        hosting_resource: Option<String>,
-    },
+    CheckAccess(CheckAccessArgs),
     #[command(flatten)]
     Data(super::acr_data::AcrDataCmd),
     /// Manage network rules (IP rules and virtual-network rules).
@@ -220,6 +181,54 @@ pub enum AcrCmd {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+}
+
+/// `acr update`: the registry, the settings to change, and how to confirm access changes.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub sku: Option<SkuArg>,
+    #[command(flatten)]
+    pub settings: Settings,
+    /// Only show who would gain or lose data access (role assignment mode and network
+    /// settings); change nothing.
+    #[arg(long)]
+    pub what_if: bool,
+    /// Do not ask for confirmation of access changes.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `acr check-access`: the principal, the request and the network path to judge.
+#[derive(Debug, Args)]
+pub struct CheckAccessArgs {
+    #[arg(long, short = 'n')]
+    pub name: String,
+    #[arg(long, short = 'g')]
+    pub resource_group: Option<String>,
+    /// User principal name, app id or object id.
+    #[arg(long)]
+    pub assignee: String,
+    /// Repository inside the registry (omit for the catalog).
+    #[arg(long)]
+    pub repository: Option<String>,
+    /// Action to check.
+    #[arg(long, value_parser = ["pull", "push", "delete", "list", "metadata_read", "metadata_write", "*"], default_value = "pull")]
+    pub action: String,
+    /// Judge the network rules for a request from this address on the public endpoint
+    /// (without it, and without --via-private-endpoint: for any public address).
+    #[arg(long)]
+    pub client_ip: Option<String>,
+    /// Judge the request as arriving through this private endpoint (name or resource id).
+    #[arg(long)]
+    pub via_private_endpoint: Option<String>,
+    /// For a managed identity: the hosting resource (id) whose workload makes the request.
+    #[arg(long)]
+    pub hosting_resource: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +260,118 @@ pub struct NetworkRuleArgs {
     pub subnet: Option<String>,
     #[arg(long)]
     pub vnet_name: Option<String>,
+}
+
+/// `-o table` for each `acr` command: az's columns where az has them (its `acr` table
+/// transformers), az's generic table elsewhere.
+pub fn table(cmd: &AcrCmd) -> Table {
+    match cmd {
+        AcrCmd::Update(args) if args.what_if => Table::Generic,
+        AcrCmd::Create { .. }
+        | AcrCmd::Show { .. }
+        | AcrCmd::List { .. }
+        | AcrCmd::Update(_)
+        | AcrCmd::Delete { .. } => Table::Columns(registry_columns),
+        AcrCmd::CheckName { .. } | AcrCmd::NetworkRule { .. } => Table::Generic,
+        AcrCmd::ShowUsage { .. } => Table::Columns(usage_columns),
+        AcrCmd::CheckAccess(_) => Table::Columns(access_columns),
+        AcrCmd::Data(cmd) => super::acr_data::table(cmd),
+    }
+}
+
+/// The objects az's `acr` table transformers make rows of: a `value` list, a list, or one object.
+pub(super) fn rows(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Object(m) if m.get("value").is_some_and(Value::is_array) => {
+            m["value"].as_array().unwrap().iter().collect()
+        }
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// A cell as az's `acr` table transformers write it: the value's text, or a blank when it is
+/// missing, null or empty (`false` and `0` are shown).
+pub(super) fn text(v: &Value) -> Value {
+    Value::String(match v {
+        Value::Null => String::new(),
+        Value::Array(a) if a.is_empty() => String::new(),
+        Value::Object(m) if m.is_empty() => String::new(),
+        Value::Bool(b) => if *b { "True" } else { "False" }.to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
+/// A date as az's `acr` tables show it: `YYYY-MM-DDTHH:MM:SSZ`, fractions and offset dropped.
+fn date(v: &Value) -> Value {
+    let s = v.as_str().unwrap_or_default();
+    let b = s.as_bytes();
+    let shaped = b.len() >= 19
+        && [4, 7].iter().all(|&i| b[i] == b'-')
+        && (b[10] == b'T' || b[10] == b' ')
+        && [13, 16].iter().all(|&i| b[i] == b':')
+        && [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18].iter().all(|&i| b[i].is_ascii_digit());
+    if shaped { Value::String(format!("{}T{}Z", &s[..10], &s[11..19])) } else { text(v) }
+}
+
+fn registry_columns(v: &Value) -> Vec<Value> {
+    rows(v)
+        .into_iter()
+        .map(|r| {
+            columns([
+                ("NAME", text(&r["name"])),
+                ("RESOURCE GROUP", text(&r["resourceGroup"])),
+                ("LOCATION", text(&r["location"])),
+                ("SKU", text(&r["sku"]["name"])),
+                ("LOGIN SERVER", text(&r["loginServer"])),
+                ("CREATION DATE", date(&r["creationDate"])),
+                ("ADMIN ENABLED", text(&r["adminUserEnabled"])),
+            ])
+        })
+        .collect()
+}
+
+fn usage_columns(v: &Value) -> Vec<Value> {
+    rows(v)
+        .into_iter()
+        .map(|u| {
+            columns([
+                ("NAME", text(&u["name"])),
+                ("LIMIT", text(&u["limit"])),
+                ("CURRENT VALUE", text(&u["currentValue"])),
+                ("UNIT", text(&u["unit"])),
+            ])
+        })
+        .collect()
+}
+
+/// Wharf's own command, in the style of az's `acr` tables: what was asked and what decided.
+fn access_columns(v: &Value) -> Vec<Value> {
+    let joined = |list: &Value, key: Option<&str>| {
+        let items: Vec<&str> = list
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| match key {
+                Some(k) => x[k].as_str(),
+                None => x.as_str(),
+            })
+            .collect();
+        Value::String(items.join(", "))
+    };
+    rows(v)
+        .into_iter()
+        .map(|a| {
+            columns([
+                ("REGISTRY", text(&a["registry"])),
+                ("TARGET", text(&a["target"])),
+                ("ACTIONS", joined(&a["decisions"], Some("action"))),
+                ("GRANTED", joined(&a["granted"], None)),
+                ("DECISION", text(&a["decision"])),
+            ])
+        })
+        .collect()
 }
 
 /// az shows the SDK's flattened model: `properties` merged into the top level, plus
@@ -310,160 +431,202 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
     let sub = client.subscription()?.to_string();
     match cmd {
         AcrCmd::Create { name, resource_group, sku, location, settings } => {
-            let location = match location {
-                Some(l) => l,
-                None => {
-                    let rg = client
-                        .get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API)
-                        .await?;
-                    rg["location"].as_str().unwrap_or("local").to_string()
-                }
-            };
-            let mut props = settings.properties();
-            props.entry("adminUserEnabled").or_insert(json!(false));
-            let mut body = json!({"location": location, "sku": {"name": sku.as_str()}, "properties": props});
-            if let Some(t) = &settings.tags {
-                body["tags"] = parse_tags(t)?;
-            }
-            let v = client
-                .arm(Method::PUT, &registry_path(&sub, &resource_group, &name), REGISTRY_API, Some(&body))
-                .await?;
-            Ok(Some(flatten_registry(&v)))
+            create(&client, &sub, &name, &resource_group, sku, location, &settings).await
         }
-        AcrCmd::Show { name, resource_group } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let v = client.get(&registry_path(&sub, &rg, &name), REGISTRY_API).await?;
-            Ok(Some(flatten_registry(&v)))
-        }
-        AcrCmd::List { resource_group } => {
-            let path = match &resource_group {
-                Some(rg) => {
-                    format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
-                }
-                None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
-            };
-            let v = client.get(&path, REGISTRY_API).await?;
-            let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
-            Ok(Some(Value::Array(list)))
-        }
-        AcrCmd::CheckName { name } => {
-            let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
-            let path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability");
-            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
-        }
-        AcrCmd::ShowUsage { name, resource_group } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            Ok(Some(client.get(&format!("{}/listUsages", registry_path(&sub, &rg, &name)), REGISTRY_API).await?))
-        }
-        AcrCmd::Update { name, resource_group, sku, settings, what_if, yes } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let path = registry_path(&sub, &rg, &name);
-            // Preview first: who gains or loses data access, through the mode or the network.
-            let mut preview = Map::new();
-            let mut text = String::new();
-            let mut ask = false;
-            if let Some(mode) = settings.role_assignment_mode {
-                let impact = client
-                    .arm(
-                        Method::POST,
-                        &format!("{path}/roleAssignmentModeImpact"),
-                        REGISTRY_API,
-                        Some(&json!({"roleAssignmentMode": mode.arm()})),
-                    )
-                    .await?;
-                let described = describe_impact(&impact);
-                ask |= !described.is_empty();
-                text += &described;
-                if let Value::Object(m) = impact {
-                    preview.extend(m);
-                }
-            }
-            let network = settings.network_properties();
-            let mut unpreviewed = false;
-            if !network.is_empty() {
-                let mut body = json!({"properties": network});
-                if let Some(s) = sku {
-                    body["sku"] = json!({"name": s.as_str()});
-                }
-                match network_impact(&client, &path, &body, what_if).await? {
-                    Some(impact) => {
-                        ask |= impact["losesAccess"].as_bool().unwrap_or(false);
-                        text += &describe_network_impact(&impact, &name);
-                        preview.insert("networkRules".into(), impact);
-                    }
-                    None => unpreviewed = true,
-                }
-            }
-            if what_if {
-                if preview.is_empty() {
-                    eprintln!(
-                        "Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services."
-                    );
-                } else if text.is_empty() {
-                    eprintln!("No principal or address gains or loses data-plane access.");
-                } else {
-                    eprint!("{text}");
-                }
-                return Ok(Some(Value::Object(preview)));
-            }
-            if !text.is_empty() {
-                eprint!("{text}");
-            }
-            // Scripts (no terminal) proceed after printing, so commands written for az keep working.
-            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                if ask {
-                    confirm("Apply these changes?", yes)?;
-                } else if unpreviewed {
-                    confirm("Apply the network change without a preview?", yes)?;
-                }
-            }
-            let mut body = json!({"properties": settings.properties()});
-            if let Some(s) = sku {
-                body["sku"] = json!({"name": s.as_str()});
-            }
-            if let Some(t) = &settings.tags {
-                body["tags"] = parse_tags(t)?;
-            }
-            let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
-            Ok(Some(flatten_registry(&v)))
-        }
+        AcrCmd::Show { name, resource_group } => show(&client, &sub, &name, resource_group).await,
+        AcrCmd::List { resource_group } => list(&client, &sub, resource_group).await,
+        AcrCmd::CheckName { name } => check_name(&client, &sub, &name).await,
+        AcrCmd::ShowUsage { name, resource_group } => show_usage(&client, &sub, &name, resource_group).await,
+        AcrCmd::Update(args) => update(&client, &sub, args).await,
         AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
-        AcrCmd::CheckAccess {
-            name,
-            resource_group,
-            assignee,
-            repository,
-            action,
-            client_ip,
-            via_private_endpoint,
-            hosting_resource,
-        } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            let (oid, _) = super::role::resolve_assignee(&client, &assignee).await?;
-            let (repository, action) = match (action.as_str(), repository) {
-                ("list", None) => (None, "*".to_string()),
-                ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
-                (a, r) => (r, a.to_string()),
-            };
-            let body = json!({
-                "principalId": oid,
-                "repository": repository,
-                "actions": [action],
-                "clientIp": client_ip,
-                "privateEndpoint": via_private_endpoint,
-                "hostingResource": hosting_resource,
-            });
-            let path = format!("{}/checkAccess", registry_path(&sub, &rg, &name));
-            Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+        AcrCmd::CheckAccess(args) => check_access(&client, &sub, args).await,
+        AcrCmd::Delete { name, resource_group, yes } => delete(&client, &sub, &name, resource_group, yes).await,
+    }
+}
+
+async fn create(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: &str,
+    sku: SkuArg,
+    location: Option<String>,
+    settings: &Settings,
+) -> Result<Option<Value>, CliError> {
+    let location = match location {
+        Some(l) => l,
+        None => {
+            let rg =
+                client.get(&format!("/subscriptions/{sub}/resourcegroups/{resource_group}"), RESOURCES_API).await?;
+            rg["location"].as_str().unwrap_or("local").to_string()
         }
-        AcrCmd::Delete { name, resource_group, yes } => {
-            let rg = resolve_group(&client, &name, resource_group).await?;
-            confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
-            client.arm(Method::DELETE, &registry_path(&sub, &rg, &name), REGISTRY_API, None).await?;
-            Ok(None)
+    };
+    let mut props = settings.properties();
+    props.entry("adminUserEnabled").or_insert(json!(false));
+    let mut body = json!({"location": location, "sku": {"name": sku.as_str()}, "properties": props});
+    if let Some(t) = &settings.tags {
+        body["tags"] = parse_tags(t)?;
+    }
+    let v = client.arm(Method::PUT, &registry_path(sub, resource_group, name), REGISTRY_API, Some(&body)).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn show(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    let v = client.get(&registry_path(sub, &rg, name), REGISTRY_API).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn list(client: &Client, sub: &str, resource_group: Option<String>) -> Result<Option<Value>, CliError> {
+    let path = match &resource_group {
+        Some(rg) => {
+            format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries")
+        }
+        None => format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries"),
+    };
+    let v = client.get(&path, REGISTRY_API).await?;
+    let list: Vec<Value> = v["value"].as_array().into_iter().flatten().map(flatten_registry).collect();
+    Ok(Some(Value::Array(list)))
+}
+
+async fn check_name(client: &Client, sub: &str, name: &str) -> Result<Option<Value>, CliError> {
+    let body = json!({"name": name, "type": "Microsoft.ContainerRegistry/registries"});
+    let path = format!("/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability");
+    Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+}
+
+async fn show_usage(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    Ok(Some(client.get(&format!("{}/listUsages", registry_path(sub, &rg, name)), REGISTRY_API).await?))
+}
+
+async fn update(client: &Client, sub: &str, args: UpdateArgs) -> Result<Option<Value>, CliError> {
+    let UpdateArgs { name, resource_group, sku, settings, what_if, yes } = args;
+    let name = name.as_str();
+    let rg = resolve_group(client, name, resource_group).await?;
+    let path = registry_path(sub, &rg, name);
+    // Preview first: who gains or loses data access, through the mode or the network.
+    let mut preview = Map::new();
+    let mut text = String::new();
+    let mut ask = false;
+    if let Some(mode) = settings.role_assignment_mode {
+        let impact = client
+            .arm(
+                Method::POST,
+                &format!("{path}/roleAssignmentModeImpact"),
+                REGISTRY_API,
+                Some(&json!({"roleAssignmentMode": mode.arm()})),
+            )
+            .await?;
+        let described = describe_impact(&impact);
+        ask |= !described.is_empty();
+        text += &described;
+        if let Value::Object(m) = impact {
+            preview.extend(m);
         }
     }
+    let network = settings.network_properties();
+    let mut unpreviewed = false;
+    if !network.is_empty() {
+        let mut body = json!({"properties": network});
+        if let Some(s) = sku {
+            body["sku"] = json!({"name": s.as_str()});
+        }
+        match network_impact(client, &path, &body, what_if).await? {
+            Some(impact) => {
+                ask |= impact["losesAccess"].as_bool().unwrap_or(false);
+                text += &describe_network_impact(&impact, name);
+                preview.insert("networkRules".into(), impact);
+            }
+            None => unpreviewed = true,
+        }
+    }
+    if what_if {
+        if preview.is_empty() {
+            eprintln!(
+                "Nothing to preview: --what-if previews --role-assignment-mode, --public-network-enabled, --default-action and --allow-trusted-services."
+            );
+        } else if text.is_empty() {
+            eprintln!("No principal or address gains or loses data-plane access.");
+        } else {
+            eprint!("{text}");
+        }
+        return Ok(Some(Value::Object(preview)));
+    }
+    if !text.is_empty() {
+        eprint!("{text}");
+    }
+    // Scripts (no terminal) proceed after printing, so commands written for az keep working.
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        if ask {
+            confirm("Apply these changes?", yes)?;
+        } else if unpreviewed {
+            confirm("Apply the network change without a preview?", yes)?;
+        }
+    }
+    let mut body = json!({"properties": settings.properties()});
+    if let Some(s) = sku {
+        body["sku"] = json!({"name": s.as_str()});
+    }
+    if let Some(t) = &settings.tags {
+        body["tags"] = parse_tags(t)?;
+    }
+    let v = client.arm(Method::PATCH, &path, REGISTRY_API, Some(&body)).await?;
+    Ok(Some(flatten_registry(&v)))
+}
+
+async fn check_access(client: &Client, sub: &str, args: CheckAccessArgs) -> Result<Option<Value>, CliError> {
+    let CheckAccessArgs {
+        name,
+        resource_group,
+        assignee,
+        repository,
+        action,
+        client_ip,
+        via_private_endpoint,
+        hosting_resource,
+    } = args;
+    let rg = resolve_group(client, &name, resource_group).await?;
+    let (oid, _) = super::role::resolve_assignee(client, &assignee).await?;
+    let (repository, action) = match (action.as_str(), repository) {
+        ("list", None) => (None, "*".to_string()),
+        ("list", Some(r)) => (Some(r), "metadata_read".to_string()),
+        (a, r) => (r, a.to_string()),
+    };
+    let body = json!({
+        "principalId": oid,
+        "repository": repository,
+        "actions": [action],
+        "clientIp": client_ip,
+        "privateEndpoint": via_private_endpoint,
+        "hostingResource": hosting_resource,
+    });
+    let path = format!("{}/checkAccess", registry_path(sub, &rg, &name));
+    Ok(Some(client.arm(Method::POST, &path, REGISTRY_API, Some(&body)).await?))
+}
+
+async fn delete(
+    client: &Client,
+    sub: &str,
+    name: &str,
+    resource_group: Option<String>,
+    yes: bool,
+) -> Result<Option<Value>, CliError> {
+    let rg = resolve_group(client, name, resource_group).await?;
+    confirm(&format!("Are you sure you want to delete the registry '{name}' and all its content?"), yes)?;
+    client.arm(Method::DELETE, &registry_path(sub, &rg, name), REGISTRY_API, None).await?;
+    Ok(None)
 }
 
 /// The impact of a mode change as lines for stderr.

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{confirm, parse_bool};
 use crate::client::{Client, REGISTRY_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 use registry_client::RegistryClient;
 
 /// The username that tells a registry the password is an ACR refresh token.
@@ -196,6 +197,29 @@ pub enum ManifestCmd {
         #[arg(long, value_enum)]
         orderby: Option<OrderBy>,
     },
+}
+
+/// `-o table` for the data-plane and credential commands: az's columns for `acr credential`,
+/// az's generic table for the others (az has no transformer for them).
+pub fn table(cmd: &AcrDataCmd) -> Table {
+    match cmd {
+        AcrDataCmd::Credential { .. } => Table::Columns(credential_columns),
+        AcrDataCmd::Login { .. } | AcrDataCmd::Repository { .. } | AcrDataCmd::Manifest { .. } => Table::Generic,
+    }
+}
+
+fn credential_columns(v: &Value) -> Vec<Value> {
+    use super::acr::{rows, text};
+    rows(v)
+        .into_iter()
+        .map(|c| {
+            columns([
+                ("USERNAME", text(&c["username"])),
+                ("PASSWORD", text(&c["passwords"][0]["value"])),
+                ("PASSWORD2", text(&c["passwords"][1]["value"])),
+            ])
+        })
+        .collect()
 }
 
 /// What the commands need to know about a registry.
@@ -412,153 +436,171 @@ async fn repository(client: &Client, cmd: RepositoryCmd) -> Result<Option<Value>
     let reg = find_registry(client, &name, None).await?;
     let rc = RegistryClient::connect(client, &reg.login_server).await?;
     match cmd {
-        RepositoryCmd::List { top, .. } => {
-            let path = format!("/acr/v1/_catalog?{}", page_query(top, None));
-            Ok(Some(Value::Array(rc.list(&path, "registry:catalog:*", "repositories", top).await?)))
-        }
-        RepositoryCmd::Show { repository, image, .. } => {
-            let (path, repo) = match (repository, image) {
-                (Some(r), _) => (format!("/acr/v1/{}", seg(&r)), r),
-                (None, Some(i)) => {
-                    let (repo, reference) = split_image(&i)?;
-                    let p = match reference {
-                        Reference::Tag(t) => format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)),
-                        Reference::Digest(d) => format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&d)),
-                    };
-                    (p, repo)
-                }
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
-                    ));
-                }
-            };
-            let (v, _) = rc.call(Method::GET, &path, &format!("repository:{repo}:metadata_read"), None).await?;
-            Ok(Some(v))
-        }
+        RepositoryCmd::List { top, .. } => list_repositories(&rc, top).await,
+        RepositoryCmd::Show { repository, image, .. } => show_repository(&rc, repository, image).await,
         RepositoryCmd::ShowTags { repository, top, orderby, detail, .. } => {
-            let path = format!("/acr/v1/{}/_tags?{}", seg(&repository), page_query(top, orderby));
-            let tags = rc.list(&path, &format!("repository:{repository}:metadata_read"), "tags", top).await?;
-            Ok(Some(if detail {
-                Value::Array(tags)
-            } else {
-                Value::Array(tags.iter().map(|t| t["name"].clone()).collect())
-            }))
+            show_tags(&rc, &repository, top, orderby, detail).await
         }
         RepositoryCmd::ShowManifests { repository, top, orderby, detail, .. } => {
-            let manifests = list_manifests(&rc, &repository, top, orderby).await?;
-            if detail {
-                return Ok(Some(Value::Array(manifests)));
-            }
-            let brief = manifests
-                .iter()
-                .map(|m| json!({"digest": m["digest"], "tags": m.get("tags").cloned().unwrap_or(json!([])), "timestamp": m["lastUpdateTime"]}))
-                .collect();
-            Ok(Some(Value::Array(brief)))
+            show_manifests(&rc, &repository, top, orderby, detail).await
         }
-        RepositoryCmd::Delete { repository, image, yes, .. } => {
-            match (repository, image) {
-                (Some(repo), _) => {
-                    confirm(
-                        &format!(
-                            "This operation will delete the repository '{repo}' and all the images in it. Are you sure you want to continue?"
-                        ),
-                        yes,
-                    )?;
-                    rc.call(
-                        Method::DELETE,
-                        &format!("/acr/v1/{}", seg(&repo)),
-                        &format!("repository:{repo}:delete"),
-                        None,
-                    )
-                    .await?;
-                }
-                (None, Some(i)) => {
-                    let (repo, reference) = split_image(&i)?;
-                    let scope = format!("repository:{repo}:metadata_read,delete");
-                    let digest = match reference {
-                        Reference::Digest(d) => d,
-                        Reference::Tag(t) => {
-                            let (v, _) = rc
-                                .call(Method::GET, &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)), &scope, None)
-                                .await?;
-                            v["tag"]["digest"]
-                                .as_str()
-                                .ok_or_else(|| CliError::Other(format!("the registry returned no digest for '{i}'")))?
-                                .to_string()
-                        }
-                    };
-                    confirm(
-                        &format!(
-                            "This operation will delete the manifest '{digest}' and all the tags pointing to it in '{repo}'. Are you sure you want to continue?"
-                        ),
-                        yes,
-                    )?;
-                    rc.call(
-                        Method::DELETE,
-                        &format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&digest)),
-                        &scope,
-                        None,
-                    )
-                    .await?;
-                }
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
-                    ));
-                }
-            }
-            Ok(None)
-        }
-        RepositoryCmd::Untag { image, .. } => {
-            let (repo, reference) = split_image(&image)?;
-            let Reference::Tag(tag) = reference else {
-                return Err(CliError::Usage("argument --image: untag takes repository:tag".into()));
-            };
-            rc.call(
-                Method::DELETE,
-                &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&tag)),
-                &format!("repository:{repo}:delete"),
-                None,
-            )
-            .await?;
-            Ok(None)
-        }
+        RepositoryCmd::Delete { repository, image, yes, .. } => delete_repository(&rc, repository, image, yes).await,
+        RepositoryCmd::Untag { image, .. } => untag(&rc, &image).await,
         RepositoryCmd::Update {
             repository, image, write_enabled, delete_enabled, read_enabled, list_enabled, ..
         } => {
-            let mut attrs = Map::new();
-            for (k, v) in [
+            let attributes = [
                 ("writeEnabled", write_enabled),
                 ("deleteEnabled", delete_enabled),
                 ("readEnabled", read_enabled),
                 ("listEnabled", list_enabled),
-            ] {
-                if let Some(v) = v {
-                    attrs.insert(k.into(), json!(v));
-                }
-            }
-            let (path, repo) = match (repository, image) {
-                (Some(r), _) => (format!("/acr/v1/{}", seg(&r)), r),
-                (None, Some(i)) => {
-                    let (repo, reference) = split_image(&i)?;
-                    let p = match reference {
-                        Reference::Tag(t) => format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)),
-                        Reference::Digest(d) => format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&d)),
-                    };
-                    (p, repo)
-                }
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into(),
-                    ));
-                }
-            };
-            let scope = format!("repository:{repo}:metadata_read,metadata_write");
-            let (v, _) = rc.call(Method::PATCH, &path, &scope, Some(&Value::Object(attrs))).await?;
-            Ok(Some(v))
+            ];
+            update_repository(&rc, repository, image, &attributes).await
         }
     }
+}
+
+/// The `/acr/v1` path of `--repository`, or of the tag or manifest `--image` names, with the
+/// repository.
+fn attributes_path(repository: Option<String>, image: Option<String>) -> Result<(String, String), CliError> {
+    match (repository, image) {
+        (Some(r), _) => Ok((format!("/acr/v1/{}", seg(&r)), r)),
+        (None, Some(i)) => {
+            let (repo, reference) = split_image(&i)?;
+            let p = match reference {
+                Reference::Tag(t) => format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)),
+                Reference::Digest(d) => format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&d)),
+            };
+            Ok((p, repo))
+        }
+        (None, None) => Err(CliError::Usage("usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into())),
+    }
+}
+
+async fn list_repositories(rc: &RegistryClient, top: Option<usize>) -> Result<Option<Value>, CliError> {
+    let path = format!("/acr/v1/_catalog?{}", page_query(top, None));
+    Ok(Some(Value::Array(rc.list(&path, "registry:catalog:*", "repositories", top).await?)))
+}
+
+async fn show_repository(
+    rc: &RegistryClient,
+    repository: Option<String>,
+    image: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let (path, repo) = attributes_path(repository, image)?;
+    let (v, _) = rc.call(Method::GET, &path, &format!("repository:{repo}:metadata_read"), None).await?;
+    Ok(Some(v))
+}
+
+async fn show_tags(
+    rc: &RegistryClient,
+    repository: &str,
+    top: Option<usize>,
+    orderby: Option<OrderBy>,
+    detail: bool,
+) -> Result<Option<Value>, CliError> {
+    let path = format!("/acr/v1/{}/_tags?{}", seg(repository), page_query(top, orderby));
+    let tags = rc.list(&path, &format!("repository:{repository}:metadata_read"), "tags", top).await?;
+    Ok(Some(if detail { Value::Array(tags) } else { Value::Array(tags.iter().map(|t| t["name"].clone()).collect()) }))
+}
+
+async fn show_manifests(
+    rc: &RegistryClient,
+    repository: &str,
+    top: Option<usize>,
+    orderby: Option<OrderBy>,
+    detail: bool,
+) -> Result<Option<Value>, CliError> {
+    let manifests = list_manifests(rc, repository, top, orderby).await?;
+    if detail {
+        return Ok(Some(Value::Array(manifests)));
+    }
+    let brief = manifests
+        .iter()
+        .map(|m| json!({"digest": m["digest"], "tags": m.get("tags").cloned().unwrap_or(json!([])), "timestamp": m["lastUpdateTime"]}))
+        .collect();
+    Ok(Some(Value::Array(brief)))
+}
+
+async fn delete_repository(
+    rc: &RegistryClient,
+    repository: Option<String>,
+    image: Option<String>,
+    yes: bool,
+) -> Result<Option<Value>, CliError> {
+    match (repository, image) {
+        (Some(repo), _) => {
+            confirm(
+                &format!(
+                    "This operation will delete the repository '{repo}' and all the images in it. Are you sure you want to continue?"
+                ),
+                yes,
+            )?;
+            rc.call(Method::DELETE, &format!("/acr/v1/{}", seg(&repo)), &format!("repository:{repo}:delete"), None)
+                .await?;
+        }
+        (None, Some(i)) => {
+            let (repo, reference) = split_image(&i)?;
+            let scope = format!("repository:{repo}:metadata_read,delete");
+            let digest = match reference {
+                Reference::Digest(d) => d,
+                Reference::Tag(t) => {
+                    let (v, _) = rc
+                        .call(Method::GET, &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&t)), &scope, None)
+                        .await?;
+                    v["tag"]["digest"]
+                        .as_str()
+                        .ok_or_else(|| CliError::Other(format!("the registry returned no digest for '{i}'")))?
+                        .to_string()
+                }
+            };
+            confirm(
+                &format!(
+                    "This operation will delete the manifest '{digest}' and all the tags pointing to it in '{repo}'. Are you sure you want to continue?"
+                ),
+                yes,
+            )?;
+            rc.call(Method::DELETE, &format!("/acr/v1/{}/_manifests/{}", seg(&repo), seg(&digest)), &scope, None)
+                .await?;
+        }
+        (None, None) => {
+            return Err(CliError::Usage("usage error: --repository REPOSITORY | --image REPOSITORY:TAG".into()));
+        }
+    }
+    Ok(None)
+}
+
+async fn untag(rc: &RegistryClient, image: &str) -> Result<Option<Value>, CliError> {
+    let (repo, reference) = split_image(image)?;
+    let Reference::Tag(tag) = reference else {
+        return Err(CliError::Usage("argument --image: untag takes repository:tag".into()));
+    };
+    rc.call(
+        Method::DELETE,
+        &format!("/acr/v1/{}/_tags/{}", seg(&repo), seg(&tag)),
+        &format!("repository:{repo}:delete"),
+        None,
+    )
+    .await?;
+    Ok(None)
+}
+
+async fn update_repository(
+    rc: &RegistryClient,
+    repository: Option<String>,
+    image: Option<String>,
+    attributes: &[(&str, Option<bool>)],
+) -> Result<Option<Value>, CliError> {
+    let mut attrs = Map::new();
+    for (k, v) in attributes {
+        if let Some(v) = v {
+            attrs.insert((*k).into(), json!(v));
+        }
+    }
+    let (path, repo) = attributes_path(repository, image)?;
+    let scope = format!("repository:{repo}:metadata_read,metadata_write");
+    let (v, _) = rc.call(Method::PATCH, &path, &scope, Some(&Value::Object(attrs))).await?;
+    Ok(Some(v))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Client, GraphClient, odata_quote};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 #[derive(Debug, Subcommand)]
 pub enum AdCmd {
@@ -315,6 +316,28 @@ pub enum SpCredentialCmd {
         #[arg(long)]
         display_name: Option<String>,
     },
+}
+
+/// `-o table`: az's columns for `ad sp list` (sorted by display name, the object id shown),
+/// its generic table for the others.
+pub fn table(cmd: &AdCmd) -> Table {
+    match cmd {
+        AdCmd::Sp { cmd: SpCmd::List { .. } } => Table::Columns(|v| {
+            let mut sps: Vec<&Value> = v.as_array().into_iter().flatten().collect();
+            sps.sort_by(|a, b| a["displayName"].as_str().cmp(&b["displayName"].as_str()));
+            sps.into_iter()
+                .map(|sp| {
+                    columns([
+                        ("DisplayName", sp["displayName"].clone()),
+                        ("Id", sp["id"].clone()),
+                        ("AppId", sp["appId"].clone()),
+                        ("CreatedDateTime", sp["createdDateTime"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        AdCmd::Sp { .. } | AdCmd::User { .. } | AdCmd::SignedInUser { .. } | AdCmd::Group { .. } => Table::Generic,
+    }
 }
 
 pub async fn run(cmd: AdCmd) -> Result<Option<Value>, CliError> {
@@ -707,133 +730,216 @@ async fn sp(client: &Client, graph: &GraphClient<'_>, cmd: SpCmd) -> Result<Opti
     let tenant = client.profile.tenant.clone().unwrap_or_default();
     match cmd {
         SpCmd::CreateForRbac { name, role, scopes, years } => {
-            if role.is_some() == scopes.is_empty() {
-                return Err(CliError::Usage(
-                    "usage error: to create role assignments, specify both --role and --scopes.".into(),
-                ));
-            }
-            let name = name.unwrap_or_else(|| format!("wharf-cli-{}", crate::client::now_secs()));
-            let existing =
-                graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(&name)))).await?;
-            let existing = existing.into_iter().find(|s| s["servicePrincipalType"] == "Application");
-            let (sp, app) = match existing {
-                Some(sp) => {
-                    eprintln!(
-                        "WARNING: Found an existing application instance: (id) {}. We will patch it.",
-                        sp["appId"].as_str().unwrap_or_default()
-                    );
-                    let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
-                    (sp, app)
-                }
-                None => {
-                    let app =
-                        graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
-                    let sp = graph
-                        .call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]})))
-                        .await?;
-                    (sp, app)
-                }
-            };
-            let password = reset_secret(graph, &app, false, years, None).await?;
-            if let Some(role) = role {
-                let sp_object_id = sp["id"].as_str().unwrap_or_default();
-                for scope in &scopes {
-                    eprintln!("Creating '{role}' role assignment under scope '{scope}'");
-                    assign_role(client, &role, scope, sp_object_id, "ServicePrincipal").await?;
-                }
-            }
-            eprintln!(
-                "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
-            );
-            Ok(Some(
-                json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant}),
-            ))
+            create_for_rbac(client, graph, &tenant, name, role, &scopes, years).await
         }
         SpCmd::Credential { cmd: SpCredentialCmd::Reset { id, append, years, display_name } } => {
-            let sp = find_sp(graph, &id).await?;
-            if sp["servicePrincipalType"] != "Application" {
-                return Err(CliError::Usage(format!("'{id}' is a managed identity: it has no secrets to reset.")));
-            }
-            let app_id = sp["appId"].as_str().unwrap_or_default().to_string();
-            let app = find_app(graph, &app_id).await?;
-            let password = reset_secret(graph, &app, append, years, display_name).await?;
-            eprintln!(
-                "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
-            );
-            Ok(Some(json!({"appId": app_id, "password": password, "tenant": tenant})))
+            reset_credential(graph, &tenant, &id, append, years, display_name).await
         }
-        SpCmd::List { display_name, spn, filter, all: _ } => {
-            let f = match (spn, display_name, filter) {
-                (Some(s), _, _) => Some(format!("servicePrincipalNames/any(c:c eq {})", odata_quote(&s))),
-                (None, Some(d), _) => Some(format!("startswith(displayName,{})", odata_quote(&d))),
-                (None, None, f) => f,
-            };
-            Ok(Some(Value::Array(graph.list("servicePrincipals", f.as_deref()).await?)))
-        }
+        SpCmd::List { display_name, spn, filter, all: _ } => list_sps(graph, display_name, spn, filter).await,
         SpCmd::Show { id } => Ok(Some(find_sp(graph, &id).await?)),
-        SpCmd::Update { id, set } => {
-            let sp = find_sp(graph, &id).await?;
-            let (mut sp_body, mut app_body) = (serde_json::Map::new(), serde_json::Map::new());
-            for item in &set {
-                match item.split_once('=') {
-                    Some(("accountEnabled", v)) => {
-                        let enabled = super::parse_bool(v).map_err(CliError::Usage)?;
-                        sp_body.insert("accountEnabled".into(), json!(enabled));
-                    }
-                    Some(("displayName", v)) if !v.trim().is_empty() => {
-                        app_body.insert("displayName".into(), json!(v.trim()));
-                    }
-                    _ => {
-                        return Err(CliError::Usage(format!(
-                            "cannot set '{item}': use accountEnabled=true|false or displayName=NAME"
-                        )));
-                    }
-                }
-            }
-            if !app_body.is_empty() {
-                if sp["servicePrincipalType"] != "Application" {
-                    return Err(CliError::Usage(format!(
-                        "'{id}' is a managed identity: it is renamed through its Azure resource."
-                    )));
-                }
-                let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
-                graph
-                    .call(
-                        Method::PATCH,
-                        &format!("applications/{}", app["id"].as_str().unwrap_or_default()),
-                        &[],
-                        Some(&Value::Object(app_body)),
-                    )
-                    .await?;
-            }
-            if !sp_body.is_empty() {
-                graph
-                    .call(
-                        Method::PATCH,
-                        &format!("servicePrincipals/{}", sp["id"].as_str().unwrap_or_default()),
-                        &[],
-                        Some(&Value::Object(sp_body)),
-                    )
-                    .await?;
-            }
-            Ok(None)
+        SpCmd::Update { id, set } => update_sp(graph, &id, &set).await,
+        SpCmd::Delete { id } => delete_sp(graph, &id).await,
+    }
+}
+
+async fn create_for_rbac(
+    client: &Client,
+    graph: &GraphClient<'_>,
+    tenant: &str,
+    name: Option<String>,
+    role: Option<String>,
+    scopes: &[String],
+    years: u32,
+) -> Result<Option<Value>, CliError> {
+    if role.is_some() == scopes.is_empty() {
+        return Err(CliError::Usage(
+            "usage error: to create role assignments, specify both --role and --scopes.".into(),
+        ));
+    }
+    let name = name.unwrap_or_else(|| format!("wharf-cli-{}", crate::client::now_secs()));
+    let (sp, app) = match existing_application(graph, &name).await? {
+        Some(app) => {
+            eprintln!(
+                "WARNING: Found an existing application instance: (id) {}. We will patch it.",
+                app["id"].as_str().unwrap_or_default()
+            );
+            let app_id = app["appId"].as_str().unwrap_or_default();
+            let sp = graph
+                .list("servicePrincipals", Some(&format!("servicePrincipalNames/any(c:c eq {})", odata_quote(app_id))))
+                .await?
+                .into_iter()
+                .next();
+            let sp = match sp {
+                Some(sp) => sp,
+                None => graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app_id}))).await?,
+            };
+            (sp, app)
         }
-        SpCmd::Delete { id } => {
-            let sp = find_sp(graph, &id).await?;
-            if sp["servicePrincipalType"] != "Application" {
-                return Err(CliError::Usage(format!(
-                    "'{id}' is a managed identity: delete its resource or detach it instead."
-                )));
-            }
-            // Wharf has no `ad app` commands: deleting the application removes the service
-            // principal with it, so nothing is left behind.
-            let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
-            graph
-                .call(Method::DELETE, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], None)
-                .await?;
-            Ok(None)
+        None => {
+            refuse_foreign_principal(graph, &name).await?;
+            let app = graph.call(Method::POST, "applications", &[], Some(&json!({"displayName": name}))).await?;
+            let sp = graph.call(Method::POST, "servicePrincipals", &[], Some(&json!({"appId": app["appId"]}))).await?;
+            (sp, app)
+        }
+    };
+    let password = reset_secret(graph, &app, false, years, None).await?;
+    if let Some(role) = role {
+        let sp_object_id = sp["id"].as_str().unwrap_or_default();
+        for scope in scopes {
+            eprintln!("Creating '{role}' role assignment under scope '{scope}'");
+            assign_role(client, &role, scope, sp_object_id, "ServicePrincipal").await?;
         }
     }
+    eprintln!(
+        "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
+    );
+    Ok(Some(json!({"appId": sp["appId"], "displayName": sp["displayName"], "password": password, "tenant": tenant})))
+}
+
+/// The directory's application with exactly this display name, which `create-for-rbac` patches
+/// instead of registering another, as az does; two of them are an error, as in az.
+async fn existing_application(graph: &GraphClient<'_>, name: &str) -> Result<Option<Value>, CliError> {
+    let mut apps: Vec<Value> = graph
+        .list("applications", Some(&format!("displayName eq {}", odata_quote(name))))
+        .await?
+        .into_iter()
+        .filter(|a| a["displayName"] == name)
+        .collect();
+    if apps.len() > 1 {
+        let ids: Vec<&str> = apps.iter().filter_map(|a| a["id"].as_str()).collect();
+        return Err(CliError::Other(format!(
+            "More than one application have the same display name '{name}': (id) {}, please remove them first.",
+            ids.join(", ")
+        )));
+    }
+    Ok(apps.pop())
+}
+
+/// Refuses a display name that belongs to a service principal whose application is not in the
+/// directory: Wharf's built-in principals of trusted services (as Microsoft's own service
+/// principals in an Entra tenant). Such a principal cannot be patched, and a new application of
+/// the same name would leave two principals nobody can tell apart (az would even give the
+/// built-in one the requested roles). docs/decisions.md: "create-for-rbac and built-in names".
+async fn refuse_foreign_principal(graph: &GraphClient<'_>, name: &str) -> Result<(), CliError> {
+    let sps = graph.list("servicePrincipals", Some(&format!("displayName eq {}", odata_quote(name)))).await?;
+    let Some(sp) = sps.iter().find(|sp| sp["displayName"] == name && sp["servicePrincipalType"] == "Application")
+    else {
+        return Ok(());
+    };
+    let app_id = sp["appId"].as_str().unwrap_or_default();
+    if !graph.list("applications", Some(&format!("appId eq {}", odata_quote(app_id)))).await?.is_empty() {
+        return Ok(());
+    }
+    let builtin = sp["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|t| t.strip_prefix("WharfBuiltin:"));
+    let what = match builtin {
+        Some(service) => format!("Wharf's built-in service principal of the trusted service '{service}'"),
+        None => "a service principal whose application is not in this directory".to_string(),
+    };
+    Err(CliError::Usage(format!(
+        "'{name}' is the display name of {what} (appId {app_id}): it cannot be patched or given a secret. Choose another --name."
+    )))
+}
+
+async fn reset_credential(
+    graph: &GraphClient<'_>,
+    tenant: &str,
+    id: &str,
+    append: bool,
+    years: u32,
+    display_name: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let sp = find_sp(graph, id).await?;
+    if sp["servicePrincipalType"] != "Application" {
+        return Err(CliError::Usage(format!("'{id}' is a managed identity: it has no secrets to reset.")));
+    }
+    let app_id = sp["appId"].as_str().unwrap_or_default().to_string();
+    let app = find_app(graph, &app_id).await?;
+    let password = reset_secret(graph, &app, append, years, display_name).await?;
+    eprintln!(
+        "The output includes credentials that you must protect. Be sure that you do not include these credentials in your code or check the credentials into your source control."
+    );
+    Ok(Some(json!({"appId": app_id, "password": password, "tenant": tenant})))
+}
+
+async fn list_sps(
+    graph: &GraphClient<'_>,
+    display_name: Option<String>,
+    spn: Option<String>,
+    filter: Option<String>,
+) -> Result<Option<Value>, CliError> {
+    let f = match (spn, display_name, filter) {
+        (Some(s), _, _) => Some(format!("servicePrincipalNames/any(c:c eq {})", odata_quote(&s))),
+        (None, Some(d), _) => Some(format!("startswith(displayName,{})", odata_quote(&d))),
+        (None, None, f) => f,
+    };
+    Ok(Some(Value::Array(graph.list("servicePrincipals", f.as_deref()).await?)))
+}
+
+async fn update_sp(graph: &GraphClient<'_>, id: &str, set: &[String]) -> Result<Option<Value>, CliError> {
+    let sp = find_sp(graph, id).await?;
+    let (mut sp_body, mut app_body) = (serde_json::Map::new(), serde_json::Map::new());
+    for item in set {
+        match item.split_once('=') {
+            Some(("accountEnabled", v)) => {
+                let enabled = super::parse_bool(v).map_err(CliError::Usage)?;
+                sp_body.insert("accountEnabled".into(), json!(enabled));
+            }
+            Some(("displayName", v)) if !v.trim().is_empty() => {
+                app_body.insert("displayName".into(), json!(v.trim()));
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "cannot set '{item}': use accountEnabled=true|false or displayName=NAME"
+                )));
+            }
+        }
+    }
+    if !app_body.is_empty() {
+        if sp["servicePrincipalType"] != "Application" {
+            return Err(CliError::Usage(format!(
+                "'{id}' is a managed identity: it is renamed through its Azure resource."
+            )));
+        }
+        let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+        graph
+            .call(
+                Method::PATCH,
+                &format!("applications/{}", app["id"].as_str().unwrap_or_default()),
+                &[],
+                Some(&Value::Object(app_body)),
+            )
+            .await?;
+    }
+    if !sp_body.is_empty() {
+        graph
+            .call(
+                Method::PATCH,
+                &format!("servicePrincipals/{}", sp["id"].as_str().unwrap_or_default()),
+                &[],
+                Some(&Value::Object(sp_body)),
+            )
+            .await?;
+    }
+    Ok(None)
+}
+
+async fn delete_sp(graph: &GraphClient<'_>, id: &str) -> Result<Option<Value>, CliError> {
+    let sp = find_sp(graph, id).await?;
+    if sp["servicePrincipalType"] != "Application" {
+        return Err(CliError::Usage(format!(
+            "'{id}' is a managed identity: delete its resource or detach it instead."
+        )));
+    }
+    // Wharf has no `ad app` commands: deleting the application removes the service
+    // principal with it, so nothing is left behind.
+    let app = find_app(graph, sp["appId"].as_str().unwrap_or_default()).await?;
+    graph.call(Method::DELETE, &format!("applications/{}", app["id"].as_str().unwrap_or_default()), &[], None).await?;
+    Ok(None)
 }
 
 /// Role-assignment api-versions az uses.

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::{confirm, parse_tags};
 use crate::client::{Client, RESOURCES_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCmd {
@@ -43,6 +44,28 @@ pub enum GroupCmd {
         #[arg(long)]
         no_wait: bool,
     },
+}
+
+/// `-o table`: az's columns for `group list`, its generic table for the others.
+pub fn table(cmd: &GroupCmd) -> Table {
+    match cmd {
+        GroupCmd::List => Table::Columns(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|g| {
+                    columns([
+                        ("Name", g["name"].clone()),
+                        ("Location", g["location"].clone()),
+                        ("Status", g["properties"]["provisioningState"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        GroupCmd::Create { .. } | GroupCmd::Show { .. } | GroupCmd::Exists { .. } | GroupCmd::Delete { .. } => {
+            Table::Generic
+        }
+    }
 }
 
 fn path(client: &Client, name: &str) -> Result<String, CliError> {

@@ -14,7 +14,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use crate::error::CliError;
-use crate::output::OutputArgs;
+use crate::output::{OutputArgs, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum Commands {
@@ -74,6 +74,21 @@ pub enum Commands {
         #[command(subcommand)]
         cmd: resource::ResourceCmd,
     },
+}
+
+/// How `-o table` shows the command's result without `--query`: az's table transformer for the
+/// same command where az has one, az's generic table where it has none.
+pub fn table(cmd: &Commands) -> Table {
+    match cmd {
+        Commands::Group { cmd } => group::table(cmd),
+        Commands::Acr { cmd } => acr::table(cmd),
+        Commands::Ad { cmd } => ad::table(cmd),
+        Commands::Network { cmd } => network::table(cmd),
+        Commands::Role { cmd } => role::table(cmd),
+        Commands::Resource { cmd } => resource::table(cmd),
+        Commands::Login(_) | Commands::Logout | Commands::Account { .. } | Commands::Identity { .. } => Table::Generic,
+        Commands::AzCloud { .. } => Table::Generic,
+    }
 }
 
 /// Runs a command; `Some(value)` is printed in the chosen output format.

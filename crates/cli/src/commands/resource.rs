@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::parse_tags;
 use crate::client::{Client, RESOURCES_API};
 use crate::error::CliError;
+use crate::output::{Table, columns};
 
 /// The api-version sent for hosting resources (any well-formed one is accepted).
 pub const HOST_API: &str = "2024-11-01";
@@ -119,6 +120,33 @@ pub enum IdentityCmd {
         #[command(flatten)]
         target: Target,
     },
+}
+
+/// `-o table`: az's columns for `resource list`, its generic table for the others.
+pub fn table(cmd: &ResourceCmd) -> Table {
+    match cmd {
+        ResourceCmd::List { .. } => Table::Columns(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    columns([
+                        ("Name", r["name"].clone()),
+                        ("ResourceGroup", r["resourceGroup"].clone()),
+                        ("Location", r["location"].clone()),
+                        ("Type", r["type"].clone()),
+                        // Null when the resource has none: az then shows no Status column.
+                        ("Status", r["provisioningState"].clone()),
+                    ])
+                })
+                .collect()
+        }),
+        ResourceCmd::Create { .. }
+        | ResourceCmd::Show { .. }
+        | ResourceCmd::Delete { .. }
+        | ResourceCmd::Identity { .. }
+        | ResourceCmd::WorkloadEnv { .. } => Table::Generic,
+    }
 }
 
 fn resource_path(sub: &str, rg: &str, resource_type: &str, name: &str) -> String {

@@ -115,7 +115,8 @@ impl Code {
 pub struct OciError {
     pub code: Code,
     pub message: String,
-    pub detail: Option<Value>,
+    /// Boxed: most errors carry none, and every `Result` of the plane carries the error's size.
+    pub detail: Option<Box<Value>>,
     pub headers: Vec<(HeaderName, String)>,
     /// Written as ACR's firewall writes its denials.
     firewall: bool,
@@ -133,7 +134,7 @@ impl OciError {
     }
 
     pub fn detail(mut self, detail: Value) -> OciError {
-        self.detail = Some(detail);
+        self.detail = Some(Box::new(detail));
         self
     }
 
@@ -218,7 +219,7 @@ impl OciError {
     pub fn body(&self) -> String {
         let mut entry = json!({"code": self.code.wire(), "message": self.message});
         if let Some(d) = &self.detail {
-            entry["detail"] = d.clone();
+            entry["detail"] = (**d).clone();
         }
         let body = json!({"errors": [entry]}).to_string();
         if self.firewall { body.replace('\'', "\\u0027") } else { body }
