@@ -41,39 +41,29 @@
 //! [`UploadId`], never hold a whole blob in memory, and never know which repository a blob
 //! belongs to (visibility is metadata).
 
+mod acked;
+mod pipeline;
+mod read;
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::future::Future;
-use std::io::{self, IoSlice, Read, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
-use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
 use tokio::sync::Mutex as AsyncMutex;
-use tokio::task::JoinHandle;
 use wharf_oci::{Digest, DigestAlgorithm, Hasher};
 
+use self::acked::{ACKED_RECORD, create_acked, newest_acked, read_legacy_acked, write_acked};
+use self::pipeline::{AppendFailure, Appended, hash_file_from, stream_into};
+pub use self::pipeline::{BATCH_BYTES, FLUSH_EVERY_BYTES};
+pub use self::read::READ_CHUNK_BYTES;
+use self::read::{BlobChunks, read_chunk};
 use crate::{BlobStore, ByteStream, Result, StorageError, UploadId};
-
-/// Bytes gathered from the client before they are written and hashed together.
-pub const BATCH_BYTES: usize = 1024 * 1024;
-/// Size of each read when streaming a blob out: large enough that the per-chunk costs (a
-/// blocking-pool round trip, an allocation, a `writev`) are small next to copying the bytes,
-/// small enough that a download holds little memory (the chunk being sent and the one read
-/// ahead).
-pub const READ_CHUNK_BYTES: usize = 512 * 1024;
-const REHASH_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// Name of the acknowledged-size record in a session directory.
-const ACKED_RECORD: &str = "acked";
-/// Bytes of one slot of the acknowledged-size record; the record holds two.
-const ACKED_SLOT_BYTES: usize = 64;
 
 /// One upload session as this process knows it.
 struct Session {
@@ -238,202 +228,6 @@ fn join_error(e: tokio::task::JoinError) -> io::Error {
     io::Error::other(e)
 }
 
-/// Writes every byte of `batch` with vectored writes (no copy into an intermediate buffer).
-fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
-    let mut rest = &mut slices[..];
-    while !rest.is_empty() {
-        match file.write_vectored(rest) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write upload data")),
-            Ok(n) => IoSlice::advance_slices(&mut rest, n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Batches queued ahead of the writer and the hasher (each), bounding an append's memory to
-/// about `(QUEUE_DEPTH + 1) * BATCH_BYTES`.
-const QUEUE_DEPTH: usize = 4;
-
-/// Unflushed bytes after which the flusher thread calls `fdatasync`, so that the disk works
-/// while the rest streams in and the final flush (of an acknowledged append, or of the commit)
-/// only has the tail left. Each flush covers everything written by then, so flushes grow
-/// when the disk is slower than the client.
-pub const FLUSH_EVERY_BYTES: u64 = 8 * 1024 * 1024;
-
-type Batch = Arc<Vec<Bytes>>;
-
-/// Writes batches to `file` until the queue closes, reporting the bytes written so far.
-fn writer_thread(
-    mut file: File,
-    mut queue: tokio::sync::mpsc::Receiver<Batch>,
-    progress: std::sync::mpsc::Sender<u64>,
-) -> (File, io::Result<()>) {
-    let mut written = 0u64;
-    while let Some(batch) = queue.blocking_recv() {
-        if let Err(e) = write_batch(&mut file, &batch) {
-            return (file, Err(e));
-        }
-        written += batch.iter().map(|b| b.len() as u64).sum::<u64>();
-        // A gone flusher has failed; its error is reported when it is joined.
-        let _ = progress.send(written);
-    }
-    (file, Ok(()))
-}
-
-/// Flushes the file (through its own handle) whenever enough was written since the last flush,
-/// without ever holding up the writer: the disk and the writer work at the same time. Returns
-/// how many of the appended bytes it flushed.
-fn flusher_thread(file: File, progress: std::sync::mpsc::Receiver<u64>, every: u64) -> io::Result<u64> {
-    let mut flushed = 0u64;
-    while let Ok(mut written) = progress.recv() {
-        while let Ok(newer) = progress.try_recv() {
-            written = newer;
-        }
-        if written - flushed >= every {
-            file.sync_data()?;
-            flushed = written;
-        }
-    }
-    Ok(flushed)
-}
-
-fn hasher_thread(mut hasher: Hasher, mut queue: tokio::sync::mpsc::Receiver<Batch>) -> Hasher {
-    while let Some(batch) = queue.blocking_recv() {
-        for chunk in batch.iter() {
-            hasher.update(chunk);
-        }
-    }
-    hasher
-}
-
-enum AppendFailure {
-    Client(io::Error),
-    TooLarge,
-    Io(io::Error),
-}
-
-/// What [`stream_into`] appended.
-struct Appended {
-    bytes: u64,
-    /// How many of `bytes` are already flushed.
-    flushed: u64,
-    file: File,
-    hasher: Option<Hasher>,
-}
-
-/// Streams `body` to the end of `file` (positioned at its end), hashing with `hasher` when
-/// given. The body is read here, on the runtime, while a writer thread and a hasher thread
-/// consume the same batches (shared, not copied) at their own pace. Returns what was appended
-/// with the file and the advanced hasher; on failure, the file (if still usable). An empty body
-/// starts no thread.
-async fn stream_into(
-    file: File,
-    hasher: Option<Hasher>,
-    mut body: ByteStream,
-    allowed: Option<u64>,
-) -> Result<Appended, (AppendFailure, Option<File>)> {
-    let first = loop {
-        match body.next().await {
-            None => return Ok(Appended { bytes: 0, flushed: 0, file, hasher }),
-            Some(Ok(chunk)) if chunk.is_empty() => continue,
-            Some(Ok(chunk)) => break chunk,
-            Some(Err(e)) => return Err((AppendFailure::Client(e), Some(file))),
-        }
-    };
-    let mut body = futures::stream::iter([Ok(first)]).chain(body);
-    let flush_handle = match file.try_clone() {
-        Ok(f) => f,
-        Err(e) => return Err((AppendFailure::Io(e), Some(file))),
-    };
-    let (progress_tx, progress_rx) = std::sync::mpsc::channel::<u64>();
-    let flusher = tokio::task::spawn_blocking(move || flusher_thread(flush_handle, progress_rx, FLUSH_EVERY_BYTES));
-    let (write_tx, write_rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
-    let writer = tokio::task::spawn_blocking(move || writer_thread(file, write_rx, progress_tx));
-    let (hash_tx, hasher) = match hasher {
-        Some(h) => {
-            let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(QUEUE_DEPTH);
-            (Some(tx), Some(tokio::task::spawn_blocking(move || hasher_thread(h, rx))))
-        }
-        None => (None, None),
-    };
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut batch_len = 0usize;
-    let mut total = 0u64;
-    let mut failure = None;
-
-    loop {
-        let last = match body.next().await {
-            Some(Ok(chunk)) => {
-                total += chunk.len() as u64;
-                if allowed.is_some_and(|a| total > a) {
-                    failure = Some(AppendFailure::TooLarge);
-                    break;
-                }
-                if !chunk.is_empty() {
-                    batch_len += chunk.len();
-                    batch.push(chunk);
-                }
-                false
-            }
-            Some(Err(e)) => {
-                failure = Some(AppendFailure::Client(e));
-                break;
-            }
-            None => true,
-        };
-        if batch_len >= BATCH_BYTES || (last && !batch.is_empty()) {
-            let ready: Batch = Arc::new(std::mem::take(&mut batch));
-            batch_len = 0;
-            // A closed queue means that thread stopped on an error, reported when joined.
-            if let Some(tx) = &hash_tx
-                && tx.send(ready.clone()).await.is_err()
-            {
-                break;
-            }
-            if write_tx.send(ready).await.is_err() {
-                break;
-            }
-        }
-        if last {
-            break;
-        }
-    }
-    drop(write_tx);
-    drop(hash_tx);
-    let hasher = match hasher {
-        Some(h) => Some(h.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?),
-        None => None,
-    };
-    let (file, written) = writer.await.map_err(|e| (AppendFailure::Io(join_error(e)), None))?;
-    let flushed = flusher.await.map_err(join_error).and_then(|r| r);
-    match (failure, written, flushed) {
-        (Some(f), _, _) => Err((f, Some(file))),
-        (None, Err(e), _) | (None, Ok(()), Err(e)) => Err((AppendFailure::Io(e), Some(file))),
-        (None, Ok(()), Ok(flushed)) => Ok(Appended { bytes: total, flushed, file, hasher }),
-    }
-}
-
-/// Feeds `path` from byte `from` to its end into `hasher`.
-fn hash_file_from(path: &Path, from: u64, hasher: &mut Hasher) -> io::Result<u64> {
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(from))?;
-    let mut buf = vec![0u8; REHASH_BUFFER_BYTES];
-    let mut pos = from;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => return Ok(pos),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        pos += n as u64;
-    }
-}
-
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -465,74 +259,6 @@ fn install(source: &Path, target: &Path, blobs_root: &Path) -> io::Result<()> {
     create_dirs_durably(dir, blobs_root)?;
     std::fs::rename(source, target)?;
     sync_dir(dir)
-}
-
-/// Reads `len` bytes at the file's position into a new buffer (not zeroed first:
-/// `read_to_end` fills spare capacity). A file that ends early is an error.
-fn read_chunk(file: &File, len: u64) -> io::Result<Bytes> {
-    let mut buf = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut buf)?;
-    if (buf.len() as u64) < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "blob file is shorter than its recorded size"));
-    }
-    Ok(Bytes::from(buf))
-}
-
-/// A committed blob, or a range of it, as chunks of [`READ_CHUNK_BYTES`] read on the blocking
-/// pool, the next one being read while the consumer sends the last.
-struct BlobChunks {
-    /// Bytes not yet asked of the file.
-    unread: u64,
-    ready: Option<Bytes>,
-    reading: Option<JoinHandle<(File, io::Result<Bytes>)>>,
-}
-
-impl BlobChunks {
-    fn new(file: File, first: Bytes, unread: u64) -> BlobChunks {
-        let mut chunks = BlobChunks { unread, ready: (!first.is_empty()).then_some(first), reading: None };
-        chunks.read_ahead(file);
-        chunks
-    }
-
-    fn read_ahead(&mut self, file: File) {
-        if self.unread == 0 {
-            return;
-        }
-        let len = self.unread.min(READ_CHUNK_BYTES as u64);
-        self.unread -= len;
-        self.reading = Some(tokio::task::spawn_blocking(move || {
-            let chunk = read_chunk(&file, len);
-            (file, chunk)
-        }));
-    }
-}
-
-impl Stream for BlobChunks {
-    type Item = io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if let Some(chunk) = this.ready.take() {
-            return Poll::Ready(Some(Ok(chunk)));
-        }
-        let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
-        let done = std::task::ready!(Pin::new(reading).poll(cx));
-        this.reading = None;
-        match done {
-            Ok((file, Ok(chunk))) => {
-                this.read_ahead(file);
-                Poll::Ready(Some(Ok(chunk)))
-            }
-            Ok((_, Err(e))) => {
-                this.unread = 0;
-                Poll::Ready(Some(Err(e)))
-            }
-            Err(e) => {
-                this.unread = 0;
-                Poll::Ready(Some(Err(join_error(e))))
-            }
-        }
-    }
 }
 
 /// Opens a session's data file for appending at `size`, the acknowledged size: bytes past it
@@ -911,100 +637,5 @@ fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
-    }
-}
-
-// ---- the acknowledged-size record ----
-//
-// Two slots of `ACKED_SLOT_BYTES`, each `{seq:020} {size:020} {check:016x}` padded with spaces
-// and ended by a newline, where `check` is FNV-1a of the first two fields. Record `seq` goes to
-// slot `seq % 2`, overwriting in place (no rename, so no directory change); the valid slot with
-// the highest `seq` counts. A torn write spoils only the slot being written, whose append was
-// not acknowledged yet.
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-fn acked_slot(seq: u64, size: u64) -> [u8; ACKED_SLOT_BYTES] {
-    let fields = format!("{seq:020} {size:020}");
-    let line = format!("{fields} {:016x}", fnv1a(fields.as_bytes()));
-    let mut slot = [b' '; ACKED_SLOT_BYTES];
-    slot[..line.len()].copy_from_slice(line.as_bytes());
-    slot[ACKED_SLOT_BYTES - 1] = b'\n';
-    slot
-}
-
-fn parse_acked_slot(slot: &[u8]) -> Option<(u64, u64)> {
-    let mut words = std::str::from_utf8(slot).ok()?.split_ascii_whitespace();
-    let (seq, size, check) = (words.next()?, words.next()?, words.next()?);
-    if words.next().is_some() || check != format!("{:016x}", fnv1a(format!("{seq} {size}").as_bytes())) {
-        return None;
-    }
-    Some((seq.parse().ok()?, size.parse().ok()?))
-}
-
-/// A new session's record: size 0 in slot 0, slot 1 blank.
-fn create_acked(dir: &Path) -> io::Result<()> {
-    let mut record = acked_slot(0, 0).to_vec();
-    record.extend_from_slice(&[b' '; ACKED_SLOT_BYTES - 1]);
-    record.push(b'\n');
-    std::fs::write(dir.join(ACKED_RECORD), record)
-}
-
-/// The newest valid slot of a session's record: (sequence number, acknowledged size).
-fn newest_acked(record: &[u8]) -> Option<(u64, u64)> {
-    record.chunks(ACKED_SLOT_BYTES).filter_map(parse_acked_slot).max_by_key(|&(seq, _)| seq)
-}
-
-/// Writes `size` as record `seq` into its slot, flushing it when `durable`.
-fn write_acked(dir: &Path, seq: u64, size: u64, durable: bool) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(dir.join(ACKED_RECORD))?;
-    file.seek(SeekFrom::Start((seq % 2) * ACKED_SLOT_BYTES as u64))?;
-    file.write_all(&acked_slot(seq, size))?;
-    if durable {
-        file.sync_data()?;
-    }
-    Ok(())
-}
-
-/// The acknowledged size as sessions created before the record existed kept it (a `size` file
-/// replaced by rename).
-fn read_legacy_acked(dir: &Path) -> Option<u64> {
-    std::fs::read_to_string(dir.join("size")).ok()?.trim().parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn acked_record_round_trips_and_rejects_damage() {
-        let slot = acked_slot(7, 123_456);
-        assert_eq!(slot.len(), ACKED_SLOT_BYTES);
-        assert_eq!(parse_acked_slot(&slot), Some((7, 123_456)));
-        let mut torn = slot;
-        torn[30] = b'9';
-        assert_eq!(parse_acked_slot(&torn), None);
-        assert_eq!(parse_acked_slot(&[b' '; ACKED_SLOT_BYTES]), None);
-        assert_eq!(parse_acked_slot(&[0; ACKED_SLOT_BYTES]), None);
-    }
-
-    #[test]
-    fn newest_valid_slot_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let read = || newest_acked(&std::fs::read(dir.path().join(ACKED_RECORD)).unwrap());
-        create_acked(dir.path()).unwrap();
-        assert_eq!(read(), Some((0, 0)));
-        write_acked(dir.path(), 1, 10, false).unwrap();
-        write_acked(dir.path(), 2, 20, true).unwrap();
-        assert_eq!(read(), Some((2, 20)));
-        // A torn write of record 3 (slot 1) leaves record 2 in force.
-        let path = dir.path().join(ACKED_RECORD);
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[ACKED_SLOT_BYTES..ACKED_SLOT_BYTES + 10].copy_from_slice(b"0000000000");
-        bytes[ACKED_SLOT_BYTES + 25] = b'x';
-        std::fs::write(&path, bytes).unwrap();
-        assert_eq!(read(), Some((2, 20)));
     }
 }
