@@ -12,11 +12,13 @@
 //!
 //! The embedded backends are [`fs::FsBlobStore`] and [`sqlite::SqliteMetadataStore`]. The
 //! traits are shaped so that PostgreSQL and object storage can implement them without the HTTP
-//! layer noticing; [`conformance`] holds the tests every backend must pass.
+//! layer noticing; `conformance` (behind the test-only `conformance` feature, so never in the
+//! production build) holds the tests every backend must pass.
 //!
 //! This crate never sees HTTP requests, tokens or permissions.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod fs;
