@@ -1,5 +1,5 @@
-//! Opening a data directory: creates and initialises a new one (deployment and tenant ids),
-//! resumes an existing one, and reconciles upload sessions left by a crash.
+//! Opening a data directory: takes its lock, creates and initialises a new one (deployment and
+//! tenant ids), resumes an existing one, and reconciles upload sessions left by a crash.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
     }
+    let data_dir_lock = wharf_storage::lock::DataDirLock::acquire(&config.data_dir)?;
     let meta = SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
         .with_context(|| format!("cannot open the metadata database in {}", config.data_dir.display()))?;
     let blobs = FsBlobStore::open(config.data_dir.join("blobs"))
@@ -57,6 +58,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         public_port,
         registries: RegistryCache::default(),
         gc_lock: tokio::sync::RwLock::new(()),
+        data_dir_lock,
         identity,
         authz: crate::authz::Authz::default(),
         tls,

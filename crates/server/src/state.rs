@@ -21,6 +21,9 @@ pub struct AppState {
     pub registries: RegistryCache,
     /// Held for reading from a blob's commit to its link; for writing by garbage collection.
     pub gc_lock: tokio::sync::RwLock<()>,
+    /// This process's hold on the data directory (`wharf admin fsck` and other servers are
+    /// refused while it lives).
+    pub data_dir_lock: wharf_storage::lock::DataDirLock,
     pub identity: crate::auth::Identity,
     pub authz: crate::authz::Authz,
     /// Whether the public listener speaks TLS (decides `https` in URLs Wharf hands out).

@@ -22,6 +22,7 @@
 pub mod conformance;
 pub mod error;
 pub mod fs;
+pub mod lock;
 pub mod records;
 pub mod sqlite;
 
