@@ -193,21 +193,9 @@ async fn setting_or_new(meta: &dyn MetadataStore, key: &str) -> anyhow::Result<S
     Ok(v)
 }
 
-/// Upload sessions whose bytes or records were lost in a crash are dropped, so that the two
-/// stores agree again.
+/// Upload sessions whose bytes or records were lost in a crash are dropped, and commits a crash
+/// interrupted are completed, so that the two stores agree again (`wharf_storage::maintenance`).
 async fn reconcile_uploads(meta: &dyn MetadataStore, blobs: &dyn BlobStore) -> anyhow::Result<()> {
-    let records = meta.upload_list().await?;
-    let on_disk = blobs.upload_ids().await?;
-    for r in &records {
-        if !on_disk.contains(&r.id) {
-            tracing::warn!(upload = %r.id, "upload session has no bytes on disk; dropping it");
-            meta.upload_delete(&r.id).await?;
-        }
-    }
-    for id in on_disk {
-        if !records.iter().any(|r| r.id == id) {
-            blobs.upload_abort(&id).await?;
-        }
-    }
+    wharf_storage::maintenance::reconcile_uploads(meta, blobs).await?;
     Ok(())
 }

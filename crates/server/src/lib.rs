@@ -5,6 +5,7 @@
 //! (`oci::Endpoint`, `arm::ArmEndpoint`) before doing anything else.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod arm;
 pub mod auth;
 pub mod authz;
@@ -18,6 +19,7 @@ pub mod oci;
 pub mod private_link;
 pub mod state;
 pub mod tls;
+pub mod uploads_sweep;
 
 use std::sync::Arc;
 
@@ -155,6 +157,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let sweep_task = uploads_sweep::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -169,6 +172,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     }
     gc_task.abort();
+    sweep_task.abort();
     tracing::info!("wharf stopped");
     Ok(())
 }

@@ -19,7 +19,8 @@ pub struct AppState {
     /// Port shown in login servers.
     pub public_port: u16,
     pub registries: RegistryCache,
-    /// Held for reading from a blob's commit to its link; for writing by garbage collection.
+    /// Held for reading by a cross-repository mount while it links; for writing by garbage
+    /// collection (see `gc.rs`).
     pub gc_lock: tokio::sync::RwLock<()>,
     /// This process's hold on the data directory (`wharf admin fsck` and other servers are
     /// refused while it lives).

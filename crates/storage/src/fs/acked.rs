@@ -1,16 +1,24 @@
-//! The acknowledged-size record of an upload session (`uploads/{id}/acked`).
+//! The record file of an upload session (`uploads/{id}/acked`): its acknowledged size, and the
+//! commit record of a commit under way.
 //!
-//! Owns the record's byte format and nothing else: it must never decide when a size is
-//! acknowledged (the session does), and never rename or create anything but the record file.
+//! Owns the file's byte format and nothing else: it must never decide when a size is
+//! acknowledged or a commit begins (the session does), and never rename or create anything but
+//! the record file.
 
 use std::fs::OpenOptions;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use wharf_oci::Digest;
+
 /// Name of the acknowledged-size record in a session directory.
 pub(super) const ACKED_RECORD: &str = "acked";
 /// Bytes of one slot of the acknowledged-size record; the record holds two.
 const ACKED_SLOT_BYTES: usize = 64;
+/// Where the commit record starts: after the two acknowledged-size slots.
+const COMMIT_OFFSET: u64 = 2 * ACKED_SLOT_BYTES as u64;
+/// Bytes of the commit record (a sha512 digest and a size fit with room to spare).
+const COMMIT_SLOT_BYTES: usize = 256;
 
 // ---- the acknowledged-size record ----
 //
@@ -52,7 +60,8 @@ pub(super) fn create_acked(dir: &Path) -> io::Result<()> {
 
 /// The newest valid slot of a session's record: (sequence number, acknowledged size).
 pub(super) fn newest_acked(record: &[u8]) -> Option<(u64, u64)> {
-    record.chunks(ACKED_SLOT_BYTES).filter_map(parse_acked_slot).max_by_key(|&(seq, _)| seq)
+    let slots = &record[..record.len().min(COMMIT_OFFSET as usize)];
+    slots.chunks(ACKED_SLOT_BYTES).filter_map(parse_acked_slot).max_by_key(|&(seq, _)| seq)
 }
 
 /// Writes `size` as record `seq` into its slot, flushing it when `durable`.
@@ -61,6 +70,58 @@ pub(super) fn write_acked(dir: &Path, seq: u64, size: u64, durable: bool) -> io:
     file.seek(SeekFrom::Start((seq % 2) * ACKED_SLOT_BYTES as u64))?;
     file.write_all(&acked_slot(seq, size))?;
     if durable {
+        file.sync_data()?;
+    }
+    Ok(())
+}
+
+// ---- the commit record ----
+//
+// One slot of `COMMIT_SLOT_BYTES` after the two acknowledged-size slots:
+// `commit {size:020} {digest} {check:016x}` padded with spaces and ended by a newline, `check`
+// being FNV-1a of the first three fields. Written and flushed before a commit renames the
+// session's data into the content store; removed (the file cut back to the two slots) when a
+// commit is rolled back or a crash interrupted it before the rename. Whether the data file still
+// exists tells which side of the rename a crash fell on.
+
+fn commit_slot(digest: &Digest, size: u64) -> Vec<u8> {
+    let fields = format!("commit {size:020} {digest}");
+    let line = format!("{fields} {:016x}", fnv1a(fields.as_bytes()));
+    let mut slot = vec![b' '; COMMIT_SLOT_BYTES];
+    slot[..line.len()].copy_from_slice(line.as_bytes());
+    slot[COMMIT_SLOT_BYTES - 1] = b'\n';
+    slot
+}
+
+/// The commit record in a session's record file, if a valid one is there: (digest, size).
+pub(super) fn read_commit(record: &[u8]) -> Option<(Digest, u64)> {
+    let slot = record.get(COMMIT_OFFSET as usize..COMMIT_OFFSET as usize + COMMIT_SLOT_BYTES)?;
+    let mut words = std::str::from_utf8(slot).ok()?.split_ascii_whitespace();
+    let (tag, size, digest, check) = (words.next()?, words.next()?, words.next()?, words.next()?);
+    let fields = format!("{tag} {size} {digest}");
+    if tag != "commit" || words.next().is_some() || check != format!("{:016x}", fnv1a(fields.as_bytes())) {
+        return None;
+    }
+    Some((Digest::parse(digest).ok()?, size.parse().ok()?))
+}
+
+/// Writes the commit record of `digest` (`size` bytes), flushing it when `durable`.
+pub(super) fn write_commit(dir: &Path, digest: &Digest, size: u64, durable: bool) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create(true).truncate(false).open(dir.join(ACKED_RECORD))?;
+    file.seek(SeekFrom::Start(COMMIT_OFFSET))?;
+    file.write_all(&commit_slot(digest, size))?;
+    if durable { file.sync_data() } else { Ok(()) }
+}
+
+/// Removes the commit record, if any (a session without a record file has none).
+pub(super) fn clear_commit(dir: &Path) -> io::Result<()> {
+    let file = match OpenOptions::new().write(true).open(dir.join(ACKED_RECORD)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if file.metadata()?.len() > COMMIT_OFFSET {
+        file.set_len(COMMIT_OFFSET)?;
         file.sync_data()?;
     }
     Ok(())
@@ -104,5 +165,28 @@ mod tests {
         bytes[ACKED_SLOT_BYTES + 25] = b'x';
         std::fs::write(&path, bytes).unwrap();
         assert_eq!(read(), Some((2, 20)));
+    }
+
+    #[test]
+    fn commit_record_round_trips_beside_the_size_slots_and_is_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ACKED_RECORD);
+        let read = || std::fs::read(&path).unwrap();
+        create_acked(dir.path()).unwrap();
+        write_acked(dir.path(), 1, 4096, true).unwrap();
+        assert_eq!(read_commit(&read()), None);
+        for digest in [Digest::sha256_of(b"x"), Digest::of(wharf_oci::DigestAlgorithm::Sha512, b"x")] {
+            write_commit(dir.path(), &digest, 5000, true).unwrap();
+            assert_eq!(read_commit(&read()), Some((digest, 5000)));
+            // The size slots are untouched and not confused with it.
+            assert_eq!(newest_acked(&read()), Some((1, 4096)));
+        }
+        let mut torn = read();
+        torn[COMMIT_OFFSET as usize + 10] = b'7';
+        assert_eq!(read_commit(&torn), None, "a damaged commit record is no commit record");
+        clear_commit(dir.path()).unwrap();
+        assert_eq!(read_commit(&read()), None);
+        assert_eq!(read().len(), COMMIT_OFFSET as usize);
+        assert_eq!(newest_acked(&read()), Some((1, 4096)));
     }
 }

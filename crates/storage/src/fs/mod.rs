@@ -6,15 +6,17 @@
 //! root/blobs/{algorithm}/{first two hex}/{hex}   committed, immutable content
 //! root/uploads/{upload id}/data                  bytes received so far
 //! root/uploads/{upload id}/algorithm             digest algorithm chosen at creation
-//! root/uploads/{upload id}/acked                 acknowledged size (two checksummed slots)
+//! root/uploads/{upload id}/acked                 acknowledged size (two checksummed slots) and,
+//!                                                while one runs, the commit record
 //! root/tmp/                                      temp files of `put_bytes` (emptied at open)
+//! root/quarantine/                               blobs whose bytes did not match their digest
 //! ```
 //!
 //! Bytes are streamed: each append is cut into batches of about [`BATCH_BYTES`] (the client's
 //! chunks, shared rather than copied) that a writer thread (vectored `write`) and a hasher thread
 //! consume at their own pace while the runtime reads the next ones; a short bounded queue caps
 //! memory. A third thread `fdatasync`s whenever [`FLUSH_EVERY_BYTES`] are unflushed, so that the
-//! disk works during the upload rather than all at the end.
+//! disk works during the upload rather than all at the end (`pipeline.rs`).
 //! Content enters `blobs/` only through a rename, after its digest was checked and its bytes
 //! were flushed with `fsync`; the directory is synced afterwards.
 //!
@@ -23,9 +25,24 @@
 //! exactly at the last size a client was told, dropping the bytes of a request that never
 //! completed. The record alternates between two checksummed slots overwritten in place, so
 //! updating it costs one small flush and never a directory operation, and a torn write leaves
-//! the previous slot valid. The session's directory entries are synced once, at its first
-//! acknowledged append. ([`BlobStore::upload_append_final`], followed by the commit, flushes
-//! nothing of its own: the commit makes the bytes durable.)
+//! the previous slot valid (`acked.rs`). The session's directory entries are synced once, at its
+//! first acknowledged append.
+//!
+//! The last bytes of an upload and its commit are one operation ([`BlobStore::upload_finish`]):
+//! the bytes are appended without acknowledging them, the whole content is verified, and only a
+//! match goes further. A mismatch, a broken body or a failure before the rename truncates the
+//! file back, so the session is exactly as it was. A match is committed in this order: the
+//! bytes are flushed, the *commit record* (digest and size) is written into the `acked` file
+//! (and flushed, for a session whose directory was synced by an acknowledged append: one that
+//! never had one may vanish in a power loss anyway), the file's modification time is set to now
+//! (garbage collection's grace period for files no record knows counts from it), and the file is
+//! renamed into `blobs/` (or dropped if the store already holds that content, whose file is
+//! touched instead). The session directory stays, holding the commit
+//! record, until the caller has recorded the blob in metadata and releases it with
+//! [`BlobStore::upload_abort`]. So a crash at any point leaves either an open session at its
+//! acknowledged size (no rename yet: recovery drops the unacknowledged bytes and the record) or
+//! a committed one that [`BlobStore::upload_inventory`] reports with its digest, for start-up
+//! to link (see `crate::maintenance`).
 //!
 //! Upload sessions live on disk; memory only caches each session's acknowledged size and hashing
 //! progress (`Session`). A restarted process finds its sessions with their sizes, and a commit
@@ -35,7 +52,12 @@
 //!
 //! Reads hand the HTTP layer chunks of [`READ_CHUNK_BYTES`] read on the blocking pool straight
 //! into the buffers that are sent (one copy out of the page cache), one chunk ahead of the
-//! consumer.
+//! consumer (`read.rs`).
+//!
+//! Test hook: when the environment variable `WHARF_TEST_PAUSE_AFTER_BLOB_COMMIT_MS` is set at
+//! [`FsBlobStore::open`], a commit sleeps that long right after its rename, so that the crash
+//! tests can kill the process between the rename and the metadata write. It is read once; unset
+//! (always, outside tests) it costs nothing.
 //!
 //! This module must never build a path from anything but a validated [`Digest`] or
 //! [`UploadId`], never hold a whole blob in memory, and never know which repository a blob
@@ -52,25 +74,34 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex as AsyncMutex;
 use wharf_oci::{Digest, DigestAlgorithm, Hasher};
 
-use self::acked::{ACKED_RECORD, create_acked, newest_acked, read_legacy_acked, write_acked};
+use self::acked::{
+    ACKED_RECORD, clear_commit, create_acked, newest_acked, read_commit, read_legacy_acked, write_acked, write_commit,
+};
 use self::pipeline::{AppendFailure, Appended, hash_file_from, stream_into};
 pub use self::pipeline::{BATCH_BYTES, FLUSH_EVERY_BYTES};
 pub use self::read::READ_CHUNK_BYTES;
 use self::read::{BlobChunks, read_chunk};
-use crate::{BlobStore, ByteStream, Result, StorageError, UploadId};
+use crate::{
+    BlobListing, BlobStore, ByteStream, Result, StorageError, StoredBlob, UploadId, UploadOnDisk, UploadState,
+};
+
+/// The test-only pause after a commit's rename (see the module documentation).
+pub const TEST_COMMIT_PAUSE_ENV: &str = "WHARF_TEST_PAUSE_AFTER_BLOB_COMMIT_MS";
 
 /// One upload session as this process knows it.
 struct Session {
     /// The size last acknowledged to a client (what status reports). Changes only under
     /// `state`'s lock, and only once the bytes and the record are durable.
     acked: AtomicU64,
-    /// Set once the session is committed or aborted: its files are gone.
+    /// Set once the session is committed or aborted: it takes no more appends.
     closed: AtomicBool,
     state: AsyncMutex<SessionState>,
 }
@@ -87,9 +118,6 @@ struct SessionState {
     seq: u64,
     /// Whether the session's directory entries are known to be on disk.
     dir_synced: bool,
-    /// Whether the bytes and the record are known to be on disk up to the acknowledged size
-    /// (false after an [`BlobStore::upload_append_final`] that no commit followed).
-    durable: bool,
 }
 
 impl Session {
@@ -102,7 +130,6 @@ impl Session {
                 hasher,
                 seq,
                 dir_synced,
-                durable: true,
             }),
         }
     }
@@ -117,7 +144,15 @@ pub struct FsBlobStore {
     /// Held while a session is recovered from disk, so that two first requests for it cannot
     /// both recover it (the second would cut the file under the first one's append).
     recovering: AsyncMutex<()>,
+    /// The test-only pause after a commit's rename.
+    commit_pause: Option<Duration>,
+    /// Held while content is put into `blobs/` and while a blob is removed only if idle, so
+    /// that the two never interleave (see [`BlobStore::delete_if_idle`]).
+    installing: Installing,
 }
+
+/// The lock of [`FsBlobStore::installing`], shared with the blocking threads that commit.
+type Installing = Arc<SyncMutex<()>>;
 
 /// The paths one upload session works with.
 #[derive(Clone)]
@@ -141,7 +176,36 @@ impl FsBlobStore {
                 std::fs::remove_file(entry.path())?;
             }
         }
-        Ok(FsBlobStore { root, sessions: Arc::new(SyncMutex::new(HashMap::new())), recovering: AsyncMutex::new(()) })
+        let commit_pause =
+            std::env::var(TEST_COMMIT_PAUSE_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis);
+        if let Some(pause) = commit_pause {
+            tracing::warn!(
+                ?pause,
+                "{TEST_COMMIT_PAUSE_ENV} is set: every blob commit pauses after its rename (tests only)"
+            );
+        }
+        Ok(FsBlobStore::new(root, commit_pause))
+    }
+
+    /// Opens an existing blob store below `root` without changing anything (no directory is
+    /// created, no leftover removed), for offline checks. `NotFound` if there is none.
+    pub fn open_existing(root: PathBuf) -> Result<FsBlobStore> {
+        for dir in ["blobs", "uploads"] {
+            if !root.join(dir).is_dir() {
+                return Err(StorageError::NotFound);
+            }
+        }
+        Ok(FsBlobStore::new(root, None))
+    }
+
+    fn new(root: PathBuf, commit_pause: Option<Duration>) -> FsBlobStore {
+        FsBlobStore {
+            root,
+            sessions: Arc::new(SyncMutex::new(HashMap::new())),
+            recovering: AsyncMutex::new(()),
+            commit_pause,
+            installing: Arc::new(SyncMutex::new(())),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -191,7 +255,9 @@ impl FsBlobStore {
 }
 
 /// Reads a session's state from disk after a restart: its size (cut back to the acknowledged
-/// size), the record's sequence number and the digest algorithm. `None` if there is no session.
+/// size), the record's sequence number and the digest algorithm. `None` if there is no open
+/// session (none at all, or a committed one). A commit record next to the bytes is what a crash
+/// before the commit's rename leaves: the session resumes, and the record is dropped.
 fn recover_session(dir: &Path) -> io::Result<Option<(u64, u64, Option<DigestAlgorithm>)>> {
     let mut size = match std::fs::metadata(dir.join("data")) {
         Ok(m) => m.len(),
@@ -199,8 +265,15 @@ fn recover_session(dir: &Path) -> io::Result<Option<(u64, u64, Option<DigestAlgo
         Err(e) => return Err(e),
     };
     let (seq, acked) = match std::fs::read(dir.join(ACKED_RECORD)) {
-        // No valid slot: nothing was acknowledged yet.
-        Ok(record) => newest_acked(&record).unwrap_or((0, 0)),
+        Ok(record) => {
+            if read_commit(&record).is_some() {
+                tracing::info!(dir = %dir.display(), "a commit was interrupted before its content moved; the session resumes");
+                clear_commit(dir)?;
+            }
+            // No valid slot: nothing was acknowledged yet (or, for a session of the previous
+            // layout, the record only holds a commit record).
+            newest_acked(&record).or_else(|| read_legacy_acked(dir).map(|size| (0, size))).unwrap_or((0, 0))
+        }
         // A session created before the record existed.
         Err(e) if e.kind() == io::ErrorKind::NotFound => (0, read_legacy_acked(dir).unwrap_or(size)),
         Err(e) => return Err(e),
@@ -249,12 +322,23 @@ fn create_dirs_durably(dir: &Path, stop: &Path) -> io::Result<()> {
     }
 }
 
-/// Moves a fully written, synced file into the content store. If the blob already exists the
-/// new copy is discarded (content addressing makes both identical).
-fn install(source: &Path, target: &Path, blobs_root: &Path) -> io::Result<()> {
+/// Sets a committed blob's modification time to now: garbage collection leaves files that no
+/// record knows alone for a grace period counted from it, which must cover a commit whose
+/// metadata write is still to come.
+fn touch(path: &Path) -> io::Result<()> {
+    File::open(path)?.set_modified(SystemTime::now())
+}
+
+/// Moves a fully written, synced file into the content store, its modification time set to now.
+/// If the blob already exists the new copy is discarded (content addressing makes both
+/// identical) and the stored one is touched instead.
+fn install(source: &Path, target: &Path, blobs_root: &Path, installing: &Installing) -> io::Result<()> {
+    let _installing = installing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if target.exists() {
+        touch(target)?;
         return std::fs::remove_file(source);
     }
+    touch(source)?;
     let dir = target.parent().ok_or_else(|| io::Error::other("blob path without parent"))?;
     create_dirs_durably(dir, blobs_root)?;
     std::fs::rename(source, target)?;
@@ -280,6 +364,81 @@ fn open_for_append(path: &Path, size: u64) -> Result<File> {
     Ok(file)
 }
 
+fn append_error(failure: AppendFailure) -> StorageError {
+    match failure {
+        AppendFailure::Client(e) => StorageError::ClientStream(e),
+        AppendFailure::TooLarge => StorageError::UploadTooLarge,
+        AppendFailure::Io(e) => StorageError::Io(e),
+    }
+}
+
+/// How far a commit got when it did not fully succeed.
+enum CommitFailure {
+    /// Nothing was committed: the session must be rolled back to its acknowledged size.
+    Before(StorageError),
+    /// The content was renamed into the store, but making that durable failed: the session is
+    /// committed (and left for recovery to complete), the caller gets the error.
+    After(StorageError),
+}
+
+/// What a commit needs once the bytes are appended and the session lock is held.
+struct CommitStep {
+    expected: Digest,
+    size: u64,
+    paths: SessionPaths,
+    target: PathBuf,
+    blobs_root: PathBuf,
+    installing: Installing,
+    /// Flush the commit record: the session's directory entries are on disk (it had an
+    /// acknowledged append), so the record must survive a power loss that the rename survives.
+    /// A session that never had one may vanish in a power loss anyway (its directory was never
+    /// synced, as before); for it the record only has to survive the process, which an unflushed
+    /// write does.
+    durable_record: bool,
+    pause: Option<Duration>,
+}
+
+impl CommitStep {
+    /// Verifies the content (with `hasher` if it saw every byte, from disk otherwise) and
+    /// commits it: flush, commit record, rename. Blocking.
+    fn run(self, file: File, hasher: Option<Hasher>) -> Result<(), CommitFailure> {
+        use CommitFailure::{After, Before};
+        let actual = match hasher {
+            Some(h) => h.finish(),
+            None => {
+                let mut h = Hasher::new(self.expected.algorithm());
+                let end = hash_file_from(&self.paths.data, 0, &mut h).map_err(|e| Before(e.into()))?;
+                if end != self.size {
+                    return Err(Before(StorageError::Corrupt(
+                        "upload data changed while it was being verified".into(),
+                    )));
+                }
+                h.finish()
+            }
+        };
+        if actual != self.expected {
+            return Err(Before(StorageError::DigestMismatch { expected: self.expected, actual }));
+        }
+        let prepared = (|| -> io::Result<()> {
+            if !self.target.exists() {
+                file.sync_data()?;
+            }
+            drop(file);
+            write_commit(&self.paths.dir, &self.expected, self.size, self.durable_record)
+        })();
+        prepared.map_err(|e| Before(e.into()))?;
+        if let Err(e) = install(&self.paths.data, &self.target, &self.blobs_root, &self.installing) {
+            // Renamed (the data left the session and is in place) but not synced: committed.
+            let moved = !self.paths.data.exists() && self.target.exists();
+            return Err(if moved { After(e.into()) } else { Before(e.into()) });
+        }
+        if let Some(pause) = self.pause {
+            std::thread::sleep(pause);
+        }
+        Ok(())
+    }
+}
+
 /// An operation on one upload session, owning what it needs so that it runs in a task of its
 /// own: a caller dropping its future (client gone) cannot leave it half done.
 struct SessionOp {
@@ -287,12 +446,13 @@ struct SessionOp {
     id: UploadId,
     paths: SessionPaths,
     blobs_root: PathBuf,
+    commit_pause: Option<Duration>,
+    installing: Installing,
 }
 
 impl SessionOp {
-    /// Appends `body` at `offset`. When `durable`, the bytes and the new acknowledged size are
-    /// flushed before this returns (with any earlier ones that were not); otherwise the record
-    /// is written but not flushed (a commit follows).
+    /// Appends `body` at `offset`; the bytes and the new acknowledged size are flushed before
+    /// this returns.
     async fn append(
         &self,
         session: &Session,
@@ -300,7 +460,6 @@ impl SessionOp {
         offset: u64,
         body: ByteStream,
         max_len: Option<u64>,
-        durable: bool,
     ) -> Result<u64> {
         if session.closed.load(Ordering::Acquire) {
             return Err(StorageError::UploadUnknown);
@@ -319,23 +478,23 @@ impl SessionOp {
         // `max_len` bounds what this call accepts; a caller capping the whole blob passes
         // `limit - offset`.
         let failure = match stream_into(file, hasher, body, max_len).await {
-            Ok(Appended { bytes: 0, hasher, .. }) if state.durable || !durable => {
+            Ok(Appended { bytes: 0, hasher, .. }) => {
                 state.hasher = hasher;
                 return Ok(current);
             }
             Ok(Appended { bytes, flushed, file, hasher }) => {
                 let new_size = current + bytes;
                 let seq = state.seq + 1;
-                let sync_dirs = durable && !state.dir_synced;
+                let sync_dirs = !state.dir_synced;
                 // A flush covers the whole file: the flusher's last one covered everything
                 // before this append's end only if it came after the last byte.
-                let sync_data = durable && (flushed < bytes || bytes == 0 || !state.durable);
+                let sync_data = flushed < bytes;
                 let paths = self.paths.clone();
                 let recorded = blocking(move || -> io::Result<File> {
                     if sync_data {
                         file.sync_data()?;
                     }
-                    write_acked(&paths.dir, seq, new_size, durable)?;
+                    write_acked(&paths.dir, seq, new_size, true)?;
                     if sync_dirs {
                         sync_dir(&paths.dir)?;
                         sync_dir(&paths.uploads)?;
@@ -347,7 +506,6 @@ impl SessionOp {
                     Ok(_) => {
                         state.seq = seq;
                         state.dir_synced |= sync_dirs;
-                        state.durable = durable;
                         state.hashed = new_size;
                         state.hasher = hasher;
                         session.acked.store(new_size, Ordering::Release);
@@ -383,70 +541,109 @@ impl SessionOp {
             state.hasher = snapshot;
         }
         truncated?;
-        Err(match failure {
-            AppendFailure::Client(e) => StorageError::ClientStream(e),
-            AppendFailure::TooLarge => StorageError::UploadTooLarge,
-            AppendFailure::Io(e) => StorageError::Io(e),
-        })
+        Err(append_error(failure))
     }
 
-    /// Verifies the session's content against `expected` and moves it to `target`. On success
-    /// the session is gone; on `DigestMismatch` it is left as it was.
-    async fn commit(
+    /// Appends the last bytes at `offset` without acknowledging them, then verifies the whole
+    /// content against `expected` and commits it to `target` (see the module documentation).
+    /// Anything short of a commit leaves the session as it was before the call.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
         &self,
         session: &Session,
         state: &mut SessionState,
+        offset: u64,
+        body: ByteStream,
+        max_len: Option<u64>,
         expected: &Digest,
         target: PathBuf,
     ) -> Result<u64> {
         if session.closed.load(Ordering::Acquire) {
             return Err(StorageError::UploadUnknown);
         }
-        let acked = session.acked.load(Ordering::Acquire);
-        // Reuse the in-memory hasher when it is of the right algorithm; catch up from disk for
-        // whatever it has not seen (everything, after a restart).
-        let (start, hasher) = match &state.hasher {
-            Some(h) if h.algorithm() == expected.algorithm() && state.hashed <= acked => (state.hashed, h.clone()),
-            _ => (0, Hasher::new(expected.algorithm())),
-        };
+        let current = session.acked.load(Ordering::Acquire);
+        if offset != current {
+            return Err(StorageError::UploadOffsetMismatch { current });
+        }
         let data = self.paths.data.clone();
-        let blobs_root = self.blobs_root.clone();
-        let wanted = expected.clone();
-        let (hasher, outcome) = blocking(move || -> Result<(Hasher, Result<()>)> {
-            drop(open_for_append(&data, acked)?);
-            let mut hasher = hasher;
-            let end = if start < acked { hash_file_from(&data, start, &mut hasher)? } else { acked };
-            if end != acked {
-                return Err(StorageError::Corrupt("upload data changed while it was being verified".into()));
+        let file = blocking(move || open_for_append(&data, current)).await??;
+        let (hashed_before, snapshot) = (state.hashed, state.hasher.clone());
+        // Hash while the bytes stream in only with a hasher of the expected algorithm that has
+        // seen exactly the bytes on disk; otherwise the commit re-hashes the file.
+        let hasher = match state.hasher.take() {
+            Some(h) if hashed_before == current && h.algorithm() == expected.algorithm() => Some(h),
+            _ => None,
+        };
+        let (file, hasher, size) = match stream_into(file, hasher, body, max_len).await {
+            Ok(Appended { bytes, file, hasher, .. }) => (file, hasher, current + bytes),
+            Err((failure, file)) => {
+                self.roll_back(state, current, file, hashed_before, snapshot).await?;
+                return Err(append_error(failure));
             }
-            let actual = hasher.clone().finish();
-            if actual != wanted {
-                return Ok((hasher, Err(StorageError::DigestMismatch { expected: wanted, actual })));
+        };
+        let step = CommitStep {
+            expected: expected.clone(),
+            size,
+            paths: self.paths.clone(),
+            target,
+            blobs_root: self.blobs_root.clone(),
+            installing: self.installing.clone(),
+            durable_record: state.dir_synced,
+            pause: self.commit_pause,
+        };
+        match blocking(move || step.run(file, hasher)).await? {
+            Ok(()) => {}
+            Err(CommitFailure::Before(e)) => {
+                tracing::debug!(upload = %self.id, size = current, error = %e, "final append not committed; truncating the session back");
+                self.roll_back(state, current, None, hashed_before, snapshot).await?;
+                return Err(e);
             }
-            if !target.exists() {
-                File::open(&data)?.sync_data()?;
+            Err(CommitFailure::After(e)) => {
+                tracing::error!(upload = %self.id, error = %e, "a committed upload could not be made durable; recovery completes it");
+                self.close(session);
+                return Err(e);
             }
-            install(&data, &target, &blobs_root)?;
-            Ok((hasher, Ok(())))
-        })
-        .await??;
-        if let Err(e) = outcome {
-            state.hashed = acked;
-            state.hasher = Some(hasher);
-            return Err(e);
         }
         state.hasher = None;
-        self.close(session).await?;
-        Ok(acked)
+        self.close(session);
+        Ok(size)
     }
 
-    /// Forgets the session and removes its directory.
-    async fn close(&self, session: &Session) -> Result<()> {
+    /// Takes the session back to `size` bytes (its acknowledged size) with its hashing
+    /// progress, dropping any commit record.
+    async fn roll_back(
+        &self,
+        state: &mut SessionState,
+        size: u64,
+        file: Option<File>,
+        hashed: u64,
+        hasher: Option<Hasher>,
+    ) -> Result<()> {
+        let paths = self.paths.clone();
+        blocking(move || -> Result<()> {
+            let file = match file {
+                Some(f) => f,
+                None => match OpenOptions::new().write(true).open(&paths.data) {
+                    Ok(f) => f,
+                    // Cancelled (or its registry deleted) while the request ran.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
+                    Err(e) => return Err(e.into()),
+                },
+            };
+            file.set_len(size)?;
+            Ok(clear_commit(&paths.dir)?)
+        })
+        .await??;
+        state.hashed = hashed;
+        state.hasher = hasher;
+        Ok(())
+    }
+
+    /// Forgets a committed session: it takes no more requests. Its directory stays, with the
+    /// commit record, until it is released.
+    fn close(&self, session: &Session) {
         session.closed.store(true, Ordering::Release);
         self.sessions.lock().expect("session map poisoned").remove(&self.id);
-        let dir = self.paths.dir.clone();
-        blocking(move || remove_dir_if_present(&dir)).await??;
-        Ok(())
     }
 }
 
@@ -457,26 +654,70 @@ impl FsBlobStore {
             id: id.clone(),
             paths: self.session_paths(id),
             blobs_root: self.root.join("blobs"),
+            commit_pause: self.commit_pause,
+            installing: self.installing.clone(),
         }
     }
+}
 
-    /// Appends in a task of its own holding the session's lock (see [`SessionOp`]).
-    async fn append(
-        &self,
-        id: &UploadId,
-        offset: u64,
-        body: ByteStream,
-        max_len: Option<u64>,
-        durable: bool,
-    ) -> Result<u64> {
-        let session = self.session(id).await?;
-        let op = self.op(id);
-        let task = tokio::spawn(async move {
-            let mut state = session.state.lock().await;
-            op.append(&session, &mut state, offset, body, max_len, durable).await
-        });
-        task.await.map_err(|e| StorageError::Io(join_error(e)))?
+/// Lists `dir`'s entries sorted by name (an absent directory has none).
+fn sorted_entries(dir: &Path) -> io::Result<Vec<std::fs::DirEntry>> {
+    let mut entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.collect::<io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    entries.sort_by_key(|e| e.file_name());
+    Ok(entries)
+}
+
+/// Walks `blobs/{algorithm}/{xx}/{hex}` in digest order, sending each blob found. Names that are
+/// not a digest in its right place are skipped. Stops early when the receiver is gone.
+fn walk_blobs(root: &Path, tx: &tokio::sync::mpsc::Sender<Result<StoredBlob>>) -> io::Result<()> {
+    for algorithm in sorted_entries(root)? {
+        let Some(alg) = algorithm.file_name().to_str().and_then(|a| a.parse::<DigestAlgorithm>().ok()) else {
+            continue;
+        };
+        for prefix in sorted_entries(&algorithm.path())? {
+            let prefix_name = prefix.file_name();
+            for file in sorted_entries(&prefix.path())? {
+                let name = file.file_name();
+                let Some(hex) = name.to_str() else { continue };
+                let Ok(digest) = Digest::parse(&format!("{}:{hex}", alg.as_str())) else { continue };
+                if prefix_name.to_str() != Some(&digest.hex()[..2]) {
+                    continue;
+                }
+                let meta = file.metadata()?;
+                if !meta.is_file() {
+                    continue;
+                }
+                let blob = StoredBlob { digest, size: meta.len(), modified: DateTime::<Utc>::from(meta.modified()?) };
+                if tx.blocking_send(Ok(blob)).is_err() {
+                    return Ok(());
+                }
+            }
+        }
     }
+    Ok(())
+}
+
+/// What is on disk of one upload session directory.
+fn inspect_session(id: UploadId, dir: &Path) -> io::Result<UploadOnDisk> {
+    match std::fs::metadata(dir.join("data")) {
+        Ok(m) => return Ok(UploadOnDisk { id, state: UploadState::Open, modified: m.modified()?.into() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let modified = std::fs::metadata(dir)?.modified()?.into();
+    let state = match std::fs::read(dir.join(ACKED_RECORD)) {
+        Ok(record) => match read_commit(&record) {
+            Some((digest, size)) => UploadState::Committed { digest, size },
+            None => UploadState::Empty,
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => UploadState::Empty,
+        Err(e) => return Err(e),
+    };
+    Ok(UploadOnDisk { id, state, modified })
 }
 
 #[async_trait]
@@ -484,6 +725,14 @@ impl BlobStore for FsBlobStore {
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>> {
         match tokio::fs::metadata(self.blob_path(digest)).await {
             Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn blob_info(&self, digest: &Digest) -> Result<Option<StoredBlob>> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(StoredBlob { digest: digest.clone(), size: m.len(), modified: m.modified()?.into() })),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -518,6 +767,7 @@ impl BlobStore for FsBlobStore {
         let tmp = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let blobs_root = self.root.join("blobs");
         let expected = digest.clone();
+        let installing = self.installing.clone();
         blocking(move || -> Result<()> {
             // Verified even when the blob exists: wrong bytes are an error, not a no-op.
             let actual = Digest::of(expected.algorithm(), &bytes);
@@ -525,14 +775,15 @@ impl BlobStore for FsBlobStore {
                 return Err(StorageError::DigestMismatch { expected, actual });
             }
             if target.exists() {
-                return Ok(());
+                let _installing = installing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                return Ok(touch(&target)?);
             }
             let written = (|| -> io::Result<()> {
                 let mut f = File::create(&tmp)?;
                 f.write_all(&bytes)?;
                 f.sync_data()?;
                 drop(f);
-                install(&tmp, &target, &blobs_root)
+                install(&tmp, &target, &blobs_root, &installing)
             })();
             if written.is_err() {
                 let _ = std::fs::remove_file(&tmp);
@@ -548,6 +799,56 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn delete_if_idle(&self, digest: &Digest, written_before: DateTime<Utc>) -> Result<bool> {
+        let (path, installing) = (self.blob_path(digest), self.installing.clone());
+        let removed = blocking(move || -> io::Result<bool> {
+            let _installing = installing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let modified = match std::fs::metadata(&path) {
+                Ok(m) => DateTime::<Utc>::from(m.modified()?),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            if modified >= written_before {
+                return Ok(false);
+            }
+            std::fs::remove_file(&path)?;
+            Ok(true)
+        })
+        .await??;
+        Ok(removed)
+    }
+
+    async fn blob_list(&self) -> Result<BlobListing> {
+        let root = self.root.join("blobs");
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<StoredBlob>>(256);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = walk_blobs(&root, &tx) {
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })))
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<()> {
+        let (source, dir) = (self.blob_path(digest), self.root.join("quarantine"));
+        let stamp = Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
+        let target = dir.join(format!("{}-{}-{stamp}", digest.algorithm().as_str(), digest.hex()));
+        blocking(move || -> io::Result<()> {
+            if !source.exists() {
+                return Ok(());
+            }
+            std::fs::create_dir_all(&dir)?;
+            std::fs::rename(&source, &target)?;
+            sync_dir(&dir)?;
+            match source.parent() {
+                Some(parent) => sync_dir(parent),
+                None => Ok(()),
+            }
+        })
+        .await??;
+        Ok(())
     }
 
     async fn upload_create(&self, id: &UploadId, algorithm: DigestAlgorithm) -> Result<()> {
@@ -574,34 +875,38 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64> {
-        self.append(id, offset, body, max_len, true).await
+        let session = self.session(id).await?;
+        let op = self.op(id);
+        // In a task of its own holding the session's lock (see [`SessionOp`]).
+        let task = tokio::spawn(async move {
+            let mut state = session.state.lock().await;
+            op.append(&session, &mut state, offset, body, max_len).await
+        });
+        task.await.map_err(|e| StorageError::Io(join_error(e)))?
     }
 
-    async fn upload_append_final(
+    async fn upload_finish(
         &self,
         id: &UploadId,
         offset: u64,
         body: ByteStream,
         max_len: Option<u64>,
+        expected: &Digest,
     ) -> Result<u64> {
-        self.append(id, offset, body, max_len, false).await
+        let session = self.session(id).await?;
+        let op = self.op(id);
+        let (expected, target) = (expected.clone(), self.blob_path(expected));
+        let task = tokio::spawn(async move {
+            let mut state = session.state.lock().await;
+            op.finish(&session, &mut state, offset, body, max_len, &expected, target).await
+        });
+        task.await.map_err(|e| StorageError::Io(join_error(e)))?
     }
 
     async fn upload_size(&self, id: &UploadId) -> Result<u64> {
         // Loading the session recovers it from an interrupted append first.
         let session = self.session(id).await?;
         Ok(session.acked.load(Ordering::Acquire))
-    }
-
-    async fn upload_commit(&self, id: &UploadId, expected: &Digest) -> Result<u64> {
-        let session = self.session(id).await?;
-        let op = self.op(id);
-        let (expected, target) = (expected.clone(), self.blob_path(expected));
-        let task = tokio::spawn(async move {
-            let mut state = session.state.lock().await;
-            op.commit(&session, &mut state, &expected, target).await
-        });
-        task.await.map_err(|e| StorageError::Io(join_error(e)))?
     }
 
     async fn upload_abort(&self, id: &UploadId) -> Result<()> {
@@ -614,18 +919,27 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn upload_ids(&self) -> Result<Vec<UploadId>> {
+        let inventory = self.upload_inventory().await?;
+        Ok(inventory.into_iter().filter(|u| u.state == UploadState::Open).map(|u| u.id).collect())
+    }
+
+    async fn upload_inventory(&self) -> Result<Vec<UploadOnDisk>> {
         let dir = self.root.join("uploads");
-        blocking(move || -> io::Result<Vec<UploadId>> {
-            let mut ids = Vec::new();
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
+        blocking(move || -> io::Result<Vec<UploadOnDisk>> {
+            let mut found = Vec::new();
+            for entry in sorted_entries(&dir)? {
                 let Some(id) = entry.file_name().to_str().and_then(UploadId::parse) else { continue };
-                if entry.path().join("data").is_file() {
-                    ids.push(id);
+                if !entry.file_type()?.is_dir() {
+                    continue;
+                }
+                match inspect_session(id, &entry.path()) {
+                    Ok(u) => found.push(u),
+                    // Removed while it was being looked at (released, aborted).
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
                 }
             }
-            ids.sort();
-            Ok(ids)
+            Ok(found)
         })
         .await?
         .map_err(StorageError::from)
@@ -637,5 +951,72 @@ fn remove_dir_if_present(dir: &Path) -> io::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(data: &[u8]) -> ByteStream {
+        let chunk = Bytes::copy_from_slice(data);
+        Box::pin(futures::stream::iter([Ok(chunk)]))
+    }
+
+    /// The process dies after the commit record was written but before the rename: the session
+    /// resumes at its acknowledged size, the unacknowledged bytes and the record dropped.
+    #[tokio::test]
+    async fn a_commit_interrupted_before_its_rename_resumes_the_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = UploadId::new();
+        let data = b"acknowledged bytes, then the last ones".to_vec();
+        let digest = Digest::sha256_of(&data);
+        let session_dir = dir.path().join("uploads").join(id.as_str());
+        {
+            let s = FsBlobStore::open(dir.path().to_path_buf()).unwrap();
+            s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+            s.upload_append(&id, 0, body(&data[..19]), None).await.unwrap();
+        }
+        // What the final request had done when the process died.
+        let mut f = OpenOptions::new().append(true).open(session_dir.join("data")).unwrap();
+        f.write_all(&data[19..]).unwrap();
+        write_commit(&session_dir, &digest, data.len() as u64, true).unwrap();
+
+        let s = FsBlobStore::open(dir.path().to_path_buf()).unwrap();
+        let inventory = s.upload_inventory().await.unwrap();
+        assert_eq!(inventory.len(), 1);
+        assert_eq!(inventory[0].state, UploadState::Open, "no rename happened: the session is open");
+        assert_eq!(s.upload_size(&id).await.unwrap(), 19);
+        assert_eq!(read_commit(&std::fs::read(session_dir.join(ACKED_RECORD)).unwrap()), None);
+        assert_eq!(std::fs::metadata(session_dir.join("data")).unwrap().len(), 19);
+        assert_eq!(s.stat(&digest).await.unwrap(), None);
+        // The client retries its final request, which commits.
+        assert_eq!(s.upload_finish(&id, 19, body(&data[19..]), None, &digest).await.unwrap(), data.len() as u64);
+        assert_eq!(s.stat(&digest).await.unwrap(), Some(data.len() as u64));
+    }
+
+    /// A commit's rename sets the blob's modification time to now, also when the store already
+    /// held the content, so garbage collection's grace period covers the metadata write to come.
+    #[tokio::test]
+    async fn a_commit_refreshes_the_blob_files_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsBlobStore::open(dir.path().to_path_buf()).unwrap();
+        let data = b"old content".to_vec();
+        let digest = Digest::sha256_of(&data);
+        let long_ago = SystemTime::now() - Duration::from_secs(7200);
+        for round in 0..2 {
+            let id = UploadId::new();
+            s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
+            s.upload_append(&id, 0, body(&data), None).await.unwrap();
+            File::open(dir.path().join("uploads").join(id.as_str()).join("data"))
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+            s.upload_commit(&id, &digest).await.unwrap();
+            let info = s.blob_info(&digest).await.unwrap().unwrap();
+            let age = Utc::now() - info.modified;
+            assert!(age < chrono::Duration::seconds(60), "round {round}: the blob file is {age} old");
+            File::open(s.blob_path(&digest)).unwrap().set_modified(long_ago).unwrap();
+        }
     }
 }
