@@ -59,9 +59,9 @@ pub async fn run(args: AdminArgs) -> i32 {
         AdminCommand::Fsck(args) => match fsck_data_dir(&args).await {
             Ok(report) => {
                 if args.json {
-                    println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+                    out(&format!("{}\n", serde_json::to_string_pretty(&report).expect("a report serializes")));
                 } else {
-                    print!("{report}");
+                    out(&report.to_string());
                 }
                 if report.is_clean() { 0 } else { 1 }
             }
@@ -95,10 +95,16 @@ async fn fsck_data_dir(args: &FsckArgs) -> anyhow::Result<Report> {
     };
     if !args.json {
         let mode = if args.repair { "repairing what can be repaired safely" } else { "read-only" };
-        println!("Checking {} ({mode})\n", dir.display());
+        out(&format!("Checking {} ({mode})\n\n", dir.display()));
     }
     let progress = TerminalProgress::new();
     Ok(fsck::run(&meta, &blobs, &options, &progress).await?)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+fn out(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 /// One line of progress on stderr, redrawn at most a few times a second, when stderr is a
