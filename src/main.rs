@@ -1,5 +1,6 @@
-//! The `wharf` binary: `wharf serve` runs the server; every other command is a client command
-//! shaped after `az`. This file only wires the two together.
+//! The `wharf` binary: `wharf serve` runs the server, `wharf admin` maintains a stopped server's
+//! data directory; every other command is a client command shaped after `az`. This file only
+//! wires them together.
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the Wharf server (data plane and management API) on its embedded storage.
     Serve(wharf_server::ServeArgs),
+    /// Maintain a data directory while its server is stopped (`wharf admin fsck`).
+    Admin(wharf_server::admin::AdminArgs),
     #[command(flatten)]
     Client(wharf_cli::Commands),
 }
@@ -32,6 +35,7 @@ fn main() {
                     1
                 }
             },
+            Command::Admin(args) => wharf_server::admin::run(args).await,
             Command::Client(cmd) => wharf_cli::run(cmd, cli.output).await,
         }
     });

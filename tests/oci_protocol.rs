@@ -221,6 +221,45 @@ async fn digest_mismatch_stores_nothing() {
     send(s.http(Method::PUT, &loc).body(data.clone())).await.expect_error(400, "DIGEST_INVALID");
 }
 
+/// Issue 10 item 8: a final PUT that is refused (wrong digest, body longer than its
+/// Content-Range) leaves the session exactly as it was — its body is not appended — so the
+/// client resumes from the size it was told and completes the upload.
+#[tokio::test]
+async fn a_refused_final_put_leaves_the_session_as_it_was() {
+    let s = TestServer::start().await;
+    let reg = s.registry("refusedput").await;
+    let data = blob_bytes(3000, 11);
+    let d = sha256(&data);
+    let loc = start_session(&reg, "app").await;
+    let r = patch(&s, &loc, Some("0-999"), &data[..1000]).await;
+    let loc = r.header("location").unwrap().to_string();
+    let wrong = sha256(b"not this content");
+    let final_put = |digest: &str, range: Option<&str>, body: &[u8]| {
+        let mut rb = s.http(Method::PUT, &format!("{loc}?digest={digest}")).body(body.to_vec());
+        if let Some(range) = range {
+            rb = rb.header("content-range", range);
+        }
+        send(rb)
+    };
+    final_put(&wrong, Some("1000-1999"), &data[1000..2000]).await.expect_error(400, "DIGEST_INVALID");
+    final_put(&wrong, None, &data[1000..]).await.expect_error(400, "DIGEST_INVALID");
+    let r = final_put(&d, Some("1000-1499"), &data[1000..]).await;
+    assert_eq!(r.status.as_u16(), 416, "a body longer than its range: {}", r.text());
+    for d in [&wrong, &d] {
+        let r = send(reg.v2(Method::HEAD, "app", &format!("blobs/{d}"))).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{d} must not exist");
+    }
+    let r = send(s.http(Method::GET, &loc)).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(r.header("range"), Some("0-999"), "the refused bodies were not appended");
+    // The client resumes where it was told it stands.
+    let r = patch(&s, &loc, Some("1000-1999"), &data[1000..2000]).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let r = final_put(&d, Some("2000-2999"), &data[2000..]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(&reg.get_blob("app", &d).await.body[..], &data[..]);
+}
+
 #[tokio::test]
 async fn cancel_and_foreign_sessions() {
     let s = TestServer::start().await;

@@ -136,24 +136,31 @@ impl TestServer {
     async fn fresh(ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self::launch(&data, ip, port, tls_domain, flags).await;
+        let mut s = Self::launch(&data, ip, port, tls_domain, flags, &[]).await;
         s._dir = Some(dir);
         s
     }
 
     /// A server on an existing data directory (to restart after a crash), on `port` if given.
     pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", port, None, &[]).await
+        Self::launch(data_dir, "127.0.0.1", port, None, &[], &[]).await
     }
 
-    /// Starts `wharf serve` with extra `flags`; with `tls_domain`, over TLS with that registry
-    /// domain.
+    /// A server on an existing data directory with extra `flags` and environment variables
+    /// (such as the storage's test-only hooks).
+    pub async fn start_on_with(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
+        Self::launch(data_dir, "127.0.0.1", None, None, flags, env).await
+    }
+
+    /// Starts `wharf serve` with extra `flags` and `env`; with `tls_domain`, over TLS with that
+    /// registry domain.
     async fn launch(
         data_dir: &Path,
         ip: &str,
         port: Option<u16>,
         tls_domain: Option<&str>,
         flags: &[&str],
+        env: &[(&str, &str)],
     ) -> TestServer {
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
@@ -172,6 +179,7 @@ impl TestServer {
                 cmd.arg("--tls-self-signed");
             }
             cmd.args(flags);
+            cmd.envs(env.iter().copied());
             let child = cmd
                 .env("WHARF_LOG", "info")
                 .stdin(Stdio::null())

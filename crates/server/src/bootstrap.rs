@@ -1,5 +1,5 @@
-//! Opening a data directory: creates and initialises a new one (deployment and tenant ids),
-//! resumes an existing one, and reconciles upload sessions left by a crash.
+//! Opening a data directory: takes its lock, creates and initialises a new one (deployment and
+//! tenant ids), resumes an existing one, and reconciles upload sessions left by a crash.
 
 use std::sync::Arc;
 
@@ -24,6 +24,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
     }
+    let data_dir_lock = wharf_storage::lock::DataDirLock::acquire(&config.data_dir)?;
     let meta = SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
         .with_context(|| format!("cannot open the metadata database in {}", config.data_dir.display()))?;
     let blobs = FsBlobStore::open(config.data_dir.join("blobs"))
@@ -58,6 +59,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         public_port,
         registries: RegistryCache::default(),
         gc_lock: tokio::sync::RwLock::new(()),
+        data_dir_lock,
         identity,
         authz: crate::authz::Authz::default(),
         tls,
@@ -192,21 +194,9 @@ async fn setting_or_new(meta: &dyn MetadataStore, key: &str) -> anyhow::Result<S
     Ok(v)
 }
 
-/// Upload sessions whose bytes or records were lost in a crash are dropped, so that the two
-/// stores agree again.
+/// Upload sessions whose bytes or records were lost in a crash are dropped, and commits a crash
+/// interrupted are completed, so that the two stores agree again (`wharf_storage::maintenance`).
 async fn reconcile_uploads(meta: &dyn MetadataStore, blobs: &dyn BlobStore) -> anyhow::Result<()> {
-    let records = meta.upload_list().await?;
-    let on_disk = blobs.upload_ids().await?;
-    for r in &records {
-        if !on_disk.contains(&r.id) {
-            tracing::warn!(upload = %r.id, "upload session has no bytes on disk; dropping it");
-            meta.upload_delete(&r.id).await?;
-        }
-    }
-    for id in on_disk {
-        if !records.iter().any(|r| r.id == id) {
-            blobs.upload_abort(&id).await?;
-        }
-    }
+    wharf_storage::maintenance::reconcile_uploads(meta, blobs).await?;
     Ok(())
 }

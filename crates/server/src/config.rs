@@ -85,6 +85,19 @@ pub struct ServeArgs {
     /// refused with `RoleAssignmentLimitExceeded` [default: 4000, Azure's per-subscription limit].
     #[arg(long, env = "WHARF_MAX_ROLE_ASSIGNMENTS", value_name = "COUNT")]
     pub max_role_assignments: Option<usize>,
+    /// Upload sessions that no request named for this long expire, with their bytes, in
+    /// seconds, at least 1 [default: 86400].
+    #[arg(long, env = "WHARF_UPLOAD_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub upload_idle_timeout: Option<u64>,
+
+    /// Open upload sessions one principal may hold, across registries, at least 1
+    /// [default: 1000].
+    #[arg(long, env = "WHARF_MAX_UPLOADS_PER_PRINCIPAL", value_name = "N")]
+    pub max_uploads_per_principal: Option<u64>,
+
+    /// Open upload sessions one registry may hold, at least 1 [default: 10000].
+    #[arg(long, env = "WHARF_MAX_UPLOADS_PER_REGISTRY", value_name = "N")]
+    pub max_uploads_per_registry: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +118,9 @@ struct FileConfig {
     registry_access_token_lifetime: Option<u32>,
     token_clock_skew: Option<u32>,
     max_role_assignments: Option<usize>,
+    upload_idle_timeout: Option<u64>,
+    max_uploads_per_principal: Option<u64>,
+    max_uploads_per_registry: Option<u64>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -136,6 +152,27 @@ impl Default for TokenTimes {
     }
 }
 
+/// Upload sessions: when idle ones expire, and how many may be open (see
+/// `uploads_sweep.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadPolicy {
+    pub idle_timeout: std::time::Duration,
+    pub max_per_principal: u64,
+    pub max_per_registry: u64,
+}
+
+impl Default for UploadPolicy {
+    /// A day idle (distribution purges sessions a week after they started), 1,000 sessions per
+    /// principal, 10,000 per registry.
+    fn default() -> Self {
+        UploadPolicy {
+            idle_timeout: std::time::Duration::from_secs(86_400),
+            max_per_principal: 1_000,
+            max_per_registry: 10_000,
+        }
+    }
+}
+
 /// How the public listener does TLS.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsMode {
@@ -157,6 +194,7 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub tokens: TokenTimes,
     pub max_role_assignments: usize,
+    pub uploads: UploadPolicy,
 }
 
 impl Config {
@@ -220,9 +258,37 @@ impl ServeArgs {
         if max_role_assignments == 0 {
             anyhow::bail!("--max-role-assignments must be at least 1");
         }
+        let at_least_one = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| -> anyhow::Result<u64> {
+            match flag.or(file).unwrap_or(default) {
+                0 => anyhow::bail!("--{name} must be at least 1"),
+                v => Ok(v),
+            }
+        };
+        let upload_defaults = UploadPolicy::default();
+        let uploads = UploadPolicy {
+            idle_timeout: std::time::Duration::from_secs(at_least_one(
+                "upload-idle-timeout",
+                self.upload_idle_timeout,
+                file.upload_idle_timeout,
+                upload_defaults.idle_timeout.as_secs(),
+            )?),
+            max_per_principal: at_least_one(
+                "max-uploads-per-principal",
+                self.max_uploads_per_principal,
+                file.max_uploads_per_principal,
+                upload_defaults.max_per_principal,
+            )?,
+            max_per_registry: at_least_one(
+                "max-uploads-per-registry",
+                self.max_uploads_per_registry,
+                file.max_uploads_per_registry,
+                upload_defaults.max_per_registry,
+            )?,
+        };
         Ok(Config {
             tokens,
             max_role_assignments,
+            uploads,
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
             domain,
@@ -297,5 +363,18 @@ mod tests {
         std::fs::write(&path, "registry_access_token_lifetime = 0\n").unwrap();
         let err = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("--registry-access-token-lifetime"), "{err:#}");
+    }
+
+    #[test]
+    fn upload_policy_defaults_sources_and_bounds() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().uploads, UploadPolicy::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "upload_idle_timeout = 60\nmax_uploads_per_registry = 7\n").unwrap();
+        let args = ServeArgs { config: Some(path), max_uploads_per_registry: Some(9), ..Default::default() };
+        let u = args.resolve().unwrap().uploads;
+        assert_eq!((u.idle_timeout.as_secs(), u.max_per_principal, u.max_per_registry), (60, 1000, 9));
+        let err = ServeArgs { max_uploads_per_principal: Some(0), ..Default::default() }.resolve().unwrap_err();
+        assert!(format!("{err:#}").contains("--max-uploads-per-principal must be at least 1"), "{err:#}");
     }
 }

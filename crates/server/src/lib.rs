@@ -18,6 +18,7 @@
 //! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod admin_user;
 pub mod arm;
 pub mod auth;
@@ -39,6 +40,7 @@ pub mod private_link;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod uploads_sweep;
 
 use std::sync::Arc;
 
@@ -146,6 +148,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
     });
+    let sweep_task = uploads_sweep::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -160,6 +163,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = stop.send(true);
     }
     gc_task.abort();
+    sweep_task.abort();
     tracing::info!("wharf stopped");
     Ok(())
 }

@@ -27,8 +27,12 @@ pub struct AppState {
     /// Port shown in login servers.
     pub public_port: u16,
     pub registries: RegistryCache,
-    /// Held for reading from a blob's commit to its link; for writing by garbage collection.
+    /// Held for reading by a cross-repository mount while it links; for writing by garbage
+    /// collection (see `gc.rs`).
     pub gc_lock: tokio::sync::RwLock<()>,
+    /// This process's hold on the data directory (`wharf admin fsck` and other servers are
+    /// refused while it lives).
+    pub data_dir_lock: wharf_storage::lock::DataDirLock,
     pub identity: crate::issuer::Identity,
     pub authz: crate::authz::Authz,
     /// Whether the public listener speaks TLS (decides `https` in URLs Wharf hands out).

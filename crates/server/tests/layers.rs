@@ -10,9 +10,9 @@ const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "listener", "tls", "login_server"]),
     (2, &["model", "issuer", "authz", "network", "admin_user"]),
     (3, &["state"]),
-    (4, &["http", "auth", "private_link", "gc"]),
+    (4, &["http", "auth", "private_link", "gc", "uploads_sweep"]),
     (5, &["oci", "tokens", "arm", "graph", "entra", "msi"]),
-    (6, &["lib", "bootstrap"]),
+    (6, &["lib", "bootstrap", "admin"]),
 ];
 const PLANE_LAYER: u8 = 5;
 

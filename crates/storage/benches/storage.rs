@@ -48,12 +48,13 @@ fn upload(c: &mut Criterion) {
                 store.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
                 store.upload_append(&id, 0, body(&data), None).await.unwrap();
                 store.upload_commit(&id, &digest).await.unwrap();
+                store.upload_abort(&id).await.unwrap();
                 store.delete(&digest).await.unwrap();
             })
         })
     });
-    // A chunked push: one acknowledged (durable) append per 16 MiB PATCH, then an empty final
-    // append and the commit, as the server does for `PATCH`…`PUT`.
+    // A chunked push: one acknowledged (durable) append per 16 MiB PATCH, then a final PUT
+    // without a body (`upload_finish` with an empty body), as the server does for `PATCH`…`PUT`.
     g.bench_function("append_16MiB_chunks_commit", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -65,8 +66,8 @@ fn upload(c: &mut Criterion) {
                     at = store.upload_append(&id, at as u64, body(&part), Some(part.len() as u64)).await.unwrap()
                         as usize;
                 }
-                store.upload_append_final(&id, at as u64, body(&Bytes::new()), None).await.unwrap();
-                store.upload_commit(&id, &digest).await.unwrap();
+                store.upload_finish(&id, at as u64, body(&Bytes::new()), None, &digest).await.unwrap();
+                store.upload_abort(&id).await.unwrap();
                 store.delete(&digest).await.unwrap();
             })
         })

@@ -66,6 +66,7 @@ fn main() {
             let body: ByteStream = Box::pin(futures::stream::iter(chunks));
             store.upload_append(&id, 0, body, None).await.unwrap();
             store.upload_commit(&id, &digest).await.unwrap();
+            store.upload_abort(&id).await.unwrap();
         });
         upload.push(t.elapsed());
         rt.block_on(store.delete(&digest)).unwrap();

@@ -15,8 +15,9 @@ use futures::StreamExt;
 use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use crate::{
-    BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, MetadataStore, NewManifest, Order, Page,
-    RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadRecord,
+    BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, MetadataStore, NewManifest, Order,
+    Page, RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadLimitScope, UploadLimits,
+    UploadRecord, UploadState,
 };
 
 // ---- helpers ----
@@ -86,6 +87,20 @@ fn fresh_digest() -> Digest {
     Digest::sha256_of(uuid::Uuid::new_v4().as_bytes())
 }
 
+/// An upload session record of `registry`, opened by `principal`, last active now.
+fn upload_record(registry: &RegistryKey, repository: &str, principal: Option<&str>) -> UploadRecord {
+    let now = Utc::now();
+    UploadRecord {
+        id: UploadId::new(),
+        registry: registry.clone(),
+        repository: repository.into(),
+        algorithm: "sha256".into(),
+        created_at: now,
+        principal: principal.map(str::to_string),
+        last_activity: now,
+    }
+}
+
 /// Lets time-ordered backends with coarse clocks see distinct timestamps.
 async fn tick() {
     tokio::time::sleep(Duration::from_millis(3)).await;
@@ -107,6 +122,11 @@ pub async fn blob_store_suite(store: &dyn BlobStore) {
     upload_abort_and_unknown(store).await;
     upload_sha512(store).await;
     upload_concurrent_appends(store).await;
+    upload_finish_commits_in_one_step(store).await;
+    upload_finish_refused_leaves_the_session_as_it_was(store).await;
+    upload_inventory_states(store).await;
+    blob_listing_and_info(store).await;
+    blob_quarantine(store).await;
 }
 
 pub async fn blob_put_stat_read_delete(store: &dyn BlobStore) {
@@ -331,6 +351,141 @@ pub async fn upload_concurrent_appends(store: &dyn BlobStore) {
     assert_eq!(store.upload_commit(&id, &digest).await.unwrap(), 400_000);
 }
 
+/// The last bytes and the commit in one call; the committed session is listed as such until
+/// it is released, and takes no more requests.
+pub async fn upload_finish_commits_in_one_step(store: &dyn BlobStore) {
+    let data = unique_content(2_500_000);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(&data[..1_000_000], 65_536), None).await.unwrap();
+    let n = store.upload_finish(&id, 1_000_000, chunked_stream(&data[1_000_000..], 100_000), None, &digest).await;
+    assert_eq!(n.unwrap(), data.len() as u64);
+    assert_eq!(read_blob(store, &digest, None).await, data);
+    assert!(!store.upload_ids().await.unwrap().contains(&id), "a committed session is not open");
+    let entry = store.upload_inventory().await.unwrap().into_iter().find(|u| u.id == id).expect("still held");
+    assert_eq!(entry.state, UploadState::Committed { digest: digest.clone(), size: data.len() as u64 });
+    assert!(matches!(store.upload_size(&id).await, Err(StorageError::UploadUnknown)));
+    assert!(matches!(
+        store.upload_append(&id, data.len() as u64, chunked_stream(b"x", 1), None).await,
+        Err(StorageError::UploadUnknown)
+    ));
+    assert!(matches!(store.upload_commit(&id, &digest).await, Err(StorageError::UploadUnknown)));
+    // Released: gone from the inventory, the content stays.
+    store.upload_abort(&id).await.unwrap();
+    assert!(!store.upload_inventory().await.unwrap().iter().any(|u| u.id == id));
+    assert_eq!(store.stat(&digest).await.unwrap(), Some(data.len() as u64));
+
+    // The same content again (the store holds it): committed and deduplicated.
+    let again = upload(store, DigestAlgorithm::Sha256).await;
+    assert_eq!(
+        store.upload_finish(&again, 0, chunked_stream(&data, 1 << 20), None, &digest).await.unwrap(),
+        data.len() as u64
+    );
+    store.upload_abort(&again).await.unwrap();
+    assert_eq!(read_blob(store, &digest, None).await, data);
+}
+
+/// Issue 10 item 8: a final request that is refused — wrong digest, wrong offset, a body too
+/// large or broken — leaves the session exactly as it was: same size, same bytes, still
+/// resumable, its incremental hashing intact.
+pub async fn upload_finish_refused_leaves_the_session_as_it_was(store: &dyn BlobStore) {
+    let data = unique_content(400_000);
+    let digest = Digest::sha256_of(&data);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(&data[..100_000], 10_000), None).await.unwrap();
+
+    let wrong = Digest::sha256_of(b"not the content");
+    match store.upload_finish(&id, 100_000, chunked_stream(&data[100_000..250_000], 30_000), None, &wrong).await {
+        Err(StorageError::DigestMismatch { expected, actual }) => {
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, Digest::sha256_of(&data[..250_000]));
+        }
+        other => panic!("finish with a wrong digest: {other:?}"),
+    }
+    assert_eq!(store.upload_size(&id).await.unwrap(), 100_000, "the refused body was not kept");
+    assert_eq!(store.stat(&wrong).await.unwrap(), None);
+    assert_eq!(store.stat(&Digest::sha256_of(&data[..250_000])).await.unwrap(), None);
+    // A digest of another algorithm than the session's: still verified, still refused.
+    let wrong512 = Digest::of(DigestAlgorithm::Sha512, b"not the content");
+    assert!(matches!(
+        store.upload_finish(&id, 100_000, chunked_stream(&data[100_000..], 50_000), None, &wrong512).await,
+        Err(StorageError::DigestMismatch { .. })
+    ));
+    match store.upload_finish(&id, 99_999, chunked_stream(&data[99_999..], 50_000), None, &digest).await {
+        Err(StorageError::UploadOffsetMismatch { current }) => assert_eq!(current, 100_000),
+        other => panic!("finish at a wrong offset: {other:?}"),
+    }
+    assert!(matches!(
+        store.upload_finish(&id, 100_000, chunked_stream(&data[100_000..], 50_000), Some(1000), &digest).await,
+        Err(StorageError::UploadTooLarge)
+    ));
+    assert!(matches!(
+        store.upload_finish(&id, 100_000, failing_stream(&data[100_000..300_000], 50_000), None, &digest).await,
+        Err(StorageError::ClientStream(_))
+    ));
+    assert!(matches!(store.upload_commit(&id, &digest).await, Err(StorageError::DigestMismatch { .. })));
+    assert_eq!(store.upload_size(&id).await.unwrap(), 100_000);
+    assert!(store.upload_ids().await.unwrap().contains(&id), "still an open session");
+    // The session resumes where it was, and the right content commits (so its bytes are the
+    // first 100 000 and nothing else).
+    store.upload_append(&id, 100_000, chunked_stream(&data[100_000..200_000], 25_000), None).await.unwrap();
+    let n = store.upload_finish(&id, 200_000, chunked_stream(&data[200_000..], 25_000), None, &digest).await.unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(read_blob(store, &digest, None).await, data);
+    store.upload_abort(&id).await.unwrap();
+}
+
+pub async fn upload_inventory_states(store: &dyn BlobStore) {
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    let id = upload(store, DigestAlgorithm::Sha256).await;
+    store.upload_append(&id, 0, chunked_stream(b"inventory", 3), None).await.unwrap();
+    let entry = store.upload_inventory().await.unwrap().into_iter().find(|u| u.id == id).expect("listed");
+    assert_eq!(entry.state, UploadState::Open);
+    assert!(entry.modified >= before, "{} is before {before}", entry.modified);
+    assert!(store.upload_ids().await.unwrap().contains(&id));
+    store.upload_abort(&id).await.unwrap();
+    assert!(!store.upload_inventory().await.unwrap().iter().any(|u| u.id == id));
+}
+
+pub async fn blob_listing_and_info(store: &dyn BlobStore) {
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    let mut mine = Vec::new();
+    for len in [0usize, 10, 70_000] {
+        let data = unique_content(len);
+        let d = Digest::sha256_of(&data);
+        store.put_bytes(&d, Bytes::from(data)).await.unwrap();
+        mine.push((d, len as u64));
+    }
+    let listed: Vec<crate::StoredBlob> =
+        store.blob_list().await.unwrap().map(|b| b.expect("listing")).collect::<Vec<_>>().await;
+    let digests: Vec<&Digest> = listed.iter().map(|b| &b.digest).collect();
+    let mut sorted = digests.clone();
+    sorted.sort();
+    assert_eq!(digests, sorted, "listed in digest order");
+    for (d, len) in &mine {
+        let b = listed.iter().find(|b| &b.digest == d).unwrap_or_else(|| panic!("{d} is listed"));
+        assert_eq!(b.size, *len);
+        assert!(b.modified >= before);
+        assert_eq!(store.blob_info(d).await.unwrap().as_ref(), Some(b));
+    }
+    store.delete(&mine[1].0).await.unwrap();
+    assert_eq!(store.blob_info(&mine[1].0).await.unwrap(), None);
+    let listed: Vec<Digest> = store.blob_list().await.unwrap().map(|b| b.unwrap().digest).collect::<Vec<_>>().await;
+    assert!(!listed.contains(&mine[1].0));
+    assert!(listed.contains(&mine[2].0));
+}
+
+pub async fn blob_quarantine(store: &dyn BlobStore) {
+    let data = unique_content(1000);
+    let d = Digest::sha256_of(&data);
+    store.put_bytes(&d, Bytes::from(data.clone())).await.unwrap();
+    store.quarantine(&d).await.unwrap();
+    assert_eq!(store.stat(&d).await.unwrap(), None, "out of the content store");
+    store.quarantine(&d).await.expect("quarantining an absent blob is not an error");
+    store.put_bytes(&d, Bytes::from(data.clone())).await.unwrap();
+    assert_eq!(read_blob(store, &d, None).await, data, "and it can be stored again");
+}
+
 // ---- metadata store ----
 
 /// Every metadata store check, in sequence.
@@ -353,7 +508,12 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     registry_purge(store).await;
     registry_size(store).await;
     garbage_collection(store).await;
+    blob_records_and_forgetting(store).await;
+    registry_keys_with_content(store).await;
     uploads(store).await;
+    upload_limits(store).await;
+    upload_activity_and_expiry(store).await;
+    upload_complete(store).await;
     timestamps_keep_sub_second_precision(store).await;
 }
 
@@ -964,24 +1124,23 @@ pub async fn repository_delete(store: &dyn MetadataStore) {
 
 pub async fn registry_purge(store: &dyn MetadataStore) {
     let (doomed, other) = (fresh_registry(), fresh_registry());
+    let mut doomed_uploads = Vec::new();
     for reg in [&doomed, &other] {
         for name in ["a", "b/c"] {
             let r = repo(name);
             let blobs = linked_blobs(store, reg, &r, 1).await;
             store.manifest_put(reg, &r, &image(&blobs, Some("v1"))).await.unwrap();
+            let upload = upload_record(reg, name, Some("someone"));
+            store.upload_put(&upload, &UploadLimits::default()).await.unwrap();
+            if reg == &doomed {
+                doomed_uploads.push(upload.id);
+            }
         }
-        store
-            .upload_put(&UploadRecord {
-                id: UploadId::new(),
-                registry: reg.clone(),
-                repository: "a".into(),
-                algorithm: "sha256".into(),
-                created_at: Utc::now(),
-            })
-            .await
-            .unwrap();
     }
-    store.registry_purge(&doomed).await.unwrap();
+    let mut purged = store.registry_purge(&doomed).await.unwrap();
+    purged.sort();
+    doomed_uploads.sort();
+    assert_eq!(purged, doomed_uploads, "the purge names the upload sessions it deleted");
     assert!(store.repository_list(&doomed, None, 10).await.unwrap().is_empty());
     assert_eq!(store.manifest_get(&doomed, &repo("a"), &Reference::Tag(tag("v1"))).await.unwrap(), None);
     let uploads = store.upload_list().await.unwrap();
@@ -989,7 +1148,7 @@ pub async fn registry_purge(store: &dyn MetadataStore) {
     assert!(uploads.iter().any(|u| u.registry == other));
     assert_eq!(store.repository_list(&other, None, 10).await.unwrap(), vec!["a".to_string(), "b/c".to_string()]);
     assert!(store.manifest_get(&other, &repo("b/c"), &Reference::Tag(tag("v1"))).await.unwrap().is_some());
-    store.registry_purge(&doomed).await.expect("purging an empty registry is fine");
+    assert!(store.registry_purge(&doomed).await.expect("purging an empty registry is fine").is_empty());
 }
 
 pub async fn registry_size(store: &dyn MetadataStore) {
@@ -1062,21 +1221,16 @@ pub async fn garbage_collection(store: &dyn MetadataStore) {
 
 pub async fn uploads(store: &dyn MetadataStore) {
     let reg = fresh_registry();
-    let first = UploadRecord {
-        id: UploadId::new(),
-        registry: reg.clone(),
-        repository: "up/app".into(),
-        algorithm: "sha256".into(),
-        created_at: Utc::now(),
-    };
+    let first = upload_record(&reg, "up/app", Some("principal-1"));
     tick().await;
-    let second =
-        UploadRecord { id: UploadId::new(), algorithm: "sha512".into(), created_at: Utc::now(), ..first.clone() };
+    let mut second = upload_record(&reg, "up/app", None);
+    second.algorithm = "sha512".into();
     assert_eq!(store.upload_get(&first.id).await.unwrap(), None);
-    store.upload_put(&first).await.unwrap();
-    store.upload_put(&second).await.unwrap();
+    store.upload_put(&first, &UploadLimits::default()).await.unwrap();
+    store.upload_put(&second, &UploadLimits::default()).await.unwrap();
     assert_eq!(store.upload_get(&first.id).await.unwrap(), Some(first.clone()));
     assert_eq!(store.upload_get(&second.id).await.unwrap().unwrap().algorithm(), DigestAlgorithm::Sha512);
+    assert_eq!(store.upload_get(&second.id).await.unwrap().unwrap().principal, None);
     let listed: Vec<UploadRecord> =
         store.upload_list().await.unwrap().into_iter().filter(|u| u.registry == reg).collect();
     assert_eq!(listed, vec![first.clone(), second.clone()]);
@@ -1084,6 +1238,157 @@ pub async fn uploads(store: &dyn MetadataStore) {
     store.upload_delete(&first.id).await.expect("deleting an absent upload is fine");
     assert_eq!(store.upload_get(&first.id).await.unwrap(), None);
     assert!(store.upload_get(&second.id).await.unwrap().is_some());
+}
+
+/// Caps on open sessions, per registry and per principal, counted and enforced atomically.
+pub async fn upload_limits(store: &dyn MetadataStore) {
+    let (reg, other) = (fresh_registry(), fresh_registry());
+    let (alice, bob) = (unique_name("alice"), unique_name("bob"));
+    let limits = UploadLimits { per_registry: Some(3), per_principal: Some(2) };
+    let a1 = upload_record(&reg, "app", Some(&alice));
+    store.upload_put(&a1, &limits).await.unwrap();
+    store.upload_put(&upload_record(&reg, "app", Some(&alice)), &limits).await.unwrap();
+    match store.upload_put(&upload_record(&other, "app", Some(&alice)), &limits).await {
+        Err(StorageError::UploadLimit { scope: UploadLimitScope::Principal, limit: 2 }) => {}
+        other => panic!("a principal's third session (in another registry): {other:?}"),
+    }
+    store.upload_put(&upload_record(&reg, "app", Some(&bob)), &limits).await.unwrap();
+    let refused = upload_record(&reg, "other", Some(&bob));
+    match store.upload_put(&refused, &limits).await {
+        Err(StorageError::UploadLimit { scope: UploadLimitScope::Registry, limit: 3 }) => {}
+        other => panic!("a registry's fourth session: {other:?}"),
+    }
+    assert_eq!(store.upload_get(&refused.id).await.unwrap(), None, "a refused session is not recorded");
+    // Sessions without a principal count for their registry only.
+    store.upload_put(&upload_record(&other, "app", None), &limits).await.unwrap();
+    // Room again once a session ends.
+    store.upload_delete(&a1.id).await.unwrap();
+    store.upload_put(&upload_record(&reg, "app", Some(&alice)), &limits).await.unwrap();
+    // No caps, no refusal.
+    for _ in 0..3 {
+        store.upload_put(&upload_record(&reg, "app", Some(&alice)), &UploadLimits::default()).await.unwrap();
+    }
+}
+
+/// Last activity moves forward only; idle sessions are listed and deleted only while idle.
+pub async fn upload_activity_and_expiry(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let long_ago = Utc::now() - chrono::Duration::hours(48);
+    let mut idle = upload_record(&reg, "app", Some("p"));
+    idle.created_at = long_ago;
+    idle.last_activity = long_ago;
+    let mut revived = upload_record(&reg, "app", Some("p"));
+    revived.last_activity = long_ago;
+    let fresh = upload_record(&reg, "app", Some("p"));
+    for u in [&idle, &revived, &fresh] {
+        store.upload_put(u, &UploadLimits::default()).await.unwrap();
+    }
+    let cutoff = Utc::now() - chrono::Duration::hours(24);
+    let listed: Vec<UploadId> =
+        store.upload_list_idle(cutoff).await.unwrap().into_iter().filter(|u| u.registry == reg).map(|u| u.id).collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&idle.id) && listed.contains(&revived.id));
+    // Activity after the listing keeps the session.
+    let now = Utc::now();
+    store.upload_touch(&revived.id, now).await.unwrap();
+    store.upload_touch(&revived.id, long_ago).await.unwrap();
+    let got = store.upload_get(&revived.id).await.unwrap().unwrap();
+    assert!(got.last_activity >= now - chrono::Duration::milliseconds(1), "activity never moves back");
+    assert!(!store.upload_delete_if_idle(&revived.id, cutoff).await.unwrap());
+    assert!(store.upload_get(&revived.id).await.unwrap().is_some());
+    assert!(store.upload_delete_if_idle(&idle.id, cutoff).await.unwrap());
+    assert!(!store.upload_delete_if_idle(&idle.id, cutoff).await.unwrap(), "deleted once");
+    assert_eq!(store.upload_get(&idle.id).await.unwrap(), None);
+    assert!(!store.upload_delete_if_idle(&fresh.id, cutoff).await.unwrap());
+    store.upload_touch(&UploadId::new(), now).await.expect("touching an absent session is fine");
+}
+
+/// The end of an upload: the blob is linked where the session was going and the record is gone,
+/// together; a session that vanished meanwhile links nothing.
+pub async fn upload_complete(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let session = upload_record(&reg, "done/app", Some("p"));
+    store.upload_put(&session, &UploadLimits::default()).await.unwrap();
+    let d = fresh_digest();
+    assert!(store.upload_complete(&session, &d, 77).await.unwrap());
+    assert_eq!(store.blob_visible(&reg, &repo("done/app"), &d).await.unwrap(), Some(77));
+    assert_eq!(store.upload_get(&session.id).await.unwrap(), None);
+    assert!(!store.blob_collect_unreferenced(Utc::now().timestamp() + 3600).await.unwrap().contains(&d));
+
+    // Purged with its registry before the commit was recorded: no link, no repository.
+    let gone = fresh_registry();
+    let late = upload_record(&gone, "late/app", None);
+    store.upload_put(&late, &UploadLimits::default()).await.unwrap();
+    store.registry_purge(&gone).await.unwrap();
+    let d2 = fresh_digest();
+    assert!(!store.upload_complete(&late, &d2, 5).await.unwrap());
+    assert_eq!(store.blob_visible(&gone, &repo("late/app"), &d2).await.unwrap(), None);
+    assert!(store.repository_list(&gone, None, 10).await.unwrap().is_empty());
+}
+
+/// Walking the blob records, looking them up in batches, what uses them, and forgetting the
+/// unused ones only.
+pub async fn blob_records_and_forgetting(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("forget/app");
+    let unused = fresh_digest();
+    store.blob_record(&unused, 11).await.unwrap();
+    let linked = linked_blobs(store, &reg, &r, 1).await.remove(0);
+    let referenced = linked_blobs(store, &reg, &r, 1).await.remove(0);
+    store.manifest_put(&reg, &r, &image(std::slice::from_ref(&referenced), None)).await.unwrap();
+    assert!(store.blob_unlink(&reg, &r, &referenced).await.unwrap());
+
+    // Paging visits every record once, in digest order.
+    let mut seen = Vec::new();
+    let mut after: Option<Digest> = None;
+    loop {
+        let page = store.blob_records(after.as_ref(), 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        assert!(page.len() <= 2);
+        after = Some(last.digest.clone());
+        seen.extend(page.into_iter().map(|b| b.digest));
+    }
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(seen, sorted);
+    for d in [&unused, &linked, &referenced] {
+        assert!(seen.contains(d), "{d} is walked");
+    }
+    let absent = fresh_digest();
+    let mut found: Vec<(Digest, u64)> = store
+        .blob_records_of(&[unused.clone(), absent.clone(), linked.clone()])
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.digest, b.size))
+        .collect();
+    found.sort();
+    let mut expected = vec![(unused.clone(), 11), (linked.clone(), 100)];
+    expected.sort();
+    assert_eq!(found, expected);
+
+    assert_eq!(store.blob_references(&unused).await.unwrap(), BlobReferences::default());
+    assert_eq!(store.blob_references(&linked).await.unwrap(), BlobReferences { links: 1, manifests: 0 });
+    assert_eq!(store.blob_references(&referenced).await.unwrap(), BlobReferences { links: 0, manifests: 1 });
+    assert!(!store.blob_forget(&linked).await.unwrap(), "a linked blob is kept");
+    assert!(!store.blob_forget(&referenced).await.unwrap(), "a referenced blob is kept");
+    assert!(store.blob_forget(&unused).await.unwrap());
+    assert!(!store.blob_forget(&unused).await.unwrap());
+    assert!(store.blob_records_of(&[unused]).await.unwrap().is_empty());
+    assert_eq!(store.blob_records_of(std::slice::from_ref(&linked)).await.unwrap().len(), 1);
+    assert!(store.blob_references_unrecorded().await.unwrap().iter().all(|u| u.registry != reg));
+}
+
+pub async fn registry_keys_with_content(store: &dyn MetadataStore) {
+    let (with_repo, with_upload, empty) = (fresh_registry(), fresh_registry(), fresh_registry());
+    linked_blobs(store, &with_repo, &repo("keys/app"), 1).await;
+    store.upload_put(&upload_record(&with_upload, "keys/app", None), &UploadLimits::default()).await.unwrap();
+    let keys = store.registry_keys_with_content().await.unwrap();
+    assert!(keys.contains(&with_repo) && keys.contains(&with_upload));
+    assert!(!keys.contains(&empty));
+    store.registry_purge(&with_upload).await.unwrap();
+    assert!(!store.registry_keys_with_content().await.unwrap().contains(&with_upload));
 }
 
 /// Times survive a round trip with (at least) microsecond precision.

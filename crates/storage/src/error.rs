@@ -2,6 +2,8 @@
 
 use wharf_oci::Digest;
 
+use crate::UploadLimitScope;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("not found")]
@@ -14,6 +16,9 @@ pub enum StorageError {
     UploadOffsetMismatch { current: u64 },
     #[error("upload exceeds the allowed size")]
     UploadTooLarge,
+    /// Opening another upload session would exceed a cap; nothing was recorded.
+    #[error("{scope:?} already holds {limit} open upload sessions, its limit")]
+    UploadLimit { scope: UploadLimitScope, limit: u64 },
     #[error("content digest {actual} does not match {expected}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("manifest references content missing from the repository")]

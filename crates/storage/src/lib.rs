@@ -12,14 +12,19 @@
 //!
 //! The embedded backends are [`fs::FsBlobStore`] and [`sqlite::SqliteMetadataStore`]. The
 //! traits are shaped so that PostgreSQL and object storage can implement them without the HTTP
-//! layer noticing; [`conformance`] holds the tests every backend must pass.
+//! layer noticing; `conformance` (behind the test-only `conformance` feature, so never in the
+//! production build) holds the tests every backend must pass.
 //!
 //! This crate never sees HTTP requests, tokens or permissions.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod fs;
+pub mod fsck;
+pub mod lock;
+pub mod maintenance;
 pub mod records;
 pub mod sqlite;
 
@@ -28,6 +33,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
@@ -45,6 +51,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Size of a committed blob, or `None` if the store does not hold it.
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>>;
 
+    /// A committed blob as [`BlobStore::blob_list`] describes it, or `None` if absent.
+    async fn blob_info(&self, digest: &Digest) -> Result<Option<StoredBlob>>;
+
     /// Streams a committed blob, or the half-open byte range `range` of it (already checked
     /// against the size by the caller). `NotFound` if absent.
     async fn read(&self, digest: &Digest, range: Option<Range<u64>>) -> Result<ByteStream>;
@@ -54,6 +63,23 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Removes a committed blob. Deleting an absent blob is not an error.
     async fn delete(&self, digest: &Digest) -> Result<()>;
+
+    /// Removes a committed blob unless its bytes were written or committed again at or after
+    /// `written_before`: a commit of the same content refreshes that time, and the check and the
+    /// removal are atomic with respect to this store's commits, so garbage collection cannot
+    /// remove content that a commit under way is about to record. Returns whether it removed
+    /// the blob (an absent blob is not an error).
+    async fn delete_if_idle(&self, digest: &Digest, written_before: DateTime<Utc>) -> Result<bool>;
+
+    /// Every committed blob the store holds, with its size and when its bytes were last written
+    /// or committed again (what garbage collection measures its grace period from). Streamed: a
+    /// store may hold more blobs than fit in memory.
+    async fn blob_list(&self) -> Result<BlobListing>;
+
+    /// Moves a committed blob whose bytes turned out not to match its digest out of the content
+    /// store, keeping the bytes for inspection where the backend can; afterwards the store does
+    /// not hold `digest`, so the blob can be pushed again. Absent blobs are not an error.
+    async fn quarantine(&self, digest: &Digest) -> Result<()>;
 
     /// Starts an empty upload session whose content will be hashed with `algorithm`.
     async fn upload_create(&self, id: &UploadId, algorithm: DigestAlgorithm) -> Result<()>;
@@ -65,33 +91,84 @@ pub trait BlobStore: Send + Sync + 'static {
     /// at its last durable size or at a size the next status request reports.
     async fn upload_append(&self, id: &UploadId, offset: u64, body: ByteStream, max_len: Option<u64>) -> Result<u64>;
 
-    /// Appends the last bytes of an upload as [`BlobStore::upload_append`] does, for a caller
-    /// that calls [`BlobStore::upload_commit`] next (the final `PUT`, a monolithic upload):
-    /// the bytes need not be durable when this returns, as the commit makes them so, and a
-    /// backend may skip what acknowledging them would cost. Until a later `upload_append`
-    /// returns, a crash may take the session back to its size before this call.
-    async fn upload_append_final(
+    /// Appends the last bytes of an upload at `offset` (as [`BlobStore::upload_append`] does,
+    /// with the same `offset` and `max_len` rules), verifies that the whole content hashes to
+    /// `expected` and moves it into the content store atomically. Returns the blob's size.
+    ///
+    /// A refused or failed call — wrong offset, body too large or broken, `DigestMismatch`, an
+    /// I/O error before the content was committed — leaves the session exactly as it was
+    /// (size and bytes), so the client can retry. A crash at any point leaves either that same
+    /// session or a committed one.
+    ///
+    /// On success the session is *committed*: it accepts no more appends and is no longer among
+    /// [`BlobStore::upload_ids`], but [`BlobStore::upload_inventory`] reports it as
+    /// [`UploadState::Committed`] until [`BlobStore::upload_abort`] releases it. The caller
+    /// records the blob in metadata first and releases the session afterwards, so that a crash
+    /// between the commit and the metadata write can be completed at start-up rather than
+    /// leaving bytes nobody knows and a session that vanished.
+    async fn upload_finish(
         &self,
         id: &UploadId,
         offset: u64,
         body: ByteStream,
         max_len: Option<u64>,
-    ) -> Result<u64> {
-        self.upload_append(id, offset, body, max_len).await
+        expected: &Digest,
+    ) -> Result<u64>;
+
+    /// [`BlobStore::upload_finish`] with no more bytes: commits what the session holds.
+    async fn upload_commit(&self, id: &UploadId, expected: &Digest) -> Result<u64> {
+        let size = self.upload_size(id).await?;
+        self.upload_finish(id, size, Box::pin(futures::stream::empty()), Some(0), expected).await
     }
 
-    /// Current size of an upload session (`UploadUnknown` if absent).
+    /// Current size of an upload session (`UploadUnknown` if absent or committed).
     async fn upload_size(&self, id: &UploadId) -> Result<u64>;
 
-    /// Verifies that the session's content hashes to `expected` and moves it into the content
-    /// store atomically. Returns the size. On `DigestMismatch` the session is left as it was.
-    async fn upload_commit(&self, id: &UploadId, expected: &Digest) -> Result<u64>;
-
-    /// Discards an upload session. Absent sessions are not an error.
+    /// Discards an upload session, or releases a committed one (its content stays in the
+    /// store). Absent sessions are not an error.
     async fn upload_abort(&self, id: &UploadId) -> Result<()>;
 
-    /// Ids of all upload sessions held (to reconcile with metadata after a crash).
+    /// Ids of the open upload sessions held (to reconcile with metadata after a crash).
     async fn upload_ids(&self) -> Result<Vec<UploadId>>;
+
+    /// Everything the store holds of upload sessions, open, committed but not released, or
+    /// left empty by a crash, with when each was last written (for reconciliation, expiry and
+    /// checks).
+    async fn upload_inventory(&self) -> Result<Vec<UploadOnDisk>>;
+}
+
+/// A stream of the blobs a [`BlobStore`] holds.
+pub type BlobListing = Pin<Box<dyn Stream<Item = Result<StoredBlob>> + Send + 'static>>;
+
+/// One committed blob as the blob store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    /// When its bytes were last written or committed again (a commit of content the store
+    /// already holds refreshes it).
+    pub modified: DateTime<Utc>,
+}
+
+/// What a blob store holds of one upload session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadOnDisk {
+    pub id: UploadId,
+    pub state: UploadState,
+    /// When the session's bytes (or, without bytes, its other files) were last written.
+    pub modified: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadState {
+    /// Receiving bytes.
+    Open,
+    /// Its content was committed into the store as `digest` (`size` bytes), and the session was
+    /// not released yet: the metadata side may not know the blob.
+    Committed { digest: Digest, size: u64 },
+    /// Neither bytes nor a commit: what a crash while the session was created or removed
+    /// leaves. It holds nothing.
+    Empty,
 }
 
 /// Everything but blob bytes.
@@ -145,6 +222,20 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// and recorded before `older_than` (unix seconds). Removes their records; the caller then
     /// deletes the bytes.
     async fn blob_collect_unreferenced(&self, older_than: i64) -> Result<Vec<Digest>>;
+    /// Recorded blobs in digest order, strictly after `after`, at most `limit` (for checks that
+    /// walk them all).
+    async fn blob_records(&self, after: Option<&Digest>, limit: usize) -> Result<Vec<BlobRecord>>;
+    /// The records of those of `digests` that are recorded, in any order.
+    async fn blob_records_of(&self, digests: &[Digest]) -> Result<Vec<BlobRecord>>;
+    /// What uses a blob: the repositories it is visible in and the manifests referencing it.
+    async fn blob_references(&self, digest: &Digest) -> Result<BlobReferences>;
+    /// Drops the record of a blob that nothing uses (no link, no manifest reference, no manifest
+    /// of that digest), checking that in the same transaction. Returns false, changing nothing,
+    /// if something uses it or it has no record.
+    async fn blob_forget(&self, digest: &Digest) -> Result<bool>;
+    /// Links and manifest references naming blobs that have no record. The store's own writes
+    /// never leave any (a link records its blob in the same transaction); checks report them.
+    async fn blob_references_unrecorded(&self) -> Result<Vec<UnrecordedReference>>;
 
     // ---- manifests and tags ----
     /// Stores a manifest in one transaction: checks that every blob it references is visible in
@@ -215,15 +306,44 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Vec<ManifestMeta>>;
 
     // ---- registries as a whole ----
-    /// Deletes every repository, tag, manifest, link and upload session of a registry.
-    async fn registry_purge(&self, registry: &RegistryKey) -> Result<()>;
+    /// Deletes every repository, tag, manifest, link and upload session record of a registry.
+    /// Returns the ids of the upload sessions it deleted, whose bytes the caller discards.
+    async fn registry_purge(&self, registry: &RegistryKey) -> Result<Vec<UploadId>>;
+    /// Keys of the registries that hold any content (repositories or upload sessions), to find
+    /// the content of registries whose resource is gone.
+    async fn registry_keys_with_content(&self) -> Result<Vec<RegistryKey>>;
     /// Bytes a registry holds: every distinct blob linked into any of its repositories and every
     /// distinct manifest, each counted once (a layer shared by two repositories counts once).
     async fn registry_size(&self, registry: &RegistryKey) -> Result<u64>;
 
     // ---- upload sessions ----
-    async fn upload_put(&self, upload: &UploadRecord) -> Result<()>;
+    /// Records a new upload session unless the registry or the principal already holds as many
+    /// open sessions as `limits` allows (`UploadLimit`, nothing recorded); the count and the
+    /// insert are one transaction, so concurrent requests cannot overshoot a cap.
+    async fn upload_put(&self, upload: &UploadRecord, limits: &UploadLimits) -> Result<()>;
     async fn upload_get(&self, id: &UploadId) -> Result<Option<UploadRecord>>;
     async fn upload_delete(&self, id: &UploadId) -> Result<()>;
+    /// Every upload session record, oldest first.
     async fn upload_list(&self) -> Result<Vec<UploadRecord>>;
+    /// Records activity on a session: its `last_activity` moves to `at` unless it is later
+    /// already. Absent sessions are not an error.
+    async fn upload_touch(&self, id: &UploadId, at: DateTime<Utc>) -> Result<()>;
+    /// Sessions whose last activity is before `before`, least recently active first.
+    async fn upload_list_idle(&self, before: DateTime<Utc>) -> Result<Vec<UploadRecord>>;
+    /// Deletes a session's record if its last activity is still before `before` (a request
+    /// that touched it meanwhile keeps it). Returns whether it was deleted.
+    async fn upload_delete_if_idle(&self, id: &UploadId, before: DateTime<Utc>) -> Result<bool>;
+    /// Ends an upload whose content the blob store committed as `digest` (`size` bytes): in one
+    /// transaction, deletes the session's record and makes the blob visible in the session's
+    /// repository as [`MetadataStore::blob_link`] does. Returns false, linking nothing, if the
+    /// record is gone (the session was cancelled, expired or purged with its registry
+    /// meanwhile).
+    async fn upload_complete(&self, upload: &UploadRecord, digest: &Digest, size: u64) -> Result<bool>;
+
+    // ---- checks ----
+    /// The backend's own consistency check of its files (SQLite: `integrity_check` and
+    /// `foreign_key_check`): one line per problem, empty when sound.
+    async fn integrity_check(&self) -> Result<Vec<String>>;
+    /// How much the store holds.
+    async fn counts(&self) -> Result<MetadataCounts>;
 }

@@ -181,6 +181,12 @@ pub struct UploadRecord {
     pub repository: String,
     pub algorithm: String,
     pub created_at: DateTime<Utc>,
+    /// Who opened the session (the caller's principal id), for the per-principal cap. `None`
+    /// for sessions recorded before Wharf kept it.
+    pub principal: Option<String>,
+    /// The last request that named the session (recorded at most about once a minute, see the
+    /// server's upload sweep); idle sessions expire from it.
+    pub last_activity: DateTime<Utc>,
 }
 
 impl UploadRecord {
@@ -191,4 +197,66 @@ impl UploadRecord {
     pub fn repository(&self) -> Option<RepositoryName> {
         RepositoryName::parse(&self.repository).ok()
     }
+}
+
+/// Caps on open upload sessions that [`crate::MetadataStore::upload_put`] enforces; `None` is
+/// no cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadLimits {
+    pub per_registry: Option<u64>,
+    pub per_principal: Option<u64>,
+}
+
+/// Which cap an upload session would exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UploadLimitScope {
+    Registry,
+    Principal,
+}
+
+/// A blob the metadata store records as held by the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobRecord {
+    pub digest: Digest,
+    pub size: u64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// What uses a recorded blob.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlobReferences {
+    /// Repositories in which the blob is visible.
+    pub links: u64,
+    /// Manifests that reference it (config, layers).
+    pub manifests: u64,
+}
+
+impl BlobReferences {
+    pub fn is_empty(&self) -> bool {
+        self.links == 0 && self.manifests == 0
+    }
+}
+
+/// A link or a manifest reference to a blob that has no record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnrecordedReference {
+    pub digest: Digest,
+    pub registry: RegistryKey,
+    pub repository: String,
+    /// The manifest that references it; `None` for a repository's link.
+    pub manifest: Option<Digest>,
+}
+
+/// How much the metadata store holds, for reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MetadataCounts {
+    pub repositories: u64,
+    pub manifests: u64,
+    pub tags: u64,
+    pub blobs: u64,
+    /// Sum of the recorded blobs' sizes.
+    pub blob_bytes: u64,
+    pub blob_links: u64,
+    pub uploads: u64,
 }

@@ -28,7 +28,7 @@ use crate::{Result, StorageError};
 
 /// Schema migrations; migration `i` brings the database from `user_version = i` to `i + 1`.
 /// Released migrations are never edited: a change is a new entry.
-pub const MIGRATIONS: &[&str] = &[include_str!("sqlite/schema_v1.sql")];
+pub const MIGRATIONS: &[&str] = &[include_str!("sqlite/schema_v1.sql"), include_str!("sqlite/schema_v2.sql")];
 
 /// How far a commit is flushed before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,6 +161,32 @@ impl SqliteMetadataStore {
             readers.push(conn);
         }
         Ok(Self::from_parts(writer, readers))
+    }
+
+    /// Opens an existing database as it is, for offline checks: nothing is created and nothing
+    /// migrated, and a database of another schema version than this build's is refused. One
+    /// connection serves reads and writes (repairs).
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        configure(&conn)?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let current = MIGRATIONS.len() as i64;
+        if version < current {
+            return Err(StorageError::Database(format!(
+                "the database has schema version {version} and this Wharf uses {current}: back it up, then start \
+                 `wharf serve` of this version once to migrate it"
+            )));
+        }
+        if version > current {
+            return Err(StorageError::Database(format!(
+                "the database has schema version {version}, newer than this Wharf understands ({current}): use the \
+                 Wharf that wrote it"
+            )));
+        }
+        Ok(Self::from_parts(conn, Vec::new()))
     }
 
     /// A private database in memory (tests); all queries share one connection.

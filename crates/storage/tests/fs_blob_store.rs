@@ -222,10 +222,11 @@ async fn a_session_whose_record_is_unreadable_starts_over() {
     assert_eq!(s.upload_commit(&id, &Digest::sha256_of(b"")).await.unwrap(), 0);
 }
 
-/// The last bytes of an upload followed by a commit that fails: the bytes stay in the session
-/// (made durable then), so the client can fix its digest or add more.
+/// Issue 10 item 8, on disk: the last bytes of an upload whose digest is wrong are not kept —
+/// not in the session's size, not in its file, not after a restart — and the session resumes
+/// from where it was.
 #[tokio::test]
-async fn a_final_append_whose_commit_fails_stays_in_the_session() {
+async fn a_refused_final_request_leaves_the_session_file_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let data = pseudo_random_bytes(29, 2_500_000);
     let digest = Digest::sha256_of(&data);
@@ -234,18 +235,17 @@ async fn a_final_append_whose_commit_fails_stays_in_the_session() {
         let s = store(&dir);
         s.upload_create(&id, DigestAlgorithm::Sha256).await.unwrap();
         s.upload_append(&id, 0, chunked_stream(&data[..1_000_000], 65_536), None).await.unwrap();
-        let n = s.upload_append_final(&id, 1_000_000, chunked_stream(&data[1_000_000..2_000_000], 65_536), None).await;
-        assert_eq!(n.unwrap(), 2_000_000);
-        assert!(matches!(s.upload_commit(&id, &digest).await, Err(StorageError::DigestMismatch { .. })));
-        assert_eq!(s.upload_size(&id).await.unwrap(), 2_000_000);
-        // An empty append acknowledges (durably) what the session holds.
-        assert_eq!(s.upload_append(&id, 2_000_000, chunked_stream(&[], 1), None).await.unwrap(), 2_000_000);
+        let wrong = Digest::sha256_of(b"wrong");
+        let r =
+            s.upload_finish(&id, 1_000_000, chunked_stream(&data[1_000_000..2_000_000], 65_536), None, &wrong).await;
+        assert!(matches!(r, Err(StorageError::DigestMismatch { .. })), "{r:?}");
+        assert_eq!(s.upload_size(&id).await.unwrap(), 1_000_000);
+        assert_eq!(std::fs::read(session_file(&dir, &id, "data")).unwrap(), &data[..1_000_000]);
     }
     let s = store(&dir);
-    assert_eq!(s.upload_size(&id).await.unwrap(), 2_000_000);
-    let n = s.upload_append_final(&id, 2_000_000, chunked_stream(&data[2_000_000..], 65_536), None).await.unwrap();
+    assert_eq!(s.upload_size(&id).await.unwrap(), 1_000_000);
+    let n = s.upload_finish(&id, 1_000_000, chunked_stream(&data[1_000_000..], 65_536), None, &digest).await.unwrap();
     assert_eq!(n, data.len() as u64);
-    assert_eq!(s.upload_commit(&id, &digest).await.unwrap(), data.len() as u64);
     assert_eq!(read_all(s.read(&digest, None).await.unwrap()).await, data);
 }
 

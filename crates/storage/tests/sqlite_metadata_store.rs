@@ -144,3 +144,52 @@ async fn concurrent_reads_during_writes() {
         r.await.unwrap();
     }
 }
+
+/// Migration 2 (issue 10 item 6) keeps the upload sessions of a version-1 database: they have no
+/// principal and count as last used when they were created.
+#[tokio::test]
+async fn upload_sessions_survive_the_migration_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let id = wharf_storage::UploadId::new();
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(MIGRATIONS[0]).unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+        raw.execute(
+            "INSERT INTO uploads (id, registry, repository, algorithm, created_at) VALUES (?1, 'r', 'app', 'sha256', ?2)",
+            rusqlite::params![id.as_str(), 1_700_000_000_123_456_000i64],
+        )
+        .unwrap();
+    }
+    // Offline checks refuse an old schema rather than migrating it.
+    match SqliteMetadataStore::open_existing(&path) {
+        Err(e) => assert!(e.to_string().contains("schema version 1"), "{e}"),
+        Ok(_) => panic!("fsck's open migrated or accepted an old schema"),
+    }
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 2);
+    let got = store.upload_get(&id).await.unwrap().unwrap();
+    assert_eq!(got.principal, None);
+    assert_eq!(got.last_activity, got.created_at);
+    assert_eq!(got.created_at.timestamp_nanos_opt(), Some(1_700_000_000_123_456_000));
+    drop(store);
+    SqliteMetadataStore::open_existing(&path).expect("the current schema opens for checks");
+}
+
+#[tokio::test]
+async fn counts_and_integrity_of_a_sound_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap();
+    let reg = RegistryKey("r".into());
+    let repo = RepositoryName::parse("app").unwrap();
+    let blob = Digest::sha256_of(b"layer");
+    store.blob_link(&reg, &repo, &blob, 5).await.unwrap();
+    store.manifest_put(&reg, &repo, &manifest(&blob, "v1")).await.unwrap();
+    let c = store.counts().await.unwrap();
+    assert_eq!(
+        (c.repositories, c.manifests, c.tags, c.blobs, c.blob_bytes, c.blob_links, c.uploads),
+        (1, 1, 1, 1, 5, 1, 0)
+    );
+    assert!(store.integrity_check().await.unwrap().is_empty());
+}

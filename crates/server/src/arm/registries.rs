@@ -190,15 +190,17 @@ pub async fn delete(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, A
     Ok(json_response(StatusCode::OK, &Value::Null))
 }
 
-/// Removes a deleted registry's content: its metadata at once, its blob bytes through the
-/// garbage collector (blobs still linked from other registries stay).
+/// Removes a deleted registry's content: its metadata and its upload sessions (records and
+/// bytes) at once, its blob bytes through the garbage collector (blobs still linked from other
+/// registries stay).
 pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmError> {
     state.registries.invalidate(&record.name);
-    state
+    let uploads = state
         .meta
         .registry_purge(&RegistryKey(record.key.clone()))
         .await
         .map_err(|e| storage_error("deleting a registry's content", e))?;
+    crate::uploads_sweep::discard(state, &uploads).await;
     if let Err(e) = crate::gc::collect(state).await {
         tracing::warn!(error = %e, "garbage collection after registry deletion failed; the next periodic run retries");
     }

@@ -201,6 +201,20 @@ impl OciError {
             StorageError::DigestMismatch { expected, actual } => OciError::digest_invalid(format!(
                 "provided digest {expected} does not match the content's digest {actual}"
             )),
+            StorageError::UploadLimit { scope, limit } => {
+                let (holder, setting) = match scope {
+                    wharf_storage::UploadLimitScope::Registry => ("this registry holds", "--max-uploads-per-registry"),
+                    wharf_storage::UploadLimitScope::Principal => ("you hold", "--max-uploads-per-principal"),
+                };
+                OciError::new(
+                    Code::TooManyRequests,
+                    format!(
+                        "{holder} {limit} open upload sessions already, the limit ({setting} of the server): \
+                         complete or cancel (DELETE) unfinished uploads, or wait until idle ones expire"
+                    ),
+                )
+                .detail(json!({"limit": limit, "scope": scope}))
+            }
             StorageError::ClientStream(e) => {
                 OciError::new(Code::BlobUploadInvalid, format!("the request body ended early or failed: {e}"))
             }

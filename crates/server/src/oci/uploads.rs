@@ -71,16 +71,19 @@ pub async fn start(ctx: &mut Ctx) -> OciResult<Response> {
     }
 
     let id = UploadId::new();
+    let now = chrono::Utc::now();
     let record = UploadRecord {
         id: id.clone(),
         registry: t.registry.key.clone(),
         repository: t.repo.to_string(),
         algorithm: algorithm.as_str().to_string(),
-        created_at: chrono::Utc::now(),
+        created_at: now,
+        principal: Some(ctx.access.subject().principal_id),
+        last_activity: now,
     };
     let state = &ctx.state;
     state.blobs.upload_create(&id, algorithm).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
-    if let Err(e) = state.meta.upload_put(&record).await {
+    if let Err(e) = state.meta.upload_put(&record, &crate::uploads_sweep::limits(&state.config.uploads)).await {
         let _ = state.blobs.upload_abort(&id).await;
         return Err(OciError::from_storage("recording an upload session", e));
     }
@@ -115,14 +118,7 @@ async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Res
     let blobs = ctx.state.blobs.clone();
     blobs.upload_create(&id, digest.algorithm()).await.map_err(|e| OciError::from_storage("starting an upload", e))?;
     let body = ctx.take_body_stream();
-    let appended = blobs.upload_append_final(&id, 0, body, ctx.state.config.max_blob_size).await;
-    let state = ctx.state.clone();
-    let _gc = state.gc_lock.read().await;
-    let result = match appended {
-        Ok(_) => blobs.upload_commit(&id, digest).await,
-        Err(e) => Err(e),
-    };
-    let size = match result {
+    let size = match blobs.upload_finish(&id, 0, body, ctx.state.config.max_blob_size, digest).await {
         Ok(size) => size,
         Err(e) => {
             let _ = blobs.upload_abort(&id).await;
@@ -130,6 +126,7 @@ async fn monolithic(ctx: &mut Ctx, t: &Target, digest: &Digest) -> OciResult<Res
         }
     };
     link_committed(ctx, t, digest, size).await?;
+    release(ctx, &id).await;
     Ok(created(t, digest))
 }
 
@@ -142,8 +139,16 @@ async fn link_committed(ctx: &Ctx, t: &Target, digest: &Digest, size: u64) -> Oc
         .map_err(|e| OciError::from_storage("linking a blob", e))
 }
 
-/// Checks that the session `id` exists and belongs to this repository.
-async fn session(ctx: &Ctx, t: &Target, id: &UploadId) -> OciResult<()> {
+/// Releases a committed session once its blob is recorded. Should that fail, the next start (or
+/// the upload sweep) completes and releases it: the answer to the client stands.
+async fn release(ctx: &Ctx, id: &UploadId) {
+    if let Err(e) = ctx.state.blobs.upload_abort(id).await {
+        tracing::warn!(upload = %id, error = %e, "could not release a completed upload session");
+    }
+}
+
+/// Finds the session `id`, checks that it belongs to this repository, and notes the activity.
+async fn session(ctx: &Ctx, t: &Target, id: &UploadId) -> OciResult<UploadRecord> {
     let record = ctx
         .state
         .meta
@@ -154,7 +159,8 @@ async fn session(ctx: &Ctx, t: &Target, id: &UploadId) -> OciResult<()> {
     if record.registry != t.registry.key || record.repository != t.repo.as_str() {
         return Err(OciError::upload_unknown());
     }
-    Ok(())
+    crate::uploads_sweep::note_activity(&ctx.state, &record).await;
+    Ok(record)
 }
 
 /// `Content-Range: <start>-<end>` (optionally `bytes ` prefixed and `/total` suffixed).
@@ -175,9 +181,9 @@ fn range_invalid(t: &Target, id: &UploadId, current: u64, message: String) -> Oc
 }
 
 /// Appends the request body to the session, honouring `Content-Range`. Returns the new size.
-/// `last` when the commit follows at once (the final `PUT`): the bytes are then made durable
-/// by the commit rather than acknowledged on their own.
-async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> OciResult<u64> {
+/// With `finish` (the final `PUT`), the body is the last bytes and the content is committed as
+/// that digest in the same step; a refused request leaves the session as it was.
+async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, finish: Option<&Digest>) -> OciResult<u64> {
     let blobs = ctx.state.blobs.clone();
     let current = blobs.upload_size(id).await.map_err(|e| OciError::from_storage("reading an upload", e))?;
     let declared_len = match ctx.header("content-length") {
@@ -215,10 +221,9 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
         (a, b) => a.or(b),
     };
     let body = ctx.take_body_stream();
-    let appended = if last {
-        blobs.upload_append_final(id, current, body, max_len).await
-    } else {
-        blobs.upload_append(id, current, body, max_len).await
+    let appended = match finish {
+        Some(digest) => blobs.upload_finish(id, current, body, max_len, digest).await,
+        None => blobs.upload_append(id, current, body, max_len).await,
     };
     match appended {
         Ok(size) => Ok(size),
@@ -230,6 +235,7 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
         {
             Err(range_invalid(t, id, current, "request body is longer than its Content-Range".to_string()))
         }
+        Err(e) if finish.is_some() => Err(OciError::from_storage("completing an upload", e)),
         Err(e) => Err(OciError::from_storage("appending to an upload", e)),
     }
 }
@@ -237,7 +243,7 @@ async fn append_body(ctx: &mut Ctx, t: &Target, id: &UploadId, last: bool) -> Oc
 pub async fn patch(ctx: &mut Ctx, id: &UploadId) -> OciResult<Response> {
     let t = ctx.target()?.clone();
     session(ctx, &t, id).await?;
-    let size = append_body(ctx, &t, id, false).await?;
+    let size = append_body(ctx, &t, id, None).await?;
     Ok(progress(&t, id, size, StatusCode::ACCEPTED))
 }
 
@@ -250,20 +256,29 @@ pub async fn status(ctx: &Ctx, id: &UploadId) -> OciResult<Response> {
 
 pub async fn put(ctx: &mut Ctx, id: &UploadId) -> OciResult<Response> {
     let t = ctx.target()?.clone();
-    session(ctx, &t, id).await?;
+    let record = session(ctx, &t, id).await?;
     let digest = match ctx.param("digest") {
         Some(d) => parse_digest_param(d)?,
         None => return Err(OciError::digest_invalid("the digest query parameter is required to complete an upload")),
     };
-    append_body(ctx, &t, id, true).await?;
-    let state = ctx.state.clone();
-    let _gc = state.gc_lock.read().await;
-    let size =
-        state.blobs.upload_commit(id, &digest).await.map_err(|e| OciError::from_storage("completing an upload", e))?;
-    link_committed(ctx, &t, &digest, size).await?;
-    if let Err(e) = state.meta.upload_delete(id).await {
-        tracing::warn!(upload = %id, error = %e, "could not forget a completed upload session");
+    let size = append_body(ctx, &t, id, Some(&digest)).await?;
+    // The link and the end of the session are one metadata write; a crash before it is
+    // completed at the next start (the blob store keeps the committed session until released).
+    let meta = &ctx.state.meta;
+    let linked =
+        meta.upload_complete(&record, &digest, size).await.map_err(|e| OciError::from_storage("linking a blob", e))?;
+    if !linked
+        && meta
+            .blob_visible(&t.registry.key, &t.repo, &digest)
+            .await
+            .map_err(|e| OciError::from_storage("linking a blob", e))?
+            .is_none()
+    {
+        // Cancelled, expired or deleted with its registry while the last bytes were arriving.
+        release(ctx, id).await;
+        return Err(OciError::upload_unknown());
     }
+    release(ctx, id).await;
     Ok(created(&t, &digest))
 }
 

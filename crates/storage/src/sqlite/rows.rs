@@ -5,8 +5,8 @@ use rusqlite::Row;
 use wharf_oci::Digest;
 
 use crate::{
-    ChangeableAttributes, ManifestMeta, RegistryKey, ResourceRecord, Result, StorageError, TagRecord, UploadId,
-    UploadRecord,
+    BlobRecord, ChangeableAttributes, ManifestMeta, RegistryKey, ResourceRecord, Result, StorageError, TagRecord,
+    UploadId, UploadRecord,
 };
 
 pub(super) fn time(ns: i64) -> DateTime<Utc> {
@@ -114,6 +114,9 @@ pub(super) fn tag_from_row(row: &Row<'_>) -> Result<TagRecord> {
     })
 }
 
+/// Upload columns, in the order `upload_from_row` reads them.
+pub(super) const UPLOAD_COLS: &str = "id, registry, repository, algorithm, created_at, principal, last_activity";
+
 pub(super) fn upload_from_row(row: &Row<'_>) -> Result<UploadRecord> {
     let id: String = row.get(0)?;
     Ok(UploadRecord {
@@ -122,5 +125,11 @@ pub(super) fn upload_from_row(row: &Row<'_>) -> Result<UploadRecord> {
         repository: row.get(2)?,
         algorithm: row.get(3)?,
         created_at: time(row.get(4)?),
+        principal: row.get(5)?,
+        last_activity: time(row.get(6)?),
     })
+}
+
+pub(super) fn blob_from_row(row: &Row<'_>) -> Result<BlobRecord> {
+    Ok(BlobRecord { digest: digest(row.get(0)?)?, size: size(row.get(1)?), recorded_at: time(row.get(2)?) })
 }

@@ -4,15 +4,16 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use wharf_oci::{Digest, Reference, RepositoryName, Tag};
 
 use super::SqliteMetadataStore;
 use super::rows::*;
 use crate::{
-    ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRecord, MetadataStore, NewManifest, Order, Page,
-    RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord, Result, StorageError, TagRecord, UploadId,
-    UploadRecord,
+    BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRecord, MetadataCounts,
+    MetadataStore, NewManifest, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord, Result,
+    StorageError, TagRecord, UnrecordedReference, UploadId, UploadLimitScope, UploadLimits, UploadRecord,
 };
 
 fn repo_id(conn: &Connection, registry: &str, repo: &str) -> Result<Option<i64>> {
@@ -71,6 +72,28 @@ fn page_sql(order: Order, alias: &str, table: &str, col: &str) -> String {
         ),
     }
 }
+
+/// Makes a blob visible in a repository (creating the repository row if needed), recording the
+/// blob or refreshing its record's time.
+fn link_blob(tx: &Transaction<'_>, registry: &str, repo: &str, digest: &str, size: i64, now: i64) -> Result<()> {
+    let id = ensure_repo(tx, registry, repo, now)?;
+    tx.prepare_cached(
+        "INSERT INTO blobs (digest, size, recorded_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (digest) DO UPDATE SET recorded_at = excluded.recorded_at",
+    )?
+    .execute(params![digest, size, now])?;
+    tx.prepare_cached(
+        "INSERT INTO blob_links (repo_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (repo_id, digest) DO NOTHING",
+    )?
+    .execute(params![id, digest, size, now])?;
+    Ok(())
+}
+
+/// What keeps a recorded blob (a `blobs` row aliased `b`) from being collected.
+const BLOB_IN_USE_SQL: &str = "EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = b.digest) \
+     OR EXISTS (SELECT 1 FROM manifest_blob_refs r WHERE r.digest = b.digest) \
+     OR EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)";
 
 /// Blob HEAD/GET's visibility check: two index searches.
 const BLOB_VISIBLE_SQL: &str = "SELECT l.size FROM repositories r \
@@ -288,21 +311,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn blob_link(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
         let (registry, repo, d, size) =
             (registry.0.clone(), repo.as_str().to_string(), digest.to_string(), to_i64(size)?);
-        self.write(move |tx, now| {
-            let id = ensure_repo(tx, &registry, &repo, now)?;
-            tx.prepare_cached(
-                "INSERT INTO blobs (digest, size, recorded_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (digest) DO UPDATE SET recorded_at = excluded.recorded_at",
-            )?
-            .execute(params![d, size, now])?;
-            tx.prepare_cached(
-                "INSERT INTO blob_links (repo_id, digest, size, linked_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (repo_id, digest) DO NOTHING",
-            )?
-            .execute(params![id, d, size, now])?;
-            Ok(())
-        })
-        .await
+        self.write(move |tx, now| link_blob(tx, &registry, &repo, &d, size, now)).await
     }
 
     async fn blob_visible(
@@ -336,10 +345,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn blob_collect_unreferenced(&self, older_than: i64) -> Result<Vec<Digest>> {
         let cutoff = older_than.saturating_mul(1_000_000_000);
         self.write(move |tx, _| {
-            let unreferenced = "recorded_at < ?1 \
-                 AND NOT EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = b.digest) \
-                 AND NOT EXISTS (SELECT 1 FROM manifest_blob_refs r WHERE r.digest = b.digest) \
-                 AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)";
+            let unreferenced = format!("recorded_at < ?1 AND NOT ({BLOB_IN_USE_SQL})");
             let mut stmt =
                 tx.prepare_cached(&format!("SELECT b.digest FROM blobs b WHERE {unreferenced} ORDER BY b.digest"))?;
             let found = collect(stmt.query([cutoff])?, |r| digest(r.get(0)?))?;
@@ -348,6 +354,77 @@ impl MetadataStore for SqliteMetadataStore {
             ))?
             .execute([cutoff])?;
             Ok(found)
+        })
+        .await
+    }
+
+    async fn blob_records(&self, after: Option<&Digest>, n: usize) -> Result<Vec<BlobRecord>> {
+        let (after, n) = (after.map(|d| d.to_string()), limit(Some(n)));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT digest, size, recorded_at FROM blobs WHERE (?1 IS NULL OR digest > ?1) ORDER BY digest LIMIT ?2",
+            )?;
+            collect(stmt.query(params![after, n])?, blob_from_row)
+        })
+        .await
+    }
+
+    async fn blob_records_of(&self, digests: &[Digest]) -> Result<Vec<BlobRecord>> {
+        let digests: Vec<String> = digests.iter().map(|d| d.to_string()).collect();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached("SELECT digest, size, recorded_at FROM blobs WHERE digest = ?1")?;
+            let mut out = Vec::new();
+            for d in &digests {
+                out.extend(collect(stmt.query([d])?, blob_from_row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn blob_references(&self, digest: &Digest) -> Result<BlobReferences> {
+        let d = digest.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT (SELECT count(*) FROM blob_links WHERE digest = ?1), \
+                        (SELECT count(*) FROM manifest_blob_refs WHERE digest = ?1)",
+            )?;
+            let (links, manifests): (i64, i64) = stmt.query_row([d], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(BlobReferences { links: size(links), manifests: size(manifests) })
+        })
+        .await
+    }
+
+    async fn blob_forget(&self, digest: &Digest) -> Result<bool> {
+        let d = digest.to_string();
+        self.write(move |tx, _| {
+            let n = tx
+                .prepare_cached(&format!("DELETE FROM blobs AS b WHERE b.digest = ?1 AND NOT ({BLOB_IN_USE_SQL})"))?
+                .execute([d])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn blob_references_unrecorded(&self) -> Result<Vec<UnrecordedReference>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT l.digest, r.registry, r.name, NULL FROM blob_links l JOIN repositories r ON r.id = l.repo_id \
+                   WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = l.digest) \
+                 UNION ALL \
+                 SELECT x.digest, r.registry, r.name, x.manifest_digest FROM manifest_blob_refs x \
+                   JOIN repositories r ON r.id = x.repo_id \
+                   WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.digest = x.digest) \
+                 ORDER BY 1, 2, 3, 4",
+            )?;
+            collect(stmt.query([])?, |row| {
+                Ok(UnrecordedReference {
+                    digest: digest(row.get(0)?)?,
+                    registry: RegistryKey(row.get(1)?),
+                    repository: row.get(2)?,
+                    manifest: row.get::<_, Option<String>>(3)?.map(digest).transpose()?,
+                })
+            })
         })
         .await
     }
@@ -672,29 +749,57 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
-    async fn registry_purge(&self, registry: &RegistryKey) -> Result<()> {
+    async fn registry_purge(&self, registry: &RegistryKey) -> Result<Vec<UploadId>> {
         let registry = registry.0.clone();
         self.write(move |tx, _| {
             tx.prepare_cached("DELETE FROM repositories WHERE registry = ?1")?.execute([&registry])?;
-            tx.prepare_cached("DELETE FROM uploads WHERE registry = ?1")?.execute([&registry])?;
-            Ok(())
+            let mut stmt = tx.prepare_cached("DELETE FROM uploads WHERE registry = ?1 RETURNING id")?;
+            let ids = collect(stmt.query([&registry])?, |r| {
+                let id: String = r.get(0)?;
+                UploadId::parse(&id).ok_or_else(|| StorageError::Corrupt(format!("stored upload id {id:?}")))
+            })?;
+            Ok(ids)
         })
         .await
     }
 
-    async fn upload_put(&self, upload: &UploadRecord) -> Result<()> {
-        let u = upload.clone();
+    async fn registry_keys_with_content(&self) -> Result<Vec<RegistryKey>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT registry FROM repositories UNION SELECT registry FROM uploads ORDER BY registry",
+            )?;
+            collect(stmt.query([])?, |r| Ok(RegistryKey(r.get(0)?)))
+        })
+        .await
+    }
+
+    async fn upload_put(&self, upload: &UploadRecord, limits: &UploadLimits) -> Result<()> {
+        let (u, limits) = (upload.clone(), *limits);
         self.write(move |tx, _| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO uploads (id, registry, repository, algorithm, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
+            let count = |sql: &str, key: &str| -> Result<u64> {
+                Ok(size(tx.prepare_cached(sql)?.query_row([key], |r| r.get::<_, i64>(0))?))
+            };
+            if let Some(limit) = limits.per_registry
+                && count("SELECT count(*) FROM uploads WHERE registry = ?1", &u.registry.0)? >= limit
+            {
+                return Err(StorageError::UploadLimit { scope: UploadLimitScope::Registry, limit });
+            }
+            if let (Some(limit), Some(principal)) = (limits.per_principal, u.principal.as_deref())
+                && count("SELECT count(*) FROM uploads WHERE principal = ?1", principal)? >= limit
+            {
+                return Err(StorageError::UploadLimit { scope: UploadLimitScope::Principal, limit });
+            }
+            tx.prepare_cached(&format!(
+                "INSERT OR REPLACE INTO uploads ({UPLOAD_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?
             .execute(params![
                 u.id.as_str(),
                 u.registry.0,
                 u.repository,
                 u.algorithm,
-                nanos(&u.created_at)?
+                nanos(&u.created_at)?,
+                u.principal,
+                nanos(&u.last_activity)?
             ])?;
             Ok(())
         })
@@ -704,8 +809,7 @@ impl MetadataStore for SqliteMetadataStore {
     async fn upload_get(&self, id: &UploadId) -> Result<Option<UploadRecord>> {
         let id = id.as_str().to_string();
         self.read(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT id, registry, repository, algorithm, created_at FROM uploads WHERE id = ?1")?;
+            let mut stmt = c.prepare_cached(&format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = ?1"))?;
             Ok(collect(stmt.query([id])?, upload_from_row)?.pop())
         })
         .await
@@ -722,10 +826,101 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn upload_list(&self) -> Result<Vec<UploadRecord>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, registry, repository, algorithm, created_at FROM uploads ORDER BY created_at, id",
-            )?;
+            let mut stmt = c.prepare_cached(&format!("SELECT {UPLOAD_COLS} FROM uploads ORDER BY created_at, id"))?;
             collect(stmt.query([])?, upload_from_row)
+        })
+        .await
+    }
+
+    async fn upload_touch(&self, id: &UploadId, at: DateTime<Utc>) -> Result<()> {
+        let (id, at) = (id.as_str().to_string(), nanos(&at)?);
+        self.write(move |tx, _| {
+            tx.prepare_cached("UPDATE uploads SET last_activity = ?2 WHERE id = ?1 AND last_activity < ?2")?
+                .execute(params![id, at])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn upload_list_idle(&self, before: DateTime<Utc>) -> Result<Vec<UploadRecord>> {
+        let before = nanos(&before)?;
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {UPLOAD_COLS} FROM uploads WHERE last_activity < ?1 ORDER BY last_activity, id"
+            ))?;
+            collect(stmt.query([before])?, upload_from_row)
+        })
+        .await
+    }
+
+    async fn upload_delete_if_idle(&self, id: &UploadId, before: DateTime<Utc>) -> Result<bool> {
+        let (id, before) = (id.as_str().to_string(), nanos(&before)?);
+        self.write(move |tx, _| {
+            let n = tx
+                .prepare_cached("DELETE FROM uploads WHERE id = ?1 AND last_activity < ?2")?
+                .execute(params![id, before])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn upload_complete(&self, upload: &UploadRecord, digest: &Digest, size: u64) -> Result<bool> {
+        let (u, d, size) = (upload.clone(), digest.to_string(), to_i64(size)?);
+        self.write(move |tx, now| {
+            let n = tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")?.execute([u.id.as_str()])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            link_blob(tx, &u.registry.0, &u.repository, &d, size, now)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn integrity_check(&self) -> Result<Vec<String>> {
+        self.read(move |c| {
+            let mut problems = Vec::new();
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            for line in collect(stmt.query([])?, |r| Ok(r.get::<_, String>(0)?))? {
+                if line != "ok" {
+                    problems.push(format!("integrity_check: {line}"));
+                }
+            }
+            let mut stmt = c.prepare("PRAGMA foreign_key_check")?;
+            let violations = collect(stmt.query([])?, |r| {
+                Ok(format!(
+                    "foreign_key_check: a row of {} (rowid {:?}) refers to a missing row of {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, String>(2)?
+                ))
+            })?;
+            problems.extend(violations);
+            Ok(problems)
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<MetadataCounts> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM manifests), \
+                        (SELECT count(*) FROM tags), (SELECT count(*) FROM blobs), \
+                        (SELECT COALESCE(SUM(size), 0) FROM blobs), (SELECT count(*) FROM blob_links), \
+                        (SELECT count(*) FROM uploads)",
+            )?;
+            Ok(stmt.query_row([], |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(size);
+                Ok(MetadataCounts {
+                    repositories: n(0)?,
+                    manifests: n(1)?,
+                    tags: n(2)?,
+                    blobs: n(3)?,
+                    blob_bytes: n(4)?,
+                    blob_links: n(5)?,
+                    uploads: n(6)?,
+                })
+            })?)
         })
         .await
     }
