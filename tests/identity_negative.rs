@@ -1104,3 +1104,23 @@ fn rand_byte() -> u8 {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).expect("random");
     b[0]
 }
+
+/// The token endpoint signs no `access` entry for a repository name the data plane can never
+/// serve (upper case, `..`, encoded separators, names past the length limit), whoever asks.
+#[tokio::test]
+async fn tokens_name_no_repository_the_registry_could_never_serve() {
+    let s = TestServer::start().await;
+    let reg = s.registry("namesreg").await;
+    reg.push_image("team/app", "v1", "names").await;
+    let (user, pass) = s.creds().unwrap();
+    let service = s.login_server("namesreg");
+    let long = format!("repository:{}:pull", "a".repeat(5000));
+    for scope in ["repository:Team/App:pull", "repository:team/../app:pull", "repository:team%2Fapp:pull", &long] {
+        let granted = s.granted(&user, &pass, &service, &[scope]).await;
+        assert!(granted.is_empty(), "{scope}: {granted:?}");
+    }
+    // A valid name next to them is granted, so the refusal is per scope.
+    let granted = s.granted(&user, &pass, &service, &["repository:team/app:pull", "repository:Team/App:pull"]).await;
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0]["name"], "team/app");
+}

@@ -40,6 +40,10 @@ async fn deleting_a_registry_or_its_group_takes_its_grants_with_it_at_once() {
     let id = registry_id(&cli, "regstale");
     let (app, secret, _) = service_principal(&cli, "pusher", &["--role", "AcrPush", "--scopes", &id]);
     assert_eq!(may_push(&s, "regstale", &app, &secret).await, StatusCode::ACCEPTED, "the grant works");
+    // The explanation is for people: words, not Rust's debug text.
+    let explained = check_access(&cli, "regstale", &app)["explanation"].as_str().unwrap_or_default().to_string();
+    assert!(explained.contains("grants it"), "{explained}");
+    assert!(!explained.contains("Granted {") && !explained.contains("Some("), "{explained}");
 
     // The registry goes, and one of the same name comes: the old grant must not decide.
     cli.run(&["acr", "delete", "-n", "regstale", "--yes"]).ok();

@@ -264,6 +264,20 @@ async fn public_access_disabled_and_a_private_endpoint() {
         .await
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
+    // A path-style catalog through the endpoint lists its registry's repositories, and only
+    // those (the other registry is public, but not reached through this listener).
+    for catalog in ["v2/_catalog", "acr/v1/_catalog"] {
+        let listed = s
+            .client()
+            .get(format!("http://{ip}:{port}/{catalog}"))
+            .basic_auth(&user, Some(&pass))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), StatusCode::OK, "{catalog}");
+        let names: serde_json::Value = listed.json().await.unwrap();
+        assert_eq!(names["repositories"], serde_json::json!(["pereg/app"]), "{catalog}");
+    }
     // Deleting the endpoint closes the listener.
     cli.run(&["network", "private-endpoint", "delete", "-g", "rg-pereg", "-n", "pe1"]).ok();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

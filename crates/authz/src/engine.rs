@@ -116,6 +116,23 @@ pub enum AssignmentOutcome {
     RoleDefinitionMissing,
 }
 
+impl std::fmt::Display for AssignmentOutcome {
+    /// The outcome in words, as explanations print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AssignmentOutcome::Granted { condition: None } => f.write_str("grants it (no condition)"),
+            AssignmentOutcome::Granted { condition: Some(t) } => write!(f, "grants it (condition {})", t.as_str()),
+            AssignmentOutcome::RoleNotHonouredInMode { mode } => {
+                write!(f, "the role is not honoured for data access in {mode} mode")
+            }
+            AssignmentOutcome::ActionNotInRole => f.write_str("the role does not include the action"),
+            AssignmentOutcome::ExcludedBy { pattern } => write!(f, "the role excludes it with '{pattern}'"),
+            AssignmentOutcome::ConditionNotMet { outcome } => write!(f, "its condition is {}", outcome.as_str()),
+            AssignmentOutcome::RoleDefinitionMissing => f.write_str("its role definition does not exist"),
+        }
+    }
+}
+
 /// One assignment that was at or above the scope, and what it said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consideration {
@@ -221,7 +238,7 @@ impl Decision {
             }
         }
         for c in &self.considered {
-            let _ = writeln!(out, "  considered {} '{}' at {}: {:?}", c.assignment_id, c.role_name, c.scope, c.outcome);
+            let _ = writeln!(out, "  considered {} '{}' at {}: {}", c.assignment_id, c.role_name, c.scope, c.outcome);
         }
         out
     }

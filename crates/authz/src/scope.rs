@@ -145,11 +145,6 @@ impl Scope {
         let name = rest.split('/').next()?;
         Scope::parse(&self.text[..at + marker.len() + name.len()]).ok()
     }
-
-    /// The lower-cased form used for comparisons.
-    pub fn comparison_key(&self) -> &str {
-        &self.key
-    }
 }
 
 /// Free-function form of [`Scope::is_at_or_above`].

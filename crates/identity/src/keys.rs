@@ -111,11 +111,6 @@ impl KeySet {
         self.overlap
     }
 
-    /// Changes the overlap window for future rotations (keys already retired keep theirs).
-    pub fn set_overlap(&mut self, overlap: Duration) {
-        self.overlap = overlap;
-    }
-
     /// The kid of the key that signs.
     pub fn active_kid(&self) -> &str {
         &self.active_kid

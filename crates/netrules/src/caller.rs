@@ -154,16 +154,6 @@ impl TrustedService {
     pub fn accepts_user_assigned(self) -> bool {
         matches!(self, TrustedService::ContainerInstances)
     }
-
-    /// The ARM hosting resource type of the service's identities, if it has one.
-    pub fn hosting_type(self) -> Option<&'static str> {
-        match self {
-            TrustedService::ContainerInstances => Some(CONTAINER_GROUPS),
-            TrustedService::MachineLearning => Some(ML_WORKSPACES),
-            TrustedService::RegistryTasks => Some(REGISTRY_TASKS),
-            TrustedService::DefenderForCloud | TrustedService::RegistryImport => None,
-        }
-    }
 }
 
 impl fmt::Display for TrustedService {

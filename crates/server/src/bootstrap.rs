@@ -14,23 +14,45 @@ use crate::state::{AppState, RegistryCache};
 const SUBSCRIPTION_KEY: &str = "deployment.subscription_id";
 const TENANT_KEY: &str = "deployment.tenant_id";
 
-pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppState>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    // The data directory holds signing keys and the deployment secret: owner only.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot restrict the permissions of {}", config.data_dir.display()))?;
+/// The stores a server runs on, with its hold on the data directory.
+pub struct Stores {
+    pub meta: Arc<dyn MetadataStore>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub lock: wharf_storage::lock::DataDirLock,
+}
+
+impl Stores {
+    /// The embedded stores of `data_dir` (SQLite metadata, a filesystem blob store), created
+    /// if missing, the directory made owner-only and locked for this process.
+    pub fn open_embedded(data_dir: &std::path::Path) -> anyhow::Result<Stores> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+        // The data directory holds signing keys and the deployment secret: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot restrict the permissions of {}", data_dir.display()))?;
+        }
+        let lock = wharf_storage::lock::DataDirLock::acquire(data_dir)?;
+        let meta = SqliteMetadataStore::open(&data_dir.join("metadata.db"))
+            .with_context(|| format!("cannot open the metadata database in {}", data_dir.display()))?;
+        let blobs = FsBlobStore::open(data_dir.join("blobs"))
+            .with_context(|| format!("cannot open the blob store in {}", data_dir.display()))?;
+        Ok(Stores { meta: Arc::new(meta), blobs: Arc::new(blobs), lock })
     }
-    let data_dir_lock = wharf_storage::lock::DataDirLock::acquire(&config.data_dir)?;
-    let meta = SqliteMetadataStore::open(&config.data_dir.join("metadata.db"))
-        .with_context(|| format!("cannot open the metadata database in {}", config.data_dir.display()))?;
-    let blobs = FsBlobStore::open(config.data_dir.join("blobs"))
-        .with_context(|| format!("cannot open the blob store in {}", config.data_dir.display()))?;
-    let meta: Arc<dyn MetadataStore> = Arc::new(meta);
-    let blobs: Arc<dyn BlobStore> = Arc::new(blobs);
+}
+
+/// Opens the data directory of `config` on its embedded stores.
+pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppState>> {
+    let stores = Stores::open_embedded(&config.data_dir)?;
+    open_with(config, listen_port, stores).await
+}
+
+/// Builds the state on `stores` (the embedded ones, or wrapped ones in tests): initialises a
+/// new deployment, resumes an existing one, reconciles upload sessions left by a crash.
+pub async fn open_with(config: Config, listen_port: u16, stores: Stores) -> anyhow::Result<Arc<AppState>> {
+    let Stores { meta, blobs, lock: data_dir_lock } = stores;
 
     let subscription_id = setting_or_new(&*meta, SUBSCRIPTION_KEY).await?;
     let tenant_id = setting_or_new(&*meta, TENANT_KEY).await?;

@@ -90,13 +90,6 @@ impl RequestContext {
         &self.action
     }
 
-    /// Replaces the action, keeping the attributes (used when one request is
-    /// checked against several data actions).
-    pub fn set_action(&mut self, action: &str) {
-        self.action.clear();
-        self.action.push_str(action);
-    }
-
     pub fn sub_operation(&self) -> Option<&str> {
         self.sub_operation.as_deref()
     }

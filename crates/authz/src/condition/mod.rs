@@ -50,25 +50,6 @@ impl Condition {
         Ok(Condition { text: text.to_string(), expr })
     }
 
-    /// Wraps a hand-built AST, checking that its canonical text parses back
-    /// to the same AST (rejects, e.g., strings containing `'`).
-    pub fn from_expr(expr: Expr) -> Result<Condition, ParseError> {
-        let text = printer::print(&expr);
-        let reparsed = parser::parse(&text)?;
-        if reparsed != expr {
-            return Err(ParseError::new(
-                ParseErrorKind::Expected {
-                    expected: "an expression that prints and parses back unchanged".into(),
-                    found: text.clone(),
-                },
-                &text,
-                0,
-                0,
-            ));
-        }
-        Ok(Condition { text, expr })
-    }
-
     /// The text as written.
     pub fn text(&self) -> &str {
         &self.text

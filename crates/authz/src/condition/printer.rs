@@ -8,8 +8,7 @@
 //! pretty form's indentation can make it longer than the source; property-tested).
 //!
 //! Must never: print a string containing `'` (the language has no escape for
-//! it; the parser never produces one, so this only concerns hand-built ASTs,
-//! which [`super::Condition::from_expr`] rejects).
+//! it; the parser never produces one).
 
 use std::fmt::Write;
 
