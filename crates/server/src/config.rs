@@ -47,6 +47,12 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "WHARF_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// The header the trusted proxies write the client address into: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239). Only that header is read; when only the other one arrives, or
+    /// the header does not parse, the proxy's own address is judged [default: x-forwarded-for].
+    #[arg(long, env = "WHARF_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
+    pub trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
+
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WHARF_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -95,6 +101,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
     trusted_proxy: Option<Vec<ipnet::IpNet>>,
+    trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
     directory_token_lifetime: Option<u32>,
     registry_refresh_token_lifetime: Option<u32>,
     registry_access_token_lifetime: Option<u32>,
@@ -149,6 +156,7 @@ pub struct Config {
     pub log: String,
     pub tls: TlsMode,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub trusted_proxy_header: wharf_netrules::ForwardedHeader,
     pub tokens: TokenTimes,
 }
 
@@ -208,6 +216,7 @@ impl ServeArgs {
         };
         Ok(Config {
             tokens,
+            trusted_proxy_header: self.trusted_proxy_header.or(file.trusted_proxy_header).unwrap_or_default(),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
             domain,
@@ -244,6 +253,16 @@ mod tests {
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.domain, "example.test");
         assert_eq!(c.data_dir, PathBuf::from("wharf-data"));
+    }
+
+    #[test]
+    fn the_trusted_proxy_header_comes_from_flag_or_file() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().trusted_proxy_header, Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "trusted_proxy_header = \"forwarded\"\n").unwrap();
+        let c = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap();
+        assert_eq!(c.trusted_proxy_header, wharf_netrules::ForwardedHeader::Forwarded);
     }
 
     #[test]

@@ -32,9 +32,15 @@ pub struct Origin {
 impl Origin {
     pub fn of(state: &AppState, conn: Option<&ConnInfo>, headers: &HeaderMap) -> Origin {
         let peer = conn.map(|c| c.peer).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        let client_ip =
-            wharf_netrules::client_address(peer, h("x-forwarded-for"), h("forwarded"), &state.config.trusted_proxies);
+        let lines = |n: &str| headers.get_all(n).iter().map(|v| v.as_bytes()).collect::<Vec<_>>();
+        let (xff, fwd) = (lines("x-forwarded-for"), lines("forwarded"));
+        let forwarding = wharf_netrules::ForwardingHeaders { x_forwarded_for: &xff, forwarded: &fwd };
+        let c = &state.config;
+        let found = wharf_netrules::client_address(peer, &forwarding, c.trusted_proxy_header, &c.trusted_proxies);
+        if let wharf_netrules::AddressSource::FailedClosed { reason } = found.source {
+            tracing::debug!(%peer, %reason, "forwarding headers not believed; judging the proxy's address");
+        }
+        let client_ip = found.ip;
         let arrival = match conn.map(|c| &c.listener) {
             Some(ListenerKind::PrivateEndpoint { endpoint_id, registry_id }) => {
                 Arrival::PrivateEndpoint { endpoint_id: endpoint_id.clone(), registry_id: registry_id.clone() }
