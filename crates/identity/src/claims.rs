@@ -40,11 +40,15 @@ pub enum Audience {
     Graph,
 }
 
-/// The audience names a deployment answers to. Only Graph's is configurable: az sends the
-/// cloud's `microsoftGraphResourceId` (for Wharf, typically the deployment's own base URL).
+/// The audience names a deployment answers to. Graph's is configurable: az sends the cloud's
+/// `microsoftGraphResourceId` (for Wharf, typically the deployment's own base URL). The
+/// management plane answers to ARM's public names and, like Azure Resource Manager, to its own
+/// endpoint URL ([`Audiences::with_management_endpoint`]): the Azure SDK for JavaScript asks
+/// for `{endpoint}/.default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audiences {
     graph: String,
+    management_endpoint: Option<String>,
 }
 
 impl Default for Audiences {
@@ -75,7 +79,14 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 impl Audiences {
     /// Audiences with the given Graph resource id (e.g. `https://127.0.0.1:8443/`).
     pub fn new(graph_resource: impl Into<String>) -> Self {
-        Self { graph: graph_resource.into() }
+        Self { graph: graph_resource.into(), management_endpoint: None }
+    }
+
+    /// The same names, with the management plane also answering to its endpoint URL (e.g.
+    /// `https://127.0.0.1:8443/`).
+    pub fn with_management_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.management_endpoint = Some(endpoint.into());
+        self
     }
 
     /// The value Wharf writes in `aud` for an audience.
@@ -87,13 +98,24 @@ impl Audiences {
         }
     }
 
-    /// Every `aud` spelling accepted for an audience (with and without trailing slash).
-    pub fn spellings(&self, audience: Audience) -> Vec<String> {
-        let bases: Vec<&str> = match audience {
+    /// The resource names that identify an audience at the token endpoints: ARM's public names,
+    /// the registry audience, the Graph id. The management endpoint is not among them (see
+    /// [`Audiences::classify`]).
+    fn names(&self, audience: Audience) -> Vec<&str> {
+        match audience {
             Audience::Management => vec![MANAGEMENT_AUDIENCE, MANAGEMENT_AUDIENCE_ALT],
             Audience::ContainerRegistry => vec![CONTAINER_REGISTRY_AUDIENCE],
             Audience::Graph => vec![self.graph.as_str()],
-        };
+        }
+    }
+
+    /// Every `aud` spelling accepted for an audience (with and without trailing slash); for
+    /// the management plane, its endpoint URL too.
+    pub fn spellings(&self, audience: Audience) -> Vec<String> {
+        let mut bases = self.names(audience);
+        if let (Audience::Management, Some(endpoint)) = (audience, &self.management_endpoint) {
+            bases.push(endpoint);
+        }
         let mut out = Vec::new();
         for b in bases {
             let trimmed = b.trim_end_matches('/');
@@ -104,15 +126,22 @@ impl Audiences {
     }
 
     /// Which audience a resource URL names (`https://management.azure.com/`,
-    /// `https://containerregistry.azure.net`, the Graph id …), ignoring case and trailing slashes.
+    /// `https://containerregistry.azure.net`, the Graph id …), ignoring case, a default port
+    /// and trailing slashes. The management endpoint names the management plane unless it is
+    /// also the Graph id (Wharf serves both at its base URL): that token then carries the
+    /// shared URL as `aud`, which both planes accept.
     pub fn classify(&self, resource: &str) -> Option<Audience> {
         let r = normalize_resource(resource);
         if r.is_empty() {
             return None;
         }
+        let named = |names: Vec<&str>| names.iter().any(|s| normalize_resource(s) == r);
         [Audience::Management, Audience::ContainerRegistry, Audience::Graph]
             .into_iter()
-            .find(|a| self.spellings(*a).iter().any(|s| normalize_resource(s) == r))
+            .find(|a| named(self.names(*a)))
+            .or_else(|| {
+                self.management_endpoint.as_deref().filter(|e| normalize_resource(e) == r).map(|_| Audience::Management)
+            })
     }
 
     /// The audience of an OAuth2 v2 `scope` value: one `{resource}/.default` (az sends
@@ -712,6 +741,45 @@ mod tests {
             let token = jwt::encode(&keys, &c).unwrap();
             assert!(issuer().validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_ok(), "{aud}");
         }
+    }
+
+    /// Issue 10 item 12: the Azure SDK for JavaScript asks for `{endpoint}/.default`. As ARM
+    /// does, the management plane accepts its own endpoint URL as the audience.
+    #[test]
+    fn the_management_plane_accepts_its_own_endpoint_url() {
+        let keys = KeySet::generate(t0());
+        let endpoint = "https://127.0.0.1:8443/";
+        // Wharf's shape: Graph and the management plane share the base URL.
+        let shared = issuer().with_audiences(Audiences::new(endpoint).with_management_endpoint(endpoint));
+        let audience = shared.audiences.parse_scope("https://127.0.0.1:8443/.default").unwrap();
+        let issued = shared.issue(&keys, &aci_identity(), audience, t0()).unwrap();
+        assert_eq!(issued.claims.aud, endpoint);
+        for plane in [Audience::Management, Audience::Graph] {
+            assert!(shared.validate(&keys, &issued.token, &[plane], t0(), &NoRevocations).is_ok(), "{plane:?}");
+        }
+        assert!(matches!(
+            shared.validate(&keys, &issued.token, &[Audience::ContainerRegistry], t0(), &NoRevocations),
+            Err(TokenError::WrongAudience { .. })
+        ));
+        // The ARM names keep working, and still only for the management plane.
+        let arm = shared.issue(&keys, &aci_identity(), Audience::Management, t0()).unwrap();
+        assert!(shared.validate(&keys, &arm.token, &[Audience::Management], t0(), &NoRevocations).is_ok());
+        assert!(shared.validate(&keys, &arm.token, &[Audience::Graph], t0(), &NoRevocations).is_err());
+
+        // With a Graph id of its own, the endpoint names the management plane alone.
+        let separate =
+            issuer().with_audiences(Audiences::new(DEFAULT_GRAPH_AUDIENCE).with_management_endpoint(endpoint));
+        assert_eq!(separate.audiences.parse_scope("https://127.0.0.1:8443//.default").unwrap(), Audience::Management);
+        let mut c = separate.claims_for(&aci_identity(), Audience::Management, t0());
+        c.aud = "https://127.0.0.1:8443".into();
+        let token = jwt::encode(&keys, &c).unwrap();
+        assert!(separate.validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_ok());
+        assert!(separate.validate(&keys, &token, &[Audience::Graph], t0(), &NoRevocations).is_err());
+        // Without the setting, the endpoint is not a management audience.
+        assert!(issuer().validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_err());
+        // Another port or scheme is another resource.
+        assert!(separate.audiences.parse_scope("https://127.0.0.1:9443/.default").is_err());
+        assert!(separate.audiences.parse_scope("http://127.0.0.1:8443/.default").is_err());
     }
 
     #[test]
