@@ -15,7 +15,8 @@ use common::{Cli, CliRun, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-const DOMAIN: &str = "wharf.localhost";
+/// The registry domain: the default (the server runs without `--domain`).
+const DOMAIN: &str = "localhost";
 
 /// `.venv/bin/az`. In CI (`CI=true`) a missing one fails the test; elsewhere it is skipped.
 fn require_az() -> Option<PathBuf> {
@@ -152,7 +153,7 @@ fn two_prefixes(a: &str, b: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn az_runs_the_seed_walkthroughs_unmodified() {
     let Some(bin) = require_az() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::start_tls_default().await;
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
@@ -631,7 +632,7 @@ fn require_mgmt_sdk() -> Option<PathBuf> {
 async fn sdks_create_update_and_browse_a_registry() {
     use std::io::{BufRead, BufReader, Write};
     let Some(py) = require_mgmt_sdk() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::start_tls_default().await;
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
@@ -751,7 +752,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     if !require_port_443() {
         return;
     }
-    let s = TestServer::start_tls_on(DOMAIN, 443).await;
+    let s = TestServer::start_tls_default_on(443).await;
     let cli = Cli::login(&s);
     let admin = s.admin().unwrap().clone();
     let az = Az::new(bin, &s);

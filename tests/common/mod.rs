@@ -38,12 +38,17 @@ pub fn sha512(bytes: &[u8]) -> String {
 /// Whether an external client is installed. In CI (`CI=true`) a missing client fails the test;
 /// elsewhere the test is skipped with the reason printed.
 pub fn require_tool(tool: &str) -> bool {
+    require_tool_in_ci(tool, std::env::var("CI").is_ok_and(|v| v == "true"))
+}
+
+/// [`require_tool`] with the CI switch given (so that a test can check what CI does).
+pub fn require_tool_in_ci(tool: &str, ci: bool) -> bool {
     let found =
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     if found {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if ci {
         panic!("{tool} is required in CI (CI=true) but is not installed");
     }
     eprintln!("SKIPPED: {tool} is not installed (in CI this test fails instead)");
@@ -105,56 +110,82 @@ pub struct Admin {
 impl TestServer {
     /// A fresh server on 127.0.0.1 with an empty temporary data directory.
     pub async fn start() -> TestServer {
-        Self::fresh("127.0.0.1", None, None, &[]).await
+        Self::fresh("127.0.0.1", None, Tls::Off, &[]).await
     }
 
     /// A fresh server on 127.0.0.1 started with extra `wharf serve` flags (e.g. token lifetimes).
     pub async fn start_with(flags: &[&str]) -> TestServer {
-        Self::fresh("127.0.0.1", None, None, flags).await
+        Self::fresh("127.0.0.1", None, Tls::Off, flags).await
     }
 
     /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) with registries under
-    /// `domain`. Python's TLS stack refuses a certificate for `*.localhost` (a wildcard over a
-    /// whole top-level domain), so the Azure SDKs and az need a two-label domain such as
-    /// `wharf.localhost`; nss-myhostname resolves every name under `.localhost`.
+    /// `--domain domain` (e.g. to test a domain other than the default).
     pub async fn start_tls(domain: &str) -> TestServer {
-        Self::fresh("127.0.0.1", None, Some(domain), &[]).await
+        Self::fresh("127.0.0.1", None, Tls::Domain(domain), &[]).await
     }
 
-    /// [`TestServer::start_tls`] on a fixed `port` of 127.0.0.1 (443 for clients that drop the
-    /// port from the login authority, as MSAL's user-realm lookup does).
+    /// [`TestServer::start_tls`] on a fixed `port` of 127.0.0.1.
     pub async fn start_tls_on(domain: &str, port: u16) -> TestServer {
-        Self::fresh("127.0.0.1", Some(port), Some(domain), &[]).await
+        Self::fresh("127.0.0.1", Some(port), Tls::Domain(domain), &[]).await
+    }
+
+    /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) on the default domain (no
+    /// `--domain`): registries are `{name}.localhost:PORT`. nss-myhostname answers those names
+    /// with `::1` first; clients that try every address then reach 127.0.0.1.
+    pub async fn start_tls_default() -> TestServer {
+        Self::fresh("127.0.0.1", None, Tls::DefaultDomain, &[]).await
+    }
+
+    /// [`TestServer::start_tls_default`] on a fixed `port` of 127.0.0.1 (443 for clients that
+    /// drop the port from the login authority, as MSAL's user-realm lookup does).
+    pub async fn start_tls_default_on(port: u16) -> TestServer {
+        Self::fresh("127.0.0.1", Some(port), Tls::DefaultDomain, &[]).await
+    }
+
+    /// [`TestServer::start_tls_default`] listening on `[::1]`, where `*.localhost` resolves
+    /// first: what the documented commands reach.
+    pub async fn start_tls_default_v6() -> TestServer {
+        Self::fresh("[::1]", None, Tls::DefaultDomain, &[]).await
     }
 
     /// A fresh server listening on `[::1]` (host-style names `*.localhost` resolve there first).
     pub async fn start_v6() -> TestServer {
-        Self::fresh("[::1]", None, None, &[]).await
+        Self::fresh("[::1]", None, Tls::Off, &[]).await
+    }
+
+    /// A fresh server on 127.0.0.1 whose process may open at most `nofile` files
+    /// (`RLIMIT_NOFILE`, soft and hard, set by util-linux `prlimit`), with extra `flags`.
+    pub async fn start_with_nofile(nofile: u64, flags: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let launch = Launch { ip: "127.0.0.1", port: None, tls: Tls::Off, flags, nofile: Some(nofile) };
+        let mut s = Self::launch(&data, &launch).await;
+        s._dir = Some(dir);
+        s
     }
 
     /// A server on a new temporary data directory, removed when the server is dropped.
-    async fn fresh(ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
+    async fn fresh(ip: &str, port: Option<u16>, tls: Tls<'_>, flags: &[&str]) -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let mut s = Self::launch(&data, ip, port, tls_domain, flags).await;
+        let mut s = Self::launch(&data, &Launch { ip, port, tls, flags, nofile: None }).await;
         s._dir = Some(dir);
         s
     }
 
     /// A server on an existing data directory (to restart after a crash), on `port` if given.
     pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", port, None, &[]).await
+        Self::launch(data_dir, &Launch { ip: "127.0.0.1", port, tls: Tls::Off, flags: &[], nofile: None }).await
     }
 
-    /// Starts `wharf serve` with extra `flags`; with `tls_domain`, over TLS with that registry
-    /// domain.
-    async fn launch(
-        data_dir: &Path,
-        ip: &str,
-        port: Option<u16>,
-        tls_domain: Option<&str>,
-        flags: &[&str],
-    ) -> TestServer {
+    /// Starts `wharf serve` as `launch` says.
+    async fn launch(data_dir: &Path, launch: &Launch<'_>) -> TestServer {
+        let &Launch { ip, port, tls, flags, nofile } = launch;
+        let tls_domain = match tls {
+            Tls::Off => None,
+            Tls::DefaultDomain => Some("localhost"),
+            Tls::Domain(d) => Some(d),
+        };
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -165,9 +196,24 @@ impl TestServer {
                 std::process::id() as u64 * 1000 + port as u64
             ));
             let log_file = std::fs::File::create(&log).expect("log file");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+            let mut cmd = match nofile {
+                None => Command::new(env!("CARGO_BIN_EXE_wharf")),
+                Some(n) => {
+                    let mut c = Command::new("prlimit");
+                    c.arg(format!("--nofile={n}:{n}")).arg("--").arg(env!("CARGO_BIN_EXE_wharf"));
+                    c
+                }
+            };
             cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(format!("{ip}:{port}"));
-            cmd.arg("--domain").arg(tls_domain.unwrap_or("localhost"));
+            match tls {
+                Tls::DefaultDomain => {}
+                Tls::Off => {
+                    cmd.arg("--domain").arg("localhost");
+                }
+                Tls::Domain(d) => {
+                    cmd.arg("--domain").arg(d);
+                }
+            }
             if tls_domain.is_some() {
                 cmd.arg("--tls-self-signed");
             }
@@ -492,6 +538,26 @@ impl TestServer {
             None => rb,
         }
     }
+}
+
+/// Whether and how the harness serves TLS.
+#[derive(Clone, Copy)]
+enum Tls<'a> {
+    Off,
+    /// `--tls-self-signed` without `--domain`.
+    DefaultDomain,
+    /// `--tls-self-signed --domain {0}`.
+    Domain(&'a str),
+}
+
+/// How the harness starts `wharf serve`.
+struct Launch<'a> {
+    ip: &'a str,
+    port: Option<u16>,
+    tls: Tls<'a>,
+    flags: &'a [&'a str],
+    /// `RLIMIT_NOFILE` of the server process.
+    nofile: Option<u64>,
 }
 
 fn free_port_v6() -> u16 {

@@ -61,9 +61,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WHARF_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Serve TLS with a certificate signed by a local CA that Wharf creates in
-    /// {data-dir}/tls/ca.crt (for localhost, *.localhost, 127.0.0.1, ::1 and the domain).
-    /// Clients trust it through that file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
+    /// Serve TLS with certificates signed by a local CA that Wharf creates in
+    /// {data-dir}/tls/ca.crt: a default one (localhost, the domain, 127.0.0.1, ::1, the listen
+    /// address) and one per login server {registry}.{domain}, issued at its first handshake.
+    /// Clients trust the CA file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
     #[arg(long, env = "WHARF_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 

@@ -125,13 +125,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config::TlsMode::Files { cert, key } => Some(tls::acceptor(cert, key)?),
         config::TlsMode::SelfSigned => {
             std::fs::create_dir_all(&config.data_dir)?;
-            let paths = tls::self_signed(&config.data_dir, &config.domain)?;
+            let paths = tls::self_signed(&config.data_dir, &config.domain, config.listen.ip())?;
             println!(
                 "TLS: certificate signed by the local CA {}; trust it with e.g. export REQUESTS_CA_BUNDLE={}",
                 paths.ca_cert.display(),
                 paths.ca_cert.display()
             );
-            Some(tls::acceptor(&paths.cert, &paths.key)?)
+            Some(tls::self_signed_acceptor(&paths, &config.domain)?)
         }
     };
     let state = bootstrap::open(config.clone(), local.port()).await?;
