@@ -63,6 +63,7 @@ pub async fn open(config: Config, listen_port: u16) -> anyhow::Result<Arc<AppSta
         secret_key,
         router: std::sync::OnceLock::new(),
         tls_acceptor: std::sync::OnceLock::new(),
+        connection_limits: std::sync::OnceLock::new(),
         private_listeners: std::sync::Mutex::new(std::collections::HashMap::new()),
     });
     if state.meta.setting_get(BOOTSTRAPPED_KEY).await?.is_none() {

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -52,6 +53,32 @@ pub struct ServeArgs {
     /// the header does not parse, the proxy's own address is judged [default: x-forwarded-for].
     #[arg(long, env = "WHARF_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
     pub trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
+
+    /// Seconds a connection has to deliver a complete request head once it waits for one:
+    /// after it is accepted (including the TLS handshake and HTTP/2's preface) and, on
+    /// HTTP/1.1, after each response, 1 to 3600 [default: 30].
+    #[arg(long, env = "WHARF_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+
+    /// Seconds a kept-alive connection may stay open with no request in progress, 1 to 3600
+    /// [default: 60].
+    #[arg(long, env = "WHARF_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Longest pause, in seconds, between two pieces of a request body; a body that keeps
+    /// arriving is never cut off, however long it takes, 1 to 3600 [default: 60].
+    #[arg(long, env = "WHARF_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub body_read_timeout: Option<u64>,
+
+    /// Open connections allowed from one client address (IPv6: one /64); trusted proxies are
+    /// exempt [default: 256].
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
+
+    /// Open connections allowed in total, over every listener; never more than the
+    /// file-descriptor limit allows [default: 8192, or less as the fd limit allows].
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
 
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WHARF_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
@@ -103,6 +130,11 @@ struct FileConfig {
     tls_self_signed: Option<bool>,
     trusted_proxy: Option<Vec<ipnet::IpNet>>,
     trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_read_timeout: Option<u64>,
+    max_connections_per_client: Option<usize>,
+    max_connections: Option<usize>,
     directory_token_lifetime: Option<u32>,
     registry_refresh_token_lifetime: Option<u32>,
     registry_access_token_lifetime: Option<u32>,
@@ -138,6 +170,32 @@ impl Default for TokenTimes {
     }
 }
 
+/// Limits on connections, shared by the public and the private-endpoint listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_per_client: usize,
+    /// The configured total; the listeners lower it to what the fd limit allows.
+    pub max_total: usize,
+}
+
+/// Largest timeout accepted, in seconds.
+pub const MAX_CONNECTION_TIMEOUT: u64 = 3600;
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            max_per_client: 256,
+            max_total: 8192,
+        }
+    }
+}
+
 /// How the public listener does TLS.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsMode {
@@ -159,6 +217,7 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub trusted_proxy_header: wharf_netrules::ForwardedHeader,
     pub tokens: TokenTimes,
+    pub connections: ConnectionSettings,
 }
 
 impl Config {
@@ -215,8 +274,48 @@ impl ServeArgs {
                 v => anyhow::bail!("--token-clock-skew must be between 0 and {MAX_CLOCK_SKEW} seconds, not {v}"),
             },
         };
+        let conn_defaults = ConnectionSettings::default();
+        let timeout =
+            |name: &str, flag: Option<u64>, file: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
+                match flag.or(file) {
+                    None => Ok(default),
+                    Some(v) if (1..=MAX_CONNECTION_TIMEOUT).contains(&v) => Ok(Duration::from_secs(v)),
+                    Some(v) => {
+                        anyhow::bail!("--{name} must be between 1 and {MAX_CONNECTION_TIMEOUT} seconds, not {v}")
+                    }
+                }
+            };
+        let count = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| -> anyhow::Result<usize> {
+            match flag.or(file).unwrap_or(default) {
+                0 => anyhow::bail!("--{name} must be at least 1"),
+                v => Ok(v),
+            }
+        };
+        let connections = ConnectionSettings {
+            header_read_timeout: timeout(
+                "header-read-timeout",
+                self.header_read_timeout,
+                file.header_read_timeout,
+                conn_defaults.header_read_timeout,
+            )?,
+            idle_timeout: timeout("idle-timeout", self.idle_timeout, file.idle_timeout, conn_defaults.idle_timeout)?,
+            body_read_timeout: timeout(
+                "body-read-timeout",
+                self.body_read_timeout,
+                file.body_read_timeout,
+                conn_defaults.body_read_timeout,
+            )?,
+            max_per_client: count(
+                "max-connections-per-client",
+                self.max_connections_per_client,
+                file.max_connections_per_client,
+                conn_defaults.max_per_client,
+            )?,
+            max_total: count("max-connections", self.max_connections, file.max_connections, conn_defaults.max_total)?,
+        };
         Ok(Config {
             tokens,
+            connections,
             trusted_proxy_header: self.trusted_proxy_header.or(file.trusted_proxy_header).unwrap_or_default(),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
@@ -264,6 +363,43 @@ mod tests {
         std::fs::write(&path, "trusted_proxy_header = \"forwarded\"\n").unwrap();
         let c = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap();
         assert_eq!(c.trusted_proxy_header, wharf_netrules::ForwardedHeader::Forwarded);
+    }
+
+    #[test]
+    fn connection_settings_come_from_flags_or_file_and_are_bounded() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().connections, ConnectionSettings::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = 5\nidle_timeout = 7\nbody_read_timeout = 9\nmax_connections_per_client = 3\n\
+             max_connections = 40\n",
+        )
+        .unwrap();
+        let args = ServeArgs { config: Some(path), idle_timeout: Some(8), ..Default::default() };
+        let c = args.resolve().unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionSettings {
+                header_read_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(8),
+                body_read_timeout: Duration::from_secs(9),
+                max_per_client: 3,
+                max_total: 40,
+            }
+        );
+        for (bad, flag) in [
+            (ServeArgs { header_read_timeout: Some(0), ..Default::default() }, "--header-read-timeout"),
+            (
+                ServeArgs { body_read_timeout: Some(MAX_CONNECTION_TIMEOUT + 1), ..Default::default() },
+                "--body-read-timeout",
+            ),
+            (ServeArgs { max_connections: Some(0), ..Default::default() }, "--max-connections"),
+            (ServeArgs { max_connections_per_client: Some(0), ..Default::default() }, "--max-connections-per-client"),
+        ] {
+            let err = format!("{:#}", bad.resolve().unwrap_err());
+            assert!(err.contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -116,6 +116,9 @@ async fn oauth2(state: Arc<AppState>, req: Request<Body>) -> Response {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     init_logging(&config.log);
+    let fd = listener::raise_fd_limit();
+    let limits = Arc::new(listener::ConnectionLimits::new(config.connections, fd, config.trusted_proxies.clone()));
+    tracing::info!(open_files = ?fd.soft, raised_from = ?fd.raised_from, max_connections = limits.max_total, "connection limits");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -158,13 +161,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
+    let _ = state.connection_limits.set(limits.clone());
     private_link::restore_all(&state).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    listener::serve(listener, acceptor, listener::ListenerKind::Public, app, stop_rx).await?;
+    listener::serve(listener, acceptor, listener::ListenerKind::Public, app, limits, stop_rx).await?;
     for (_, stop) in state.private_listeners.lock().expect("listeners lock").drain() {
         let _ = stop.send(true);
     }
