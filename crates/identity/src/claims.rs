@@ -32,13 +32,21 @@ pub const DEFAULT_GRAPH_AUDIENCE: &str = "https://graph.microsoft.com/";
 /// What a directory token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Audience {
-    /// The management (ARM-shaped) API.
+    /// The management (ARM-shaped) API, by ARM's public names.
     Management,
+    /// The management API by its own endpoint URL ([`Audiences::with_management_endpoint`]),
+    /// as ARM also accepts `https://management.azure.com/`. The management plane accepts it
+    /// beside [`Audience::Management`] ([`MANAGEMENT_PLANE`]); `/oauth2/exchange`, which takes
+    /// ARM tokens, does not.
+    ManagementEndpoint,
     /// Container registries (the token is exchanged at `/oauth2/exchange`).
     ContainerRegistry,
     /// The Graph-shaped directory API.
     Graph,
 }
+
+/// What the management plane accepts: ARM's public names and its own endpoint URL.
+pub const MANAGEMENT_PLANE: [Audience; 2] = [Audience::Management, Audience::ManagementEndpoint];
 
 /// The audience names a deployment answers to. Graph's is configurable: az sends the cloud's
 /// `microsoftGraphResourceId` (for Wharf, typically the deployment's own base URL). The
@@ -93,29 +101,27 @@ impl Audiences {
     pub fn claim_value(&self, audience: Audience) -> String {
         match audience {
             Audience::Management => MANAGEMENT_AUDIENCE.to_owned(),
+            Audience::ManagementEndpoint => {
+                self.management_endpoint.clone().unwrap_or_else(|| MANAGEMENT_AUDIENCE.to_owned())
+            }
             Audience::ContainerRegistry => CONTAINER_REGISTRY_AUDIENCE.to_owned(),
             Audience::Graph => self.graph.clone(),
         }
     }
 
-    /// The resource names that identify an audience at the token endpoints: ARM's public names,
-    /// the registry audience, the Graph id. The management endpoint is not among them (see
-    /// [`Audiences::classify`]).
+    /// The resource names of an audience.
     fn names(&self, audience: Audience) -> Vec<&str> {
         match audience {
             Audience::Management => vec![MANAGEMENT_AUDIENCE, MANAGEMENT_AUDIENCE_ALT],
+            Audience::ManagementEndpoint => self.management_endpoint.iter().map(String::as_str).collect(),
             Audience::ContainerRegistry => vec![CONTAINER_REGISTRY_AUDIENCE],
             Audience::Graph => vec![self.graph.as_str()],
         }
     }
 
-    /// Every `aud` spelling accepted for an audience (with and without trailing slash); for
-    /// the management plane, its endpoint URL too.
+    /// Every `aud` spelling accepted for an audience (with and without trailing slash).
     pub fn spellings(&self, audience: Audience) -> Vec<String> {
-        let mut bases = self.names(audience);
-        if let (Audience::Management, Some(endpoint)) = (audience, &self.management_endpoint) {
-            bases.push(endpoint);
-        }
+        let bases = self.names(audience);
         let mut out = Vec::new();
         for b in bases {
             let trimmed = b.trim_end_matches('/');
@@ -126,22 +132,18 @@ impl Audiences {
     }
 
     /// Which audience a resource URL names (`https://management.azure.com/`,
-    /// `https://containerregistry.azure.net`, the Graph id …), ignoring case, a default port
-    /// and trailing slashes. The management endpoint names the management plane unless it is
-    /// also the Graph id (Wharf serves both at its base URL): that token then carries the
-    /// shared URL as `aud`, which both planes accept.
+    /// `https://containerregistry.azure.net`, the Graph id, the management endpoint …),
+    /// ignoring case, a default port and trailing slashes. When the management endpoint is also
+    /// the Graph id (Wharf serves both at its base URL), the URL names Graph: the token carries
+    /// the shared URL as `aud`, which both planes accept.
     pub fn classify(&self, resource: &str) -> Option<Audience> {
         let r = normalize_resource(resource);
         if r.is_empty() {
             return None;
         }
-        let named = |names: Vec<&str>| names.iter().any(|s| normalize_resource(s) == r);
-        [Audience::Management, Audience::ContainerRegistry, Audience::Graph]
+        [Audience::Management, Audience::ContainerRegistry, Audience::Graph, Audience::ManagementEndpoint]
             .into_iter()
-            .find(|a| named(self.names(*a)))
-            .or_else(|| {
-                self.management_endpoint.as_deref().filter(|e| normalize_resource(e) == r).map(|_| Audience::Management)
-            })
+            .find(|a| self.names(*a).iter().any(|s| normalize_resource(s) == r))
     }
 
     /// The audience of an OAuth2 v2 `scope` value: one `{resource}/.default` (az sends
@@ -754,29 +756,31 @@ mod tests {
         let audience = shared.audiences.parse_scope("https://127.0.0.1:8443/.default").unwrap();
         let issued = shared.issue(&keys, &aci_identity(), audience, t0()).unwrap();
         assert_eq!(issued.claims.aud, endpoint);
-        for plane in [Audience::Management, Audience::Graph] {
-            assert!(shared.validate(&keys, &issued.token, &[plane], t0(), &NoRevocations).is_ok(), "{plane:?}");
+        assert!(shared.validate(&keys, &issued.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
+        assert!(shared.validate(&keys, &issued.token, &[Audience::Graph], t0(), &NoRevocations).is_ok());
+        // Not where only ARM's public names count (the registry exchange), nor for registries.
+        for door in [&[Audience::ContainerRegistry, Audience::Management][..], &[Audience::Management]] {
+            assert!(matches!(
+                shared.validate(&keys, &issued.token, door, t0(), &NoRevocations),
+                Err(TokenError::WrongAudience { .. })
+            ));
         }
-        assert!(matches!(
-            shared.validate(&keys, &issued.token, &[Audience::ContainerRegistry], t0(), &NoRevocations),
-            Err(TokenError::WrongAudience { .. })
-        ));
         // The ARM names keep working, and still only for the management plane.
         let arm = shared.issue(&keys, &aci_identity(), Audience::Management, t0()).unwrap();
-        assert!(shared.validate(&keys, &arm.token, &[Audience::Management], t0(), &NoRevocations).is_ok());
+        assert!(shared.validate(&keys, &arm.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
         assert!(shared.validate(&keys, &arm.token, &[Audience::Graph], t0(), &NoRevocations).is_err());
 
         // With a Graph id of its own, the endpoint names the management plane alone.
         let separate =
             issuer().with_audiences(Audiences::new(DEFAULT_GRAPH_AUDIENCE).with_management_endpoint(endpoint));
-        assert_eq!(separate.audiences.parse_scope("https://127.0.0.1:8443//.default").unwrap(), Audience::Management);
-        let mut c = separate.claims_for(&aci_identity(), Audience::Management, t0());
-        c.aud = "https://127.0.0.1:8443".into();
-        let token = jwt::encode(&keys, &c).unwrap();
-        assert!(separate.validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_ok());
-        assert!(separate.validate(&keys, &token, &[Audience::Graph], t0(), &NoRevocations).is_err());
+        let audience = separate.audiences.parse_scope("https://127.0.0.1:8443//.default").unwrap();
+        assert_eq!(audience, Audience::ManagementEndpoint);
+        let token = separate.issue(&keys, &aci_identity(), audience, t0()).unwrap();
+        assert_eq!(token.claims.aud, endpoint);
+        assert!(separate.validate(&keys, &token.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
+        assert!(separate.validate(&keys, &token.token, &[Audience::Graph], t0(), &NoRevocations).is_err());
         // Without the setting, the endpoint is not a management audience.
-        assert!(issuer().validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_err());
+        assert!(issuer().validate(&keys, &token.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_err());
         // Another port or scheme is another resource.
         assert!(separate.audiences.parse_scope("https://127.0.0.1:9443/.default").is_err());
         assert!(separate.audiences.parse_scope("http://127.0.0.1:8443/.default").is_err());
