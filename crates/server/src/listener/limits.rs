@@ -155,20 +155,29 @@ impl Activity {
         self.state.lock().expect("activity lock").idle_since
     }
 
-    fn evict(&self) {
-        self.state.lock().expect("activity lock").evicted = true;
+    /// Marks the connection to be closed if it is still idle; false if a request started
+    /// since it was picked.
+    fn try_evict(&self) -> bool {
+        let mut s = self.state.lock().expect("activity lock");
+        if s.in_flight > 0 || s.evicted {
+            return false;
+        }
+        s.evicted = true;
+        drop(s);
         self.changed.notify_waiters();
+        true
     }
 
     /// When to close the connection, from what it is doing: `Ok(None)` while a request is in
     /// progress, `Err` when it must close now.
     fn deadline(&self, header_read: Duration, idle: Duration) -> Result<Option<(TokioInstant, Close)>, Close> {
         let s = self.state.lock().expect("activity lock");
-        if s.evicted {
-            return Err(Close::Evicted);
-        }
+        // A request that started as the connection was picked is served first.
         if s.in_flight > 0 {
             return Ok(None);
+        }
+        if s.evicted {
+            return Err(Close::Evicted);
         }
         Ok(Some(match s.requests {
             0 => (s.idle_since + header_read, Close::NoRequest),
@@ -267,10 +276,9 @@ impl ConnectionLimits {
         let refusal = if !exempt && held >= self.settings.max_per_client {
             Some(Refusal::PerClient)
         } else if inner.open.len() - inner.evicting >= self.max_total {
-            match inner.pick_victim() {
-                Some(id) => {
-                    let (victim_key, activity) = inner.open.get(&id).expect("a victim is open").clone();
-                    activity.evict();
+            let victim = inner.pick_victim().and_then(|id| inner.open.get(&id).cloned()).filter(|(_, a)| a.try_evict());
+            match victim {
+                Some((victim_key, _)) => {
                     inner.evicting += 1;
                     let (open, max_total) = (inner.open.len(), self.max_total);
                     self.evicted.log(|suppressed| {
@@ -451,6 +459,20 @@ mod tests {
         let survivor = if attacker1.activity.is_idle() { &attacker1 } else { &attacker2 };
         let _busy2 = survivor.activity.begin();
         assert_eq!(limits.admit(ip("127.0.0.7")).unwrap_err(), Refusal::Total);
+    }
+
+    #[test]
+    fn a_request_that_starts_as_its_connection_is_picked_is_served_first() {
+        let activity = Arc::new(Activity::new());
+        assert!(activity.try_evict());
+        assert!(!activity.try_evict(), "evicted once");
+        let request = activity.begin();
+        assert_eq!(activity.deadline(Duration::ZERO, Duration::ZERO), Ok(None));
+        drop(request);
+        assert_eq!(activity.deadline(Duration::ZERO, Duration::ZERO), Err(Close::Evicted));
+        let busy = Arc::new(Activity::new());
+        let _request = busy.begin();
+        assert!(!busy.try_evict(), "a busy connection is never evicted");
     }
 
     #[tokio::test(start_paused = true)]
