@@ -77,7 +77,7 @@ async fn fsck_reports_repairs_and_then_finds_the_directory_clean() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(text(&out).contains("No problems found."), "{}", text(&out));
     // The image pushed before is still whole after the repair.
-    let s = TestServer::start_on(&s.data_dir, None).await;
+    let s = TestServer::builder().data_dir(&s.data_dir).start().await;
     let r = send(s.http(reqwest::Method::GET, "/v2/fsckreg/app/manifests/v1").header("accept", OCI_MANIFEST)).await;
     assert_eq!(r.status, reqwest::StatusCode::OK);
 }

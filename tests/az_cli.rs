@@ -15,7 +15,8 @@ use common::{Cli, CliRun, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-const DOMAIN: &str = "wharf.localhost";
+/// The registry domain: the default (the server runs without `--domain`).
+const DOMAIN: &str = "localhost";
 
 /// `.venv/bin/az`. In CI (`CI=true`) a missing one fails the test; elsewhere it is skipped.
 fn require_az() -> Option<PathBuf> {
@@ -193,7 +194,7 @@ fn az_as_subscription_owner(bin: PathBuf, s: &TestServer, cli: &Cli) -> (Az, Str
 #[tokio::test(flavor = "multi_thread")]
 async fn az_runs_the_seed_walkthroughs_unmodified() {
     let Some(bin) = require_az() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::builder().tls().start().await;
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let (az, app_id) = az_as_subscription_owner(bin, &s, &cli);
@@ -639,7 +640,7 @@ fn require_mgmt_sdk() -> Option<PathBuf> {
 async fn sdks_create_update_and_browse_a_registry() {
     use std::io::{BufRead, BufReader, Write};
     let Some(py) = require_mgmt_sdk() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::builder().tls().start().await;
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
@@ -759,7 +760,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     if !require_port_443() {
         return;
     }
-    let s = TestServer::start_tls_on(DOMAIN, 443).await;
+    let s = TestServer::builder().tls().port(443).start().await;
     let cli = Cli::login(&s);
     let admin = s.admin().unwrap().clone();
     let az = Az::new(bin, &s);
@@ -955,7 +956,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
 #[tokio::test(flavor = "multi_thread")]
 async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
     let Some(bin) = require_az() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::builder().tls().start().await;
     let cli = Cli::login(&s);
     let (az, _) = az_as_subscription_owner(bin, &s, &cli);
 

@@ -68,7 +68,7 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
     let digest = sha256(&blob);
     let acked = 300 * 1024;
 
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let reg = s.registry("crashup").await;
     let r = send(reg.v2(Method::POST, "app", "blobs/uploads/")).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
@@ -103,7 +103,7 @@ async fn kill_during_a_chunk_upload_keeps_the_acknowledged_part() {
     drop(reg);
     drop(s);
 
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let r = send(s.http(Method::GET, &loc)).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "the session survives the crash: {}", r.text());
     assert_eq!(
@@ -132,7 +132,7 @@ async fn kill_during_a_monolithic_upload_stores_nothing() {
     let data_dir = dir.path().join("data");
     let blob = data(3 * 1024 * 1024);
     let digest = sha256(&blob);
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let reg = s.registry("crashmono").await;
     let kept = reg.push_blob("app", b"acknowledged before the crash").await;
     let stream = start_streaming(
@@ -149,7 +149,7 @@ async fn kill_during_a_monolithic_upload_stores_nothing() {
     drop(reg);
     drop(s);
 
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let r = send(s.http(Method::HEAD, &format!("/v2/crashmono/app/blobs/{digest}"))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "a half-received blob must not exist");
     let r = send(s.http(Method::GET, &format!("/v2/crashmono/app/blobs/{kept}"))).await;
@@ -179,7 +179,7 @@ async fn absent_or_complete(s: &TestServer, repo: &str, tag: &str, candidate: &[
 async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let reg = s.registry("crashman").await;
     let (stable, stable_digest) = reg.push_image("app", "stable", "crash-stable").await;
 
@@ -222,7 +222,7 @@ async fn kill_during_a_manifest_put_keeps_acknowledged_tags() {
     drop(reg);
     drop(s);
 
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     let r = send(s.http(Method::GET, "/v2/crashman/app/manifests/stable").header("accept", OCI_MANIFEST)).await;
     assert_eq!(r.status, StatusCode::OK, "an acknowledged tag resolves after the crash");
     assert_eq!(&r.body[..], &stable[..]);
@@ -421,7 +421,7 @@ async fn kill_inside_the_final_put_never_loses_an_acknowledged_session() {
     let (mut hits, mut rounds) = (0usize, 0usize);
     let mut seed = 0usize;
     while hits < HITS_WANTED {
-        let s = TestServer::start_on_with(&data_dir, &[], &pause).await;
+        let s = TestServer::builder().data_dir(&data_dir).env(&pause).start().await;
         if rounds == 0 {
             drop(s.registry("crashput").await);
         }
@@ -468,7 +468,7 @@ async fn kill_inside_the_final_put_never_loses_an_acknowledged_session() {
     assert!(finding_kinds(&report).contains(&"upload-commit-interrupted".to_string()), "{report:#}");
 
     // A last start without the hook completes it; every session resumes or is committed.
-    let s = TestServer::start_on(&data_dir, None).await;
+    let s = TestServer::builder().data_dir(&data_dir).start().await;
     for t in last_round.drain(..) {
         let o = outcome(&s, &t).await;
         if t.hit || t.acknowledged {

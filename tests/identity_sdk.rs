@@ -38,10 +38,6 @@ fn require_sdk_python() -> Option<PathBuf> {
     None
 }
 
-/// The registry domain: two labels, which Python's TLS stack accepts in a certificate
-/// (see `TestServer::start_tls`).
-const DOMAIN: &str = "wharf.localhost";
-
 async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut rb = s.client().request(method.clone(), format!("{}{path}", s.base())).bearer_auth(token);
     if let Some(b) = body {
@@ -57,7 +53,7 @@ async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Opt
 #[tokio::test]
 async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let Some(py) = require_sdk_python() else { return };
-    let s = TestServer::start_tls(DOMAIN).await;
+    let s = TestServer::builder().tls().start().await;
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(s.data_dir.join("bootstrap-credentials.json")).unwrap()).unwrap();
     let (tenant, sub) =

@@ -14,7 +14,7 @@ use serde_json::Value;
 #[tokio::test]
 async fn the_registry_sdk_works_on_nested_repository_names() {
     let Some(py) = require_venv_python() else { return };
-    let s = TestServer::start_tls("wharf.localhost").await;
+    let s = TestServer::builder().tls().start().await;
     let cli = Cli::login(&s);
     let (app, secret, _) = service_principal(
         &cli,

@@ -27,7 +27,7 @@ async fn patch(s: &TestServer, loc: &str, body: &[u8]) -> String {
 
 #[tokio::test]
 async fn idle_sessions_expire_with_their_bytes_and_active_ones_stay() {
-    let s = TestServer::start_with(&["--upload-idle-timeout", "4"]).await;
+    let s = TestServer::builder().flags(&["--upload-idle-timeout", "4"]).start().await;
     let _reg = s.registry("idlereg").await;
     let r = open_session(&s, "/v2/idlereg/app").await;
     let idle = patch(&s, r.header("location").unwrap(), b"abandoned after one chunk").await;
@@ -77,7 +77,10 @@ fn expect_cap(r: &Reply, setting: &str, limit: u64) {
 
 #[tokio::test]
 async fn open_sessions_are_capped_per_principal_and_per_registry() {
-    let s = TestServer::start_with(&["--max-uploads-per-principal", "3", "--max-uploads-per-registry", "4"]).await;
+    let s = TestServer::builder()
+        .flags(&["--max-uploads-per-principal", "3", "--max-uploads-per-registry", "4"])
+        .start()
+        .await;
     let _one = s.registry("capone").await;
     let _two = s.registry("captwo").await;
     let mut mine = Vec::new();

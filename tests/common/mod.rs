@@ -38,12 +38,17 @@ pub fn sha512(bytes: &[u8]) -> String {
 /// Whether an external client is installed. In CI (`CI=true`) a missing client fails the test;
 /// elsewhere the test is skipped with the reason printed.
 pub fn require_tool(tool: &str) -> bool {
+    require_tool_in_ci(tool, std::env::var("CI").is_ok_and(|v| v == "true"))
+}
+
+/// [`require_tool`] with the CI switch given (so that a test can check what CI does).
+pub fn require_tool_in_ci(tool: &str, ci: bool) -> bool {
     let found =
         std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false);
     if found {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
+    if ci {
         panic!("{tool} is required in CI (CI=true) but is not installed");
     }
     eprintln!("SKIPPED: {tool} is not installed (in CI this test fails instead)");
@@ -103,65 +108,29 @@ pub struct Admin {
 }
 
 impl TestServer {
-    /// A fresh server on 127.0.0.1 with an empty temporary data directory.
+    /// A fresh server as a user gets it: 127.0.0.1, plain HTTP, the default domain, an empty
+    /// temporary data directory. [`TestServer::builder`] for anything else.
     pub async fn start() -> TestServer {
-        Self::fresh("127.0.0.1", None, None, &[]).await
+        Self::builder().start().await
     }
 
-    /// A fresh server on 127.0.0.1 started with extra `wharf serve` flags (e.g. token lifetimes).
-    pub async fn start_with(flags: &[&str]) -> TestServer {
-        Self::fresh("127.0.0.1", None, None, flags).await
+    /// How to start a server other than [`TestServer::start`]'s.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
     }
 
-    /// A fresh server on 127.0.0.1 serving TLS (`--tls-self-signed`) with registries under
-    /// `domain`. Python's TLS stack refuses a certificate for `*.localhost` (a wildcard over a
-    /// whole top-level domain), so the Azure SDKs and az need a two-label domain such as
-    /// `wharf.localhost`; nss-myhostname resolves every name under `.localhost`.
-    pub async fn start_tls(domain: &str) -> TestServer {
-        Self::fresh("127.0.0.1", None, Some(domain), &[]).await
-    }
-
-    /// [`TestServer::start_tls`] on a fixed `port` of 127.0.0.1 (443 for clients that drop the
-    /// port from the login authority, as MSAL's user-realm lookup does).
-    pub async fn start_tls_on(domain: &str, port: u16) -> TestServer {
-        Self::fresh("127.0.0.1", Some(port), Some(domain), &[]).await
-    }
-
-    /// A fresh server listening on `[::1]` (host-style names `*.localhost` resolve there first).
-    pub async fn start_v6() -> TestServer {
-        Self::fresh("[::1]", None, None, &[]).await
-    }
-
-    /// A server on a new temporary data directory, removed when the server is dropped.
-    async fn fresh(ip: &str, port: Option<u16>, tls_domain: Option<&str>, flags: &[&str]) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let mut s = Self::launch(&data, ip, port, tls_domain, flags, &[]).await;
-        s._dir = Some(dir);
-        s
-    }
-
-    /// A server on an existing data directory (to restart after a crash), on `port` if given.
-    pub async fn start_on(data_dir: &Path, port: Option<u16>) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", port, None, &[], &[]).await
-    }
-
-    /// A server on an existing data directory with extra `flags` and environment variables
-    /// (such as the storage's test-only hooks).
-    pub async fn start_on_with(data_dir: &Path, flags: &[&str], env: &[(&str, &str)]) -> TestServer {
-        Self::launch(data_dir, "127.0.0.1", None, None, flags, env).await
-    }
-
-    /// Starts `wharf serve` with extra `flags` and `env`; with `tls_domain`, over TLS with that
-    /// registry domain.
-    async fn launch(
-        data_dir: &Path,
-        ip: &str,
-        port: Option<u16>,
-        tls_domain: Option<&str>,
-        flags: &[&str],
-        env: &[(&str, &str)],
-    ) -> TestServer {
+    /// Starts `wharf serve` as `b` says.
+    async fn launch(b: ServerBuilder) -> TestServer {
+        let (data_dir, dir) = match b.data_dir {
+            Some(d) => (d, None),
+            None => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                (dir.path().join("data"), Some(dir))
+            }
+        };
+        let data_dir = data_dir.as_path();
+        let ip = if b.ipv6 { "[::1]" } else { "127.0.0.1" };
+        let port = b.port;
         std::fs::create_dir_all(data_dir).expect("data dir");
         let mut last_err = String::new();
         for attempt in 0..5 {
@@ -172,14 +141,23 @@ impl TestServer {
                 std::process::id() as u64 * 1000 + port as u64
             ));
             let log_file = std::fs::File::create(&log).expect("log file");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+            let mut cmd = match b.nofile {
+                None => Command::new(env!("CARGO_BIN_EXE_wharf")),
+                Some(n) => {
+                    let mut c = Command::new("prlimit");
+                    c.arg(format!("--nofile={n}:{n}")).arg("--").arg(env!("CARGO_BIN_EXE_wharf"));
+                    c
+                }
+            };
             cmd.arg("serve").arg("--data-dir").arg(data_dir).arg("--listen").arg(format!("{ip}:{port}"));
-            cmd.arg("--domain").arg(tls_domain.unwrap_or("localhost"));
-            if tls_domain.is_some() {
+            if let Some(d) = &b.domain {
+                cmd.arg("--domain").arg(d);
+            }
+            if b.tls {
                 cmd.arg("--tls-self-signed");
             }
-            cmd.args(flags);
-            cmd.envs(env.iter().copied());
+            cmd.args(&b.flags);
+            cmd.envs(b.env.iter().map(|(k, v)| (k, v)));
             let child = cmd
                 .env("WHARF_LOG", "info")
                 .stdin(Stdio::null())
@@ -198,11 +176,12 @@ impl TestServer {
                 token: None,
                 log,
                 client: reqwest::Client::builder().no_proxy().build().unwrap(),
-                domain: tls_domain.unwrap_or("localhost").to_string(),
-                tls_ca: tls_domain.map(|_| data_dir.join("tls/ca.crt")),
+                domain: b.domain.clone().unwrap_or_else(|| "localhost".into()),
+                tls_ca: b.tls.then(|| data_dir.join("tls/ca.crt")),
             };
             match s.wait_ready().await {
                 Ok(()) => {
+                    s._dir = dir;
                     s.sign_in().await;
                     let (st, subs) = s.mgmt(Method::GET, "/subscriptions", None).await;
                     assert_eq!(st, StatusCode::OK, "listing subscriptions: {subs}");
@@ -499,6 +478,76 @@ impl TestServer {
             Some((u, p)) => rb.basic_auth(u, Some(p)),
             None => rb,
         }
+    }
+}
+
+/// How a test wants `wharf serve` started. Every setting left alone is the user's default.
+#[derive(Default)]
+pub struct ServerBuilder {
+    ipv6: bool,
+    port: Option<u16>,
+    tls: bool,
+    domain: Option<String>,
+    flags: Vec<String>,
+    env: Vec<(String, String)>,
+    nofile: Option<u64>,
+    data_dir: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    /// Listen on `[::1]`, where nss-myhostname resolves `*.localhost` first: what the
+    /// documented commands reach.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
+        self
+    }
+
+    /// Listen on this port (443 for clients that drop the port from the login authority, as
+    /// MSAL's user-realm lookup does) instead of a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Serve TLS with `--tls-self-signed`; clients trust [`TestServer::tls_ca`].
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// A registry domain other than the default `localhost` (`--domain`).
+    pub fn domain(mut self, domain: &str) -> Self {
+        self.domain = Some(domain.to_string());
+        self
+    }
+
+    /// Extra `wharf serve` flags.
+    pub fn flags(mut self, flags: &[&str]) -> Self {
+        self.flags.extend(flags.iter().map(|f| f.to_string()));
+        self
+    }
+
+    /// Extra environment variables (such as the storage's test-only hooks).
+    pub fn env(mut self, vars: &[(&str, &str)]) -> Self {
+        self.env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self
+    }
+
+    /// At most `n` open files for the process (`RLIMIT_NOFILE`, soft and hard, set by
+    /// util-linux `prlimit`).
+    pub fn nofile(mut self, n: u64) -> Self {
+        self.nofile = Some(n);
+        self
+    }
+
+    /// An existing data directory (to restart after a crash) instead of a new temporary one.
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub async fn start(self) -> TestServer {
+        TestServer::launch(self).await
     }
 }
 

@@ -32,19 +32,31 @@ pub const DEFAULT_GRAPH_AUDIENCE: &str = "https://graph.microsoft.com/";
 /// What a directory token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Audience {
-    /// The management (ARM-shaped) API.
+    /// The management (ARM-shaped) API, by ARM's public names.
     Management,
+    /// The management API by its own endpoint URL ([`Audiences::with_management_endpoint`]),
+    /// as ARM also accepts `https://management.azure.com/`. The management plane accepts it
+    /// beside [`Audience::Management`] ([`MANAGEMENT_PLANE`]); `/oauth2/exchange`, which takes
+    /// ARM tokens, does not.
+    ManagementEndpoint,
     /// Container registries (the token is exchanged at `/oauth2/exchange`).
     ContainerRegistry,
     /// The Graph-shaped directory API.
     Graph,
 }
 
-/// The audience names a deployment answers to. Only Graph's is configurable: az sends the
-/// cloud's `microsoftGraphResourceId` (for Wharf, typically the deployment's own base URL).
+/// What the management plane accepts: ARM's public names and its own endpoint URL.
+pub const MANAGEMENT_PLANE: [Audience; 2] = [Audience::Management, Audience::ManagementEndpoint];
+
+/// The audience names a deployment answers to. Graph's is configurable: az sends the cloud's
+/// `microsoftGraphResourceId` (for Wharf, typically the deployment's own base URL). The
+/// management plane answers to ARM's public names and, like Azure Resource Manager, to its own
+/// endpoint URL ([`Audiences::with_management_endpoint`]): the Azure SDK for JavaScript asks
+/// for `{endpoint}/.default`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audiences {
     graph: String,
+    management_endpoint: Option<String>,
 }
 
 impl Default for Audiences {
@@ -75,25 +87,41 @@ const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "offline_access", "email"];
 impl Audiences {
     /// Audiences with the given Graph resource id (e.g. `https://127.0.0.1:8443/`).
     pub fn new(graph_resource: impl Into<String>) -> Self {
-        Self { graph: graph_resource.into() }
+        Self { graph: graph_resource.into(), management_endpoint: None }
+    }
+
+    /// The same names, with the management plane also answering to its endpoint URL (e.g.
+    /// `https://127.0.0.1:8443/`).
+    pub fn with_management_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.management_endpoint = Some(endpoint.into());
+        self
     }
 
     /// The value Wharf writes in `aud` for an audience.
     pub fn claim_value(&self, audience: Audience) -> String {
         match audience {
             Audience::Management => MANAGEMENT_AUDIENCE.to_owned(),
+            Audience::ManagementEndpoint => {
+                self.management_endpoint.clone().unwrap_or_else(|| MANAGEMENT_AUDIENCE.to_owned())
+            }
             Audience::ContainerRegistry => CONTAINER_REGISTRY_AUDIENCE.to_owned(),
             Audience::Graph => self.graph.clone(),
         }
     }
 
-    /// Every `aud` spelling accepted for an audience (with and without trailing slash).
-    pub fn spellings(&self, audience: Audience) -> Vec<String> {
-        let bases: Vec<&str> = match audience {
+    /// The resource names of an audience.
+    fn names(&self, audience: Audience) -> Vec<&str> {
+        match audience {
             Audience::Management => vec![MANAGEMENT_AUDIENCE, MANAGEMENT_AUDIENCE_ALT],
+            Audience::ManagementEndpoint => self.management_endpoint.iter().map(String::as_str).collect(),
             Audience::ContainerRegistry => vec![CONTAINER_REGISTRY_AUDIENCE],
             Audience::Graph => vec![self.graph.as_str()],
-        };
+        }
+    }
+
+    /// Every `aud` spelling accepted for an audience (with and without trailing slash).
+    pub fn spellings(&self, audience: Audience) -> Vec<String> {
+        let bases = self.names(audience);
         let mut out = Vec::new();
         for b in bases {
             let trimmed = b.trim_end_matches('/');
@@ -104,15 +132,18 @@ impl Audiences {
     }
 
     /// Which audience a resource URL names (`https://management.azure.com/`,
-    /// `https://containerregistry.azure.net`, the Graph id …), ignoring case and trailing slashes.
+    /// `https://containerregistry.azure.net`, the Graph id, the management endpoint …),
+    /// ignoring case, a default port and trailing slashes. When the management endpoint is also
+    /// the Graph id (Wharf serves both at its base URL), the URL names Graph: the token carries
+    /// the shared URL as `aud`, which both planes accept.
     pub fn classify(&self, resource: &str) -> Option<Audience> {
         let r = normalize_resource(resource);
         if r.is_empty() {
             return None;
         }
-        [Audience::Management, Audience::ContainerRegistry, Audience::Graph]
+        [Audience::Management, Audience::ContainerRegistry, Audience::Graph, Audience::ManagementEndpoint]
             .into_iter()
-            .find(|a| self.spellings(*a).iter().any(|s| normalize_resource(s) == r))
+            .find(|a| self.names(*a).iter().any(|s| normalize_resource(s) == r))
     }
 
     /// The audience of an OAuth2 v2 `scope` value: one `{resource}/.default` (az sends
@@ -685,6 +716,47 @@ mod tests {
             let token = jwt::encode(&keys, &c).unwrap();
             assert!(issuer().validate(&keys, &token, &[Audience::Management], t0(), &NoRevocations).is_ok(), "{aud}");
         }
+    }
+
+    /// Issue 10 item 12: the Azure SDK for JavaScript asks for `{endpoint}/.default`. As ARM
+    /// does, the management plane accepts its own endpoint URL as the audience.
+    #[test]
+    fn the_management_plane_accepts_its_own_endpoint_url() {
+        let keys = KeySet::generate(t0());
+        let endpoint = "https://127.0.0.1:8443/";
+        // Wharf's shape: Graph and the management plane share the base URL.
+        let shared = issuer().with_audiences(Audiences::new(endpoint).with_management_endpoint(endpoint));
+        let audience = shared.audiences.parse_scope("https://127.0.0.1:8443/.default").unwrap();
+        let issued = shared.issue(&keys, &aci_identity(), audience, t0()).unwrap();
+        assert_eq!(issued.claims.aud, endpoint);
+        assert!(shared.validate(&keys, &issued.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
+        assert!(shared.validate(&keys, &issued.token, &[Audience::Graph], t0(), &NoRevocations).is_ok());
+        // Not where only ARM's public names count (the registry exchange), nor for registries.
+        for door in [&[Audience::ContainerRegistry, Audience::Management][..], &[Audience::Management]] {
+            assert!(matches!(
+                shared.validate(&keys, &issued.token, door, t0(), &NoRevocations),
+                Err(TokenError::WrongAudience { .. })
+            ));
+        }
+        // The ARM names keep working, and still only for the management plane.
+        let arm = shared.issue(&keys, &aci_identity(), Audience::Management, t0()).unwrap();
+        assert!(shared.validate(&keys, &arm.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
+        assert!(shared.validate(&keys, &arm.token, &[Audience::Graph], t0(), &NoRevocations).is_err());
+
+        // With a Graph id of its own, the endpoint names the management plane alone.
+        let separate =
+            issuer().with_audiences(Audiences::new(DEFAULT_GRAPH_AUDIENCE).with_management_endpoint(endpoint));
+        let audience = separate.audiences.parse_scope("https://127.0.0.1:8443//.default").unwrap();
+        assert_eq!(audience, Audience::ManagementEndpoint);
+        let token = separate.issue(&keys, &aci_identity(), audience, t0()).unwrap();
+        assert_eq!(token.claims.aud, endpoint);
+        assert!(separate.validate(&keys, &token.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_ok());
+        assert!(separate.validate(&keys, &token.token, &[Audience::Graph], t0(), &NoRevocations).is_err());
+        // Without the setting, the endpoint is not a management audience.
+        assert!(issuer().validate(&keys, &token.token, &MANAGEMENT_PLANE, t0(), &NoRevocations).is_err());
+        // Another port or scheme is another resource.
+        assert!(separate.audiences.parse_scope("https://127.0.0.1:9443/.default").is_err());
+        assert!(separate.audiences.parse_scope("http://127.0.0.1:8443/.default").is_err());
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub mod secret;
 pub use basic::{BasicCredentials, BasicUsername, NULL_GUID_USERNAME, parse_basic_authorization};
 pub use claims::{
     Audience, Audiences, DirectoryClaims, DirectoryPrincipal, DirectoryTokenIssuer, HostResource, IdentityType,
-    IssuedToken, ManagedIdentityKind, ManagedIdentityRef, PrincipalType, parse_resource_to_audience,
+    IssuedToken, MANAGEMENT_PLANE, ManagedIdentityKind, ManagedIdentityRef, PrincipalType, parse_resource_to_audience,
     parse_scope_to_audience, resource_type_of,
 };
 pub use error::{BasicError, KeyError, ScopeError, SecretError, TokenError};

@@ -44,6 +44,11 @@
 //! * **Addresses.** IPv4-mapped IPv6 (`::ffff:a.b.c.d`) is treated as IPv4 everywhere: client
 //!   addresses, trusted proxies and rules. CIDR host bits are cleared (`10.1.2.3/16` ≡
 //!   `10.1.0.0/16`). IPv4 and IPv6 rules are both accepted (ACR accepts IPv4 only).
+//! * **Client address behind proxies.** Only a configured trusted proxy's headers count, and
+//!   only the one header it is configured to write ([`ForwardedHeader`], `X-Forwarded-For` by
+//!   default); all lines of that header are one list, walked from the right. When only the
+//!   other header came, or an entry the walk reaches does not parse, the proxy's own address
+//!   is judged (fail closed), so such requests pass only rules that admit the proxy.
 //! * **Limits.** At most 200 IP rules ([`MAX_IP_RULES`]) and 100 virtual-network rules
 //!   ([`MAX_VNET_RULES`]) per registry; more is an error naming the count.
 //! * **Denial.** HTTP 403 with ACR's body `{"errors":[{"code":"DENIED","message":"client with
@@ -73,7 +78,7 @@ pub use caller::{
     APP_SERVICE_SITES, BuiltinPrincipal, CONTAINER_GROUPS, Caller, ML_WORKSPACES, ManagedIdentityKind, NotTrusted,
     PrincipalType, REGISTRY_TASKS, TrustedService, classify, id_is_of_type, trusted_service,
 };
-pub use client_addr::client_address;
+pub use client_addr::{AddressSource, ClientAddress, FailClosed, ForwardedHeader, ForwardingHeaders, client_address};
 pub use decision::{
     Arrival, BypassNotApplicable, BypassVia, NetworkDecision, NetworkDenial, NetworkRequest, Reason, bypass, check,
     deny_message,

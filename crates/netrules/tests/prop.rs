@@ -219,8 +219,65 @@ proptest! {
         let proxies = [net("172.16.0.0/12")];
         let peer_c = canonical(peer);
         prop_assume!(!proxies[0].contains(&peer_c));
-        let got = client_address(SocketAddr::new(peer, port), Some(&xff), Some(&fwd), &proxies);
-        prop_assert_eq!(got, peer_c);
+        for which in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+            let h = ForwardingHeaders { x_forwarded_for: &[xff.as_bytes()], forwarded: &[fwd.as_bytes()] };
+            let got = client_address(SocketAddr::new(peer, port), &h, which, &proxies);
+            prop_assert_eq!(got.ip, peer_c);
+            prop_assert_eq!(got.source, AddressSource::Peer);
+        }
+    }
+
+    /// RFC 9110 §5.3: splitting one X-Forwarded-For list into several field lines anywhere
+    /// between entries never changes the answer.
+    #[test]
+    fn xff_lines_are_one_list(
+        entries in prop::collection::vec(prop_oneof![
+            addr().prop_map(|a| a.to_string()),
+            Just("10.1.2.3".to_string()),
+            Just("garbage".to_string()),
+            Just(String::new()),
+        ], 1..6),
+        cuts in prop::collection::vec(any::<bool>(), 6),
+    ) {
+        let proxies = [net("10.0.0.0/8")];
+        let peer = sa_v4(10, 0, 0, 1);
+        let joined = entries.join(", ");
+        // Cut the list into lines after entry i where cuts[i] says so.
+        let mut split: Vec<String> = Vec::new();
+        let mut group: Vec<&str> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            group.push(e);
+            if cuts[i] || i + 1 == entries.len() {
+                split.push(group.join(", "));
+                group.clear();
+            }
+        }
+        // An empty entry alone on a line is a blank line; keep lines non-blank so both forms
+        // carry the same entries.
+        prop_assume!(split.iter().all(|l| !l.trim().is_empty()));
+        let one_line: [&[u8]; 1] = [joined.as_bytes()];
+        let many: Vec<&[u8]> = split.iter().map(|l| l.as_bytes()).collect();
+        let a = client_address(peer, &ForwardingHeaders { x_forwarded_for: &one_line, forwarded: &[] }, ForwardedHeader::XForwardedFor, &proxies);
+        let b = client_address(peer, &ForwardingHeaders { x_forwarded_for: &many, forwarded: &[] }, ForwardedHeader::XForwardedFor, &proxies);
+        prop_assert_eq!(a, b, "{:?} vs {:?}", joined, split);
+    }
+
+    /// The header that is not configured never decides: whatever it says, the answer is the
+    /// configured header's, or the peer.
+    #[test]
+    fn the_other_header_never_decides(
+        xff in "[0-9a-f:., \\[\\]]{0,40}",
+        fwd in "(for=|For=\"|;|,| |[0-9.:\\[\\]\"])*",
+    ) {
+        let proxies = [net("10.0.0.0/8")];
+        let peer = sa_v4(10, 0, 0, 1);
+        let both = ForwardingHeaders { x_forwarded_for: &[xff.as_bytes()], forwarded: &[fwd.as_bytes()] };
+        let only_xff = ForwardingHeaders { x_forwarded_for: &[xff.as_bytes()], forwarded: &[] };
+        let only_fwd = ForwardingHeaders { x_forwarded_for: &[], forwarded: &[fwd.as_bytes()] };
+        let x = client_address(peer, &both, ForwardedHeader::XForwardedFor, &proxies).ip;
+        prop_assert!(x == peer.ip() || x == client_address(peer, &only_xff, ForwardedHeader::XForwardedFor, &proxies).ip);
+        let f = client_address(peer, &both, ForwardedHeader::Forwarded, &proxies).ip;
+        prop_assert!(f == peer.ip() || f == client_address(peer, &only_fwd, ForwardedHeader::Forwarded, &proxies).ip);
     }
 
     #[test]
@@ -230,8 +287,11 @@ proptest! {
     ) {
         let proxies = [net("10.0.0.0/8")];
         let peer = sa_v4(10, 0, 0, 1);
-        let got = client_address(peer, Some(&xff), Some(&fwd), &proxies);
-        prop_assert!(got == peer.ip() || xff.contains(&got.to_string()[..1]) || fwd.contains(&got.to_string()[..1]));
+        for which in [ForwardedHeader::XForwardedFor, ForwardedHeader::Forwarded] {
+            let h = ForwardingHeaders { x_forwarded_for: &[xff.as_bytes()], forwarded: &[fwd.as_bytes()] };
+            let got = client_address(peer, &h, which, &proxies).ip;
+            prop_assert!(got == peer.ip() || xff.contains(&got.to_string()[..1]) || fwd.contains(&got.to_string()[..1]));
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -47,6 +48,38 @@ pub struct ServeArgs {
     #[arg(long = "trusted-proxy", env = "WHARF_TRUSTED_PROXY", value_name = "CIDR", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
+    /// The header the trusted proxies write the client address into: `x-forwarded-for` or
+    /// `forwarded` (RFC 7239). Only that header is read; when only the other one arrives, or
+    /// the header does not parse, the proxy's own address is judged [default: x-forwarded-for].
+    #[arg(long, env = "WHARF_TRUSTED_PROXY_HEADER", value_name = "HEADER")]
+    pub trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
+
+    /// Seconds a connection has to deliver a complete request head once it waits for one:
+    /// after it is accepted (including the TLS handshake and HTTP/2's preface) and, on
+    /// HTTP/1.1, after each response, 1 to 3600 [default: 30].
+    #[arg(long, env = "WHARF_HEADER_READ_TIMEOUT", value_name = "SECONDS")]
+    pub header_read_timeout: Option<u64>,
+
+    /// Seconds a kept-alive connection may stay open with no request in progress, 1 to 3600
+    /// [default: 60].
+    #[arg(long, env = "WHARF_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+
+    /// Longest pause, in seconds, between two pieces of a request body; a body that keeps
+    /// arriving is never cut off, however long it takes, 1 to 3600 [default: 60].
+    #[arg(long, env = "WHARF_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    pub body_read_timeout: Option<u64>,
+
+    /// Open connections allowed from one client address (IPv6: one /64); trusted proxies are
+    /// exempt [default: 256].
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS_PER_CLIENT", value_name = "N")]
+    pub max_connections_per_client: Option<usize>,
+
+    /// Open connections allowed in total, over every listener; never more than the
+    /// file-descriptor limit allows [default: 8192, or less as the fd limit allows].
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, env = "WHARF_TLS_CERT", value_name = "FILE", requires = "tls_key", conflicts_with = "tls_self_signed")]
     pub tls_cert: Option<PathBuf>,
@@ -55,9 +88,10 @@ pub struct ServeArgs {
     #[arg(long, env = "WHARF_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Serve TLS with a certificate signed by a local CA that Wharf creates in
-    /// {data-dir}/tls/ca.crt (for localhost, *.localhost, 127.0.0.1, ::1 and the domain).
-    /// Clients trust it through that file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
+    /// Serve TLS with certificates signed by a local CA that Wharf creates in
+    /// {data-dir}/tls/ca.crt: a default one (localhost, the domain, 127.0.0.1, ::1, the listen
+    /// address) and one per login server {registry}.{domain}, issued at its first handshake.
+    /// Clients trust the CA file (e.g. REQUESTS_CA_BUNDLE for az and the Azure SDKs).
     #[arg(long, env = "WHARF_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 
@@ -113,6 +147,12 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_self_signed: Option<bool>,
     trusted_proxy: Option<Vec<ipnet::IpNet>>,
+    trusted_proxy_header: Option<wharf_netrules::ForwardedHeader>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_read_timeout: Option<u64>,
+    max_connections_per_client: Option<usize>,
+    max_connections: Option<usize>,
     directory_token_lifetime: Option<u32>,
     registry_refresh_token_lifetime: Option<u32>,
     registry_access_token_lifetime: Option<u32>,
@@ -173,6 +213,32 @@ impl Default for UploadPolicy {
     }
 }
 
+/// Limits on connections, shared by the public and the private-endpoint listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_per_client: usize,
+    /// The configured total; the listeners lower it to what the fd limit allows.
+    pub max_total: usize,
+}
+
+/// Largest timeout accepted, in seconds.
+pub const MAX_CONNECTION_TIMEOUT: u64 = 3600;
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        ConnectionSettings {
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(60),
+            max_per_client: 256,
+            max_total: 8192,
+        }
+    }
+}
+
 /// How the public listener does TLS.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TlsMode {
@@ -192,14 +258,29 @@ pub struct Config {
     pub log: String,
     pub tls: TlsMode,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub trusted_proxy_header: wharf_netrules::ForwardedHeader,
     pub tokens: TokenTimes,
     pub max_role_assignments: usize,
     pub uploads: UploadPolicy,
+    pub connections: ConnectionSettings,
 }
 
 impl Config {
     pub fn tls_enabled(&self) -> bool {
         self.tls != TlsMode::Off
+    }
+}
+
+/// A count that must be at least one: the flag, else the file's value, else the default.
+fn at_least_one<T: Copy + PartialEq + Default>(
+    name: &str,
+    flag: Option<T>,
+    file: Option<T>,
+    default: T,
+) -> anyhow::Result<T> {
+    match flag.or(file).unwrap_or(default) {
+        v if v == T::default() => anyhow::bail!("--{name} must be at least 1"),
+        v => Ok(v),
     }
 }
 
@@ -258,12 +339,17 @@ impl ServeArgs {
         if max_role_assignments == 0 {
             anyhow::bail!("--max-role-assignments must be at least 1");
         }
-        let at_least_one = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| -> anyhow::Result<u64> {
-            match flag.or(file).unwrap_or(default) {
-                0 => anyhow::bail!("--{name} must be at least 1"),
-                v => Ok(v),
-            }
-        };
+        let conn_defaults = ConnectionSettings::default();
+        let timeout =
+            |name: &str, flag: Option<u64>, file: Option<u64>, default: Duration| -> anyhow::Result<Duration> {
+                match flag.or(file) {
+                    None => Ok(default),
+                    Some(v) if (1..=MAX_CONNECTION_TIMEOUT).contains(&v) => Ok(Duration::from_secs(v)),
+                    Some(v) => {
+                        anyhow::bail!("--{name} must be between 1 and {MAX_CONNECTION_TIMEOUT} seconds, not {v}")
+                    }
+                }
+            };
         let upload_defaults = UploadPolicy::default();
         let uploads = UploadPolicy {
             idle_timeout: std::time::Duration::from_secs(at_least_one(
@@ -285,10 +371,39 @@ impl ServeArgs {
                 upload_defaults.max_per_registry,
             )?,
         };
+        let connections = ConnectionSettings {
+            header_read_timeout: timeout(
+                "header-read-timeout",
+                self.header_read_timeout,
+                file.header_read_timeout,
+                conn_defaults.header_read_timeout,
+            )?,
+            idle_timeout: timeout("idle-timeout", self.idle_timeout, file.idle_timeout, conn_defaults.idle_timeout)?,
+            body_read_timeout: timeout(
+                "body-read-timeout",
+                self.body_read_timeout,
+                file.body_read_timeout,
+                conn_defaults.body_read_timeout,
+            )?,
+            max_per_client: at_least_one(
+                "max-connections-per-client",
+                self.max_connections_per_client,
+                file.max_connections_per_client,
+                conn_defaults.max_per_client,
+            )?,
+            max_total: at_least_one(
+                "max-connections",
+                self.max_connections,
+                file.max_connections,
+                conn_defaults.max_total,
+            )?,
+        };
         Ok(Config {
             tokens,
             max_role_assignments,
             uploads,
+            connections,
+            trusted_proxy_header: self.trusted_proxy_header.or(file.trusted_proxy_header).unwrap_or_default(),
             data_dir: self.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("wharf-data")),
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:5000".parse().expect("valid default")),
             domain,
@@ -325,6 +440,53 @@ mod tests {
         assert_eq!(c.listen.port(), 7000);
         assert_eq!(c.domain, "example.test");
         assert_eq!(c.data_dir, PathBuf::from("wharf-data"));
+    }
+
+    #[test]
+    fn the_trusted_proxy_header_comes_from_flag_or_file() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().trusted_proxy_header, Default::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "trusted_proxy_header = \"forwarded\"\n").unwrap();
+        let c = ServeArgs { config: Some(path), ..Default::default() }.resolve().unwrap();
+        assert_eq!(c.trusted_proxy_header, wharf_netrules::ForwardedHeader::Forwarded);
+    }
+
+    #[test]
+    fn connection_settings_come_from_flags_or_file_and_are_bounded() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().connections, ConnectionSettings::default());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(
+            &path,
+            "header_read_timeout = 5\nidle_timeout = 7\nbody_read_timeout = 9\nmax_connections_per_client = 3\n\
+             max_connections = 40\n",
+        )
+        .unwrap();
+        let args = ServeArgs { config: Some(path), idle_timeout: Some(8), ..Default::default() };
+        let c = args.resolve().unwrap();
+        assert_eq!(
+            c.connections,
+            ConnectionSettings {
+                header_read_timeout: Duration::from_secs(5),
+                idle_timeout: Duration::from_secs(8),
+                body_read_timeout: Duration::from_secs(9),
+                max_per_client: 3,
+                max_total: 40,
+            }
+        );
+        for (bad, flag) in [
+            (ServeArgs { header_read_timeout: Some(0), ..Default::default() }, "--header-read-timeout"),
+            (
+                ServeArgs { body_read_timeout: Some(MAX_CONNECTION_TIMEOUT + 1), ..Default::default() },
+                "--body-read-timeout",
+            ),
+            (ServeArgs { max_connections: Some(0), ..Default::default() }, "--max-connections"),
+            (ServeArgs { max_connections_per_client: Some(0), ..Default::default() }, "--max-connections-per-client"),
+        ] {
+            let err = format!("{:#}", bad.resolve().unwrap_err());
+            assert!(err.contains(flag), "{err}");
+        }
     }
 
     #[test]

@@ -58,10 +58,12 @@ impl Identity {
             Some(j) => serde_json::from_str(&j).unwrap_or_default(),
             None => HashMap::new(),
         };
+        // Graph and the management plane are both served at the base URL.
+        let base = format!("{}/", issuer_base.trim_end_matches('/'));
         Ok(Identity {
             keys: RwLock::new(keys),
             directory: DirectoryTokenIssuer::new(issuer_base, tenant)
-                .with_audiences(wharf_identity::Audiences::new(format!("{}/", issuer_base.trim_end_matches('/')))),
+                .with_audiences(wharf_identity::Audiences::new(base.clone()).with_management_endpoint(base)),
             registry: RegistryTokenIssuer::default(),
             revocations: RwLock::new(revocations),
             cache: Mutex::new(HashMap::new()),

@@ -109,6 +109,9 @@ fn collapse_leading_slashes(req: &mut Request<Body>) {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     init_logging(&config.log);
+    let fd = listener::raise_fd_limit();
+    let limits = Arc::new(listener::ConnectionLimits::new(config.connections, fd, config.trusted_proxies.clone()));
+    tracing::info!(open_files = ?fd.soft, raised_from = ?fd.raised_from, max_connections = limits.max_total, "connection limits");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -118,13 +121,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config::TlsMode::Files { cert, key } => Some(tls::acceptor(cert, key)?),
         config::TlsMode::SelfSigned => {
             std::fs::create_dir_all(&config.data_dir)?;
-            let paths = tls::self_signed(&config.data_dir, &config.domain)?;
+            let paths = tls::self_signed(&config.data_dir, &config.domain, config.listen.ip())?;
             println!(
                 "TLS: certificate signed by the local CA {}; trust it with e.g. export REQUESTS_CA_BUNDLE={}",
                 paths.ca_cert.display(),
                 paths.ca_cert.display()
             );
-            Some(tls::acceptor(&paths.cert, &paths.key)?)
+            Some(tls::self_signed_acceptor(&paths, &config.domain)?)
         }
     };
     let state = bootstrap::open(config.clone(), local.port()).await?;
@@ -152,13 +155,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
+    let _ = state.connection_limits.set(limits.clone());
     private_link::restore_all(&state).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    listener::serve(listener, acceptor, listener::ListenerKind::Public, app, stop_rx).await?;
+    listener::serve(listener, acceptor, listener::ListenerKind::Public, app, limits, stop_rx).await?;
     for (_, stop) in state.private_listeners.lock().expect("listeners lock").drain() {
         let _ = stop.send(true);
     }

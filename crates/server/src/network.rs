@@ -22,6 +22,19 @@ use wharf_storage::MetadataStore;
 
 use crate::listener::{ConnInfo, ListenerKind};
 
+/// The proxies whose forwarding header is believed, and which header they write.
+#[derive(Debug, Clone, Copy)]
+pub struct TrustedProxies<'a> {
+    pub addresses: &'a [IpNet],
+    pub header: wharf_netrules::ForwardedHeader,
+}
+
+impl<'a> TrustedProxies<'a> {
+    pub fn of(config: &'a crate::config::Config) -> TrustedProxies<'a> {
+        TrustedProxies { addresses: &config.trusted_proxies, header: config.trusted_proxy_header }
+    }
+}
+
 /// Where a request came from.
 #[derive(Debug, Clone)]
 pub struct Origin {
@@ -30,11 +43,18 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// The client address (forwarded-for headers only from `trusted_proxies`) and the listener.
-    pub fn of(trusted_proxies: &[IpNet], conn: Option<&ConnInfo>, headers: &HeaderMap) -> Origin {
+    /// The client address (forwarding headers believed only from trusted proxies) and the
+    /// listener.
+    pub fn of(proxies: TrustedProxies<'_>, conn: Option<&ConnInfo>, headers: &HeaderMap) -> Origin {
         let peer = conn.map(|c| c.peer).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
-        let client_ip = wharf_netrules::client_address(peer, h("x-forwarded-for"), h("forwarded"), trusted_proxies);
+        let lines = |n: &str| headers.get_all(n).iter().map(|v| v.as_bytes()).collect::<Vec<_>>();
+        let (xff, fwd) = (lines("x-forwarded-for"), lines("forwarded"));
+        let forwarding = wharf_netrules::ForwardingHeaders { x_forwarded_for: &xff, forwarded: &fwd };
+        let found = wharf_netrules::client_address(peer, &forwarding, proxies.header, proxies.addresses);
+        if let wharf_netrules::AddressSource::FailedClosed { reason } = found.source {
+            tracing::debug!(%peer, %reason, "forwarding headers not believed; judging the proxy's address");
+        }
+        let client_ip = found.ip;
         let arrival = match conn.map(|c| &c.listener) {
             Some(ListenerKind::PrivateEndpoint { endpoint_id, registry_id }) => {
                 Arrival::PrivateEndpoint { endpoint_id: endpoint_id.clone(), registry_id: registry_id.clone() }

@@ -102,12 +102,14 @@ async fn start(state: &AppState, pe: &StoredPrivateEndpoint) -> anyhow::Result<(
         tokio::net::TcpListener::bind(addr).await.map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let router = state.router.get().cloned().ok_or_else(|| anyhow::anyhow!("the server is not running yet"))?;
     let tls = state.tls_acceptor.get().cloned().flatten();
+    let limits =
+        state.connection_limits.get().cloned().ok_or_else(|| anyhow::anyhow!("the server is not running yet"))?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     state.private_listeners.lock().expect("listeners lock").insert(pe.record.id.to_ascii_lowercase(), tx);
     let kind = ListenerKind::PrivateEndpoint { endpoint_id: pe.record.id.clone(), registry_id };
     tracing::info!(endpoint = %pe.record.id, %addr, "private endpoint listening");
     tokio::spawn(async move {
-        if let Err(e) = crate::listener::serve(listener, tls, kind, router, rx).await {
+        if let Err(e) = crate::listener::serve(listener, tls, kind, router, limits, rx).await {
             tracing::error!(error = %e, "private endpoint listener failed");
         }
     });

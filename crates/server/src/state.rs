@@ -42,6 +42,8 @@ pub struct AppState {
     /// The application, for listeners started after start-up (private endpoints).
     pub router: std::sync::OnceLock<axum::Router>,
     pub tls_acceptor: std::sync::OnceLock<Option<tokio_rustls::TlsAcceptor>>,
+    /// The connection caps every listener shares.
+    pub connection_limits: std::sync::OnceLock<Arc<crate::listener::ConnectionLimits>>,
     /// Stop switches of private endpoint listeners, by lowercase endpoint id.
     pub private_listeners: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
 }

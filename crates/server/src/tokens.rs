@@ -49,8 +49,11 @@ async fn dispatch(state: &AppState, parts: http::request::Parts, body: Body) -> 
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return Err(OciError::new(Code::RequestTooLarge, "the token request body is larger than 64 KiB"));
     };
-    let origin =
-        Origin::of(&state.config.trusted_proxies, parts.extensions.get::<crate::listener::ConnInfo>(), &parts.headers);
+    let origin = Origin::of(
+        crate::network::TrustedProxies::of(&state.config),
+        parts.extensions.get::<crate::listener::ConnInfo>(),
+        &parts.headers,
+    );
     let mut params = Query::parse(parts.uri.query());
     match (parts.uri.path(), &parts.method) {
         ("/oauth2/exchange", &Method::POST) => exchange(state, &origin, &Query::from_form(&body)).await,

@@ -55,7 +55,12 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap, audience: Audience) -
     };
     let id = &state.identity;
     let keys = id.keys.read().expect("keys lock");
-    match id.directory.validate(&keys, token, &[audience], chrono::Utc::now(), &id.cutoffs()) {
+    // The management plane also answers to its own endpoint URL, as ARM does.
+    let accepted = match audience {
+        Audience::Management => &wharf_identity::MANAGEMENT_PLANE[..],
+        _ => std::slice::from_ref(&audience),
+    };
+    match id.directory.validate(&keys, token, accepted, chrono::Utc::now(), &id.cutoffs()) {
         Ok(claims) => Ok(ManagementCaller { claims }),
         Err(e) => {
             match audience {

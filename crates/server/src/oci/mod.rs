@@ -111,7 +111,7 @@ async fn dispatch(state: Arc<AppState>, parts: http::request::Parts, body: Body)
     let addressed = target::resolve(&state, &style, endpoint.name()).await?;
     // Gate.
     let origin = crate::network::Origin::of(
-        &state.config.trusted_proxies,
+        crate::network::TrustedProxies::of(&state.config),
         parts.extensions.get::<crate::listener::ConnInfo>(),
         &parts.headers,
     );
