@@ -15,9 +15,9 @@ use futures::StreamExt;
 use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use crate::{
-    BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, MetadataStore, NewManifest, Order,
-    Page, RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadLimitScope, UploadLimits,
-    UploadRecord, UploadState,
+    BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, ManifestRead, MetadataStore,
+    NewManifest, Order, Page, RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadLimitScope,
+    UploadLimits, UploadRecord, UploadState,
 };
 
 // ---- helpers ----
@@ -502,6 +502,7 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     manifest_list_order_and_paging(store).await;
     tag_list_order_and_paging(store).await;
     attributes(store).await;
+    manifest_read_with_its_locks(store).await;
     referrers(store).await;
     repositories(store).await;
     repository_delete(store).await;
@@ -1004,6 +1005,52 @@ pub async fn attributes(store: &dyn MetadataStore) {
         store.manifest_head(&reg, &r, &Reference::Digest(m.digest.clone())).await.unwrap().unwrap().attributes,
         locked
     );
+}
+
+/// One read gives a manifest reference's manifest, its bytes when asked, and the attributes of
+/// the repository and the tag on the way; each part is absent when its thing is.
+pub async fn manifest_read_with_its_locks(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let r = repo("read/team/app");
+    let by_tag = Reference::Tag(tag("v1"));
+    assert_eq!(store.manifest_read(&reg, &r, &by_tag, true).await.unwrap(), ManifestRead::default());
+
+    let blobs = linked_blobs(store, &reg, &r, 1).await;
+    let m = image(&blobs, Some("v1"));
+    store.manifest_put(&reg, &r, &m).await.unwrap();
+    let repo_locked = ChangeableAttributes { read_enabled: false, ..ChangeableAttributes::default() };
+    let tag_locked = ChangeableAttributes { write_enabled: false, ..ChangeableAttributes::default() };
+    let manifest_locked = ChangeableAttributes { delete_enabled: false, ..ChangeableAttributes::default() };
+    assert!(store.repository_set_attributes(&reg, &r, &repo_locked).await.unwrap());
+    assert!(store.tag_set_attributes(&reg, &r, &tag("v1"), &tag_locked).await.unwrap());
+    assert!(store.manifest_set_attributes(&reg, &r, &m.digest, &manifest_locked).await.unwrap());
+
+    let full = store.manifest_read(&reg, &r, &by_tag, true).await.unwrap();
+    assert_eq!(full.repository, Some(repo_locked));
+    assert_eq!(full.tag, Some(tag_locked));
+    let meta = full.manifest.expect("the tag resolves");
+    assert_eq!(
+        (meta.digest.clone(), meta.attributes, meta.tags.clone()),
+        (m.digest.clone(), manifest_locked, vec!["v1".to_string()])
+    );
+    assert_eq!(full.bytes.as_deref(), Some(&m.bytes[..]));
+    assert_eq!(store.manifest_head(&reg, &r, &by_tag).await.unwrap(), Some(meta.clone()));
+
+    let head = store.manifest_read(&reg, &r, &by_tag, false).await.unwrap();
+    assert_eq!((head.manifest.as_ref(), head.bytes.as_ref()), (Some(&meta), None));
+
+    let by_digest = store.manifest_read(&reg, &r, &Reference::Digest(m.digest.clone()), true).await.unwrap();
+    assert_eq!((by_digest.repository, by_digest.tag), (Some(repo_locked), None), "no tag on a digest read");
+    assert_eq!(by_digest.manifest, Some(meta));
+    assert_eq!(by_digest.bytes.as_deref(), Some(&m.bytes[..]));
+
+    // The repository exists; the tag or the digest does not.
+    let no_tag = store.manifest_read(&reg, &r, &Reference::Tag(tag("v2")), true).await.unwrap();
+    assert_eq!(no_tag, ManifestRead { repository: Some(repo_locked), ..ManifestRead::default() });
+    let no_digest = store.manifest_read(&reg, &r, &Reference::Digest(fresh_digest()), true).await.unwrap();
+    assert_eq!(no_digest, ManifestRead { repository: Some(repo_locked), ..ManifestRead::default() });
+    // Another registry with the same repository name sees nothing.
+    assert_eq!(store.manifest_read(&fresh_registry(), &r, &by_tag, true).await.unwrap(), ManifestRead::default());
 }
 
 pub async fn referrers(store: &dyn MetadataStore) {

@@ -248,19 +248,36 @@ pub trait MetadataStore: Send + Sync + 'static {
         repo: &RepositoryName,
         manifest: &NewManifest,
     ) -> Result<ManifestPutOutcome>;
+    /// Reads, at once, what serving a manifest reference needs: the repository's attributes,
+    /// the tag's (for a reference by tag), the manifest it resolves to and, with `with_bytes`,
+    /// its bytes. The locks on the way can then be checked without reading again. A repository
+    /// that does not exist reads as [`ManifestRead::default()`].
+    async fn manifest_read(
+        &self,
+        registry: &RegistryKey,
+        repo: &RepositoryName,
+        reference: &Reference,
+        with_bytes: bool,
+    ) -> Result<ManifestRead>;
+    /// The manifest a reference resolves to, with its bytes.
     async fn manifest_get(
         &self,
         registry: &RegistryKey,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<Option<ManifestRecord>>;
+    ) -> Result<Option<ManifestRecord>> {
+        let read = self.manifest_read(registry, repo, reference, true).await?;
+        Ok(read.manifest.zip(read.bytes).map(|(meta, bytes)| ManifestRecord { meta, bytes }))
+    }
     /// Like `manifest_get` without the bytes (HEAD, listings).
     async fn manifest_head(
         &self,
         registry: &RegistryKey,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<Option<ManifestMeta>>;
+    ) -> Result<Option<ManifestMeta>> {
+        Ok(self.manifest_read(registry, repo, reference, false).await?.manifest)
+    }
     /// Deletes a manifest by digest and every tag pointing at it. Returns the deleted tags, or
     /// `None` if the manifest was absent.
     async fn manifest_delete(

@@ -143,6 +143,20 @@ pub struct ManifestRecord {
     pub bytes: bytes::Bytes,
 }
 
+/// A manifest reference as one read found it, with what may lock it
+/// (`MetadataStore::manifest_read`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManifestRead {
+    /// The repository's attributes; `None` when the repository does not exist.
+    pub repository: Option<ChangeableAttributes>,
+    /// The tag's attributes, for a reference by a tag that exists.
+    pub tag: Option<ChangeableAttributes>,
+    /// The manifest the reference resolves to.
+    pub manifest: Option<ManifestMeta>,
+    /// Its bytes, when they were asked for and the manifest exists.
+    pub bytes: Option<bytes::Bytes>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TagRecord {
     pub name: String,

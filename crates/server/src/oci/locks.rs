@@ -6,7 +6,7 @@
 //! and tags) is refused as a whole.
 
 use wharf_oci::{Reference, Tag};
-use wharf_storage::{ChangeableAttributes, ManifestMeta, Page};
+use wharf_storage::{ChangeableAttributes, ManifestMeta, ManifestRead, Page};
 
 use super::Ctx;
 use super::target::Target;
@@ -65,24 +65,35 @@ pub async fn repository(ctx: &Ctx, t: &Target, op: Op) -> OciResult<()> {
     }
 }
 
-/// The locks of a manifest reference: the repository's, the tag's (for a tag), the manifest's.
-pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> OciResult<()> {
-    repository(ctx, t, op).await?;
-    let meta = &ctx.state.meta;
-    if let Reference::Tag(tag) = reference {
-        self::tag(ctx, t, tag, op).await?;
+/// The locks of a manifest reference, from what one read found
+/// ([`MetadataStore::manifest_read`](wharf_storage::MetadataStore::manifest_read)): the
+/// repository's, the tag's (for a tag) and, except for a push, the manifest's.
+pub fn check_reference(found: &ManifestRead, reference: &Reference, op: Op, t: &Target) -> OciResult<()> {
+    if let Some(attrs) = &found.repository {
+        check(attrs, op, Locked::Repository, t)?;
+    }
+    if let (Some(attrs), Reference::Tag(tag)) = (&found.tag, reference) {
+        check(attrs, op, Locked::Tag(tag.as_str()), t)?;
     }
     if op != Op::Write
-        && let Some(m) = meta
-            .manifest_head(&t.registry.key, &t.repo, reference)
-            .await
-            .map_err(|e| OciError::from_storage("reading a manifest", e))?
+        && let Some(m) = &found.manifest
     {
         check(&m.attributes, op, Locked::Manifest(&m.digest.to_string()), t)?;
     }
-    // Deleting a manifest deletes the tags that point at it, so each of them must allow it
-    // (otherwise `az acr repository delete --image repo:tag`, which deletes by digest, would
-    // get round the tag's lock).
+    Ok(())
+}
+
+/// Reads a manifest reference once and checks its locks ([`check_reference`]). Deleting by
+/// digest also needs every tag that points at the manifest to allow it, as the deletion takes
+/// them along (otherwise `az acr repository delete --image repo:tag`, which deletes by digest,
+/// would get round the tag's lock).
+pub async fn reference(ctx: &Ctx, t: &Target, reference: &Reference, op: Op) -> OciResult<()> {
+    let meta = &ctx.state.meta;
+    let found = meta
+        .manifest_read(&t.registry.key, &t.repo, reference, false)
+        .await
+        .map_err(|e| OciError::from_storage("reading a manifest", e))?;
+    check_reference(&found, reference, op, t)?;
     if op == Op::Delete
         && let Reference::Digest(digest) = reference
     {

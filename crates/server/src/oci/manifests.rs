@@ -22,24 +22,18 @@ pub fn acceptable<'a>(accept: impl Iterator<Item = &'a str>, stored: &str) -> bo
     !listed.iter().any(|m| media_type::is_manifest_type(m))
 }
 
+/// GET and HEAD: one store read gives the manifest and every lock on the way to it.
 pub async fn get(ctx: &Ctx, reference: &Reference, head: bool) -> OciResult<Response> {
     let t = ctx.target()?;
-    super::locks::reference(ctx, t, reference, super::locks::Op::Read).await?;
-    let meta = &ctx.state.meta;
-    let (info, bytes) = if head {
-        let m = meta.manifest_head(&t.registry.key, &t.repo, reference).await;
-        (
-            m.map_err(|e| OciError::from_storage("reading a manifest", e))?
-                .ok_or_else(|| OciError::manifest_unknown(reference))?,
-            None,
-        )
-    } else {
-        let m = meta.manifest_get(&t.registry.key, &t.repo, reference).await;
-        let m = m
-            .map_err(|e| OciError::from_storage("reading a manifest", e))?
-            .ok_or_else(|| OciError::manifest_unknown(reference))?;
-        (m.meta, Some(m.bytes))
-    };
+    let found = ctx
+        .state
+        .meta
+        .manifest_read(&t.registry.key, &t.repo, reference, !head)
+        .await
+        .map_err(|e| OciError::from_storage("reading a manifest", e))?;
+    super::locks::check_reference(&found, reference, super::locks::Op::Read, t)?;
+    let info = found.manifest.ok_or_else(|| OciError::manifest_unknown(reference))?;
+    let bytes = found.bytes;
     let accept = ctx.headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
     if !acceptable(accept, &info.media_type) {
         return Err(OciError::new(

@@ -92,8 +92,7 @@ delegate! {
         w fn blob_forget(&self, digest: &Digest) -> Result<bool>;
         r fn blob_references_unrecorded(&self) -> Result<Vec<UnrecordedReference>>;
         w fn manifest_put(&self, registry: &RegistryKey, repo: &RepositoryName, manifest: &NewManifest) -> Result<ManifestPutOutcome>;
-        r fn manifest_get(&self, registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> Result<Option<ManifestRecord>>;
-        r fn manifest_head(&self, registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> Result<Option<ManifestMeta>>;
+        r fn manifest_read(&self, registry: &RegistryKey, repo: &RepositoryName, reference: &Reference, with_bytes: bool) -> Result<ManifestRead>;
         w fn manifest_delete(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest) -> Result<Option<Vec<String>>>;
         r fn manifest_list(&self, registry: &RegistryKey, repo: &RepositoryName, page: &Page) -> Result<Vec<ManifestMeta>>;
         w fn manifest_set_attributes(&self, registry: &RegistryKey, repo: &RepositoryName, digest: &Digest, attributes: &ChangeableAttributes) -> Result<bool>;

@@ -11,7 +11,7 @@ use wharf_oci::{Digest, Reference, RepositoryName, Tag};
 use super::SqliteMetadataStore;
 use super::rows::*;
 use crate::{
-    BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRecord, MetadataCounts,
+    BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRead, MetadataCounts,
     MetadataStore, NewManifest, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord, Result,
     StorageError, TagRecord, UnrecordedReference, UploadId, UploadLimitScope, UploadLimits, UploadRecord,
 };
@@ -107,19 +107,28 @@ fn lookup_keys(registry: &RegistryKey, repo: &RepositoryName, reference: &Refere
     (registry.0.clone(), repo.as_str().to_string(), by_tag, key)
 }
 
-/// The manifest GET/HEAD query (`?1` registry, `?2` repository, `?3` tag or digest): one
-/// statement, every step an index search. Built once; each connection caches it prepared.
-fn manifest_lookup_sql(by_tag: bool, with_bytes: bool) -> &'static str {
+/// The manifest read (`?1` registry, `?2` repository, `?3` tag or digest): one statement, every
+/// step an index search. Columns: the manifest's ([`META_COLS`], NULL when the reference
+/// resolves to nothing), the repository's four attributes, the tag's four (NULL for a digest or
+/// a missing tag), then the bytes when asked for. No row when the repository does not exist.
+/// Built once; each connection caches it prepared.
+fn manifest_read_sql(by_tag: bool, with_bytes: bool) -> &'static str {
     static SQL: LazyLock<[String; 4]> = LazyLock::new(|| {
         let build = |by_tag: bool, with_bytes: bool| {
             let bytes = if with_bytes { ", m.bytes" } else { "" };
-            let from = if by_tag {
-                "JOIN tags x ON x.repo_id = r.id AND x.name = ?3 \
-                 JOIN manifests m ON m.repo_id = r.id AND m.digest = x.digest"
+            let (tag_cols, from) = if by_tag {
+                (
+                    "x.delete_enabled, x.write_enabled, x.read_enabled, x.list_enabled",
+                    "LEFT JOIN tags x ON x.repo_id = r.id AND x.name = ?3 \
+                     LEFT JOIN manifests m ON m.repo_id = r.id AND m.digest = x.digest",
+                )
             } else {
-                "JOIN manifests m ON m.repo_id = r.id AND m.digest = ?3"
+                ("NULL, NULL, NULL, NULL", "LEFT JOIN manifests m ON m.repo_id = r.id AND m.digest = ?3")
             };
-            format!("SELECT {META_COLS}{bytes} FROM repositories r {from} WHERE r.registry = ?1 AND r.name = ?2")
+            format!(
+                "SELECT {META_COLS}, r.delete_enabled, r.write_enabled, r.read_enabled, r.list_enabled, \
+                 {tag_cols}{bytes} FROM repositories r {from} WHERE r.registry = ?1 AND r.name = ?2"
+            )
         };
         [build(false, false), build(false, true), build(true, false), build(true, true)]
     });
@@ -543,37 +552,34 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
-    async fn manifest_get(
+    async fn manifest_read(
         &self,
         registry: &RegistryKey,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<Option<ManifestRecord>> {
+        with_bytes: bool,
+    ) -> Result<ManifestRead> {
         let (registry, repo, by_tag, key) = lookup_keys(registry, repo, reference);
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(manifest_lookup_sql(by_tag, true))?;
+            let mut stmt = c.prepare_cached(manifest_read_sql(by_tag, with_bytes))?;
             let mut rows = stmt.query(params![registry, repo, key])?;
-            let Some(row) = rows.next()? else { return Ok(None) };
-            let meta = meta_from_row(row)?;
-            let blob = row.get_ref(META_LEN)?;
-            let bytes = Bytes::copy_from_slice(
-                blob.as_blob().map_err(|e| StorageError::Corrupt(format!("manifest bytes: {e}")))?,
-            );
-            Ok(Some(ManifestRecord { meta, bytes }))
-        })
-        .await
-    }
-
-    async fn manifest_head(
-        &self,
-        registry: &RegistryKey,
-        repo: &RepositoryName,
-        reference: &Reference,
-    ) -> Result<Option<ManifestMeta>> {
-        let (registry, repo, by_tag, key) = lookup_keys(registry, repo, reference);
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(manifest_lookup_sql(by_tag, false))?;
-            Ok(collect(stmt.query(params![registry, repo, key])?, meta_from_row)?.pop())
+            let Some(row) = rows.next()? else { return Ok(ManifestRead::default()) };
+            let found = row.get_ref(0)?.data_type() != rusqlite::types::Type::Null;
+            let tag_found = row.get_ref(META_LEN + 4)?.data_type() != rusqlite::types::Type::Null;
+            let bytes = match (found, with_bytes) {
+                (true, true) => Some(Bytes::copy_from_slice(
+                    row.get_ref(META_LEN + 8)?
+                        .as_blob()
+                        .map_err(|e| StorageError::Corrupt(format!("manifest bytes: {e}")))?,
+                )),
+                _ => None,
+            };
+            Ok(ManifestRead {
+                repository: Some(attributes(row, META_LEN)?),
+                tag: if tag_found { Some(attributes(row, META_LEN + 4)?) } else { None },
+                manifest: if found { Some(meta_from_row(row)?) } else { None },
+                bytes,
+            })
         })
         .await
     }
@@ -962,10 +968,10 @@ mod tests {
         let store = SqliteMetadataStore::open_in_memory().unwrap();
         let conn = store.pool.writer.lock().unwrap();
         let queries = [
-            manifest_lookup_sql(true, true),
-            manifest_lookup_sql(true, false),
-            manifest_lookup_sql(false, true),
-            manifest_lookup_sql(false, false),
+            manifest_read_sql(true, true),
+            manifest_read_sql(true, false),
+            manifest_read_sql(false, true),
+            manifest_read_sql(false, false),
             BLOB_VISIBLE_SQL,
         ];
         for sql in queries {
