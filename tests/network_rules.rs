@@ -265,7 +265,12 @@ async fn public_access_disabled_and_a_private_endpoint() {
         .unwrap();
     assert_eq!(wrong.status(), StatusCode::FORBIDDEN);
     // A path-style catalog through the endpoint lists its registry's repositories, and only
-    // those (the other registry is public, but not reached through this listener).
+    // those (the other registry is public, but not reached through this listener), without an
+    // audit event for a registry the request never named.
+    let other_denials =
+        || s.log_text().lines().filter(|l| l.contains("network denial") && l.contains("otherreg")).count();
+    let denials_before = other_denials();
+    assert!(denials_before >= 1, "the direct request to otherreg was audited");
     for catalog in ["v2/_catalog", "acr/v1/_catalog"] {
         let listed = s
             .client()
@@ -278,6 +283,7 @@ async fn public_access_disabled_and_a_private_endpoint() {
         let names: serde_json::Value = listed.json().await.unwrap();
         assert_eq!(names["repositories"], serde_json::json!(["pereg/app"]), "{catalog}");
     }
+    assert_eq!(other_denials(), denials_before, "a listing audited a registry it was not asked about");
     // Deleting the endpoint closes the listener.
     cli.run(&["network", "private-endpoint", "delete", "-g", "rg-pereg", "-n", "pe1"]).ok();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
