@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::{Cli, TestServer, require_tool, run};
+use common::{Cli, TestServer, assign, list_tags, require_tool, run, service_principal};
 use reqwest::StatusCode;
-use serde_json::Value;
 
 const READ_GUARDS: &str = "!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})\n  AND\n  !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/metadata/read'})";
 const NAME: &str = "@Request[Microsoft.ContainerRegistry/registries/repositories:name]";
@@ -15,25 +14,6 @@ const NAME: &str = "@Request[Microsoft.ContainerRegistry/registries/repositories
 /// The portal's condition text around one expression.
 fn portal_condition(expression: &str) -> String {
     format!("(\n (\n  {READ_GUARDS}\n )\n OR \n (\n  {expression}\n )\n)")
-}
-
-/// A service principal: (appId, secret, object id).
-fn service_principal(cli: &Cli, name: &str) -> (String, String, String) {
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", name]).ok().json();
-    let app = sp["appId"].as_str().unwrap().to_string();
-    let shown = cli.run(&["ad", "sp", "show", "--id", &app]).ok().json();
-    (app, sp["password"].as_str().unwrap().to_string(), shown["id"].as_str().unwrap().to_string())
-}
-
-/// Status of a tags listing of `repo` with Basic credentials (path style).
-async fn list_tags(s: &TestServer, user: &str, pass: &str, repo: &str) -> StatusCode {
-    s.client()
-        .get(format!("{}/v2/absreg/{repo}/tags/list", s.base()))
-        .basic_auth(user, Some(pass))
-        .send()
-        .await
-        .unwrap()
-        .status()
 }
 
 async fn catalog(s: &TestServer, user: &str, pass: &str) -> StatusCode {
@@ -45,26 +25,6 @@ async fn catalog(s: &TestServer, user: &str, pass: &str) -> StatusCode {
         .await
         .unwrap()
         .status()
-}
-
-fn assign(cli: &Cli, oid: &str, role: &str, scope: &str, condition: Option<&str>) -> common::CliRun {
-    let mut args = vec![
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        oid,
-        "--assignee-principal-type",
-        "ServicePrincipal",
-        "--role",
-        role,
-        "--scope",
-        scope,
-    ];
-    if let Some(c) = condition {
-        args.extend(["--condition", c, "--condition-version", "2.0"]);
-    }
-    cli.run(&args)
 }
 
 #[tokio::test]
@@ -81,29 +41,21 @@ async fn permission_modes_and_repository_conditions() {
     let (admin_user, admin_pass) = s.creds().unwrap();
 
     // Legacy mode: AcrPull works; a Repository role has no effect.
-    let (puller, puller_secret, puller_oid) = service_principal(&cli, "puller");
-    let (reader, reader_secret, reader_oid) = service_principal(&cli, "reader");
+    let (puller, puller_secret, puller_oid) = service_principal(&cli, "puller", &[]);
+    let (reader, reader_secret, reader_oid) = service_principal(&cli, "reader", &[]);
     assign(&cli, &puller_oid, "AcrPull", &rid, None).ok();
     assign(&cli, &reader_oid, "Container Registry Repository Reader", &rid, None).ok();
-    assert_eq!(list_tags(&s, &puller, &puller_secret, "other/app").await, StatusCode::OK);
-    assert_eq!(list_tags(&s, &reader, &reader_secret, "other/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &puller, &puller_secret, "absreg", "other/app").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &reader, &reader_secret, "absreg", "other/app").await, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        list_tags(&s, &admin_user, &admin_pass, "other/app").await,
+        list_tags(&s, &admin_user, &admin_pass, "absreg", "other/app").await,
         StatusCode::OK,
         "Owner has data access in legacy mode"
     );
 
     // A token issued in legacy mode, before the switch.
-    let old_token: Value = s
-        .client()
-        .get(format!("{}/oauth2/token?service={}&scope=repository:absreg/other/app:pull", s.base(), s.host()))
-        .basic_auth(&puller, Some(&puller_secret))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, old_token) =
+        s.registry_token(&puller, &puller_secret, &s.host(), &["repository:absreg/other/app:pull"]).await;
     let old_token = old_token["access_token"].as_str().unwrap().to_string();
     let with_old =
         || s.client().get(format!("{}/v2/absreg/other/app/tags/list", s.base())).bearer_auth(&old_token).send();
@@ -125,10 +77,10 @@ async fn permission_modes_and_repository_conditions() {
 
     // Tokens of the old mode are refused; legacy roles and Owner lose data access.
     assert_eq!(with_old().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(list_tags(&s, &puller, &puller_secret, "other/app").await, StatusCode::UNAUTHORIZED);
-    assert_eq!(list_tags(&s, &admin_user, &admin_pass, "other/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &puller, &puller_secret, "absreg", "other/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &admin_user, &admin_pass, "absreg", "other/app").await, StatusCode::UNAUTHORIZED);
     // An ABAC role without a condition applies to every repository; no catalog without the lister.
-    assert_eq!(list_tags(&s, &reader, &reader_secret, "other/app").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &reader, &reader_secret, "absreg", "other/app").await, StatusCode::OK);
     assert_eq!(catalog(&s, &reader, &reader_secret).await, StatusCode::UNAUTHORIZED);
     assert_eq!(catalog(&s, &reader, &reader_secret).await, StatusCode::UNAUTHORIZED);
     // Catalog Lister takes no condition; unconditioned, it lists.
@@ -153,7 +105,7 @@ async fn permission_modes_and_repository_conditions() {
     assert_ne!(conflict.code, 0, "{conflict:?}");
 
     // (a) One repository.
-    let (one, one_secret, one_oid) = service_principal(&cli, "one-repo");
+    let (one, one_secret, one_oid) = service_principal(&cli, "one-repo", &[]);
     assign(
         &cli,
         &one_oid,
@@ -162,11 +114,11 @@ async fn permission_modes_and_repository_conditions() {
         Some(&portal_condition(&format!("{NAME} StringEqualsIgnoreCase 'hello-world'"))),
     )
     .ok();
-    assert_eq!(list_tags(&s, &one, &one_secret, "hello-world").await, StatusCode::OK);
-    assert_eq!(list_tags(&s, &one, &one_secret, "other/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &one, &one_secret, "absreg", "hello-world").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &one, &one_secret, "absreg", "other/app").await, StatusCode::UNAUTHORIZED);
 
     // (b) A prefix with the trailing slash.
-    let (pre, pre_secret, pre_oid) = service_principal(&cli, "prefix");
+    let (pre, pre_secret, pre_oid) = service_principal(&cli, "prefix", &[]);
     let ok = assign(
         &cli,
         &pre_oid,
@@ -176,12 +128,12 @@ async fn permission_modes_and_repository_conditions() {
     )
     .ok();
     assert!(!ok.stderr.contains("WARNING"), "{}", ok.stderr);
-    assert_eq!(list_tags(&s, &pre, &pre_secret, "backend/nginx").await, StatusCode::OK);
-    assert_eq!(list_tags(&s, &pre, &pre_secret, "backend-infra/k8s").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &pre, &pre_secret, "absreg", "backend/nginx").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &pre, &pre_secret, "absreg", "backend-infra/k8s").await, StatusCode::UNAUTHORIZED);
 
     // The pitfall: without the slash the prefix also matches backend-infra and backendsvc, and
     // the assignment warns, naming them.
-    let (pit, pit_secret, pit_oid) = service_principal(&cli, "pitfall");
+    let (pit, pit_secret, pit_oid) = service_principal(&cli, "pitfall", &[]);
     let warned = assign(
         &cli,
         &pit_oid,
@@ -197,12 +149,12 @@ async fn permission_modes_and_repository_conditions() {
         "{}",
         warned.stderr
     );
-    assert_eq!(list_tags(&s, &pit, &pit_secret, "backend-infra/k8s").await, StatusCode::OK);
-    assert_eq!(list_tags(&s, &pit, &pit_secret, "backendsvc/containers").await, StatusCode::OK);
-    assert_eq!(list_tags(&s, &pit, &pit_secret, "other/app").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(list_tags(&s, &pit, &pit_secret, "absreg", "backend-infra/k8s").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &pit, &pit_secret, "absreg", "backendsvc/containers").await, StatusCode::OK);
+    assert_eq!(list_tags(&s, &pit, &pit_secret, "absreg", "other/app").await, StatusCode::UNAUTHORIZED);
 
     // (c) Two prefixes joined with OR; the verbatim one-line form az stores.
-    let (two, two_secret, two_oid) = service_principal(&cli, "two-prefixes");
+    let (two, two_secret, two_oid) = service_principal(&cli, "two-prefixes", &[]);
     let two_cond = portal_condition(&format!(
         "{NAME} StringStartsWithIgnoreCase 'backend/'\n  OR\n  {NAME} StringStartsWithIgnoreCase 'frontend/js/'"
     ));
@@ -212,7 +164,7 @@ async fn permission_modes_and_repository_conditions() {
         ("frontend/js/react", StatusCode::OK),
         ("hello-world", StatusCode::UNAUTHORIZED),
     ] {
-        assert_eq!(list_tags(&s, &two, &two_secret, repo).await, want, "{repo}");
+        assert_eq!(list_tags(&s, &two, &two_secret, "absreg", repo).await, want, "{repo}");
     }
     // A condition that does not parse is refused at assignment time with its position.
     let bad = assign(

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Cli, CliRun, TestServer};
+use common::{Cli, CliRun, TestServer, jwt_claims, owner_service_principal, repository_actions, require_venv_modules};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -118,22 +118,7 @@ async fn access_token(
         return Err((status, text));
     }
     let v: Value = serde_json::from_str(&text).unwrap();
-    let payload = v["access_token"].as_str().unwrap().split('.').nth(1).unwrap().to_string();
-    use base64::Engine;
-    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).unwrap();
-    Ok(serde_json::from_slice(&claims).unwrap())
-}
-
-/// The actions an access token's `access` claim grants on `repo`.
-fn granted(claims: &Value, repo: &str) -> Vec<String> {
-    claims["access"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|a| a["name"] == repo)
-        .flat_map(|a| a["actions"].as_array().cloned().unwrap_or_default())
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
+    Ok(jwt_claims(v["access_token"].as_str().unwrap()))
 }
 
 /// The portal's condition for one repository (seed example a).
@@ -156,21 +141,7 @@ fn two_prefixes(a: &str, b: &str) -> String {
 fn az_as_subscription_owner(bin: PathBuf, s: &TestServer, cli: &Cli) -> (Az, String) {
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
-    let sp = cli
-        .run(&[
-            "ad",
-            "sp",
-            "create-for-rbac",
-            "--name",
-            "az-ci",
-            "--role",
-            "Owner",
-            "--scopes",
-            &format!("/subscriptions/{sub}"),
-        ])
-        .ok()
-        .json();
-    let (app_id, secret) = (sp["appId"].as_str().unwrap().to_string(), sp["password"].as_str().unwrap().to_string());
+    let (app_id, secret, _) = owner_service_principal(s, cli, "az-ci");
 
     let az = Az::new(bin, s);
     let printed = cli.run(&["az-cloud", "--server", &s.base(), "--ca-bundle", az.ca.to_str().unwrap()]).ok().stdout;
@@ -359,7 +330,7 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     let claims = access_token(&s, "127.0.0.1", "00000000-0000-0000-0000-000000000000", refresh, "repository:app:pull")
         .await
         .unwrap();
-    assert_eq!(granted(&claims, "app"), ["pull"], "{claims}");
+    assert_eq!(repository_actions(&claims, "app"), ["pull"], "{claims}");
     assert_eq!(az.json(&["acr", "repository", "list", "-n", "myregistry"]), serde_json::json!(["app"]));
     assert_eq!(
         az.json(&["acr", "repository", "show-tags", "-n", "myregistry", "--repository", "app"]),
@@ -469,11 +440,11 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     // write actions are unconditioned (the portal's condition guards reads only).
     reg_push_as_sp(&s, p_app, p_secret, "backend/api").await;
     let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:backend/api:pull,push").await.unwrap();
-    let mut got = granted(&claims, "backend/api");
+    let mut got = repository_actions(&claims, "backend/api");
     got.sort();
     assert_eq!(got, ["pull", "push"], "{claims}");
     let claims = access_token(&s, "127.0.0.1", p_app, p_secret, "repository:app:pull").await.unwrap();
-    assert!(granted(&claims, "app").is_empty(), "outside the prefixes: {claims}");
+    assert!(repository_actions(&claims, "app").is_empty(), "outside the prefixes: {claims}");
     // AcrPull is not honoured in ABAC mode: the container group loses its pull.
     assert_eq!(
         s.workload_pull(&cli, &cg_id, "127.0.0.1", &service, "app").await,
@@ -615,62 +586,26 @@ async fn reg_push_as_sp(s: &TestServer, app_id: &str, secret: &str, repo: &str) 
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
 }
 
-/// `.venv/bin/python` with azure-mgmt-containerregistry (installed with azure-cli).
-fn require_mgmt_sdk() -> Option<PathBuf> {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = py.is_file()
-        && Command::new(&py)
-            .args(["-c", "import azure.mgmt.containerregistry, azure.containerregistry, azure.identity"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        return Some(py);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} with azure-mgmt-containerregistry is required in CI (CI=true); run .ci/run", py.display());
-    }
-    eprintln!(
-        "SKIPPED: {} lacks azure-mgmt-containerregistry (.venv/bin/pip install -r tests/requirements.txt)",
-        py.display()
-    );
-    None
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sdks_create_update_and_browse_a_registry() {
     use std::io::{BufRead, BufReader, Write};
-    let Some(py) = require_mgmt_sdk() else { return };
+    // azure-mgmt-containerregistry is installed with azure-cli.
+    let Some(py) = require_venv_modules(
+        "azure.mgmt.containerregistry, azure.containerregistry, azure.identity",
+        "azure-mgmt-containerregistry",
+    ) else {
+        return;
+    };
     let s = TestServer::builder().tls().start().await;
     let cli = Cli::login(&s);
     let sub = s.subscription.clone();
     let tenant = s.admin().unwrap().tenant.clone();
     cli.run(&["group", "create", "-n", "rg-sdk", "-l", "westus"]).ok();
-    let sp = cli
-        .run(&[
-            "ad",
-            "sp",
-            "create-for-rbac",
-            "--name",
-            "sdk-app",
-            "--role",
-            "Owner",
-            "--scopes",
-            &format!("/subscriptions/{sub}"),
-        ])
-        .ok()
-        .json();
+    let (app_id, secret, _) = owner_service_principal(&s, &cli, "sdk-app");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/management_and_content.py");
     let mut child = Command::new(&py)
         .arg(&script)
-        .args([
-            &s.base(),
-            &tenant,
-            sp["appId"].as_str().unwrap(),
-            sp["password"].as_str().unwrap(),
-            &sub,
-            "rg-sdk",
-            "myregistry",
-        ])
+        .args([&s.base(), &tenant, &app_id, &secret, &sub, "rg-sdk", "myregistry"])
         .env("REQUESTS_CA_BUNDLE", s.tls_ca.as_ref().unwrap())
         .env_remove("SSL_CERT_FILE")
         .stdin(Stdio::piped())
@@ -817,7 +752,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
         .unwrap()
         .to_string();
     let before = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await.unwrap();
-    assert!(granted(&before, "app").is_empty(), "{before}");
+    assert!(repository_actions(&before, "app").is_empty(), "{before}");
     let a = az.json(&[
         "role",
         "assignment",
@@ -833,7 +768,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     ]);
     assert_eq!(a["principalType"], "Group");
     let after = access_token(&s, "127.0.0.1", "dev@wharf.local", dev_password, "repository:app:pull").await.unwrap();
-    assert_eq!(granted(&after, "app"), ["pull"], "{after}");
+    assert_eq!(repository_actions(&after, "app"), ["pull"], "{after}");
 
     // ---- service principals: create-for-rbac with a role, show, list, credential reset, delete ----
     let sp = az.json(&["ad", "sp", "create-for-rbac", "--name", "pusher", "--role", "AcrPush", "--scopes", &rid]);
@@ -841,7 +776,7 @@ async fn az_signs_in_a_user_and_manages_the_directory() {
     let first_secret = sp["password"].as_str().unwrap().to_string();
     assert_eq!(sp["tenant"], admin.tenant.as_str());
     let pushed = access_token(&s, "127.0.0.1", &app_id, &first_secret, "repository:app:pull,push").await.unwrap();
-    assert_eq!(granted(&pushed, "app"), ["pull", "push"], "{pushed}");
+    assert_eq!(repository_actions(&pushed, "app"), ["pull", "push"], "{pushed}");
     assert_eq!(az.tsv(&["ad", "sp", "show", "--id", &app_id, "--query", "displayName"]), "pusher");
     assert_eq!(
         az.json(&["ad", "sp", "list", "--display-name", "pusher", "--query", "[].appId"]),

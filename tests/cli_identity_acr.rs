@@ -4,29 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine;
-use common::{Cli, CliRun, TestServer};
+use common::{Cli, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-
-/// Runs the CLI of `cli` with extra environment variables.
-fn run_env(cli: &Cli, args: &[&str], env: &[(&str, &str)]) -> CliRun {
-    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
-        .args(args)
-        .env("WHARF_CONFIG_DIR", cli.config_dir.path())
-        .env_remove("WHARF_OUTPUT")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run wharf");
-    CliRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn strings(v: &Value) -> Vec<String> {
     v.as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect()
@@ -256,7 +239,7 @@ async fn acr_login_writes_the_auth_file_and_exposes_tokens() {
     std::fs::write(&auth, r#"{"auths":{"other.example":{"auth":"dXNlcjpwYXNz"}},"credHelpers":{"x.example":"y"}}"#)
         .unwrap();
     let auth_s = auth.to_str().unwrap();
-    let r = run_env(&cli, &["acr", "login", "-n", "loginreg"], &[("REGISTRY_AUTH_FILE", auth_s)]).ok();
+    let r = cli.run_env(&["acr", "login", "-n", "loginreg"], &[("REGISTRY_AUTH_FILE", auth_s)]).ok();
     assert!(r.stdout.contains("Login Succeeded"), "{r:?}");
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&auth).unwrap()).unwrap();
     assert_eq!(file["auths"]["other.example"]["auth"], "dXNlcjpwYXNz");
@@ -294,7 +277,7 @@ async fn acr_login_writes_the_auth_file_and_exposes_tokens() {
 
     // DOCKER_CONFIG is honoured when REGISTRY_AUTH_FILE is not set.
     let docker_dir = dir.path().join("docker");
-    run_env(&cli, &["acr", "login", "-n", "loginreg"], &[("DOCKER_CONFIG", docker_dir.to_str().unwrap())]).ok();
+    cli.run_env(&["acr", "login", "-n", "loginreg"], &[("DOCKER_CONFIG", docker_dir.to_str().unwrap())]).ok();
     let file: Value = serde_json::from_str(&std::fs::read_to_string(docker_dir.join("config.json")).unwrap()).unwrap();
     assert!(file["auths"][login_server.as_str()]["identitytoken"].is_string());
 }
@@ -344,8 +327,7 @@ async fn admin_user_credentials() {
     // acr login with the admin user writes Basic credentials.
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.json");
-    run_env(
-        &cli,
+    cli.run_env(
         &["acr", "login", "-n", "adminreg", "-u", "adminreg", "-p", &p1],
         &[("REGISTRY_AUTH_FILE", auth.to_str().unwrap())],
     )

@@ -6,24 +6,12 @@
 
 mod common;
 
-use base64::Engine;
-use common::{Cli, TestServer, require_tool, run};
+use common::{
+    Cli, GRAPH_SCOPE, TestServer, admin_access_token, assign_to, graph, jwt_claims, list_tags, repository_actions,
+    require_tool, run, service_principal, sp_access_token,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A service principal made with `create-for-rbac`: (appId, secret, object id).
-fn service_principal(cli: &Cli, name: &str) -> (String, String, String) {
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", name]).ok().json();
-    let app = sp["appId"].as_str().unwrap().to_string();
-    let shown = cli.run(&["ad", "sp", "show", "--id", &app]).ok().json();
-    (app, sp["password"].as_str().unwrap().to_string(), shown["id"].as_str().unwrap().to_string())
-}
-
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("JSON claims")
-}
 
 /// The actions a registry access token grants on `repo` of `registry`, asked for with Basic
 /// credentials at `/oauth2/token` (path style).
@@ -35,36 +23,10 @@ async fn token_actions(
     repo: &str,
     actions: &str,
 ) -> Vec<String> {
-    let r = s
-        .client()
-        .get(format!("{}/oauth2/token", s.base()))
-        .query(&[("service", s.host()), ("scope", format!("repository:{registry}/{repo}:{actions}"))])
-        .basic_auth(user, Some(pass))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK, "token request for {repo}");
-    let v: Value = r.json().await.unwrap();
-    let claims = jwt_claims(v["access_token"].as_str().expect("an access token"));
-    claims["access"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["type"] == "repository" && e["name"] == repo)
-        .flat_map(|e| e["actions"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a.as_str().map(str::to_string))
-        .collect()
-}
-
-/// Status of a tag listing with Basic credentials (path style).
-async fn list_tags(s: &TestServer, user: &str, pass: &str, registry: &str, repo: &str) -> StatusCode {
-    s.client()
-        .get(format!("{}/v2/{registry}/{repo}/tags/list", s.base()))
-        .basic_auth(user, Some(pass))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    let scope = format!("repository:{registry}/{repo}:{actions}");
+    let (st, v) = s.registry_token(user, pass, &s.host(), &[&scope]).await;
+    assert_eq!(st, StatusCode::OK, "token request for {repo}");
+    repository_actions(&jwt_claims(v["access_token"].as_str().expect("an access token")), repo)
 }
 
 /// Whether skopeo can copy `repo:v1` out of the registry with these credentials.
@@ -133,8 +95,8 @@ async fn group_assignments_reach_members_nested_groups_and_membership_changes() 
     assert_eq!(filtered[0]["id"], gid.as_str(), "{filtered}");
 
     // One service principal in the group, one outside it.
-    let (member, member_secret, member_oid) = service_principal(&cli, "member-sp");
-    let (outsider, outsider_secret, outsider_oid) = service_principal(&cli, "outsider-sp");
+    let (member, member_secret, member_oid) = service_principal(&cli, "member-sp", &[]);
+    let (outsider, outsider_secret, outsider_oid) = service_principal(&cli, "outsider-sp", &[]);
     assert!(
         cli.run(&["ad", "group", "member", "add", "--group", "Registry Pullers", "--member-id", &member_oid])
             .ok()
@@ -251,31 +213,14 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
         .ok()
         .json();
     let gid = group["id"].as_str().unwrap().to_string();
-    let (app, secret, oid) = service_principal(&cli, "team-sp");
+    let (app, secret, oid) = service_principal(&cli, "team-sp", &[]);
     cli.run(&["ad", "group", "member", "add", "--group", &gid, "--member-id", &oid]).ok();
 
     // Repository Reader for the group, limited to team/ by a condition.
     let condition = format!(
         "(({READ_GUARDS}) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))"
     );
-    cli.run(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        &gid,
-        "--assignee-principal-type",
-        "Group",
-        "--role",
-        "Container Registry Repository Reader",
-        "--scope",
-        &rid,
-        "--condition",
-        &condition,
-        "--condition-version",
-        "2.0",
-    ])
-    .ok();
+    assign_to(&cli, "Group", &gid, "Container Registry Repository Reader", &rid, Some(&condition)).ok();
     assert_eq!(token_actions(&s, &app, &secret, "abacgrp", "team/app", "pull").await, vec!["pull"]);
     assert!(token_actions(&s, &app, &secret, "abacgrp", "other/app", "pull").await.is_empty());
     assert_eq!(list_tags(&s, &app, &secret, "abacgrp", "team/app").await, StatusCode::OK);
@@ -304,20 +249,7 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     }
 
     // Management authorization through the group: Reader on the registry lets the member read it.
-    cli.run(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        &gid,
-        "--assignee-principal-type",
-        "Group",
-        "--role",
-        "Reader",
-        "--scope",
-        &rid,
-    ])
-    .ok();
+    assign_to(&cli, "Group", &gid, "Reader", &rid, None).ok();
     let tenant = s.admin().unwrap().tenant.clone();
     let sp_cli = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
     sp_cli
@@ -344,28 +276,6 @@ async fn conditional_abac_assignment_to_a_group_and_management_access_through_a_
     assert!(denied.stderr.contains("AuthorizationFailed"), "{}", denied.stderr);
 }
 
-/// A Graph call with a bearer token.
-async fn graph(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut rb = s.client().request(method, format!("{}/v1.0/{path}", s.base())).bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let st = r.status();
-    let text = r.text().await.unwrap_or_default();
-    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// A Graph-audience token, with a user's password or a service principal's secret.
-async fn graph_token(s: &TestServer, form: &[(&str, &str)]) -> String {
-    let tenant = &s.admin().expect("bootstrap admin").tenant;
-    let mut form = form.to_vec();
-    form.push(("scope", "https://graph.microsoft.com/.default"));
-    let r = s.client().post(format!("{}/{tenant}/oauth2/v2.0/token", s.base())).form(&form).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
-    r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
-}
-
 #[track_caller]
 fn assert_graph_error(reply: &(StatusCode, Value), status: StatusCode, code: &str) {
     assert_eq!(reply.0, status, "{}", reply.1);
@@ -378,16 +288,7 @@ fn assert_graph_error(reply: &(StatusCode, Value), status: StatusCode, code: &st
 async fn graph_group_shapes_errors_and_who_may_change_groups() {
     let s = TestServer::start().await;
     let admin = s.admin().unwrap().clone();
-    let token = graph_token(
-        &s,
-        &[
-            ("grant_type", "password"),
-            ("username", &admin.username),
-            ("password", &admin.password),
-            ("client_id", "tests"),
-        ],
-    )
-    .await;
+    let token = admin_access_token(&s, GRAPH_SCOPE).await;
 
     let (st, g) = graph(
         &s,
@@ -517,9 +418,8 @@ async fn graph_group_shapes_errors_and_who_may_change_groups() {
     // A principal without the right to assign roles at the subscription may read groups but
     // not create them or change their members.
     let cli = Cli::login(&s);
-    let (app, secret, sp_oid) = service_principal(&cli, "no-rights");
-    let weak =
-        graph_token(&s, &[("grant_type", "client_credentials"), ("client_id", &app), ("client_secret", &secret)]).await;
+    let (app, secret, sp_oid) = service_principal(&cli, "no-rights", &[]);
+    let weak = sp_access_token(&s, &app, &secret, GRAPH_SCOPE).await;
     assert_graph_error(
         &graph(
             &s,
@@ -596,9 +496,9 @@ async fn group_owners_manage_members_without_directory_rights() {
             .as_str()
             .unwrap()
             .to_string();
-    let (owner_app, owner_secret, owner_oid) = service_principal(&cli, "team-owner");
-    let (_, _, member_oid) = service_principal(&cli, "team-member");
-    let (other_app, other_secret, _) = service_principal(&cli, "not-an-owner");
+    let (owner_app, owner_secret, owner_oid) = service_principal(&cli, "team-owner", &[]);
+    let (_, _, member_oid) = service_principal(&cli, "team-member", &[]);
+    let (other_app, other_secret, _) = service_principal(&cli, "not-an-owner", &[]);
     let signed_in = |app: &str, secret: &str| {
         let c = Cli { config_dir: tempfile::tempdir().unwrap(), ca: None };
         c.run(&[
@@ -657,7 +557,7 @@ async fn group_owners_manage_members_without_directory_rights() {
     assert_eq!(cli.run(&["ad", "group", "owner", "list", "--group", &gid]).ok().json(), json!([]));
 
     // An owner may delete its group; a non-owner without directory rights may not.
-    let (second_app, second_secret, second_oid) = service_principal(&cli, "team-owner-2");
+    let (second_app, second_secret, second_oid) = service_principal(&cli, "team-owner-2", &[]);
     cli.run(&["ad", "group", "owner", "add", "--group", &gid, "--owner-object-id", &second_oid]).ok();
     let refused = other.run(&["ad", "group", "delete", "--group", &gid]);
     assert!(refused.code != 0 && refused.stderr.contains("Authorization_RequestDenied"), "{refused:?}");

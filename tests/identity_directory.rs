@@ -4,82 +4,20 @@
 
 mod common;
 
-use base64::Engine;
-use common::{Cli, TestServer};
+use common::{
+    Cli, TestServer, admin_access_token, exchange_refresh, graph, jwt_claims, refresh_grant, sp_token, user_token,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-/// A directory token for `scope` with the password grant.
-async fn user_token(s: &TestServer, username: &str, password: &str, scope: &str) -> (StatusCode, Value) {
-    let tenant = &s.admin().expect("bootstrap admin").tenant;
-    let r = s
-        .client()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", username),
-            ("password", password),
-            ("scope", scope),
-            ("client_id", "tests"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let st = r.status();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
-
-/// A directory token for `scope` with client credentials.
-async fn sp_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> (StatusCode, Value) {
-    let tenant = &s.admin().expect("bootstrap admin").tenant;
-    let r = s
-        .client()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app_id),
-            ("client_secret", secret),
-            ("scope", scope),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let st = r.status();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn admin_graph_token(s: &TestServer, scope: &str) -> String {
-    let a = s.admin().expect("bootstrap admin").clone();
-    let (st, v) = user_token(s, &a.username, &a.password, scope).await;
-    assert_eq!(st, StatusCode::OK, "graph token: {v}");
-    v["access_token"].as_str().unwrap().to_string()
-}
-
-async fn graph(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let mut rb = s.client().request(method, format!("{}/v1.0/{path}", s.base())).bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let st = r.status();
-    let text = r.text().await.unwrap_or_default();
-    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("JSON claims")
-}
 
 #[tokio::test]
 async fn graph_users_applications_and_service_principals() {
     let s = TestServer::start().await;
     // az sends its cloud's microsoftGraphResourceId (the server's own URL) as the Graph scope;
     // Microsoft Graph's public id works too.
-    let own = admin_graph_token(&s, &format!("{}//.default", s.base())).await;
+    let own = admin_access_token(&s, &format!("{}//.default", s.base())).await;
     assert_eq!(jwt_claims(&own)["aud"], format!("{}/", s.base()));
-    let t = admin_graph_token(&s, "https://graph.microsoft.com/.default").await;
+    let t = admin_access_token(&s, "https://graph.microsoft.com/.default").await;
 
     // Without a token, or with a management token: 401 in Graph's error shape.
     let r = s.client().get(format!("{}/v1.0/users", s.base())).send().await.unwrap();
@@ -356,8 +294,8 @@ async fn cli_ad_commands_and_credential_reset() {
     let (st, v) = sp_token(&s, &app_id, &password, "https://containerregistry.azure.net/.default").await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let old_aad = v["access_token"].as_str().unwrap().to_string();
-    let refresh = exchange(&s, &login_server, &old_aad).await.expect("exchange before the reset");
-    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::OK);
+    let refresh = exchange_refresh(&s, &login_server, &old_aad).await.expect("exchange before the reset");
+    assert_eq!(refresh_grant(&s, &login_server, "repository:hello:pull", &refresh).await.0, StatusCode::OK);
 
     // Reset: a new secret, the old one and every token issued before stop working.
     let reset = cli.run(&["ad", "sp", "credential", "reset", "--id", &app_id]).ok().json();
@@ -368,20 +306,21 @@ async fn cli_ad_commands_and_credential_reset() {
     let (st, _) = sp_token(&s, &app_id, &password, "https://management.core.windows.net//.default").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED, "the old secret still works");
     assert_eq!(
-        registry_token(&s, &login_server, &refresh).await,
+        refresh_grant(&s, &login_server, "repository:hello:pull", &refresh).await.0,
         StatusCode::UNAUTHORIZED,
         "refresh token replay after credential reset"
     );
     assert!(
-        exchange(&s, &login_server, &old_aad).await.is_none(),
+        exchange_refresh(&s, &login_server, &old_aad).await.is_none(),
         "a directory token from before the reset was exchanged"
     );
     assert!(s.log_text().contains("refresh token rejected"), "the reason is logged");
     let (st, v) = sp_token(&s, &app_id, &new_password, "https://containerregistry.azure.net/.default").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let refresh =
-        exchange(&s, &login_server, v["access_token"].as_str().unwrap()).await.expect("exchange after the reset");
-    assert_eq!(registry_token(&s, &login_server, &refresh).await, StatusCode::OK);
+    let refresh = exchange_refresh(&s, &login_server, v["access_token"].as_str().unwrap())
+        .await
+        .expect("exchange after the reset");
+    assert_eq!(refresh_grant(&s, &login_server, "repository:hello:pull", &refresh).await.0, StatusCode::OK);
     // --append keeps the current secret.
     let appended = cli.run(&["ad", "sp", "credential", "reset", "--id", &app_id, "--append"]).ok().json();
     let (st, _) = sp_token(&s, &app_id, &new_password, "https://management.core.windows.net//.default").await;
@@ -437,40 +376,6 @@ async fn create_for_rbac_refuses_the_name_of_a_built_in_service_principal() {
     assert_eq!(again.json()["appId"], first["appId"]);
     assert_ne!(again.json()["password"], first["password"]);
     assert!(again.stderr.contains("Found an existing application instance"), "{}", again.stderr);
-}
-
-/// `POST /oauth2/exchange`; the refresh token, or `None` when refused.
-async fn exchange(s: &TestServer, service: &str, aad: &str) -> Option<String> {
-    let r = s
-        .client()
-        .post(format!("{}/oauth2/exchange", s.base()))
-        .header("host", service)
-        .form(&[("grant_type", "access_token"), ("service", service), ("access_token", aad)])
-        .send()
-        .await
-        .unwrap();
-    if r.status() != StatusCode::OK {
-        return None;
-    }
-    let v: Value = r.json().await.unwrap();
-    v["refresh_token"].as_str().map(str::to_string)
-}
-
-/// `POST /oauth2/token` with a refresh token; the status.
-async fn registry_token(s: &TestServer, service: &str, refresh: &str) -> StatusCode {
-    s.client()
-        .post(format!("{}/oauth2/token", s.base()))
-        .header("host", service)
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("service", service),
-            ("scope", "repository:hello:pull"),
-            ("refresh_token", refresh),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .status()
 }
 
 /// `wharf ad user update` and `wharf ad sp update`: disabling stops sign-in and revokes the
@@ -573,7 +478,7 @@ async fn disabling_and_updating_users_and_service_principals() {
     assert!(bad.code != 0 && bad.stderr.contains("accountEnabled=true|false"), "{bad:?}");
 
     // Graph refuses a property it does not keep, naming it.
-    let token = admin_graph_token(&s, "https://graph.microsoft.com/.default").await;
+    let token = admin_access_token(&s, "https://graph.microsoft.com/.default").await;
     let (st, v) = graph(&s, &token, Method::PATCH, "users/ann@wharf.local", Some(json!({"jobTitle": "x"}))).await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("'jobTitle'"), "{v}");

@@ -5,16 +5,9 @@
 
 mod common;
 
-use base64::Engine;
-use common::{Cli, TestServer};
+use common::{Cli, GRAPH_SCOPE, TestServer, admin_access_token, exchange, graph, jwt_claims};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-fn jwt_claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
-        .expect("JSON claims")
-}
 
 /// `GET {endpoint}?resource=…&api-version=2019-08-01[&extra]` with the identity header.
 async fn msi(s: &TestServer, env: &Value, resource: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
@@ -26,19 +19,6 @@ async fn msi(s: &TestServer, env: &Value, resource: &str, extra: &[(&str, &str)]
         .query(&q)
         .header("X-IDENTITY-HEADER", env["IDENTITY_HEADER"].as_str().unwrap())
         .header("Metadata", "true")
-        .send()
-        .await
-        .unwrap();
-    let st = r.status();
-    (st, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn exchange(s: &TestServer, service: &str, aad: &str) -> (StatusCode, Value) {
-    let r = s
-        .client()
-        .post(format!("{}/oauth2/exchange", s.base()))
-        .header("host", service)
-        .form(&[("grant_type", "access_token"), ("service", service), ("access_token", aad)])
         .send()
         .await
         .unwrap();
@@ -89,29 +69,9 @@ async fn user_assigned_identities_with_az_shapes() {
     assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
 
     // Managed identities appear in the directory as service principals of type ManagedIdentity.
-    let tenant = s.admin().unwrap().tenant.clone();
-    let a = s.admin().unwrap().clone();
-    let r = s
-        .client()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", a.username.as_str()),
-            ("password", a.password.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let graph_token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
-    let r = s
-        .client()
-        .get(format!("{}/v1.0/servicePrincipals/{}", s.base(), id["principalId"].as_str().unwrap()))
-        .bearer_auth(&graph_token)
-        .send()
-        .await
-        .unwrap();
-    let sp: Value = r.json().await.unwrap();
+    let graph_token = admin_access_token(&s, GRAPH_SCOPE).await;
+    let path = format!("servicePrincipals/{}", id["principalId"].as_str().unwrap());
+    let (_, sp) = graph(&s, &graph_token, Method::GET, &path, None).await;
     assert_eq!(sp["servicePrincipalType"], "ManagedIdentity", "{sp}");
     assert_eq!(sp["appId"], id["clientId"]);
     assert!(sp["servicePrincipalNames"].as_array().unwrap().contains(&id["id"]), "{sp}");

@@ -31,7 +31,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{Cli, Reply, TestServer, send};
+use common::{
+    ACR_SCOPE, Cli, GRAPH_SCOPE, MGMT_SCOPE, Reply, TestServer, admin_token, entra_token, exchange_refresh,
+    owner_service_principal, send, sp_access_token,
+};
 use reqwest::header::{AUTHORIZATION, HOST, HeaderValue};
 use reqwest::{Method, RequestBuilder, StatusCode};
 use ring::signature::{
@@ -41,9 +44,6 @@ use serde_json::{Value, json};
 use sha2::Digest as _;
 
 const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
-const MGMT_SCOPE: &str = "https://management.core.windows.net//.default";
-const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
-const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 /// The repository every data-plane door asks for (it need not exist: a valid credential gets
 /// 404 `NAME_UNKNOWN`, a refused one 401).
 const REPO: &str = "hello";
@@ -146,10 +146,6 @@ fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
-fn tenant(s: &TestServer) -> String {
-    s.admin().expect("bootstrap admin").tenant.clone()
-}
-
 fn v2_path() -> String {
     format!("/v2/{REPO}/tags/list")
 }
@@ -174,7 +170,7 @@ async fn knock(s: &TestServer, door: Door, registry: &str, token: &str) -> Reply
             token,
         ),
         Door::Graph => bearer(c.get(format!("{base}/v1.0/me")), token),
-        Door::DirectoryRefresh => c.post(format!("{base}/{}/oauth2/v2.0/token", tenant(s))).form(&[
+        Door::DirectoryRefresh => c.post(format!("{base}/{}/oauth2/v2.0/token", s.tenant())).form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", token),
             ("scope", MGMT_SCOPE),
@@ -334,46 +330,8 @@ impl<'a> Refusals<'a> {
 
 // ---- real tokens ----
 
-/// A token from the Entra-like endpoint; the whole JSON answer.
-async fn entra_token(s: &TestServer, form: &[(&str, &str)]) -> (StatusCode, Value) {
-    let r = send(s.client().post(format!("{}/{}/oauth2/v2.0/token", s.base(), tenant(s))).form(form)).await;
-    let v = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    (r.status, v)
-}
-
-async fn user_token(s: &TestServer, scope: &str) -> Value {
-    let a = s.admin().expect("bootstrap admin").clone();
-    let form = [
-        ("grant_type", "password"),
-        ("username", a.username.as_str()),
-        ("password", a.password.as_str()),
-        ("scope", scope),
-        ("client_id", "wharf-tests"),
-    ];
-    let (st, v) = entra_token(s, &form).await;
-    assert_eq!(st, StatusCode::OK, "password grant for {scope}: {v}");
-    v
-}
-
-async fn app_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> String {
-    let (st, v) = entra_token(
-        s,
-        &[("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)],
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "client credentials for {scope}: {v}");
-    v["access_token"].as_str().unwrap().to_string()
-}
-
 fn field(v: &Value, k: &str) -> String {
     v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_string()
-}
-
-/// The registry refresh token for a directory token (`/oauth2/exchange`).
-async fn exchange(s: &TestServer, registry: &str, aad: &str) -> String {
-    let r = knock(s, Door::Exchange, registry, aad).await;
-    assert_eq!(r.status, StatusCode::OK, "exchange at {registry}: {}", r.text());
-    field(&r.json(), "refresh_token")
 }
 
 /// A registry access token for `repository:hello:pull` from a refresh token; the whole answer.
@@ -385,10 +343,11 @@ async fn access(s: &TestServer, registry: &str, refresh: &str) -> Value {
 
 /// Real tokens opening each door at `registry` (checked), for the bootstrap administrator.
 async fn admin_tokens(s: &TestServer, registry: &str) -> HashMap<Door, String> {
-    let mgmt = user_token(s, MGMT_SCOPE).await;
-    let graph = user_token(s, GRAPH_SCOPE).await;
-    let acr = field(&user_token(s, ACR_SCOPE).await, "access_token");
-    let refresh = exchange(s, registry, &acr).await;
+    let mgmt = admin_token(s, MGMT_SCOPE).await;
+    let graph = admin_token(s, GRAPH_SCOPE).await;
+    let acr = field(&admin_token(s, ACR_SCOPE).await, "access_token");
+    let refresh =
+        exchange_refresh(s, &s.login_server(registry), &acr).await.unwrap_or_else(|| panic!("exchange at {registry}"));
     let access = field(&access(s, registry, &refresh).await, "access_token");
     let tokens = HashMap::from([
         (Door::Management, field(&mgmt, "access_token")),
@@ -405,29 +364,18 @@ async fn admin_tokens(s: &TestServer, registry: &str) -> HashMap<Door, String> {
     tokens
 }
 
-/// A management call with an explicit token (the harness's own token may have expired).
-async fn mgmt_as(s: &TestServer, token: &str, method: Method, path: &str, body: Value) -> (StatusCode, Value) {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let api = if path.contains("Microsoft.ContainerRegistry") { common::ARM_API } else { common::RESOURCES_API };
-    let r = send(
-        s.client().request(method, format!("{}{path}{sep}api-version={api}", s.base())).bearer_auth(token).json(&body),
-    )
-    .await;
-    (r.status, serde_json::from_slice(&r.body).unwrap_or(Value::Null))
-}
-
 async fn create_registry(s: &TestServer, token: &str, name: &str) {
     let rg = format!("rg-{name}");
-    let (st, v) = mgmt_as(s, token, Method::PUT, &s.group_path(&rg), json!({"location": "westus"})).await;
+    let (st, v) = s.mgmt_as(token, Method::PUT, &s.group_path(&rg), Some(json!({"location": "westus"}))).await;
     assert!(st.is_success(), "resource group {rg}: {st} {v}");
-    let (st, v) = mgmt_as(
-        s,
-        token,
-        Method::PUT,
-        &s.registry_path(&rg, name),
-        json!({"location": "westus", "sku": {"name": "Premium"}}),
-    )
-    .await;
+    let (st, v) = s
+        .mgmt_as(
+            token,
+            Method::PUT,
+            &s.registry_path(&rg, name),
+            Some(json!({"location": "westus", "sku": {"name": "Premium"}})),
+        )
+        .await;
     assert!(st.is_success(), "registry {name}: {st} {v}");
 }
 
@@ -560,7 +508,7 @@ fn forgeries(real: &str, jwks: &Value, other: &OtherKey) -> Vec<(String, String,
 }
 
 async fn jwks(s: &TestServer) -> Value {
-    let r = send(s.client().get(format!("{}/{}/discovery/v2.0/keys", s.base(), tenant(s)))).await;
+    let r = send(s.client().get(format!("{}/{}/discovery/v2.0/keys", s.base(), s.tenant()))).await;
     assert_eq!(r.status, StatusCode::OK);
     r.json()
 }
@@ -607,11 +555,11 @@ async fn expired_tokens_are_refused_at_every_door() {
         "3",
     ];
     let s = TestServer::builder().flags(&flags).start().await;
-    let setup = field(&user_token(&s, MGMT_SCOPE).await, "access_token");
+    let setup = field(&admin_token(&s, MGMT_SCOPE).await, "access_token");
     create_registry(&s, &setup, "shortlived").await;
 
     // The configured lifetimes are what the token endpoints announce and what tokens carry.
-    let mgmt = user_token(&s, MGMT_SCOPE).await;
+    let mgmt = admin_token(&s, MGMT_SCOPE).await;
     assert_eq!(mgmt["expires_in"], LIFETIME, "{mgmt}");
     let tokens = admin_tokens(&s, "shortlived").await;
     for door in Door::ALL {
@@ -785,7 +733,8 @@ async fn tokens_for_another_registry_or_audience_are_refused() {
 
     // A refresh token issued before a role-assignment mode switch, even one the server
     // remembers from a use just before the switch.
-    let b_refresh = exchange(&s, "registryb", &a[&Door::Exchange]).await;
+    let b_refresh =
+        exchange_refresh(&s, &s.login_server("registryb"), &a[&Door::Exchange]).await.expect("exchange at registryb");
     expect_open("B's refresh token as Basic", &knock(&s, Door::RefreshAsBasic, "registryb", &b_refresh).await);
     let patch = json!({"properties": {"roleAssignmentMode": "AbacRepositoryPermissions"}});
     let (st, v) = s.mgmt(Method::PATCH, &s.registry_path("rg-registryb", "registryb"), Some(patch)).await;
@@ -838,22 +787,7 @@ async fn wrong_secrets_are_refused_at_every_door() {
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     s.registry("creds").await;
-    let sub = s.subscription.clone();
-    let sp = cli
-        .run(&[
-            "ad",
-            "sp",
-            "create-for-rbac",
-            "--name",
-            "neg-secrets",
-            "--role",
-            "Owner",
-            "--scopes",
-            &format!("/subscriptions/{sub}"),
-        ])
-        .ok()
-        .json();
-    let (app_id, secret) = (field(&sp, "appId"), field(&sp, "password"));
+    let (app_id, secret, _) = owner_service_principal(&s, &cli, "neg-secrets");
     let admin = s.admin().unwrap().clone();
     let wrong = "Wr0ng-but-plausible-secret-value-123";
     let unknown_app = "7d9b5c2e-0a41-4c7e-9a0e-2f4d5b6c7a81";
@@ -1005,24 +939,10 @@ async fn credential_reset_revokes_tokens_at_the_management_api_and_the_data_plan
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     s.registry("resetreg").await;
-    let sub = s.subscription.clone();
-    let sp = cli
-        .run(&[
-            "ad",
-            "sp",
-            "create-for-rbac",
-            "--name",
-            "neg-reset",
-            "--role",
-            "Owner",
-            "--scopes",
-            &format!("/subscriptions/{sub}"),
-        ])
-        .ok()
-        .json();
-    let (app_id, secret) = (field(&sp, "appId"), field(&sp, "password"));
-    let mgmt = app_token(&s, &app_id, &secret, MGMT_SCOPE).await;
-    let refresh = exchange(&s, "resetreg", &app_token(&s, &app_id, &secret, ACR_SCOPE).await).await;
+    let (app_id, secret, _) = owner_service_principal(&s, &cli, "neg-reset");
+    let mgmt = sp_access_token(&s, &app_id, &secret, MGMT_SCOPE).await;
+    let acr = sp_access_token(&s, &app_id, &secret, ACR_SCOPE).await;
+    let refresh = exchange_refresh(&s, &s.login_server("resetreg"), &acr).await.expect("exchange at resetreg");
     let access = field(&access(&s, "resetreg", &refresh).await, "access_token");
     let tokens = [(Door::Management, mgmt), (Door::RefreshAsBasic, refresh), (Door::AccessBearer, access)];
     for (door, token) in &tokens {

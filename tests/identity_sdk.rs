@@ -5,81 +5,34 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::TestServer;
-use reqwest::{Method, StatusCode};
+use common::{GRAPH_SCOPE, MGMT_SCOPE, TestServer, admin_access_token, bearer_call, require_venv_modules, uuid_like};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-/// The venv's Python with azure-identity and azure-containerregistry. In CI (`CI=true`) a
-/// missing one fails the test; elsewhere the test is skipped with the reason.
-fn require_sdk_python() -> Option<PathBuf> {
-    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok = py.is_file()
-        && Command::new(&py)
-            .args(["-c", "import azure.identity, azure.containerregistry"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    if ok {
-        return Some(py);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{} with azure-identity and azure-containerregistry is required in CI (CI=true); run .ci/run",
-            py.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: {} lacks azure-identity/azure-containerregistry (.venv/bin/pip install -r tests/requirements.txt)",
-        py.display()
-    );
-    None
-}
-
+/// A management or Graph call with a bearer token, checked to succeed: the JSON answer.
 async fn call(s: &TestServer, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
-    let mut rb = s.client().request(method.clone(), format!("{}{path}", s.base())).bearer_auth(token);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let st = r.status();
-    let text = r.text().await.unwrap_or_default();
-    assert!(st.is_success(), "{method} {path}: {st} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    let (st, v) = bearer_call(s, token, method.clone(), path, body).await;
+    assert!(st.is_success(), "{method} {path}: {st} {v}");
+    v
 }
 
 #[tokio::test]
 async fn azure_sdks_with_managed_identities_and_a_service_principal() {
-    let Some(py) = require_sdk_python() else { return };
+    let Some(py) =
+        require_venv_modules("azure.identity, azure.containerregistry", "azure-identity and azure-containerregistry")
+    else {
+        return;
+    };
     let s = TestServer::builder().tls().start().await;
     let creds: Value =
         serde_json::from_str(&std::fs::read_to_string(s.data_dir.join("bootstrap-credentials.json")).unwrap()).unwrap();
     let (tenant, sub) =
         (creds["tenant"].as_str().unwrap().to_string(), creds["subscription"].as_str().unwrap().to_string());
-    let (user, password) =
-        (creds["username"].as_str().unwrap().to_string(), creds["password"].as_str().unwrap().to_string());
-    let token_for = |scope: &'static str| {
-        let (s, tenant, user, password) = (&s, tenant.clone(), user.clone(), password.clone());
-        async move {
-            let r = s
-                .client()
-                .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-                .form(&[
-                    ("grant_type", "password"),
-                    ("username", user.as_str()),
-                    ("password", password.as_str()),
-                    ("scope", scope),
-                ])
-                .send()
-                .await
-                .unwrap();
-            r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string()
-        }
-    };
-    let arm = token_for("https://management.core.windows.net//.default").await;
-    let graph = token_for("https://graph.microsoft.com/.default").await;
+    let arm = admin_access_token(&s, MGMT_SCOPE).await;
+    let graph = admin_access_token(&s, GRAPH_SCOPE).await;
     let q = "?api-version=2024-11-01";
 
     // A registry with one image.
@@ -95,28 +48,8 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     )
     .await;
     let login_server = reg["properties"]["loginServer"].as_str().unwrap().to_string();
-    let img = common::TestImage::new("sdk", "amd64");
-    for (_, blob) in img.blobs() {
-        let r = s
-            .client()
-            .post(format!("{}/v2/sdkregistry/hello/blobs/uploads/?digest={}", s.base(), common::sha256(&blob)))
-            .basic_auth(&user, Some(&password))
-            .body(blob)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    }
-    let r = s
-        .client()
-        .put(format!("{}/v2/sdkregistry/hello/manifests/v1", s.base()))
-        .basic_auth(&user, Some(&password))
-        .header("content-type", common::OCI_MANIFEST)
-        .body(img.manifest.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let registry = common::Registry { server: &s, name: "sdkregistry".into(), rg: "rg-sdk".into() };
+    registry.push_image("hello", "v1", "sdk").await;
 
     // A container group with a system-assigned and a user-assigned identity, both AcrPull.
     let uami_id = format!("{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/sdk-identity");
@@ -128,7 +61,7 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     let assign = |principal: String| {
         let (s, arm, registry_id, acr_pull) = (&s, arm.clone(), registry_id.clone(), acr_pull.clone());
         async move {
-            let name = uuid_like(&principal);
+            let name = uuid_like(&format!("assignment:{principal}"));
             let body = json!({"properties": {"roleDefinitionId": acr_pull, "principalId": principal, "principalType": "ServicePrincipal"}});
             call(
                 s,
@@ -212,11 +145,4 @@ async fn azure_sdks_with_managed_identities_and_a_service_principal() {
     );
     assert_eq!(by_secret["oid"], sp["id"], "{by_secret}");
     assert_eq!(by_secret["tags"], json!(["v1"]));
-}
-
-/// A GUID-shaped role assignment name derived from a principal id (unique per principal here).
-fn uuid_like(principal: &str) -> String {
-    let hex = common::sha256(format!("assignment:{principal}").as_bytes());
-    let h = &hex["sha256:".len()..];
-    format!("{}-{}-4{}-8{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
 }

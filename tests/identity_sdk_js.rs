@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Cli, TestServer, require_tool};
+use common::{Cli, TestServer, owner_service_principal, require_tool};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -52,14 +52,6 @@ fn node(dir: &Path, s: &TestServer, script: &str, args: &[&str]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("node {script}: not JSON ({e}): {stdout}"))
 }
 
-/// A service principal with Owner on the subscription: (tenant, appId, secret).
-fn owner_sp(s: &TestServer, cli: &Cli, name: &str) -> (String, String, String) {
-    let sub = format!("/subscriptions/{}", s.subscription);
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", name, "--role", "Owner", "--scopes", &sub]).ok().json();
-    let str_of = |k: &str| sp[k].as_str().unwrap_or_else(|| panic!("no {k}: {sp}")).to_string();
-    (str_of("tenant"), str_of("appId"), str_of("password"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn javascript_management_sdk_with_wharf_as_its_endpoint() {
     let Some(dir) = require_node_sdks() else { return };
@@ -68,7 +60,8 @@ async fn javascript_management_sdk_with_wharf_as_its_endpoint() {
     cli.run(&["group", "create", "-n", "rg-js", "-l", "westus"]).ok();
     cli.run(&["group", "create", "-n", "rg-other", "-l", "westus"]).ok();
     cli.run(&["acr", "create", "-n", "otherregistry", "-g", "rg-other", "--sku", "Basic"]).ok();
-    let (tenant, app_id, secret) = owner_sp(&s, &cli, "js-mgmt");
+    let (app_id, secret, _) = owner_service_principal(&s, &cli, "js-mgmt");
+    let tenant = s.tenant();
     let endpoint = s.base();
     let v = node(
         &dir,
@@ -110,7 +103,8 @@ async fn javascript_registry_sdk_on_a_nested_repository() {
     let (manifest, digest) = reg.push_image("team/svc/api", "v1", "js-sdk").await;
     let r = reg.put_manifest("team/svc/api", "v2", common::OCI_MANIFEST, &manifest).await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let (tenant, app_id, secret) = owner_sp(&s, &cli, "js-data");
+    let (app_id, secret, _) = owner_service_principal(&s, &cli, "js-data");
+    let tenant = s.tenant();
     let registry_endpoint = format!("https://{}", s.login_server("jsdata"));
     let v =
         node(&dir, &s, "data_plane.mjs", &[&s.base(), &tenant, &app_id, &secret, &registry_endpoint, "team/svc/api"]);

@@ -12,13 +12,7 @@ use serde_json::json;
 
 /// Whether a Basic-authenticated caller may start an upload in `registry/app` (path style).
 async fn may_push(s: &TestServer, registry: &str, user: &str, pass: &str) -> StatusCode {
-    s.client()
-        .post(format!("{}/v2/{registry}/app/blobs/uploads/", s.base()))
-        .basic_auth(user, Some(pass))
-        .send()
-        .await
-        .unwrap()
-        .status()
+    basic_status(s, Method::POST, &format!("/v2/{registry}/app/blobs/uploads/"), user, pass).await
 }
 
 fn registry_id(cli: &Cli, name: &str) -> String {
@@ -166,11 +160,4 @@ async fn role_assignments_only_at_scopes_that_exist_and_normalised() {
     let created = cli.run(&["acr", "create", "-n", "later", "-g", "rg-scope", "--sku", "Premium"]).ok().json();
     let none = cli.run(&["role", "assignment", "list", "--scope", created["id"].as_str().unwrap()]).ok().json();
     assert_eq!(none, json!([]), "nothing was stored for the registry before it existed");
-}
-
-/// A deterministic GUID for an assignment name (one per scope).
-fn uuid_like(seed: &str) -> String {
-    let h = sha256(seed.as_bytes());
-    let hex = &h["sha256:".len()..];
-    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
 }

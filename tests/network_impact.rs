@@ -6,17 +6,12 @@
 
 mod common;
 
-use common::{Cli, TestServer};
+use common::{Cli, MGMT_SCOPE, TestServer, assign, assign_to, jwt_claims, service_principal, sp_access_token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const CONTAINER_GROUPS: &str = "Microsoft.ContainerInstance/containerGroups";
 const WEB_SITES: &str = "Microsoft.Web/sites";
-
-/// An HTTP client whose connections leave from `ip`.
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).no_proxy().build().unwrap()
-}
 
 /// Creates a hosting resource with a system-assigned identity; returns (resource id, principal id).
 fn host(cli: &Cli, rg: &str, name: &str, ty: &str) -> (String, String) {
@@ -25,23 +20,6 @@ fn host(cli: &Cli, rg: &str, name: &str, ty: &str) -> (String, String) {
         .ok()
         .json();
     (r["id"].as_str().unwrap().to_string(), r["identity"]["principalId"].as_str().unwrap().to_string())
-}
-
-fn assign(cli: &Cli, oid: &str, role: &str, scope: &str) {
-    cli.run(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        oid,
-        "--assignee-principal-type",
-        "ServicePrincipal",
-        "--role",
-        role,
-        "--scope",
-        scope,
-    ])
-    .ok();
 }
 
 fn show(cli: &Cli, reg: &str, query: &str) -> String {
@@ -68,8 +46,8 @@ async fn impact_preview_of_network_changes() {
     let service = s.login_server("impreg");
     let (cg, cg_oid) = host(&cli, "rg-impreg", "cg1", CONTAINER_GROUPS);
     let (_, site_oid) = host(&cli, "rg-impreg", "site1", WEB_SITES);
-    assign(&cli, &cg_oid, "AcrPull", &rid);
-    assign(&cli, &site_oid, "AcrPull", &rid);
+    assign(&cli, &cg_oid, "AcrPull", &rid, None).ok();
+    assign(&cli, &site_oid, "AcrPull", &rid, None).ok();
 
     // Closing the firewall, in a script (no terminal): the impact goes to stderr and the change
     // is applied without a question.
@@ -185,75 +163,33 @@ async fn impact_preview_of_network_changes() {
     assert_eq!(bad.0, StatusCode::BAD_REQUEST, "{}", bad.1);
 }
 
-/// An application's service principal: (appId, secret, object id).
-fn service_principal(cli: &Cli, name: &str) -> (String, String, String) {
-    let sp = cli.run(&["ad", "sp", "create-for-rbac", "--name", name]).ok().json();
-    let app = sp["appId"].as_str().unwrap().to_string();
-    let shown = cli.run(&["ad", "sp", "show", "--id", &app]).ok().json();
-    (app, sp["password"].as_str().unwrap().to_string(), shown["id"].as_str().unwrap().to_string())
-}
-
-/// A management token of a service principal (client credentials).
-async fn management_token(s: &TestServer, app: &str, secret: &str) -> String {
-    let tenant = s.admin().unwrap().tenant.clone();
-    let r: Value = s
-        .client()
-        .post(format!("{}/{tenant}/oauth2/v2.0/token", s.base()))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("client_id", app),
-            ("client_secret", secret),
-            ("scope", "https://management.core.windows.net//.default"),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["access_token"].as_str().unwrap_or_else(|| panic!("no token: {r}")).to_string()
-}
-
 #[tokio::test]
 async fn who_may_preview() {
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     s.registry("whoreg").await;
     let rid = show(&cli, "whoreg", "id");
-    let (puller, puller_secret, puller_oid) = service_principal(&cli, "puller");
-    let (reader, reader_secret, reader_oid) = service_principal(&cli, "reader");
-    assign(&cli, &puller_oid, "AcrPull", &rid);
-    assign(&cli, &reader_oid, "Reader", &rid);
+    let (puller, puller_secret, puller_oid) = service_principal(&cli, "puller", &[]);
+    let (reader, reader_secret, reader_oid) = service_principal(&cli, "reader", &[]);
+    assign(&cli, &puller_oid, "AcrPull", &rid, None).ok();
+    assign(&cli, &reader_oid, "Reader", &rid, None).ok();
     // A member of a group holding AcrPull counts, through the group.
     let group =
         cli.run(&["ad", "group", "create", "--display-name", "pullers", "--mail-nickname", "pullers"]).ok().json();
-    let (_, _, member_oid) = service_principal(&cli, "member");
+    let (_, _, member_oid) = service_principal(&cli, "member", &[]);
     cli.run(&["ad", "group", "member", "add", "--group", "pullers", "--member-id", &member_oid]).ok();
-    cli.run(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        group["id"].as_str().unwrap(),
-        "--assignee-principal-type",
-        "Group",
-        "--role",
-        "AcrPull",
-        "--scope",
-        &rid,
-    ])
-    .ok();
+    assign_to(&cli, "Group", group["id"].as_str().unwrap(), "AcrPull", &rid, None).ok();
     let body = json!({"properties": {"publicNetworkAccess": "Disabled"}});
     let url = format!("{}{rid}/networkRuleImpact?api-version=2025-04-01", s.base());
     let ask = |token: String| s.client().post(&url).bearer_auth(token).json(&body).send();
     // Data access alone gives no management access: reading the registry and its role
     // assignments is what a preview needs.
-    let r = ask(management_token(&s, &puller, &puller_secret).await).await.unwrap();
+    let r = ask(sp_access_token(&s, &puller, &puller_secret, MGMT_SCOPE).await).await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let err: Value = r.json().await.unwrap();
     assert_eq!(err["error"]["code"], "AuthorizationFailed", "{err}");
     // A Reader may read both, so it may preview (it changes nothing).
-    let r = ask(management_token(&s, &reader, &reader_secret).await).await.unwrap();
+    let r = ask(sp_access_token(&s, &reader, &reader_secret, MGMT_SCOPE).await).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let impact: Value = r.json().await.unwrap();
     assert!(named(&impact).contains(&(puller_oid.clone(), "loses".to_string())), "{impact}");
@@ -288,12 +224,12 @@ async fn check_access_explains_the_network_part() {
     let reg = s.registry("careg").await;
     reg.push_image("app", "v1", "check-access").await;
     let rid = show(&cli, "careg", "id");
-    let (_, _, sp_oid) = service_principal(&cli, "builder");
-    assign(&cli, &sp_oid, "AcrPull", &rid);
+    let (_, _, sp_oid) = service_principal(&cli, "builder", &[]);
+    assign(&cli, &sp_oid, "AcrPull", &rid, None).ok();
     let (cg, cg_oid) = host(&cli, "rg-careg", "cg1", CONTAINER_GROUPS);
     let (_, site_oid) = host(&cli, "rg-careg", "site1", WEB_SITES);
-    assign(&cli, &cg_oid, "AcrPull", &rid);
-    assign(&cli, &site_oid, "AcrPull", &rid);
+    assign(&cli, &cg_oid, "AcrPull", &rid, None).ok();
+    assign(&cli, &site_oid, "AcrPull", &rid, None).ok();
     cli.run(&["acr", "network-rule", "add", "-n", "careg", "--ip-address", "127.0.0.2"]).ok();
     cli.run(&["acr", "update", "-n", "careg", "--default-action", "Deny"]).ok();
 
@@ -416,26 +352,9 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
     reg.push_image("app", "v1", "private-link").await;
     let rid = show(&cli, "plreg", "id");
     cli.run(&["acr", "update", "-n", "plreg", "--role-assignment-mode", "rbac-abac", "--yes"]).ok();
-    let (app, secret, oid) = service_principal(&cli, "pl-reader");
+    let (app, secret, oid) = service_principal(&cli, "pl-reader", &[]);
     let condition = "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/read'})) OR (@Environment[isPrivateLink] BoolEquals true))";
-    cli.run(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        &oid,
-        "--assignee-principal-type",
-        "ServicePrincipal",
-        "--role",
-        "Container Registry Repository Reader",
-        "--scope",
-        &rid,
-        "--condition",
-        condition,
-        "--condition-version",
-        "2.0",
-    ])
-    .ok();
+    assign(&cli, &oid, "Container Registry Repository Reader", &rid, Some(condition)).ok();
     cli.run(&[
         "network",
         "vnet",
@@ -510,11 +429,7 @@ async fn private_link_conditions_are_judged_with_the_network_path() {
         }
     };
     let granted = |token: &str| {
-        use base64::Engine;
-        let claims = token.split('.').nth(1).unwrap();
-        let claims: Value =
-            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-        claims["access"]
+        jwt_claims(token)["access"]
             .as_array()
             .unwrap()
             .iter()
@@ -556,7 +471,7 @@ async fn denials_and_bypasses_are_audited() {
     let rid = show(&cli, "audreg", "id");
     let service = s.login_server("audreg");
     let (cg, cg_oid) = host(&cli, "rg-audreg", "cg1", CONTAINER_GROUPS);
-    assign(&cli, &cg_oid, "AcrPull", &rid);
+    assign(&cli, &cg_oid, "AcrPull", &rid, None).ok();
     cli.run(&["acr", "update", "-n", "audreg", "--default-action", "Deny"]).ok();
     let (user, pass) = s.creds().unwrap();
 
@@ -564,7 +479,7 @@ async fn denials_and_bypasses_are_audited() {
     assert_eq!(s.workload_pull(&cli, &cg, "127.0.0.3", &service, "app").await.0, StatusCode::OK);
     // A denial with valid credentials, one with wrong credentials, one without any, on the
     // data plane and the token endpoint.
-    let c = client_from("127.0.0.4");
+    let c = s.client_from("127.0.0.4");
     let tags = format!("{}/v2/audreg/app/tags/list", s.base());
     assert_eq!(c.get(&tags).basic_auth(&user, Some(&pass)).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(c.get(&tags).basic_auth(&user, Some("wrong")).send().await.unwrap().status(), StatusCode::FORBIDDEN);

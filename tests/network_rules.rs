@@ -5,13 +5,8 @@
 
 mod common;
 
-use common::{Cli, TestServer};
+use common::{Cli, TestServer, assign};
 use reqwest::{Method, StatusCode};
-
-/// An HTTP client whose connections leave from `ip`.
-fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder().local_address(ip.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
-}
 
 #[tokio::test]
 async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
@@ -49,20 +44,7 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
         oids.push(r["identity"]["principalId"].as_str().unwrap().to_string());
     }
     for oid in &oids[..2] {
-        cli.run(&[
-            "role",
-            "assignment",
-            "create",
-            "--assignee-object-id",
-            oid,
-            "--assignee-principal-type",
-            "ServicePrincipal",
-            "--role",
-            "AcrPull",
-            "--scope",
-            &rid,
-        ])
-        .ok();
+        assign(&cli, oid, "AcrPull", &rid, None).ok();
     }
     let id_of = |name: &str, ty: &str| format!("/subscriptions/{sub}/resourceGroups/rg-netreg/providers/{ty}/{name}");
     let cg = id_of("cg1", "Microsoft.ContainerInstance/containerGroups");
@@ -79,7 +61,7 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     let (user, pass) = s.creds().unwrap();
     let tags = |ip: &str, xff: Option<&str>| {
         let mut rb =
-            client_from(ip).get(format!("{}/v2/netreg/app/tags/list", s.base())).basic_auth(&user, Some(&pass));
+            s.client_from(ip).get(format!("{}/v2/netreg/app/tags/list", s.base())).basic_auth(&user, Some(&pass));
         if let Some(x) = xff {
             rb = rb.header("x-forwarded-for", x);
         }
@@ -98,7 +80,8 @@ async fn ip_rules_forwarding_headers_and_the_trusted_services_bypass() {
     // A forged X-Forwarded-For from an untrusted peer does not help.
     assert_eq!(tags("127.0.0.3", Some("127.0.0.2")).await.unwrap().status(), StatusCode::FORBIDDEN);
     // The token endpoint is behind the rules too.
-    let t = client_from("127.0.0.3")
+    let t = s
+        .client_from("127.0.0.3")
         .get(format!("{}/oauth2/token?service={}&scope=repository:netreg/app:pull", s.base(), s.host()))
         .basic_auth(&user, Some(&pass))
         .send()

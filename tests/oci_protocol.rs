@@ -111,14 +111,6 @@ async fn start_session(reg: &Registry<'_>, repo: &str) -> String {
     r.header("location").expect("Location").to_string()
 }
 
-async fn patch(s: &TestServer, loc: &str, range: Option<&str>, body: &[u8]) -> Reply {
-    let mut rb = s.http(Method::PATCH, loc).header("content-type", "application/octet-stream").body(body.to_vec());
-    if let Some(r) = range {
-        rb = rb.header("content-range", r);
-    }
-    send(rb).await
-}
-
 #[tokio::test]
 async fn chunked_upload_with_status_and_final_put() {
     let s = TestServer::start().await;

@@ -18,21 +18,14 @@ async fn open_session(s: &TestServer, path: &str) -> Reply {
     send(s.http(Method::POST, &format!("{path}/blobs/uploads/"))).await
 }
 
-async fn patch(s: &TestServer, loc: &str, body: &[u8]) -> String {
-    let r =
-        send(s.http(Method::PATCH, loc).header("content-type", "application/octet-stream").body(body.to_vec())).await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
-    r.header("location").unwrap().to_string()
-}
-
 #[tokio::test]
 async fn idle_sessions_expire_with_their_bytes_and_active_ones_stay() {
     let s = TestServer::builder().flags(&["--upload-idle-timeout", "4"]).start().await;
     let _reg = s.registry("idlereg").await;
     let r = open_session(&s, "/v2/idlereg/app").await;
-    let idle = patch(&s, r.header("location").unwrap(), b"abandoned after one chunk").await;
+    let idle = patch_accepted(&s, r.header("location").unwrap(), b"abandoned after one chunk").await;
     let r = open_session(&s, "/v2/idlereg/app").await;
-    let active = patch(&s, r.header("location").unwrap(), b"polled").await;
+    let active = patch_accepted(&s, r.header("location").unwrap(), b"polled").await;
     assert!(session_dir(&s, &idle).join("data").is_file());
 
     // The active session's client keeps asking for its status; the idle one's never comes back.
@@ -129,9 +122,9 @@ async fn deleting_a_registry_deletes_its_upload_sessions_and_their_bytes() {
     let reg = s.registry("doomedup").await;
     let _other = s.registry("keptup").await;
     let r = open_session(&s, "/v2/doomedup/app").await;
-    let doomed = patch(&s, r.header("location").unwrap(), &vec![7u8; 100_000]).await;
+    let doomed = patch_accepted(&s, r.header("location").unwrap(), &vec![7u8; 100_000]).await;
     let r = open_session(&s, "/v2/keptup/app").await;
-    let kept = patch(&s, r.header("location").unwrap(), b"kept").await;
+    let kept = patch_accepted(&s, r.header("location").unwrap(), b"kept").await;
     assert!(session_dir(&s, &doomed).join("data").is_file());
 
     let (st, body) = s.mgmt(Method::DELETE, &s.registry_path(&reg.rg, "doomedup"), None).await;

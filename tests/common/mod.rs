@@ -57,17 +57,24 @@ pub fn require_tool_in_ci(tool: &str, ci: bool) -> bool {
 
 /// The Python venv with the PyPI clients (tests/requirements.txt), like `require_tool`.
 pub fn require_venv_python() -> Option<PathBuf> {
+    require_venv_modules("oras", "oras-py")
+}
+
+/// The venv's Python if it can `import {modules}` (comma-separated), `what` naming them for
+/// people. In CI (`CI=true`) a missing one fails the test; elsewhere the test is skipped with
+/// the reason printed.
+pub fn require_venv_modules(modules: &str, what: &str) -> Option<PathBuf> {
     let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let ok =
-        py.is_file() && Command::new(&py).args(["-c", "import oras"]).status().map(|s| s.success()).unwrap_or(false);
+    let ok = py.is_file()
+        && Command::new(&py).args(["-c", &format!("import {modules}")]).status().is_ok_and(|s| s.success());
     if ok {
         return Some(py);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} with oras-py is required in CI (CI=true); run .ci/run", py.display());
+        panic!("{} with {what} is required in CI (CI=true); run .ci/run", py.display());
     }
     eprintln!(
-        "SKIPPED: {} with oras-py is missing (python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt)",
+        "SKIPPED: {} lacks {what} (python3 -m venv .venv && .venv/bin/pip install -r tests/requirements.txt)",
         py.display()
     );
     None
@@ -232,24 +239,10 @@ impl TestServer {
         let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let field = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("{}: no {k}", path.display())).to_string();
         let admin = Admin { username: field("username"), password: field("password"), tenant: field("tenant") };
-        let r = self
-            .client
-            .post(format!("{}/{}/oauth2/v2.0/token", self.base(), admin.tenant))
-            .form(&[
-                ("grant_type", "password"),
-                ("username", admin.username.as_str()),
-                ("password", admin.password.as_str()),
-                ("scope", "https://management.core.windows.net//.default"),
-                ("client_id", "wharf-tests"),
-            ])
-            .send()
-            .await
-            .expect("token request");
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
+        self.admin = Some(admin.clone());
+        let (status, body) = user_token(self, &admin.username, &admin.password, MGMT_SCOPE).await;
         assert_eq!(status, StatusCode::OK, "management token for the bootstrap admin: {body}");
         self.token = Some(body["access_token"].as_str().expect("access_token").to_string());
-        self.admin = Some(admin);
     }
 
     pub fn admin(&self) -> Option<&Admin> {
@@ -345,13 +338,7 @@ impl TestServer {
             .unwrap();
         let aad = aad["access_token"].as_str().expect("a managed identity token").to_string();
         let c = self.client_from(ip);
-        let r = c
-            .post(format!("{}/oauth2/exchange", self.base()))
-            .header("host", service)
-            .form(&[("grant_type", "access_token"), ("service", service), ("access_token", &aad)])
-            .send()
-            .await
-            .unwrap();
+        let r = self.exchange_request(&c, service, &aad).send().await.unwrap();
         let st = r.status();
         if st != StatusCode::OK {
             let body = r.text().await.unwrap();
@@ -365,21 +352,8 @@ impl TestServer {
         }
         let refresh = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
         let scope = format!("repository:{repo}:pull");
-        let t: Value = c
-            .post(format!("{}/oauth2/token", self.base()))
-            .header("host", service)
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("service", service),
-                ("scope", scope.as_str()),
-                ("refresh_token", refresh.as_str()),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let t: Value =
+            self.refresh_grant_request(&c, service, &scope, &refresh).send().await.unwrap().json().await.unwrap();
         let access = t["access_token"].as_str().expect("an access token").to_string();
         let g = c
             .get(format!("{}/v2/{repo}/manifests/v1", self.base()))
@@ -396,18 +370,53 @@ impl TestServer {
         &self.client
     }
 
+    /// The tenant of the bootstrap administrator (the deployment's one tenant).
+    pub fn tenant(&self) -> String {
+        self.admin.as_ref().expect("bootstrap admin").tenant.clone()
+    }
+
+    /// `POST /oauth2/exchange` from `c`, addressed to the login server `service`: a directory
+    /// access token `aad` for a registry refresh token.
+    pub fn exchange_request(&self, c: &reqwest::Client, service: &str, aad: &str) -> RequestBuilder {
+        c.post(format!("{}/oauth2/exchange", self.base())).header("host", service).form(&[
+            ("grant_type", "access_token"),
+            ("service", service),
+            ("access_token", aad),
+        ])
+    }
+
+    /// `POST /oauth2/token` with `grant_type=refresh_token` from `c`, addressed to the login
+    /// server `service`: a registry refresh token for an access token for `scope`.
+    pub fn refresh_grant_request(
+        &self,
+        c: &reqwest::Client,
+        service: &str,
+        scope: &str,
+        refresh: &str,
+    ) -> RequestBuilder {
+        c.post(format!("{}/oauth2/token", self.base())).header("host", service).form(&[
+            ("grant_type", "refresh_token"),
+            ("service", service),
+            ("scope", scope),
+            ("refresh_token", refresh),
+        ])
+    }
+
     // ---- management API ----
 
     /// A management request builder (`api-version` added when the path has none).
     pub fn mgmt_request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.mgmt_request_exact(method, &Self::with_api_version(path))
+    }
+
+    /// `path` with the `api-version` its provider answers to, unless it names one.
+    fn with_api_version(path: &str) -> String {
+        if path.contains("api-version=") {
+            return path.to_string();
+        }
         let sep = if path.contains('?') { '&' } else { '?' };
-        let url = if path.contains("api-version=") {
-            format!("{}{path}", self.base())
-        } else {
-            let v = if path.contains("Microsoft.ContainerRegistry") { ARM_API } else { RESOURCES_API };
-            format!("{}{path}{sep}api-version={v}", self.base())
-        };
-        self.mgmt_request_exact(method, &url[self.base().len()..])
+        let v = if path.contains("Microsoft.ContainerRegistry") { ARM_API } else { RESOURCES_API };
+        format!("{path}{sep}api-version={v}")
     }
 
     /// A management request builder for `path` exactly as given (no `api-version` added).
@@ -421,14 +430,12 @@ impl TestServer {
 
     /// A management call; returns the status and the JSON body (`Null` when empty).
     pub async fn mgmt(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut rb = self.mgmt_request(method, path);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.expect("management request");
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        status_and_json(self.mgmt_request(method, path), body).await
+    }
+
+    /// [`TestServer::mgmt`] with an explicit bearer token instead of the administrator's.
+    pub async fn mgmt_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        bearer_call(self, token, method, &Self::with_api_version(path), body).await
     }
 
     pub fn group_path(&self, rg: &str) -> String {
@@ -876,11 +883,17 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> CliRun {
+        self.run_env(args, &[])
+    }
+
+    /// [`Cli::run`] with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> CliRun {
         let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .args(args)
             .env("WHARF_CONFIG_DIR", self.config_dir.path())
             .env("WHARF_CA_BUNDLE", self.ca.as_deref().unwrap_or(Path::new("")))
             .env_remove("WHARF_OUTPUT")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .output()
             .expect("run wharf");
@@ -905,12 +918,216 @@ pub fn service_principal(cli: &Cli, name: &str, extra: &[&str]) -> (String, Stri
     (app, sp["password"].as_str().expect("password").to_string(), shown["id"].as_str().expect("id").to_string())
 }
 
+/// A service principal with Owner on the server's subscription: (appId, secret, object id).
+pub fn owner_service_principal(s: &TestServer, cli: &Cli, name: &str) -> (String, String, String) {
+    let scope = format!("/subscriptions/{}", s.subscription);
+    service_principal(cli, name, &["--role", "Owner", "--scopes", &scope])
+}
+
+/// `wharf role assignment create` for the object id of a service principal (managed
+/// identities included), with an ABAC condition (version 2.0) when given. Not checked: the
+/// caller decides with `.ok()` or looks at a refusal.
+pub fn assign(cli: &Cli, oid: &str, role: &str, scope: &str, condition: Option<&str>) -> CliRun {
+    assign_to(cli, "ServicePrincipal", oid, role, scope, condition)
+}
+
+/// [`assign`] for a principal of any type (`ServicePrincipal`, `Group`, `User`).
+pub fn assign_to(
+    cli: &Cli,
+    principal_type: &str,
+    oid: &str,
+    role: &str,
+    scope: &str,
+    condition: Option<&str>,
+) -> CliRun {
+    let mut args = vec![
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        oid,
+        "--assignee-principal-type",
+        principal_type,
+        "--role",
+        role,
+        "--scope",
+        scope,
+    ];
+    if let Some(c) = condition {
+        args.extend(["--condition", c, "--condition-version", "2.0"]);
+    }
+    cli.run(&args)
+}
+
+/// A deterministic GUID-shaped name (role assignments), derived from `seed`.
+pub fn uuid_like(seed: &str) -> String {
+    let h = sha256(seed.as_bytes());
+    let hex = &h["sha256:".len()..];
+    format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
+}
+
 /// The claims of a compact JWT (not verified).
 pub fn jwt_claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"))
         .expect("JSON claims")
+}
+
+/// The actions that the `access` claim of registry token claims grants on repository `repo`.
+pub fn repository_actions(claims: &Value, repo: &str) -> Vec<String> {
+    claims["access"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "repository" && e["name"] == repo)
+        .flat_map(|e| e["actions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_string))
+        .collect()
+}
+
+// ---- directory tokens, Graph, the registry's token exchange ----
+
+/// The scope of management tokens (az's, with its double slash).
+pub const MGMT_SCOPE: &str = "https://management.core.windows.net//.default";
+/// The scope of Microsoft Graph tokens.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The scope of container registry tokens (for `/oauth2/exchange`).
+pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
+
+/// Sends `rb` (with `body` as JSON, if any): the status and the JSON answer (`Null` when
+/// empty or not JSON).
+async fn status_and_json(mut rb: RequestBuilder, body: Option<Value>) -> (StatusCode, Value) {
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The Entra-like token endpoint (`POST /{tenant}/oauth2/v2.0/token`) with `form`: the status
+/// and the answer.
+pub async fn entra_token(s: &TestServer, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    status_and_json(s.client().post(format!("{}/{}/oauth2/v2.0/token", s.base(), s.tenant())).form(form), None).await
+}
+
+/// A directory token for `scope` with the password grant.
+pub async fn user_token(s: &TestServer, username: &str, password: &str, scope: &str) -> (StatusCode, Value) {
+    let form = [
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+        ("scope", scope),
+        ("client_id", "wharf-tests"),
+    ];
+    entra_token(s, &form).await
+}
+
+/// A directory token for `scope` with client credentials.
+pub async fn sp_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> (StatusCode, Value) {
+    let form =
+        [("grant_type", "client_credentials"), ("client_id", app_id), ("client_secret", secret), ("scope", scope)];
+    entra_token(s, &form).await
+}
+
+/// The bootstrap administrator's directory token for `scope` (checked): the whole answer.
+pub async fn admin_token(s: &TestServer, scope: &str) -> Value {
+    let a = s.admin().expect("bootstrap admin").clone();
+    let (st, v) = user_token(s, &a.username, &a.password, scope).await;
+    assert_eq!(st, StatusCode::OK, "password grant for {scope}: {v}");
+    v
+}
+
+/// The bootstrap administrator's directory access token for `scope` (checked).
+pub async fn admin_access_token(s: &TestServer, scope: &str) -> String {
+    let v = admin_token(s, scope).await;
+    v["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {v}")).to_string()
+}
+
+/// A service principal's directory access token for `scope` (checked).
+pub async fn sp_access_token(s: &TestServer, app_id: &str, secret: &str, scope: &str) -> String {
+    let (st, v) = sp_token(s, app_id, secret, scope).await;
+    assert_eq!(st, StatusCode::OK, "client credentials for {scope}: {v}");
+    v["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {v}")).to_string()
+}
+
+/// A request to `path` (management, Graph) with a bearer token: the status and the JSON answer
+/// (`Null` when empty).
+pub async fn bearer_call(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    status_and_json(s.client().request(method, format!("{}{path}", s.base())).bearer_auth(token), body).await
+}
+
+/// A Graph call (`/v1.0/{path}`) with a bearer token.
+pub async fn graph(
+    s: &TestServer,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    bearer_call(s, token, method, &format!("/v1.0/{path}"), body).await
+}
+
+/// `POST /oauth2/exchange` at the login server `service` with the directory token `aad`: the
+/// status and the answer.
+pub async fn exchange(s: &TestServer, service: &str, aad: &str) -> (StatusCode, Value) {
+    status_and_json(s.exchange_request(s.client(), service, aad), None).await
+}
+
+/// The registry refresh token that [`exchange`] gives, `None` when it refuses.
+pub async fn exchange_refresh(s: &TestServer, service: &str, aad: &str) -> Option<String> {
+    match exchange(s, service, aad).await {
+        (StatusCode::OK, v) => v["refresh_token"].as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// `POST /oauth2/token` at the login server `service` with a registry refresh token, for
+/// `scope`: the status and the answer.
+pub async fn refresh_grant(s: &TestServer, service: &str, scope: &str, refresh: &str) -> (StatusCode, Value) {
+    status_and_json(s.refresh_grant_request(s.client(), service, scope, refresh), None).await
+}
+
+// ---- data plane ----
+
+/// The status of a bodiless request to `path` with Basic credentials.
+pub async fn basic_status(s: &TestServer, method: Method, path: &str, user: &str, pass: &str) -> StatusCode {
+    s.client()
+        .request(method, format!("{}{path}", s.base()))
+        .basic_auth(user, Some(pass))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Status of a tag listing of `registry/repo` with Basic credentials (path style).
+pub async fn list_tags(s: &TestServer, user: &str, pass: &str, registry: &str, repo: &str) -> StatusCode {
+    basic_status(s, Method::GET, &format!("/v2/{registry}/{repo}/tags/list"), user, pass).await
+}
+
+/// `PATCH` of an upload session at `loc` with a chunk (and `Content-Range`, if given).
+pub async fn patch(s: &TestServer, loc: &str, range: Option<&str>, body: &[u8]) -> Reply {
+    let mut rb = s.http(Method::PATCH, loc).header("content-type", "application/octet-stream").body(body.to_vec());
+    if let Some(r) = range {
+        rb = rb.header("content-range", r);
+    }
+    send(rb).await
+}
+
+/// [`patch`] without a range, checked to be accepted: the session's next location.
+pub async fn patch_accepted(s: &TestServer, loc: &str, body: &[u8]) -> String {
+    let r = patch(s, loc, None, body).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    r.header("location").unwrap().to_string()
 }
 
 impl TestServer {
