@@ -12,6 +12,7 @@ of which must hold for the row to be met:
 
     dist>=X     Wharf / distribution >= X        (higher is better)
     limit>=X    Wharf / limit >= X               (limit or baseline)
+    limit<=X    Wharf / limit <= X               (lower is better against a baseline, e.g. wall time)
     <dist       Wharf < distribution             (lower is better, e.g. latency)
     <X          Wharf < X                        (absolute bound, e.g. RSS in MiB)
 """
@@ -56,6 +57,10 @@ def check(cond, w, d, lim, basis=""):
         x = float(cond[7:])
         r = ratio(w, lim)
         return f"≥ {x:g}× {basis or 'limit'}", None if r is None else r >= x
+    if cond.startswith("limit<="):
+        x = float(cond[7:])
+        r = ratio(w, lim)
+        return f"≤ {x:g}× {basis or 'limit'}", None if r is None else r <= x
     if cond == "<dist":
         return "< distribution", None if w is None or d is None else w < d
     if cond.startswith("<"):

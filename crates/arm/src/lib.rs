@@ -12,6 +12,7 @@ pub mod id;
 pub mod identity;
 pub mod network;
 pub mod registry;
+pub mod task;
 
 pub use error::ArmError;
 pub use id::{ResourceId, validate_registry_name, validate_resource_group_name};

@@ -200,6 +200,7 @@ impl fmt::Display for NotTrusted<'_> {
                     PrincipalType::RegistryAdmin => "the registry admin user",
                     PrincipalType::RepositoryToken => "a repository-scoped token",
                     PrincipalType::Anonymous => "an anonymous caller",
+                    PrincipalType::TaskRun => "a task run's own registry token",
                 };
                 write!(f, "{what} is never a trusted service")
             }

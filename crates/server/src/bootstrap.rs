@@ -72,7 +72,9 @@ pub async fn open_with(config: Config, listen_port: u16, stores: Stores) -> anyh
             k
         }
     };
+    let run_queue = run_queue(&config).await;
     let state = Arc::new(AppState {
+        run_queue,
         config,
         meta,
         blobs,
@@ -97,6 +99,47 @@ pub async fn open_with(config: Config, listen_port: u16, stores: Stores) -> anyh
     }
     state.authz.reload(&*state.meta).await?;
     Ok(state)
+}
+
+/// The task engine of `config` and whether it can run anything here (said once at start-up;
+/// without buildah or podman, every run fails at once with the reason).
+async fn run_queue(config: &Config) -> crate::run_queue::RunQueue {
+    use crate::run_queue::{EngineState, RunQueue};
+    let tasks_dir = config.data_dir.join("tasks");
+    let network = match config.tasks.network.as_str() {
+        "host" => wharf_agent::Network::Host,
+        "none" => wharf_agent::Network::None,
+        other => wharf_agent::Network::Named(other.to_string()),
+    };
+    let storage = config.tasks.storage.as_ref().map(|root| wharf_agent::StorageDirs { root: root.clone(), run_root: root.join("run") });
+    let cert_dir = match &config.tls {
+        crate::config::TlsMode::Off => None,
+        _ => Some(tasks_dir.join("certs")),
+    };
+    let engine_config = wharf_agent::EngineConfig {
+        buildah: "buildah".into(),
+        podman: "podman".into(),
+        work_root: tasks_dir.join("work"),
+        storage,
+        network,
+        insecure_registries: vec![],
+        cert_dir,
+        max_parallel_steps: config.tasks.runs.max(2),
+    };
+    let engine = match wharf_agent::Engine::new(engine_config) {
+        Err(e) => EngineState::Unavailable(format!("the task engine could not be set up in {}: {e}", tasks_dir.display())),
+        Ok(engine) => match engine.probe().await {
+            wharf_agent::Availability::Ready { buildah, podman } => {
+                tracing::info!(%buildah, %podman, runs_at_once = config.tasks.runs, network = %config.tasks.network, "tasks are available");
+                EngineState::Ready(Arc::new(engine))
+            }
+            wharf_agent::Availability::Missing { message } => EngineState::Unavailable(message),
+        },
+    };
+    if let EngineState::Unavailable(why) = &engine {
+        tracing::warn!("tasks are not available: {why}");
+    }
+    RunQueue::new(engine, config.tasks.runs, tasks_dir.join("logs"))
 }
 
 const SECRET_KEY: &str = "deployment.secret_key";

@@ -132,6 +132,24 @@ pub struct ServeArgs {
     /// Open upload sessions one registry may hold, at least 1 [default: 10000].
     #[arg(long, env = "WHARF_MAX_UPLOADS_PER_REGISTRY", value_name = "N")]
     pub max_uploads_per_registry: Option<u64>,
+
+    /// Task runs that execute at once; further runs wait in the queue, in order, at least 1
+    /// [default: the number of CPUs].
+    #[arg(long, env = "WHARF_TASK_RUNS", value_name = "N")]
+    pub task_runs: Option<usize>,
+
+    /// The network of task runs' build and step containers: `host` (the host's network, so
+    /// every service listening on the host's loopback is reachable), `none` (loopback of their
+    /// own only: steps can reach no registry), or the name of a network of the engine (podman)
+    /// [default: host].
+    #[arg(long, env = "WHARF_TASK_NETWORK", value_name = "NETWORK")]
+    pub task_network: Option<String>,
+
+    /// Container storage of task runs (images, layers, containers), as buildah's and podman's
+    /// `--root`; its run state goes below it in `run` [default: the engine's own,
+    /// /var/lib/containers/storage].
+    #[arg(long, env = "WHARF_TASK_STORAGE", value_name = "DIR")]
+    pub task_storage: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +179,9 @@ struct FileConfig {
     upload_idle_timeout: Option<u64>,
     max_uploads_per_principal: Option<u64>,
     max_uploads_per_registry: Option<u64>,
+    task_runs: Option<usize>,
+    task_network: Option<String>,
+    task_storage: Option<PathBuf>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -263,6 +284,18 @@ pub struct Config {
     pub max_role_assignments: usize,
     pub uploads: UploadPolicy,
     pub connections: ConnectionSettings,
+    pub tasks: TaskSettings,
+}
+
+/// How task runs execute.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskSettings {
+    /// Runs executing at once.
+    pub runs: usize,
+    /// `host`, `none` or an engine network's name.
+    pub network: String,
+    /// Container storage root, or the engine's default.
+    pub storage: Option<PathBuf>,
 }
 
 impl Config {
@@ -398,7 +431,18 @@ impl ServeArgs {
                 conn_defaults.max_total,
             )?,
         };
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let network = self.task_network.clone().or(file.task_network).unwrap_or_else(|| "host".into());
+        if network.is_empty() || !network.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            anyhow::bail!("--task-network '{network}' is invalid: use host, none or the name of a podman network");
+        }
+        let tasks = TaskSettings {
+            runs: at_least_one("task-runs", self.task_runs, file.task_runs, cpus)?,
+            network,
+            storage: self.task_storage.clone().or(file.task_storage),
+        };
         Ok(Config {
+            tasks,
             tokens,
             max_role_assignments,
             uploads,

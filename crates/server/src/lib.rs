@@ -7,14 +7,17 @@
 //! 1. `config`, `listener`, `tls`, `login_server`: configuration and sockets.
 //! 2. `model` (the stored objects, typed), `issuer` (keys, token issuers, revocations),
 //!    `authz` (the assignment index), `network` (compiled policies, the gate), `admin_user`,
-//!    `gc`: the domain glue below the state; none of them takes the state or a plane's error.
+//!    `gc`, `run_queue` (the run executor's doorbell and engine): the domain glue below the
+//!    state; none of them takes the state or a plane's error.
 //! 3. `state`: what every request shares.
 //! 4. `http` (queries, JSON, the `Authorization` header, the OCI wire error), `auth`
-//!    (credentials and grants), `private_link` (private-endpoint listeners): shared by planes.
-//! 5. The planes — `oci`, `tokens`, `arm`, `graph`, `entra`, `msi` — none of which imports
+//!    (credentials and grants), `private_link` (private-endpoint listeners), `runs` (the task-run
+//!    executor): shared by planes.
+//! 5. The planes — `oci`, `tokens`, `arm` (with ACR Tasks), `graph`, `entra`, `msi`, `logs`
+//!    (run logs as blobs) — none of which imports
 //!    another. Each parses its requests into a typed endpoint whose permission is a pure
 //!    function of it (`Endpoint::operation`, `ArmEndpoint::requirement`,
-//!    `GraphEndpoint::requirement`).
+//!    `GraphEndpoint::requirement`, `TaskEndpoint::action`, `LogEndpoint::permission`).
 //! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
@@ -32,11 +35,14 @@ pub mod http;
 pub mod issuer;
 pub mod listener;
 pub mod login_server;
+pub mod logs;
 pub mod model;
 pub mod msi;
 pub mod network;
 pub mod oci;
 pub mod private_link;
+pub mod run_queue;
+pub mod runs;
 pub mod state;
 pub mod tls;
 pub mod tokens;
@@ -73,6 +79,9 @@ async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Re
     }
     if path == "/msi/token" {
         return msi::handle(&state, req).await;
+    }
+    if path.starts_with(logs::PREFIX) {
+        return logs::handle(state, req).await;
     }
     if path == "/metadata/endpoints" {
         return arm::cloud_metadata(&state, req.headers());
@@ -152,6 +161,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
     let sweep_task = uploads_sweep::spawn(state.clone());
+    let runs_task = runs::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -168,6 +178,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     gc_task.abort();
     sweep_task.abort();
+    runs_task.abort();
     tracing::info!("wharf stopped");
     Ok(())
 }

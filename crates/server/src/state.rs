@@ -44,6 +44,8 @@ pub struct AppState {
     pub tls_acceptor: std::sync::OnceLock<Option<tokio_rustls::TlsAcceptor>>,
     /// The connection caps every listener shares.
     pub connection_limits: std::sync::OnceLock<Arc<crate::listener::ConnectionLimits>>,
+    /// The task-run doorbell, cancel switches and engine (the queue is in `meta`).
+    pub run_queue: crate::run_queue::RunQueue,
     /// Stop switches of private endpoint listeners, by lowercase endpoint id.
     pub private_listeners: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
 }

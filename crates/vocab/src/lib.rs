@@ -72,6 +72,8 @@ pub enum PrincipalType {
     RepositoryToken,
     /// An unauthenticated caller of a registry with anonymous pull.
     Anonymous,
+    /// A task run's own token for its registry (`loginMode: Default` in the legacy mode).
+    TaskRun,
 }
 
 impl PrincipalType {
@@ -84,6 +86,7 @@ impl PrincipalType {
             PrincipalType::RegistryAdmin => "registryAdmin",
             PrincipalType::RepositoryToken => "repositoryToken",
             PrincipalType::Anonymous => "anonymous",
+            PrincipalType::TaskRun => "taskRun",
         }
     }
 

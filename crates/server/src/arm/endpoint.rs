@@ -105,6 +105,12 @@ pub enum ArmEndpoint {
         name: String,
         action: RegistryAction,
     },
+    /// ACR Tasks: tasks, runs, `scheduleRun` (their own permission table, `TaskEndpoint::action`).
+    Tasks {
+        group: String,
+        name: String,
+        endpoint: super::tasks::TaskEndpoint,
+    },
     /// A registry child or action of an ACR feature Wharf does not serve yet (tasks, runs,
     /// import, webhooks, replications, scope maps, tokens, cache rules …): listing its
     /// collection answers an empty list, anything else ACR's `FeatureNotSupported`.
@@ -359,6 +365,9 @@ impl ArmEndpoint {
             }
             n if n > 6 && at(0, "resourcegroups") && registries_at(2) => {
                 let (group, name, tail) = (rest[1].clone(), rest[5].clone(), rest[6..].to_vec());
+                if let Some(endpoint) = super::tasks::TaskEndpoint::parse(method, &tail) {
+                    return Ok((sub, ArmEndpoint::Tasks { group, name, endpoint }));
+                }
                 match (tail.as_slice(), RegistryAction::parse(&tail[0])) {
                     ([_], Some((action, m))) if m == *method => ArmEndpoint::RegistryAction { group, name, action },
                     ([_], Some(_)) => not_allowed()?,
@@ -544,6 +553,11 @@ impl ArmEndpoint {
                     RegistryAction::RoleAssignmentModeImpact => each(&["Microsoft.ContainerRegistry/registries/read"]),
                 }
             }
+            E::Tasks { group, name, endpoint } => match endpoint.action() {
+                Some(action) => one(action, registry_id(group, name)),
+                // A method the path does not take: refused after authentication.
+                None => Requirement::Authenticated,
+            },
             E::RegistryFeature { group, name, method, rest } => {
                 // A POST to a single segment is an action (`importImage`, `scheduleRun`);
                 // anything else addresses a child resource type (`tasks`, `tasks/t1`).
@@ -740,6 +754,16 @@ mod tests {
             (Method::PUT, format!("{reg}/tasks/t1"), act("Microsoft.ContainerRegistry/registries/tasks/write", &reg)),
             (
                 Method::POST,
+                format!("{reg}/runs/ca1/listLogSasUrl"),
+                act("Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action", &reg),
+            ),
+            (
+                Method::GET,
+                format!("{reg}/webhooks"),
+                act("Microsoft.ContainerRegistry/registries/webhooks/read", &reg),
+            ),
+            (
+                Method::POST,
                 format!("{reg}/importImage"),
                 act("Microsoft.ContainerRegistry/registries/importImage/action", &reg),
             ),
@@ -835,5 +859,5 @@ mod tests {
         assert_eq!(variants.len(), ARM_ENDPOINT_VARIANTS, "every ArmEndpoint variant appears in the table");
     }
 
-    const ARM_ENDPOINT_VARIANTS: usize = 52;
+    const ARM_ENDPOINT_VARIANTS: usize = 53;
 }

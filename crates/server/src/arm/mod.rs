@@ -16,6 +16,7 @@ pub mod groups;
 pub mod network;
 pub mod registries;
 pub mod resources;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -207,6 +208,7 @@ async fn route(ctx: &ArmCtx, endpoint: ArmEndpoint) -> Result<Response, ArmError
         E::PatchRegistry { group, name } => registries::patch(ctx, &group, &name).await,
         E::DeleteRegistry { group, name } => registries::delete(ctx, &group, &name).await,
         E::RegistryAction { group, name, action } => registries::action(ctx, &group, &name, action).await,
+        E::Tasks { group, name, endpoint } => tasks::handle(ctx, &group, &name, endpoint).await,
         E::RegistryFeature { group, name, method, rest } => {
             registries::feature(ctx, &group, &name, &method, &rest).await
         }

@@ -190,8 +190,8 @@ pub async fn delete(ctx: &ArmCtx, group: &str, name: &str) -> Result<Response, A
     Ok(json_response(StatusCode::OK, &Value::Null))
 }
 
-/// Removes a deleted registry's content: its metadata and its upload sessions (records and
-/// bytes) at once, its blob bytes through the garbage collector (blobs still linked from other
+/// Removes a deleted registry's content: its metadata, its runs (stopped if executing, their
+/// logs removed) and its upload sessions (records and bytes) at once, its blob bytes through the garbage collector (blobs still linked from other
 /// registries stay).
 pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmError> {
     state.registries.invalidate(&record.name);
@@ -201,6 +201,14 @@ pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmE
         .await
         .map_err(|e| storage_error("deleting a registry's content", e))?;
     crate::uploads_sweep::discard(state, &uploads).await;
+    // Its runs' records went with its content; runs still executing stop, and the logs go.
+    state.run_queue.cancel_registry(&record.key);
+    let logs = state.run_queue.registry_logs(&record.key);
+    if let Err(e) = tokio::fs::remove_dir_all(&logs).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, path = %logs.display(), "removing a deleted registry's run logs failed");
+    }
     if let Err(e) = crate::gc::collect(state).await {
         tracing::warn!(error = %e, "garbage collection after registry deletion failed; the next periodic run retries");
     }

@@ -149,11 +149,16 @@ pub async fn basic_subject(
 
 /// The principal id of a registry's admin user (bound to the registry's key, so a registry
 /// created again under the same name has another admin user).
+/// The principal-id prefix of task-run tokens of `registry` (`taskrun/{registry key}/{run}`).
+pub fn task_run_prefix(registry: &RegistryInfo) -> String {
+    format!("taskrun/{}/", registry.key.0)
+}
+
 pub fn admin_principal_id(registry: &RegistryInfo) -> String {
     format!("admin:{}", registry.key.0)
 }
 
-fn subject_of(state: &AppState, p: &DirectoryPrincipal) -> RegistrySubject {
+pub fn subject_of(state: &AppState, p: &DirectoryPrincipal) -> RegistrySubject {
     let claims = state.identity.directory.claims_for(p, Audience::ContainerRegistry, chrono::Utc::now());
     RegistrySubject::from_directory(&claims)
 }

@@ -4,6 +4,7 @@
 //!
 //! - Anonymous callers get `pull` on repositories of registries with anonymous pull.
 //! - The registry's admin user gets everything on its own registry.
+//! - A task run's own token (legacy mode) gets pull and push on its own registry.
 //! - Directory principals get what the decision engine grants under the registry's
 //!   role-assignment mode; in ABAC mode a wildcard repository (`repository:*:*`) is refused.
 //! - Without a registry (a deployment-level token, path style), only the catalog scope is kept;
@@ -67,6 +68,18 @@ pub fn grant(
                     s.actions.clone()
                 }
                 PrincipalType::RepositoryToken => return None,
+                // A run's own token: pull and push on its registry, in the legacy mode only (in
+                // ABAC mode tasks reach their registry only through an identity).
+                PrincipalType::TaskRun => {
+                    let own = registry.is_some_and(|r| {
+                        !r.properties.role_assignment_mode.is_abac()
+                            && subject.principal_id.starts_with(&crate::auth::credentials::task_run_prefix(r))
+                    });
+                    if !own || !is_repo {
+                        return None;
+                    }
+                    s.actions.iter().filter(|a| *a == "pull" || *a == "push").cloned().collect()
+                }
                 PrincipalType::User | PrincipalType::ServicePrincipal | PrincipalType::ManagedIdentity => {
                     let Some(reg) = registry else {
                         return is_catalog.then(|| AccessEntry::new("registry", "catalog", ["*"]));

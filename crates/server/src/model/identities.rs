@@ -126,6 +126,36 @@ impl Host {
         self.resource.identity.iter().flat_map(|i| i.user_assigned_ids()).map(str::to_string).collect()
     }
 
+    /// The identity a task carries for `selector` (`[system]` or a user-assigned identity's client
+    /// id): its object id, client id and whether it is system-assigned.
+    pub fn carried_identity(&self, selector: &str) -> Result<(String, String, bool), String> {
+        if selector.eq_ignore_ascii_case("[system]") {
+            return self
+                .internal
+                .system_identity
+                .as_ref()
+                .map(|s| (s.principal_id.clone(), s.client_id.clone(), true))
+                .ok_or_else(|| {
+                    format!(
+                        "The task '{}' has no system-assigned identity: add one with '--assign-identity [system]' (identity.type SystemAssigned).",
+                        self.record.name
+                    )
+                });
+        }
+        self.resource
+            .identity
+            .iter()
+            .flat_map(|i| i.user_assigned_identities.values())
+            .find(|u| u.client_id.eq_ignore_ascii_case(selector))
+            .map(|u| (u.principal_id.clone(), u.client_id.clone(), false))
+            .ok_or_else(|| {
+                format!(
+                    "The task '{}' has no user-assigned identity with client id '{selector}': attach it with 'wharf acr task identity assign --identities <its resource id>'.",
+                    self.record.name
+                )
+            })
+    }
+
     pub fn system_object(&self) -> Option<ManagedIdentityObject> {
         self.internal.system_identity.as_ref().map(|s| ManagedIdentityObject {
             object_id: s.principal_id.clone(),
@@ -137,9 +167,13 @@ impl Host {
     }
 }
 
-/// Whether a record type is one of the hosting resource types.
+/// The record types that carry identities as hosting resources do: the hosting resource types,
+/// and registry tasks (whose system-assigned identity is a managed identity of the directory).
+pub const CARRIER_TYPES: [&str; 4] = [HOST_TYPES[0], HOST_TYPES[1], HOST_TYPES[2], wharf_arm::task::TASKS];
+
+/// Whether a record type is one of the identity-carrying types ([`CARRIER_TYPES`]).
 pub fn is_host_type(resource_type: &str) -> bool {
-    HOST_TYPES.iter().any(|t| t.eq_ignore_ascii_case(resource_type))
+    CARRIER_TYPES.iter().any(|t| t.eq_ignore_ascii_case(resource_type))
 }
 
 /// The hosting resource with id `id` (any case), or `None`.
@@ -153,7 +187,7 @@ pub async fn host(meta: &dyn MetadataStore, id: &str) -> Result<Option<Host>, St
 /// Every hosting resource of the deployment.
 pub async fn hosts(meta: &dyn MetadataStore) -> Result<Vec<Host>, StorageError> {
     let mut out = vec![];
-    for t in HOST_TYPES {
+    for t in CARRIER_TYPES {
         for r in super::records_of_type(meta, t).await? {
             out.push(Host::from_record(r)?);
         }

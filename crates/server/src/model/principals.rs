@@ -88,3 +88,25 @@ impl Lookup {
 pub async fn lookup(meta: &dyn MetadataStore, object_id: &str) -> Result<Option<DirectoryObject>, StorageError> {
     Lookup::load(meta).await?.find(meta, object_id).await
 }
+
+/// The directory principal a token would be issued for, for the user or service principal with
+/// object id `object_id` (`None` for any other object, or a disabled user): what a quick run
+/// scheduled with `[caller]` acts as, looked up again when it starts.
+pub async fn directory_principal(
+    meta: &dyn MetadataStore,
+    object_id: &str,
+) -> Result<Option<wharf_identity::DirectoryPrincipal>, StorageError> {
+    Ok(match lookup(meta, object_id).await? {
+        Some(DirectoryObject::User(u)) if u.account_enabled => Some(wharf_identity::DirectoryPrincipal::User {
+            object_id: u.id,
+            display_name: u.display_name,
+            user_principal_name: u.user_principal_name,
+        }),
+        Some(DirectoryObject::ServicePrincipal(sp)) => Some(wharf_identity::DirectoryPrincipal::ServicePrincipal {
+            object_id: sp.id,
+            app_id: sp.app_id,
+            builtin: sp.builtin,
+        }),
+        _ => None,
+    })
+}

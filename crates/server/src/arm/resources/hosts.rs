@@ -58,7 +58,7 @@ pub async fn get(ctx: &ArmCtx, resource_type: &str, at: &Named) -> Result<Respon
 /// Applies an identity request to the current identities. `replace` (PUT) starts the
 /// user-assigned set from empty; PATCH merges into it. Returns the principal ids whose
 /// identities were dropped (their tokens are revoked by the caller).
-async fn apply_identity(
+pub(crate) async fn apply_identity(
     state: &AppState,
     host: &mut Host,
     req: Option<IdentityRequest>,
@@ -127,7 +127,7 @@ async fn apply_identity(
     Ok(dropped)
 }
 
-async fn revoke(state: &AppState, principals: &[String]) -> Result<(), ArmError> {
+pub(crate) async fn revoke(state: &AppState, principals: &[String]) -> Result<(), ArmError> {
     for p in principals {
         state.identity.revoke_before_now(&*state.meta, p).await.map_err(|e| {
             tracing::error!(error = %e, "revoking a removed identity's tokens failed");

@@ -1,0 +1,343 @@
+//! Runs on the management plane: `scheduleRun` (a task's run, or a quick run of an encoded task
+//! file), run resources (get, list with `$filter`/`$top`, `isArchiveEnabled`), cancellation and
+//! the log link. The run itself is the executor's (`crate::runs`); this file turns requests into
+//! queued runs and run records into ARM JSON.
+//!
+//! Must never: queue a run whose task file does not read, or whose identity the task does not
+//! carry; answer a run of another registry.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+use wharf_arm::ArmError;
+use wharf_arm::task::{self, Credentials, SourceAuth};
+use wharf_storage::RunFilter;
+
+use crate::arm::{ArmCtx, json_response, storage_error};
+use crate::model::registries::StoredRegistry;
+use crate::runs::{self as executor, Identity, RunRequest, Source, Value as RunValue};
+
+fn bad(code: &str, message: impl Into<String>) -> ArmError {
+    ArmError::bad_request(code, message)
+}
+
+fn source_not_served() -> ArmError {
+    ArmError::new(
+        501,
+        "FeatureNotSupported",
+        "Runs from a source context (an uploaded or git context, 'sourceLocation'/'contextPath') are not available in this version of Wharf yet; run a task file without a context ('wharf acr run -f task.yaml /dev/null' or '--cmd … /dev/null').",
+    )
+}
+
+/// `[{name, value, isSecret}]` of a request.
+fn values_of(v: &Value, what: &str) -> Result<Vec<RunValue>, ArmError> {
+    match v {
+        Value::Null => Ok(vec![]),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| match (i["name"].as_str(), i["value"].as_str()) {
+                (Some(n), Some(val)) if !n.is_empty() => Ok(RunValue {
+                    name: n.to_string(),
+                    value: val.to_string(),
+                    secret: i["isSecret"].as_bool().unwrap_or(false),
+                }),
+                _ => Err(bad("InvalidRunRequest", format!("each of '{what}' needs a 'name' and a string 'value'."))),
+            })
+            .collect(),
+        _ => Err(bad("InvalidRunRequest", format!("'{what}' must be a list."))),
+    }
+}
+
+fn decode(v: &Value, field: &str) -> Result<String, ArmError> {
+    use base64::Engine as _;
+    match v[field].as_str().filter(|s| !s.is_empty()) {
+        None => Ok(String::new()),
+        Some(b) => base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| bad("InvalidRunRequest", format!("'{field}' is not the base64 of UTF-8 text."))),
+    }
+}
+
+/// ABAC mode refuses `loginMode`, as for tasks.
+fn check_mode(registry: &StoredRegistry, credentials: &Credentials) -> Result<(), ArmError> {
+    if registry.properties.role_assignment_mode.is_abac() && credentials.login_mode.is_some() {
+        return Err(bad(
+            "AuthModeNotSupported",
+            format!(
+                "The registry '{}' uses the role assignment mode 'AbacRepositoryPermissions', where '--auth-mode' (credentials.sourceRegistry.loginMode) is not supported: use '--source-acr-auth-id [caller]' or 'none'.",
+                registry.record.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `POST …/scheduleRun`.
+pub async fn schedule(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, ArmError> {
+    let body = ctx.json()?;
+    let kind = body["type"].as_str().unwrap_or_default().to_string();
+    let request = match kind.to_ascii_lowercase().as_str() {
+        "taskrunrequest" => task_run(ctx, registry, &body).await?,
+        "encodedtaskrunrequest" => quick_run(ctx, registry, &body)?,
+        "filetaskrunrequest" | "dockerbuildrequest" => return Err(source_not_served()),
+        "" => return Err(bad("InvalidRunRequest", "'type' is required: TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest.")),
+        other => return Err(bad("InvalidRunRequest", format!("The run request type '{other}' is invalid: use TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest."))),
+    };
+    request
+        .source
+        .validate(&request.values)
+        .map_err(|e| bad("InvalidTaskFile", format!("The task file is invalid: {e}")))?;
+    let run = executor::enqueue(&ctx.state, registry, request).await.map_err(|e| storage_error("queueing a run", e))?;
+    Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &run)))
+}
+
+async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
+    let task_ref = body["taskId"].as_str().unwrap_or_default();
+    let name = task_ref.rsplit('/').next().unwrap_or_default();
+    let prefix = format!("{}/tasks/", registry.record.id);
+    if name.is_empty() || (task_ref.contains('/') && !task_ref.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())) {
+        return Err(bad("InvalidRunRequest", format!("'taskId' must name a task of this registry ({prefix}<name>).")));
+    }
+    let host = super::find(ctx, registry, name).await?.ok_or_else(|| {
+        ArmError::new(404, "ResourceNotFound", format!("The task '{name}' of registry '{}' could not be found.", registry.record.name))
+    })?;
+    let spec = task::TaskSpec::parse(&host.resource.properties)?;
+    if !spec.enabled {
+        return Err(ArmError::new(409, "TaskDisabled", format!("The task '{name}' is disabled: enable it with 'wharf acr task update --status Enabled'.")));
+    }
+    if task::Step::context(&host.resource.properties["step"]).is_some() {
+        return Err(source_not_served());
+    }
+    let overrides = &body["overrideTaskStepProperties"];
+    if overrides["contextPath"].as_str().is_some_and(|c| !c.is_empty() && c != "/dev/null") {
+        return Err(source_not_served());
+    }
+    let mut values = values_of(&host.resource.properties["step"]["values"], "step.values")?;
+    let over = values_of(&overrides["values"], "overrideTaskStepProperties.values")?;
+    for v in over {
+        values.retain(|x| x.name != v.name);
+        values.push(v);
+    }
+    let mut arguments = values_of(&host.resource.properties["step"]["arguments"], "step.arguments")?;
+    arguments.extend(values_of(&overrides["arguments"], "overrideTaskStepProperties.arguments")?);
+    let source = match &spec.step {
+        task::Step::Encoded { content, values: encoded } => Source::Yaml { content: content.clone(), values: encoded.clone() },
+        task::Step::Docker { .. } | task::Step::File { .. } => return Err(source_not_served()),
+    };
+    let abac = registry.properties.role_assignment_mode.is_abac();
+    let identity = match spec.credentials.source_auth(abac) {
+        SourceAuth::RunToken => Identity::RunToken,
+        SourceAuth::Nothing => Identity::Nothing,
+        SourceAuth::SystemIdentity => Identity::Task { selector: "[system]".into() },
+        SourceAuth::ClientId(c) => Identity::Task { selector: c },
+        SourceAuth::Caller => return Err(bad("InvalidTaskCredentials", "'[caller]' is for quick runs only.")),
+    };
+    if let Identity::Task { selector } = &identity {
+        host.carried_identity(selector).map_err(|m| bad("InvalidTaskIdentity", m))?;
+    }
+    Ok(RunRequest {
+        task: Some(host.record.name.clone()),
+        task_id: Some(host.record.id.clone()),
+        source,
+        values,
+        arguments,
+        identity,
+        custom: spec.credentials.custom.clone(),
+        timeout: spec.timeout,
+        platform: host.resource.properties["platform"].clone(),
+        agent: host.resource.properties["agentConfiguration"].clone(),
+        archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
+    })
+}
+
+fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
+    if body["sourceLocation"].as_str().is_some_and(|c| !c.is_empty() && c != "/dev/null") {
+        return Err(source_not_served());
+    }
+    let content = decode(body, "encodedTaskContent")?;
+    if content.trim().is_empty() {
+        return Err(bad("InvalidRunRequest", "'encodedTaskContent' is required: the base64 of the task file."));
+    }
+    let credentials = Credentials::parse(&body["credentials"])?;
+    check_mode(registry, &credentials)?;
+    let abac = registry.properties.role_assignment_mode.is_abac();
+    let identity = match credentials.source_auth(abac) {
+        SourceAuth::RunToken => Identity::RunToken,
+        SourceAuth::Nothing => Identity::Nothing,
+        SourceAuth::Caller => Identity::Caller { object_id: ctx.caller.object_id().to_string() },
+        SourceAuth::SystemIdentity | SourceAuth::ClientId(_) => {
+            return Err(bad(
+                "InvalidRunRequest",
+                "A quick run has no identity of its own: use '--source-acr-auth-id [caller]' (the run acts with your permissions) or 'none'.",
+            ));
+        }
+    };
+    if credentials.custom.values().any(|c| matches!(c, task::CustomCredential::Identity(_))) {
+        return Err(bad("InvalidRunRequest", "A quick run has no identity for custom registries: give them a user name and password."));
+    }
+    Ok(RunRequest {
+        task: None,
+        task_id: None,
+        source: Source::Yaml { content, values: decode(body, "encodedValuesContent")? },
+        values: values_of(&body["values"], "values")?,
+        arguments: vec![],
+        identity,
+        custom: credentials.custom,
+        timeout: task::parse_timeout(&body["timeout"])?,
+        platform: json!({"os": "linux", "architecture": body["platform"]["architecture"].as_str().unwrap_or("amd64")}),
+        agent: json!({"cpu": body["agentConfiguration"]["cpu"].as_u64().unwrap_or(task::DEFAULT_CPU)}),
+        archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
+    })
+}
+
+async fn require(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<wharf_storage::RunRecord, ArmError> {
+    ctx.state
+        .meta
+        .run_get(&registry.key(), run)
+        .await
+        .map_err(|e| storage_error("reading a run", e))?
+        .ok_or_else(|| ArmError::new(404, "ResourceNotFound", format!("The run '{run}' of registry '{}' could not be found.", registry.record.name)))
+}
+
+pub async fn get(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<Response, ArmError> {
+    let r = require(ctx, registry, run).await?;
+    Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &r)))
+}
+
+/// `$filter` of a runs listing: clauses `Field eq 'value'` joined by `and` (TaskName, Status,
+/// RunId).
+fn parse_filter(f: &str) -> Result<(RunFilter, Option<String>), ArmError> {
+    let mut filter = RunFilter::default();
+    let mut run_id = None;
+    let refuse = |clause: &str| {
+        bad(
+            "InvalidFilter",
+            format!("The $filter clause '{clause}' is not supported: use TaskName eq '<task>', Status eq '<status>' and RunId eq '<id>', joined by 'and'."),
+        )
+    };
+    let lower = f.to_ascii_lowercase();
+    let mut rest = f;
+    let mut offset = 0;
+    loop {
+        let at = lower[offset..].find(" and ").map(|i| i + offset);
+        let clause = match at {
+            Some(i) => &f[offset..i],
+            None => &f[offset..],
+        };
+        let c = clause.trim();
+        let Some((field, value)) = c.split_once(" eq ").or_else(|| c.split_once(" EQ ")) else {
+            return Err(refuse(c));
+        };
+        let value = value.trim();
+        let Some(value) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) else {
+            return Err(refuse(c));
+        };
+        match field.trim().to_ascii_lowercase().as_str() {
+            "taskname" => filter.task = Some(value.to_string()),
+            "status" => {
+                let s = wharf_tasks::RunStatus::parse(value).ok_or_else(|| refuse(c))?;
+                filter.status = Some(s.as_str().to_string());
+            }
+            "runid" => run_id = Some(value.to_ascii_lowercase()),
+            _ => return Err(refuse(c)),
+        }
+        match at {
+            Some(i) => offset = i + 5,
+            None => break,
+        }
+        rest = &f[offset..];
+    }
+    let _ = rest;
+    Ok((filter, run_id))
+}
+
+pub async fn list(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, ArmError> {
+    let (mut filter, run_id) = match ctx.query.get("$filter").filter(|f| !f.trim().is_empty()) {
+        Some(f) => parse_filter(f)?,
+        None => (RunFilter::default(), None),
+    };
+    if let Some(top) = ctx.query.get("$top") {
+        filter.top = Some(
+            top.parse::<usize>()
+                .ok()
+                .filter(|t| *t > 0)
+                .ok_or_else(|| bad("InvalidParameter", format!("$top '{top}' is invalid: give a positive number.")))?,
+        );
+    }
+    let runs = ctx.state.meta.run_list(&registry.key(), &filter).await.map_err(|e| storage_error("listing runs", e))?;
+    let value: Vec<Value> = runs
+        .iter()
+        .filter(|r| run_id.as_deref().is_none_or(|id| r.run_id.eq_ignore_ascii_case(id)))
+        .map(|r| executor::run_json(&registry.record.id, r))
+        .collect();
+    Ok(json_response(StatusCode::OK, &json!({"value": value})))
+}
+
+/// `PATCH …/runs/{id}`: only `isArchiveEnabled` changes.
+pub async fn patch(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<Response, ArmError> {
+    let body = ctx.json()?;
+    let archive = match &body["isArchiveEnabled"] {
+        Value::Bool(b) => *b,
+        Value::Null => match &body["properties"]["isArchiveEnabled"] {
+            Value::Bool(b) => *b,
+            _ => return Err(bad("InvalidRunUpdate", "Only 'isArchiveEnabled' (true or false) of a run can be changed.")),
+        },
+        _ => return Err(bad("InvalidRunUpdate", "'isArchiveEnabled' must be true or false.")),
+    };
+    for _ in 0..5 {
+        let mut r = require(ctx, registry, run).await?;
+        let expected = r.status.clone();
+        r.body["properties"]["isArchiveEnabled"] = json!(archive);
+        if ctx.state.meta.run_update(&r, &expected, chrono::Utc::now()).await.map_err(|e| storage_error("updating a run", e))? {
+            return Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &r)));
+        }
+    }
+    Err(ArmError::new(409, "Conflict", format!("The run '{run}' changed while it was being updated; retry.")))
+}
+
+/// `POST …/runs/{id}/cancel`: a queued run is canceled at once; a running one is stopped (its
+/// processes and containers killed) and reported `Canceled` by its executor.
+pub async fn cancel(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<Response, ArmError> {
+    let r = require(ctx, registry, run).await?;
+    let status = wharf_tasks::RunStatus::parse(&r.status).unwrap_or(wharf_tasks::RunStatus::Error);
+    if status.is_finished() {
+        return Err(ArmError::new(
+            409,
+            "RunAlreadyFinished",
+            format!("The run '{}' already finished with status '{}'; there is nothing to cancel.", r.run_id, r.status),
+        ));
+    }
+    executor::cancel(&ctx.state, r).await.map_err(|e| storage_error("canceling a run", e))?;
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = StatusCode::OK;
+    Ok(resp)
+}
+
+/// `POST …/runs/{id}/listLogSasUrl`: a read-only link to the run's log, valid for the run's
+/// timeout plus an hour.
+pub async fn log_link(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<Response, ArmError> {
+    let r = require(ctx, registry, run).await?;
+    let timeout = r.body["properties"]["timeout"].as_i64().unwrap_or(task::DEFAULT_TIMEOUT as i64);
+    let expiry = chrono::Utc::now().timestamp() + timeout + 3600;
+    let link = crate::logs::link(&ctx.state, &ctx.state.base_url(&ctx.headers), &registry.key().0, &r.run_id, expiry);
+    Ok(json_response(StatusCode::OK, &json!({"logLink": link})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let (f, id) = parse_filter("TaskName eq 't1' and Status eq 'succeeded'").unwrap();
+        assert_eq!(f.task.as_deref(), Some("t1"));
+        assert_eq!(f.status.as_deref(), Some("Succeeded"));
+        assert_eq!(id, None);
+        assert_eq!(parse_filter("RunId eq 'CA3'").unwrap().1.as_deref(), Some("ca3"));
+        for bad in ["contains(OutputImageManifests, 'a@sha256:1')", "TaskName eq t1", "Status eq 'Sleeping'", "Owner eq 'x'"] {
+            assert_eq!(parse_filter(bad).unwrap_err().code, "InvalidFilter", "{bad}");
+        }
+    }
+}
