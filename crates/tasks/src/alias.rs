@@ -1,8 +1,10 @@
 //! Owns ACR's aliases (task files of version v1.1.0 and later): `$ID`, `$Registry` and the
 //! other run aliases, the file's own `alias: values`, `$$` for a literal `$`, and the image
 //! aliases a `cmd` step may name without the `$` (`acr purge …`). Expansion is textual and
-//! happens after templates and before YAML, as ACR does it. An alias nobody defined is left
-//! as written (`$HOME` in a shell command stays `$HOME`); it must never fail on one.
+//! happens after templates and before YAML, but never inside what a template rendered (a
+//! value `pa$$w` stays `pa$$w`): the result ACR gets by expanding aliases first. An alias
+//! nobody defined is left as written (`$HOME` in a shell command stays `$HOME`); it must
+//! never fail on one.
 
 use std::ops::Range;
 
@@ -38,12 +40,14 @@ pub fn is_alias_name(name: &str) -> bool {
 
 /// Replaces every `<directive>name` of `text` whose name `aliases` defines (the first
 /// definition of a name wins), and `<directive><directive>` with one directive. The
-/// characters in `skip` (the `alias` section itself) are copied as they are.
+/// characters in `skip` (the `alias` section itself, and what templates rendered: values
+/// are never alias-expanded, as in ACR where aliases expand before templates) are copied
+/// as they are.
 pub(crate) fn expand(
     text: &str,
     aliases: &[(String, String)],
     directive: char,
-    skip: Option<Range<usize>>,
+    skip: &[Range<usize>],
 ) -> (String, OffsetMap) {
     let chars: Vec<char> = text.chars().collect();
     let lookup = |name: &str| aliases.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
@@ -52,7 +56,7 @@ pub(crate) fn expand(
     let mut literal_at = 0;
     let mut i = 0;
     while i < chars.len() {
-        let skipped = skip.as_ref().is_some_and(|r| r.contains(&i));
+        let skipped = skip.iter().any(|r| r.contains(&i));
         if chars[i] != directive || skipped {
             if literal.is_empty() {
                 literal_at = i;
@@ -100,7 +104,7 @@ mod tests {
     }
 
     fn run(text: &str) -> String {
-        expand(text, &aliases(), '$', None).0
+        expand(text, &aliases(), '$', &[]).0
     }
 
     #[test]
@@ -119,18 +123,19 @@ mod tests {
     #[test]
     fn the_skipped_range_is_copied() {
         let text = "alias: $ID\nx: $ID";
-        let (out, _) = expand(text, &aliases(), '$', Some(0..11));
+        let skip = [0..11, 30..31];
+        let (out, _) = expand(text, &aliases(), '$', &skip);
         assert_eq!(out, "alias: $ID\nx: cf1");
     }
 
     #[test]
     fn another_directive() {
-        assert_eq!(expand("&ID $ID &&", &aliases(), '&', None).0, "cf1 $ID &");
+        assert_eq!(expand("&ID $ID &&", &aliases(), '&', &[]).0, "cf1 $ID &");
     }
 
     #[test]
     fn offsets_map_back() {
-        let (out, map) = expand("$Registry/x $y", &aliases(), '$', None);
+        let (out, map) = expand("$Registry/x $y", &aliases(), '$', &[]);
         assert_eq!(out, "r.io/x $y");
         assert_eq!(map.map(2), 0);
         assert_eq!(map.map(4), 9);

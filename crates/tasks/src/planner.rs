@@ -298,6 +298,10 @@ pub fn parse_build(words: &[String], registry: &str) -> Result<BuildStep, Proble
     while i < words.len() {
         let word = &words[i];
         i += 1;
+        if word == "--" {
+            contexts.extend(words[i..].iter().cloned());
+            break;
+        }
         if !word.starts_with('-') || word == "-" {
             contexts.push(word.clone());
             continue;

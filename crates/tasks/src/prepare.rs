@@ -29,7 +29,9 @@ pub(crate) fn read_task_file(
     let mut aliases: Vec<(String, String)> = header.alias.as_ref().map(|a| a.values.clone()).unwrap_or_default();
     aliases.extend(alias::run_aliases(vars));
     let directive = header.alias.as_ref().and_then(|a| a.directive).unwrap_or('$');
-    let (expanded, expanded_map) = alias::expand(&rendered, &aliases, directive, header.alias_range);
+    let mut skip = rendered_map.substituted();
+    skip.extend(header.alias_range);
+    let (expanded, expanded_map) = alias::expand(&rendered, &aliases, directive, &skip);
     let composed = |at: usize| rendered_map.map(expanded_map.map(at));
     let tree = crate::yaml::parse(&expanded).map_err(|e| TaskError::TaskFile {
         at: position(text, composed(e.at)),

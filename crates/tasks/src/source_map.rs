@@ -3,6 +3,8 @@
 //! which character of the output came from which character of the input, so that errors
 //! point into the user's file. It must never change text itself.
 
+use std::ops::Range;
+
 use crate::error::Position;
 
 /// Character offsets of an output text, mapped to character offsets of its input.
@@ -18,6 +20,11 @@ impl OffsetMap {
     /// The map of a text that was not changed.
     pub fn identity() -> OffsetMap {
         OffsetMap { segments: vec![(0, 0, true)] }
+    }
+
+    /// The output ranges that replaced input (rather than copied it), in order.
+    pub fn substituted(&self) -> Vec<Range<usize>> {
+        self.segments.windows(2).filter(|w| !w[0].2 && w[0].0 < w[1].0).map(|w| w[0].0..w[1].0).collect()
     }
 
     /// The input offset an output offset came from.
@@ -101,6 +108,7 @@ mod tests {
         assert_eq!(map.map(6), 7);
         assert_eq!(map.map(7), 8);
         assert_eq!(map.map(8), 9);
+        assert_eq!(map.substituted(), vec![2..6]);
         assert_eq!(OffsetMap::identity().map(42), 42);
     }
 
