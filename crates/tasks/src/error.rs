@@ -45,6 +45,28 @@ impl TaskError {
         }
     }
 
+    /// The error as a compiler shows it: the message, then the file's line with a caret
+    /// under the column. `source` is the file the position is in (the task file as
+    /// written, or the values file); an error without a position is just its message.
+    ///
+    /// ```text
+    /// task file line 4, column 5: unknown step key 'bogus' (expected one of …)
+    ///   4 |     bogus: 1
+    ///     |     ^
+    /// ```
+    pub fn snippet(&self, source: &str) -> String {
+        let mut out = self.to_string();
+        let Some(at) = self.position() else { return out };
+        let Some(line) = source.lines().nth(at.line.saturating_sub(1)) else { return out };
+        let number = at.line.to_string();
+        let pad = " ".repeat(number.len());
+        // Tabs stay tabs so the caret lines up under them.
+        let lead: String =
+            line.chars().take(at.column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        out.push_str(&format!("\n  {number} | {line}\n  {pad} | {lead}^"));
+        out
+    }
+
     /// What went wrong, without the where.
     pub fn problem(&self) -> &Problem {
         match self {
@@ -52,6 +74,24 @@ impl TaskError {
             | TaskError::ValuesFile { problem, .. }
             | TaskError::Request { problem, .. } => problem,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_point_at_the_column() {
+        let source = "steps:\n  - cmd: x\n    bogus: 1\n";
+        let err =
+            TaskError::TaskFile { at: Position { line: 3, column: 5 }, problem: Problem::DuplicateKey("bogus".into()) };
+        assert_eq!(
+            err.snippet(source),
+            "task file line 3, column 5: the key 'bogus' is given twice\n  3 |     bogus: 1\n    |     ^"
+        );
+        let err = TaskError::Request { field: "imageNames[0]".into(), problem: Problem::EmptyImage };
+        assert_eq!(err.snippet(source), "imageNames[0]: an image name is empty");
     }
 }
 
