@@ -429,3 +429,28 @@ fn values_files_feed_templates_and_set_values_win() {
     assert_eq!(build(&p, 0).tags, ["myreg.localhost:5000/web:from-set"]);
     assert_eq!(p.secrets, ["from-set"]);
 }
+
+#[test]
+fn plan_task_keeps_the_step_properties_a_plan_has_no_field_for() {
+    let text = "volumes:\n  - name: v\n    secret:\n      a: aGk=\nsteps:\n  - build: .\n  - cmd: busybox\n    user: root\n    privileged: true\n    network: host\n    repeat: 2\n    volumeMounts:\n      - name: v\n        mountPath: /m\n";
+    let task = Planner::default().plan_task(&yaml(text), &vars(), &Values::new()).unwrap();
+    let file = task.file.unwrap();
+    assert_eq!(task.plan.steps.len(), file.steps.len());
+    let extra = &file.steps[1];
+    assert_eq!(
+        (extra.user.as_deref(), extra.privileged, extra.network.as_deref(), extra.repeat),
+        (Some("root"), true, Some("host"), 2)
+    );
+    assert_eq!(extra.volume_mounts[0].mount_path, "/m");
+    assert_eq!(file.volumes[0].secret, vec![("a".to_string(), b"hi".to_vec())]);
+    assert_eq!(task.plan.secrets, ["hi"]);
+    let docker = Planner::default().plan_task(&docker(true, &["x"]), &vars(), &Values::new()).unwrap();
+    assert!(docker.file.is_none());
+}
+
+#[test]
+fn a_plan_round_trips_through_json() {
+    let p = plan_ok(SEED, &Values::new());
+    let json = serde_json::to_string(&p).unwrap();
+    assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), p);
+}

@@ -359,3 +359,36 @@ fn secrets_need_an_id() {
     let err = fail("secrets:\n  - id: a\n  - id: a\nsteps:\n  - cmd: x\n");
     assert_eq!(err.problem(), &Problem::DuplicateSecret("a".into()));
 }
+
+#[test]
+fn the_message_reads_like_a_compiler_s() {
+    let yaml = "version: v1.1.0\nsteps:\n    - cmd: x\n      bogus: 1\n";
+    let err = fail(yaml);
+    assert_eq!(
+        err.to_string(),
+        "task file line 4, column 7: unknown step key 'bogus' (expected one of id, build, push, cmd, when, detach, \
+         entryPoint, env, ignoreErrors, retries, retryDelay, timeout, workingDirectory, keep, startDelay, \
+         disableWorkingDirectoryOverride, isolation, network, privileged, user, pull, repeat, expose, ports, \
+         volumeMounts, secret, cache, cpus, exitedWith, exitedWithout, retryOnErrors)"
+    );
+    assert!(err.snippet(yaml).ends_with("\n  4 |       bogus: 1\n    |       ^"), "{}", err.snippet(yaml));
+}
+
+#[test]
+fn crlf_files_parse_and_positions_hold() {
+    let file = parse("version: v1.0.0\r\nsteps:\r\n  - cmd: x\r\n");
+    assert_eq!(file.steps.len(), 1);
+    let err = fail("steps:\r\n  - cmd: x\r\n    bogus: 1\r\n");
+    assert_eq!(err.position(), at(3, 5));
+}
+
+#[test]
+fn versions_that_enable_aliases() {
+    use wharf_tasks::version_has_aliases;
+    assert!(version_has_aliases("v1.1.0"));
+    assert!(version_has_aliases("V1.1.0"));
+    assert!(version_has_aliases("v2.0.0"));
+    assert!(!version_has_aliases("v1.0.0"));
+    assert!(!version_has_aliases("1.0-preview-1"));
+    assert!(!version_has_aliases(""));
+}
