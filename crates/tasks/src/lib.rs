@@ -10,6 +10,33 @@
 //! create-time check. Every error is a [`TaskError`] with the line and column in the file
 //! as written (`task file line 4, column 7: unknown step key 'bogus' (expected one of …)`).
 //! [`Masker`] hides secrets in output; [`run_id_prefix`] and [`run_id`] make `ca1`-style ids.
+//!
+//! ```
+//! use wharf_tasks::{RunVars, StepAction, TaskSource, Values, plan};
+//!
+//! let vars = RunVars {
+//!     id: "cf1".into(),
+//!     registry: "myreg.localhost:5000".into(),
+//!     registry_name: "myreg".into(),
+//!     date: "20261204-183000z".into(),
+//!     os: "linux".into(),
+//!     architecture: "amd64".into(),
+//!     task_name: "t1".into(),
+//!     commit: String::new(),
+//!     branch: String::new(),
+//!     shared_volume: "/workspace".into(),
+//! };
+//! let file = "version: v1.1.0\nsteps:\n  - build: -t app:$ID .\n  - push: [app:$ID]\n";
+//! let plan = plan(&TaskSource::Yaml(file.into()), &vars, &Values::new()).unwrap();
+//! assert_eq!(plan.steps[1].action, StepAction::Push(vec!["myreg.localhost:5000/app:cf1".into()]));
+//! assert_eq!(plan.steps[1].depends_on, [0]);
+//!
+//! let err = plan_error("steps:\n  - cmd: x\n    bogus: 1\n", &vars);
+//! assert!(err.starts_with("task file line 3, column 5: unknown step key 'bogus'"));
+//! # fn plan_error(file: &str, vars: &RunVars) -> String {
+//! #     wharf_tasks::plan(&TaskSource::Yaml(file.into()), vars, &Values::new()).unwrap_err().to_string()
+//! # }
+//! ```
 
 mod alias;
 mod error;

@@ -229,11 +229,16 @@ impl Planner {
                 disable_working_directory_override: step.disable_working_directory_override,
             });
         }
+        // Secret values, and the single-line files of secret volumes (a token, a password):
+        // output is masked line by line, so a multi-line file could never match whole.
         let mut secrets = values.secrets();
         for volume in &file.volumes {
             for (_, content) in &volume.secret {
                 if let Ok(text) = std::str::from_utf8(content) {
-                    secrets.push(text.trim_end_matches(['\r', '\n']).to_string());
+                    let text = text.trim_end_matches(['\r', '\n']);
+                    if !text.contains('\n') {
+                        secrets.push(text.to_string());
+                    }
                 }
             }
         }

@@ -320,7 +320,8 @@ fn secrets_are_collected_and_masked() {
     let mut values = Values::new();
     values.insert("pw", "hunter2", true);
     values.insert("user", "bob", false);
-    let text = "volumes:\n  - name: v\n    secret:\n      token: dG9wc2VjcmV0\nsteps:\n  - cmd: busybox login {{.Values.user}} {{.Values.pw}}\n    volumeMounts:\n      - name: v\n        mountPath: /run/v\n";
+    // token: "topsecret"; config: "a: 1\nb: 2\n" (multi-line, not a mask candidate)
+    let text = "volumes:\n  - name: v\n    secret:\n      token: dG9wc2VjcmV0\n      config: YTogMQpiOiAyCg==\nsteps:\n  - cmd: busybox login {{.Values.user}} {{.Values.pw}}\n    volumeMounts:\n      - name: v\n        mountPath: /run/v\n";
     let p = plan_ok(text, &values);
     assert_eq!(p.secrets, ["hunter2", "topsecret"]);
     let masker = Masker::new(&p.secrets);
