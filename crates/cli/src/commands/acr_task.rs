@@ -152,60 +152,64 @@ fn source_warnings(reg: &Registry, task: &str, source: Option<&SourceIdentity>, 
 
 pub async fn run(cmd: TaskCmd) -> Result<Option<Value>, CliError> {
     let client = Client::from_profile().await?;
+    dispatch(&client, cmd).await
+}
+
+async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliError> {
     match cmd {
-        TaskCmd::Create(a) => create(&client, *a).await,
-        TaskCmd::Update(a) => update(&client, *a).await,
+        TaskCmd::Create(a) => create(client, *a).await,
+        TaskCmd::Update(a) => update(client, *a).await,
         TaskCmd::Show { task, with_secure_properties } => {
-            let reg = registry(&client, &registry_of(&task)).await?;
+            let reg = registry(client, &registry_of(&task)).await?;
             let v = if with_secure_properties {
-                details(&client, &reg, &task.name).await?
+                details(client, &reg, &task.name).await?
             } else {
-                call(&client, Method::GET, &reg.task(&task.name), None).await?
+                call(client, Method::GET, &reg.task(&task.name), None).await?
             };
             Ok(Some(view::flatten(&v)))
         }
         TaskCmd::List { registry: r } => {
-            let reg = registry(&client, &r).await?;
-            let v = call(&client, Method::GET, &format!("{}/tasks", reg.path), None).await?;
+            let reg = registry(client, &r).await?;
+            let v = call(client, Method::GET, &format!("{}/tasks", reg.path), None).await?;
             Ok(Some(view::flatten_list(&v)))
         }
         TaskCmd::Delete { task, yes } => {
-            let reg = registry(&client, &registry_of(&task)).await?;
+            let reg = registry(client, &registry_of(&task)).await?;
             confirm("Are you sure you want to perform this operation?", yes)?;
-            call(&client, Method::DELETE, &reg.task(&task.name), None).await?;
+            call(client, Method::DELETE, &reg.task(&task.name), None).await?;
             Ok(None)
         }
-        TaskCmd::Run(a) => task_run(&client, *a).await,
+        TaskCmd::Run(a) => task_run(client, *a).await,
         TaskCmd::Logs { name, run_id, registry: r } => {
-            let reg = registry(&client, &r).await?;
+            let reg = registry(client, &r).await?;
             let run_id = match run_id {
                 Some(id) => id,
-                None => last_run(&client, &reg, name.as_deref()).await?,
+                None => last_run(client, &reg, name.as_deref()).await?,
             };
-            stream_run_logs(&client, &reg, &run_id, logstream::DEFAULT_TIMEOUT_SECS, false).await?;
+            stream_run_logs(client, &reg, &run_id, logstream::DEFAULT_TIMEOUT_SECS, false).await?;
             Ok(None)
         }
         TaskCmd::ListRuns { name, run_status, top, registry: r } => {
-            let reg = registry(&client, &r).await?;
-            let v = list_runs(&client, &reg, name.as_deref(), run_status.map(|s| s.as_str()), top).await?;
+            let reg = registry(client, &r).await?;
+            let v = list_runs(client, &reg, name.as_deref(), run_status.map(|s| s.as_str()), top).await?;
             Ok(Some(view::flatten_list(&v)))
         }
         TaskCmd::ShowRun(r) => {
-            let reg = registry(&client, &r.registry).await?;
-            Ok(Some(view::flatten(&call(&client, Method::GET, &reg.run(&r.run_id), None).await?)))
+            let reg = registry(client, &r.registry).await?;
+            Ok(Some(view::flatten(&call(client, Method::GET, &reg.run(&r.run_id), None).await?)))
         }
         TaskCmd::CancelRun(r) => {
-            let reg = registry(&client, &r.registry).await?;
-            call(&client, Method::POST, &format!("{}/cancel", reg.run(&r.run_id)), None).await?;
+            let reg = registry(client, &r.registry).await?;
+            call(client, Method::POST, &format!("{}/cancel", reg.run(&r.run_id)), None).await?;
             Ok(None)
         }
         TaskCmd::UpdateRun { run, no_archive } => {
-            let reg = registry(&client, &run.registry).await?;
+            let reg = registry(client, &run.registry).await?;
             let body = json!({"isArchiveEnabled": !no_archive});
-            Ok(Some(view::flatten(&call(&client, Method::PATCH, &reg.run(&run.run_id), Some(&body)).await?)))
+            Ok(Some(view::flatten(&call(client, Method::PATCH, &reg.run(&run.run_id), Some(&body)).await?)))
         }
-        TaskCmd::Credential { cmd } => credential(&client, cmd).await,
-        TaskCmd::Identity { cmd } => task_identity(&client, cmd).await,
+        TaskCmd::Credential { cmd } => credential(client, cmd).await,
+        TaskCmd::Identity { cmd } => task_identity(client, cmd).await,
     }
 }
 
@@ -295,14 +299,25 @@ async fn task_run(client: &Client, a: TaskRunArgs) -> Result<Option<Value>, CliE
 
 /// `acr run -r R (--cmd '<image args>' | -f task.yaml) /dev/null`.
 pub async fn acr_run(a: AcrRunArgs) -> Result<Option<Value>, CliError> {
+    check_acr_run(&a)?;
+    let client = Client::from_profile().await?;
+    acr_run_with(&client, a).await
+}
+
+/// The flag checks of `acr run`, before anything is sent.
+fn check_acr_run(a: &AcrRunArgs) -> Result<(), CliError> {
     if a.cmd.is_some() && a.file.is_some() {
         return Err(CliError::Other("Azure Container Registry can run with either --cmd myCommand /dev/null or -f myFile mySourceLocation, but not both.".into()));
     }
     if !body::is_null_context(&a.source_location) {
         return Err(CliError::Other(format!("'{}': {LOCAL_CONTEXT}", a.source_location)));
     }
-    let client = Client::from_profile().await?;
-    let reg = registry(&client, &a.registry).await?;
+    Ok(())
+}
+
+async fn acr_run_with(client: &Client, a: AcrRunArgs) -> Result<Option<Value>, CliError> {
+    check_acr_run(&a)?;
+    let reg = registry(client, &a.registry).await?;
     if reg.abac && a.auth_mode.is_some() {
         eprintln!(
             "WARNING: The --auth-mode flag is deprecated for specifying access to an ABAC-enabled source registry. Use --source-acr-auth-id '[caller]' or 'none'."
@@ -316,7 +331,7 @@ pub async fn acr_run(a: AcrRunArgs) -> Result<Option<Value>, CliError> {
     let b = body::encoded_run_request(&a, &content, values.as_deref())?;
     let queued = client.arm(Method::POST, &format!("{}/scheduleRun", reg.path), TASKS_API, Some(&b)).await?;
     let timeout = a.timeout.unwrap_or(logstream::DEFAULT_TIMEOUT_SECS);
-    follow(&client, &reg, &queued, a.no_logs, a.no_wait, timeout).await
+    follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout).await
 }
 
 /// After `scheduleRun`: az's messages, then nothing (`--no-wait`), the finished run
@@ -381,7 +396,7 @@ async fn stream_run_logs(
             _ => could_not(),
         }
     })?;
-    let mut stdout = std::io::stdout();
+    let mut stdout = Stdout;
     if let Some(url) = links["logLink"].as_str().filter(|u| !u.is_empty()) {
         let outcome =
             logstream::stream(client.http(), url, StreamOptions::with_timeout_secs(timeout), &mut stdout).await?;
@@ -394,6 +409,20 @@ async fn stream_run_logs(
         return logstream::stream_artifact(client.http(), url, &mut stdout).await;
     }
     Err(could_not())
+}
+
+/// The log goes to stdout through `print!`, so that it lands where the rest of the output does
+/// (and in the test harness's capture).
+struct Stdout;
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
 }
 
 /// `GET REG/runs` with az's `$filter` and `$top`.
@@ -521,6 +550,9 @@ async fn task_identity(client: &Client, cmd: TaskIdentityCmd) -> Result<Option<V
         }
     }
 }
+
+#[cfg(test)]
+mod flow_tests;
 
 #[cfg(test)]
 mod tests {
