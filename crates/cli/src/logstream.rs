@@ -253,10 +253,10 @@ pub async fn stream<W: Write>(
         wait = (wait * 2).min(opts.max_wait);
         if idle > opts.idle_timeout {
             flush_rest(&mut buf, out)?;
-            eprintln!(
-                "WARNING: Failed to find any new logs in {} seconds. Client will stop polling for additional logs.",
+            crate::output::warning(&format!(
+                "Failed to find any new logs in {} seconds. Client will stop polling for additional logs.",
                 idle.as_secs()
-            );
+            ));
             return Ok(Outcome::IdleTimeout);
         }
         if let Some(p) = head(http, url).await? {

@@ -23,7 +23,7 @@ use super::confirm;
 use crate::client::{Client, REGISTRY_API};
 use crate::error::CliError;
 use crate::logstream::{self, StreamOptions};
-use crate::output::Table;
+use crate::output::{Table, warning};
 
 /// The api-version az 2.91's tasks SDK sends for every tasks and runs call.
 pub const TASKS_API: &str = "2025-03-01-preview";
@@ -131,21 +131,21 @@ async fn client_id(client: &Client, identity_id: &str) -> Result<String, CliErro
 /// The source-registry warnings az prints for create and update.
 fn source_warnings(reg: &Registry, task: &str, source: Option<&SourceIdentity>, auth_warnings: Vec<String>) {
     for w in auth_warnings {
-        eprintln!("WARNING: {w}");
+        warning(&w);
     }
     match source {
-        Some(SourceIdentity::System) => eprintln!(
-            "WARNING: The task '{task}' is configured to authenticate with the source registry '{}' using the identity '[system]'. Make sure the identity has the roles it needs on the registry.",
+        Some(SourceIdentity::System) => warning(&format!(
+            "The task '{task}' is configured to authenticate with the source registry '{}' using the identity '[system]'. Make sure the identity has the roles it needs on the registry.",
             reg.name
-        ),
-        Some(SourceIdentity::User(id)) => eprintln!(
-            "WARNING: The task '{task}' is configured to authenticate with the source registry '{}' using the identity '{id}'. Make sure the identity has the roles it needs on the registry.",
+        )),
+        Some(SourceIdentity::User(id)) => warning(&format!(
+            "The task '{task}' is configured to authenticate with the source registry '{}' using the identity '{id}'. Make sure the identity has the roles it needs on the registry.",
             reg.name
-        ),
-        _ if reg.abac => eprintln!(
-            "WARNING: The registry '{}' uses ABAC repository permissions: the Task does not have data plane permissions to the source registry unless --source-acr-auth-id names an identity ('[system]' or a user-assigned identity) that holds a Container Registry Repository role.",
+        )),
+        _ if reg.abac => warning(&format!(
+            "The registry '{}' uses ABAC repository permissions: the Task does not have data plane permissions to the source registry unless --source-acr-auth-id names an identity ('[system]' or a user-assigned identity) that holds a Container Registry Repository role.",
             reg.name
-        ),
+        )),
         _ => {}
     }
 }
@@ -174,8 +174,9 @@ async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliErr
             Ok(Some(view::flatten_list(&v)))
         }
         TaskCmd::Delete { task, yes } => {
-            let reg = registry(client, &registry_of(&task)).await?;
+            // az asks before the command runs, so a refusal sends nothing.
             confirm("Are you sure you want to perform this operation?", yes)?;
+            let reg = registry(client, &registry_of(&task)).await?;
             call(client, Method::DELETE, &reg.task(&task.name), None).await?;
             Ok(None)
         }
@@ -319,8 +320,8 @@ async fn acr_run_with(client: &Client, a: AcrRunArgs) -> Result<Option<Value>, C
     check_acr_run(&a)?;
     let reg = registry(client, &a.registry).await?;
     if reg.abac && a.auth_mode.is_some() {
-        eprintln!(
-            "WARNING: The --auth-mode flag is deprecated for specifying access to an ABAC-enabled source registry. Use --source-acr-auth-id '[caller]' or 'none'."
+        warning(
+            "The --auth-mode flag is deprecated for specifying access to an ABAC-enabled source registry. Use --source-acr-auth-id '[caller]' or 'none'.",
         );
     }
     let content = match (&a.cmd, &a.file) {
@@ -348,11 +349,11 @@ async fn follow(
         .as_str()
         .ok_or_else(|| CliError::Other("the server's scheduleRun answer has no properties.runId".into()))?
         .to_string();
-    eprintln!("Queued a run with ID: {run_id}");
+    warning(&format!("Queued a run with ID: {run_id}"));
     if no_wait {
         return Ok(None);
     }
-    eprintln!("Waiting for an agent...");
+    warning("Waiting for an agent...");
     if no_logs {
         return wait_for_run(client, reg, &run_id).await.map(Some);
     }
@@ -468,8 +469,8 @@ async fn last_run(client: &Client, reg: &Registry, task: Option<&str>) -> Result
     let what = task.map(|t| format!(" for task '{t}'")).unwrap_or_default();
     match v["value"][0]["properties"]["runId"].as_str() {
         Some(id) => {
-            eprintln!("Showing logs of the last created run{what}.");
-            eprintln!("Run ID: {id}");
+            warning(&format!("Showing logs of the last created run{what}."));
+            warning(&format!("Run ID: {id}"));
             Ok(id.to_string())
         }
         None => Err(CliError::Other(format!("Could not find the last created run{what}."))),
