@@ -128,8 +128,15 @@ async fn client_id(client: &Client, identity_id: &str) -> Result<String, CliErro
         .ok_or_else(|| CliError::Other(format!("the user-assigned identity '{identity_id}' has no clientId")))
 }
 
-/// The source-registry warnings az prints for create and update.
-fn source_warnings(reg: &Registry, task: &str, source: Option<&SourceIdentity>, auth_warnings: Vec<String>) {
+/// The source-registry warnings az prints for create and update. `had_identity`: the task
+/// already names an identity for its registry (an update need not repeat it).
+fn source_warnings(
+    reg: &Registry,
+    task: &str,
+    source: Option<&SourceIdentity>,
+    auth_warnings: Vec<String>,
+    had_identity: bool,
+) {
     for w in auth_warnings {
         warning(&w);
     }
@@ -142,7 +149,7 @@ fn source_warnings(reg: &Registry, task: &str, source: Option<&SourceIdentity>, 
             "The task '{task}' is configured to authenticate with the source registry '{}' using the identity '{id}'. Make sure the identity has the roles it needs on the registry.",
             reg.name
         )),
-        _ if reg.abac => warning(&format!(
+        Some(SourceIdentity::None) | None if reg.abac && !had_identity => warning(&format!(
             "The registry '{}' uses ABAC repository permissions: the Task does not have data plane permissions to the source registry unless --source-acr-auth-id names an identity ('[system]' or a user-assigned identity) that holds a Container Registry Repository role.",
             reg.name
         )),
@@ -235,7 +242,7 @@ async fn create(client: &Client, a: CreateArgs) -> Result<Option<Value>, CliErro
         inputs.source_client_id = Some(client_id(client, id).await?);
     }
     let b = body::create_body(&a, &inputs)?;
-    source_warnings(&reg, &a.task.name, source.as_ref(), warnings);
+    source_warnings(&reg, &a.task.name, source.as_ref(), warnings, false);
     let v = call(client, Method::PUT, &reg.task(&a.task.name), Some(&b)).await?;
     Ok(Some(view::flatten(&v)))
 }
@@ -262,18 +269,19 @@ async fn update(client: &Client, a: UpdateArgs) -> Result<Option<Value>, CliErro
         }
     }
     body::update_body(&a, &d, &inputs)?;
-    if let Some(s @ SourceIdentity::User(id)) = &source {
+    if let Some(SourceIdentity::User(id)) = &source {
         inputs.source_client_id = Some(client_id(client, id).await?);
-        if let Some(p) = body::identity_patch(&d, s) {
-            call(client, Method::PATCH, &reg.task(&a.task.name), Some(&p)).await?;
-        }
-    } else if let Some(s @ SourceIdentity::System) = &source
+    }
+    // az adds an identity the task does not have yet in a PATCH of its own, first.
+    if let Some(s) = &source
         && let Some(p) = body::identity_patch(&d, s)
     {
         call(client, Method::PATCH, &reg.task(&a.task.name), Some(&p)).await?;
     }
     let b = body::update_body(&a, &d, &inputs)?;
-    source_warnings(&reg, &a.task.name, source.as_ref(), warnings);
+    let had_identity = d["properties"]["credentials"]["sourceRegistry"]["identity"].is_string()
+        && !matches!(source, Some(SourceIdentity::None));
+    source_warnings(&reg, &a.task.name, source.as_ref(), warnings, had_identity);
     let v = call(client, Method::PATCH, &reg.task(&a.task.name), Some(&b)).await?;
     Ok(Some(view::flatten(&v)))
 }
