@@ -38,20 +38,24 @@ pub const RUN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Run states after which a run does not change any more.
 const FINISHED: [&str; 5] = ["Succeeded", "Failed", "Canceled", "Error", "Timeout"];
 
-/// `-o table` for each task command.
+/// `-o table` for each task command, as az's `acr task` command group registers them: the
+/// group's task columns for every command that does not name its own (the credential commands
+/// too, whose map then shows as one row of blanks, as in az), the run columns for the run
+/// commands, the identity columns for `identity show`.
 pub fn table(cmd: &TaskCmd) -> Table {
     match cmd {
-        TaskCmd::Create(_) | TaskCmd::Update(_) | TaskCmd::Show { .. } | TaskCmd::List { .. } => {
-            Table::Columns(view::task_columns)
-        }
         TaskCmd::Identity { cmd: TaskIdentityCmd::Show { .. } } => Table::Columns(view::identity_columns),
-        TaskCmd::Identity { .. } => Table::Columns(view::task_columns),
         TaskCmd::ListRuns { .. } | TaskCmd::ShowRun(_) | TaskCmd::UpdateRun { .. } | TaskCmd::Run(_) => {
             Table::Columns(view::run_columns)
         }
-        TaskCmd::Delete { .. } | TaskCmd::Logs { .. } | TaskCmd::CancelRun(_) | TaskCmd::Credential { .. } => {
-            Table::Generic
-        }
+        TaskCmd::Logs { .. } | TaskCmd::CancelRun(_) => Table::Generic,
+        TaskCmd::Create(_)
+        | TaskCmd::Update(_)
+        | TaskCmd::Show { .. }
+        | TaskCmd::List { .. }
+        | TaskCmd::Delete { .. }
+        | TaskCmd::Identity { .. }
+        | TaskCmd::Credential { .. } => Table::Columns(view::task_columns),
     }
 }
 
@@ -566,6 +570,34 @@ mod flow_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every flag of the whole tree, the global `-o` and `--query` included, is well formed
+    /// (clap checks a subcommand only when it is used, so check them all here).
+    #[test]
+    fn the_command_tree_is_consistent() {
+        #[derive(clap::Parser)]
+        struct Wharf {
+            #[command(subcommand)]
+            cmd: crate::Commands,
+            #[command(flatten)]
+            output: crate::OutputArgs,
+        }
+        <Wharf as clap::CommandFactory>::command().debug_assert();
+        let parsed = <Wharf as clap::Parser>::try_parse_from([
+            "wharf",
+            "acr",
+            "task",
+            "list-runs",
+            "-r",
+            "myregistry",
+            "-o",
+            "table",
+            "--query",
+            "[].runId",
+        ])
+        .unwrap();
+        assert!(matches!(parsed.cmd, crate::Commands::Acr { cmd: crate::commands::acr::AcrCmd::Task { .. } }));
+    }
 
     #[test]
     fn list_runs_filters_as_az_writes_them() {
