@@ -12,11 +12,11 @@
 //!    which must answer 206 with `Content-Range`; `start` advances by the bytes received (the
 //!    server may send fewer than asked for). Everything up to the last CRLF in the buffer is
 //!    printed, one line per CRLF-terminated line, each ended with `\n`.
-//! 3. Done when the metadata has a key `complete` (any case) and every byte is read; the
-//!    remainder of the buffer is flushed.
-//! 4. Otherwise wait and HEAD again. If no new bytes arrive for longer than the idle timeout
-//!    (the task's `timeout`, a run's `--timeout`, 3600 s by default), stop with az's warning
-//!    (not an error).
+//! 3. HEAD again (size and metadata). Done when the metadata has a key `complete` (any case)
+//!    and every byte is read; the remainder of the buffer is flushed.
+//! 4. Otherwise, when nothing new arrived, wait and go round again. If no new bytes arrive for
+//!    longer than the idle timeout (the task's `timeout`, a run's `--timeout`, 3600 s by
+//!    default), stop with az's warning (not an error).
 //!
 //! The idle wait differs from az on purpose: az sleeps `base + uniform(1, 2)` seconds with a
 //! base of 1 s doubling after every three idle rounds up to 15 s, so a short run's last lines
@@ -162,8 +162,9 @@ fn content_range_total(v: &str) -> Option<u64> {
     total.trim().parse().ok()
 }
 
-/// A ranged GET from `start`: the bytes and what the answer said about the blob.
-async fn read_range(http: &reqwest::Client, url: &str, start: u64) -> Result<(Vec<u8>, Props), CliError> {
+/// A ranged GET from `start`: the bytes and what the answer said about the blob (`None` for a
+/// 404, which az ignores).
+async fn read_range(http: &reqwest::Client, url: &str, start: u64) -> Result<Option<(Vec<u8>, Props)>, CliError> {
     let resp = http
         .get(url)
         .header("x-ms-version", STORAGE_VERSION)
@@ -172,6 +173,9 @@ async fn read_range(http: &reqwest::Client, url: &str, start: u64) -> Result<(Ve
         .send()
         .await
         .map_err(blob_request_error)?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
     if resp.status() != StatusCode::PARTIAL_CONTENT {
         return Err(blob_error(resp.status(), resp.headers()));
     }
@@ -183,7 +187,7 @@ async fn read_range(http: &reqwest::Client, url: &str, start: u64) -> Result<(Ve
         .ok_or_else(|| CliError::Other("Required Content-Range response header is missing or malformed.".into()))?;
     let metadata = metadata(resp.headers());
     let bytes = resp.bytes().await.map_err(blob_request_error)?.to_vec();
-    Ok((bytes, Props { size: total, metadata }))
+    Ok(Some((bytes, Props { size: total, metadata })))
 }
 
 /// Writes every complete (CRLF-terminated) line of `buf` to `out`, each ended with `\n`, and
@@ -223,13 +227,17 @@ pub async fn stream<W: Write>(
     let mut props = head(http, url).await?.unwrap_or(Props { size: 0, metadata: vec![] });
     let mut wait = opts.initial_wait;
     let mut idle = Duration::ZERO;
-    loop {
+    // az's loop: read what is there, look at the blob again, stop after too long without new
+    // bytes, wait when there is nothing new and the log is not complete.
+    while complete(&props.metadata).is_none() || start < props.size {
         while start < props.size {
-            let (bytes, got) = read_range(http, url, start).await?;
+            let Some((bytes, got)) = read_range(http, url, start).await? else {
+                break; // 404 on the GET (az ignores it): look at the blob again.
+            };
             wait = opts.initial_wait;
             idle = Duration::ZERO;
             if bytes.is_empty() {
-                // A 206 with no bytes: the blob is shorter than it said; HEAD again later.
+                // A 206 with no bytes: the blob is shorter than it said.
                 props.size = start;
                 break;
             }
@@ -241,16 +249,9 @@ pub async fn stream<W: Write>(
             buf.extend_from_slice(&bytes);
             print_lines(&mut buf, out)?;
         }
-        if let Some(status) = complete(&props.metadata)
-            && start >= props.size
-        {
-            let status = status.to_string();
-            flush_rest(&mut buf, out)?;
-            return Ok(Outcome::Complete(status));
+        if let Some(p) = head(http, url).await? {
+            props = p;
         }
-        tokio::time::sleep(wait).await;
-        idle += wait;
-        wait = (wait * 2).min(opts.max_wait);
         if idle > opts.idle_timeout {
             flush_rest(&mut buf, out)?;
             crate::output::warning(&format!(
@@ -259,10 +260,14 @@ pub async fn stream<W: Write>(
             ));
             return Ok(Outcome::IdleTimeout);
         }
-        if let Some(p) = head(http, url).await? {
-            props = p;
+        if complete(&props.metadata).is_none() && start >= props.size {
+            tokio::time::sleep(wait).await;
+            idle += wait;
+            wait = (wait * 2).min(opts.max_wait);
         }
     }
+    flush_rest(&mut buf, out)?;
+    Ok(Outcome::Complete(complete(&props.metadata).unwrap_or_default().to_string()))
 }
 
 /// The other shape `listLogSasUrl` may answer (`logArtifactLink`): one plain GET whose body

@@ -402,14 +402,12 @@ async fn stream_run_logs(
     raise: bool,
 ) -> Result<(), CliError> {
     let could_not = || CliError::Other(format!("Could not get logs for ID: {run_id}"));
-    let links = call(client, Method::POST, &format!("{}/listLogSasUrl", reg.run(run_id)), None).await.map_err(|e| {
-        match e {
-            // A run that is not there is still a 404 (exit code 3).
-            CliError::Service { status: 404, .. } => e,
-            _ => could_not(),
-        }
-    })?;
+    let links = call(client, Method::POST, &format!("{}/listLogSasUrl", reg.run(run_id)), None).await?;
     let mut stdout = Stdout;
+    // As az: a `logArtifactLink` wins over `logLink` (and carries no outcome).
+    if let Some(url) = links["logArtifactLink"].as_str().filter(|u| !u.is_empty()) {
+        return logstream::stream_artifact(client.http(), url, &mut stdout).await;
+    }
     if let Some(url) = links["logLink"].as_str().filter(|u| !u.is_empty()) {
         let outcome =
             logstream::stream(client.http(), url, StreamOptions::with_timeout_secs(timeout), &mut stdout).await?;
@@ -417,9 +415,6 @@ async fn stream_run_logs(
             outcome.into_result()?;
         }
         return Ok(());
-    }
-    if let Some(url) = links["logArtifactLink"].as_str().filter(|u| !u.is_empty()) {
-        return logstream::stream_artifact(client.http(), url, &mut stdout).await;
     }
     Err(could_not())
 }

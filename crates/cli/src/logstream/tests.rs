@@ -84,6 +84,12 @@ fn answer(blob: &Shared, request: &str) -> Vec<u8> {
     let len = b.content.len();
     match method.as_str() {
         "HEAD" => format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n{meta}Connection: close\r\n\r\n").into_bytes(),
+        "GET" if range.is_empty() => {
+            // A plain GET (the logArtifactLink shape): the whole log at once.
+            let mut out = format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n").into_bytes();
+            out.extend_from_slice(&b.content);
+            out
+        }
         "GET" => {
             let (a, z) = range
                 .strip_prefix("bytes=")
@@ -319,4 +325,19 @@ fn lines_end_at_the_last_crlf() {
     let mut out = Vec::new();
     print_lines(&mut buf, &mut out).unwrap();
     assert!(out.is_empty(), "az waits for a CRLF");
+}
+
+#[tokio::test]
+async fn an_artifact_link_is_printed_line_by_line() {
+    let blob: Shared = Arc::default();
+    {
+        let mut b = blob.lock().unwrap();
+        b.exists = true;
+        b.content = b"one\r\ntwo\nthree".to_vec();
+    }
+    let url = serve(blob.clone()).await;
+    let mut out = Vec::new();
+    stream_artifact(&http(), &url, &mut out).await.unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), "one\ntwo\nthree\n");
+    assert_eq!(blob.lock().unwrap().requests, vec!["GET"]);
 }

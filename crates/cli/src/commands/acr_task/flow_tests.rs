@@ -356,6 +356,8 @@ async fn task_run_streams_the_log_and_fails_with_the_metadata() {
             "POST REG/runs/ca1/listLogSasUrl?api-version=2025-03-01-preview",
             "HEAD /acct/logs/ca1/rawtext.log?sig=x",
             "GET /acct/logs/ca1/rawtext.log?sig=x",
+            // After each read az looks at the blob again.
+            "HEAD /acct/logs/ca1/rawtext.log?sig=x",
         ])
     );
     assert_eq!(
