@@ -522,3 +522,86 @@ async fn delete_without_yes_needs_a_terminal() {
         assert!(err.to_string().ends_with("Pass --yes to confirm."), "{err}");
     }
 }
+
+#[tokio::test]
+async fn identity_commands() {
+    let mut t = encoded_task();
+    t["identity"] = json!({"type": "SystemAssigned, UserAssigned", "principalId": "p", "tenantId": "t",
+                           "userAssignedIdentities": {UAI: {"clientId": CLIENT_ID}}});
+    let (acr, client) = fake(Acr { task: Some(t), ..Default::default() }).await;
+    dispatch(&client, task(&["identity", "assign", "-n", "t1", "-r", "myregistry", "--identities", "[system]", UAI]))
+        .await
+        .unwrap();
+    assert_eq!(
+        sent(&acr, &format!("PATCH {REG}/tasks/t1?api-version=2025-03-01-preview")),
+        json!({"identity": {"type": "SystemAssigned, UserAssigned", "userAssignedIdentities": {UAI: {}}}})
+    );
+    assert!(!lines(&acr).iter().any(|l| l.contains("listDetails")), "assign sends the PATCH only");
+
+    // Removing the system identity keeps the user-assigned ones.
+    let before = lines(&acr).len();
+    dispatch(&client, task(&["identity", "remove", "-n", "t1", "-r", "myregistry"])).await.unwrap();
+    let a = acr.lock().unwrap();
+    let new: Vec<&Req> = a.requests[before..].iter().filter(|r| !r.target.contains("/registries?")).collect();
+    assert!(new.iter().any(|r| r.target.contains("/listDetails")));
+    let patch = new.iter().find(|r| r.method == "PATCH").unwrap();
+    assert_eq!(
+        patch.body.as_ref().unwrap(),
+        &json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}}})
+    );
+    drop(a);
+
+    let shown = dispatch(&client, task(&["identity", "show", "-n", "t1", "-r", "myregistry"])).await.unwrap().unwrap();
+    assert_eq!(shown["principalId"], "p");
+    let err =
+        dispatch(&client, task(&["identity", "remove", "-n", "t1", "-r", "myregistry", "--identities", "[all]", UAI]))
+            .await
+            .unwrap_err();
+    assert_eq!(err.to_string(), "Cannot specify additional identities when [all] is used in [--identities]");
+}
+
+#[tokio::test]
+async fn credential_update_needs_the_login_server_and_list_reads_details() {
+    let (acr, client) = fake(Acr { task: Some(encoded_task()), ..Default::default() }).await;
+    let err = dispatch(
+        &client,
+        task(&[
+            "credential",
+            "update",
+            "-n",
+            "t1",
+            "-r",
+            "myregistry",
+            "--login-server",
+            "nope.io",
+            "-u",
+            "u",
+            "-p",
+            "p",
+        ]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.to_string(), "Login server 'nope.io' not found.");
+    let listed =
+        dispatch(&client, task(&["credential", "list", "-n", "t1", "-r", "myregistry"])).await.unwrap().unwrap();
+    assert_eq!(listed, json!({"other.azurecr.io": {"identity": "[system]"}}));
+    assert!(lines(&acr).last().unwrap().contains("/listDetails"));
+}
+
+#[tokio::test]
+async fn show_with_secure_properties_and_list() {
+    let (acr, client) = fake(Acr { task: Some(encoded_task()), ..Default::default() }).await;
+    let shown = dispatch(&client, task(&["show", "-n", "t1", "-r", "myregistry", "--with-secure-properties"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown["credentials"]["customRegistries"]["other.azurecr.io"]["identity"], "[system]");
+    assert!(lines(&acr).last().unwrap().starts_with(&format!("POST {REG}/tasks/t1/listDetails")));
+    let listed = dispatch(&client, task(&["list", "-r", "myregistry", "-g", "rg"])).await.unwrap().unwrap();
+    assert_eq!(listed[0]["name"], "t1");
+    assert_eq!(listed[0]["timeout"], 600);
+    // With -g the registry list is not needed.
+    assert_eq!(lines(&acr).last().unwrap(), &format!("GET {REG}/tasks?api-version=2025-03-01-preview"));
+    assert_eq!(lines(&acr)[lines(&acr).len() - 2], LOOKUP[1]);
+}
