@@ -541,15 +541,16 @@ async fn identity_commands() {
     // Removing the system identity keeps the user-assigned ones.
     let before = lines(&acr).len();
     dispatch(&client, task(&["identity", "remove", "-n", "t1", "-r", "myregistry"])).await.unwrap();
-    let a = acr.lock().unwrap();
-    let new: Vec<&Req> = a.requests[before..].iter().filter(|r| !r.target.contains("/registries?")).collect();
-    assert!(new.iter().any(|r| r.target.contains("/listDetails")));
-    let patch = new.iter().find(|r| r.method == "PATCH").unwrap();
-    assert_eq!(
-        patch.body.as_ref().unwrap(),
-        &json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}}})
-    );
-    drop(a);
+    {
+        let a = acr.lock().unwrap();
+        let new: Vec<&Req> = a.requests[before..].iter().filter(|r| !r.target.contains("/registries?")).collect();
+        assert!(new.iter().any(|r| r.target.contains("/listDetails")));
+        let patch = new.iter().find(|r| r.method == "PATCH").unwrap();
+        assert_eq!(
+            patch.body.as_ref().unwrap(),
+            &json!({"identity": {"type": "UserAssigned", "userAssignedIdentities": {UAI: {}}}})
+        );
+    }
 
     let shown = dispatch(&client, task(&["identity", "show", "-n", "t1", "-r", "myregistry"])).await.unwrap().unwrap();
     assert_eq!(shown["principalId"], "p");
