@@ -8,6 +8,7 @@
 pub mod client;
 pub mod commands;
 pub mod error;
+pub mod logstream;
 pub mod output;
 pub mod profile;
 pub mod rest;

@@ -1,4 +1,4 @@
-//! `wharf acr create|show|list|update|delete`.
+//! `wharf acr create|show|list|update|delete` (and the routing to `acr_data` and `acr_task`).
 
 use clap::{Args, Subcommand, ValueEnum};
 use reqwest::Method;
@@ -171,6 +171,13 @@ pub enum AcrCmd {
         #[command(subcommand)]
         cmd: NetworkRuleCmd,
     },
+    /// Manage ACR Tasks: multi-step tasks, their runs, logs, credentials and identities.
+    Task {
+        #[command(subcommand)]
+        cmd: super::acr_task::TaskCmd,
+    },
+    /// Queue a quick run (a task file or --cmd with context /dev/null) and stream its logs.
+    Run(Box<super::acr_task::AcrRunArgs>),
     /// Delete a container registry and all its content.
     Delete {
         #[arg(long, short = 'n')]
@@ -276,6 +283,8 @@ pub fn table(cmd: &AcrCmd) -> Table {
         AcrCmd::ShowUsage { .. } => Table::Columns(usage_columns),
         AcrCmd::CheckAccess(_) => Table::Columns(access_columns),
         AcrCmd::Data(cmd) => super::acr_data::table(cmd),
+        AcrCmd::Task { cmd } => super::acr_task::table(cmd),
+        AcrCmd::Run(_) => Table::Columns(super::acr_task::view::run_columns),
     }
 }
 
@@ -304,7 +313,7 @@ pub(super) fn text(v: &Value) -> Value {
 }
 
 /// A date as az's `acr` tables show it: `YYYY-MM-DDTHH:MM:SSZ`, fractions and offset dropped.
-fn date(v: &Value) -> Value {
+pub(super) fn date(v: &Value) -> Value {
     let s = v.as_str().unwrap_or_default();
     let b = s.as_bytes();
     let shaped = b.len() >= 19
@@ -399,12 +408,12 @@ pub fn flatten_registry(v: &Value) -> Value {
     Value::Object(sorted.into_iter().collect())
 }
 
-fn registry_path(sub: &str, rg: &str, name: &str) -> String {
+pub(super) fn registry_path(sub: &str, rg: &str, name: &str) -> String {
     format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ContainerRegistry/registries/{name}")
 }
 
 /// Finds the registry's resource group when `-g` is not given, as az does.
-async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Result<String, CliError> {
+pub(super) async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Result<String, CliError> {
     if let Some(rg) = rg {
         return Ok(rg);
     }
@@ -424,9 +433,12 @@ async fn resolve_group(client: &Client, name: &str, rg: Option<String>) -> Resul
 }
 
 pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
-    if let AcrCmd::Data(cmd) = cmd {
-        return super::acr_data::run(cmd).await;
-    }
+    let cmd = match cmd {
+        AcrCmd::Data(cmd) => return super::acr_data::run(cmd).await,
+        AcrCmd::Task { cmd } => return super::acr_task::run(cmd).await,
+        AcrCmd::Run(args) => return super::acr_task::acr_run(*args).await,
+        other => other,
+    };
     let client = Client::from_profile().await?;
     let sub = client.subscription()?.to_string();
     match cmd {
@@ -438,7 +450,9 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         AcrCmd::CheckName { name } => check_name(&client, &sub, &name).await,
         AcrCmd::ShowUsage { name, resource_group } => show_usage(&client, &sub, &name, resource_group).await,
         AcrCmd::Update(args) => update(&client, &sub, args).await,
-        AcrCmd::Data(_) => Err(CliError::Other("internal: data-plane command routed twice".into())),
+        AcrCmd::Data(_) | AcrCmd::Task { .. } | AcrCmd::Run(_) => {
+            Err(CliError::Other("internal: command routed twice".into()))
+        }
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,
         AcrCmd::CheckAccess(args) => check_access(&client, &sub, args).await,
         AcrCmd::Delete { name, resource_group, yes } => delete(&client, &sub, &name, resource_group, yes).await,

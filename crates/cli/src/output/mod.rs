@@ -42,6 +42,19 @@ pub struct OutputArgs {
     pub query: Option<String>,
 }
 
+/// Prints a warning on stderr as az (knack) prints `logger.warning`: `WARNING: <message>` when
+/// stdout or stderr is not a terminal (scripts, pipes, the side-by-side tests), and the message
+/// alone in yellow when both are (knack hides level names when it colours them). Used for the
+/// messages az prints that way, such as `Queued a run with ID: …`.
+pub fn warning(message: &str) {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() && std::io::stderr().is_terminal() {
+        eprintln!("\x1b[33m{message}\x1b[0m");
+    } else {
+        eprintln!("WARNING: {message}");
+    }
+}
+
 /// Renders a command's result in the chosen format; `table` is the command's table layout.
 pub fn render(value: &Value, args: &OutputArgs, table: Table) -> Result<String, CliError> {
     let mut data = value.clone();
