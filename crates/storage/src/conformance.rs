@@ -7,17 +7,20 @@
 //! This module owns no state and must never depend on a particular backend: it only calls the
 //! traits.
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures::StreamExt;
+use serde_json::json;
 use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 
 use crate::{
     BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, ManifestRead, MetadataStore,
-    NewManifest, Order, Page, RegistryKey, ResourceFilter, ResourceRecord, StorageError, UploadId, UploadLimitScope,
-    UploadLimits, UploadRecord, UploadState,
+    NewManifest, NewRun, Order, Page, RegistryKey, ResourceFilter, ResourceRecord, RunFilter, RunRecord, StorageError,
+    UploadId, UploadLimitScope, UploadLimits, UploadRecord, UploadState, run_status,
 };
 
 // ---- helpers ----
@@ -488,8 +491,14 @@ pub async fn blob_quarantine(store: &dyn BlobStore) {
 
 // ---- metadata store ----
 
-/// Every metadata store check, in sequence.
-pub async fn metadata_store_suite(store: &dyn MetadataStore) {
+/// Every metadata store check, in sequence (the run queue's last: some spawn tasks sharing the
+/// store).
+pub async fn metadata_store_suite(store: Arc<dyn MetadataStore>) {
+    metadata_checks(&*store).await;
+    run_queue_suite(store).await;
+}
+
+async fn metadata_checks(store: &dyn MetadataStore) {
     settings(store).await;
     resources(store).await;
     resource_unique_names(store).await;
@@ -1447,4 +1456,516 @@ pub async fn timestamps_keep_sub_second_precision(store: &dyn MetadataStore) {
     store.resource_put(&rg).await.unwrap();
     let got = store.resource_get(&rg.id).await.unwrap().unwrap();
     assert_eq!(got.created_at, at);
+}
+
+// ---- task runs ----
+
+/// Now, to the microsecond (what every backend keeps, see
+/// [`timestamps_keep_sub_second_precision`]), so that times read back compare equal.
+fn now_micros() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).expect("a time in range")
+}
+
+fn secs(t: DateTime<Utc>, n: i64) -> DateTime<Utc> {
+    t + TimeDelta::seconds(n)
+}
+
+fn new_run(registry: &RegistryKey, prefix: &str, task: Option<&str>, status: &str) -> NewRun {
+    NewRun {
+        registry: registry.clone(),
+        id_prefix: prefix.into(),
+        task: task.map(str::to_string),
+        status: status.into(),
+        body: json!({ "properties": { "status": status, "task": task } }),
+    }
+}
+
+async fn create_run(store: &dyn MetadataStore, registry: &RegistryKey, status: &str, at: DateTime<Utc>) -> RunRecord {
+    store.run_create(&new_run(registry, "ca", None, status), at).await.expect("run_create")
+}
+
+/// Moves a run to `status` held by `agent` until `lease` (a compare-and-set that must succeed).
+async fn set_run(
+    store: &dyn MetadataStore,
+    run: &RunRecord,
+    status: &str,
+    agent: Option<&str>,
+    lease: Option<DateTime<Utc>>,
+) -> RunRecord {
+    let mut next = run.clone();
+    next.status = status.into();
+    next.agent = agent.map(str::to_string);
+    next.lease_until = lease;
+    assert!(store.run_update(&next, &run.status, run.updated_at).await.unwrap(), "run_update from {}", run.status);
+    store.run_get(&run.registry, &run.run_id).await.unwrap().expect("the run")
+}
+
+/// Two fresh registries, the one whose key sorts first first (the queue order's tie-break).
+fn two_registries() -> (RegistryKey, RegistryKey) {
+    let (a, b) = (fresh_registry(), fresh_registry());
+    if a < b { (a, b) } else { (b, a) }
+}
+
+/// Claims every queued run the store holds (other checks leave some), so that a check of the
+/// deployment-wide queue sees only its own runs. The drained runs are left `Started`.
+async fn drain_run_queue(store: &dyn MetadataStore) {
+    let now = now_micros();
+    while store.run_claim("conformance-drain", secs(now, 3600), now).await.unwrap().is_some() {}
+}
+
+/// Every run check, in sequence; the concurrent ones spawn tasks sharing `store`.
+pub async fn run_queue_suite(store: Arc<dyn MetadataStore>) {
+    let s = &*store;
+    runs_numbered_per_registry(s).await;
+    run_ids_conflict_case_insensitively(s).await;
+    run_get_is_case_insensitive(s).await;
+    run_list_order_filters_and_top(s).await;
+    run_update_compare_and_set(s).await;
+    run_body_round_trips(s).await;
+    run_claim_takes_the_oldest_queued_run(s).await;
+    run_claims_race(store.clone()).await;
+    run_claims_share_out_a_queue(store.clone()).await;
+    run_renew_only_by_the_holder(s).await;
+    run_expired_leases_and_in_progress(s).await;
+    run_queue_positions(s).await;
+    runs_purged_with_their_registry(s).await;
+}
+
+pub async fn runs_numbered_per_registry(store: &dyn MetadataStore) {
+    let (a, b) = (fresh_registry(), fresh_registry());
+    let now = now_micros();
+    let mut got = Vec::new();
+    for (reg, prefix) in [(&a, "ca"), (&b, "cb"), (&a, "ca"), (&b, "cb"), (&a, "ca")] {
+        let new = new_run(reg, prefix, Some("build"), run_status::QUEUED);
+        let run = store.run_create(&new, now).await.unwrap();
+        assert_eq!((&run.registry, &run.task, &run.status, &run.body), (reg, &new.task, &new.status, &new.body));
+        assert_eq!((run.agent.as_deref(), run.lease_until), (None, None), "a new run has no agent");
+        assert_eq!((run.created_at, run.updated_at), (now, now));
+        assert_eq!(store.run_get(reg, &run.run_id).await.unwrap().as_ref(), Some(&run), "stored as returned");
+        got.push((run.number, run.run_id));
+    }
+    let expected = [(1, "ca1"), (1, "cb1"), (2, "ca2"), (2, "cb2"), (3, "ca3")];
+    assert_eq!(got, expected.map(|(n, id)| (n, id.to_string())), "each registry counts 1, 2, …");
+    // The number is the registry's, whatever the prefix.
+    let run = store.run_create(&new_run(&a, "cc", None, run_status::QUEUED), now).await.unwrap();
+    assert_eq!((run.number, run.run_id.as_str()), (4, "cc4"));
+}
+
+pub async fn run_ids_conflict_case_insensitively(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let now = now_micros();
+    let first = store.run_create(&new_run(&reg, "A1", None, run_status::QUEUED), now).await.unwrap();
+    assert_eq!(first.run_id, "A11");
+    for n in 2..=10 {
+        assert_eq!(store.run_create(&new_run(&reg, "b", None, run_status::QUEUED), now).await.unwrap().number, n);
+    }
+    // Number 11 with prefix `a` would be `a11`, which `A11` already is.
+    match store.run_create(&new_run(&reg, "a", None, run_status::QUEUED), now).await {
+        Err(StorageError::Conflict(_)) => {}
+        other => panic!("a run id taken case-insensitively: {other:?}"),
+    }
+    let runs = store.run_list(&reg, &RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 10, "the refused run was not recorded");
+    assert_eq!(store.run_get(&reg, "a11").await.unwrap(), Some(first));
+    let next = store.run_create(&new_run(&reg, "c", None, run_status::QUEUED), now).await.unwrap();
+    assert!(next.number >= 11 && next.run_id == format!("c{}", next.number), "{next:?}");
+}
+
+pub async fn run_get_is_case_insensitive(store: &dyn MetadataStore) {
+    let (reg, other) = (fresh_registry(), fresh_registry());
+    let run = store.run_create(&new_run(&reg, "Ca", Some("Build"), run_status::QUEUED), now_micros()).await.unwrap();
+    assert_eq!(run.run_id, "Ca1", "the id keeps its case");
+    for id in ["Ca1", "ca1", "CA1", "cA1"] {
+        assert_eq!(store.run_get(&reg, id).await.unwrap().as_ref(), Some(&run), "{id}");
+    }
+    assert_eq!(store.run_get(&reg, "ca2").await.unwrap(), None);
+    assert_eq!(store.run_get(&reg, "ca").await.unwrap(), None);
+    assert_eq!(store.run_get(&other, "ca1").await.unwrap(), None, "runs are the registry's");
+}
+
+pub async fn run_list_order_filters_and_top(store: &dyn MetadataStore) {
+    let (reg, other) = (fresh_registry(), fresh_registry());
+    let t = now_micros();
+    let specs = [
+        (Some("Build"), run_status::QUEUED),
+        (Some("build"), "Succeeded"),
+        (None, "Succeeded"),
+        (Some("other"), run_status::QUEUED),
+        (Some("BUILD"), "Failed"),
+    ];
+    let mut created = Vec::new();
+    // Creation times disagree with numbers: the listing orders by number.
+    for (i, (task, status)) in specs.into_iter().enumerate() {
+        created.push(store.run_create(&new_run(&reg, "ca", task, status), secs(t, -(i as i64))).await.unwrap());
+    }
+    store.run_create(&new_run(&other, "ca", Some("build"), run_status::QUEUED), t).await.unwrap();
+    let mine = &reg;
+    let list = |filter: RunFilter| async move {
+        let runs = store.run_list(mine, &filter).await.unwrap();
+        assert!(runs.iter().all(|r| &r.registry == mine));
+        runs.into_iter().map(|r| r.number).collect::<Vec<_>>()
+    };
+    let all = store.run_list(&reg, &RunFilter::default()).await.unwrap();
+    assert_eq!(all, created.iter().rev().cloned().collect::<Vec<_>>(), "newest first, whole records");
+    let filter = |task: Option<&str>, status: Option<&str>, top: Option<usize>| RunFilter {
+        task: task.map(str::to_string),
+        status: status.map(str::to_string),
+        top,
+    };
+    assert_eq!(list(filter(Some("build"), None, None)).await, vec![5, 2, 1], "tasks compare case-insensitively");
+    assert_eq!(list(filter(Some("BUILD"), None, None)).await, vec![5, 2, 1]);
+    assert_eq!(list(filter(Some("buil"), None, None)).await, Vec::<u64>::new(), "whole names only");
+    assert_eq!(list(filter(None, Some("Succeeded"), None)).await, vec![3, 2]);
+    assert_eq!(list(filter(None, Some("succeeded"), None)).await, Vec::<u64>::new(), "statuses compare exactly");
+    assert_eq!(list(filter(Some("build"), Some(run_status::QUEUED), None)).await, vec![1]);
+    assert_eq!(list(filter(None, None, Some(2))).await, vec![5, 4]);
+    assert_eq!(list(filter(Some("build"), None, Some(2))).await, vec![5, 2], "top applies after the filters");
+    assert_eq!(list(filter(None, None, Some(0))).await, Vec::<u64>::new());
+    assert_eq!(list(filter(None, None, Some(100))).await, vec![5, 4, 3, 2, 1]);
+    assert!(store.run_list(&fresh_registry(), &RunFilter::default()).await.unwrap().is_empty());
+}
+
+pub async fn run_update_compare_and_set(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let t = now_micros();
+    let queued = store.run_create(&new_run(&reg, "ca", Some("build"), run_status::QUEUED), t).await.unwrap();
+
+    let mut running = queued.clone();
+    running.status = run_status::RUNNING.into();
+    running.body = json!({ "properties": { "status": "Running", "startTime": "2026-12-04T10:00:00Z" } });
+    running.agent = Some("agent-1".into());
+    running.lease_until = Some(secs(t, 60));
+    running.run_id = queued.run_id.to_uppercase();
+    assert!(store.run_update(&running, run_status::QUEUED, secs(t, 1)).await.unwrap());
+    let stored = store.run_get(&reg, &queued.run_id).await.unwrap().unwrap();
+    let expected = RunRecord { run_id: queued.run_id.clone(), updated_at: secs(t, 1), ..running.clone() };
+    assert_eq!(stored, expected, "status, body, agent, lease and update time written");
+
+    // A writer that read the run while it was queued has lost.
+    let mut stale = queued.clone();
+    stale.status = "Succeeded".into();
+    stale.body = json!({ "stale": true });
+    stale.agent = None;
+    assert!(!store.run_update(&stale, run_status::QUEUED, secs(t, 2)).await.unwrap());
+    assert_eq!(store.run_get(&reg, &queued.run_id).await.unwrap().unwrap(), stored, "nothing changed");
+
+    // Canceled while running: the agent's verdict, expecting Running, is refused.
+    let mut canceled = stored.clone();
+    canceled.status = "Canceled".into();
+    assert!(store.run_update(&canceled, run_status::RUNNING, secs(t, 3)).await.unwrap());
+    let mut verdict = stored.clone();
+    verdict.status = "Succeeded".into();
+    assert!(!store.run_update(&verdict, run_status::RUNNING, secs(t, 4)).await.unwrap());
+    let now_stored = store.run_get(&reg, &queued.run_id).await.unwrap().unwrap();
+    assert_eq!((now_stored.status.as_str(), now_stored.updated_at), ("Canceled", secs(t, 3)));
+
+    // Agent and lease can be cleared; number, task and creation time never change.
+    let mut cleared = now_stored.clone();
+    cleared.agent = None;
+    cleared.lease_until = None;
+    cleared.number = 99;
+    cleared.task = Some("another".into());
+    cleared.created_at = secs(t, 100);
+    assert!(store.run_update(&cleared, "Canceled", secs(t, 5)).await.unwrap());
+    let after = store.run_get(&reg, &queued.run_id).await.unwrap().unwrap();
+    assert_eq!((after.agent, after.lease_until), (None, None));
+    assert_eq!((after.number, &after.task, after.created_at), (queued.number, &queued.task, queued.created_at));
+
+    let mut missing = queued.clone();
+    missing.run_id = "ca999".into();
+    assert!(matches!(store.run_update(&missing, run_status::QUEUED, t).await, Err(StorageError::NotFound)));
+    missing.run_id = queued.run_id.clone();
+    missing.registry = fresh_registry();
+    assert!(matches!(store.run_update(&missing, run_status::QUEUED, t).await, Err(StorageError::NotFound)));
+}
+
+pub async fn run_body_round_trips(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let body = json!({
+        "properties": {
+            "status": "Queued",
+            "platform": { "os": "linux", "architecture": "amd64", "variant": null },
+            "outputImages": [{ "registry": "r.azurecr.io", "repository": "app", "tag": "v1" }, []],
+            "values": { "big": u64::MAX, "small": i64::MIN, "ratio": 0.1, "huge": 1e300, "zero": 0, "no": false },
+        },
+        "text": "quote \" backslash \\ newline \n tab \t nul \u{0} snowman \u{2603} emoji \u{1F433}",
+        "empty": {},
+    });
+    let mut new = new_run(&reg, "ca", Some("build"), run_status::QUEUED);
+    new.body = body.clone();
+    let created = store.run_create(&new, now_micros()).await.unwrap();
+    assert_eq!(created.body, body);
+    assert_eq!(store.run_get(&reg, &created.run_id).await.unwrap().unwrap().body, body);
+    assert_eq!(store.run_list(&reg, &RunFilter::default()).await.unwrap()[0].body, body);
+    // Numbers keep their kind: an integer does not come back as a float.
+    assert!(created.body["properties"]["values"]["big"].is_u64());
+    assert!(created.body["properties"]["values"]["zero"].is_u64());
+    assert!(created.body["properties"]["values"]["ratio"].is_f64());
+
+    let mut next = created.clone();
+    next.body = json!([1, "two", { "three": [3.5] }]);
+    assert!(store.run_update(&next, run_status::QUEUED, now_micros()).await.unwrap());
+    assert_eq!(store.run_get(&reg, &created.run_id).await.unwrap().unwrap().body, next.body);
+}
+
+pub async fn run_claim_takes_the_oldest_queued_run(store: &dyn MetadataStore) {
+    drain_run_queue(store).await;
+    let now = now_micros();
+    assert_eq!(store.run_claim("agent-1", secs(now, 60), now).await.unwrap(), None, "nothing queued");
+
+    let (lo, hi) = two_registries();
+    let t0 = secs(now, -600);
+    let hi1 = create_run(store, &hi, run_status::QUEUED, secs(t0, 1)).await;
+    let _lo1 = create_run(store, &lo, "Succeeded", secs(t0, -5)).await;
+    let lo2 = create_run(store, &lo, run_status::QUEUED, secs(t0, 1)).await;
+    let hi2 = create_run(store, &hi, run_status::QUEUED, secs(t0, 1)).await;
+    let lo3 = create_run(store, &lo, run_status::QUEUED, t0).await;
+    let hi3 = create_run(store, &hi, run_status::QUEUED, secs(t0, 3)).await;
+    // In progress with a lease long over: not the claim's (see `run_expired_leases`).
+    let lo4 = create_run(store, &lo, run_status::QUEUED, secs(t0, -10)).await;
+    set_run(store, &lo4, run_status::RUNNING, Some("gone"), Some(secs(t0, -5))).await;
+    let lo5 = create_run(store, &lo, run_status::QUEUED, secs(t0, -9)).await;
+    set_run(store, &lo5, run_status::STARTED, Some("gone"), Some(secs(t0, -5))).await;
+
+    // Creation time, then registry key, then number.
+    for (i, expected) in [&lo3, &lo2, &hi1, &hi2, &hi3].into_iter().enumerate() {
+        let (lease, at) = (secs(now, 60 + i as i64), secs(now, i as i64));
+        let claimed = store.run_claim("agent-1", lease, at).await.unwrap().expect("a queued run");
+        let want = RunRecord {
+            status: run_status::STARTED.into(),
+            agent: Some("agent-1".into()),
+            lease_until: Some(lease),
+            updated_at: at,
+            ..expected.clone()
+        };
+        assert_eq!(claimed, want, "claim {i}");
+        assert_eq!(store.run_get(&claimed.registry, &claimed.run_id).await.unwrap(), Some(want));
+    }
+    assert_eq!(store.run_claim("agent-1", secs(now, 60), now).await.unwrap(), None, "only queued runs");
+    assert_eq!(store.run_get(&lo, &lo4.run_id).await.unwrap().unwrap().agent.as_deref(), Some("gone"));
+}
+
+/// Two claimers started together for one queued run: exactly one gets it, the other nothing.
+pub async fn run_claims_race(store: Arc<dyn MetadataStore>) {
+    drain_run_queue(&*store).await;
+    let reg = fresh_registry();
+    for round in 0..10 {
+        let now = now_micros();
+        let run = create_run(&*store, &reg, run_status::QUEUED, now).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|i| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.run_claim(&format!("racer-{i}"), secs(now, 60), now).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for racer in racers {
+            winners.extend(racer.await.expect("claimer task"));
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(winners[0].run_id, run.run_id);
+        let stored = store.run_get(&reg, &run.run_id).await.unwrap().unwrap();
+        assert_eq!(stored.agent, winners[0].agent, "the stored holder is the one that got it");
+    }
+}
+
+/// Four claimers emptying a queue of 20 runs take each exactly once.
+pub async fn run_claims_share_out_a_queue(store: Arc<dyn MetadataStore>) {
+    drain_run_queue(&*store).await;
+    let reg = fresh_registry();
+    let now = now_micros();
+    let mut queued = BTreeSet::new();
+    for _ in 0..20 {
+        queued.insert(create_run(&*store, &reg, run_status::QUEUED, now).await.run_id);
+    }
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let claimers: Vec<_> = (0..4)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let agent = format!("agent-{i}");
+                barrier.wait().await;
+                let mut got = Vec::new();
+                while let Some(run) = store.run_claim(&agent, secs(now, 60), now).await.unwrap() {
+                    assert_eq!(run.agent.as_deref(), Some(agent.as_str()));
+                    got.push(run);
+                    tokio::task::yield_now().await;
+                }
+                got
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.expect("claimer task"));
+    }
+    assert_eq!(claimed.len(), 20, "every run claimed once");
+    let ids: BTreeSet<String> = claimed.iter().map(|r| r.run_id.clone()).collect();
+    assert_eq!(ids, queued, "each run exactly once");
+    for run in &claimed {
+        let stored = store.run_get(&reg, &run.run_id).await.unwrap().unwrap();
+        assert_eq!((stored.status.as_str(), &stored.agent), (run_status::STARTED, &run.agent));
+    }
+    assert!(
+        store
+            .run_list(&reg, &RunFilter { status: Some(run_status::QUEUED.into()), ..Default::default() })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn run_renew_only_by_the_holder(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let t = now_micros();
+    let queued = create_run(store, &reg, run_status::QUEUED, t).await;
+    assert!(!store.run_renew(&reg, &queued.run_id, "holder", secs(t, 60)).await.unwrap(), "nobody holds it");
+    let started = set_run(store, &queued, run_status::STARTED, Some("holder"), Some(secs(t, 30))).await;
+
+    assert!(!store.run_renew(&reg, &started.run_id, "intruder", secs(t, 600)).await.unwrap());
+    assert_eq!(store.run_get(&reg, &started.run_id).await.unwrap().unwrap(), started, "unchanged");
+
+    assert!(store.run_renew(&reg, &started.run_id.to_uppercase(), "holder", secs(t, 90)).await.unwrap());
+    let renewed = store.run_get(&reg, &started.run_id).await.unwrap().unwrap();
+    assert_eq!(renewed, RunRecord { lease_until: Some(secs(t, 90)), ..started.clone() }, "only the lease moved");
+
+    let running = set_run(store, &renewed, run_status::RUNNING, Some("holder"), Some(secs(t, 90))).await;
+    assert!(store.run_renew(&reg, &running.run_id, "holder", secs(t, 120)).await.unwrap());
+    assert!(!store.run_renew(&fresh_registry(), &running.run_id, "holder", secs(t, 120)).await.unwrap());
+    assert!(!store.run_renew(&reg, "ca999", "holder", secs(t, 120)).await.unwrap(), "no such run");
+
+    // Finished (or canceled), the run is nobody's any more.
+    let running = store.run_get(&reg, &running.run_id).await.unwrap().unwrap();
+    let done = set_run(store, &running, "Succeeded", Some("holder"), running.lease_until).await;
+    assert!(!store.run_renew(&reg, &done.run_id, "holder", secs(t, 999)).await.unwrap());
+    assert_eq!(store.run_get(&reg, &done.run_id).await.unwrap().unwrap().lease_until, Some(secs(t, 120)));
+}
+
+pub async fn run_expired_leases_and_in_progress(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let now = now_micros();
+    let t0 = secs(now, -3600);
+    let mut runs = Vec::new();
+    // (status, agent, lease, creation offset): the creation times set the queue order.
+    let specs: [(&str, Option<&str>, Option<i64>, i64); 7] = [
+        (run_status::RUNNING, Some("a"), Some(-1), 1),   // expired
+        (run_status::STARTED, Some("b"), Some(-2), 0),   // expired
+        (run_status::RUNNING, Some("c"), Some(3600), 2), // held
+        (run_status::STARTED, Some("d"), Some(0), 3),    // ends exactly now: not before now
+        ("Succeeded", Some("e"), Some(-3600), 4),        // finished
+        (run_status::QUEUED, None, None, 5),             // waiting
+        (run_status::RUNNING, Some("g"), None, 6),       // no lease: never expires
+    ];
+    for (status, agent, lease, created) in specs {
+        let run = create_run(store, &reg, run_status::QUEUED, secs(t0, created)).await;
+        runs.push(if status == run_status::QUEUED {
+            run
+        } else {
+            set_run(store, &run, status, agent, lease.map(|s| secs(now, s))).await
+        });
+    }
+    let mine = |list: Vec<RunRecord>| list.into_iter().filter(|r| r.registry == reg).collect::<Vec<_>>();
+
+    let expired = mine(store.run_expired_leases(now).await.unwrap());
+    assert_eq!(expired, vec![runs[1].clone(), runs[0].clone()], "expired leases, in queue order");
+    let in_progress = mine(store.runs_in_progress().await.unwrap());
+    let expected: Vec<RunRecord> = [1, 0, 2, 3, 6].into_iter().map(|i| runs[i].clone()).collect();
+    assert_eq!(in_progress, expected, "Started and Running runs, in queue order");
+    let later = mine(store.run_expired_leases(secs(now, 1)).await.unwrap());
+    assert_eq!(later.iter().map(|r| r.number).collect::<Vec<_>>(), vec![2, 1, 4]);
+
+    // A sweeper ends an expired run by compare-and-set; a second sweeper with the same read loses.
+    let mut error = expired[1].clone();
+    error.status = "Error".into();
+    assert!(store.run_update(&error, run_status::RUNNING, now).await.unwrap());
+    assert!(!store.run_update(&error, run_status::RUNNING, now).await.unwrap());
+    let expired = mine(store.run_expired_leases(now).await.unwrap());
+    assert_eq!(expired, vec![runs[1].clone()]);
+    assert!(!mine(store.runs_in_progress().await.unwrap()).iter().any(|r| r.number == error.number));
+}
+
+pub async fn run_queue_positions(store: &dyn MetadataStore) {
+    drain_run_queue(store).await;
+    let (lo, hi) = two_registries();
+    let t0 = secs(now_micros(), -600);
+    let lo1 = create_run(store, &lo, run_status::QUEUED, t0).await;
+    let hi1 = create_run(store, &hi, run_status::QUEUED, t0).await;
+    let lo2 = create_run(store, &lo, run_status::QUEUED, secs(t0, 1)).await;
+    let hi2 = create_run(store, &hi, run_status::QUEUED, secs(t0, 1)).await;
+    let hi2 = set_run(store, &hi2, run_status::RUNNING, Some("a"), Some(secs(t0, 60))).await;
+    let lo3 = create_run(store, &lo, run_status::QUEUED, secs(t0, 2)).await;
+    let hi3 = create_run(store, &hi, "Succeeded", secs(t0, -1)).await;
+    let ahead = |run: RunRecord| async move { store.run_count_queued_before(&run).await.unwrap() };
+    assert_eq!(ahead(lo1.clone()).await, 0);
+    assert_eq!(ahead(hi1.clone()).await, 1, "same time: the registry key decides");
+    assert_eq!(ahead(lo2.clone()).await, 2);
+    assert_eq!(ahead(lo3.clone()).await, 3, "a run in progress is not waiting");
+    assert_eq!(ahead(hi2.clone()).await, 3, "counted for any run, queued or not");
+    assert_eq!(ahead(hi3.clone()).await, 0);
+
+    let claimed = store.run_claim("agent-1", secs(t0, 600), t0).await.unwrap().unwrap();
+    assert_eq!(claimed.run_id, lo1.run_id);
+    assert_eq!((ahead(hi1).await, ahead(lo2).await, ahead(lo3).await), (0, 1, 2));
+}
+
+pub async fn runs_purged_with_their_registry(store: &dyn MetadataStore) {
+    let (doomed, other) = (fresh_registry(), fresh_registry());
+    let now = now_micros();
+    let d1 = create_run(store, &doomed, run_status::QUEUED, now).await;
+    let d2 = create_run(store, &doomed, run_status::QUEUED, now).await;
+    set_run(store, &d2, run_status::RUNNING, Some("agent-1"), Some(secs(now, 60))).await;
+    let kept = create_run(store, &other, run_status::QUEUED, now).await;
+    let before = store.counts().await.unwrap().runs;
+    assert!(before >= 3, "counts() counts runs");
+
+    assert!(store.registry_purge(&doomed).await.unwrap().is_empty(), "runs are not upload sessions");
+    assert_eq!(store.run_get(&doomed, &d1.run_id).await.unwrap(), None);
+    assert_eq!(store.run_get(&doomed, &d2.run_id).await.unwrap(), None);
+    assert!(store.run_list(&doomed, &RunFilter::default()).await.unwrap().is_empty());
+    assert!(store.runs_in_progress().await.unwrap().iter().all(|r| r.registry != doomed));
+    assert_eq!(store.counts().await.unwrap().runs, before - 2);
+    assert_eq!(store.run_get(&other, &kept.run_id).await.unwrap(), Some(kept), "other registries keep theirs");
+    while let Some(run) = store.run_claim("agent-1", secs(now, 60), now).await.unwrap() {
+        assert_ne!(run.registry, doomed, "a purged run is never claimed");
+    }
+
+    // The key's numbering goes on; a new registry starts at 1.
+    assert_eq!(create_run(store, &doomed, run_status::QUEUED, now).await.number, 3, "numbers are never reused");
+    let fresh = create_run(store, &fresh_registry(), run_status::QUEUED, now).await;
+    assert_eq!((fresh.number, fresh.run_id.as_str()), (1, "ca1"));
+}
+
+/// What [`runs_before_restart`] wrote, for [`runs_after_restart`] to find in the reopened store.
+#[derive(Debug, Clone)]
+pub struct RunsWritten {
+    pub registry: RegistryKey,
+    pub runs: Vec<RunRecord>,
+}
+
+/// Writes runs that a backend must still hold once reopened (a restart of the process).
+pub async fn runs_before_restart(store: &dyn MetadataStore) -> RunsWritten {
+    let registry = fresh_registry();
+    let now = now_micros();
+    let first = create_run(store, &registry, run_status::QUEUED, now).await;
+    let second = store.run_create(&new_run(&registry, "ca", Some("nightly"), run_status::QUEUED), now).await.unwrap();
+    let second = set_run(store, &second, run_status::RUNNING, Some("agent-1"), Some(secs(now, 600))).await;
+    let third = create_run(store, &registry, "Succeeded", secs(now, 1)).await;
+    RunsWritten { registry, runs: vec![first, second, third] }
+}
+
+/// Checks, in the reopened store, what [`runs_before_restart`] wrote.
+pub async fn runs_after_restart(store: &dyn MetadataStore, written: &RunsWritten) {
+    let reg = &written.registry;
+    let listed = store.run_list(reg, &RunFilter::default()).await.unwrap();
+    assert_eq!(listed, written.runs.iter().rev().cloned().collect::<Vec<_>>(), "every run, as it was");
+    for run in &written.runs {
+        assert_eq!(store.run_get(reg, &run.run_id).await.unwrap().as_ref(), Some(run));
+    }
+    assert!(store.runs_in_progress().await.unwrap().contains(&written.runs[1]));
+    let next = create_run(store, reg, run_status::QUEUED, now_micros()).await;
+    assert_eq!(next.number, 4, "the numbering survives too");
 }

@@ -7,8 +7,8 @@
 //! - [`MetadataStore`]: everything else — ARM resources (resource groups, registries, …),
 //!   deployment settings, repositories, which blobs each repository may see, manifests (their
 //!   bytes live here too: they are small and must change atomically with tags), tags,
-//!   referrers and upload sessions. Every multi-row change is one transaction, so a crash leaves
-//!   no tag pointing at a manifest whose blobs are missing.
+//!   referrers, upload sessions and the run queue of ACR Tasks. Every multi-row change is one
+//!   transaction, so a crash leaves no tag pointing at a manifest whose blobs are missing.
 //!
 //! The embedded backends are [`fs::FsBlobStore`] and [`sqlite::SqliteMetadataStore`]. The
 //! traits are shaped so that PostgreSQL and object storage can implement them without the HTTP
@@ -323,8 +323,10 @@ pub trait MetadataStore: Send + Sync + 'static {
     ) -> Result<Vec<ManifestMeta>>;
 
     // ---- registries as a whole ----
-    /// Deletes every repository, tag, manifest, link and upload session record of a registry.
-    /// Returns the ids of the upload sessions it deleted, whose bytes the caller discards.
+    /// Deletes every repository, tag, manifest, link, upload session record and run of a
+    /// registry (its run numbering is kept: a later run of the same key does not reuse a
+    /// number). Returns the ids of the upload sessions it deleted, whose bytes the caller
+    /// discards.
     async fn registry_purge(&self, registry: &RegistryKey) -> Result<Vec<UploadId>>;
     /// Keys of the registries that hold any content (repositories or upload sessions), to find
     /// the content of registries whose resource is gone.
@@ -356,6 +358,60 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// record is gone (the session was cancelled, expired or purged with its registry
     /// meanwhile).
     async fn upload_complete(&self, upload: &UploadRecord, digest: &Digest, size: u64) -> Result<bool>;
+
+    // ---- task runs (the run queue of ACR Tasks) ----
+    // The store treats a run's status as an opaque string, except for the names in
+    // [`run_status`]: `Queued` runs wait in one deployment-wide queue, ordered by `created_at`,
+    // then registry key, then number (the *queue order*); `Started` and `Running` runs are in
+    // progress, held by the agent named in `agent` until `lease_until`.
+
+    /// Enqueues a run. In one transaction it takes the registry's next number (1, 2, …: one more
+    /// than any number the registry key ever had, even after its runs were deleted or the
+    /// registry purged, so a number is never reused) and records the run with
+    /// `run_id = format!("{id_prefix}{number}")`, `created_at = updated_at = now`, no agent and
+    /// no lease. `Conflict`, recording nothing, if the registry already has a run of that id
+    /// compared case-insensitively (possible only when prefixes vary, e.g. `a1` + `1` and `a` +
+    /// `11`).
+    async fn run_create(&self, run: &NewRun, now: DateTime<Utc>) -> Result<RunRecord>;
+    /// A run of the registry by id, compared case-insensitively.
+    async fn run_get(&self, registry: &RegistryKey, run_id: &str) -> Result<Option<RunRecord>>;
+    /// A registry's runs, newest first (number descending), only those of `filter.task`
+    /// (case-insensitive) and of exactly `filter.status` when given, at most `filter.top`.
+    async fn run_list(&self, registry: &RegistryKey, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+    /// Compare-and-set: writes `run`'s status, body, agent and lease (as given, `None` clearing
+    /// them) and `updated_at = now` only if the stored run (found by `run.registry` and
+    /// `run.run_id`, case-insensitively) still has status `expected_status`. Returns false,
+    /// changing nothing, if its status changed meanwhile (a cancellation, another agent's
+    /// verdict); `NotFound` if there is no such run. The number, task and creation time never
+    /// change.
+    async fn run_update(&self, run: &RunRecord, expected_status: &str, now: DateTime<Utc>) -> Result<bool>;
+    /// Atomically takes the first `Queued` run in queue order, of any registry, and returns it
+    /// with status `Started`, `agent`, `lease_until` and `updated_at = now` recorded; `None` when
+    /// nothing is queued. Two concurrent claimers never get the same run.
+    async fn run_claim(&self, agent: &str, lease_until: DateTime<Utc>, now: DateTime<Utc>)
+    -> Result<Option<RunRecord>>;
+    /// Sets the lease of a run in progress (`Started` or `Running`) to `lease_until` if `agent`
+    /// still holds it (is its recorded agent). Returns false, changing nothing, otherwise: the
+    /// run was finished, canceled or taken over, or does not exist. `updated_at` does not move
+    /// (a renewal is a heartbeat, not a change of the run).
+    async fn run_renew(
+        &self,
+        registry: &RegistryKey,
+        run_id: &str,
+        agent: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Runs in progress (`Started` or `Running`) whose lease ended before `now` (`lease_until <
+    /// now`; a run without a lease never expires), of any registry, in queue order. Reading
+    /// changes nothing: the caller ends each with [`MetadataStore::run_update`] expecting the
+    /// status it read, so that two sweepers, or a sweeper and a late agent, cannot both win.
+    async fn run_expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>>;
+    /// Every run in progress (`Started` or `Running`), of any registry, in queue order
+    /// (start-up recovery).
+    async fn runs_in_progress(&self) -> Result<Vec<RunRecord>>;
+    /// How many `Queued` runs, of any registry, come before `run` in queue order (by its
+    /// `created_at`, registry and number), i.e. will be claimed before it.
+    async fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
 
     // ---- checks ----
     /// The backend's own consistency check of its files (SQLite: `integrity_check` and

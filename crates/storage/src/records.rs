@@ -273,4 +273,62 @@ pub struct MetadataCounts {
     pub blob_bytes: u64,
     pub blob_links: u64,
     pub uploads: u64,
+    /// Task runs, whatever their status.
+    pub runs: u64,
+}
+
+/// The run statuses the metadata store acts on itself (ACR's `RunStatus` names). Every other
+/// status (`Succeeded`, `Failed`, `Canceled`, `Error`, `Timeout`, …) is an opaque string to it.
+pub mod run_status {
+    /// Waiting for an agent: what [`crate::MetadataStore::run_claim`] takes.
+    pub const QUEUED: &str = "Queued";
+    /// Claimed by an agent, which holds its lease.
+    pub const STARTED: &str = "Started";
+    /// Being executed by the agent that holds its lease.
+    pub const RUNNING: &str = "Running";
+}
+
+/// A run to enqueue ([`crate::MetadataStore::run_create`]); the store numbers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub registry: RegistryKey,
+    /// The run id is this prefix followed by the run's number (ACR: `ca1`, `ca2`, …).
+    pub id_prefix: String,
+    /// The task it runs, `None` for a quick run (`az acr build`, `az acr run`).
+    pub task: Option<String>,
+    pub status: String,
+    /// The run as the tasks plane keeps it (ARM `properties` and whatever the agent needs).
+    pub body: serde_json::Value,
+}
+
+/// One run of a registry's run queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub registry: RegistryKey,
+    /// `{id_prefix}{number}` as created; compared case-insensitively.
+    pub run_id: String,
+    /// 1, 2, … per registry, in creation order; never reused.
+    pub number: u64,
+    /// As created; compared case-insensitively.
+    pub task: Option<String>,
+    pub status: String,
+    pub body: serde_json::Value,
+    /// The agent that claimed it, while (and after) it held the lease.
+    pub agent: Option<String>,
+    /// Until when the agent's lease holds; a run in progress whose lease ended is the agent's
+    /// no more ([`crate::MetadataStore::run_expired_leases`]).
+    pub lease_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which runs [`crate::MetadataStore::run_list`] returns; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// Only runs of this task, compared case-insensitively.
+    pub task: Option<String>,
+    /// Only runs of exactly this status.
+    pub status: Option<String>,
+    /// At most this many (the newest).
+    pub top: Option<usize>,
 }

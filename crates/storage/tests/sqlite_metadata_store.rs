@@ -4,16 +4,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::Utc;
 use wharf_oci::{Digest, Reference, RepositoryName, Tag};
 use wharf_storage::conformance;
 use wharf_storage::sqlite::{MIGRATIONS, SqliteMetadataStore, SqliteOptions, Synchronous};
-use wharf_storage::{MetadataStore, NewManifest, RegistryKey};
+use wharf_storage::{MetadataStore, NewManifest, NewRun, RegistryKey, RunFilter, run_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteMetadataStore::open(&dir.path().join("meta.db")).unwrap();
-    conformance::metadata_store_suite(&store).await;
+    conformance::metadata_store_suite(Arc::new(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,13 +22,13 @@ async fn conformance_suite_on_a_file_with_normal_sync_and_no_readers() {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteOptions { readers: 0, synchronous: Synchronous::Normal };
     let store = SqliteMetadataStore::open_with(&dir.path().join("meta.db"), options).unwrap();
-    conformance::metadata_store_suite(&store).await;
+    conformance::metadata_store_suite(Arc::new(store)).await;
 }
 
 #[tokio::test]
 async fn conformance_suite_in_memory() {
     let store = SqliteMetadataStore::open_in_memory().unwrap();
-    conformance::metadata_store_suite(&store).await;
+    conformance::metadata_store_suite(Arc::new(store)).await;
 }
 
 fn manifest(blob: &Digest, tag: &str) -> NewManifest {
@@ -168,7 +169,7 @@ async fn upload_sessions_survive_the_migration_to_version_2() {
         Ok(_) => panic!("fsck's open migrated or accepted an old schema"),
     }
     let store = SqliteMetadataStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2);
+    assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
     let got = store.upload_get(&id).await.unwrap().unwrap();
     assert_eq!(got.principal, None);
     assert_eq!(got.last_activity, got.created_at);
@@ -188,8 +189,69 @@ async fn counts_and_integrity_of_a_sound_database() {
     store.manifest_put(&reg, &repo, &manifest(&blob, "v1")).await.unwrap();
     let c = store.counts().await.unwrap();
     assert_eq!(
-        (c.repositories, c.manifests, c.tags, c.blobs, c.blob_bytes, c.blob_links, c.uploads),
-        (1, 1, 1, 1, 5, 1, 0)
+        (c.repositories, c.manifests, c.tags, c.blobs, c.blob_bytes, c.blob_links, c.uploads, c.runs),
+        (1, 1, 1, 1, 5, 1, 0, 0)
     );
+    let run = NewRun {
+        registry: reg.clone(),
+        id_prefix: "ca".into(),
+        task: None,
+        status: run_status::QUEUED.into(),
+        body: serde_json::json!({}),
+    };
+    store.run_create(&run, Utc::now()).await.unwrap();
+    store.run_create(&run, Utc::now()).await.unwrap();
+    store.run_claim("agent-1", Utc::now(), Utc::now()).await.unwrap().expect("a queued run");
+    assert_eq!(store.counts().await.unwrap().runs, 2);
+    assert!(store.integrity_check().await.unwrap().is_empty());
+}
+
+/// Runs, their leases and the per-registry numbering survive closing and reopening the database.
+#[tokio::test]
+async fn runs_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let written = {
+        let store = SqliteMetadataStore::open(&path).unwrap();
+        conformance::runs_before_restart(&store).await
+    };
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    conformance::runs_after_restart(&store, &written).await;
+}
+
+/// Migration 3 adds the run queue to a version-2 database and keeps what it held.
+#[tokio::test]
+async fn a_version_2_database_migrates_to_version_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let reg = RegistryKey("r".into());
+    let repo = RepositoryName::parse("app").unwrap();
+    let blob = Digest::sha256_of(b"layer");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute_batch(MIGRATIONS[0]).unwrap();
+        raw.execute_batch(MIGRATIONS[1]).unwrap();
+        raw.pragma_update(None, "user_version", 2).unwrap();
+        raw.execute("INSERT INTO blobs (digest, size, recorded_at) VALUES (?1, 5, 0)", [blob.to_string()]).unwrap();
+        raw.execute("INSERT INTO repositories (registry, name, created_at, updated_at) VALUES ('r', 'app', 0, 0)", [])
+            .unwrap();
+        raw.execute(
+            "INSERT INTO blob_links (repo_id, digest, size, linked_at) VALUES (1, ?1, 5, 0)",
+            [blob.to_string()],
+        )
+        .unwrap();
+    }
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.blob_visible(&reg, &repo, &blob).await.unwrap(), Some(5), "version-2 content kept");
+    assert!(store.run_list(&reg, &RunFilter::default()).await.unwrap().is_empty());
+    let run = NewRun {
+        registry: reg.clone(),
+        id_prefix: "ca".into(),
+        task: Some("build".into()),
+        status: run_status::QUEUED.into(),
+        body: serde_json::json!({ "n": 1 }),
+    };
+    assert_eq!(store.run_create(&run, Utc::now()).await.unwrap().run_id, "ca1");
     assert!(store.integrity_check().await.unwrap().is_empty());
 }

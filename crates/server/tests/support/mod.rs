@@ -112,6 +112,15 @@ delegate! {
         r fn upload_list_idle(&self, before: DateTime<Utc>) -> Result<Vec<UploadRecord>>;
         w fn upload_delete_if_idle(&self, id: &UploadId, before: DateTime<Utc>) -> Result<bool>;
         w fn upload_complete(&self, upload: &UploadRecord, digest: &Digest, size: u64) -> Result<bool>;
+        w fn run_create(&self, run: &NewRun, now: DateTime<Utc>) -> Result<RunRecord>;
+        r fn run_get(&self, registry: &RegistryKey, run_id: &str) -> Result<Option<RunRecord>>;
+        r fn run_list(&self, registry: &RegistryKey, filter: &RunFilter) -> Result<Vec<RunRecord>>;
+        w fn run_update(&self, run: &RunRecord, expected_status: &str, now: DateTime<Utc>) -> Result<bool>;
+        w fn run_claim(&self, agent: &str, lease_until: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<RunRecord>>;
+        w fn run_renew(&self, registry: &RegistryKey, run_id: &str, agent: &str, lease_until: DateTime<Utc>) -> Result<bool>;
+        r fn run_expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>>;
+        r fn runs_in_progress(&self) -> Result<Vec<RunRecord>>;
+        r fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
         r fn integrity_check(&self) -> Result<Vec<String>>;
         r fn counts(&self) -> Result<MetadataCounts>;
 }

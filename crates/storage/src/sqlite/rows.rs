@@ -5,8 +5,8 @@ use rusqlite::Row;
 use wharf_oci::Digest;
 
 use crate::{
-    BlobRecord, ChangeableAttributes, ManifestMeta, RegistryKey, ResourceRecord, Result, StorageError, TagRecord,
-    UploadId, UploadRecord,
+    BlobRecord, ChangeableAttributes, ManifestMeta, RegistryKey, ResourceRecord, Result, RunRecord, StorageError,
+    TagRecord, UploadId, UploadRecord,
 };
 
 pub(super) fn time(ns: i64) -> DateTime<Utc> {
@@ -132,4 +132,24 @@ pub(super) fn upload_from_row(row: &Row<'_>) -> Result<UploadRecord> {
 
 pub(super) fn blob_from_row(row: &Row<'_>) -> Result<BlobRecord> {
     Ok(BlobRecord { digest: digest(row.get(0)?)?, size: size(row.get(1)?), recorded_at: time(row.get(2)?) })
+}
+
+/// Run columns, in the order `run_from_row` reads them.
+pub(super) const RUN_COLS: &str =
+    "registry, run_id, number, task, status, body, agent, lease_until, created_at, updated_at";
+
+pub(super) fn run_from_row(row: &Row<'_>) -> Result<RunRecord> {
+    let body: String = row.get(5)?;
+    Ok(RunRecord {
+        registry: RegistryKey(row.get(0)?),
+        run_id: row.get(1)?,
+        number: size(row.get(2)?),
+        task: row.get(3)?,
+        status: row.get(4)?,
+        body: serde_json::from_str(&body).map_err(|e| StorageError::Corrupt(format!("run body: {e}")))?,
+        agent: row.get(6)?,
+        lease_until: row.get::<_, Option<i64>>(7)?.map(time),
+        created_at: time(row.get(8)?),
+        updated_at: time(row.get(9)?),
+    })
 }

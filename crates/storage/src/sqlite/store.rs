@@ -12,8 +12,9 @@ use super::SqliteMetadataStore;
 use super::rows::*;
 use crate::{
     BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRead, MetadataCounts,
-    MetadataStore, NewManifest, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord, Result,
-    StorageError, TagRecord, UnrecordedReference, UploadId, UploadLimitScope, UploadLimits, UploadRecord,
+    MetadataStore, NewManifest, NewRun, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord,
+    Result, RunFilter, RunRecord, StorageError, TagRecord, UnrecordedReference, UploadId, UploadLimitScope,
+    UploadLimits, UploadRecord, run_status,
 };
 
 fn repo_id(conn: &Connection, registry: &str, repo: &str) -> Result<Option<i64>> {
@@ -98,6 +99,17 @@ const BLOB_IN_USE_SQL: &str = "EXISTS (SELECT 1 FROM blob_links l WHERE l.digest
 /// Blob HEAD/GET's visibility check: two index searches.
 const BLOB_VISIBLE_SQL: &str = "SELECT l.size FROM repositories r \
      JOIN blob_links l ON l.repo_id = r.id AND l.digest = ?3 WHERE r.registry = ?1 AND r.name = ?2";
+
+/// Takes the first queued run in queue order (`?1` 'Queued', `?2` 'Started', `?3` the agent, `?4`
+/// the lease, `?5` now): one statement, the choice an index search of `runs_by_status`.
+const RUN_CLAIM_SQL: &str = "UPDATE runs SET status = ?2, agent = ?3, lease_until = ?4, updated_at = ?5 \
+     WHERE (registry, number) = \
+       (SELECT registry, number FROM runs WHERE status = ?1 ORDER BY created_at, registry, number LIMIT 1)";
+
+/// Queued runs ahead of a run in queue order (`?1` 'Queued', `?2` its creation time, `?3` its
+/// registry, `?4` its number).
+const RUN_QUEUED_BEFORE_SQL: &str =
+    "SELECT count(*) FROM runs WHERE status = ?1 AND (created_at, registry, number) < (?2, ?3, ?4)";
 
 fn lookup_keys(registry: &RegistryKey, repo: &RepositoryName, reference: &Reference) -> (String, String, bool, String) {
     let (by_tag, key) = match reference {
@@ -759,6 +771,8 @@ impl MetadataStore for SqliteMetadataStore {
         let registry = registry.0.clone();
         self.write(move |tx, _| {
             tx.prepare_cached("DELETE FROM repositories WHERE registry = ?1")?.execute([&registry])?;
+            // The run counter stays, so that the key's numbering never restarts.
+            tx.prepare_cached("DELETE FROM runs WHERE registry = ?1")?.execute([&registry])?;
             let mut stmt = tx.prepare_cached("DELETE FROM uploads WHERE registry = ?1 RETURNING id")?;
             let ids = collect(stmt.query([&registry])?, |r| {
                 let id: String = r.get(0)?;
@@ -883,6 +897,159 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn run_create(&self, run: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
+        let (r, now) = (run.clone(), nanos(&now)?);
+        self.write(move |tx, _| {
+            let number: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO run_counters (registry, last_number) VALUES (?1, 1) \
+                     ON CONFLICT (registry) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
+                )?
+                .query_row([&r.registry.0], |row| row.get(0))?;
+            let run_id = format!("{}{number}", r.id_prefix);
+            let taken = tx
+                .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
+                .exists(params![r.registry.0, lower(&run_id)])?;
+            if taken {
+                return Err(StorageError::Conflict(format!("the registry already has a run '{run_id}'")));
+            }
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT INTO runs (registry, number, run_id, run_id_lower, task, task_lower, status, body, \
+                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {RUN_COLS}"
+            ))?;
+            let rows = stmt.query(params![
+                r.registry.0,
+                number,
+                run_id,
+                lower(&run_id),
+                r.task,
+                r.task.as_deref().map(lower),
+                r.status,
+                r.body.to_string(),
+                now
+            ])?;
+            collect(rows, run_from_row)?.pop().ok_or_else(|| StorageError::Database("run row vanished".into()))
+        })
+        .await
+    }
+
+    async fn run_get(&self, registry: &RegistryKey, run_id: &str) -> Result<Option<RunRecord>> {
+        let (registry, id) = (registry.0.clone(), lower(run_id));
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {RUN_COLS} FROM runs WHERE registry = ?1 AND run_id_lower = ?2"))?;
+            Ok(collect(stmt.query(params![registry, id])?, run_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn run_list(&self, registry: &RegistryKey, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        let (registry, task, status) = (registry.0.clone(), filter.task.as_deref().map(lower), filter.status.clone());
+        let top = limit(filter.top);
+        self.read(move |c| {
+            // One statement per combination of filters, so that each searches its index.
+            let sql = format!(
+                "SELECT {RUN_COLS} FROM runs WHERE registry = ?1{}{} ORDER BY number DESC LIMIT ?4",
+                if task.is_some() { " AND task_lower = ?2" } else { " AND ?2 IS NULL" },
+                if status.is_some() { " AND status = ?3" } else { " AND ?3 IS NULL" },
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            collect(stmt.query(params![registry, task, status, top])?, run_from_row)
+        })
+        .await
+    }
+
+    async fn run_update(&self, run: &RunRecord, expected_status: &str, now: DateTime<Utc>) -> Result<bool> {
+        let (r, expected, now) = (run.clone(), expected_status.to_string(), nanos(&now)?);
+        let lease = r.lease_until.as_ref().map(nanos).transpose()?;
+        self.write(move |tx, _| {
+            let (registry, id) = (&r.registry.0, lower(&r.run_id));
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET status = ?4, body = ?5, agent = ?6, lease_until = ?7, updated_at = ?8 \
+                     WHERE registry = ?1 AND run_id_lower = ?2 AND status = ?3",
+                )?
+                .execute(params![registry, id, expected, r.status, r.body.to_string(), r.agent, lease, now])?;
+            if n > 0 {
+                return Ok(true);
+            }
+            let exists = tx
+                .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
+                .exists(params![registry, id])?;
+            if exists { Ok(false) } else { Err(StorageError::NotFound) }
+        })
+        .await
+    }
+
+    async fn run_claim(
+        &self,
+        agent: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>> {
+        let (agent, lease, now) = (agent.to_string(), nanos(&lease_until)?, nanos(&now)?);
+        self.write(move |tx, _| {
+            // The writer's transaction makes the choice and the update one step.
+            let mut stmt = tx.prepare_cached(&format!("{RUN_CLAIM_SQL} RETURNING {RUN_COLS}"))?;
+            let rows = stmt.query(params![run_status::QUEUED, run_status::STARTED, agent, lease, now])?;
+            Ok(collect(rows, run_from_row)?.pop())
+        })
+        .await
+    }
+
+    async fn run_renew(
+        &self,
+        registry: &RegistryKey,
+        run_id: &str,
+        agent: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let (registry, id, agent, lease) = (registry.0.clone(), lower(run_id), agent.to_string(), nanos(&lease_until)?);
+        self.write(move |tx, _| {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE runs SET lease_until = ?4 WHERE registry = ?1 AND run_id_lower = ?2 AND agent = ?3 \
+                     AND status IN (?5, ?6)",
+                )?
+                .execute(params![registry, id, agent, lease, run_status::STARTED, run_status::RUNNING])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn run_expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>> {
+        let now = nanos(&now)?;
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE status IN (?1, ?2) AND lease_until < ?3 \
+                 ORDER BY created_at, registry, number"
+            ))?;
+            collect(stmt.query(params![run_status::STARTED, run_status::RUNNING, now])?, run_from_row)
+        })
+        .await
+    }
+
+    async fn runs_in_progress(&self) -> Result<Vec<RunRecord>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE status IN (?1, ?2) ORDER BY created_at, registry, number"
+            ))?;
+            collect(stmt.query(params![run_status::STARTED, run_status::RUNNING])?, run_from_row)
+        })
+        .await
+    }
+
+    async fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64> {
+        let (created, registry, number) = (nanos(&run.created_at)?, run.registry.0.clone(), to_i64(run.number)?);
+        self.read(move |c| {
+            let n: i64 = c
+                .prepare_cached(RUN_QUEUED_BEFORE_SQL)?
+                .query_row(params![run_status::QUEUED, created, registry, number], |r| r.get(0))?;
+            Ok(size(n))
+        })
+        .await
+    }
+
     async fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(move |c| {
             let mut problems = Vec::new();
@@ -913,7 +1080,7 @@ impl MetadataStore for SqliteMetadataStore {
                 "SELECT (SELECT count(*) FROM repositories), (SELECT count(*) FROM manifests), \
                         (SELECT count(*) FROM tags), (SELECT count(*) FROM blobs), \
                         (SELECT COALESCE(SUM(size), 0) FROM blobs), (SELECT count(*) FROM blob_links), \
-                        (SELECT count(*) FROM uploads)",
+                        (SELECT count(*) FROM uploads), (SELECT count(*) FROM runs)",
             )?;
             Ok(stmt.query_row([], |r| {
                 let n = |i: usize| r.get::<_, i64>(i).map(size);
@@ -925,6 +1092,7 @@ impl MetadataStore for SqliteMetadataStore {
                     blob_bytes: n(4)?,
                     blob_links: n(5)?,
                     uploads: n(6)?,
+                    runs: n(7)?,
                 })
             })?)
         })
@@ -973,11 +1141,14 @@ mod tests {
             manifest_read_sql(false, true),
             manifest_read_sql(false, false),
             BLOB_VISIBLE_SQL,
+            RUN_CLAIM_SQL,
+            RUN_QUEUED_BEFORE_SQL,
         ];
         for sql in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![None::<String>; stmt.parameter_count()];
             let plan: Vec<String> = stmt
-                .query_map(params![None::<String>, None::<String>, None::<String>], |r| r.get(3))
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get(3))
                 .unwrap()
                 .collect::<rusqlite::Result<_>>()
                 .unwrap();
