@@ -230,11 +230,17 @@ mod tests {
     #[test]
     fn parses_references_as_docker_does() {
         let r = parse_ref("127.0.0.1:5000/app/hello:1");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("127.0.0.1:5000", "app/hello", Some("1")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()),
+            ("127.0.0.1:5000", "app/hello", Some("1"))
+        );
         let r = parse_ref("busybox");
         assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag), ("docker.io", "library/busybox", None));
         let r = parse_ref("localhost/a/b@sha256:abc");
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.digest.as_deref()), ("localhost", "a/b", Some("sha256:abc")));
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str(), r.digest.as_deref()),
+            ("localhost", "a/b", Some("sha256:abc"))
+        );
         let r = parse_ref("reg.io:443/x");
         assert_eq!((r.repository.as_str(), r.tag), ("x", None));
     }

@@ -208,12 +208,7 @@ impl Engine {
         if let Some(s) = &cfg.storage {
             std::fs::create_dir_all(&s.root)?;
             std::fs::create_dir_all(&s.run_root)?;
-            global = vec![
-                "--root".into(),
-                argv::path(&s.root),
-                "--runroot".into(),
-                argv::path(&s.run_root),
-            ];
+            global = vec!["--root".into(), argv::path(&s.root), "--runroot".into(), argv::path(&s.run_root)];
         }
         let env = vec![
             ("CONTAINERS_CONF".into(), argv::path(&containers_conf)),

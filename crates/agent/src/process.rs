@@ -35,11 +35,7 @@ pub(crate) enum Exit {
 
 fn command(program: &Path, args: &[String], env: &[(String, String)]) -> Command {
     let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v))).stdin(Stdio::null()).process_group(0).kill_on_drop(true);
     cmd
 }
 
@@ -64,10 +60,7 @@ pub(crate) async fn stream(
         Ok(c) => c,
         Err(e) => return Exit::Spawn(e),
     };
-    let pumps = [
-        child.stdout.take().map(|r| pump(r, log.clone())),
-        child.stderr.take().map(|r| pump(r, log.clone())),
-    ];
+    let pumps = [child.stdout.take().map(|r| pump(r, log.clone())), child.stderr.take().map(|r| pump(r, log.clone()))];
     let ended = tokio::select! {
         s = child.wait() => Some(s),
         _ = sleep_until(deadline) => None,

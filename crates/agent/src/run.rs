@@ -177,7 +177,9 @@ fn prepare(dir: &Path, context: Option<&Path>, auth: &serde_json::Value) -> Resu
     std::fs::create_dir_all(dir).map_err(|e| io("creating the run directory", e))?;
     let workspace = dir.join("workspace");
     match context {
-        Some(src) => copy_tree(src, &workspace).map_err(|e| io(&format!("copying the context {}", src.display()), e))?,
+        Some(src) => {
+            copy_tree(src, &workspace).map_err(|e| io(&format!("copying the context {}", src.display()), e))?
+        }
         None => std::fs::create_dir(&workspace).map_err(|e| io("creating the workspace", e))?,
     }
     let auth = if auth.is_null() { serde_json::json!({"auths": {}}) } else { auth.clone() };
@@ -477,7 +479,8 @@ async fn cmd(
     }
     if attempt > 0 {
         // A kept container of the previous attempt holds the name.
-        let _ = process::quiet(podman, &argv::rm_force(global, std::slice::from_ref(&name)), &ctx.env, HOUSEKEEPING).await;
+        let _ =
+            process::quiet(podman, &argv::rm_force(global, std::slice::from_ref(&name)), &ctx.env, HOUSEKEEPING).await;
     }
     let env = step_env(ctx, step);
     let (multiline, plain): (Vec<_>, Vec<_>) = env.into_iter().partition(|(_, v)| v.contains('\n'));
@@ -520,7 +523,8 @@ async fn cmd(
     );
     ctx.log.event(&format!("Launching container with name: {name}"));
     let abort = async {
-        let _ = process::quiet(podman, &argv::rm_force(global, std::slice::from_ref(&name)), &ctx.env, HOUSEKEEPING).await;
+        let _ =
+            process::quiet(podman, &argv::rm_force(global, std::slice::from_ref(&name)), &ctx.env, HOUSEKEEPING).await;
     };
     let exit = process::stream(podman, &args, &ctx.env, &ctx.log, deadline, stop, abort).await;
     let result = attempt_of(exit, podman);
@@ -548,7 +552,9 @@ async fn cleanup(ctx: &Ctx, stopped: bool) {
     if !remove.is_empty() {
         match process::quiet(podman, &argv::rm_force(global, &remove), &ctx.env, HOUSEKEEPING).await {
             Ok((0, _)) => {}
-            Ok((rc, out)) => ctx.log.event(&format!("removing the run's containers: podman rm exited {rc}: {}", out.trim())),
+            Ok((rc, out)) => {
+                ctx.log.event(&format!("removing the run's containers: podman rm exited {rc}: {}", out.trim()))
+            }
             Err(e) => ctx.log.event(&format!("removing the run's containers: {e}")),
         }
     }
