@@ -191,6 +191,13 @@ pub(crate) fn run(c: &Common, r: &Run) -> Vec<String> {
     a
 }
 
+/// `podman image exists <image>`: exit 0 when the store has it.
+pub(crate) fn image_exists(global: &[String], image: &str) -> Vec<String> {
+    let mut a = global.to_vec();
+    a.extend(["image", "exists", image].map(String::from));
+    a
+}
+
 /// `podman rm -f -t 0 <names>…`: stops (at once) and removes.
 pub(crate) fn rm_force(global: &[String], names: &[String]) -> Vec<String> {
     let mut a = global.to_vec();

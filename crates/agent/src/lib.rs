@@ -54,8 +54,11 @@ pub struct EngineConfig {
     /// Registries (`host:port`) reached over plain http: `--tls-verify=false` on push and run,
     /// and `insecure = true` in the private `registries.conf` (for the base images of builds).
     pub insecure_registries: Vec<String>,
-    /// CA certificates for TLS registries (`--cert-dir`), laid out as
-    /// `/etc/containers/certs.d` is; `None` uses the system's.
+    /// A directory of CA certificates (`*.crt`, and `*.cert`/`*.key` client pairs) for TLS
+    /// registries, as `--cert-dir` takes it: used for every registry the run talks to, in
+    /// addition to the system's CAs. podman 4.3's `run` has no `--cert-dir`, so with this set
+    /// a cmd step's image is pulled first (`podman pull --cert-dir`). `None`: the system's
+    /// (`/etc/containers/certs.d`, the system CA bundle).
     pub cert_dir: Option<PathBuf>,
     /// How many steps of one run may run at once (0 counts as 1).
     pub max_parallel_steps: usize,

@@ -60,7 +60,11 @@ impl Ctx {
 /// Why the run stopped before all its steps were done.
 enum End {
     Failed(String),
-    Timeout(String),
+    /// A step's timeout (`run: false`) or the run's.
+    Timeout {
+        run: bool,
+        error: String,
+    },
     Canceled,
     Error(String),
 }
@@ -96,6 +100,12 @@ pub(crate) async fn execute(
         return early(&log, msg);
     }
     let dir = inner.cfg.work_root.join("runs").join(&job.run_id);
+    // `create_dir` (not `_all`): an existing directory belongs to another run with this ID,
+    // and is left alone.
+    let created = std::fs::create_dir_all(dir.parent().expect("runs/<id>")).and_then(|()| std::fs::create_dir(&dir));
+    if let Err(e) = created {
+        return early(&log, format!("creating the run directory {}: {e}", dir.display()));
+    }
     let prepared = {
         let (dir, context, auth) = (dir.clone(), job.context.clone(), job.auth.clone());
         tokio::task::spawn_blocking(move || prepare(&dir, context.as_deref(), &auth))
@@ -103,10 +113,7 @@ pub(crate) async fn execute(
             .unwrap_or_else(|e| Err(format!("preparing the run directory: {e}")))
     };
     if let Err(msg) = prepared {
-        // Only remove what this run created: an existing directory belongs to another run.
-        if !msg.starts_with("run directory") {
-            let _ = std::fs::remove_dir_all(&dir);
-        }
+        let _ = std::fs::remove_dir_all(&dir);
         return early(&log, msg);
     }
     let auth = dir.join("auth.json");
@@ -127,7 +134,7 @@ pub(crate) async fn execute(
     });
 
     let (end, steps) = schedule(&ctx, t0 + job.timeout, job.timeout, &cancel).await;
-    cleanup(&ctx, matches!(end, Some(End::Canceled | End::Timeout(_)))).await;
+    cleanup(&ctx).await;
 
     let elapsed = log::go_seconds(t0.elapsed());
     let images = ctx.images.lock().unwrap().clone();
@@ -137,7 +144,7 @@ pub(crate) async fn execute(
             return Outcome { status: RunStatus::Succeeded, error: None, steps, images };
         }
         Some(End::Failed(e)) => (RunStatus::Failed, e),
-        Some(End::Timeout(e)) => (RunStatus::Timeout, e),
+        Some(End::Timeout { error, .. }) => (RunStatus::Timeout, error),
         Some(End::Error(e)) => (RunStatus::Error, e),
         Some(End::Canceled) => (RunStatus::Canceled, "the run was canceled".to_string()),
     };
@@ -168,13 +175,10 @@ fn validate(job: &Job) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates `dir/workspace` (the context copied in) and `dir/auth.json` (0600).
+/// Creates `dir/workspace` (the context copied in) and `dir/auth.json` (0600) in the run's
+/// (new, empty) directory.
 fn prepare(dir: &Path, context: Option<&Path>, auth: &serde_json::Value) -> Result<(), String> {
-    if dir.exists() {
-        return Err(format!("run directory {} already exists: is this run ID in use?", dir.display()));
-    }
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    std::fs::create_dir_all(dir).map_err(|e| io("creating the run directory", e))?;
     let workspace = dir.join("workspace");
     match context {
         Some(src) => {
@@ -253,12 +257,12 @@ async fn schedule(
                         continue;
                     }
                 };
-                if outcome.status == RunStatus::Canceled && matches!(end, Some(End::Timeout(_))) {
+                if outcome.status == RunStatus::Canceled && matches!(end, Some(End::Timeout { run: true, .. })) {
                     outcome.status = RunStatus::Timeout;
                 }
                 if outcome.status != RunStatus::Succeeded && !steps[i].ignore_errors && end.is_none() {
                     end = Some(match outcome.status {
-                        RunStatus::Timeout => End::Timeout(format!("failed during run, err: {why}")),
+                        RunStatus::Timeout => End::Timeout { run: false, error: format!("failed during run, err: {why}") },
                         RunStatus::Error => End::Error(why),
                         _ => End::Failed(format!("failed during run, err: {why}")),
                     });
@@ -267,7 +271,10 @@ async fn schedule(
                 done[i] = Some(outcome);
             }
             _ = sleep_until(deadline), if end.is_none() => {
-                end = Some(End::Timeout(format!("the run exceeded its timeout of {}s", run_timeout.as_secs())));
+                end = Some(End::Timeout {
+                    run: true,
+                    error: format!("the run exceeded its timeout of {}s", run_timeout.as_secs()),
+                });
                 stop.cancel();
             }
             _ = cancel.cancelled(), if end.is_none() => {
@@ -499,7 +506,7 @@ async fn cmd(
             w => format!("/workspace/{w}"),
         })
     };
-    if ctx.inner.cfg.cert_dir.is_some() {
+    if ctx.inner.cfg.cert_dir.is_some() && !image_exists(ctx, &c.image).await {
         let args = argv::pull(&ctx.common(), &c.image);
         match attempt_of(process::stream(podman, &args, &ctx.env, &ctx.log, deadline, stop, async {}).await, podman) {
             Attempt::Ok => {}
@@ -541,9 +548,16 @@ async fn cmd(
     result
 }
 
-/// Ends the run's containers (all but the `keep` ones are removed; on cancel or timeout the
-/// kept ones are killed too), stops following detached logs, and removes the run directory.
-async fn cleanup(ctx: &Ctx, stopped: bool) {
+/// Whether the store has `image` (a cmd step may run an image a build of the run tagged).
+async fn image_exists(ctx: &Ctx, image: &str) -> bool {
+    let args = argv::image_exists(&ctx.inner.global, image);
+    matches!(process::quiet(&ctx.inner.cfg.podman, &args, &ctx.env, HOUSEKEEPING).await, Ok((0, _)))
+}
+
+/// Ends the run's containers (all but the `keep` ones are removed; the kept ones that still
+/// run, detached ones, are killed: nothing of a run keeps running after it), stops following
+/// detached logs, and removes the run directory.
+async fn cleanup(ctx: &Ctx) {
     let podman = &ctx.inner.cfg.podman;
     let global = &ctx.inner.global;
     let names = ctx.containers.lock().unwrap().clone();
@@ -558,7 +572,7 @@ async fn cleanup(ctx: &Ctx, stopped: bool) {
             Err(e) => ctx.log.event(&format!("removing the run's containers: {e}")),
         }
     }
-    if stopped && !kept.is_empty() {
+    if !kept.is_empty() {
         let _ = process::quiet(podman, &argv::kill(global, &kept), &ctx.env, HOUSEKEEPING).await;
     }
     for f in ctx.followers.lock().unwrap().drain(..) {

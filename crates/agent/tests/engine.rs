@@ -444,3 +444,158 @@ async fn detached_steps_are_removed_and_kept_ones_stay() {
         .unwrap();
     assert!(rm.status.success());
 }
+
+/// The environment reaches the container verbatim (spaces, quotes, `#`, `=`, line breaks),
+/// the entry point is replaced, and `disableWorkingDirectoryOverride` keeps the image's own
+/// working directory.
+#[tokio::test]
+async fn environment_entry_point_and_working_directory() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let (engine, _w) = engine(Network::None, &[]);
+    let id = run_id("env");
+    let tricky = "  a b \"c\" 'd' #e =f  ";
+    let mut p = plan(vec![
+        step(
+            "e",
+            StepAction::Cmd(CmdStep {
+                image: s.base.clone(),
+                args: vec!["-c".into(), "echo \"[$TRICKY]\"; echo \"[$MULTI]\"; pwd".into()],
+            }),
+        ),
+        sh("wd", &s.base, "pwd"),
+    ]);
+    p.steps[0].entry_point = Some("/bin/sh".into());
+    p.steps[0].env = vec![("TRICKY".into(), tricky.into()), ("MULTI".into(), "line1\nline2".into())];
+    p.steps[1].disable_working_directory_override = true;
+    p.steps[1].depends_on = vec![0];
+    let (outcome, lines) = execute(&engine, job(&id, p)).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+    let out: Vec<&str> =
+        lines.iter().filter(|l| !l.starts_with("20") && !l.starts_with("Run ID")).map(String::as_str).collect();
+    assert_eq!(out, [format!("[{tricky}]").as_str(), "[line1", "line2]", "/workspace", "/"], "{}", dump(&lines));
+}
+
+/// `max_parallel_steps = 1`: independent steps run one after the other; `startDelay` waits.
+#[tokio::test]
+async fn the_parallel_limit_and_start_delay() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let work = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        max_parallel_steps: 1,
+        ..config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))
+    };
+    let engine = Engine::new(cfg).unwrap();
+    let id = run_id("serial");
+    let stamp = |me: &str| {
+        format!(
+            "cut -d' ' -f1 /proc/uptime > /workspace/{me}.start; sleep 0.3; cut -d' ' -f1 /proc/uptime > /workspace/{me}.end"
+        )
+    };
+    let mut p = plan(vec![
+        sh("a", &s.base, &stamp("a")),
+        sh("b", &s.base, &stamp("b")),
+        sh("times", &s.base, "for f in a.start a.end b.start b.end; do echo \"$f=$(cat /workspace/$f)\"; done"),
+    ]);
+    p.steps[1].start_delay = Duration::from_millis(500);
+    p.steps[2].depends_on = vec![0, 1];
+    let (outcome, lines) = execute(&engine, job(&id, p)).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+    let time = |name: &str| -> f64 {
+        let prefix = format!("{name}=");
+        lines.iter().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse().unwrap()
+    };
+    assert!(time("a.end") <= time("b.start"), "{}", dump(&lines));
+    assert!(outcome.steps[1].duration >= Duration::from_millis(500));
+}
+
+/// A run ID whose directory exists is refused, and that directory is left alone.
+#[tokio::test]
+async fn a_run_id_in_use_is_refused() {
+    if !tools_present() {
+        return;
+    }
+    let (engine, _w) = engine(Network::None, &[]);
+    let id = run_id("dup");
+    let dir = engine.config().work_root.join("runs").join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("marker"), "x").unwrap();
+    let (outcome, lines) = execute(&engine, job(&id, plan(vec![]))).await;
+    assert_eq!(outcome.status, RunStatus::Error, "{}", dump(&lines));
+    assert!(dir.join("marker").exists());
+    let (outcome, _) = execute(&engine, job("../escape", plan(vec![]))).await;
+    assert_eq!(outcome.status, RunStatus::Error);
+    assert!(outcome.error.unwrap().contains("invalid run ID"));
+}
+
+/// A TLS registry whose CA only `cert_dir` holds: push, a cmd step that must pull (through
+/// `podman pull --cert-dir`), and a build pulling its base from it. Without `cert_dir`, the
+/// push fails on the certificate.
+#[tokio::test]
+async fn a_tls_registry_through_the_cert_dir() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let certs = tempfile::tempdir().unwrap();
+    let tls = Registry::start_tls(certs.path());
+    let work = tempfile::tempdir().unwrap();
+    let cfg = EngineConfig {
+        cert_dir: Some(certs.path().to_path_buf()),
+        ..config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))
+    };
+    let engine = Engine::new(cfg).unwrap();
+    let id = run_id("tls");
+    let image = format!("{}/app/tls:{id}", tls.host);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN echo tls-{id} > /id\n", s.base)).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile.child"), format!("FROM {image}\nRUN cat /id\n")).unwrap();
+    let mut p = plan(vec![
+        build("b", BuildStep { tags: vec![image.clone()], context: ".".into(), ..BuildStep::default() }),
+        step("p", StepAction::Push(vec![image.clone()])),
+    ]);
+    p.steps[1].depends_on = vec![0];
+    let mut j = job(&id, p.clone());
+    j.context = Some(ctx.path().to_path_buf());
+    let (outcome, lines) = execute(&engine, j).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
+    assert!(outcome.images[0].digest.starts_with("sha256:"));
+
+    // Gone from the store: the cmd step has to pull it.
+    let rmi = tool(&engine, "buildah", &["rmi", &image]);
+    assert!(rmi.status.success(), "{}", String::from_utf8_lossy(&rmi.stderr));
+    let id2 = run_id("tlspull");
+    let mut p2 = plan(vec![
+        sh("r", &image, "cat /id"),
+        build(
+            "child",
+            BuildStep {
+                dockerfile: Some("Dockerfile.child".into()),
+                context: ".".into(),
+                pull: true,
+                no_cache: true,
+                ..BuildStep::default()
+            },
+        ),
+    ]);
+    p2.steps[1].depends_on = vec![0];
+    let mut j = job(&id2, p2);
+    j.context = Some(ctx.path().to_path_buf());
+    let (outcome, lines) = execute(&engine, j).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
+    assert!(lines.iter().filter(|l| **l == format!("tls-{id}")).count() >= 2, "{}", dump(&lines));
+
+    // The same push without the CA.
+    let work = tempfile::tempdir().unwrap();
+    let plain = Engine::new(config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))).unwrap();
+    let mut j = job(&run_id("nocert"), p);
+    j.context = Some(ctx.path().to_path_buf());
+    let (outcome, lines) = execute(&plain, j).await;
+    assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
+    assert!(has(&lines, "certificate"), "{}", dump(&lines));
+}

@@ -65,6 +65,16 @@ impl Drop for Registry {
 impl Registry {
     /// With `htpasswd`, the registry asks for basic auth with that user and password.
     pub fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(htpasswd, None)
+    }
+
+    /// Over https, with a certificate for 127.0.0.1 signed by a CA of its own, whose
+    /// certificate is written to `ca_dir/ca.crt` (a `--cert-dir`).
+    pub fn start_tls(ca_dir: &Path) -> Registry {
+        Registry::start_with(None, Some(ca_dir))
+    }
+
+    fn start_with(htpasswd: Option<(&str, &str)>, ca_dir: Option<&Path>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut config = format!(
@@ -78,6 +88,51 @@ impl Registry {
             std::fs::write(&file, out.stdout).unwrap();
             config.push_str(&format!("auth:\n  htpasswd:\n    realm: wharf-test\n    path: {}\n", file.display()));
         }
+        if let Some(ca_dir) = ca_dir {
+            let d = dir.path();
+            let openssl = |args: &[&str]| {
+                let out = Command::new("openssl").current_dir(d).args(args).output().unwrap();
+                assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            };
+            let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+            openssl(
+                &[
+                    &["req", "-x509"][..],
+                    &ec,
+                    &["-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=wharf-test-ca"],
+                ]
+                .concat(),
+            );
+            openssl(
+                &[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]]
+                    .concat(),
+            );
+            std::fs::write(d.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "1",
+                "-extfile",
+                "san.ext",
+            ]);
+            std::fs::create_dir_all(ca_dir).unwrap();
+            std::fs::copy(d.join("ca.crt"), ca_dir.join("ca.crt")).unwrap();
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                d.join("server.crt").display(),
+                d.join("server.key").display()
+            ));
+        }
         let cfg = dir.path().join("config.yml");
         std::fs::write(&cfg, config).unwrap();
         let child = Command::new("sh")
@@ -89,7 +144,11 @@ impl Registry {
             .unwrap();
         let registry = Registry { host: format!("127.0.0.1:{port}"), child, _dir: dir };
         for _ in 0..100 {
-            if let Ok((status, _, _)) = http_get(&registry.host, "/v2/", &[]) {
+            if ca_dir.is_some() {
+                if TcpStream::connect(&registry.host).is_ok() {
+                    return registry;
+                }
+            } else if let Ok((status, _, _)) = http_get(&registry.host, "/v2/", &[]) {
                 assert!(status == 200 || status == 401, "GET /v2/ → {status}");
                 return registry;
             }
@@ -296,4 +355,14 @@ pub fn process_running(words: &[&str]) -> bool {
 
 pub fn dump(lines: &[String]) -> String {
     lines.join("\n")
+}
+
+/// Runs `program` (buildah, podman) against the engine's store and configuration.
+pub fn tool(engine: &Engine, program: &str, args: &[&str]) -> std::process::Output {
+    Command::new(program)
+        .args(engine.storage_flags())
+        .args(args)
+        .envs(engine.tool_env().iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap()
 }
