@@ -83,11 +83,20 @@ pub(crate) struct Bud<'a> {
     pub no_cache: bool,
     pub pull_always: bool,
     pub platform: Option<&'a str>,
+    /// `--cgroup-parent` of the RUN containers.
+    pub cgroup_parent: &'a str,
 }
 
 pub(crate) fn bud(c: &Common, b: &Bud) -> Vec<String> {
     let mut a = c.global.clone();
-    a.extend(["bud", "--isolation", "oci", "--network", c.network, "--layers", "--retry", "0"].map(String::from));
+    // `--force-rm`: the build's containers go even when it fails or is ended by a signal
+    // (without it, a killed build leaves a mounted working container in the store).
+    a.extend(
+        ["bud", "--isolation", "oci", "--network", c.network, "--layers", "--force-rm", "--retry", "0"]
+            .map(String::from),
+    );
+    a.push("--cgroup-parent".into());
+    a.push(b.cgroup_parent.into());
     c.registry_flags(None, true, &mut a);
     a.push("-f".into());
     a.push(path(b.dockerfile));
@@ -271,10 +280,11 @@ mod tests {
             no_cache: true,
             pull_always: true,
             platform: None,
+            cgroup_parent: "/wharf-agent/r/0",
         };
         assert_eq!(
             bud(&c, &b).join(" "),
-            "--root /s bud --isolation oci --network host --layers --retry 0 --authfile /r/auth.json \
+            "--root /s bud --isolation oci --network host --layers --force-rm --retry 0 --cgroup-parent /wharf-agent/r/0 --authfile /r/auth.json \
              -f /w/Dockerfile -t 127.0.0.1:5000/a:1 --build-arg V=1 --target final \
              --no-cache --pull-always /w"
         );

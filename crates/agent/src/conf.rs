@@ -5,7 +5,8 @@
 //! Why they exist (see `shared/research/task-engine-probe.md`): crun cannot start containers on
 //! hosts with a hybrid cgroup setup, so the runtime is `runc`; and podman's default container
 //! ulimits can exceed the hard limits of the process, which even root cannot raise, so the
-//! defaults are capped at this process's own hard limits.
+//! defaults are capped at this process's own hard limits. The cgroup manager is cgroupfs (as
+//! on these hosts), which the path form of the builds' `--cgroup-parent` needs.
 
 use std::path::Path;
 
@@ -35,7 +36,8 @@ pub(crate) fn containers_conf(nofile: u64, nproc: u64, tmp_dir: Option<&Path>) -
          default_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n\
          \n\
          [engine]\n\
-         runtime = \"runc\"\n"
+         runtime = \"runc\"\n\
+         cgroup_manager = \"cgroupfs\"\n"
     );
     if let Some(dir) = tmp_dir {
         s.push_str(&format!("tmp_dir = {}\n", toml_string(&dir.to_string_lossy())));
@@ -93,7 +95,7 @@ mod tests {
     fn containers_conf_selects_runc_and_the_caps() {
         let s = containers_conf(20000, 32768, Some(Path::new("/tmp/x\"y")));
         assert!(s.contains("default_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]"));
-        assert!(s.contains("runtime = \"runc\""));
+        assert!(s.contains("runtime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n"));
         assert!(s.contains("tmp_dir = \"/tmp/x\\\"y\""));
         assert!(!containers_conf(1, 2, None).contains("tmp_dir"));
     }

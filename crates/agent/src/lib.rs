@@ -24,8 +24,10 @@
 //! ```
 
 mod argv;
+mod cgroups;
 mod conf;
 mod log;
+mod orphans;
 mod process;
 mod run;
 

@@ -18,7 +18,9 @@ use tokio_util::sync::CancellationToken;
 use wharf_tasks::{BuildStep, CmdStep, PlannedStep, RunStatus, StepAction};
 
 use crate::argv::{self, Common};
+use crate::cgroups;
 use crate::log::{self, RunLog};
+use crate::orphans;
 use crate::process::{self, Exit};
 use crate::{Availability, Inner, Job, LogSink, Outcome, PushedImage, StepOutcome};
 
@@ -319,7 +321,7 @@ async fn run_step(ctx: &Ctx, index: usize, stop: &CancellationToken) -> (StepOut
         let limit = if step.timeout.is_zero() { FOREVER } else { step.timeout };
         let deadline = Instant::now() + limit;
         let result = match &step.action {
-            StepAction::Build(b) => build(ctx, step, b, deadline, stop).await,
+            StepAction::Build(b) => build(ctx, index, step, b, deadline, stop).await,
             StepAction::Push(images) => push(ctx, index, images, deadline, stop).await,
             StepAction::Cmd(c) => cmd(ctx, index, step, c, attempt, deadline, stop).await,
         };
@@ -410,7 +412,14 @@ fn host_working_dir(ctx: &Ctx, step: &PlannedStep) -> PathBuf {
     inside(&ctx.workspace, rel.trim_start_matches('/')).unwrap_or_else(|| ctx.workspace.clone())
 }
 
-async fn build(ctx: &Ctx, step: &PlannedStep, b: &BuildStep, deadline: Instant, stop: &CancellationToken) -> Attempt {
+async fn build(
+    ctx: &Ctx,
+    index: usize,
+    step: &PlannedStep,
+    b: &BuildStep,
+    deadline: Instant,
+    stop: &CancellationToken,
+) -> Attempt {
     let base = host_working_dir(ctx, step);
     let Some(context) = inside(&base, &b.context) else {
         return Attempt::Error(format!("build context '{}' is not inside the run's working directory", b.context));
@@ -426,6 +435,7 @@ async fn build(ctx: &Ctx, step: &PlannedStep, b: &BuildStep, deadline: Instant, 
         .iter()
         .filter_map(|(k, v)| v.clone().or_else(|| env.get(k).cloned()).map(|v| (k.clone(), v)))
         .collect();
+    let cgroup_parent = cgroups::build_parent(&ctx.run_id, index);
     let args = argv::bud(
         &ctx.common(),
         &argv::Bud {
@@ -437,10 +447,20 @@ async fn build(ctx: &Ctx, step: &PlannedStep, b: &BuildStep, deadline: Instant, 
             no_cache: b.no_cache,
             pull_always: b.pull,
             platform: b.platform.as_deref(),
+            cgroup_parent: &cgroup_parent,
         },
     );
     let tool = &ctx.inner.cfg.buildah;
-    attempt_of(process::stream(tool, &args, &ctx.env, &ctx.log, deadline, stop, async {}).await, tool)
+    let guard = orphans::Builds::start(&ctx.inner).await;
+    let exit = process::stream(tool, &args, &ctx.env, &ctx.log, deadline, stop, async {}).await;
+    let killed = matches!(exit, Exit::TimedOut | Exit::Stopped);
+    if killed {
+        // A RUN container whose buildah died before stopping it.
+        cgroups::kill_all(&cgroup_parent);
+    }
+    // The sweep may remove other runs' leftovers too: not this run's log's business.
+    let _removed = guard.finish(killed).await;
+    attempt_of(exit, tool)
 }
 
 async fn push(ctx: &Ctx, index: usize, images: &[String], deadline: Instant, stop: &CancellationToken) -> Attempt {
@@ -578,6 +598,7 @@ async fn cleanup(ctx: &Ctx) {
     for f in ctx.followers.lock().unwrap().drain(..) {
         f.abort();
     }
+    cgroups::remove(&cgroups::run_path(&ctx.run_id)).await;
     let dir = ctx.dir.clone();
     let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&dir)).await;
     if !matches!(removed, Ok(Ok(()))) {

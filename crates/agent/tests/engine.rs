@@ -31,7 +31,7 @@ async fn probe_reports_the_versions() {
 
 #[tokio::test]
 async fn missing_tools_fail_the_run_at_once_with_the_packages_to_install() {
-    let work = tempfile::tempdir().unwrap();
+    let work = scratch();
     let cfg = EngineConfig { buildah: "/nonexistent/buildah".into(), ..EngineConfig::new(work.path()) };
     let engine = Engine::new(cfg).unwrap();
     let Availability::Missing { message } = engine.probe().await else { panic!("buildah is not there") };
@@ -55,7 +55,7 @@ async fn builds_pushes_and_runs_a_multi_stage_image() {
     }
     let s = shared();
     let (engine, _w) = engine(Network::Host, &[]);
-    let ctx = tempfile::tempdir().unwrap();
+    let ctx = scratch();
     std::fs::create_dir(ctx.path().join("app")).unwrap();
     std::fs::write(ctx.path().join("app/msg.txt"), "hello from the context\n").unwrap();
     std::fs::write(
@@ -288,12 +288,10 @@ async fn cancellation_mid_step_leaves_nothing_running() {
     let s = shared();
     let (engine, _w) = engine(Network::None, &[]);
     let id = run_id("cancel");
-    let ctx = tempfile::tempdir().unwrap();
-    std::fs::write(
-        ctx.path().join("Dockerfile"),
-        format!("FROM {}\nRUN echo build-started-{id} && sleep 615\n", s.base),
-    )
-    .unwrap();
+    let ctx = scratch();
+    let from = unique_base(&engine, &id);
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {from}\nRUN echo build-started-{id} && sleep 615\n"))
+        .unwrap();
     let p = plan(vec![
         step("sleeper", StepAction::Cmd(CmdStep { image: s.base.clone(), args: vec!["sleep".into(), "616".into()] })),
         build("slowbuild", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() }),
@@ -310,7 +308,7 @@ async fn cancellation_mid_step_leaves_nothing_running() {
     let started = tokio::time::timeout(Duration::from_secs(60), async {
         while let Some(l) = rx.recv().await {
             lines.push(l);
-            if has(&lines, &format!("build-started-{id}")) && process_running(&["sleep", "616"]) {
+            if lines.iter().any(|l| *l == format!("build-started-{id}")) && process_running(&["sleep", "616"]) {
                 return;
             }
         }
@@ -328,6 +326,84 @@ async fn cancellation_mid_step_leaves_nothing_running() {
     assert!(lines.last().unwrap().starts_with(&format!("Run ID: {id} was canceled after ")));
     assert!(containers(&engine, &format!("wharf-{id}-")).is_empty());
     assert!(!process_running(&["sleep", "615"]) && !process_running(&["sleep", "616"]));
+    assert_eq!(build_containers(&engine, &from), 0, "the build's working container is gone");
+}
+
+/// Canceled while buildah is still setting up (pulling, creating the FROM container), where
+/// it exits without cleaning up: the engine removes the working container it left.
+#[tokio::test]
+async fn a_build_canceled_before_its_run_leaves_no_container() {
+    if !tools_present() {
+        return;
+    }
+    let (engine, _w) = engine(Network::None, &[]);
+    let id = run_id("cancelsetup");
+    let from = unique_base(&engine, &id);
+    let ctx = scratch();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {from}\nCOPY . /ctx\nRUN sleep 621\n")).unwrap();
+    for i in 0..200 {
+        std::fs::write(ctx.path().join(format!("f{i}")), vec![b'x'; 64 * 1024]).unwrap();
+    }
+    let mut j =
+        job(&id, plan(vec![build("b", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() })]));
+    j.context = Some(ctx.path().to_path_buf());
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let run = {
+        let (engine, cancel) = (engine.clone(), cancel.clone());
+        tokio::spawn(async move { engine.execute(j, tx, cancel).await })
+    };
+    let mut lines = Vec::new();
+    while let Some(l) = rx.recv().await {
+        let step1 = l.starts_with("STEP 1/3");
+        lines.push(l);
+        if step1 {
+            cancel.cancel();
+            break;
+        }
+    }
+    let outcome = tokio::time::timeout(Duration::from_secs(60), run).await.expect("ends after cancel").unwrap();
+    assert_eq!(outcome.status, RunStatus::Canceled, "{}", dump(&lines));
+    assert_eq!(build_containers(&engine, &from), 0, "{}", dump(&lines));
+    assert!(!process_running(&["sleep", "621"]));
+}
+
+/// The base image under a tag of its own, so that the build containers made from it are
+/// this test's.
+fn unique_base(engine: &Engine, id: &str) -> String {
+    let s = shared();
+    let tag = format!("{}-{id}", s.base);
+    let out = tool(engine, "buildah", &["tag", &s.base, &tag]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    tag
+}
+
+/// How many buildah containers of the store were made from `image`.
+fn build_containers(engine: &Engine, image: &str) -> usize {
+    let out = tool(engine, "buildah", &["containers", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    list.as_array().map_or(0, |l| l.iter().filter(|c| c["imagename"] == image).count())
+}
+
+/// A failing `RUN` fails the build step with its exit code and leaves no container behind.
+#[tokio::test]
+async fn a_failing_build_reports_its_exit_code_and_cleans_up() {
+    if !tools_present() {
+        return;
+    }
+    let (engine, _w) = engine(Network::None, &[]);
+    let id = run_id("badbuild");
+    let from = unique_base(&engine, &id);
+    let ctx = scratch();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {from}\nRUN echo about-to-fail && exit 6\n")).unwrap();
+    let mut j = job(&id, plan(vec![build("b", BuildStep { context: ".".into(), ..BuildStep::default() })]));
+    j.context = Some(ctx.path().to_path_buf());
+    let (outcome, lines) = execute(&engine, j).await;
+    assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
+    assert_eq!(outcome.steps[0].exit_code, Some(6));
+    assert!(has(&lines, "about-to-fail") && has(&lines, "exit status 6"), "{}", dump(&lines));
+    assert_eq!(build_containers(&engine, &from), 0);
 }
 
 #[tokio::test]
@@ -371,7 +447,7 @@ async fn an_htpasswd_registry_through_the_auth_file() {
     let (engine, _w) = engine(Network::None, std::slice::from_ref(&secure.host));
     let basic = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
     let auth = serde_json::json!({"auths": {secure.host.clone(): {"auth": basic}}});
-    let ctx = tempfile::tempdir().unwrap();
+    let ctx = scratch();
     let id = run_id("auth");
     let image = format!("{}/app/private:{id}", secure.host);
     std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN echo {id} > /id\n", s.base)).unwrap();
@@ -485,7 +561,7 @@ async fn the_parallel_limit_and_start_delay() {
         return;
     }
     let s = shared();
-    let work = tempfile::tempdir().unwrap();
+    let work = scratch();
     let cfg = EngineConfig {
         max_parallel_steps: 1,
         ..config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))
@@ -542,9 +618,9 @@ async fn a_tls_registry_through_the_cert_dir() {
         return;
     }
     let s = shared();
-    let certs = tempfile::tempdir().unwrap();
+    let certs = scratch();
     let tls = Registry::start_tls(certs.path());
-    let work = tempfile::tempdir().unwrap();
+    let work = scratch();
     let cfg = EngineConfig {
         cert_dir: Some(certs.path().to_path_buf()),
         ..config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))
@@ -552,7 +628,7 @@ async fn a_tls_registry_through_the_cert_dir() {
     let engine = Engine::new(cfg).unwrap();
     let id = run_id("tls");
     let image = format!("{}/app/tls:{id}", tls.host);
-    let ctx = tempfile::tempdir().unwrap();
+    let ctx = scratch();
     std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN echo tls-{id} > /id\n", s.base)).unwrap();
     std::fs::write(ctx.path().join("Dockerfile.child"), format!("FROM {image}\nRUN cat /id\n")).unwrap();
     let mut p = plan(vec![
@@ -591,7 +667,7 @@ async fn a_tls_registry_through_the_cert_dir() {
     assert!(lines.iter().filter(|l| **l == format!("tls-{id}")).count() >= 2, "{}", dump(&lines));
 
     // The same push without the CA.
-    let work = tempfile::tempdir().unwrap();
+    let work = scratch();
     let plain = Engine::new(config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))).unwrap();
     let mut j = job(&run_id("nocert"), p);
     j.context = Some(ctx.path().to_path_buf());

@@ -1,9 +1,11 @@
 //! The harness of the engine's tests: real tools, a real `docker-registry` on 127.0.0.1, a
 //! busybox base image built once per test binary, and helpers to build plans and run them.
 //!
-//! Container storage: one private store for all test binaries, `/tmp/wharf-agent-tests/store`
-//! (`StorageDirs`), so that tests never touch the system store and reuse their layers between
-//! runs. Each test has its own `work_root` (a tempdir) and run IDs unique to the process.
+//! Everything a test process makes lives in `/tmp/wharf-agent-tests/<pid>/`: its private
+//! container store (`StorageDirs`: `store/root`, `store/runroot` — tests never touch the system
+//! store, and two test processes never share one), its registries' data and each test's
+//! `work_root`. The directories of processes that are gone are removed (their leftover mounts
+//! unmounted first) when the next test process starts. Run IDs are unique to the process.
 //! Registries run as `sh -c 'docker-registry serve … & read; kill'` children, so that they end
 //! with the test binary even though statics are never dropped.
 
@@ -21,7 +23,42 @@ use tokio_util::sync::CancellationToken;
 use wharf_agent::{Engine, EngineConfig, Job, Network, Outcome, StorageDirs};
 use wharf_tasks::{BuildStep, CmdStep, Plan, PlannedStep, StepAction};
 
-pub const STORE: &str = "/tmp/wharf-agent-tests/store";
+pub const TESTS_ROOT: &str = "/tmp/wharf-agent-tests";
+
+/// `/tmp/wharf-agent-tests/<pid>`, made once per process after removing those of dead ones.
+pub fn process_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(entries) = std::fs::read_dir(TESTS_ROOT) {
+            for e in entries.flatten() {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(&pid).exists() {
+                    remove_stale(&e.path());
+                }
+            }
+        }
+        let dir = Path::new(TESTS_ROOT).join(std::process::id().to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
+}
+
+/// Unmounts whatever is still mounted below `dir` (deepest first), then removes it.
+fn remove_stale(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut mounts: Vec<&str> =
+        mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| Path::new(m).starts_with(dir)).collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    for m in mounts {
+        let _ = Command::new("umount").arg("-l").arg(m).status();
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A temporary directory inside [`process_dir`].
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir_in(process_dir()).unwrap()
+}
 
 /// Whether the tools are here. Missing tools fail the test when `CI=true`; elsewhere the test
 /// is skipped with a message.
@@ -75,7 +112,7 @@ impl Registry {
     }
 
     fn start_with(htpasswd: Option<(&str, &str)>, ca_dir: Option<&Path>) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = scratch();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
@@ -206,7 +243,8 @@ pub struct Shared {
 }
 
 pub fn storage() -> StorageDirs {
-    StorageDirs { root: PathBuf::from(STORE).join("root"), run_root: PathBuf::from(STORE).join("runroot") }
+    let store = process_dir().join("store");
+    StorageDirs { root: store.join("root"), run_root: store.join("runroot") }
 }
 
 /// The base image is built with the tools directly (`buildah from scratch`, `copy`, `config`,
@@ -215,7 +253,7 @@ pub fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let registry = Registry::start(None);
-        let work = tempfile::tempdir().unwrap();
+        let work = scratch();
         let engine = Engine::new(config(work.path(), Network::None, std::slice::from_ref(&registry.host))).unwrap();
         let rootfs = work.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("bin")).unwrap();
@@ -261,7 +299,7 @@ pub fn config(work_root: &Path, network: Network, insecure: &[String]) -> Engine
 
 /// An engine with its own work root, for the shared registry (plus `insecure`).
 pub fn engine(network: Network, insecure: &[String]) -> (Engine, tempfile::TempDir) {
-    let work = tempfile::tempdir().unwrap();
+    let work = scratch();
     let mut all = vec![shared().registry.host.clone()];
     all.extend(insecure.iter().cloned());
     (Engine::new(config(work.path(), network, &all)).unwrap(), work)
