@@ -675,3 +675,25 @@ async fn a_tls_registry_through_the_cert_dir() {
     assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
     assert!(has(&lines, "certificate"), "{}", dump(&lines));
 }
+
+/// A build step's timeout ends its RUN too.
+#[tokio::test]
+async fn a_build_step_timeout_kills_its_run_container() {
+    if !tools_present() {
+        return;
+    }
+    let (engine, _w) = engine(Network::None, &[]);
+    let id = run_id("buildtmo");
+    let from = unique_base(&engine, &id);
+    let ctx = scratch();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {from}\nRUN sleep 623\n")).unwrap();
+    let mut p = plan(vec![build("b", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() })]);
+    p.steps[0].timeout = Duration::from_secs(3);
+    let mut j = job(&id, p);
+    j.context = Some(ctx.path().to_path_buf());
+    let (outcome, lines) = execute(&engine, j).await;
+    assert_eq!(outcome.status, RunStatus::Timeout, "{}", dump(&lines));
+    assert_eq!(outcome.steps[0].status, RunStatus::Timeout);
+    assert_eq!(build_containers(&engine, &from), 0, "{}", dump(&lines));
+    assert!(!process_running(&["sleep", "623"]));
+}
