@@ -135,7 +135,7 @@ pub(crate) async fn execute(
         followers: Mutex::new(Vec::new()),
     });
 
-    let (end, steps) = schedule(&ctx, t0 + job.timeout, job.timeout, &cancel).await;
+    let (end, steps) = schedule(&ctx, after(t0, job.timeout), job.timeout, &cancel).await;
     cleanup(&ctx).await;
 
     let elapsed = log::go_seconds(t0.elapsed());
@@ -233,6 +233,15 @@ async fn schedule(
     let mut set = JoinSet::new();
     let mut end: Option<End> = None;
     loop {
+        // Canceled or out of time before a step could start: start none.
+        if end.is_none() && (cancel.is_cancelled() || Instant::now() >= deadline) {
+            end = Some(if cancel.is_cancelled() {
+                End::Canceled
+            } else {
+                End::Timeout { run: true, error: format!("the run exceeded its timeout of {}s", run_timeout.as_secs()) }
+            });
+            stop.cancel();
+        }
         if end.is_none() {
             for i in 0..steps.len() {
                 if set.len() >= max {
@@ -319,7 +328,7 @@ async fn run_step(ctx: &Ctx, index: usize, stop: &CancellationToken) -> (StepOut
     let mut attempt = 0;
     loop {
         let limit = if step.timeout.is_zero() { FOREVER } else { step.timeout };
-        let deadline = Instant::now() + limit;
+        let deadline = after(Instant::now(), limit);
         let result = match &step.action {
             StepAction::Build(b) => build(ctx, index, step, b, deadline, stop).await,
             StepAction::Push(images) => push(ctx, index, images, deadline, stop).await,
@@ -348,6 +357,11 @@ async fn run_step(ctx: &Ctx, index: usize, stop: &CancellationToken) -> (StepOut
             return finish(RunStatus::Canceled, None, "canceled".into());
         }
     }
+}
+
+/// `t + d`, or [`FOREVER`] from `t` when that overflows.
+fn after(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).or_else(|| t.checked_add(FOREVER)).unwrap_or(t)
 }
 
 /// Sleeps, unless stopped first (then `false`).

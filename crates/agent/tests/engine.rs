@@ -697,3 +697,36 @@ async fn a_build_step_timeout_kills_its_run_container() {
     assert_eq!(build_containers(&engine, &from), 0, "{}", dump(&lines));
     assert!(!process_running(&["sleep", "623"]));
 }
+
+/// Canceled before it starts: no step runs; an empty plan succeeds; a dependency cycle is an
+/// error, not a hang.
+#[tokio::test]
+async fn edge_cases_of_the_plan() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let (engine, _w) = engine(Network::None, &[]);
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (outcome, lines) =
+        execute_with(&engine, job(&run_id("pre"), plan(vec![sh("s", &s.base, "echo ran")])), cancel).await;
+    assert_eq!(outcome.status, RunStatus::Canceled, "{}", dump(&lines));
+    assert!(outcome.steps.is_empty() && !has(&lines, "ran"));
+
+    let (outcome, _) = execute(&engine, job(&run_id("empty"), plan(vec![]))).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded);
+
+    let mut p = plan(vec![sh("a", &s.base, "true"), sh("b", &s.base, "true")]);
+    p.steps[0].depends_on = vec![1];
+    p.steps[1].depends_on = vec![0];
+    let (outcome, _) = execute(&engine, job(&run_id("cycle"), p)).await;
+    assert_eq!(outcome.status, RunStatus::Error);
+    assert!(outcome.error.unwrap().contains("cycle"));
+
+    let mut j = job(&run_id("huge"), plan(vec![sh("a", &s.base, "true")]));
+    j.timeout = Duration::MAX;
+    j.plan.steps[0].timeout = Duration::MAX;
+    let (outcome, lines) = execute(&engine, j).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+}
