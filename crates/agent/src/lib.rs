@@ -5,6 +5,63 @@
 //! parse task files (that is `wharf-tasks`), talk HTTP, or leave a container or a credential
 //! behind after a run.
 //!
+//! # A run
+//!
+//! `work_root/runs/<run_id>/` holds `workspace/` (the context, copied; mounted at
+//! `/workspace` in every cmd step), `auth.json` (0600, outside the mount), the steps' env files
+//! (0600) and digest files. It is created new (an existing one means the run ID is in use: the
+//! run fails with `Error` and leaves it alone) and removed when the run ends.
+//!
+//! Steps start when every step in their `depends_on` has finished, at most
+//! `max_parallel_steps` at once. A step that does not succeed (non-zero exit, timeout, an error
+//! of the engine) ends the run — the steps still running are stopped and reported `Canceled` —
+//! unless it has `ignore_errors`. `retries` re-run a step `retry_delay` apart; each attempt has
+//! the step's full `timeout` (zero: none). The whole run's `Job::timeout` and cancellation stop
+//! every running step. Stopping a step removes its container first (`podman rm -f -t 0
+//! wharf-<run_id>-<step_id>`), then sends SIGTERM to the tool's process group, SIGKILL 5 s
+//! later. A build's `RUN` containers are in the cgroup `/wharf-agent/<run_id>/<step index>`,
+//! whose processes are killed too; the working containers a killed buildah leaves are removed.
+//! Detached steps (`podman run -d`, their output followed with `podman logs -f`) count as done
+//! once started; at the end of the run every container of the run is removed, except `keep`
+//! ones, which are killed if still running and left in the store.
+//!
+//! # The commands
+//!
+//! Every command runs with `CONTAINERS_CONF` and `CONTAINERS_REGISTRIES_CONF` (the private
+//! files below `work_root`), `REGISTRY_AUTH_FILE` (the run's auth file) and, for a private
+//! store, `--root R --runroot RR` first:
+//!
+//! - build: `buildah bud --isolation oci --network N --layers --force-rm --retry 0
+//!   --cgroup-parent /wharf-agent/<run>/<i> --authfile F [--cert-dir D] -f <context>/<file>
+//!   -t T… --build-arg K=V… [--target T] [--no-cache] [--pull-always] [--platform P]
+//!   <context>`. Plain-http registries are reached through `insecure = true` in the private
+//!   `registries.conf` rather than `--tls-verify=false`, which would switch verification off
+//!   for every registry of the build. A bare `--build-arg K` takes K from the step's
+//!   environment, or is left out.
+//! - push, per image: `buildah push --retry 0 --digestfile <run>/digest-<i>-<j> --authfile F
+//!   [--tls-verify=false] [--cert-dir D] <ref>`; the digest file gives [`PushedImage::digest`].
+//! - cmd: `podman run [--rm] [-d] --name wharf-<run>-<step> --network N --authfile F
+//!   [--tls-verify=false] --env-file <run>/env-<i>-<attempt> [-e K=V for values with a line
+//!   break] [--entrypoint E] [-w DIR] -v <run>/workspace:/workspace <image> <args>…`; `-w` is
+//!   the step's working directory, else the plan's, else `/workspace` (relative ones are below
+//!   `/workspace`), and is left out with `disable_working_directory_override`. The environment
+//!   goes through a file so that its values stay out of the process table. With `cert_dir`, a
+//!   missing image is pulled first (`podman pull --cert-dir D`).
+//! - cleanup: `podman rm -f -t 0 --ignore <names>…`, `podman kill <kept names>…`,
+//!   `buildah rm <id>` (working containers of killed builds), `podman logs -f <name>`.
+//!
+//! # The log
+//!
+//! Each line is masked (every secret of the plan becomes `***`) before it is sent. The
+//! engine's own lines carry ACR's timestamp: `2026/12/04 18:30:00 Executing step ID: b.
+//! Timeout(sec): 600, Working directory: '', Network: 'host'`, `Launching container with name:
+//! …`, `Successfully executed container: …`, `Step ID: b marked as successful (elapsed time in
+//! seconds: 0.52)` or `… marked as failed (…), exit status 5`, and, per pushed image, `- image:
+//! registry: r, repository: p, tag: t, digest: sha256:…`. The tools' output lines (stdout and
+//! stderr, as they come) go through unchanged. The last line is `Run ID: cf1 was successful
+//! after 3s`, `Run ID: cf1 failed after 2s. Error: failed during run, err: exit status 5`, or
+//! `Run ID: cf1 was canceled after 2s`.
+//!
 //! ```no_run
 //! # async fn f(plan: wharf_tasks::Plan) -> std::io::Result<()> {
 //! use wharf_agent::*;
@@ -50,6 +107,9 @@ pub struct EngineConfig {
     /// (each run's working directory, removed when the run ends) live below it.
     pub work_root: PathBuf,
     /// A private container store; `None` uses the system one (`/var/lib/containers/storage`).
+    /// Either way the store should be the agent's alone: after a killed build, the working
+    /// containers that appeared during it are removed once no build of this process is in
+    /// flight on the store, and another process's buildah containers would be taken for them.
     pub storage: Option<StorageDirs>,
     /// The network of builds' RUN instructions and of cmd steps' containers.
     pub network: Network,
