@@ -186,7 +186,8 @@ pub enum Availability {
 /// One run to execute.
 #[derive(Debug, Clone)]
 pub struct Job {
-    /// `cf1`: names the run's directory and containers (`[A-Za-z0-9_.-]`, at most 64).
+    /// `cf1`: names the run's directory, containers and cgroups (`[A-Za-z0-9_.-]`, at most
+    /// 64, not starting with `.`). Unique among the runs of every engine on the same store.
     pub run_id: String,
     pub plan: Plan,
     /// A directory copied into the run's working directory (mounted at `/workspace`); `None`

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,8 @@ use crate::log::RunLog;
 
 /// How long a child gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(5);
+/// The longest log line, in bytes.
+const MAX_LINE: u64 = 64 * 1024;
 /// How long the output of a finished child may still take to drain.
 const DRAIN: Duration = Duration::from_secs(2);
 
@@ -99,14 +101,15 @@ async fn end_group(child: &mut Child) {
     let _ = kill_process_group(pid, Signal::KILL);
 }
 
-/// Sends every line (lossily decoded, without its line ending) to `log`.
+/// Sends every line (lossily decoded, without its line ending) to `log`; a line longer than
+/// [`MAX_LINE`] bytes is sent in pieces of that size.
 fn pump(r: impl AsyncRead + Unpin + Send + 'static, log: RunLog) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut reader = BufReader::new(r);
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
+            match (&mut reader).take(MAX_LINE).read_until(b'\n', &mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&buf);

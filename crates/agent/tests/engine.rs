@@ -368,13 +368,21 @@ async fn a_build_canceled_before_its_run_leaves_no_container() {
     assert!(!process_running(&["sleep", "621"]));
 }
 
-/// The base image under a tag of its own, so that the build containers made from it are
-/// this test's.
+/// A copy of the base image that is an image of its own (its own label, so its own ID) under a
+/// tag of its own, so that the build containers made from it are this test's. Not just another
+/// tag of the base: buildah 1.28 adds a name by rewriting the image's whole list of names, and
+/// concurrent taggers of one image lose names.
 fn unique_base(engine: &Engine, id: &str) -> String {
     let s = shared();
     let tag = format!("{}-{id}", s.base);
-    let out = tool(engine, "buildah", &["tag", &s.base, &tag]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = |args: &[&str]| -> String {
+        let out = tool(engine, "buildah", args);
+        assert!(out.status.success(), "buildah {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let c = run(&["from", "--pull=never", &s.base]);
+    run(&["config", "--label", &format!("wharf.test={id}"), &c]);
+    run(&["commit", "-q", "--rm", &c, &tag]);
     tag
 }
 
@@ -729,4 +737,21 @@ async fn edge_cases_of_the_plan() {
     j.plan.steps[0].timeout = Duration::MAX;
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+}
+
+/// Output without line breaks is sent in pieces, not held until the step ends.
+#[tokio::test]
+async fn a_very_long_line_is_split() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let (engine, _w) = engine(Network::None, &[]);
+    let p = plan(vec![sh("long", &s.base, "head -c 200000 /dev/zero | tr '\\0' x; echo; echo after")]);
+    let (outcome, lines) = execute(&engine, job(&run_id("long"), p)).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded);
+    let xs: Vec<usize> = lines.iter().filter(|l| l.starts_with('x')).map(String::len).collect();
+    assert_eq!(xs.iter().sum::<usize>(), 200000);
+    assert!(xs.iter().all(|&n| n <= 64 * 1024), "{xs:?}");
+    assert!(lines.iter().any(|l| l == "after"));
 }
