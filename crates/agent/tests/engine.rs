@@ -755,3 +755,31 @@ async fn a_very_long_line_is_split() {
     assert!(xs.iter().all(|&n| n <= 64 * 1024), "{xs:?}");
     assert!(lines.iter().any(|l| l == "after"));
 }
+
+/// `Network::None`: the container has loopback only; `Network::Host`: the host's interfaces.
+#[tokio::test]
+async fn the_network_of_cmd_steps() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let host_ifaces: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for (network, expect_host) in [(Network::None, false), (Network::Host, true)] {
+        let (engine, _w) = engine(network.clone(), &[]);
+        let p = plan(vec![sh("net", &s.base, "echo ifaces: $(ls /sys/class/net)")]);
+        let (outcome, lines) = execute(&engine, job(&run_id("net"), p)).await;
+        assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+        let seen: Vec<&str> =
+            lines.iter().find_map(|l| l.strip_prefix("ifaces: ")).expect("the interfaces").split(' ').collect();
+        if expect_host {
+            assert!(host_ifaces.iter().all(|i| seen.contains(&i.as_str())), "{network:?}: {seen:?} vs {host_ifaces:?}");
+        } else {
+            assert_eq!(seen, ["lo"], "{network:?}");
+        }
+        assert!(has(&lines, &format!("Network: '{}'", network.as_arg())));
+    }
+}
