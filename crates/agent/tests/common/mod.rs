@@ -174,7 +174,7 @@ impl Registry {
         std::fs::write(&cfg, config).unwrap();
         let child = Command::new("sh")
             .arg("-c")
-            .arg("docker-registry serve \"$1\" >\"$2\" 2>&1 & pid=$!; read _; kill $pid")
+            .arg("docker-registry serve \"$1\" >\"$2\" 2>&1 & pid=$!; read _; kill $pid; wait $pid")
             .args(["sh".as_ref(), cfg.as_os_str(), dir.path().join("log").as_os_str()])
             .stdin(Stdio::piped())
             .spawn()
