@@ -71,7 +71,8 @@ async fn registry(s: &TestServer, name: &str, properties: Option<Value>) -> Stri
     assert!(st.is_success(), "{body}");
     let path = s.registry_path("rg", name);
     if let Some(p) = properties {
-        let (st, body) = s.mgmt(Method::PATCH, &format!("{path}?api-version=2025-11-01"), Some(json!({"properties": p}))).await;
+        let (st, body) =
+            s.mgmt(Method::PATCH, &format!("{path}?api-version=2025-11-01"), Some(json!({"properties": p}))).await;
         assert!(st.is_success(), "{body}");
     }
     path
@@ -105,7 +106,8 @@ async fn finished(s: &TestServer, reg: &str, run: &str) -> Value {
     for _ in 0..600 {
         let (st, r) = s.mgmt(Method::GET, &format!("{reg}/runs/{run}?{API}"), None).await;
         assert_eq!(st, 200, "{r}");
-        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout")) {
+        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout"))
+        {
             return r;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -200,24 +202,48 @@ async fn bad_tasks_are_refused_with_a_clear_arm_error_and_nothing_stored() {
     };
     let encoded = |yaml: &str| json!({"type": "EncodedTask", "encodedTaskContent": b64(yaml)});
     let cases = [
-        (put("badyaml1", json!({"step": encoded("steps:\n  - cmd: busybox\n    bogus: 1\n")}), None), 400, "InvalidTaskFile", Some("line 3")),
+        (
+            put("badyaml1", json!({"step": encoded("steps:\n  - cmd: busybox\n    bogus: 1\n")}), None),
+            400,
+            "InvalidTaskFile",
+            Some("line 3"),
+        ),
         (put("badyaml2", json!({"step": encoded("steps: [\n")}), None), 400, "InvalidTaskFile", None),
         (put("t1", json!({"step": encoded("steps:\n  - cmd: busybox\n")}), None), 400, "InvalidTaskName", None),
-        (put("badtimeout", json!({"timeout": 99999999, "step": encoded("steps:\n  - cmd: busybox\n")}), None), 400, "InvalidTimeout", None),
         (
-            put("nosystem", json!({"step": encoded("steps:\n  - cmd: busybox\n"), "credentials": {"sourceRegistry": {"identity": "[system]"}}}), None),
+            put("badtimeout", json!({"timeout": 99999999, "step": encoded("steps:\n  - cmd: busybox\n")}), None),
+            400,
+            "InvalidTimeout",
+            None,
+        ),
+        (
+            put(
+                "nosystem",
+                json!({"step": encoded("steps:\n  - cmd: busybox\n"), "credentials": {"sourceRegistry": {"identity": "[system]"}}}),
+                None,
+            ),
             400,
             "InvalidTaskIdentity",
             Some("no system-assigned identity"),
         ),
         (
-            put("otheruai", json!({"step": encoded("steps:\n  - cmd: busybox\n"), "credentials": {"sourceRegistry": {"identity": "6f0e3c1a-0000-4000-8000-000000000000"}}}), None),
+            put(
+                "otheruai",
+                json!({"step": encoded("steps:\n  - cmd: busybox\n"), "credentials": {"sourceRegistry": {"identity": "6f0e3c1a-0000-4000-8000-000000000000"}}}),
+                None,
+            ),
             400,
             "InvalidTaskIdentity",
             None,
         ),
         (
-            put("missinguai", json!({"step": encoded("steps:\n  - cmd: busybox\n")}), Some(json!({"type": "UserAssigned", "userAssignedIdentities": {"/subscriptions/x/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope": {}}}))),
+            put(
+                "missinguai",
+                json!({"step": encoded("steps:\n  - cmd: busybox\n")}),
+                Some(
+                    json!({"type": "UserAssigned", "userAssignedIdentities": {"/subscriptions/x/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/nope": {}}}),
+                ),
+            ),
             400,
             "InvalidUserAssignedIdentity",
             None,
@@ -234,7 +260,12 @@ async fn bad_tasks_are_refused_with_a_clear_arm_error_and_nothing_stored() {
     let (_, list) = s.mgmt(Method::GET, &format!("{reg}/tasks?{API}"), None).await;
     assert_eq!(list["value"], json!([]), "nothing half-stored");
     // a quick run with an invalid task file is refused before it is queued
-    let (st, e) = schedule(&s, &reg, json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64("steps:\n  - push: 3\n")})).await;
+    let (st, e) = schedule(
+        &s,
+        &reg,
+        json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64("steps:\n  - push: 3\n")}),
+    )
+    .await;
     assert_eq!(st, 400, "{e}");
     assert_eq!(e["error"]["code"], "InvalidTaskFile");
     let (_, runs) = s.mgmt(Method::GET, &format!("{reg}/runs?{API}"), None).await;
@@ -299,7 +330,11 @@ async fn a_multi_step_task_builds_pushes_and_runs_its_image() {
     assert_eq!(image["tag"], run.as_str());
     let digest = image["digest"].as_str().unwrap();
     // the digest is the one the registry serves for the tag
-    let reply = s.registry("buildrun").await.get_manifest("team/app/hello", &run).await;
+    let reply = send(
+        s.with_creds(s.http_host("buildrun", Method::HEAD, &format!("/v2/team/app/hello/manifests/{run}")))
+            .header("accept", format!("{OCI_MANIFEST}, {DOCKER_MANIFEST}")),
+    )
+    .await;
     assert_eq!(reply.header("docker-content-digest"), Some(digest), "{}", reply.text());
 }
 
@@ -319,7 +354,9 @@ async fn failures_ignored_errors_timeouts_and_cancels_are_reported() {
     assert_eq!(complete.as_deref(), Some("failed"));
     assert!(log.contains("about to fail") && log.contains('5') && !log.contains("never\r\n"), "{log}");
 
-    let ignored = format!("steps:\n  - cmd: {base} sh -c 'exit 3'\n    ignoreErrors: true\n  - cmd: {base} echo after the ignored failure\n");
+    let ignored = format!(
+        "steps:\n  - cmd: {base} sh -c 'exit 3'\n    ignoreErrors: true\n  - cmd: {base} echo after the ignored failure\n"
+    );
     let run = quick_run(&s, &reg, &ignored, json!({})).await;
     assert_eq!(finished(&s, &reg, &run).await["properties"]["status"], "Succeeded");
     assert!(log_of(&s, &reg, &run).await.0.contains("after the ignored failure"));
@@ -379,7 +416,11 @@ async fn grant(s: &TestServer, scope: &str, principal: &str, role: &str, conditi
     }
     let id = uuid_like(&format!("{scope}{principal}{role}{p}"));
     let (st, body) = s
-        .mgmt(Method::PUT, &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}?api-version=2022-04-01"), Some(json!({"properties": p})))
+        .mgmt(
+            Method::PUT,
+            &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}?api-version=2022-04-01"),
+            Some(json!({"properties": p})),
+        )
         .await;
     assert_eq!(st, 201, "role assignment: {body}");
 }
@@ -393,7 +434,14 @@ fn build_and_push(base: &str, image: &str) -> String {
     )
 }
 
-async fn put_task(s: &TestServer, reg: &str, name: &str, yaml: &str, credentials: Value, identity: Option<Value>) -> Value {
+async fn put_task(
+    s: &TestServer,
+    reg: &str,
+    name: &str,
+    yaml: &str,
+    credentials: Value,
+    identity: Option<Value>,
+) -> Value {
     let mut body = json!({"location": "westus", "properties": {"step": {"type": "EncodedTask", "encodedTaskContent": b64(yaml)}, "credentials": credentials}});
     if let Some(i) = identity {
         body["identity"] = i;
@@ -427,18 +475,33 @@ async fn seed_000_a_task_identity_is_a_trusted_service_through_disabled_public_a
     let base = push_base(&s, "seedtrusted");
     let login = s.login_server("seedtrusted");
     let yaml = build_and_push(&base, "app/trusted:$ID");
-    let t = put_task(&s, &reg, "trusted-build", &yaml, json!({"sourceRegistry": {"loginMode": "None"}}), Some(json!({"type": "SystemAssigned"}))).await;
+    let t = put_task(
+        &s,
+        &reg,
+        "trusted-build",
+        &yaml,
+        json!({"sourceRegistry": {"loginMode": "None"}}),
+        Some(json!({"type": "SystemAssigned"})),
+    )
+    .await;
     let principal = t["identity"]["principalId"].as_str().expect("a system-assigned identity").to_string();
     grant(&s, &reg, &principal, ACR_PUSH, None).await;
     let patch = json!({"properties": {"credentials": {"customRegistries": {login.clone(): {"identity": "[system]"}}}}});
     let (st, body) = s.mgmt(Method::PATCH, &format!("{reg}/tasks/trusted-build?{API}"), Some(patch)).await;
     assert_eq!(st, 200, "{body}");
     let (st, body) = s
-        .mgmt(Method::PATCH, &format!("{reg}?api-version=2025-11-01"), Some(json!({"properties": {"publicNetworkAccess": "Disabled", "networkRuleBypassOptions": "AzureServices"}})))
+        .mgmt(
+            Method::PATCH,
+            &format!("{reg}?api-version=2025-11-01"),
+            Some(
+                json!({"properties": {"publicNetworkAccess": "Disabled", "networkRuleBypassOptions": "AzureServices"}}),
+            ),
+        )
         .await;
     assert_eq!(st, 200, "{body}");
     // the registry is closed to this machine's address…
-    let direct = s.with_creds(s.http_host("seedtrusted", Method::GET, "/v2/base/busybox/tags/list")).send().await.unwrap();
+    let direct =
+        s.with_creds(s.http_host("seedtrusted", Method::GET, "/v2/base/busybox/tags/list")).send().await.unwrap();
     assert_eq!(direct.status(), 403, "public access is disabled");
     // …but the task's identity is a trusted service
     let (r, log) = run_task(&s, &reg, "trusted-build").await;
@@ -446,7 +509,13 @@ async fn seed_000_a_task_identity_is_a_trusted_service_through_disabled_public_a
     assert!(r["properties"]["outputImages"].as_array().is_some_and(|i| !i.is_empty()), "{r}");
     assert!(s.log_text().contains("network bypass"), "the bypass is audited");
 
-    let (st, _) = s.mgmt(Method::PATCH, &format!("{reg}?api-version=2025-11-01"), Some(json!({"properties": {"networkRuleBypassOptions": "None"}}))).await;
+    let (st, _) = s
+        .mgmt(
+            Method::PATCH,
+            &format!("{reg}?api-version=2025-11-01"),
+            Some(json!({"properties": {"networkRuleBypassOptions": "None"}})),
+        )
+        .await;
     assert_eq!(st, 200);
     let (r, log) = run_task(&s, &reg, "trusted-build").await;
     assert_eq!(r["properties"]["status"], "Failed", "with trusted services off the run is refused: {r}\n{log}");
@@ -470,7 +539,13 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
     let login = s.login_server("seedabac");
     let base = format!("{login}/base/busybox:1");
     assert_eq!(pushed, base);
-    let (st, body) = s.mgmt(Method::PATCH, &format!("{reg}?api-version=2025-11-01"), Some(json!({"properties": {"roleAssignmentMode": "AbacRepositoryPermissions"}}))).await;
+    let (st, body) = s
+        .mgmt(
+            Method::PATCH,
+            &format!("{reg}?api-version=2025-11-01"),
+            Some(json!({"properties": {"roleAssignmentMode": "AbacRepositoryPermissions"}})),
+        )
+        .await;
     assert_eq!(st, 200, "{body}");
 
     let inside = build_and_push(&base, "team/app:$ID");
@@ -518,7 +593,11 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
     let r = finished(&s, &reg, &run).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{}", log_of(&s, &reg, &run).await.0);
     let run = quick_run(&s, &reg, &pull, json!({})).await;
-    assert_eq!(finished(&s, &reg, &run).await["properties"]["status"], "Failed", "without [caller] a quick run has no access in ABAC mode");
+    assert_eq!(
+        finished(&s, &reg, &run).await["properties"]["status"],
+        "Failed",
+        "without [caller] a quick run has no access in ABAC mode"
+    );
 }
 
 /// A restart marks the run that was executing `Error` with the reason and runs the queued ones.
@@ -532,18 +611,29 @@ async fn a_restart_keeps_queued_runs_and_ends_interrupted_ones() {
     let reg = registry(&s, "restartrun", None).await;
     push_base(&s, "restartrun");
     // `$Registry`, not the login server: the port changes with the restart
-    let long = quick_run(&s, &reg, "version: v1.1.0\nsteps:\n  - cmd: $Registry/base/busybox:1 sh -c 'echo long-started; sleep 300'\n", json!({})).await;
+    let long = quick_run(
+        &s,
+        &reg,
+        "version: v1.1.0\nsteps:\n  - cmd: $Registry/base/busybox:1 sh -c 'echo long-started; sleep 300'\n",
+        json!({}),
+    )
+    .await;
     for _ in 0..300 {
         if log_of_text(&s, &reg, &long).await.contains("long-started") {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let queued = quick_run(&s, &reg, "version: v1.1.0\nsteps:\n  - cmd: $Registry/base/busybox:1 echo queued-ran\n", json!({})).await;
+    let queued =
+        quick_run(&s, &reg, "version: v1.1.0\nsteps:\n  - cmd: $Registry/base/busybox:1 echo queued-ran\n", json!({}))
+            .await;
     let (_, q) = s.mgmt(Method::GET, &format!("{reg}/runs/{queued}?{API}"), None).await;
     assert_eq!(q["properties"]["status"], "Queued", "one run at a time: {q}");
     s.kill9();
-    let _ = Command::new("sh").arg("-c").arg(format!("podman rm -f $(podman ps -aq --filter name=wharf-{long}-) 2>/dev/null")).status();
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!("podman rm -f $(podman ps -aq --filter name=wharf-{long}-) 2>/dev/null"))
+        .status();
     let s = TestServer::builder().data_dir(dir.path()).flags(&["--task-runs", "1"]).start().await;
     let r = finished(&s, &reg, &long).await;
     assert_eq!(r["properties"]["status"], "Error", "{r}");

@@ -164,6 +164,8 @@ pub(crate) struct Run<'a> {
     pub workspace: &'a Path,
     pub image: &'a str,
     pub args: &'a [String],
+    /// `--pull=always`: the image is fetched with the run's credentials even if stored.
+    pub pull_always: bool,
 }
 
 pub(crate) fn run(c: &Common, r: &Run) -> Vec<String> {
@@ -176,6 +178,9 @@ pub(crate) fn run(c: &Common, r: &Run) -> Vec<String> {
         a.push("-d".into());
     }
     a.extend(["--name", r.name, "--network", c.network].map(String::from));
+    if r.pull_always {
+        a.push("--pull=always".into());
+    }
     c.registry_flags(Some(r.image), false, &mut a);
     if let Some(f) = r.env_file {
         a.push("--env-file".into());
@@ -310,10 +315,11 @@ mod tests {
             workspace: Path::new("/r/workspace"),
             image: "127.0.0.1:5000/a:1",
             args: &args,
+            pull_always: true,
         };
         assert_eq!(
             run(&c, &r),
-            "--root /s run --rm --name wharf-r1-s1 --network host --authfile /r/auth.json --tls-verify=false \
+            "--root /s run --rm --name wharf-r1-s1 --network host --pull=always --authfile /r/auth.json --tls-verify=false \
              --env-file /r/s1.env --entrypoint /bin/sh -w /workspace -v /r/workspace:/workspace 127.0.0.1:5000/a:1 -c"
                 .split(' ')
                 .map(String::from)

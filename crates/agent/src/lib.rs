@@ -69,6 +69,8 @@
 //! let (log, mut lines) = tokio::sync::mpsc::unbounded_channel();
 //! let job = Job {
 //!     run_id: "cf1".into(),
+//!     display_id: None,
+//!     insecure_registries: vec![],
 //!     plan,
 //!     context: None,
 //!     auth: serde_json::json!({"auths": {}}),
@@ -189,6 +191,12 @@ pub struct Job {
     /// `cf1`: names the run's directory, containers and cgroups (`[A-Za-z0-9_.-]`, at most
     /// 64, not starting with `.`). Unique among the runs of every engine on the same store.
     pub run_id: String,
+    /// The id the log's `Run ID: …` lines name, when it differs from `run_id` (a server whose
+    /// run ids are unique per registry only gives the engine a longer, unique `run_id`).
+    pub display_id: Option<String>,
+    /// Registries (`host:port`) this run reaches over plain HTTP, beside the engine's own
+    /// `insecure_registries` (a server whose registries come and go names them per run).
+    pub insecure_registries: Vec<String>,
     pub plan: Plan,
     /// A directory copied into the run's working directory (mounted at `/workspace`); `None`
     /// starts it empty.

@@ -19,6 +19,7 @@ use wharf_tasks::{BuildStep, CmdStep, PlannedStep, RunStatus, StepAction};
 
 use crate::argv::{self, Common};
 use crate::cgroups;
+use crate::conf;
 use crate::log::{self, RunLog};
 use crate::orphans;
 use crate::process::{self, Exit};
@@ -33,6 +34,10 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 struct Ctx {
     inner: Arc<Inner>,
     run_id: String,
+    /// The id the log names.
+    display: String,
+    /// The engine's plain-HTTP registries and the run's.
+    insecure: Vec<String>,
     plan: wharf_tasks::Plan,
     dir: PathBuf,
     workspace: PathBuf,
@@ -41,6 +46,9 @@ struct Ctx {
     /// The engine's environment plus `REGISTRY_AUTH_FILE`.
     env: Vec<(String, String)>,
     images: Mutex<Vec<PushedImage>>,
+    /// Tags built by this run's build steps so far: the only images a step may use without
+    /// pulling them (its credentials decide every other image, as on a fresh agent).
+    built: Mutex<Vec<String>>,
     /// Every container name a step used, with its `keep`.
     containers: Mutex<Vec<(String, bool)>>,
     /// `podman logs -f` of the detached steps.
@@ -54,7 +62,7 @@ impl Ctx {
             network: self.inner.cfg.network.as_arg(),
             authfile: &self.auth,
             cert_dir: self.inner.cfg.cert_dir.as_deref(),
-            insecure: &self.inner.cfg.insecure_registries,
+            insecure: &self.insecure,
         }
     }
 }
@@ -92,7 +100,8 @@ pub(crate) async fn execute(
     let early = |log: &RunLog, msg: String| {
         let error = log.mask(&msg);
         log.event(&msg);
-        log.line(&format!("Run ID: {} failed after {}. Error: {error}", job.run_id, log::go_seconds(t0.elapsed())));
+        let shown = job.display_id.as_deref().unwrap_or(&job.run_id);
+        log.line(&format!("Run ID: {shown} failed after {}. Error: {error}", log::go_seconds(t0.elapsed())));
         Outcome { status: RunStatus::Error, error: Some(error), steps: Vec::new(), images: Vec::new() }
     };
     if let Availability::Missing { message } = availability {
@@ -121,9 +130,23 @@ pub(crate) async fn execute(
     let auth = dir.join("auth.json");
     let mut env = inner.env.clone();
     env.push(("REGISTRY_AUTH_FILE".into(), argv::path(&auth)));
+    let mut insecure = inner.cfg.insecure_registries.clone();
+    insecure.extend(job.insecure_registries.iter().filter(|r| !insecure.contains(r)).cloned().collect::<Vec<_>>());
+    if !job.insecure_registries.is_empty() {
+        // The run's own registries.conf: the engine's entries plus the run's.
+        let conf = dir.join("registries.conf");
+        if let Err(e) = std::fs::write(&conf, conf::registries_conf(&insecure)) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return early(&log, format!("writing the run's registries.conf: {e}"));
+        }
+        env.retain(|(k, _)| k != "CONTAINERS_REGISTRIES_CONF");
+        env.push(("CONTAINERS_REGISTRIES_CONF".into(), argv::path(&conf)));
+    }
     let ctx = Arc::new(Ctx {
         inner,
         run_id: job.run_id.clone(),
+        display: job.display_id.clone().unwrap_or_else(|| job.run_id.clone()),
+        insecure,
         plan: job.plan,
         workspace: dir.join("workspace"),
         dir,
@@ -131,6 +154,7 @@ pub(crate) async fn execute(
         log: log.clone(),
         env,
         images: Mutex::new(Vec::new()),
+        built: Mutex::new(Vec::new()),
         containers: Mutex::new(Vec::new()),
         followers: Mutex::new(Vec::new()),
     });
@@ -142,7 +166,7 @@ pub(crate) async fn execute(
     let images = ctx.images.lock().unwrap().clone();
     let (status, error) = match end {
         None => {
-            log.line(&format!("Run ID: {} was successful after {elapsed}", ctx.run_id));
+            log.line(&format!("Run ID: {} was successful after {elapsed}", ctx.display));
             return Outcome { status: RunStatus::Succeeded, error: None, steps, images };
         }
         Some(End::Failed(e)) => (RunStatus::Failed, e),
@@ -152,9 +176,9 @@ pub(crate) async fn execute(
     };
     let error = log.mask(&error);
     if status == RunStatus::Canceled {
-        log.line(&format!("Run ID: {} was canceled after {elapsed}", ctx.run_id));
+        log.line(&format!("Run ID: {} was canceled after {elapsed}", ctx.display));
     } else {
-        log.line(&format!("Run ID: {} failed after {elapsed}. Error: {error}", ctx.run_id));
+        log.line(&format!("Run ID: {} failed after {elapsed}. Error: {error}", ctx.display));
     }
     Outcome { status, error: Some(error), steps, images }
 }
@@ -459,7 +483,10 @@ async fn build(
             build_args: &build_args,
             target: b.target.as_deref(),
             no_cache: b.no_cache,
-            pull_always: b.pull,
+            // A run proves access to every base image it uses: pulled again unless an earlier
+            // build of this run may have made it (then the default, "newer", still asks the
+            // registry).
+            pull_always: b.pull || ctx.built.lock().unwrap().is_empty(),
             platform: b.platform.as_deref(),
             cgroup_parent: &cgroup_parent,
         },
@@ -474,7 +501,11 @@ async fn build(
     }
     // The sweep may remove other runs' leftovers too: not this run's log's business.
     let _removed = guard.finish(killed).await;
-    attempt_of(exit, tool)
+    let attempt = attempt_of(exit, tool);
+    if let Attempt::Ok = attempt {
+        ctx.built.lock().unwrap().extend(b.tags.iter().cloned());
+    }
+    attempt
 }
 
 async fn push(ctx: &Ctx, index: usize, images: &[String], deadline: Instant, stop: &CancellationToken) -> Attempt {
@@ -540,7 +571,10 @@ async fn cmd(
             w => format!("/workspace/{w}"),
         })
     };
-    if ctx.inner.cfg.cert_dir.is_some() && !image_exists(ctx, &c.image).await {
+    // An image this run did not build is pulled (with the run's credentials) even when the
+    // store has it: another run's pull proves nothing about this run's access.
+    let fresh = !ctx.built.lock().unwrap().iter().any(|t| t == &c.image);
+    if ctx.inner.cfg.cert_dir.is_some() && (fresh || !image_exists(ctx, &c.image).await) {
         let args = argv::pull(&ctx.common(), &c.image);
         match attempt_of(process::stream(podman, &args, &ctx.env, &ctx.log, deadline, stop, async {}).await, podman) {
             Attempt::Ok => {}
@@ -560,6 +594,7 @@ async fn cmd(
             workspace: &ctx.workspace,
             image: &c.image,
             args: &c.args,
+            pull_always: fresh && ctx.inner.cfg.cert_dir.is_none(),
         },
     );
     ctx.log.event(&format!("Launching container with name: {name}"));

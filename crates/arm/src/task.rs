@@ -22,7 +22,8 @@ pub const DEFAULT_CPU: u64 = 2;
 
 /// Task names: 5–50 letters, digits, `-` and `_` (the REST specification's rule).
 pub fn validate_task_name(name: &str) -> Result<(), ArmError> {
-    let ok = (5..=50).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok =
+        (5..=50).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -54,7 +55,10 @@ pub enum SourceAuth {
 pub enum CustomCredential {
     /// `[system]` or a user-assigned identity's client id.
     Identity(String),
-    UserPassword { username: String, password: String },
+    UserPassword {
+        username: String,
+        password: String,
+    },
 }
 
 /// `credentials`, validated.
@@ -81,13 +85,21 @@ impl Credentials {
             Value::String(m) if m.eq_ignore_ascii_case("Default") || m.eq_ignore_ascii_case("None") => {
                 out.login_mode = Some(if m.eq_ignore_ascii_case("None") { "None" } else { "Default" }.to_string());
             }
-            other => return Err(bad(format!("credentials.sourceRegistry.loginMode {other} is invalid: use Default or None."))),
+            other => {
+                return Err(bad(format!(
+                    "credentials.sourceRegistry.loginMode {other} is invalid: use Default or None."
+                )));
+            }
         }
         match &source["identity"] {
             Value::Null => {}
             Value::String(s) if s.eq_ignore_ascii_case("none") => {}
             Value::String(s) if !s.is_empty() => out.identity = Some(s.clone()),
-            other => return Err(bad(format!("credentials.sourceRegistry.identity {other} is invalid: use [system], [caller] or a user-assigned identity's client id."))),
+            other => {
+                return Err(bad(format!(
+                    "credentials.sourceRegistry.identity {other} is invalid: use [system], [caller] or a user-assigned identity's client id."
+                )));
+            }
         }
         match &v["customRegistries"] {
             Value::Null => {}
@@ -179,11 +191,19 @@ impl Step {
             t if t.eq_ignore_ascii_case("Docker") => {
                 let images = match &v["imageNames"] {
                     Value::Null => vec![],
-                    Value::Array(a) => a.iter().map(|i| i.as_str().map(str::to_string)).collect::<Option<Vec<_>>>().ok_or_else(|| bad("step.imageNames must be strings.".into()))?,
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|i| i.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| bad("step.imageNames must be strings.".into()))?,
                     _ => return Err(bad("step.imageNames must be a list.".into())),
                 };
                 Ok(Step::Docker {
-                    dockerfile: v["dockerFilePath"].as_str().filter(|s| !s.is_empty()).unwrap_or("Dockerfile").to_string(),
+                    dockerfile: v["dockerFilePath"]
+                        .as_str()
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or("Dockerfile")
+                        .to_string(),
                     push: v["isPushEnabled"].as_bool().unwrap_or(true),
                     no_cache: v["noCache"].as_bool().unwrap_or(false),
                     target: v["target"].as_str().filter(|s| !s.is_empty()).map(str::to_string),
@@ -224,7 +244,9 @@ impl TaskSpec {
             None => "Enabled",
             Some(s) if s.eq_ignore_ascii_case("Enabled") => "Enabled",
             Some(s) if s.eq_ignore_ascii_case("Disabled") => "Disabled",
-            Some(s) => return Err(bad("InvalidTaskStatus", format!("status '{s}' is invalid: use Enabled or Disabled."))),
+            Some(s) => {
+                return Err(bad("InvalidTaskStatus", format!("status '{s}' is invalid: use Enabled or Disabled.")));
+            }
         };
         p["status"] = json!(status);
         let os = p["platform"]["os"].as_str().unwrap_or("Linux");
@@ -236,7 +258,10 @@ impl TaskSpec {
         }
         let arch = p["platform"]["architecture"].as_str().unwrap_or("amd64").to_string();
         if !matches!(arch.to_ascii_lowercase().as_str(), "amd64" | "x86" | "386" | "arm" | "arm64") {
-            return Err(bad("UnsupportedPlatform", format!("platform.architecture '{arch}' is invalid: use amd64, x86, 386, arm or arm64.")));
+            return Err(bad(
+                "UnsupportedPlatform",
+                format!("platform.architecture '{arch}' is invalid: use amd64, x86, 386, arm or arm64."),
+            ));
         }
         let mut platform = json!({"os": "linux", "architecture": arch.to_ascii_lowercase()});
         if let Some(v) = p["platform"]["variant"].as_str().filter(|v| !v.is_empty()) {
@@ -246,7 +271,10 @@ impl TaskSpec {
         let cpu = match &p["agentConfiguration"]["cpu"] {
             Value::Null => DEFAULT_CPU,
             v => v.as_u64().filter(|c| (1..=64).contains(c)).ok_or_else(|| {
-                bad("InvalidAgentConfiguration", format!("agentConfiguration.cpu {v} is invalid: use a whole number of CPUs from 1 to 64."))
+                bad(
+                    "InvalidAgentConfiguration",
+                    format!("agentConfiguration.cpu {v} is invalid: use a whole number of CPUs from 1 to 64."),
+                )
             })?,
         };
         p["agentConfiguration"] = json!({"cpu": cpu});
@@ -385,7 +413,10 @@ mod tests {
             (json!({"step": {"type": "Shell"}}), "InvalidTaskStep"),
             (json!({"step": {"type": "EncodedTask", "encodedTaskContent": "%%%"}}), "InvalidTaskStep"),
             (json!({}), "InvalidTaskStep"),
-            (json!({"step": step, "credentials": {"sourceRegistry": {"loginMode": "Sometimes"}}}), "InvalidTaskCredentials"),
+            (
+                json!({"step": step, "credentials": {"sourceRegistry": {"loginMode": "Sometimes"}}}),
+                "InvalidTaskCredentials",
+            ),
             (
                 json!({"step": step, "credentials": {"customRegistries": {"r.example": {"userName": {"type": "Vaultsecret", "value": "https://kv/x"}, "password": {"type": "Vaultsecret", "value": "https://kv/y"}}}}}),
                 "InvalidTaskCredentials",
@@ -402,7 +433,10 @@ mod tests {
         assert_eq!(c(json!({})).source_auth(false), SourceAuth::RunToken);
         assert_eq!(c(json!({})).source_auth(true), SourceAuth::Nothing);
         assert_eq!(c(json!({"sourceRegistry": {"loginMode": "None"}})).source_auth(false), SourceAuth::Nothing);
-        assert_eq!(c(json!({"sourceRegistry": {"identity": "[system]"}})).source_auth(true), SourceAuth::SystemIdentity);
+        assert_eq!(
+            c(json!({"sourceRegistry": {"identity": "[system]"}})).source_auth(true),
+            SourceAuth::SystemIdentity
+        );
         assert_eq!(c(json!({"sourceRegistry": {"identity": "[caller]"}})).source_auth(true), SourceAuth::Caller);
         assert_eq!(c(json!({"sourceRegistry": {"identity": "None"}})).source_auth(false), SourceAuth::RunToken);
         assert_eq!(
@@ -429,6 +463,9 @@ mod tests {
     fn merge_patch_follows_rfc_7396() {
         let mut t = json!({"a": 1, "c": {"x": 1, "y": 2}, "reg": {"one": {"identity": "[system]"}}});
         merge_patch(&mut t, &json!({"a": null, "c": {"y": null, "z": 3}, "reg": {"two": {"identity": "id"}}}));
-        assert_eq!(t, json!({"c": {"x": 1, "z": 3}, "reg": {"one": {"identity": "[system]"}, "two": {"identity": "id"}}}));
+        assert_eq!(
+            t,
+            json!({"c": {"x": 1, "z": 3}, "reg": {"one": {"identity": "[system]"}, "two": {"identity": "id"}}})
+        );
     }
 }

@@ -111,7 +111,11 @@ async fn run_queue(config: &Config) -> crate::run_queue::RunQueue {
         "none" => wharf_agent::Network::None,
         other => wharf_agent::Network::Named(other.to_string()),
     };
-    let storage = config.tasks.storage.as_ref().map(|root| wharf_agent::StorageDirs { root: root.clone(), run_root: root.join("run") });
+    let storage = config
+        .tasks
+        .storage
+        .as_ref()
+        .map(|root| wharf_agent::StorageDirs { root: root.clone(), run_root: root.join("run") });
     let cert_dir = match &config.tls {
         crate::config::TlsMode::Off => None,
         _ => Some(tasks_dir.join("certs")),
@@ -122,12 +126,14 @@ async fn run_queue(config: &Config) -> crate::run_queue::RunQueue {
         work_root: tasks_dir.join("work"),
         storage,
         network,
-        insecure_registries: vec![],
+        insecure_registries: config.tasks.insecure_registries.clone(),
         cert_dir,
         max_parallel_steps: config.tasks.runs.max(2),
     };
     let engine = match wharf_agent::Engine::new(engine_config) {
-        Err(e) => EngineState::Unavailable(format!("the task engine could not be set up in {}: {e}", tasks_dir.display())),
+        Err(e) => {
+            EngineState::Unavailable(format!("the task engine could not be set up in {}: {e}", tasks_dir.display()))
+        }
         Ok(engine) => match engine.probe().await {
             wharf_agent::Availability::Ready { buildah, podman } => {
                 tracing::info!(%buildah, %podman, runs_at_once = config.tasks.runs, network = %config.tasks.network, "tasks are available");

@@ -150,6 +150,17 @@ pub struct ServeArgs {
     /// /var/lib/containers/storage].
     #[arg(long, env = "WHARF_TASK_STORAGE", value_name = "DIR")]
     pub task_storage: Option<PathBuf>,
+
+    /// A registry outside this deployment (`host:port`) that task runs reach over plain HTTP,
+    /// e.g. a custom registry on a private network; repeatable. This deployment's own
+    /// registries need no entry.
+    #[arg(
+        long = "task-insecure-registry",
+        env = "WHARF_TASK_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub task_insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -182,6 +193,7 @@ struct FileConfig {
     task_runs: Option<usize>,
     task_network: Option<String>,
     task_storage: Option<PathBuf>,
+    task_insecure_registries: Option<Vec<String>>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -296,6 +308,8 @@ pub struct TaskSettings {
     pub network: String,
     /// Container storage root, or the engine's default.
     pub storage: Option<PathBuf>,
+    /// Registries outside the deployment reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -440,6 +454,11 @@ impl ServeArgs {
             runs: at_least_one("task-runs", self.task_runs, file.task_runs, cpus)?,
             network,
             storage: self.task_storage.clone().or(file.task_storage),
+            insecure_registries: if self.task_insecure_registries.is_empty() {
+                file.task_insecure_registries.unwrap_or_default()
+            } else {
+                self.task_insecure_registries.clone()
+            },
         };
         Ok(Config {
             tasks,

@@ -152,7 +152,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "reading a run for its log failed");
-            return blob_error(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", "The run could not be read; retry.", head);
+            return blob_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServerBusy",
+                "The run could not be read; retry.",
+                head,
+            );
         }
     };
     let path = state.run_queue.log_path(&endpoint.registry, &endpoint.run);
@@ -178,14 +183,30 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
             None => {
                 let mut buf = Vec::with_capacity(size as usize);
                 if file.read_to_end(&mut buf).await.is_err() {
-                    return blob_error(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", "The log could not be read.", head);
+                    return blob_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServerBusy",
+                        "The log could not be read.",
+                        head,
+                    );
                 }
                 let n = buf.len() as u64;
                 (StatusCode::OK, Body::from(buf), n)
             }
             Some((start, _)) if start >= size => {
-                headers.insert(http::header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"));
-                return with_headers(blob_error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", "The range specified is invalid for the current size of the resource.", false), headers);
+                headers.insert(
+                    http::header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+                );
+                return with_headers(
+                    blob_error(
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        "InvalidRange",
+                        "The range specified is invalid for the current size of the resource.",
+                        false,
+                    ),
+                    headers,
+                );
             }
             Some((start, end)) => {
                 let end = end.map_or(size - 1, |e| e.min(size - 1));
@@ -196,7 +217,12 @@ pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response {
                     file.read_exact(&mut buf).await
                 };
                 if read.await.is_err() {
-                    return blob_error(StatusCode::SERVICE_UNAVAILABLE, "ServerBusy", "The log could not be read.", head);
+                    return blob_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ServerBusy",
+                        "The log could not be read.",
+                        head,
+                    );
                 }
                 headers.insert(
                     http::header::CONTENT_RANGE,
@@ -226,7 +252,12 @@ mod tests {
         let ep = LogEndpoint::parse(&Method::GET, "/wharf-logs/0f3a-b2/CA12/rawtext.log").unwrap();
         assert_eq!(ep, LogEndpoint { registry: "0f3a-b2".into(), run: "ca12".into(), head: false });
         assert_eq!(ep.permission(), Permission { resource: "0f3a-b2/ca12".into(), read: true });
-        for bad in ["/wharf-logs/a/b", "/wharf-logs/a/../rawtext.log", "/wharf-logs/a/b/other.log", "/wharf-logs/a%2F/b/rawtext.log"] {
+        for bad in [
+            "/wharf-logs/a/b",
+            "/wharf-logs/a/../rawtext.log",
+            "/wharf-logs/a/b/other.log",
+            "/wharf-logs/a%2F/b/rawtext.log",
+        ] {
             assert_eq!(LogEndpoint::parse(&Method::GET, bad), None, "{bad}");
         }
         assert_eq!(LogEndpoint::parse(&Method::PUT, "/wharf-logs/a/b/rawtext.log"), None);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// Whether runs can execute here.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum EngineState {
     Ready(Arc<wharf_agent::Engine>),
     /// No engine: every run fails at once with this reason.

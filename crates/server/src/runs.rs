@@ -51,7 +51,10 @@ pub enum Source {
 
 impl Source {
     /// The source as `wharf-tasks` plans it, and its values (the values file's, then `set`).
-    pub fn planned(&self, set: &[Value]) -> Result<(wharf_tasks::TaskSource, wharf_tasks::Values), wharf_tasks::TaskError> {
+    pub fn planned(
+        &self,
+        set: &[Value],
+    ) -> Result<(wharf_tasks::TaskSource, wharf_tasks::Values), wharf_tasks::TaskError> {
         let Source::Yaml { content, values } = self;
         let set: Vec<wharf_tasks::SetValue> = set
             .iter()
@@ -120,7 +123,9 @@ mod custom_serde {
             .iter()
             .map(|(k, c)| {
                 let v = match c {
-                    CustomCredential::Identity(i) => Stored { identity: Some(i.clone()), username: None, password: None },
+                    CustomCredential::Identity(i) => {
+                        Stored { identity: Some(i.clone()), username: None, password: None }
+                    }
                     CustomCredential::UserPassword { username, password } => {
                         Stored { identity: None, username: Some(username.clone()), password: Some(password.clone()) }
                     }
@@ -151,7 +156,11 @@ fn time(t: DateTime<Utc>) -> String {
 }
 
 /// Queues a run of `registry`.
-pub async fn enqueue(state: &AppState, registry: &StoredRegistry, request: RunRequest) -> Result<RunRecord, StorageError> {
+pub async fn enqueue(
+    state: &AppState,
+    registry: &StoredRegistry,
+    request: RunRequest,
+) -> Result<RunRecord, StorageError> {
     let now = Utc::now();
     let key = registry.key();
     let properties = json!({
@@ -242,7 +251,13 @@ pub async fn cancel(state: &AppState, run: RunRecord) -> Result<(), StorageError
     Ok(())
 }
 
-fn finish_record(run: &mut RunRecord, status: RunStatus, error: Option<String>, images: &[serde_json::Value], now: DateTime<Utc>) {
+fn finish_record(
+    run: &mut RunRecord,
+    status: RunStatus,
+    error: Option<String>,
+    images: &[serde_json::Value],
+    now: DateTime<Utc>,
+) {
     run.status = status.as_str().to_string();
     let p = &mut run.body["properties"];
     p["status"] = json!(status.as_str());
@@ -335,7 +350,10 @@ async fn executor_loop(state: Arc<AppState>) {
 }
 
 /// The registry a run belongs to, by its key.
-async fn registry_of(state: &AppState, key: &wharf_storage::RegistryKey) -> Result<Option<StoredRegistry>, StorageError> {
+async fn registry_of(
+    state: &AppState,
+    key: &wharf_storage::RegistryKey,
+) -> Result<Option<StoredRegistry>, StorageError> {
     for r in crate::model::records_of_type(&*state.meta, wharf_arm::types::REGISTRY).await? {
         let stored = StoredRegistry::from_record(r)?;
         if stored.key() == *key {
@@ -374,7 +392,12 @@ async fn execute(state: &AppState, claimed: RunRecord) {
             (RunStatus::Canceled, Some("The run was canceled.".to_string()), vec![])
         }
         Ok((job, engine)) => {
-            let _ = tx.send(format!("{} Run ID: {} is running on agent {}", log_time(), run.run_id, state.run_queue.agent_id));
+            let _ = tx.send(format!(
+                "{} Run ID: {} is running on agent {}",
+                log_time(),
+                run.run_id,
+                state.run_queue.agent_id
+            ));
             let renew = lease_renewal(state, &run);
             let outcome = tokio::select! {
                 o = engine.execute(job, tx.clone(), cancel.clone()) => o,
@@ -395,7 +418,9 @@ async fn execute(state: &AppState, claimed: RunRecord) {
     finish_record(&mut done, status, error, &images, now);
     match state.meta.run_update(&done, RunStatus::Running.as_str(), now).await {
         Ok(true) => {}
-        Ok(false) => tracing::warn!(run = %run.run_id, "the run changed while it executed; its outcome was not recorded"),
+        Ok(false) => {
+            tracing::warn!(run = %run.run_id, "the run changed while it executed; its outcome was not recorded")
+        }
         Err(e) => tracing::error!(error = %e, run = %run.run_id, "recording a run's outcome failed"),
     }
     tracing::info!(run = %run.run_id, status = status.as_str(), seconds = started.elapsed().as_secs_f64(), "run finished");
@@ -475,11 +500,17 @@ async fn prepare(state: &AppState, run: &RunRecord) -> Result<(wharf_agent::Job,
         branch: String::new(),
         shared_volume: "/workspace".into(),
     };
-    let (source, values) = request.source.planned(&request.values).map_err(|e| format!("the values are invalid: {e}"))?;
+    let (source, values) =
+        request.source.planned(&request.values).map_err(|e| format!("the values are invalid: {e}"))?;
     let mut plan = wharf_tasks::plan(&source, &vars, &values).map_err(|e| format!("the task file is invalid: {e}"))?;
     plan.secrets.extend(request.arguments.iter().filter(|a| a.secret).map(|a| a.value.clone()));
 
     let mut auths = serde_json::Map::new();
+    // Without TLS, this deployment's registries are reached over plain HTTP.
+    let mut insecure = vec![];
+    if !state.tls {
+        insecure.push(login_server.clone());
+    }
     if let Some(token) = source_token(state, run, &request, task.as_ref(), &info).await? {
         auths.insert(login_server.clone(), identity_auth(&token));
     }
@@ -500,14 +531,25 @@ async fn prepare(state: &AppState, run: &RunRecord) -> Result<(wharf_agent::Job,
                         ));
                     }
                 };
+                if !state.tls && !insecure.contains(server) {
+                    insecure.push(server.clone());
+                }
                 let principal = task_principal(task, selector)?;
                 identity_auth(&mint(state, &principal_subject(state, &principal), &other, server)?)
             }
         };
         auths.insert(server.clone(), entry);
     }
+    // Run ids are unique per registry; the engine's names (directories, containers) must be
+    // unique across the deployment.
     let job = wharf_agent::Job {
-        run_id: run.run_id.clone(),
+        run_id: format!(
+            "{}-{}",
+            run.run_id,
+            run.registry.0.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
+        ),
+        display_id: Some(run.run_id.clone()),
+        insecure_registries: insecure,
         plan,
         context: None,
         auth: json!({"auths": auths}),

@@ -346,6 +346,8 @@ pub fn plan(steps: Vec<PlannedStep>) -> Plan {
 pub fn job(run_id: &str, plan: Plan) -> Job {
     Job {
         run_id: run_id.into(),
+        display_id: None,
+        insecure_registries: vec![],
         plan,
         context: None,
         auth: serde_json::json!({"auths": {}}),

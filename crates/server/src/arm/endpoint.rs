@@ -757,11 +757,7 @@ mod tests {
                 format!("{reg}/runs/ca1/listLogSasUrl"),
                 act("Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action", &reg),
             ),
-            (
-                Method::GET,
-                format!("{reg}/webhooks"),
-                act("Microsoft.ContainerRegistry/registries/webhooks/read", &reg),
-            ),
+            (Method::GET, format!("{reg}/webhooks"), act("Microsoft.ContainerRegistry/registries/webhooks/read", &reg)),
             (
                 Method::POST,
                 format!("{reg}/importImage"),

@@ -125,7 +125,7 @@ pub async fn after_delete(state: &AppState, deleted: &[ResourceRecord]) -> Resul
             let ua =
                 UserAssigned::from_record(r.clone()).map_err(|e| storage_error("reading a deleted identity", e))?;
             identities::revoke(state, &ua.object().object_id).await?;
-        } else if identities::is_host_type(&r.resource_type) {
+        } else if crate::model::identities::is_host_type(&r.resource_type) {
             let host = Host::from_record(r.clone()).map_err(|e| storage_error("reading a deleted resource", e))?;
             hosts::forget(state, &host).await?;
         } else if r.resource_type.eq_ignore_ascii_case(PRIVATE_ENDPOINT) {

@@ -4,7 +4,8 @@
 //! against what the credential allows. Anything short of that is refused: a credential the
 //! rules would block gets the firewall's 403 first (an address the firewall blocks learns
 //! nothing about credentials), a valid credential whose permissions fall short ACR's 401
-//! challenge.
+//! challenge. One exception: the ping (`/v2/`) without a credential gets the challenge at a
+//! closed gate too, so that a trusted service learns where its token comes from.
 //!
 //! Owns: [`Access`] (what a request's credential allows), the `WWW-Authenticate` challenges.
 //! Must never: decide what a credential grants (`auth::grant` and the token's `access` claim
@@ -103,6 +104,16 @@ pub async fn admit(state: &AppState, a: &Admission<'_>) -> OciResult<Access> {
         }
     };
     if let Some(gate) = &gate {
+        // A ping without a credential names nothing and proves nothing: at a closed gate it
+        // gets the challenge, not the firewall's refusal, so that a client the bypass lets in
+        // (a trusted service, such as a task's identity) learns where to get its token. Every
+        // request that names content, or carries a credential, meets the firewall first.
+        if a.operation.is_none()
+            && !gate.is_open()
+            && matches!(crate::http::authorization(a.headers), Authorization::None)
+        {
+            return Err(challenge(state, a, false));
+        }
         gate.admit(&crate::network::caller_of(&access.subject()))?;
     }
     authorize(state, a, &access)?;

@@ -9,24 +9,44 @@ use axum::http::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskEndpoint {
     ListTasks,
-    GetTask { task: String },
-    PutTask { task: String },
-    PatchTask { task: String },
-    DeleteTask { task: String },
+    GetTask {
+        task: String,
+    },
+    PutTask {
+        task: String,
+    },
+    PatchTask {
+        task: String,
+    },
+    DeleteTask {
+        task: String,
+    },
     /// `POST tasks/{task}/listDetails`: the task with its secrets.
-    TaskDetails { task: String },
+    TaskDetails {
+        task: String,
+    },
     /// `POST scheduleRun`.
     ScheduleRun,
     /// `POST listBuildSourceUploadUrl` (source contexts: not served yet).
     SourceUploadUrl,
     ListRuns,
-    GetRun { run: String },
-    PatchRun { run: String },
-    CancelRun { run: String },
+    GetRun {
+        run: String,
+    },
+    PatchRun {
+        run: String,
+    },
+    CancelRun {
+        run: String,
+    },
     /// `POST runs/{run}/listLogSasUrl`: a link to the run's log.
-    RunLogLink { run: String },
+    RunLogLink {
+        run: String,
+    },
     /// A tasks path with a method it does not take.
-    MethodNotAllowed { method: Method },
+    MethodNotAllowed {
+        method: Method,
+    },
 }
 
 impl TaskEndpoint {
@@ -113,7 +133,11 @@ mod tests {
             (Method::PUT, "tasks/t1", Some("Microsoft.ContainerRegistry/registries/tasks/write")),
             (Method::PATCH, "Tasks/t1", Some("Microsoft.ContainerRegistry/registries/tasks/write")),
             (Method::DELETE, "tasks/t1", Some("Microsoft.ContainerRegistry/registries/tasks/delete")),
-            (Method::POST, "tasks/t1/listDetails", Some("Microsoft.ContainerRegistry/registries/tasks/listDetails/action")),
+            (
+                Method::POST,
+                "tasks/t1/listDetails",
+                Some("Microsoft.ContainerRegistry/registries/tasks/listDetails/action"),
+            ),
             (Method::POST, "scheduleRun", Some("Microsoft.ContainerRegistry/registries/scheduleRun/action")),
             (
                 Method::POST,

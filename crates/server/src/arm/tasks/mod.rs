@@ -37,7 +37,9 @@ pub async fn handle(ctx: &ArmCtx, group: &str, name: &str, endpoint: TaskEndpoin
     match endpoint {
         E::ListTasks => list(ctx, &registry).await,
         E::GetTask { task } => Ok(json_response(StatusCode::OK, &view(&require(ctx, &registry, &task).await?, false))),
-        E::TaskDetails { task } => Ok(json_response(StatusCode::OK, &view(&require(ctx, &registry, &task).await?, true))),
+        E::TaskDetails { task } => {
+            Ok(json_response(StatusCode::OK, &view(&require(ctx, &registry, &task).await?, true)))
+        }
         E::PutTask { task } => put(ctx, &registry, &task).await,
         E::PatchTask { task } => patch(ctx, &registry, &task).await,
         E::DeleteTask { task } => delete(ctx, &registry, &task).await,
@@ -88,7 +90,8 @@ fn view(host: &Host, secrets: bool) -> Value {
 
 async fn list(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, ArmError> {
     let prefix = format!("{}/tasks/", registry.record.id.to_ascii_lowercase());
-    let all = crate::model::records_of_type(&*ctx.state.meta, TASKS).await.map_err(|e| storage_error("listing tasks", e))?;
+    let all =
+        crate::model::records_of_type(&*ctx.state.meta, TASKS).await.map_err(|e| storage_error("listing tasks", e))?;
     let mut value = vec![];
     for r in all.into_iter().filter(|r| r.id.to_ascii_lowercase().starts_with(&prefix)) {
         value.push(view(&Host::from_record(r).map_err(|e| storage_error("listing tasks", e))?, false));
@@ -110,18 +113,16 @@ fn check(registry: &StoredRegistry, host: &Host, spec: &TaskSpec) -> Result<(), 
             ),
         ));
     }
-    if spec.credentials.login_mode.as_deref() == Some("None")
-        && spec.credentials.identity.is_some()
-    {
+    if spec.credentials.login_mode.as_deref() == Some("None") && spec.credentials.identity.is_some() {
         return Err(ArmError::bad_request(
             "ConflictingAuthenticationParameters",
             "The source registry login mode is 'None' but an identity is given for the source registry: use one of the two.",
         ));
     }
-    let mut wanted: Vec<&str> = vec![];
+    let mut wanted: Vec<String> = vec![];
     match spec.credentials.source_auth(abac) {
-        SourceAuth::SystemIdentity => wanted.push("[system]"),
-        SourceAuth::ClientId(ref c) => wanted.push(c),
+        SourceAuth::SystemIdentity => wanted.push("[system]".into()),
+        SourceAuth::ClientId(c) => wanted.push(c),
         SourceAuth::Caller => {
             return Err(ArmError::bad_request(
                 "InvalidTaskCredentials",
@@ -139,8 +140,8 @@ fn check(registry: &StoredRegistry, host: &Host, spec: &TaskSpec) -> Result<(), 
             task::CustomCredential::UserPassword { .. } => None,
         })
         .collect();
-    wanted.extend(custom_ids.iter().map(String::as_str));
-    for id in wanted {
+    wanted.extend(custom_ids);
+    for id in &wanted {
         host.carried_identity(id).map_err(|m| ArmError::bad_request("InvalidTaskIdentity", m))?;
     }
     if let task::Step::Encoded { content, values } = &spec.step {
@@ -187,7 +188,10 @@ async fn put(ctx: &ArmCtx, registry: &StoredRegistry, name: &str) -> Result<Resp
         id: record.id.clone(),
         name: record.name.clone(),
         resource_type: TASKS.to_string(),
-        location: body["location"].as_str().map(str::to_string).unwrap_or_else(|| registry.record.body["location"].as_str().unwrap_or("local").to_string()),
+        location: body["location"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| registry.record.body["location"].as_str().unwrap_or("local").to_string()),
         tags: crate::arm::resources::tags_of(&body, json!({}))?,
         identity: previous_identity,
         properties,

@@ -82,8 +82,20 @@ pub async fn schedule(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Respons
         "taskrunrequest" => task_run(ctx, registry, &body).await?,
         "encodedtaskrunrequest" => quick_run(ctx, registry, &body)?,
         "filetaskrunrequest" | "dockerbuildrequest" => return Err(source_not_served()),
-        "" => return Err(bad("InvalidRunRequest", "'type' is required: TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest.")),
-        other => return Err(bad("InvalidRunRequest", format!("The run request type '{other}' is invalid: use TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest."))),
+        "" => {
+            return Err(bad(
+                "InvalidRunRequest",
+                "'type' is required: TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest.",
+            ));
+        }
+        other => {
+            return Err(bad(
+                "InvalidRunRequest",
+                format!(
+                    "The run request type '{other}' is invalid: use TaskRunRequest, EncodedTaskRunRequest, FileTaskRunRequest or DockerBuildRequest."
+                ),
+            ));
+        }
     };
     request
         .source
@@ -97,15 +109,25 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
     let task_ref = body["taskId"].as_str().unwrap_or_default();
     let name = task_ref.rsplit('/').next().unwrap_or_default();
     let prefix = format!("{}/tasks/", registry.record.id);
-    if name.is_empty() || (task_ref.contains('/') && !task_ref.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())) {
+    if name.is_empty()
+        || (task_ref.contains('/') && !task_ref.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase()))
+    {
         return Err(bad("InvalidRunRequest", format!("'taskId' must name a task of this registry ({prefix}<name>).")));
     }
     let host = super::find(ctx, registry, name).await?.ok_or_else(|| {
-        ArmError::new(404, "ResourceNotFound", format!("The task '{name}' of registry '{}' could not be found.", registry.record.name))
+        ArmError::new(
+            404,
+            "ResourceNotFound",
+            format!("The task '{name}' of registry '{}' could not be found.", registry.record.name),
+        )
     })?;
     let spec = task::TaskSpec::parse(&host.resource.properties)?;
     if !spec.enabled {
-        return Err(ArmError::new(409, "TaskDisabled", format!("The task '{name}' is disabled: enable it with 'wharf acr task update --status Enabled'.")));
+        return Err(ArmError::new(
+            409,
+            "TaskDisabled",
+            format!("The task '{name}' is disabled: enable it with 'wharf acr task update --status Enabled'."),
+        ));
     }
     if task::Step::context(&host.resource.properties["step"]).is_some() {
         return Err(source_not_served());
@@ -123,7 +145,9 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
     let mut arguments = values_of(&host.resource.properties["step"]["arguments"], "step.arguments")?;
     arguments.extend(values_of(&overrides["arguments"], "overrideTaskStepProperties.arguments")?);
     let source = match &spec.step {
-        task::Step::Encoded { content, values: encoded } => Source::Yaml { content: content.clone(), values: encoded.clone() },
+        task::Step::Encoded { content, values: encoded } => {
+            Source::Yaml { content: content.clone(), values: encoded.clone() }
+        }
         task::Step::Docker { .. } | task::Step::File { .. } => return Err(source_not_served()),
     };
     let abac = registry.properties.role_assignment_mode.is_abac();
@@ -175,7 +199,10 @@ fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<Ru
         }
     };
     if credentials.custom.values().any(|c| matches!(c, task::CustomCredential::Identity(_))) {
-        return Err(bad("InvalidRunRequest", "A quick run has no identity for custom registries: give them a user name and password."));
+        return Err(bad(
+            "InvalidRunRequest",
+            "A quick run has no identity for custom registries: give them a user name and password.",
+        ));
     }
     Ok(RunRequest {
         task: None,
@@ -193,12 +220,15 @@ fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<Ru
 }
 
 async fn require(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<wharf_storage::RunRecord, ArmError> {
-    ctx.state
-        .meta
-        .run_get(&registry.key(), run)
-        .await
-        .map_err(|e| storage_error("reading a run", e))?
-        .ok_or_else(|| ArmError::new(404, "ResourceNotFound", format!("The run '{run}' of registry '{}' could not be found.", registry.record.name)))
+    ctx.state.meta.run_get(&registry.key(), run).await.map_err(|e| storage_error("reading a run", e))?.ok_or_else(
+        || {
+            ArmError::new(
+                404,
+                "ResourceNotFound",
+                format!("The run '{run}' of registry '{}' could not be found.", registry.record.name),
+            )
+        },
+    )
 }
 
 pub async fn get(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<Response, ArmError> {
@@ -214,7 +244,9 @@ fn parse_filter(f: &str) -> Result<(RunFilter, Option<String>), ArmError> {
     let refuse = |clause: &str| {
         bad(
             "InvalidFilter",
-            format!("The $filter clause '{clause}' is not supported: use TaskName eq '<task>', Status eq '<status>' and RunId eq '<id>', joined by 'and'."),
+            format!(
+                "The $filter clause '{clause}' is not supported: use TaskName eq '<task>', Status eq '<status>' and RunId eq '<id>', joined by 'and'."
+            ),
         )
     };
     let lower = f.to_ascii_lowercase();
@@ -282,7 +314,9 @@ pub async fn patch(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result
         Value::Bool(b) => *b,
         Value::Null => match &body["properties"]["isArchiveEnabled"] {
             Value::Bool(b) => *b,
-            _ => return Err(bad("InvalidRunUpdate", "Only 'isArchiveEnabled' (true or false) of a run can be changed.")),
+            _ => {
+                return Err(bad("InvalidRunUpdate", "Only 'isArchiveEnabled' (true or false) of a run can be changed."));
+            }
         },
         _ => return Err(bad("InvalidRunUpdate", "'isArchiveEnabled' must be true or false.")),
     };
@@ -290,7 +324,13 @@ pub async fn patch(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result
         let mut r = require(ctx, registry, run).await?;
         let expected = r.status.clone();
         r.body["properties"]["isArchiveEnabled"] = json!(archive);
-        if ctx.state.meta.run_update(&r, &expected, chrono::Utc::now()).await.map_err(|e| storage_error("updating a run", e))? {
+        if ctx
+            .state
+            .meta
+            .run_update(&r, &expected, chrono::Utc::now())
+            .await
+            .map_err(|e| storage_error("updating a run", e))?
+        {
             return Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &r)));
         }
     }
@@ -336,7 +376,9 @@ mod tests {
         assert_eq!(f.status.as_deref(), Some("Succeeded"));
         assert_eq!(id, None);
         assert_eq!(parse_filter("RunId eq 'CA3'").unwrap().1.as_deref(), Some("ca3"));
-        for bad in ["contains(OutputImageManifests, 'a@sha256:1')", "TaskName eq t1", "Status eq 'Sleeping'", "Owner eq 'x'"] {
+        for bad in
+            ["contains(OutputImageManifests, 'a@sha256:1')", "TaskName eq t1", "Status eq 'Sleeping'", "Owner eq 'x'"]
+        {
             assert_eq!(parse_filter(bad).unwrap_err().code, "InvalidFilter", "{bad}");
         }
     }
