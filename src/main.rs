@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Wharf server (data plane and management API) on its embedded storage.
-    Serve(wharf_server::ServeArgs),
+    Serve(Box<wharf_server::ServeArgs>),
     /// Maintain a data directory while its server is stopped (`wharf admin fsck`).
     Admin(wharf_server::admin::AdminArgs),
     #[command(flatten)]
@@ -28,7 +28,7 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Serve(args) => match wharf_server::serve(args).await {
+            Command::Serve(args) => match wharf_server::serve(*args).await {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("ERROR: {e:#}");

@@ -165,7 +165,9 @@ pub async fn enqueue(
     let key = registry.key();
     let properties = json!({
         "status": "Queued",
-        "runType": if request.task.is_some() { "QuickRun" } else { "QuickRun" },
+        // A run scheduled by hand (a task's or a quick run) is a QuickRun; triggers (the next
+        // issue) make AutoRuns.
+        "runType": "QuickRun",
         "createTime": time(now),
         "lastUpdatedTime": time(now),
         "task": request.task,
@@ -205,9 +207,6 @@ pub fn run_json(registry_id: &str, run: &RunRecord) -> serde_json::Value {
     let mut p = run.body["properties"].clone();
     p["runId"] = json!(run.run_id);
     p["status"] = json!(run.status);
-    if run.task.is_some() {
-        p["runType"] = json!("QuickRun");
-    }
     json!({"id": format!("{registry_id}/runs/{}", run.run_id), "name": run.run_id, "type": RUNS, "properties": p})
 }
 
