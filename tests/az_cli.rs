@@ -11,7 +11,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Cli, CliRun, TestServer, jwt_claims, owner_service_principal, repository_actions, require_venv_modules};
+use common::{
+    Cli, CliRun, TestServer, jwt_claims, owner_service_principal, repository_actions, require_tool,
+    require_venv_modules,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -499,42 +502,13 @@ async fn az_runs_the_seed_walkthroughs_unmodified() {
     );
 
     // ---- what Wharf does not have yet fails clearly, not as an unknown resource ----
-    // The seed's task commands (004: task create/update with --source-acr-auth-id, quick runs
-    // and builds with [caller] or none).
+    // Quick builds from a local context (source upload comes with the next issue).
     let context = tempfile::tempdir().unwrap();
     std::fs::write(context.path().join("Dockerfile"), "FROM scratch\n").unwrap();
     let context = context.path().to_str().unwrap().to_string();
-    for args in [
-        vec![
-            "acr",
-            "task",
-            "create",
-            "-n",
-            "t1",
-            "-r",
-            "myregistry",
-            "--cmd",
-            "app:v1",
-            "-c",
-            "/dev/null",
-            "--source-acr-auth-id",
-            "[system]",
-            "--assign-identity",
-            "[system]",
-        ],
-        vec!["acr", "task", "update", "-n", "t1", "-r", "myregistry", "--source-acr-auth-id", "none"],
-        vec!["acr", "run", "-r", "myregistry", "--cmd", "app:v1", "/dev/null", "--source-acr-auth-id", "[caller]"],
-        vec!["acr", "build", "-r", "myregistry", "-t", "app:v2", &context, "--source-acr-auth-id", "none"],
-    ] {
-        let task = az.run(&args);
-        assert_ne!(task.code, 0, "az {}: {task:?}", args.join(" "));
-        assert!(
-            task.stderr.contains("FeatureNotSupported") && task.stderr.contains("ACR Tasks"),
-            "az {}: {}",
-            args.join(" "),
-            task.stderr
-        );
-    }
+    let build = az.run(&["acr", "build", "-r", "myregistry", "-t", "app:v2", &context, "--source-acr-auth-id", "none"]);
+    assert_ne!(build.code, 0, "{build:?}");
+    assert!(build.stderr.contains("FeatureNotSupported") && build.stderr.contains("ACR Tasks"), "{}", build.stderr);
     let import = az.run(&[
         "acr",
         "import",
@@ -992,4 +966,239 @@ async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
     let tsv = cli.run(&["acr", "list", "--query", "[].{n:name,l:loginServer}", "-o", "tsv"]).ok().stdout;
     let line = format!("myregistry\t{}", s.login_server("myregistry"));
     assert!(tsv.lines().any(|l| l == line), "the name, then the login server: {tsv}");
+}
+
+/// busybox from busybox-static, built locally and pushed over TLS to `registry` as
+/// `base/busybox:1` with the bootstrap administrator's credentials.
+fn push_busybox(s: &TestServer, registry: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    for tool in ["sh", "echo", "cat", "printf"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(s.tls_ca.as_ref().unwrap(), certs.join("ca.crt")).unwrap();
+    let conf = dir.path().join("containers.conf");
+    std::fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
+    let target = format!("{}/base/busybox:1", s.login_server(registry));
+    let local = format!("localhost/wharf-az-busybox-{registry}:1");
+    let script = format!(
+        "set -e; c=$(buildah from scratch); buildah copy $c {root} / >/dev/null; buildah config --cmd '[\"/bin/sh\"]' --env PATH=/bin $c; \
+         buildah commit --quiet $c {local} >/dev/null; buildah rm $c >/dev/null; \
+         buildah push --quiet --cert-dir {certs} --creds '{creds}' {local} docker://{target}",
+        root = root.display(),
+        certs = certs.display(),
+        creds = s.creds_arg().unwrap()
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).env("CONTAINERS_CONF", &conf).output().unwrap();
+    assert!(out.status.success(), "base image: {}", String::from_utf8_lossy(&out.stderr));
+    target
+}
+
+/// A task file that writes a Dockerfile `FROM base` in the shared working directory, builds it
+/// and pushes it as `$Registry/{image}`.
+fn build_task_file(base: &str, image: &str) -> String {
+    let dockerfile = format!("FROM {base}\\nRUN echo built > /built.txt\\n");
+    format!(
+        "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t $Registry/{image} .\n  - push: [\"$Registry/{image}\"]\n"
+    )
+}
+
+/// Both seeds' task walkthroughs with the real `az`: seed 000 (a task's system-assigned
+/// identity with AcrPush, `--auth-mode None`, `credential add --use-identity [system]`, public
+/// access disabled: the run succeeds as a trusted service, and fails once trusted services are
+/// off) and seed 004 (ABAC mode: no access without `--source-acr-auth-id`, `[system]` with a
+/// conditioned Repository Writer role pushes inside its prefix only, `none` removes access,
+/// `--auth-mode` is refused, `az acr run --source-acr-auth-id [caller]` acts as the caller).
+#[tokio::test(flavor = "multi_thread")]
+async fn az_runs_the_task_walkthroughs_unmodified() {
+    let Some(bin) = require_az() else { return };
+    if !(require_tool("buildah") && require_tool("podman") && require_tool("runc")) {
+        return;
+    }
+    let s = TestServer::builder().tls().start().await;
+    let cli = Cli::login(&s);
+    let (az, app_id) = az_as_subscription_owner(bin, &s, &cli);
+    az.json(&["group", "create", "-n", "rg1", "-l", "westus"]);
+
+    // ---- seed 000 ----
+    let rid = az.json(&["acr", "create", "-n", "seedtasks", "-g", "rg1", "--sku", "Premium"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = push_busybox(&s, "seedtasks");
+    let login = s.login_server("seedtasks");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acr-task.yaml");
+    std::fs::write(&file, build_task_file(&base, "app/trusted:{{.Run.ID}}")).unwrap();
+    let file = file.to_str().unwrap();
+    let task = az.json(&[
+        "acr",
+        "task",
+        "create",
+        "-n",
+        "trusted-build",
+        "-r",
+        "seedtasks",
+        "-c",
+        "/dev/null",
+        "-f",
+        file,
+        "--assign-identity",
+        "[system]",
+        "--auth-mode",
+        "None",
+    ]);
+    assert_eq!(task["credentials"]["sourceRegistry"]["loginMode"], "None", "{task}");
+    let principal = task["identity"]["principalId"].as_str().expect("a system-assigned identity").to_string();
+    az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &principal,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "AcrPush",
+        "--scope",
+        &rid,
+    ]);
+    az.json(&[
+        "acr",
+        "task",
+        "credential",
+        "add",
+        "-n",
+        "trusted-build",
+        "-r",
+        "seedtasks",
+        "--login-server",
+        &login,
+        "--use-identity",
+        "[system]",
+    ]);
+    az.json(&["acr", "update", "--name", "seedtasks", "--public-network-enabled", "false"]);
+    let run = az.run(&["acr", "task", "run", "-n", "trusted-build", "-r", "seedtasks"]);
+    assert_eq!(run.code, 0, "the trusted task runs with public access disabled: {run:?}");
+    assert!(
+        run.stdout.contains("app/trusted") && run.stdout.contains("sha256:"),
+        "the log names the pushed image: {run:?}"
+    );
+    az.json(&["acr", "update", "--name", "seedtasks", "--allow-trusted-services", "false"]);
+    let refused = az.run(&["acr", "task", "run", "-n", "trusted-build", "-r", "seedtasks"]);
+    assert_eq!(refused.code, 1, "without trusted services the same run fails: {refused:?}");
+    assert!(refused.stderr.contains("Run failed"), "{refused:?}");
+    assert!(refused.stdout.contains("403"), "the network refusal is in the log: {refused:?}");
+    let runs = az.json(&["acr", "task", "list-runs", "-r", "seedtasks"]);
+    assert_eq!(runs[0]["status"], "Failed", "newest first: {runs}");
+    assert_eq!(runs[1]["status"], "Succeeded", "{runs}");
+    let logs = az.run(&["acr", "task", "logs", "-r", "seedtasks", "-n", "trusted-build"]);
+    assert_eq!(logs.code, 0, "{logs:?}");
+    assert!(logs.stderr.contains("Showing logs of the last created run"), "{logs:?}");
+
+    // ---- seed 004 ----
+    let rid = az.json(&["acr", "create", "-n", "seedabactasks", "-g", "rg1", "--sku", "Premium"])["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = push_busybox(&s, "seedabactasks");
+    az.json(&["acr", "update", "-n", "seedabactasks", "--role-assignment-mode", "rbac-abac"]);
+    std::fs::write(dir.path().join("inside.yaml"), build_task_file(&base, "team/app:{{.Run.ID}}")).unwrap();
+    std::fs::write(dir.path().join("outside.yaml"), build_task_file(&base, "other/app:{{.Run.ID}}")).unwrap();
+    let inside = dir.path().join("inside.yaml");
+    let outside = dir.path().join("outside.yaml");
+    let created = az.run(&[
+        "acr",
+        "task",
+        "create",
+        "-n",
+        "abac-build",
+        "-r",
+        "seedabactasks",
+        "-c",
+        "/dev/null",
+        "-f",
+        inside.to_str().unwrap(),
+        "--assign-identity",
+        "[system]",
+    ]);
+    assert_eq!(created.code, 0, "{created:?}");
+    let principal = created.json()["identity"]["principalId"].as_str().unwrap().to_string();
+    let run = az.run(&["acr", "task", "run", "-n", "abac-build", "-r", "seedabactasks"]);
+    assert_eq!(run.code, 1, "in ABAC mode a task has no access without --source-acr-auth-id: {run:?}");
+    az.json(&["acr", "task", "update", "-n", "abac-build", "-r", "seedabactasks", "--source-acr-auth-id", "[system]"]);
+    let condition = format!(
+        "((!(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/content/write'}}) AND !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/metadata/write'}})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))"
+    );
+    az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &principal,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Container Registry Repository Writer",
+        "--scope",
+        &rid,
+        "--condition",
+        &condition,
+        "--condition-version",
+        "2.0",
+    ]);
+    let run = az.run(&["acr", "task", "run", "-n", "abac-build", "-r", "seedabactasks"]);
+    assert_eq!(run.code, 0, "[system] pushes inside its prefix: {run:?}");
+    az.json(&["acr", "task", "update", "-n", "abac-build", "-r", "seedabactasks", "-f", outside.to_str().unwrap()]);
+    let run = az.run(&["acr", "task", "run", "-n", "abac-build", "-r", "seedabactasks"]);
+    assert_eq!(run.code, 1, "…and is refused outside it: {run:?}");
+    let mode = az.run(&["acr", "task", "update", "-n", "abac-build", "-r", "seedabactasks", "--auth-mode", "Default"]);
+    assert_ne!(mode.code, 0, "{mode:?}");
+    assert!(mode.stderr.contains("AuthModeNotSupported"), "{mode:?}");
+    az.json(&[
+        "acr",
+        "task",
+        "update",
+        "-n",
+        "abac-build",
+        "-r",
+        "seedabactasks",
+        "-f",
+        inside.to_str().unwrap(),
+        "--source-acr-auth-id",
+        "none",
+    ]);
+    let run = az.run(&["acr", "task", "run", "-n", "abac-build", "-r", "seedabactasks"]);
+    assert_eq!(run.code, 1, "none removes access: {run:?}");
+
+    // a quick run acts as its caller, who needs a Repository role
+    let sp = az.json(&["ad", "sp", "show", "--id", &app_id]);
+    let sp_oid = sp["id"].as_str().unwrap().to_string();
+    az.json(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &sp_oid,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Container Registry Repository Reader",
+        "--scope",
+        &rid,
+    ]);
+    let cmd = format!("{base} echo pulled-as-the-caller");
+    let quick =
+        az.run(&["acr", "run", "-r", "seedabactasks", "--cmd", &cmd, "/dev/null", "--source-acr-auth-id", "[caller]"]);
+    assert_eq!(quick.code, 0, "{quick:?}");
+    assert!(quick.stdout.contains("pulled-as-the-caller"), "{quick:?}");
+    let none =
+        az.run(&["acr", "run", "-r", "seedabactasks", "--cmd", &cmd, "/dev/null", "--source-acr-auth-id", "none"]);
+    assert_eq!(none.code, 1, "without an identity a quick run has no access in ABAC mode: {none:?}");
 }

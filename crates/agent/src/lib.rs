@@ -126,6 +126,11 @@ pub struct EngineConfig {
     pub cert_dir: Option<PathBuf>,
     /// How many steps of one run may run at once (0 counts as 1).
     pub max_parallel_steps: usize,
+    /// Pull every image a run did not build itself, even when the store holds it (cmd steps'
+    /// images: `--pull=always`; a run's first build: `--pull-always`), so that each run proves
+    /// its own access with its own credentials and never uses another run's copy. `false`
+    /// uses stored images as they are (images that exist only locally).
+    pub pull_always: bool,
 }
 
 impl EngineConfig {
@@ -141,6 +146,7 @@ impl EngineConfig {
             insecure_registries: Vec::new(),
             cert_dir: None,
             max_parallel_steps: 4,
+            pull_always: true,
         }
     }
 }

@@ -486,7 +486,7 @@ async fn build(
             // A run proves access to every base image it uses: pulled again unless an earlier
             // build of this run may have made it (then the default, "newer", still asks the
             // registry).
-            pull_always: b.pull || ctx.built.lock().unwrap().is_empty(),
+            pull_always: b.pull || (ctx.inner.cfg.pull_always && ctx.built.lock().unwrap().is_empty()),
             platform: b.platform.as_deref(),
             cgroup_parent: &cgroup_parent,
         },
@@ -573,7 +573,7 @@ async fn cmd(
     };
     // An image this run did not build is pulled (with the run's credentials) even when the
     // store has it: another run's pull proves nothing about this run's access.
-    let fresh = !ctx.built.lock().unwrap().iter().any(|t| t == &c.image);
+    let fresh = ctx.inner.cfg.pull_always && !ctx.built.lock().unwrap().iter().any(|t| t == &c.image);
     if ctx.inner.cfg.cert_dir.is_some() && (fresh || !image_exists(ctx, &c.image).await) {
         let args = argv::pull(&ctx.common(), &c.image);
         match attempt_of(process::stream(podman, &args, &ctx.env, &ctx.log, deadline, stop, async {}).await, podman) {

@@ -496,6 +496,50 @@ async fn an_htpasswd_registry_through_the_auth_file() {
     assert!(has(&lines, "authentication required"), "{}", dump(&lines));
 }
 
+/// With `pull_always` (the default), a run pulls every image it did not build with its own
+/// credentials: an image another run pulled into the shared store is refused to a run without
+/// access, which the store alone would have let through.
+#[tokio::test]
+async fn a_run_never_uses_an_image_only_another_run_could_pull() {
+    if !tools_present() {
+        return;
+    }
+    let s = shared();
+    let secure = Registry::start(Some(("carol", "pw-for-carol")));
+    let work = scratch();
+    let mut insecure = vec![s.registry.host.clone(), secure.host.clone()];
+    insecure.dedup();
+    let strict =
+        Engine::new(EngineConfig { pull_always: true, ..config(work.path(), Network::None, &insecure) }).unwrap();
+    let lax_work = scratch();
+    let lax = Engine::new(config(lax_work.path(), Network::None, &insecure)).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("carol:pw-for-carol");
+    let id = run_id("private");
+    let image = format!("{}/app/only-carol:{id}", secure.host);
+    let ctx = scratch();
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {}\nRUN echo carols-{id} > /id\n", s.base)).unwrap();
+    let mut p = plan(vec![
+        build("b", BuildStep { tags: vec![image.clone()], context: ".".into(), ..BuildStep::default() }),
+        step("p", StepAction::Push(vec![image.clone()])),
+    ]);
+    p.steps[1].depends_on = vec![0];
+    let mut j = job(&id, p);
+    j.context = Some(ctx.path().to_path_buf());
+    j.auth = serde_json::json!({"auths": {secure.host.clone(): {"auth": basic}}});
+    let (outcome, lines) = execute(&strict, j).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
+
+    // The image is in the store now. A run without carol's credentials may not use it…
+    let use_it = || plan(vec![sh("use", &image, "cat /id")]);
+    let (outcome, lines) = execute(&strict, job(&run_id("thief"), use_it())).await;
+    assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
+    assert!(!has(&lines, &format!("carols-{id}")), "{}", dump(&lines));
+    // …which only pulling again shows: the store alone would have served it.
+    let (outcome, lines) = execute(&lax, job(&run_id("lax"), use_it())).await;
+    assert_eq!(outcome.status, RunStatus::Succeeded, "{}", dump(&lines));
+    assert!(has(&lines, &format!("carols-{id}")), "{}", dump(&lines));
+}
+
 /// A detached step runs in the background and is removed at the end; a `keep` step's
 /// container stays.
 #[tokio::test]

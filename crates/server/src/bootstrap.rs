@@ -116,9 +116,21 @@ async fn run_queue(config: &Config) -> crate::run_queue::RunQueue {
         .storage
         .as_ref()
         .map(|root| wharf_agent::StorageDirs { root: root.clone(), run_root: root.join("run") });
+    // With the self-signed CA, runs trust it for this deployment's registries (buildah's and
+    // podman's --cert-dir holds only that CA); with operator certificates, the system's roots.
     let cert_dir = match &config.tls {
-        crate::config::TlsMode::Off => None,
-        _ => Some(tasks_dir.join("certs")),
+        crate::config::TlsMode::SelfSigned => {
+            let dir = tasks_dir.join("certs");
+            let ca = crate::tls::ca_cert_path(&config.data_dir);
+            match std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(&ca, dir.join("wharf-ca.crt"))) {
+                Ok(_) => Some(dir),
+                Err(e) => {
+                    tracing::warn!(error = %e, ca = %ca.display(), "task runs will not trust the local CA");
+                    None
+                }
+            }
+        }
+        _ => None,
     };
     let engine_config = wharf_agent::EngineConfig {
         buildah: "buildah".into(),

@@ -93,13 +93,18 @@ fn default_ips(listen: IpAddr) -> Vec<IpAddr> {
     ips
 }
 
+/// The local CA's certificate of a data directory (`{data_dir}/tls/ca.crt`).
+pub fn ca_cert_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("tls").join("ca.crt")
+}
+
 /// Creates (once) a CA and a default server certificate under `{data_dir}/tls`, reissuing the
 /// certificate when its names change. Returns the paths.
 pub fn self_signed(data_dir: &Path, domain: &str, listen: IpAddr) -> anyhow::Result<SelfSigned> {
     let dir = data_dir.join("tls");
     std::fs::create_dir_all(&dir)?;
     let paths = SelfSigned {
-        ca_cert: dir.join("ca.crt"),
+        ca_cert: ca_cert_path(data_dir),
         ca_key: dir.join("ca.key"),
         cert: dir.join("server.crt"),
         key: dir.join("server.key"),

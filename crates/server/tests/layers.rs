@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer. Planes (layer 5) may not import each other.
 const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "listener", "tls", "login_server"]),
-    (2, &["model", "issuer", "authz", "network", "admin_user"]),
+    (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue"]),
     (3, &["state"]),
-    (4, &["http", "auth", "private_link", "gc", "uploads_sweep"]),
-    (5, &["oci", "tokens", "arm", "graph", "entra", "msi"]),
+    (4, &["http", "auth", "private_link", "gc", "uploads_sweep", "runs"]),
+    (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs"]),
     (6, &["lib", "bootstrap", "admin"]),
 ];
 const PLANE_LAYER: u8 = 5;

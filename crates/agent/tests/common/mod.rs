@@ -293,6 +293,9 @@ pub fn config(work_root: &Path, network: Network, insecure: &[String]) -> Engine
         network,
         insecure_registries: insecure.to_vec(),
         max_parallel_steps: 4,
+        // Most tests build from images that exist only in the test store; the one that proves
+        // the default is `a_run_never_uses_an_image_only_another_run_could_pull`.
+        pull_always: false,
         ..EngineConfig::new(work_root)
     }
 }

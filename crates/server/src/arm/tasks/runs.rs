@@ -315,7 +315,10 @@ pub async fn patch(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result
         Value::Null => match &body["properties"]["isArchiveEnabled"] {
             Value::Bool(b) => *b,
             _ => {
-                return Err(bad("InvalidRunUpdate", "Only 'isArchiveEnabled' (true or false) of a run can be changed."));
+                return Err(bad(
+                    "InvalidRunUpdate",
+                    "Only 'isArchiveEnabled' (true or false) of a run can be changed.",
+                ));
             }
         },
         _ => return Err(bad("InvalidRunUpdate", "'isArchiveEnabled' must be true or false.")),
