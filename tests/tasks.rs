@@ -520,6 +520,53 @@ async fn seed_000_a_task_identity_is_a_trusted_service_through_disabled_public_a
     let (r, log) = run_task(&s, &reg, "trusted-build").await;
     assert_eq!(r["properties"]["status"], "Failed", "with trusted services off the run is refused: {r}\n{log}");
     assert!(log.contains("403") || log.to_lowercase().contains("denied") || log.contains("not allowed"), "{log}");
+
+    // `networkRuleBypassAllowedForTasks` lets task identities through on its own
+    let (st, _) = s
+        .mgmt(
+            Method::PATCH,
+            &format!("{reg}?api-version=2025-11-01"),
+            Some(json!({"properties": {"networkRuleBypassAllowedForTasks": true}})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (r, log) = run_task(&s, &reg, "trusted-build").await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
+}
+
+/// Task and run endpoints need their actions: a Reader of the registry may list tasks but not
+/// create or run one; *Container Registry Tasks Contributor* may do both.
+#[tokio::test]
+async fn task_and_run_endpoints_need_their_actions() {
+    let s = TestServer::start().await;
+    let cli = Cli::login(&s);
+    let reg = registry(&s, "taskrbac", None).await;
+    let (app, secret, oid) = service_principal(&cli, "task-operator", &[]);
+    grant(&s, &reg, &oid, "acdd72a7-3385-48ef-bd42-f606fba81ae7", None).await; // Reader
+    let (st, tok) = sp_token(&s, &app, &secret, MGMT_SCOPE).await;
+    assert_eq!(st, 200, "{tok}");
+    let token = tok["access_token"].as_str().unwrap().to_string();
+    let yaml = "steps:\n  - cmd: busybox echo hi\n";
+    let body =
+        json!({"location": "westus", "properties": {"step": {"type": "EncodedTask", "encodedTaskContent": b64(yaml)}}});
+    let (st, list) = s.mgmt_as(&token, Method::GET, &format!("{reg}/tasks?{API}"), None).await;
+    assert_eq!(st, 200, "{list}");
+    let (st, e) = s.mgmt_as(&token, Method::PUT, &format!("{reg}/tasks/rbac-task?{API}"), Some(body.clone())).await;
+    assert_eq!((st.as_u16(), e["error"]["code"].as_str()), (403, Some("AuthorizationFailed")), "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("Microsoft.ContainerRegistry/registries/tasks/write"),
+        "{e}"
+    );
+    let run = json!({"type": "EncodedTaskRunRequest", "encodedTaskContent": b64(yaml)});
+    let (st, e) = s.mgmt_as(&token, Method::POST, &format!("{reg}/scheduleRun?{API}"), Some(run.clone())).await;
+    assert_eq!(st, 403, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("scheduleRun/action"), "{e}");
+
+    grant(&s, &reg, &oid, "fb382eab-e894-4461-af04-94435c366c3f", None).await; // Tasks Contributor
+    let (st, t) = s.mgmt_as(&token, Method::PUT, &format!("{reg}/tasks/rbac-task?{API}"), Some(body)).await;
+    assert_eq!(st, 200, "{t}");
+    let (st, r) = s.mgmt_as(&token, Method::POST, &format!("{reg}/scheduleRun?{API}"), Some(run)).await;
+    assert_eq!(st, 200, "{r}");
 }
 
 /// Seed 004: in ABAC mode a task has no data-plane access of its own; `[system]` with a
@@ -641,4 +688,84 @@ async fn a_restart_keeps_queued_runs_and_ends_interrupted_ones() {
     let r = finished(&s, &reg, &queued).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}");
     assert!(log_of(&s, &reg, &queued).await.0.contains("queued-ran"));
+}
+
+/// A Debian `docker-registry` with htpasswd authentication on a free loopback port; stopped
+/// when dropped.
+struct ExternalRegistry {
+    child: std::process::Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ExternalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn external_registry(user: &str, password: &str) -> ExternalRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {root}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\nauth: {{htpasswd: {{realm: ext, path: {pw}}}}}\n",
+        root = dir.path().join("data").display(),
+        pw = dir.path().join("htpasswd").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ExternalRegistry { child, host: format!("127.0.0.1:{port}"), _dir: dir }
+}
+
+/// A custom registry outside the deployment, reached with the user name and password the task
+/// holds (`task credential add -u -p`); without them the same push is refused.
+#[tokio::test]
+async fn a_task_pushes_to_an_external_registry_with_its_credentials() {
+    if !(engine_installed() && require_tool("docker-registry") && require_tool("htpasswd")) {
+        return;
+    }
+    let ext = external_registry("dave", "dave-s3cret");
+    let s = TestServer::builder().flags(&["--task-insecure-registry", &ext.host]).start().await;
+    let reg = registry(&s, "extpush", None).await;
+    let base = push_base(&s, "extpush");
+    let image = format!("{}/ext/app:$ID", ext.host);
+    let dockerfile = format!("FROM {base}\\nRUN echo external > /x\\n");
+    let yaml = format!(
+        "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t {image} .\n  - push: [\"{image}\"]\n"
+    );
+    let creds = json!({"customRegistries": {ext.host.clone(): {"userName": {"type": "Opaque", "value": "dave"}, "password": {"type": "Opaque", "value": "dave-s3cret"}}}});
+    put_task(&s, &reg, "external-push", &yaml, creds, None).await;
+    let (r, log) = run_task(&s, &reg, "external-push").await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
+    assert!(!log.contains("dave-s3cret"), "{log}");
+    let run = r["properties"]["runId"].as_str().unwrap();
+    let tags = reqwest::Client::new()
+        .get(format!("http://{}/v2/ext/app/tags/list", ext.host))
+        .basic_auth("dave", Some("dave-s3cret"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert!(tags["tags"].as_array().unwrap().iter().any(|t| t == run), "{tags}");
+
+    put_task(&s, &reg, "external-nocreds", &yaml, json!({}), None).await;
+    let (r, log) = run_task(&s, &reg, "external-nocreds").await;
+    assert_eq!(r["properties"]["status"], "Failed", "without the credentials the push is refused: {r}\n{log}");
 }

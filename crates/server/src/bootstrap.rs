@@ -141,6 +141,7 @@ async fn run_queue(config: &Config) -> crate::run_queue::RunQueue {
         insecure_registries: config.tasks.insecure_registries.clone(),
         cert_dir,
         max_parallel_steps: config.tasks.runs.max(2),
+        pull_always: true,
     };
     let engine = match wharf_agent::Engine::new(engine_config) {
         Err(e) => {
