@@ -1133,9 +1133,7 @@ async fn az_runs_the_task_walkthroughs_unmodified() {
     let run = az.run(&["acr", "task", "run", "-n", "abac-build", "-r", "seedabactasks"]);
     assert_eq!(run.code, 1, "in ABAC mode a task has no access without --source-acr-auth-id: {run:?}");
     az.json(&["acr", "task", "update", "-n", "abac-build", "-r", "seedabactasks", "--source-acr-auth-id", "[system]"]);
-    let condition = format!(
-        "((!(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/content/write'}}) AND !(ActionMatches{{'Microsoft.ContainerRegistry/registries/repositories/metadata/write'}})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))"
-    );
+    let condition = "((!(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/content/write'}) AND !(ActionMatches{'Microsoft.ContainerRegistry/registries/repositories/metadata/write'})) OR (@Request[Microsoft.ContainerRegistry/registries/repositories:name] StringStartsWithIgnoreCase 'team/'))";
     az.json(&[
         "role",
         "assignment",
@@ -1149,7 +1147,7 @@ async fn az_runs_the_task_walkthroughs_unmodified() {
         "--scope",
         &rid,
         "--condition",
-        &condition,
+        condition,
         "--condition-version",
         "2.0",
     ]);

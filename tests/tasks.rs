@@ -610,6 +610,19 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
     grant(&s, &reg, &principal, REPOSITORY_WRITER, Some(condition)).await;
     let (r, log) = run_task(&s, &reg, "abac-build").await;
     assert_eq!(r["properties"]["status"], "Succeeded", "[system] pushes inside the prefix: {r}\n{log}");
+    // check-access explains the task identity's access like any other principal's
+    for (repository, allowed) in [("team/app", true), ("other/app", false)] {
+        let (st, c) = s
+            .mgmt(
+                Method::POST,
+                &format!("{reg}/checkAccess?api-version=2025-11-01"),
+                Some(json!({"principalId": principal, "repository": repository, "actions": ["push"]})),
+            )
+            .await;
+        assert_eq!(st, 200, "{c}");
+        assert_eq!(c["authorizationAllowed"], allowed, "{repository}: {c}");
+        assert!(c["explanation"].as_str().unwrap().contains("Container Registry Repository Writer"), "{c}");
+    }
 
     let outside = build_and_push(&base, "other/app:$ID");
     let patch = json!({"properties": {"step": {"type": "EncodedTask", "encodedTaskContent": b64(&outside)}}});
@@ -768,4 +781,46 @@ async fn a_task_pushes_to_an_external_registry_with_its_credentials() {
     put_task(&s, &reg, "external-nocreds", &yaml, json!({}), None).await;
     let (r, log) = run_task(&s, &reg, "external-nocreds").await;
     assert_eq!(r["properties"]["status"], "Failed", "without the credentials the push is refused: {r}\n{log}");
+}
+
+const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
+
+/// `--source-acr-auth-id <user-assigned identity>`: the run pulls with that identity's role;
+/// a user-assigned identity is no trusted service, so closed public access stops it.
+#[tokio::test]
+async fn a_user_assigned_identity_pulls_for_its_task_but_is_not_a_trusted_service() {
+    if !engine_installed() {
+        return;
+    }
+    let s = TestServer::start().await;
+    let reg = registry(&s, "uaitask", None).await;
+    let base = push_base(&s, "uaitask");
+    let uai_path =
+        format!("{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/task-uai", s.group_path("rg"));
+    let (st, uai) =
+        s.mgmt(Method::PUT, &format!("{uai_path}?api-version=2023-01-31"), Some(json!({"location": "westus"}))).await;
+    assert!(st.is_success(), "{uai}");
+    let (client_id, principal) = (
+        uai["properties"]["clientId"].as_str().unwrap().to_string(),
+        uai["properties"]["principalId"].as_str().unwrap().to_string(),
+    );
+    grant(&s, &reg, &principal, ACR_PULL, None).await;
+    let yaml = format!("steps:\n  - cmd: {base} echo pulled-with-the-uai\n");
+    let identity = json!({"type": "UserAssigned", "userAssignedIdentities": {uai["id"].as_str().unwrap(): {}}});
+    let t =
+        put_task(&s, &reg, "uai-pull", &yaml, json!({"sourceRegistry": {"identity": client_id}}), Some(identity)).await;
+    assert_eq!(t["identity"]["type"], "UserAssigned", "{t}");
+    let (r, log) = run_task(&s, &reg, "uai-pull").await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
+    assert!(log.contains("pulled-with-the-uai"), "{log}");
+    let (st, _) = s
+        .mgmt(
+            Method::PATCH,
+            &format!("{reg}?api-version=2025-11-01"),
+            Some(json!({"properties": {"publicNetworkAccess": "Disabled", "networkRuleBypassAllowedForTasks": true}})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (r, log) = run_task(&s, &reg, "uai-pull").await;
+    assert_eq!(r["properties"]["status"], "Failed", "only a task's system-assigned identity is trusted: {r}\n{log}");
 }

@@ -8,7 +8,8 @@
 //! endpoint is [`LogEndpoint::permission`]: a shared access signature for that one log, read
 //! only, unexpired — checked in [`authorize`], the plane's one decision. There is no other
 //! credential: a link is what `listLogSasUrl` (which needs
-//! `Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action`) hands to its caller.
+//! `Microsoft.ContainerRegistry/registries/runs/listLogSasUrl/action`) hands to its caller
+//! (`runs::log_link` signs it; this plane only checks).
 //!
 //! Must never: serve a file outside the run-log directory, or tell a caller without a valid
 //! signature whether a log exists.
@@ -23,9 +24,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::http::Query;
 use crate::state::AppState;
 
-/// Path prefix of the plane.
-pub const PREFIX: &str = "/wharf-logs/";
-const BLOB_NAME: &str = "rawtext.log";
+pub use crate::runs::LOG_PREFIX as PREFIX;
+use crate::runs::{LOG_BLOB_NAME as BLOB_NAME, log_resource as resource, log_signature as signature};
 
 /// A request for a run's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,21 +66,6 @@ impl LogEndpoint {
     pub fn permission(&self) -> Permission {
         Permission { resource: resource(&self.registry, &self.run), read: true }
     }
-}
-
-fn resource(registry: &str, run: &str) -> String {
-    format!("{registry}/{}", run.to_ascii_lowercase())
-}
-
-fn signature(state: &AppState, resource: &str, expiry: i64) -> String {
-    wharf_identity::fingerprint(&state.secret_key, &format!("wharf run log\nr\n{resource}\n{expiry}"))
-}
-
-/// The link to a run's log, valid until `expiry` (Unix seconds), for a client that reached this
-/// server at `base` (`scheme://host`).
-pub fn link(state: &AppState, base: &str, registry: &str, run: &str, expiry: i64) -> String {
-    let sig = signature(state, &resource(registry, run), expiry);
-    format!("{base}{PREFIX}{registry}/{}/{BLOB_NAME}?se={expiry}&sp=r&sig={sig}", run.to_ascii_lowercase())
 }
 
 /// Why a request is refused.

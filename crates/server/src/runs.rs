@@ -151,6 +151,28 @@ mod custom_serde {
     }
 }
 
+/// Path prefix of the run-log plane (`logs.rs`) and the blob name of a log.
+pub const LOG_PREFIX: &str = "/wharf-logs/";
+pub const LOG_BLOB_NAME: &str = "rawtext.log";
+
+/// What a log link's signature covers: `{registry key}/{run id}`.
+pub fn log_resource(registry: &str, run: &str) -> String {
+    format!("{registry}/{}", run.to_ascii_lowercase())
+}
+
+/// The signature of a read link to `resource` valid until `expiry` (Unix seconds): an HMAC with
+/// the deployment key.
+pub fn log_signature(state: &AppState, resource: &str, expiry: i64) -> String {
+    wharf_identity::fingerprint(&state.secret_key, &format!("wharf run log\nr\n{resource}\n{expiry}"))
+}
+
+/// The link to a run's log, valid until `expiry`, for a client that reached this server at
+/// `base` (`scheme://host`): what `listLogSasUrl` answers.
+pub fn log_link(state: &AppState, base: &str, registry: &str, run: &str, expiry: i64) -> String {
+    let sig = log_signature(state, &log_resource(registry, run), expiry);
+    format!("{base}{LOG_PREFIX}{registry}/{}/{LOG_BLOB_NAME}?se={expiry}&sp=r&sig={sig}", run.to_ascii_lowercase())
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

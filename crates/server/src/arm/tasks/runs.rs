@@ -364,7 +364,7 @@ pub async fn log_link(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Res
     let r = require(ctx, registry, run).await?;
     let timeout = r.body["properties"]["timeout"].as_i64().unwrap_or(task::DEFAULT_TIMEOUT as i64);
     let expiry = chrono::Utc::now().timestamp() + timeout + 3600;
-    let link = crate::logs::link(&ctx.state, &ctx.state.base_url(&ctx.headers), &registry.key().0, &r.run_id, expiry);
+    let link = executor::log_link(&ctx.state, &ctx.state.base_url(&ctx.headers), &registry.key().0, &r.run_id, expiry);
     Ok(json_response(StatusCode::OK, &json!({"logLink": link})))
 }
 
