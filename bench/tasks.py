@@ -109,17 +109,24 @@ def main():
     conf.write("[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\nruntime = \"runc\"\n")
     conf.close()
     env = dict(os.environ, CONTAINERS_CONF=conf.name)
+    # the hand path's credentials: an auth file, as the engine gives each run one
+    auth = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    json.dump({"auths": {a.login_server: {"auth": base64.b64encode(a.creds.encode()).decode()}}}, auth)
+    auth.close()
 
     def by_hand(i):
         with tempfile.TemporaryDirectory() as d:
             t0 = time.perf_counter()
-            subprocess.run(["podman", "run", "--rm", "--network", "host", "--tls-verify=false", "--creds", a.creds,
+            # the flags the engine gives the same steps (it pulls what a run did not build)
+            subprocess.run(["podman", "run", "--rm", "--network", "host", "--pull=always", "--tls-verify=false", "--authfile", auth.name,
                             "-v", f"{d}:/workspace", "-w", "/workspace", "-e", "DF=" + dockerfile(a.image), a.image,
                             "sh", "-c", 'printf "%b" "$DF" > Dockerfile'], env=env, check=True, capture_output=True)
             ref = f"{a.login_server}/bench/hand:{i}"
-            subprocess.run(["buildah", "bud", "--isolation", "oci", "--network", "host", "--layers", "--retry", "0",
-                            "--tls-verify=false", "--creds", a.creds, "-t", ref, d], env=env, check=True, capture_output=True)
-            subprocess.run(["buildah", "push", "--tls-verify=false", "--creds", a.creds, ref], env=env, check=True,
+            subprocess.run(["buildah", "bud", "--isolation", "oci", "--network", "host", "--layers", "--force-rm", "--retry", "0",
+                            "--pull-always",
+                            "--tls-verify=false", "--authfile", auth.name, "-t", ref, d], env=env, check=True,
+                           capture_output=True)
+            subprocess.run(["buildah", "push", "--tls-verify=false", "--authfile", auth.name, ref], env=env, check=True,
                            capture_output=True)
             return time.perf_counter() - t0
 

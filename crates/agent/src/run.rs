@@ -603,6 +603,11 @@ async fn cmd(
             process::quiet(podman, &argv::rm_force(global, std::slice::from_ref(&name)), &ctx.env, HOUSEKEEPING).await;
     };
     let exit = process::stream(podman, &args, &ctx.env, &ctx.log, deadline, stop, abort).await;
+    // A `--rm` container whose podman exited on its own is gone already: the run's end need
+    // not remove it (one process less per step).
+    if matches!(exit, Exit::Code(_)) && !step.detach && !step.keep {
+        ctx.containers.lock().unwrap().retain(|(n, _)| *n != name);
+    }
     let result = attempt_of(exit, podman);
     if let Attempt::Ok = result {
         if step.detach {

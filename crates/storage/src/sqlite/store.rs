@@ -219,12 +219,9 @@ impl MetadataStore for SqliteMetadataStore {
     async fn resource_list(&self, filter: &ResourceFilter) -> Result<Vec<ResourceRecord>> {
         let t = filter.resource_type.as_deref().map(lower);
         let g = filter.resource_group.as_deref().map(lower);
+        let sql = resource_list_sql(t.is_some(), g.is_some());
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {RESOURCE_COLS} FROM resources \
-                 WHERE (?1 IS NULL OR type_lower = ?1) AND (?2 IS NULL OR resource_group_lower = ?2) \
-                 ORDER BY id_lower"
-            ))?;
+            let mut stmt = c.prepare_cached(&sql)?;
             collect(stmt.query(params![t, g])?, resource_from_row)
         })
         .await
@@ -1125,6 +1122,19 @@ fn insert_resource(tx: &rusqlite::Transaction<'_>, r: &ResourceRecord, replace: 
     Ok(())
 }
 
+/// `resource_list`'s query: one statement per combination of filters, so that each uses its
+/// index (a `(?1 IS NULL OR type_lower = ?1)` form would scan every resource — role assignments
+/// included — on each listing of one type).
+fn resource_list_sql(by_type: bool, by_group: bool) -> String {
+    let filter = match (by_type, by_group) {
+        (true, true) => "type_lower = ?1 AND resource_group_lower = ?2",
+        (true, false) => "type_lower = ?1 AND ?2 IS NULL",
+        (false, true) => "resource_group_lower = ?2 AND ?1 IS NULL",
+        (false, false) => "?1 IS NULL AND ?2 IS NULL",
+    };
+    format!("SELECT {RESOURCE_COLS} FROM resources WHERE {filter} ORDER BY id_lower")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1143,7 +1153,10 @@ mod tests {
             BLOB_VISIBLE_SQL,
             RUN_CLAIM_SQL,
             RUN_QUEUED_BEFORE_SQL,
-        ];
+        ]
+        .map(str::to_string)
+        .into_iter()
+        .chain([resource_list_sql(true, false), resource_list_sql(true, true), resource_list_sql(false, true)]);
         for sql in queries {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let nulls = vec![None::<String>; stmt.parameter_count()];
