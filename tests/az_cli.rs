@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{
-    Cli, CliRun, TestServer, jwt_claims, owner_service_principal, repository_actions, require_tool,
-    require_venv_modules,
+    Cli, CliRun, TestServer, build_and_push_task, jwt_claims, owner_service_principal, push_busybox,
+    repository_actions, require_task_engine, require_venv_modules,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -968,47 +968,6 @@ async fn wharf_prints_the_tables_and_tsv_that_az_prints() {
     assert!(tsv.lines().any(|l| l == line), "the name, then the login server: {tsv}");
 }
 
-/// busybox from busybox-static, built locally and pushed over TLS to `registry` as
-/// `base/busybox:1` with the bootstrap administrator's credentials.
-fn push_busybox(s: &TestServer, registry: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
-    for tool in ["sh", "echo", "cat", "printf"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir_all(&certs).unwrap();
-    std::fs::copy(s.tls_ca.as_ref().unwrap(), certs.join("ca.crt")).unwrap();
-    let conf = dir.path().join("containers.conf");
-    std::fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
-    let target = format!("{}/base/busybox:1", s.login_server(registry));
-    let local = format!("localhost/wharf-az-busybox-{registry}:1");
-    let script = format!(
-        "set -e; c=$(buildah from scratch); buildah copy $c {root} / >/dev/null; buildah config --cmd '[\"/bin/sh\"]' --env PATH=/bin $c; \
-         buildah commit --quiet $c {local} >/dev/null; buildah rm $c >/dev/null; \
-         buildah push --quiet --cert-dir {certs} --creds '{creds}' {local} docker://{target}",
-        root = root.display(),
-        certs = certs.display(),
-        creds = s.creds_arg().unwrap()
-    );
-    let out = Command::new("sh").arg("-c").arg(&script).env("CONTAINERS_CONF", &conf).output().unwrap();
-    assert!(out.status.success(), "base image: {}", String::from_utf8_lossy(&out.stderr));
-    target
-}
-
-/// A task file that writes a Dockerfile `FROM base` in the shared working directory, builds it
-/// and pushes it as `$Registry/{image}`.
-fn build_task_file(base: &str, image: &str) -> String {
-    let dockerfile = format!("FROM {base}\\nRUN echo built > /built.txt\\n");
-    format!(
-        "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t $Registry/{image} .\n  - push: [\"$Registry/{image}\"]\n"
-    )
-}
-
 /// Both seeds' task walkthroughs with the real `az`: seed 000 (a task's system-assigned
 /// identity with AcrPush, `--auth-mode None`, `credential add --use-identity [system]`, public
 /// access disabled: the run succeeds as a trusted service, and fails once trusted services are
@@ -1018,7 +977,7 @@ fn build_task_file(base: &str, image: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn az_runs_the_task_walkthroughs_unmodified() {
     let Some(bin) = require_az() else { return };
-    if !(require_tool("buildah") && require_tool("podman") && require_tool("runc")) {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::builder().tls().start().await;
@@ -1035,7 +994,7 @@ async fn az_runs_the_task_walkthroughs_unmodified() {
     let login = s.login_server("seedtasks");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("acr-task.yaml");
-    std::fs::write(&file, build_task_file(&base, "app/trusted:{{.Run.ID}}")).unwrap();
+    std::fs::write(&file, build_and_push_task(&base, "app/trusted:{{.Run.ID}}")).unwrap();
     let file = file.to_str().unwrap();
     let task = az.json(&[
         "acr",
@@ -1109,8 +1068,8 @@ async fn az_runs_the_task_walkthroughs_unmodified() {
         .to_string();
     let base = push_busybox(&s, "seedabactasks");
     az.json(&["acr", "update", "-n", "seedabactasks", "--role-assignment-mode", "rbac-abac"]);
-    std::fs::write(dir.path().join("inside.yaml"), build_task_file(&base, "team/app:{{.Run.ID}}")).unwrap();
-    std::fs::write(dir.path().join("outside.yaml"), build_task_file(&base, "other/app:{{.Run.ID}}")).unwrap();
+    std::fs::write(dir.path().join("inside.yaml"), build_and_push_task(&base, "team/app:{{.Run.ID}}")).unwrap();
+    std::fs::write(dir.path().join("outside.yaml"), build_and_push_task(&base, "other/app:{{.Run.ID}}")).unwrap();
     let inside = dir.path().join("inside.yaml");
     let outside = dir.path().join("outside.yaml");
     let created = az.run(&[

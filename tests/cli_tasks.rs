@@ -3,50 +3,18 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
-
-fn engine_installed() -> bool {
-    require_tool("buildah") && require_tool("podman") && require_tool("runc")
-}
-
-/// busybox from busybox-static, built locally and pushed to `registry` as `base/busybox:1`.
-fn push_base(s: &TestServer, registry: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("rootfs");
-    std::fs::create_dir_all(root.join("bin")).unwrap();
-    std::fs::create_dir_all(root.join("etc")).unwrap();
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
-    for tool in ["sh", "echo", "sleep"] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
-    }
-    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-    let conf = dir.path().join("containers.conf");
-    std::fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
-    let target = format!("{}/base/busybox:1", s.login_server(registry));
-    let local = format!("localhost/wharf-cli-busybox-{registry}:1");
-    let creds = s.creds_arg().unwrap();
-    let script = format!(
-        "set -e; c=$(buildah from scratch); buildah copy $c {root} / >/dev/null; buildah config --cmd '[\"/bin/sh\"]' --env PATH=/bin $c; \
-         buildah commit --quiet $c {local} >/dev/null; buildah rm $c >/dev/null; buildah push --quiet --tls-verify=false --creds '{creds}' {local} docker://{target}",
-        root = root.display()
-    );
-    let out = Command::new("sh").arg("-c").arg(&script).env("CONTAINERS_CONF", &conf).output().unwrap();
-    assert!(out.status.success(), "base image: {}", String::from_utf8_lossy(&out.stderr));
-    target
-}
 
 #[tokio::test]
 async fn task_commands_create_run_stream_and_report_as_az_does() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let cli = Cli::login(&s);
     cli.run(&["group", "create", "-n", "rg", "-l", "westus"]).ok();
     cli.run(&["acr", "create", "-n", "clitasks", "-g", "rg", "--sku", "Premium"]).ok();
-    let base = push_base(&s, "clitasks");
+    let base = push_busybox(&s, "clitasks");
 
     let cmd = format!("{base} echo hello-from-the-cli");
     let t = cli

@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -16,54 +15,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 const API: &str = "api-version=2025-03-01-preview";
-
-fn engine_installed() -> bool {
-    require_tool("buildah") && require_tool("podman") && require_tool("runc")
-}
-
-/// A busybox image built from `/bin/busybox` (busybox-static) without the internet, once per
-/// test binary, in the engine's local storage as `localhost/wharf-test-busybox:1`.
-fn local_base() -> &'static str {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("rootfs");
-        std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
-        for tool in ["sh", "echo", "cat", "ls", "sleep", "printf", "mkdir", "touch", "date", "true", "false"] {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
-        }
-        std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
-        std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
-        let conf = dir.path().join("containers.conf");
-        std::fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
-        let buildah = |args: &[&str]| {
-            let out = Command::new("buildah").args(args).env("CONTAINERS_CONF", &conf).output().unwrap();
-            assert!(out.status.success(), "buildah {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-            String::from_utf8_lossy(&out.stdout).trim().to_string()
-        };
-        let c = buildah(&["from", "scratch"]);
-        buildah(&["copy", &c, root.to_str().unwrap(), "/"]);
-        buildah(&["config", "--cmd", "[\"/bin/sh\"]", "--env", "PATH=/bin", &c]);
-        buildah(&["commit", "--quiet", &c, "localhost/wharf-test-busybox:1"]);
-        buildah(&["rm", &c]);
-    });
-    "localhost/wharf-test-busybox:1"
-}
-
-/// Pushes the busybox base image to `registry` as `base/busybox:1` (plain HTTP, the bootstrap
-/// administrator's credentials); returns its reference.
-fn push_base(s: &TestServer, registry: &str) -> String {
-    let target = format!("{}/base/busybox:1", s.login_server(registry));
-    let creds = s.creds_arg().expect("credentials");
-    let out = Command::new("buildah")
-        .args(["push", "--quiet", "--tls-verify=false", "--creds", &creds, local_base(), &format!("docker://{target}")])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "buildah push {target}: {}", String::from_utf8_lossy(&out.stderr));
-    target
-}
 
 async fn registry(s: &TestServer, name: &str, properties: Option<Value>) -> String {
     s.create_group("rg").await;
@@ -274,12 +225,12 @@ async fn bad_tasks_are_refused_with_a_clear_arm_error_and_nothing_stored() {
 
 #[tokio::test]
 async fn a_quick_run_pulls_from_its_registry_and_streams_its_log() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "quickrun", None).await;
-    let base = push_base(&s, "quickrun");
+    let base = push_busybox(&s, "quickrun");
     let yaml = format!(
         "version: v1.1.0\nsteps:\n  - cmd: {base} echo hello from $ID on {{{{.Run.Registry}}}} with {{{{.Values.word}}}}\n  - cmd: {base} sh -c 'echo the secret is {{{{.Values.pw}}}}'\n"
     );
@@ -305,12 +256,12 @@ async fn a_quick_run_pulls_from_its_registry_and_streams_its_log() {
 
 #[tokio::test]
 async fn a_multi_step_task_builds_pushes_and_runs_its_image() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "buildrun", None).await;
-    let base = push_base(&s, "buildrun");
+    let base = push_busybox(&s, "buildrun");
     // The steps share the run's working directory: the first writes a Dockerfile, the second
     // builds it (multi-stage, ARG, RUN, COPY --from), the third pushes, the last runs the image.
     let dockerfile = format!(
@@ -340,12 +291,12 @@ async fn a_multi_step_task_builds_pushes_and_runs_its_image() {
 
 #[tokio::test]
 async fn failures_ignored_errors_timeouts_and_cancels_are_reported() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "runfail", None).await;
-    let base = push_base(&s, "runfail");
+    let base = push_busybox(&s, "runfail");
     let failing = format!("steps:\n  - cmd: {base} sh -c 'echo about to fail; exit 5'\n  - cmd: {base} echo never\n");
     let run = quick_run(&s, &reg, &failing, json!({})).await;
     let r = finished(&s, &reg, &run).await;
@@ -425,15 +376,6 @@ async fn grant(s: &TestServer, scope: &str, principal: &str, role: &str, conditi
     assert_eq!(st, 201, "role assignment: {body}");
 }
 
-/// A task file whose first step writes a Dockerfile `FROM base` into the shared working
-/// directory, then builds, pushes and runs `image` (a reference below `$Registry`).
-fn build_and_push(base: &str, image: &str) -> String {
-    let dockerfile = format!("FROM {base}\\nRUN echo built > /built.txt\\nCMD [\\\"cat\\\", \\\"/built.txt\\\"]\\n");
-    format!(
-        "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t $Registry/{image} .\n  - push: [\"$Registry/{image}\"]\n"
-    )
-}
-
 async fn put_task(
     s: &TestServer,
     reg: &str,
@@ -467,14 +409,14 @@ async fn run_task(s: &TestServer, reg: &str, name: &str) -> (Value, String) {
 /// trusted services off, the same run is refused by the network rules.
 #[tokio::test]
 async fn seed_000_a_task_identity_is_a_trusted_service_through_disabled_public_access() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "seedtrusted", None).await;
-    let base = push_base(&s, "seedtrusted");
+    let base = push_busybox(&s, "seedtrusted");
     let login = s.login_server("seedtrusted");
-    let yaml = build_and_push(&base, "app/trusted:$ID");
+    let yaml = build_and_push_task(&base, "app/trusted:$ID");
     let t = put_task(
         &s,
         &reg,
@@ -575,14 +517,14 @@ async fn task_and_run_endpoints_need_their_actions() {
 /// as the caller.
 #[tokio::test]
 async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "seedabac", None).await;
     // the base image goes in before the mode switch (the administrator's Basic credentials push
     // in the legacy mode)
-    let pushed = push_base(&s, "seedabac");
+    let pushed = push_busybox(&s, "seedabac");
     let login = s.login_server("seedabac");
     let base = format!("{login}/base/busybox:1");
     assert_eq!(pushed, base);
@@ -595,7 +537,7 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
         .await;
     assert_eq!(st, 200, "{body}");
 
-    let inside = build_and_push(&base, "team/app:$ID");
+    let inside = build_and_push_task(&base, "team/app:$ID");
     let t = put_task(&s, &reg, "abac-build", &inside, json!({}), Some(json!({"type": "SystemAssigned"}))).await;
     let principal = t["identity"]["principalId"].as_str().unwrap().to_string();
     let (r, log) = run_task(&s, &reg, "abac-build").await;
@@ -624,7 +566,7 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
         assert!(c["explanation"].as_str().unwrap().contains("Container Registry Repository Writer"), "{c}");
     }
 
-    let outside = build_and_push(&base, "other/app:$ID");
+    let outside = build_and_push_task(&base, "other/app:$ID");
     let patch = json!({"properties": {"step": {"type": "EncodedTask", "encodedTaskContent": b64(&outside)}}});
     let (st, _) = s.mgmt(Method::PATCH, &format!("{reg}/tasks/abac-build?{API}"), Some(patch)).await;
     assert_eq!(st, 200);
@@ -663,13 +605,13 @@ async fn seed_004_abac_tasks_reach_their_registry_only_through_an_identity() {
 /// A restart marks the run that was executing `Error` with the reason and runs the queued ones.
 #[tokio::test]
 async fn a_restart_keeps_queued_runs_and_ends_interrupted_ones() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::builder().data_dir(dir.path()).flags(&["--task-runs", "1"]).start().await;
     let reg = registry(&s, "restartrun", None).await;
-    push_base(&s, "restartrun");
+    push_busybox(&s, "restartrun");
     // `$Registry`, not the login server: the port changes with the restart
     let long = quick_run(
         &s,
@@ -749,13 +691,13 @@ fn external_registry(user: &str, password: &str) -> ExternalRegistry {
 /// holds (`task credential add -u -p`); without them the same push is refused.
 #[tokio::test]
 async fn a_task_pushes_to_an_external_registry_with_its_credentials() {
-    if !(engine_installed() && require_tool("docker-registry") && require_tool("htpasswd")) {
+    if !(require_task_engine() && require_tool("docker-registry") && require_tool("htpasswd")) {
         return;
     }
     let ext = external_registry("dave", "dave-s3cret");
     let s = TestServer::builder().flags(&["--task-insecure-registry", &ext.host]).start().await;
     let reg = registry(&s, "extpush", None).await;
-    let base = push_base(&s, "extpush");
+    let base = push_busybox(&s, "extpush");
     let image = format!("{}/ext/app:$ID", ext.host);
     let dockerfile = format!("FROM {base}\\nRUN echo external > /x\\n");
     let yaml = format!(
@@ -789,12 +731,12 @@ const ACR_PULL: &str = "7f951dda-4ed3-4680-a7ca-43fe172d538d";
 /// a user-assigned identity is no trusted service, so closed public access stops it.
 #[tokio::test]
 async fn a_user_assigned_identity_pulls_for_its_task_but_is_not_a_trusted_service() {
-    if !engine_installed() {
+    if !require_task_engine() {
         return;
     }
     let s = TestServer::start().await;
     let reg = registry(&s, "uaitask", None).await;
-    let base = push_base(&s, "uaitask");
+    let base = push_busybox(&s, "uaitask");
     let uai_path =
         format!("{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/task-uai", s.group_path("rg"));
     let (st, uai) =

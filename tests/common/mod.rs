@@ -1157,3 +1157,58 @@ impl TestServer {
         }
     }
 }
+
+// ---- ACR Tasks: the engine and a base image built without the internet ----
+
+/// buildah, podman and runc, which task runs need (like `require_tool`: fails in CI).
+pub fn require_task_engine() -> bool {
+    require_tool("buildah") && require_tool("podman") && require_tool("runc")
+}
+
+/// Pushes a busybox image — busybox-static's `/bin/busybox` in a scratch image, built with
+/// buildah — to `registry` as `base/busybox:1` with the bootstrap administrator's credentials,
+/// over TLS (trusting the server's CA) or plain HTTP as the server speaks; returns its reference.
+pub fn push_busybox(s: &TestServer, registry: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    for tool in ["sh", "echo", "cat", "ls", "sleep", "printf", "mkdir", "touch", "date", "true", "false"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(tool)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\n").unwrap();
+    let conf = dir.path().join("containers.conf");
+    std::fs::write(&conf, "[engine]\nruntime = \"runc\"\n").unwrap();
+    let transport = match &s.tls_ca {
+        Some(ca) => {
+            let certs = dir.path().join("certs");
+            std::fs::create_dir_all(&certs).unwrap();
+            std::fs::copy(ca, certs.join("ca.crt")).unwrap();
+            format!("--cert-dir {}", certs.display())
+        }
+        None => "--tls-verify=false".to_string(),
+    };
+    let target = format!("{}/base/busybox:1", s.login_server(registry));
+    let local = format!("localhost/wharf-test-busybox-{registry}:1");
+    let script = format!(
+        "set -e; c=$(buildah from scratch); buildah copy $c {root} / >/dev/null; buildah config --cmd '[\"/bin/sh\"]' --env PATH=/bin $c; \
+         buildah commit --quiet $c {local} >/dev/null; buildah rm $c >/dev/null; \
+         buildah push --quiet {transport} --creds '{creds}' {local} docker://{target}",
+        root = root.display(),
+        creds = s.creds_arg().expect("credentials")
+    );
+    let out = Command::new("sh").arg("-c").arg(&script).env("CONTAINERS_CONF", &conf).output().unwrap();
+    assert!(out.status.success(), "base image for {registry}: {}", String::from_utf8_lossy(&out.stderr));
+    target
+}
+
+/// A v1.1.0 task file whose first step writes a Dockerfile `FROM base` into the run's shared
+/// working directory, then builds and pushes it as `$Registry/{image}`.
+pub fn build_and_push_task(base: &str, image: &str) -> String {
+    let dockerfile = format!("FROM {base}\\nRUN echo built > /built.txt\\nCMD [\\\"cat\\\", \\\"/built.txt\\\"]\\n");
+    format!(
+        "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t $Registry/{image} .\n  - push: [\"$Registry/{image}\"]\n"
+    )
+}
