@@ -60,24 +60,17 @@ fn identity_path(sub: &str, rg: &str, name: &str) -> String {
 
 /// az's flattened identity: `properties` merged into the top level, plus `resourceGroup`.
 pub fn flatten_identity(v: &Value) -> Value {
-    let mut out = Map::new();
-    if let Value::Object(m) = v {
-        for (k, val) in m {
-            match (k.as_str(), val) {
-                ("properties", Value::Object(p)) => out.extend(p.iter().map(|(k, v)| (k.clone(), v.clone()))),
-                _ => {
-                    out.insert(k.clone(), val.clone());
-                }
-            }
-        }
-        if let Some(rg) = m
-            .get("id")
-            .and_then(Value::as_str)
-            .and_then(|id| wharf_arm::ResourceId::parse(id).ok())
-            .and_then(|id| id.resource_group)
-        {
-            out.insert("resourceGroup".into(), json!(rg));
-        }
+    let mut out = match super::acr_task::view::flatten(v) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    if let Some(rg) = v
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|id| wharf_arm::ResourceId::parse(id).ok())
+        .and_then(|id| id.resource_group)
+    {
+        out.insert("resourceGroup".into(), json!(rg));
     }
     let mut sorted: Vec<(String, Value)> = out.into_iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
