@@ -14,6 +14,7 @@ use wharf_arm::task::{self, Credentials, SourceAuth};
 use wharf_storage::RunFilter;
 
 use crate::arm::{ArmCtx, json_response, storage_error};
+use crate::model::identities::Host;
 use crate::model::registries::StoredRegistry;
 use crate::runs::{self as executor, Identity, RunRequest, Source, Value as RunValue};
 
@@ -121,6 +122,14 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
             format!("The task '{name}' of registry '{}' could not be found.", registry.record.name),
         )
     })?;
+    task_request(registry, &host, body)
+}
+
+/// The run request of a run of the task `host` of `registry`, with a `TaskRunRequest`'s
+/// overrides from `body` (`overrideTaskStepProperties`, `isArchiveEnabled`; `{}` for none):
+/// what `scheduleRun` queues, and the task's triggers too (they have no request).
+pub fn task_request(registry: &StoredRegistry, host: &Host, body: &Value) -> Result<RunRequest, ArmError> {
+    let name = &host.record.name;
     let spec = task::TaskSpec::parse(&host.resource.properties)?;
     if !spec.enabled {
         return Err(ArmError::new(
