@@ -1141,6 +1141,39 @@ fn resource_list_sql(by_type: bool, by_group: bool) -> String {
     format!("SELECT {RESOURCE_COLS} FROM resources WHERE {filter} ORDER BY id_lower")
 }
 
+/// Enqueues a run inside the writer's transaction (`run_create`, `run_create_for_tick`).
+fn insert_run(tx: &rusqlite::Transaction<'_>, r: &NewRun, now: i64) -> Result<RunRecord> {
+    let number: i64 = tx
+        .prepare_cached(
+            "INSERT INTO run_counters (registry, last_number) VALUES (?1, 1) \
+             ON CONFLICT (registry) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
+        )?
+        .query_row([&r.registry.0], |row| row.get(0))?;
+    let run_id = format!("{}{number}", r.id_prefix);
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
+        .exists(params![r.registry.0, lower(&run_id)])?;
+    if taken {
+        return Err(StorageError::Conflict(format!("the registry already has a run '{run_id}'")));
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO runs (registry, number, run_id, run_id_lower, task, task_lower, status, body, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {RUN_COLS}"
+    ))?;
+    let rows = stmt.query(params![
+        r.registry.0,
+        number,
+        run_id,
+        lower(&run_id),
+        r.task,
+        r.task.as_deref().map(lower),
+        r.status,
+        r.body.to_string(),
+        now
+    ])?;
+    collect(rows, run_from_row)?.pop().ok_or_else(|| StorageError::Database("run row vanished".into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1175,37 +1208,4 @@ mod tests {
             assert!(plan.iter().any(|step| step.starts_with("SEARCH")), "{plan:#?}");
         }
     }
-}
-
-/// Enqueues a run inside the writer's transaction (`run_create`, `run_create_for_tick`).
-fn insert_run(tx: &rusqlite::Transaction<'_>, r: &NewRun, now: i64) -> Result<RunRecord> {
-    let number: i64 = tx
-        .prepare_cached(
-            "INSERT INTO run_counters (registry, last_number) VALUES (?1, 1) \
-             ON CONFLICT (registry) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
-        )?
-        .query_row([&r.registry.0], |row| row.get(0))?;
-    let run_id = format!("{}{number}", r.id_prefix);
-    let taken = tx
-        .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
-        .exists(params![r.registry.0, lower(&run_id)])?;
-    if taken {
-        return Err(StorageError::Conflict(format!("the registry already has a run '{run_id}'")));
-    }
-    let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO runs (registry, number, run_id, run_id_lower, task, task_lower, status, body, \
-         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {RUN_COLS}"
-    ))?;
-    let rows = stmt.query(params![
-        r.registry.0,
-        number,
-        run_id,
-        lower(&run_id),
-        r.task,
-        r.task.as_deref().map(lower),
-        r.status,
-        r.body.to_string(),
-        now
-    ])?;
-    collect(rows, run_from_row)?.pop().ok_or_else(|| StorageError::Database("run row vanished".into()))
 }
