@@ -13,6 +13,7 @@ pub mod identity;
 pub mod network;
 pub mod registry;
 pub mod task;
+pub mod timer;
 
 pub use error::ArmError;
 pub use id::{ResourceId, validate_registry_name, validate_resource_group_name};

@@ -2,7 +2,7 @@
 //! [`TaskSpec`]), the view everyone with read access gets (secrets left out) against the one
 //! `listDetails` gives, and run properties' names.
 //!
-//! Owns: task names, the property rules (status, platform, cpu, timeout, step, credentials) and
+//! Owns: task names, the property rules (status, platform, cpu, timeout, step, credentials; timer triggers in `timer`) and
 //! which fields are secret. Must never: look identities up or decode a step's task file (the
 //! server checks identities; `wharf-tasks` reads task files).
 
@@ -230,6 +230,8 @@ pub struct TaskSpec {
     pub credentials: Credentials,
     pub timeout: u64,
     pub enabled: bool,
+    /// `trigger.timerTriggers`, validated (their schedules parsed).
+    pub timers: Vec<crate::timer::TimerTrigger>,
 }
 
 impl TaskSpec {
@@ -291,7 +293,11 @@ impl TaskSpec {
         if !p["trigger"].is_null() && !p["trigger"].is_object() {
             return Err(ArmError::invalid_request("'trigger' must be an object."));
         }
-        Ok(TaskSpec { properties: p, step, credentials, timeout, enabled: status == "Enabled" })
+        let (timers, listed) = crate::timer::parse_timer_triggers(&p["trigger"]["timerTriggers"])?;
+        if !listed.is_null() {
+            p["trigger"]["timerTriggers"] = listed;
+        }
+        Ok(TaskSpec { properties: p, step, credentials, timeout, enabled: status == "Enabled", timers })
     }
 }
 

@@ -168,6 +168,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sweep_task = uploads_sweep::spawn(state.clone());
     let runs_task = runs::spawn(state.clone());
     let sources_task = sources::spawn(state.clone());
+    let timers_task = arm::tasks::timers::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -186,6 +187,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     sweep_task.abort();
     runs_task.abort();
     sources_task.abort();
+    timers_task.abort();
     tracing::info!("wharf stopped");
     Ok(())
 }

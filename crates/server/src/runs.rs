@@ -262,19 +262,44 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Queues a run of `registry`.
+/// Why a run was queued: by hand (`scheduleRun`: a task's run or a quick run, ACR's `QuickRun`)
+/// or by one of a task's triggers (an `AutoRun`, with the trigger's descriptor).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOrigin {
+    Manual,
+    /// A timer trigger's tick (`timerTrigger: {timerTriggerName, scheduleOccurrence}`).
+    Timer {
+        trigger: String,
+        occurrence: DateTime<Utc>,
+    },
+}
+
+/// Queues a run of `registry`, scheduled by hand.
 pub async fn enqueue(
     state: &AppState,
     registry: &StoredRegistry,
     request: RunRequest,
 ) -> Result<RunRecord, StorageError> {
     let now = Utc::now();
+    let run = state.meta.run_create(&new_run(registry, &request, &RunOrigin::Manual, now), now).await?;
+    if let RunContext::Uploaded { upload } = &request.context {
+        crate::sources::note_run(state, &registry.key().0, upload, &run.run_id).await;
+    }
+    queued(state, registry, &run);
+    Ok(run)
+}
+
+/// The queued run's record for `request`, before the store numbers it.
+pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrigin, now: DateTime<Utc>) -> NewRun {
     let key = registry.key();
-    let properties = json!({
+    let mut properties = json!({
         "status": "Queued",
-        // A run scheduled by hand (a task's or a quick run) is a QuickRun; triggers (the next
-        // issue) make AutoRuns.
-        "runType": "QuickRun",
+        // A run scheduled by hand (a task's or a quick run) is a QuickRun; a trigger's is an
+        // AutoRun.
+        "runType": match origin {
+            RunOrigin::Manual => "QuickRun",
+            RunOrigin::Timer { .. } => "AutoRun",
+        },
         "createTime": time(now),
         "lastUpdatedTime": time(now),
         "task": request.task,
@@ -290,26 +315,25 @@ pub async fn enqueue(
             Identity::Task { .. } | Identity::Caller { .. } => "Identity",
         },
     });
-    let body = json!({"properties": properties, "request": request});
-    let run = state
-        .meta
-        .run_create(
-            &NewRun {
-                registry: key.clone(),
-                id_prefix: wharf_tasks::run_id_prefix(&key.0),
-                task: request.task.clone(),
-                status: RunStatus::Queued.as_str().to_string(),
-                body,
-            },
-            now,
-        )
-        .await?;
-    if let RunContext::Uploaded { upload } = &request.context {
-        crate::sources::note_run(state, &key.0, upload, &run.run_id).await;
+    if let RunOrigin::Timer { trigger, occurrence } = origin {
+        properties["timerTrigger"] = json!({
+            "timerTriggerName": trigger,
+            "scheduleOccurrence": occurrence.to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
     }
-    tracing::info!(registry = %registry.record.name, run = %run.run_id, task = ?request.task, "run queued");
+    NewRun {
+        registry: key.clone(),
+        id_prefix: wharf_tasks::run_id_prefix(&key.0),
+        task: request.task.clone(),
+        status: RunStatus::Queued.as_str().to_string(),
+        body: json!({"properties": properties, "request": request}),
+    }
+}
+
+/// After a run was created: log it and wake the executor.
+pub fn queued(state: &AppState, registry: &StoredRegistry, run: &RunRecord) {
+    tracing::info!(registry = %registry.record.name, run = %run.run_id, task = ?run.task, "run queued");
     state.run_queue.wake();
-    Ok(run)
 }
 
 /// A run as ARM shows it.

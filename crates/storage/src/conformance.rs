@@ -20,7 +20,7 @@ use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 use crate::{
     BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, ManifestRead, MetadataStore,
     NewManifest, NewRun, Order, Page, RegistryKey, ResourceFilter, ResourceRecord, RunFilter, RunRecord, StorageError,
-    UploadId, UploadLimitScope, UploadLimits, UploadRecord, UploadState, run_status,
+    TimerTick, UploadId, UploadLimitScope, UploadLimits, UploadRecord, UploadState, run_status,
 };
 
 // ---- helpers ----
@@ -1529,6 +1529,9 @@ pub async fn run_queue_suite(store: Arc<dyn MetadataStore>) {
     run_expired_leases_and_in_progress(s).await;
     run_queue_positions(s).await;
     runs_purged_with_their_registry(s).await;
+    timer_ticks_queue_once(s).await;
+    timer_tick_claims_race(store.clone()).await;
+    timer_ticks_sweep_old_claims(s).await;
 }
 
 pub async fn runs_numbered_per_registry(store: &dyn MetadataStore) {
@@ -1968,4 +1971,101 @@ pub async fn runs_after_restart(store: &dyn MetadataStore, written: &RunsWritten
     assert!(store.runs_in_progress().await.unwrap().contains(&written.runs[1]));
     let next = create_run(store, reg, run_status::QUEUED, now_micros()).await;
     assert_eq!(next.number, 4, "the numbering survives too");
+}
+
+// ---- timer triggers ----
+
+fn tick_of(task: &str, trigger: &str, tick: DateTime<Utc>) -> TimerTick {
+    TimerTick { task: task.to_string(), trigger: trigger.to_string(), tick }
+}
+
+/// A tick queues its run once: the second claim of the same (task, trigger, tick) creates
+/// nothing, even with the task id in another case; another tick, trigger or task is another claim.
+pub async fn timer_ticks_queue_once(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let task = format!(
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r/tasks/{}",
+        reg.0
+    );
+    let now = now_micros();
+    let tick = DateTime::from_timestamp(now.timestamp() - now.timestamp() % 60, 0).unwrap();
+    let new = new_run(&reg, "ca", Some("nightly"), run_status::QUEUED);
+    let first = store
+        .run_create_for_tick(&new, &tick_of(&task, "t1", tick), now)
+        .await
+        .unwrap()
+        .expect("the first claim queues");
+    assert_eq!((first.run_id.as_str(), &first.task, &first.body), ("ca1", &new.task, &new.body));
+    assert_eq!(store.run_get(&reg, "ca1").await.unwrap().as_ref(), Some(&first), "stored as returned");
+    for again in [tick_of(&task, "t1", tick), tick_of(&task.to_uppercase(), "t1", tick)] {
+        assert_eq!(store.run_create_for_tick(&new, &again, secs(now, 30)).await.unwrap(), None, "{again:?}");
+    }
+    let runs = store.run_list(&reg, &RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 1, "a claimed tick created no run: {runs:?}");
+    let others = [
+        tick_of(&task, "t1", secs(tick, 60)),
+        tick_of(&task, "T1", tick),
+        tick_of(&task, "t2", tick),
+        tick_of(&format!("{task}-other"), "t1", tick),
+    ];
+    for (i, other) in others.iter().enumerate() {
+        let run = store.run_create_for_tick(&new, other, now).await.unwrap().expect("another claim");
+        assert_eq!(run.number, i as u64 + 2, "{other:?}");
+    }
+    // A claim outlives its run.
+    store.registry_purge(&reg).await.unwrap();
+    assert_eq!(store.run_create_for_tick(&new, &tick_of(&task, "t1", tick), now).await.unwrap(), None);
+    drain_run_queue(store).await;
+}
+
+/// Eight replicas seeing the same tick at once: one run.
+pub async fn timer_tick_claims_race(store: Arc<dyn MetadataStore>) {
+    let reg = fresh_registry();
+    let task = format!("tasks/{}", reg.0);
+    for round in 0..5 {
+        let now = now_micros();
+        let barrier = Arc::new(tokio::sync::Barrier::new(8));
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, barrier, reg, task) = (store.clone(), barrier.clone(), reg.clone(), task.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    let new = new_run(&reg, "ca", Some("t"), run_status::QUEUED);
+                    store.run_create_for_tick(&new, &tick_of(&task, "t1", secs(now, round)), now).await.unwrap()
+                })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for racer in racers {
+            winners.extend(racer.await.expect("racer"));
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+    }
+    assert_eq!(store.run_list(&reg, &RunFilter::default()).await.unwrap().len(), 5);
+    drain_run_queue(&*store).await;
+}
+
+/// Sweeping removes the claims of ticks before the cut-off only, and a swept tick can be
+/// claimed again.
+pub async fn timer_ticks_sweep_old_claims(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let task = format!("tasks/{}", reg.0);
+    let old = DateTime::from_timestamp(978_307_200, 0).unwrap(); // 2001-01-01, before any other check's ticks
+    let new = new_run(&reg, "ca", Some("t"), run_status::QUEUED);
+    let now = now_micros();
+    for t in [old, secs(old, 60), secs(old, 120)] {
+        assert!(store.run_create_for_tick(&new, &tick_of(&task, "t1", t), now).await.unwrap().is_some());
+    }
+    let swept = store.timer_ticks_sweep(secs(old, 120)).await.unwrap();
+    assert!(swept >= 2, "the two older claims were swept: {swept}");
+    assert!(
+        store.run_create_for_tick(&new, &tick_of(&task, "t1", old), now).await.unwrap().is_some(),
+        "swept: claimable again"
+    );
+    assert_eq!(
+        store.run_create_for_tick(&new, &tick_of(&task, "t1", secs(old, 120)), now).await.unwrap(),
+        None,
+        "kept"
+    );
+    drain_run_queue(store).await;
 }

@@ -413,6 +413,23 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// `created_at`, registry and number), i.e. will be claimed before it.
     async fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
 
+    // ---- timer triggers ----
+    /// Queues a run for one tick of a timer trigger, at most once per tick: in one transaction
+    /// it records the claim of `tick` (task compared case-insensitively, trigger name exactly,
+    /// the tick to the nanosecond) and, only if no claim of it existed, creates `run` as
+    /// [`MetadataStore::run_create`] does. `None`, creating nothing, when the tick was claimed
+    /// already (by another replica, or by this deployment before a restart). Claims outlive
+    /// their runs (deleting a run, a task or a registry leaves them) until
+    /// [`MetadataStore::timer_ticks_sweep`] removes them.
+    async fn run_create_for_tick(
+        &self,
+        run: &NewRun,
+        tick: &TimerTick,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>>;
+    /// Deletes the claims of ticks before `before`; returns how many there were.
+    async fn timer_ticks_sweep(&self, before: DateTime<Utc>) -> Result<u64>;
+
     // ---- checks ----
     /// The backend's own consistency check of its files (SQLite: `integrity_check` and
     /// `foreign_key_check`): one line per problem, empty when sound.

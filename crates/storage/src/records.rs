@@ -301,6 +301,18 @@ pub struct NewRun {
     pub body: serde_json::Value,
 }
 
+/// One tick of a task's timer trigger: what [`crate::MetadataStore::run_create_for_tick`]
+/// claims, so that a tick queues one run whichever process or replica sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerTick {
+    /// The task's resource id (compared case-insensitively).
+    pub task: String,
+    /// The timer trigger's name (compared exactly).
+    pub trigger: String,
+    /// The schedule occurrence.
+    pub tick: DateTime<Utc>,
+}
+
 /// One run of a registry's run queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -28,8 +28,12 @@ use crate::{Result, StorageError};
 
 /// Schema migrations; migration `i` brings the database from `user_version = i` to `i + 1`.
 /// Released migrations are never edited: a change is a new entry.
-pub const MIGRATIONS: &[&str] =
-    &[include_str!("sqlite/schema_v1.sql"), include_str!("sqlite/schema_v2.sql"), include_str!("sqlite/schema_v3.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("sqlite/schema_v1.sql"),
+    include_str!("sqlite/schema_v2.sql"),
+    include_str!("sqlite/schema_v3.sql"),
+    include_str!("sqlite/schema_v4.sql"),
+];
 
 /// How far a commit is flushed before it is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

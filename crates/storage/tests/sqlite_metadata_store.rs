@@ -8,7 +8,7 @@ use chrono::Utc;
 use wharf_oci::{Digest, Reference, RepositoryName, Tag};
 use wharf_storage::conformance;
 use wharf_storage::sqlite::{MIGRATIONS, SqliteMetadataStore, SqliteOptions, Synchronous};
-use wharf_storage::{MetadataStore, NewManifest, NewRun, RegistryKey, RunFilter, run_status};
+use wharf_storage::{MetadataStore, NewManifest, NewRun, RegistryKey, RunFilter, TimerTick, run_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_on_a_file() {
@@ -242,7 +242,7 @@ async fn a_version_2_database_migrates_to_version_3() {
         .unwrap();
     }
     let store = SqliteMetadataStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 3);
+    assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
     assert_eq!(store.blob_visible(&reg, &repo, &blob).await.unwrap(), Some(5), "version-2 content kept");
     assert!(store.run_list(&reg, &RunFilter::default()).await.unwrap().is_empty());
     let run = NewRun {
@@ -253,5 +253,42 @@ async fn a_version_2_database_migrates_to_version_3() {
         body: serde_json::json!({ "n": 1 }),
     };
     assert_eq!(store.run_create(&run, Utc::now()).await.unwrap().run_id, "ca1");
+    assert!(store.integrity_check().await.unwrap().is_empty());
+}
+
+/// Migration 4 adds the claimed timer ticks to a version-3 database and keeps its runs (and
+/// their numbering).
+#[tokio::test]
+async fn a_version_3_database_migrates_to_version_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let reg = RegistryKey("r".into());
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..3] {
+            raw.execute_batch(m).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 3).unwrap();
+        raw.execute("INSERT INTO run_counters (registry, last_number) VALUES ('r', 1)", []).unwrap();
+        raw.execute(
+            "INSERT INTO runs (registry, number, run_id, run_id_lower, status, body, created_at, updated_at) \
+             VALUES ('r', 1, 'ca1', 'ca1', 'Succeeded', '{}', 0, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert!(store.run_get(&reg, "ca1").await.unwrap().is_some(), "version-3 runs kept");
+    let run = NewRun {
+        registry: reg.clone(),
+        id_prefix: "ca".into(),
+        task: Some("nightly".into()),
+        status: run_status::QUEUED.into(),
+        body: serde_json::json!({}),
+    };
+    let tick = TimerTick { task: "tasks/nightly".into(), trigger: "t1".into(), tick: Utc::now() };
+    assert_eq!(store.run_create_for_tick(&run, &tick, Utc::now()).await.unwrap().unwrap().run_id, "ca2");
+    assert_eq!(store.run_create_for_tick(&run, &tick, Utc::now()).await.unwrap(), None);
     assert!(store.integrity_check().await.unwrap().is_empty());
 }

@@ -7,6 +7,7 @@
 
 pub mod args;
 pub mod body;
+mod timer;
 pub mod view;
 
 use std::time::Duration;
@@ -55,7 +56,8 @@ pub fn table(cmd: &TaskCmd) -> Table {
         | TaskCmd::List { .. }
         | TaskCmd::Delete { .. }
         | TaskCmd::Identity { .. }
-        | TaskCmd::Credential { .. } => Table::Columns(view::task_columns),
+        | TaskCmd::Credential { .. }
+        | TaskCmd::Timer { .. } => Table::Columns(view::task_columns),
     }
 }
 
@@ -222,6 +224,7 @@ async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliErr
         }
         TaskCmd::Credential { cmd } => credential(client, cmd).await,
         TaskCmd::Identity { cmd } => task_identity(client, cmd).await,
+        TaskCmd::Timer { cmd } => timer::run(client, cmd).await,
     }
 }
 

@@ -13,7 +13,7 @@ use super::rows::*;
 use crate::{
     BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRead, MetadataCounts,
     MetadataStore, NewManifest, NewRun, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord,
-    Result, RunFilter, RunRecord, StorageError, TagRecord, UnrecordedReference, UploadId, UploadLimitScope,
+    Result, RunFilter, RunRecord, StorageError, TagRecord, TimerTick, UnrecordedReference, UploadId, UploadLimitScope,
     UploadLimits, UploadRecord, run_status,
 };
 
@@ -896,38 +896,7 @@ impl MetadataStore for SqliteMetadataStore {
 
     async fn run_create(&self, run: &NewRun, now: DateTime<Utc>) -> Result<RunRecord> {
         let (r, now) = (run.clone(), nanos(&now)?);
-        self.write(move |tx, _| {
-            let number: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO run_counters (registry, last_number) VALUES (?1, 1) \
-                     ON CONFLICT (registry) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
-                )?
-                .query_row([&r.registry.0], |row| row.get(0))?;
-            let run_id = format!("{}{number}", r.id_prefix);
-            let taken = tx
-                .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
-                .exists(params![r.registry.0, lower(&run_id)])?;
-            if taken {
-                return Err(StorageError::Conflict(format!("the registry already has a run '{run_id}'")));
-            }
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT INTO runs (registry, number, run_id, run_id_lower, task, task_lower, status, body, \
-                 created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {RUN_COLS}"
-            ))?;
-            let rows = stmt.query(params![
-                r.registry.0,
-                number,
-                run_id,
-                lower(&run_id),
-                r.task,
-                r.task.as_deref().map(lower),
-                r.status,
-                r.body.to_string(),
-                now
-            ])?;
-            collect(rows, run_from_row)?.pop().ok_or_else(|| StorageError::Database("run row vanished".into()))
-        })
-        .await
+        self.write(move |tx, _| insert_run(tx, &r, now)).await
     }
 
     async fn run_get(&self, registry: &RegistryKey, run_id: &str) -> Result<Option<RunRecord>> {
@@ -1047,6 +1016,43 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn run_create_for_tick(
+        &self,
+        run: &NewRun,
+        tick: &TimerTick,
+        now: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>> {
+        let (r, now) = (run.clone(), nanos(&now)?);
+        let (task, trigger, at) = (lower(&tick.task), tick.trigger.clone(), nanos(&tick.tick)?);
+        self.write(move |tx, _| {
+            let claimed = tx
+                .prepare_cached(
+                    "INSERT INTO timer_ticks (task, trigger_name, tick, claimed_at) VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT DO NOTHING",
+                )?
+                .execute(params![task, trigger, at, now])?;
+            if claimed == 0 {
+                return Ok(None);
+            }
+            let run = insert_run(tx, &r, now)?;
+            tx.prepare_cached(
+                "UPDATE timer_ticks SET registry = ?4, run_id = ?5 WHERE task = ?1 AND trigger_name = ?2 AND tick = ?3",
+            )?
+            .execute(params![task, trigger, at, run.registry.0, run.run_id])?;
+            Ok(Some(run))
+        })
+        .await
+    }
+
+    async fn timer_ticks_sweep(&self, before: DateTime<Utc>) -> Result<u64> {
+        let before = nanos(&before)?;
+        self.write(move |tx, _| {
+            let n = tx.prepare_cached("DELETE FROM timer_ticks WHERE tick < ?1")?.execute([before])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(move |c| {
             let mut problems = Vec::new();
@@ -1133,6 +1139,39 @@ fn resource_list_sql(by_type: bool, by_group: bool) -> String {
         (false, false) => "?1 IS NULL AND ?2 IS NULL",
     };
     format!("SELECT {RESOURCE_COLS} FROM resources WHERE {filter} ORDER BY id_lower")
+}
+
+/// Enqueues a run inside the writer's transaction (`run_create`, `run_create_for_tick`).
+fn insert_run(tx: &rusqlite::Transaction<'_>, r: &NewRun, now: i64) -> Result<RunRecord> {
+    let number: i64 = tx
+        .prepare_cached(
+            "INSERT INTO run_counters (registry, last_number) VALUES (?1, 1) \
+             ON CONFLICT (registry) DO UPDATE SET last_number = last_number + 1 RETURNING last_number",
+        )?
+        .query_row([&r.registry.0], |row| row.get(0))?;
+    let run_id = format!("{}{number}", r.id_prefix);
+    let taken = tx
+        .prepare_cached("SELECT 1 FROM runs WHERE registry = ?1 AND run_id_lower = ?2")?
+        .exists(params![r.registry.0, lower(&run_id)])?;
+    if taken {
+        return Err(StorageError::Conflict(format!("the registry already has a run '{run_id}'")));
+    }
+    let mut stmt = tx.prepare_cached(&format!(
+        "INSERT INTO runs (registry, number, run_id, run_id_lower, task, task_lower, status, body, \
+         created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) RETURNING {RUN_COLS}"
+    ))?;
+    let rows = stmt.query(params![
+        r.registry.0,
+        number,
+        run_id,
+        lower(&run_id),
+        r.task,
+        r.task.as_deref().map(lower),
+        r.status,
+        r.body.to_string(),
+        now
+    ])?;
+    collect(rows, run_from_row)?.pop().ok_or_else(|| StorageError::Database("run row vanished".into()))
 }
 
 #[cfg(test)]

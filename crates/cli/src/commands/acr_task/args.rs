@@ -234,6 +234,11 @@ pub enum TaskCmd {
         #[command(subcommand)]
         cmd: CredentialCmd,
     },
+    /// Manage a task's timer triggers (cron schedules, UTC).
+    Timer {
+        #[command(subcommand)]
+        cmd: TimerCmd,
+    },
     /// Manage a task's managed identities.
     Identity {
         #[command(subcommand)]
@@ -458,6 +463,53 @@ pub struct AcrRunArgs {
     pub no_wait: bool,
     /// The source context: /dev/null (local and remote contexts are not supported yet).
     pub source_location: String,
+}
+
+/// `task timer …`, as az's: `add` and `update` PATCH the one timer (the server merges timers by
+/// name), `remove` reads the task and PUTs it back without the timer, `list` reads the task.
+#[derive(Debug, Subcommand)]
+pub enum TimerCmd {
+    /// Add a timer trigger to a task.
+    Add {
+        #[command(flatten)]
+        task: TaskRef,
+        /// The name of the timer trigger.
+        #[arg(long)]
+        timer_name: String,
+        /// The schedule: a five-field cron expression in UTC, e.g. '0 21 * * *'.
+        #[arg(long)]
+        schedule: String,
+        /// Whether the timer trigger is enabled.
+        #[arg(long, action = ArgAction::Set, value_parser = parse_bool, default_value = "true")]
+        enabled: bool,
+    },
+    /// Update a timer trigger of a task (only the given settings change).
+    Update {
+        #[command(flatten)]
+        task: TaskRef,
+        /// The name of the timer trigger.
+        #[arg(long)]
+        timer_name: String,
+        /// The new schedule: a five-field cron expression in UTC.
+        #[arg(long)]
+        schedule: Option<String>,
+        /// Whether the timer trigger is enabled.
+        #[arg(long, action = ArgAction::Set, value_parser = parse_bool)]
+        enabled: Option<bool>,
+    },
+    /// Remove a timer trigger from a task.
+    Remove {
+        #[command(flatten)]
+        task: TaskRef,
+        /// The name of the timer trigger.
+        #[arg(long)]
+        timer_name: String,
+    },
+    /// List the timer triggers of a task.
+    List {
+        #[command(flatten)]
+        task: TaskRef,
+    },
 }
 
 #[derive(Debug, Subcommand)]

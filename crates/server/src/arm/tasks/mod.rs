@@ -12,6 +12,7 @@
 
 pub mod endpoint;
 pub mod runs;
+pub mod timers;
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -215,7 +216,7 @@ async fn patch(ctx: &ArmCtx, registry: &StoredRegistry, name: &str) -> Result<Re
         if !p.is_object() && !p.is_null() {
             return Err(ArmError::invalid_request("'properties' must be an object."));
         }
-        task::merge_patch(&mut properties, p);
+        wharf_arm::timer::merge_task_patch(&mut properties, p);
     }
     let spec = TaskSpec::parse(&properties)?;
     let mut merged = spec.properties.clone();

@@ -16,8 +16,10 @@ use wharf_arm::task::{self, Credentials, SourceAuth};
 use wharf_storage::RunFilter;
 
 use crate::arm::{ArmCtx, json_response, storage_error};
+use crate::model::identities::Host;
 use crate::model::registries::StoredRegistry;
 use crate::runs::{self as executor, Identity, RunContext, RunRequest, Source, Value as RunValue};
+use crate::state::AppState;
 
 fn bad(code: &str, message: impl Into<String>) -> ArmError {
     ArmError::bad_request(code, message)
@@ -35,7 +37,7 @@ pub fn upload_url(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, A
 /// A run's context from its `sourceLocation` / `contextPath`: nothing (`/dev/null`), a source
 /// uploaded to this registry, or a git repository (`url#reference:folder`).
 fn context_of(
-    ctx: &ArmCtx,
+    state: &AppState,
     registry: &StoredRegistry,
     location: &str,
     token: Option<String>,
@@ -45,7 +47,7 @@ fn context_of(
         return Ok(RunContext::Empty);
     }
     if let Some(upload) = crate::sources::upload_of(location) {
-        if !crate::sources::committed(&ctx.state, &registry.key().0, upload).is_file() {
+        if !crate::sources::committed(state, &registry.key().0, upload).is_file() {
             return Err(bad(
                 "SourceNotFound",
                 format!(
@@ -66,7 +68,7 @@ fn context_of(
     })?;
     if let Some(path) = git.url.strip_prefix("file://") {
         let allowed = std::path::Path::new(path).canonicalize().ok().is_some_and(|p| {
-            ctx.state.config.tasks.git_file_roots.iter().any(|r| r.canonicalize().is_ok_and(|r| p.starts_with(r)))
+            state.config.tasks.git_file_roots.iter().any(|r| r.canonicalize().is_ok_and(|r| p.starts_with(r)))
         });
         if !allowed {
             return Err(bad(
@@ -203,6 +205,19 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
             format!("The task '{name}' of registry '{}' could not be found.", registry.record.name),
         )
     })?;
+    task_request(&ctx.state, registry, &host, body)
+}
+
+/// The run request of a run of the task `host` of `registry`, with a `TaskRunRequest`'s
+/// overrides from `body` (`overrideTaskStepProperties`, `isArchiveEnabled`; `{}` for none):
+/// what `scheduleRun` queues, and the task's triggers too (they have no request).
+pub fn task_request(
+    state: &AppState,
+    registry: &StoredRegistry,
+    host: &Host,
+    body: &Value,
+) -> Result<RunRequest, ArmError> {
+    let name = &host.record.name;
     let spec = task::TaskSpec::parse(&host.resource.properties)?;
     if !spec.enabled {
         return Err(ArmError::new(
@@ -220,7 +235,7 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
         .or_else(|| task::Step::context(step))
         .unwrap_or_default();
     let token = step["contextAccessToken"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
-    let context = context_of(ctx, registry, &location, token)?;
+    let context = context_of(state, registry, &location, token)?;
     let file = overrides["file"].as_str().filter(|f| !f.is_empty()).map(str::to_string);
     let mut values = values_of(&host.resource.properties["step"]["values"], "step.values")?;
     let over = values_of(&overrides["values"], "overrideTaskStepProperties.values")?;
@@ -302,7 +317,7 @@ fn quick_run_of(
     source: Source,
     context_required: bool,
 ) -> Result<RunRequest, ArmError> {
-    let context = context_of(ctx, registry, body["sourceLocation"].as_str().unwrap_or_default(), None)?;
+    let context = context_of(&ctx.state, registry, body["sourceLocation"].as_str().unwrap_or_default(), None)?;
     if context_required && context == RunContext::Empty {
         return Err(bad(
             "InvalidRunRequest",
