@@ -21,6 +21,8 @@ const MIB: u64 = 1024 * 1024;
 pub const SINGLE_PUT_MAX: u64 = 64 * MIB;
 /// The size of each Put Block (the SDK's `max_block_size`).
 pub const BLOCK_SIZE: u64 = 4 * MIB;
+/// How much of the archive one read of a Put Blob's body takes.
+const READ_CHUNK: usize = 256 * 1024;
 /// The blob service version az's storage SDK sends.
 const STORAGE_VERSION: &str = "2026-04-06";
 
@@ -81,7 +83,7 @@ pub async fn upload_file(
     progress.set_length(size);
     if size <= limits.single_put_max {
         let bar = progress.clone();
-        let stream = tokio_util::io::ReaderStream::new(file).inspect(move |chunk| {
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, READ_CHUNK).inspect(move |chunk| {
             if let Ok(c) = chunk {
                 bar.inc(c.len() as u64);
             }
