@@ -80,7 +80,7 @@ pub fn require_venv_modules(modules: &str, what: &str) -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().unwrap().port()
 }
 

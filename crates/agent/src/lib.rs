@@ -7,7 +7,7 @@
 //!
 //! # A run
 //!
-//! `work_root/runs/<run_id>/` holds `workspace/` (the context, copied; mounted at
+//! `work_root/runs/<run_id>/` holds `workspace/` (the context: copied, extracted or cloned; mounted at
 //! `/workspace` in every cmd step), `auth.json` (0600, outside the mount), the steps' env files
 //! (0600) and digest files. It is created new (an existing one means the run ID is in use: the
 //! run fails with `Error` and leaves it alone) and removed when the run ends.
@@ -72,7 +72,7 @@
 //!     display_id: None,
 //!     insecure_registries: vec![],
 //!     plan,
-//!     context: None,
+//!     context: Context::Empty,
 //!     auth: serde_json::json!({"auths": {}}),
 //!     timeout: std::time::Duration::from_secs(3600),
 //! };
@@ -85,6 +85,7 @@
 mod argv;
 mod cgroups;
 mod conf;
+mod context;
 mod log;
 mod orphans;
 mod process;
@@ -204,15 +205,47 @@ pub struct Job {
     /// `insecure_registries` (a server whose registries come and go names them per run).
     pub insecure_registries: Vec<String>,
     pub plan: Plan,
-    /// A directory copied into the run's working directory (mounted at `/workspace`); `None`
-    /// starts it empty.
-    pub context: Option<PathBuf>,
+    /// What the run's working directory (mounted at `/workspace`) starts with.
+    pub context: Context,
     /// The `auth.json` content (`{"auths":{"host":{"auth":…}|{"identitytoken":…}}}`), written
     /// 0600 beside (not inside) the working directory, passed as `REGISTRY_AUTH_FILE` and
     /// `--authfile`, and deleted with the run's directory. `null` counts as no credentials.
     pub auth: serde_json::Value,
     /// The whole run's limit.
     pub timeout: Duration,
+}
+
+/// What a run's working directory starts with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Context {
+    /// Nothing (a task file that needs no source: `/dev/null`).
+    Empty,
+    /// A directory, copied (symbolic links as links, never followed).
+    Dir(PathBuf),
+    /// A gzip-compressed tar archive (an uploaded build source), extracted. Member names are
+    /// taken relative to the working directory (a leading `/` is dropped); a member that would
+    /// land outside it (`..`, through a symbolic link), a device or a FIFO fails the run, and so
+    /// does more than `max_bytes` of content.
+    Archive { path: PathBuf, max_bytes: u64 },
+    /// A git repository, cloned (one branch or commit, shallow where git can).
+    Git(GitContext),
+    /// A directory made by [`Engine::stage`], moved (not copied) into the run's directory.
+    Staged(PathBuf),
+}
+
+/// A git context: `url` (`https://…`, `http://…`, `file://…`), what to check out, and the folder
+/// of the repository that becomes the working directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitContext {
+    pub url: String,
+    /// A branch, a tag or a full commit id; `None`: the remote's default branch.
+    pub reference: Option<String>,
+    /// A relative folder of the repository (checked: no `..`); `None`: its root.
+    pub folder: Option<String>,
+    /// A token sent as HTTP Basic credentials (`x-access-token:<token>`, as GitHub and Azure
+    /// Repos accept personal access tokens) through git's environment, never in its argv or
+    /// the URL.
+    pub token: Option<String>,
 }
 
 /// The run's log: one line per message, no line ending, every secret of the plan already
@@ -330,6 +363,49 @@ impl Engine {
                     missing.join("; ")
                 ),
             },
+        }
+    }
+
+    /// Fills a new directory from `context` ahead of a run, for a caller that must read the
+    /// context before it can plan the run (a task file inside an uploaded source or a git
+    /// repository): the directory is `work_root/staged/<name>`, and a [`Context::Staged`] with
+    /// it moves it into the run. Cloning logs to `log` (masked with `secrets`). On an error
+    /// nothing is left behind; a staged directory that no run takes is the caller's to
+    /// [`Engine::discard`].
+    pub async fn stage(
+        &self,
+        name: &str,
+        context: &Context,
+        log: LogSink,
+        secrets: &[String],
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<PathBuf, String> {
+        let log = log::RunLog::new(log, secrets);
+        if name.is_empty()
+            || name.starts_with('.')
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(format!("invalid staging name '{name}'"));
+        }
+        let root = self.inner.cfg.work_root.join("staged");
+        let dir = root.join(name);
+        let scratch = root.join(format!("{name}.scratch"));
+        std::fs::create_dir_all(&root).map_err(|e| format!("creating {}: {e}", root.display()))?;
+        std::fs::create_dir(&scratch).map_err(|e| format!("creating {}: {e}", scratch.display()))?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let filled = context::fill(&scratch, &dir, context, &log, deadline, cancel).await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        if filled.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        filled.map(|()| dir)
+    }
+
+    /// Removes a directory [`Engine::stage`] made that no run took.
+    pub fn discard(&self, staged: &Path) {
+        if staged.starts_with(self.inner.cfg.work_root.join("staged")) {
+            let _ = std::fs::remove_dir_all(staged);
         }
     }
 

@@ -117,12 +117,13 @@ pub(crate) async fn execute(
     if let Err(e) = created {
         return early(&log, format!("creating the run directory {}: {e}", dir.display()));
     }
-    let prepared = {
-        let (dir, context, auth) = (dir.clone(), job.context.clone(), job.auth.clone());
-        tokio::task::spawn_blocking(move || prepare(&dir, context.as_deref(), &auth))
-            .await
-            .unwrap_or_else(|e| Err(format!("preparing the run directory: {e}")))
-    };
+    let workspace = dir.join("workspace");
+    let filled = crate::context::fill(&dir, &workspace, &job.context, &log, after(t0, job.timeout), &cancel).await;
+    let auth = if job.auth.is_null() { serde_json::json!({"auths": {}}) } else { job.auth.clone() };
+    let prepared = filled.and_then(|()| {
+        write_private(&dir.join("auth.json"), auth.to_string().as_bytes())
+            .map_err(|e| format!("writing the auth file: {e}"))
+    });
     if let Err(msg) = prepared {
         let _ = std::fs::remove_dir_all(&dir);
         return early(&log, msg);
@@ -201,43 +202,10 @@ fn validate(job: &Job) -> Result<(), String> {
     Ok(())
 }
 
-/// Creates `dir/workspace` (the context copied in) and `dir/auth.json` (0600) in the run's
-/// (new, empty) directory.
-fn prepare(dir: &Path, context: Option<&Path>, auth: &serde_json::Value) -> Result<(), String> {
-    let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
-    let workspace = dir.join("workspace");
-    match context {
-        Some(src) => {
-            copy_tree(src, &workspace).map_err(|e| io(&format!("copying the context {}", src.display()), e))?
-        }
-        None => std::fs::create_dir(&workspace).map_err(|e| io("creating the workspace", e))?,
-    }
-    let auth = if auth.is_null() { serde_json::json!({"auths": {}}) } else { auth.clone() };
-    write_private(&dir.join("auth.json"), auth.to_string().as_bytes()).map_err(|e| io("writing the auth file", e))
-}
-
 /// Writes a file only its owner can read.
 fn write_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
     f.write_all(content)
-}
-
-/// Copies a directory tree; symbolic links are copied as links, never followed.
-fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
-    std::fs::create_dir(dst)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let (from, to) = (entry.path(), dst.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            copy_tree(&from, &to)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-        } else if kind.is_file() {
-            std::fs::copy(&from, &to)?;
-        }
-    }
-    Ok(())
 }
 
 /// Starts every step whose dependencies are done, up to the parallel limit, until all are

@@ -98,7 +98,7 @@ async fn builds_pushes_and_runs_a_multi_stage_image() {
     p.steps[1].depends_on = vec![0];
     p.steps[2].depends_on = vec![1];
     let mut j = job(&id, p);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
     assert_eq!(outcome.steps.len(), 3);
@@ -297,7 +297,7 @@ async fn cancellation_mid_step_leaves_nothing_running() {
         build("slowbuild", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() }),
     ]);
     let mut j = job(&id, p);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = {
@@ -346,7 +346,7 @@ async fn a_build_canceled_before_its_run_leaves_no_container() {
     }
     let mut j =
         job(&id, plan(vec![build("b", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() })]));
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let run = {
@@ -406,7 +406,7 @@ async fn a_failing_build_reports_its_exit_code_and_cleans_up() {
     let ctx = scratch();
     std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {from}\nRUN echo about-to-fail && exit 6\n")).unwrap();
     let mut j = job(&id, plan(vec![build("b", BuildStep { context: ".".into(), ..BuildStep::default() })]));
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
     assert_eq!(outcome.steps[0].exit_code, Some(6));
@@ -478,7 +478,7 @@ async fn an_htpasswd_registry_through_the_auth_file() {
     p.steps[2].depends_on = vec![1];
     p.secrets = vec!["s3cret".into(), basic.clone()];
     let mut j = job(&id, p.clone());
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     j.auth = auth;
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
@@ -489,7 +489,7 @@ async fn an_htpasswd_registry_through_the_auth_file() {
     let mut p2 = p;
     p2.steps.truncate(2);
     let mut j = job(&id2, p2);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
     assert_eq!(outcome.steps[1].status, RunStatus::Failed);
@@ -524,7 +524,7 @@ async fn a_run_never_uses_an_image_only_another_run_could_pull() {
     ]);
     p.steps[1].depends_on = vec![0];
     let mut j = job(&id, p);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     j.auth = serde_json::json!({"auths": {secure.host.clone(): {"auth": basic}}});
     let (outcome, lines) = execute(&strict, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
@@ -689,7 +689,7 @@ async fn a_tls_registry_through_the_cert_dir() {
     ]);
     p.steps[1].depends_on = vec![0];
     let mut j = job(&id, p.clone());
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
     assert!(outcome.images[0].digest.starts_with("sha256:"));
@@ -713,7 +713,7 @@ async fn a_tls_registry_through_the_cert_dir() {
     ]);
     p2.steps[1].depends_on = vec![0];
     let mut j = job(&id2, p2);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Succeeded, "{:?}\n{}", outcome.error, dump(&lines));
     assert!(lines.iter().filter(|l| **l == format!("tls-{id}")).count() >= 2, "{}", dump(&lines));
@@ -722,7 +722,7 @@ async fn a_tls_registry_through_the_cert_dir() {
     let work = scratch();
     let plain = Engine::new(config(work.path(), Network::None, std::slice::from_ref(&s.registry.host))).unwrap();
     let mut j = job(&run_id("nocert"), p);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&plain, j).await;
     assert_eq!(outcome.status, RunStatus::Failed, "{}", dump(&lines));
     assert!(has(&lines, "certificate"), "{}", dump(&lines));
@@ -742,7 +742,7 @@ async fn a_build_step_timeout_kills_its_run_container() {
     let mut p = plan(vec![build("b", BuildStep { context: ".".into(), no_cache: true, ..BuildStep::default() })]);
     p.steps[0].timeout = Duration::from_secs(3);
     let mut j = job(&id, p);
-    j.context = Some(ctx.path().to_path_buf());
+    j.context = wharf_agent::Context::Dir(ctx.path().to_path_buf());
     let (outcome, lines) = execute(&engine, j).await;
     assert_eq!(outcome.status, RunStatus::Timeout, "{}", dump(&lines));
     assert_eq!(outcome.steps[0].status, RunStatus::Timeout);

@@ -161,6 +161,18 @@ pub struct ServeArgs {
         value_name = "HOST:PORT"
     )]
     pub task_insecure_registries: Vec<String>,
+
+    /// The largest build source (`az acr build`/`az acr run` upload a gzip-compressed tar of
+    /// the context), in bytes; a larger upload is refused before it is stored, and a source may
+    /// expand to at most eight times this [default: 536870912, 512 MiB].
+    #[arg(long, env = "WHARF_MAX_BUILD_SOURCE_SIZE", value_name = "BYTES")]
+    pub max_build_source_size: Option<u64>,
+
+    /// A directory below which task runs may clone `file://` git repositories of this machine;
+    /// repeatable. Without one, `file://` contexts are refused: they would let any caller who
+    /// may schedule a run read any repository the server can [default: none].
+    #[arg(long = "task-git-file-root", env = "WHARF_TASK_GIT_FILE_ROOTS", value_delimiter = ',', value_name = "DIR")]
+    pub task_git_file_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -194,6 +206,8 @@ struct FileConfig {
     task_network: Option<String>,
     task_storage: Option<PathBuf>,
     task_insecure_registries: Option<Vec<String>>,
+    max_build_source_size: Option<u64>,
+    task_git_file_roots: Option<Vec<PathBuf>>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -310,7 +324,14 @@ pub struct TaskSettings {
     pub storage: Option<PathBuf>,
     /// Registries outside the deployment reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The largest uploaded build source, in bytes.
+    pub max_source_size: u64,
+    /// Directories below which `file://` git contexts may be cloned.
+    pub git_file_roots: Vec<PathBuf>,
 }
+
+/// The default largest build source: 512 MiB.
+pub const DEFAULT_MAX_BUILD_SOURCE_SIZE: u64 = 512 << 20;
 
 impl Config {
     pub fn tls_enabled(&self) -> bool {
@@ -458,6 +479,17 @@ impl ServeArgs {
                 file.task_insecure_registries.unwrap_or_default()
             } else {
                 self.task_insecure_registries.clone()
+            },
+            max_source_size: at_least_one(
+                "max-build-source-size",
+                self.max_build_source_size,
+                file.max_build_source_size,
+                DEFAULT_MAX_BUILD_SOURCE_SIZE,
+            )?,
+            git_file_roots: if self.task_git_file_roots.is_empty() {
+                file.task_git_file_roots.unwrap_or_default()
+            } else {
+                self.task_git_file_roots.clone()
             },
         };
         Ok(Config {

@@ -43,6 +43,8 @@ pub mod oci;
 pub mod private_link;
 pub mod run_queue;
 pub mod runs;
+pub mod source_upload;
+pub mod sources;
 pub mod state;
 pub mod tls;
 pub mod tokens;
@@ -82,6 +84,9 @@ async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Re
     }
     if path.starts_with(logs::PREFIX) {
         return logs::handle(state, req).await;
+    }
+    if path.starts_with(source_upload::PREFIX) {
+        return source_upload::handle(state, req).await;
     }
     if path == "/metadata/endpoints" {
         return arm::cloud_metadata(&state, req.headers());
@@ -162,6 +167,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
     let sweep_task = uploads_sweep::spawn(state.clone());
     let runs_task = runs::spawn(state.clone());
+    let sources_task = sources::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -179,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     gc_task.abort();
     sweep_task.abort();
     runs_task.abort();
+    sources_task.abort();
     tracing::info!("wharf stopped");
     Ok(())
 }

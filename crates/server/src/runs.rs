@@ -1,4 +1,5 @@
-//! The run executor: takes queued runs from the metadata store (`run_claim`), turns each into a
+//! The run executor: takes queued runs from the metadata store (`run_claim`), stages each one's
+//! context (an uploaded source, a git repository) through the engine, turns it into a
 //! plan (`wharf-tasks`) with the credentials its identity is entitled to, executes it on the
 //! engine (`wharf-agent`: buildah and podman), writes its log, and records how it ended.
 //!
@@ -47,29 +48,111 @@ pub struct Value {
 pub enum Source {
     /// A task file (an encoded task's content) and its values file.
     Yaml { content: String, values: String },
+    /// A task file inside the run's context (`FileTask`, `FileTaskRunRequest`), and optionally
+    /// a values file beside it, both read when the run starts.
+    File { path: String, values: Option<String> },
+    /// A Dockerfile build of the run's context (`Docker`, `DockerBuildRequest`).
+    #[serde(rename_all = "camelCase")]
+    Docker {
+        images: Vec<String>,
+        dockerfile: String,
+        push: bool,
+        no_cache: bool,
+        target: Option<String>,
+        /// `os/architecture[/variant]`.
+        platform: Option<String>,
+    },
+}
+
+/// A file of the context (a relative path that stays inside it), read.
+fn context_file(context: &std::path::Path, relative: &str) -> Result<String, String> {
+    let rel = std::path::Path::new(relative.trim_start_matches("./"));
+    if rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(format!("the task file path '{relative}' must be relative to the context, without '..'"));
+    }
+    let path = context.join(rel);
+    let canonical = path.canonicalize().map_err(|_| format!("the context has no file '{relative}'"))?;
+    let root = context.canonicalize().map_err(|e| format!("reading the context: {e}"))?;
+    if !canonical.starts_with(&root) {
+        return Err(format!("the file '{relative}' leads outside the context"));
+    }
+    std::fs::read_to_string(&canonical).map_err(|e| format!("reading '{relative}' from the context: {e}"))
 }
 
 impl Source {
     /// The source as `wharf-tasks` plans it, and its values (the values file's, then `set`).
+    /// A task file inside the context is read from `context` (the staged context, when the run
+    /// starts).
     pub fn planned(
         &self,
         set: &[Value],
-    ) -> Result<(wharf_tasks::TaskSource, wharf_tasks::Values), wharf_tasks::TaskError> {
-        let Source::Yaml { content, values } = self;
+        arguments: &[Value],
+        context: Option<&std::path::Path>,
+    ) -> Result<(wharf_tasks::TaskSource, wharf_tasks::Values), String> {
         let set: Vec<wharf_tasks::SetValue> = set
             .iter()
             .map(|v| wharf_tasks::SetValue { name: v.name.clone(), value: v.value.clone(), is_secret: v.secret })
             .collect();
-        let file = (!values.trim().is_empty()).then_some(values.as_str());
-        Ok((wharf_tasks::TaskSource::Yaml(content.clone()), wharf_tasks::Values::from_request(file, &set)?))
+        let values = |file: Option<&str>| {
+            wharf_tasks::Values::from_request(file.filter(|f| !f.trim().is_empty()), &set)
+                .map_err(|e| format!("the values are invalid: {e}"))
+        };
+        match self {
+            Source::Yaml { content, values: file } => {
+                Ok((wharf_tasks::TaskSource::Yaml(content.clone()), values(Some(file.as_str()))?))
+            }
+            Source::File { path, values: values_file } => {
+                let context = context.ok_or("a task file in the context needs a context")?;
+                let content = context_file(context, path)?;
+                let file = values_file.as_deref().map(|v| context_file(context, v)).transpose()?;
+                Ok((wharf_tasks::TaskSource::Yaml(content), values(file.as_deref())?))
+            }
+            Source::Docker { images, dockerfile, push, no_cache, target, platform } => Ok((
+                wharf_tasks::TaskSource::Docker {
+                    image_names: images.clone(),
+                    dockerfile: dockerfile.clone(),
+                    context: String::new(),
+                    arguments: arguments
+                        .iter()
+                        .map(|a| wharf_tasks::Argument {
+                            name: a.name.clone(),
+                            value: a.value.clone(),
+                            is_secret: a.secret,
+                        })
+                        .collect(),
+                    target: target.clone(),
+                    push: *push,
+                    no_cache: *no_cache,
+                    platform: platform.clone(),
+                },
+                values(None)?,
+            )),
+        }
     }
 
     /// The create- and schedule-time check: the task file reads, with placeholder run
-    /// variables (values missing now may come at run time).
-    pub fn validate(&self, set: &[Value]) -> Result<(), wharf_tasks::TaskError> {
-        let (source, values) = self.planned(set)?;
-        wharf_tasks::validate(&source, &values).map(|_| ())
+    /// variables (values missing now may come at run time). A task file inside the context is
+    /// checked when the run starts.
+    pub fn validate(&self, set: &[Value], arguments: &[Value]) -> Result<(), String> {
+        if matches!(self, Source::File { .. }) {
+            return Ok(());
+        }
+        let (source, values) = self.planned(set, arguments, None)?;
+        wharf_tasks::validate(&source, &values).map(|_| ()).map_err(|e| format!("The task file is invalid: {e}"))
     }
+}
+
+/// What a run's working directory starts with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum RunContext {
+    /// Nothing (`/dev/null`).
+    #[default]
+    Empty,
+    /// An uploaded build source, claimed for this run (`sources::claim`).
+    Uploaded { upload: String },
+    /// A git repository, with the task's access token.
+    Git { url: String, reference: Option<String>, folder: Option<String>, token: Option<String> },
 }
 
 /// Whom a run acts as on its own registry.
@@ -93,6 +176,8 @@ pub struct RunRequest {
     pub task: Option<String>,
     pub task_id: Option<String>,
     pub source: Source,
+    #[serde(default)]
+    pub context: RunContext,
     pub values: Vec<Value>,
     pub arguments: Vec<Value>,
     pub identity: Identity,
@@ -219,6 +304,9 @@ pub async fn enqueue(
             now,
         )
         .await?;
+    if let RunContext::Uploaded { upload } = &request.context {
+        crate::sources::note_run(state, &key.0, upload, &run.run_id).await;
+    }
     tracing::info!(registry = %registry.record.name, run = %run.run_id, task = ?request.task, "run queued");
     state.run_queue.wake();
     Ok(run)
@@ -258,6 +346,7 @@ pub async fn cancel(state: &AppState, run: RunRecord) -> Result<(), StorageError
         finish_record(&mut done, RunStatus::Canceled, Some("The run was canceled before it started.".into()), &[], now);
         if state.meta.run_update(&done, RunStatus::Queued.as_str(), now).await? {
             write_log_line(state, &done, "The run was canceled before it started.").await;
+            release_context(state, &run).await;
             return Ok(());
         }
     }
@@ -325,6 +414,7 @@ async fn recover(state: &AppState) -> Result<(), StorageError> {
         finish_record(&mut done, RunStatus::Error, Some(reason.into()), &[], now);
         if state.meta.run_update(&done, &run.status, now).await? {
             write_log_line(state, &done, &format!("Run ID: {} failed: {reason}", done.run_id)).await;
+            release_context(state, &run).await;
             tracing::warn!(run = %run.run_id, "a run interrupted by a stop is marked Error");
         }
     }
@@ -404,7 +494,7 @@ async fn execute(state: &AppState, claimed: RunRecord) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let writer = tokio::spawn(write_log(log_path, rx));
     let started = std::time::Instant::now();
-    let (status, error, images) = match prepare(state, &run).await {
+    let (status, error, images) = match prepare(state, &run, &tx, &cancel).await {
         Err(reason) => {
             let _ = tx.send(format!("{} Run ID: {} failed to start: {reason}", log_time(), run.run_id));
             (RunStatus::Error, Some(reason), vec![])
@@ -434,6 +524,7 @@ async fn execute(state: &AppState, claimed: RunRecord) {
     };
     drop(tx);
     let _ = writer.await;
+    release_context(state, &run).await;
     let now = Utc::now();
     let mut done = run.clone();
     finish_record(&mut done, status, error, &images, now);
@@ -484,7 +575,12 @@ async fn write_log(path: std::path::PathBuf, mut rx: tokio::sync::mpsc::Unbounde
 }
 
 /// The job and engine for a run, or why it cannot start.
-async fn prepare(state: &AppState, run: &RunRecord) -> Result<(wharf_agent::Job, Arc<wharf_agent::Engine>), String> {
+async fn prepare(
+    state: &AppState,
+    run: &RunRecord,
+    log: &tokio::sync::mpsc::UnboundedSender<String>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<(wharf_agent::Job, Arc<wharf_agent::Engine>), String> {
     let engine = match &state.run_queue.engine {
         EngineState::Ready(e) => e.clone(),
         EngineState::Unavailable(why) => return Err(why.clone()),
@@ -518,13 +614,35 @@ async fn prepare(state: &AppState, run: &RunRecord) -> Result<(wharf_agent::Job,
         architecture: request.platform["architecture"].as_str().unwrap_or("amd64").to_string(),
         task_name: request.task.clone().unwrap_or_default(),
         commit: String::new(),
-        branch: String::new(),
+        branch: match &request.context {
+            RunContext::Git { reference: Some(r), .. } => r.clone(),
+            _ => String::new(),
+        },
         shared_volume: "/workspace".into(),
     };
-    let (source, values) =
-        request.source.planned(&request.values).map_err(|e| format!("the values are invalid: {e}"))?;
-    let mut plan = wharf_tasks::plan(&source, &vars, &values).map_err(|e| format!("the task file is invalid: {e}"))?;
+    // Run ids are unique per registry; the engine's names (directories, containers) must be
+    // unique across the deployment.
+    let engine_id = format!(
+        "{}-{}",
+        run.run_id,
+        run.registry.0.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
+    );
+    let staged = stage(state, &engine, &engine_id, run, &request, log, cancel).await?;
+    let planned = plan_run(&request, &vars, staged.as_deref());
+    let mut plan = match planned {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(dir) = &staged {
+                engine.discard(dir);
+            }
+            return Err(e);
+        }
+    };
     plan.secrets.extend(request.arguments.iter().filter(|a| a.secret).map(|a| a.value.clone()));
+    if let RunContext::Git { token: Some(t), .. } = &request.context {
+        plan.secrets.push(t.clone());
+    }
+    let context = staged.map_or(wharf_agent::Context::Empty, wharf_agent::Context::Staged);
 
     let mut auths = serde_json::Map::new();
     // Without TLS, this deployment's registries are reached over plain HTTP.
@@ -561,22 +679,73 @@ async fn prepare(state: &AppState, run: &RunRecord) -> Result<(wharf_agent::Job,
         };
         auths.insert(server.clone(), entry);
     }
-    // Run ids are unique per registry; the engine's names (directories, containers) must be
-    // unique across the deployment.
     let job = wharf_agent::Job {
-        run_id: format!(
-            "{}-{}",
-            run.run_id,
-            run.registry.0.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
-        ),
+        run_id: engine_id,
         display_id: Some(run.run_id.clone()),
         insecure_registries: insecure,
         plan,
-        context: None,
+        context,
         auth: json!({"auths": auths}),
         timeout: Duration::from_secs(request.timeout),
     };
     Ok((job, engine))
+}
+
+/// How long staging a context (extracting a source, cloning a repository) may take at most:
+/// the run's own timeout bounds it too.
+const STAGE_TIMEOUT: Duration = Duration::from_secs(1800);
+
+/// The run's context, staged by the engine (`None`: the run starts with an empty workspace).
+async fn stage(
+    state: &AppState,
+    engine: &wharf_agent::Engine,
+    name: &str,
+    run: &RunRecord,
+    request: &RunRequest,
+    log: &tokio::sync::mpsc::UnboundedSender<String>,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Option<std::path::PathBuf>, String> {
+    let context = match &request.context {
+        RunContext::Empty => return Ok(None),
+        RunContext::Uploaded { upload } => {
+            let path = crate::sources::claimed(state, &run.registry.0, upload);
+            if !path.is_file() {
+                return Err("the run's uploaded source is gone: upload it again and schedule a new run".into());
+            }
+            wharf_agent::Context::Archive { path, max_bytes: state.config.tasks.max_source_size.saturating_mul(8) }
+        }
+        RunContext::Git { url, reference, folder, token } => wharf_agent::Context::Git(wharf_agent::GitContext {
+            url: url.clone(),
+            reference: reference.clone(),
+            folder: folder.clone(),
+            token: token.clone(),
+        }),
+    };
+    let secrets: Vec<String> = match &request.context {
+        RunContext::Git { token: Some(t), .. } => vec![t.clone()],
+        _ => vec![],
+    };
+    let timeout = STAGE_TIMEOUT.min(Duration::from_secs(request.timeout.max(1)));
+    engine.stage(name, &context, log.clone(), &secrets, timeout, cancel).await.map(Some)
+}
+
+/// The run's plan, reading a task file inside the staged context.
+fn plan_run(
+    request: &RunRequest,
+    vars: &wharf_tasks::RunVars,
+    context: Option<&std::path::Path>,
+) -> Result<wharf_tasks::Plan, String> {
+    let (source, values) = request.source.planned(&request.values, &request.arguments, context)?;
+    wharf_tasks::plan(&source, vars, &values).map_err(|e| format!("the task file is invalid: {e}"))
+}
+
+/// The run is over: its uploaded source goes.
+async fn release_context(state: &AppState, run: &RunRecord) {
+    if let Ok(request) = serde_json::from_value::<RunRequest>(run.body["request"].clone())
+        && let RunContext::Uploaded { upload } = &request.context
+    {
+        crate::sources::release(state, &run.registry.0, upload).await;
+    }
 }
 
 fn identity_auth(refresh_token: &str) -> serde_json::Value {

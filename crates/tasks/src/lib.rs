@@ -40,6 +40,7 @@
 
 mod alias;
 mod error;
+mod git_location;
 mod image;
 mod mask;
 pub mod plan;
@@ -55,6 +56,7 @@ mod yaml;
 
 pub use alias::{DEFAULT_ACR_IMAGE, is_alias_name, run_aliases};
 pub use error::{Position, Problem, TaskError};
+pub use git_location::GitLocation;
 pub use image::{has_registry, qualify};
 pub use mask::{MASK, Masker};
 pub use plan::{BuildStep, CmdStep, Plan, PlannedStep, RunStatus, RunVars, StepAction};

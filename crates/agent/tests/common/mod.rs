@@ -352,7 +352,7 @@ pub fn job(run_id: &str, plan: Plan) -> Job {
         display_id: None,
         insecure_registries: vec![],
         plan,
-        context: None,
+        context: wharf_agent::Context::Empty,
         auth: serde_json::json!({"auths": {}}),
         timeout: Duration::from_secs(300),
     }

@@ -209,6 +209,12 @@ pub async fn purge(state: &AppState, record: &ResourceRecord) -> Result<(), ArmE
     {
         tracing::warn!(error = %e, path = %logs.display(), "removing a deleted registry's run logs failed");
     }
+    let sources = crate::sources::registry_dir(state, &record.key);
+    if let Err(e) = tokio::fs::remove_dir_all(&sources).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, path = %sources.display(), "removing a deleted registry's build sources failed");
+    }
     if let Err(e) = crate::gc::collect(state).await {
         tracing::warn!(error = %e, "garbage collection after registry deletion failed; the next periodic run retries");
     }

@@ -44,7 +44,7 @@ pub async fn handle(ctx: &ArmCtx, group: &str, name: &str, endpoint: TaskEndpoin
         E::PatchTask { task } => patch(ctx, &registry, &task).await,
         E::DeleteTask { task } => delete(ctx, &registry, &task).await,
         E::ScheduleRun => runs::schedule(ctx, &registry).await,
-        E::SourceUploadUrl => Err(crate::arm::not_yet_served("listBuildSourceUploadUrl").expect("a known feature")),
+        E::SourceUploadUrl => runs::upload_url(ctx, &registry),
         E::ListRuns => runs::list(ctx, &registry).await,
         E::GetRun { run } => runs::get(ctx, &registry, &run).await,
         E::PatchRun { run } => runs::patch(ctx, &registry, &run).await,
@@ -146,8 +146,8 @@ fn check(registry: &StoredRegistry, host: &Host, spec: &TaskSpec) -> Result<(), 
     }
     if let task::Step::Encoded { content, values } = &spec.step {
         crate::runs::Source::Yaml { content: content.clone(), values: values.clone() }
-            .validate(&[])
-            .map_err(|e| ArmError::bad_request("InvalidTaskFile", format!("The task file is invalid: {e}")))?;
+            .validate(&[], &[])
+            .map_err(|e| ArmError::bad_request("InvalidTaskFile", e))?;
     }
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! Runs on the management plane: `scheduleRun` (a task's run, or a quick run of an encoded task
-//! file), run resources (get, list with `$filter`/`$top`, `isArchiveEnabled`), cancellation and
+//! Runs on the management plane: `listBuildSourceUploadUrl`, `scheduleRun` (a task's run, or a
+//! quick run: an encoded task file, a task file in a context, a Docker build of a context — the
+//! context uploaded, a git repository, or none), run resources (get, list with `$filter`/`$top`, `isArchiveEnabled`), cancellation and
 //! the log link. The run itself is the executor's (`crate::runs`); this file turns requests into
 //! queued runs and run records into ARM JSON.
 //!
 //! Must never: queue a run whose task file does not read, or whose identity the task does not
-//! carry; answer a run of another registry.
+//! carry; answer a run of another registry; let a run use another registry's upload, or a
+//! `file://` repository outside the operator's allowed roots.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -15,18 +17,68 @@ use wharf_storage::RunFilter;
 
 use crate::arm::{ArmCtx, json_response, storage_error};
 use crate::model::registries::StoredRegistry;
-use crate::runs::{self as executor, Identity, RunRequest, Source, Value as RunValue};
+use crate::runs::{self as executor, Identity, RunContext, RunRequest, Source, Value as RunValue};
 
 fn bad(code: &str, message: impl Into<String>) -> ArmError {
     ArmError::bad_request(code, message)
 }
 
-fn source_not_served() -> ArmError {
-    ArmError::new(
-        501,
-        "FeatureNotSupported",
-        "Runs from a source context (an uploaded or git context, 'sourceLocation'/'contextPath') are not available in this version of Wharf yet; run a task file without a context ('wharf acr run -f task.yaml /dev/null' or '--cmd … /dev/null').",
-    )
+/// `POST …/listBuildSourceUploadUrl`: a link to upload one build source to (valid for an hour)
+/// and the relative path `scheduleRun` names it by.
+pub fn upload_url(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, ArmError> {
+    let base = ctx.state.base_url(&ctx.headers);
+    let (url, relative) =
+        crate::sources::upload_link(&ctx.state, &base, &registry.key().0, chrono::Utc::now().timestamp());
+    Ok(json_response(StatusCode::OK, &json!({"uploadUrl": url, "relativePath": relative})))
+}
+
+/// A run's context from its `sourceLocation` / `contextPath`: nothing (`/dev/null`), a source
+/// uploaded to this registry, or a git repository (`url#reference:folder`).
+fn context_of(
+    ctx: &ArmCtx,
+    registry: &StoredRegistry,
+    location: &str,
+    token: Option<String>,
+) -> Result<RunContext, ArmError> {
+    let location = location.trim();
+    if location.is_empty() || location == "/dev/null" {
+        return Ok(RunContext::Empty);
+    }
+    if let Some(upload) = crate::sources::upload_of(location) {
+        if !crate::sources::committed(&ctx.state, &registry.key().0, upload).is_file() {
+            return Err(bad(
+                "SourceNotFound",
+                format!(
+                    "The uploaded source '{location}' is not in registry '{}': it was never uploaded, expired, or is used by another run. Ask listBuildSourceUploadUrl for a new link and upload the context again.",
+                    registry.record.name
+                ),
+            ));
+        }
+        return Ok(RunContext::Uploaded { upload: upload.to_string() });
+    }
+    let git = wharf_tasks::GitLocation::parse(location).ok_or_else(|| {
+        bad(
+            "InvalidSourceLocation",
+            format!(
+                "The source location '{location}' is not one Wharf can run from: give an uploaded source ('source/….tar.gz', from listBuildSourceUploadUrl), a git repository (https://host/repo.git#branch:folder or file:///path/repo.git) or /dev/null."
+            ),
+        )
+    })?;
+    if let Some(path) = git.url.strip_prefix("file://") {
+        let allowed = std::path::Path::new(path).canonicalize().ok().is_some_and(|p| {
+            ctx.state.config.tasks.git_file_roots.iter().any(|r| r.canonicalize().is_ok_and(|r| p.starts_with(r)))
+        });
+        if !allowed {
+            return Err(bad(
+                "InvalidSourceLocation",
+                format!(
+                    "The git repository '{}' is on the server's own disk, which runs may read only below a directory the operator allows ('wharf serve --task-git-file-root DIR').",
+                    git.url
+                ),
+            ));
+        }
+    }
+    Ok(RunContext::Git { url: git.url, reference: git.reference, folder: git.folder, token })
 }
 
 /// `[{name, value, isSecret}]` of a request.
@@ -81,7 +133,8 @@ pub async fn schedule(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Respons
     let request = match kind.to_ascii_lowercase().as_str() {
         "taskrunrequest" => task_run(ctx, registry, &body).await?,
         "encodedtaskrunrequest" => quick_run(ctx, registry, &body)?,
-        "filetaskrunrequest" | "dockerbuildrequest" => return Err(source_not_served()),
+        "filetaskrunrequest" => file_run(ctx, registry, &body)?,
+        "dockerbuildrequest" => docker_run(ctx, registry, &body)?,
         "" => {
             return Err(bad(
                 "InvalidRunRequest",
@@ -97,11 +150,40 @@ pub async fn schedule(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Respons
             ));
         }
     };
-    request
-        .source
-        .validate(&request.values)
-        .map_err(|e| bad("InvalidTaskFile", format!("The task file is invalid: {e}")))?;
-    let run = executor::enqueue(&ctx.state, registry, request).await.map_err(|e| storage_error("queueing a run", e))?;
+    request.source.validate(&request.values, &request.arguments).map_err(|e| bad("InvalidTaskFile", e))?;
+    let key = registry.key();
+    if let RunContext::Uploaded { upload } = &request.context {
+        use crate::sources::ClaimError;
+        match crate::sources::claim(&ctx.state, &key.0, upload).await {
+            Ok(()) => {}
+            Err(ClaimError::Missing | ClaimError::Taken) => {
+                return Err(bad(
+                    "SourceNotFound",
+                    "The uploaded source is already used by another run: upload the context again for this one.",
+                ));
+            }
+            Err(ClaimError::Io(e)) => {
+                return Err(ArmError::new(
+                    503,
+                    "ServiceUnavailable",
+                    format!("Claiming the uploaded source failed ({e}); retry."),
+                ));
+            }
+        }
+    }
+    let upload = match &request.context {
+        RunContext::Uploaded { upload } => Some(upload.clone()),
+        _ => None,
+    };
+    let run = match executor::enqueue(&ctx.state, registry, request).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(u) = upload {
+                crate::sources::release(&ctx.state, &key.0, &u).await;
+            }
+            return Err(storage_error("queueing a run", e));
+        }
+    };
     Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &run)))
 }
 
@@ -129,13 +211,17 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
             format!("The task '{name}' is disabled: enable it with 'wharf acr task update --status Enabled'."),
         ));
     }
-    if task::Step::context(&host.resource.properties["step"]).is_some() {
-        return Err(source_not_served());
-    }
+    let step = &host.resource.properties["step"];
     let overrides = &body["overrideTaskStepProperties"];
-    if overrides["contextPath"].as_str().is_some_and(|c| !c.is_empty() && c != "/dev/null") {
-        return Err(source_not_served());
-    }
+    let location = overrides["contextPath"]
+        .as_str()
+        .filter(|c| !c.is_empty())
+        .map(str::to_string)
+        .or_else(|| task::Step::context(step))
+        .unwrap_or_default();
+    let token = step["contextAccessToken"].as_str().filter(|t| !t.is_empty()).map(str::to_string);
+    let context = context_of(ctx, registry, &location, token)?;
+    let file = overrides["file"].as_str().filter(|f| !f.is_empty()).map(str::to_string);
     let mut values = values_of(&host.resource.properties["step"]["values"], "step.values")?;
     let over = values_of(&overrides["values"], "overrideTaskStepProperties.values")?;
     for v in over {
@@ -144,12 +230,32 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
     }
     let mut arguments = values_of(&host.resource.properties["step"]["arguments"], "step.arguments")?;
     arguments.extend(values_of(&overrides["arguments"], "overrideTaskStepProperties.arguments")?);
+    let platform = &host.resource.properties["platform"];
     let source = match &spec.step {
         task::Step::Encoded { content, values: encoded } => {
             Source::Yaml { content: content.clone(), values: encoded.clone() }
         }
-        task::Step::Docker { .. } | task::Step::File { .. } => return Err(source_not_served()),
+        task::Step::File { path } => Source::File {
+            path: file.unwrap_or_else(|| path.clone()),
+            values: step["valuesFilePath"].as_str().filter(|v| !v.is_empty()).map(str::to_string),
+        },
+        task::Step::Docker { dockerfile, images, push, no_cache, target } => Source::Docker {
+            images: images.clone(),
+            dockerfile: file.unwrap_or_else(|| dockerfile.clone()),
+            push: *push,
+            no_cache: *no_cache,
+            target: overrides["target"].as_str().filter(|t| !t.is_empty()).map(str::to_string).or(target.clone()),
+            platform: platform_of(platform),
+        },
     };
+    if !matches!(source, Source::Yaml { .. }) && context == RunContext::Empty {
+        return Err(bad(
+            "InvalidRunRequest",
+            format!(
+                "The task '{name}' builds from a context, and it has none: give it one ('--context') or pass one when you run it."
+            ),
+        ));
+    }
     let abac = registry.properties.role_assignment_mode.is_abac();
     let identity = match spec.credentials.source_auth(abac) {
         SourceAuth::RunToken => Identity::RunToken,
@@ -165,6 +271,7 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
         task: Some(host.record.name.clone()),
         task_id: Some(host.record.id.clone()),
         source,
+        context,
         values,
         arguments,
         identity,
@@ -176,13 +283,31 @@ async fn task_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Resu
     })
 }
 
-fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
-    if body["sourceLocation"].as_str().is_some_and(|c| !c.is_empty() && c != "/dev/null") {
-        return Err(source_not_served());
-    }
-    let content = decode(body, "encodedTaskContent")?;
-    if content.trim().is_empty() {
-        return Err(bad("InvalidRunRequest", "'encodedTaskContent' is required: the base64 of the task file."));
+/// `os/architecture[/variant]` of a `platform` object.
+fn platform_of(p: &Value) -> Option<String> {
+    let os = p["os"].as_str().filter(|s| !s.is_empty()).unwrap_or("linux");
+    let arch = p["architecture"].as_str().filter(|s| !s.is_empty())?;
+    Some(match p["variant"].as_str().filter(|s| !s.is_empty()) {
+        Some(v) => format!("{}/{}/{v}", os.to_ascii_lowercase(), arch.to_ascii_lowercase()),
+        None => format!("{}/{}", os.to_ascii_lowercase(), arch.to_ascii_lowercase()),
+    })
+}
+
+/// A quick run (`EncodedTaskRunRequest`, `FileTaskRunRequest`, `DockerBuildRequest`) of
+/// `source` with the body's context, credentials, values and settings.
+fn quick_run_of(
+    ctx: &ArmCtx,
+    registry: &StoredRegistry,
+    body: &Value,
+    source: Source,
+    context_required: bool,
+) -> Result<RunRequest, ArmError> {
+    let context = context_of(ctx, registry, body["sourceLocation"].as_str().unwrap_or_default(), None)?;
+    if context_required && context == RunContext::Empty {
+        return Err(bad(
+            "InvalidRunRequest",
+            "'sourceLocation' is required: the relativePath of an uploaded source (listBuildSourceUploadUrl) or a git URL.",
+        ));
     }
     let credentials = Credentials::parse(&body["credentials"])?;
     check_mode(registry, &credentials)?;
@@ -204,19 +329,65 @@ fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<Ru
             "A quick run has no identity for custom registries: give them a user name and password.",
         ));
     }
+    let mut platform =
+        json!({"os": "linux", "architecture": body["platform"]["architecture"].as_str().unwrap_or("amd64")});
+    if let Some(v) = body["platform"]["variant"].as_str().filter(|v| !v.is_empty()) {
+        platform["variant"] = json!(v);
+    }
     Ok(RunRequest {
         task: None,
         task_id: None,
-        source: Source::Yaml { content, values: decode(body, "encodedValuesContent")? },
+        source,
+        context,
         values: values_of(&body["values"], "values")?,
-        arguments: vec![],
+        arguments: values_of(&body["arguments"], "arguments")?,
         identity,
         custom: credentials.custom,
         timeout: task::parse_timeout(&body["timeout"])?,
-        platform: json!({"os": "linux", "architecture": body["platform"]["architecture"].as_str().unwrap_or("amd64")}),
+        platform,
         agent: json!({"cpu": body["agentConfiguration"]["cpu"].as_u64().unwrap_or(task::DEFAULT_CPU)}),
         archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
     })
+}
+
+fn quick_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
+    let content = decode(body, "encodedTaskContent")?;
+    if content.trim().is_empty() {
+        return Err(bad("InvalidRunRequest", "'encodedTaskContent' is required: the base64 of the task file."));
+    }
+    let source = Source::Yaml { content, values: decode(body, "encodedValuesContent")? };
+    quick_run_of(ctx, registry, body, source, false)
+}
+
+/// `FileTaskRunRequest`: a task file inside the uploaded or git context (`acb.yaml` unless
+/// `taskFilePath` names another).
+fn file_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
+    let path = body["taskFilePath"].as_str().filter(|p| !p.is_empty()).unwrap_or("acb.yaml").to_string();
+    let values = body["valuesFilePath"].as_str().filter(|v| !v.is_empty()).map(str::to_string);
+    quick_run_of(ctx, registry, body, Source::File { path, values }, true)
+}
+
+/// `DockerBuildRequest` (`az acr build`): a Dockerfile build of the context, pushed unless
+/// `isPushEnabled` is false.
+fn docker_run(ctx: &ArmCtx, registry: &StoredRegistry, body: &Value) -> Result<RunRequest, ArmError> {
+    let images = match &body["imageNames"] {
+        Value::Null => vec![],
+        Value::Array(a) => a
+            .iter()
+            .map(|i| i.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("InvalidRunRequest", "'imageNames' must be a list of image names."))?,
+        _ => return Err(bad("InvalidRunRequest", "'imageNames' must be a list of image names.")),
+    };
+    let source = Source::Docker {
+        images,
+        dockerfile: body["dockerFilePath"].as_str().filter(|d| !d.is_empty()).unwrap_or("Dockerfile").to_string(),
+        push: body["isPushEnabled"].as_bool().unwrap_or(true),
+        no_cache: body["noCache"].as_bool().unwrap_or(false),
+        target: body["target"].as_str().filter(|t| !t.is_empty()).map(str::to_string),
+        platform: platform_of(&body["platform"]),
+    };
+    quick_run_of(ctx, registry, body, source, true)
 }
 
 async fn require(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<wharf_storage::RunRecord, ArmError> {
