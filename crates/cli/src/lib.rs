@@ -5,8 +5,10 @@
 //! The commands talk to a Wharf server's HTTP APIs only; they never open its data directory.
 #![forbid(unsafe_code)]
 
+pub mod blob_upload;
 pub mod client;
 pub mod commands;
+pub mod context;
 pub mod error;
 pub mod logstream;
 pub mod output;

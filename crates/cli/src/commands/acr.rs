@@ -176,8 +176,12 @@ pub enum AcrCmd {
         #[command(subcommand)]
         cmd: super::acr_task::TaskCmd,
     },
-    /// Queue a quick run (a task file or --cmd with context /dev/null) and stream its logs.
+    /// Queue a quick run (a task file or --cmd with context /dev/null, or a task file of a
+    /// local directory or git context) and stream its logs.
     Run(Box<super::acr_task::AcrRunArgs>),
+    /// Queue a quick Docker build of a local directory (uploaded) or a remote context, and
+    /// stream its logs.
+    Build(Box<super::acr_task::AcrBuildArgs>),
     /// Delete a container registry and all its content.
     Delete {
         #[arg(long, short = 'n')]
@@ -284,7 +288,7 @@ pub fn table(cmd: &AcrCmd) -> Table {
         AcrCmd::CheckAccess(_) => Table::Columns(access_columns),
         AcrCmd::Data(cmd) => super::acr_data::table(cmd),
         AcrCmd::Task { cmd } => super::acr_task::table(cmd),
-        AcrCmd::Run(_) => Table::Columns(super::acr_task::view::run_columns),
+        AcrCmd::Run(_) | AcrCmd::Build(_) => Table::Columns(super::acr_task::view::run_columns),
     }
 }
 
@@ -437,6 +441,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         AcrCmd::Data(cmd) => return super::acr_data::run(cmd).await,
         AcrCmd::Task { cmd } => return super::acr_task::run(cmd).await,
         AcrCmd::Run(args) => return super::acr_task::acr_run(*args).await,
+        AcrCmd::Build(args) => return super::acr_task::acr_build(*args).await,
         other => other,
     };
     let client = Client::from_profile().await?;
@@ -450,7 +455,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         AcrCmd::CheckName { name } => check_name(&client, &sub, &name).await,
         AcrCmd::ShowUsage { name, resource_group } => show_usage(&client, &sub, &name, resource_group).await,
         AcrCmd::Update(args) => update(&client, &sub, args).await,
-        AcrCmd::Data(_) | AcrCmd::Task { .. } | AcrCmd::Run(_) => {
+        AcrCmd::Data(_) | AcrCmd::Task { .. } | AcrCmd::Run(_) | AcrCmd::Build(_) => {
             Err(CliError::Other("internal: command routed twice".into()))
         }
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,

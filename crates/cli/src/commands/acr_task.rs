@@ -1,12 +1,16 @@
-//! `wharf acr task …` and `wharf acr run`: ACR Tasks with az's flags, requests and output.
-//! Owns the calls each command makes (the registry lookup, `tasks/*`, `runs/*`,
-//! `scheduleRun`, `listLogSasUrl`) and what it prints on stderr; the bodies are built in
-//! [`body`], the output shapes in [`view`], the log streaming in [`crate::logstream`].
-//! Must never read a local context directory (uploading one is the next step, with
-//! `acr build`).
+//! `wharf acr task …`, `wharf acr run` and `wharf acr build`: ACR Tasks with az's flags,
+//! requests and output. Owns the calls each command makes (the registry lookup, `tasks/*`,
+//! `runs/*`, `scheduleRun`, `listLogSasUrl`) and what it prints on stderr; the bodies are
+//! built in [`body`], the output shapes in [`view`], the log streaming in
+//! [`crate::logstream`], `acr build` in [`build`]. A local context of `acr run` and
+//! `acr build` is packed and uploaded by [`source`] (with [`crate::context`] and
+//! [`crate::blob_upload`]); `task run -c` must still never read one (it refuses local
+//! contexts).
 
 pub mod args;
 pub mod body;
+mod build;
+mod source;
 mod timer;
 pub mod view;
 
@@ -15,13 +19,15 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-pub use args::{AcrRunArgs, TaskCmd};
+pub use args::{AcrBuildArgs, AcrRunArgs, TaskCmd};
 use args::{CreateArgs, CredentialCmd, RegistryRef, TaskIdentityCmd, TaskRef, TaskRunArgs, UpdateArgs};
 use body::SourceIdentity;
+pub use build::acr_build;
 
 use super::acr::{registry_path, resolve_group};
 use super::confirm;
 use crate::client::{Client, REGISTRY_API};
+use crate::context::Source;
 use crate::error::CliError;
 use crate::logstream::{self, StreamOptions};
 use crate::output::{Table, warning};
@@ -83,12 +89,17 @@ impl Registry {
 /// az's `validate_managed_registry`: find the registry (its group when `-g` is not given),
 /// read it, and refuse registries without a managed SKU.
 async fn registry(client: &Client, r: &RegistryRef) -> Result<Registry, CliError> {
+    registry_for(client, r, "Task is only supported for managed registries.").await
+}
+
+/// [`registry`] with the command's own refusal (`Builds are only supported…`).
+async fn registry_for(client: &Client, r: &RegistryRef, not_supported: &str) -> Result<Registry, CliError> {
     let sub = client.subscription()?.to_string();
     let rg = resolve_group(client, &r.registry, r.resource_group.clone()).await?;
     let path = registry_path(&sub, &rg, &r.registry);
     let v = client.get(&path, REGISTRY_API).await?;
     if !matches!(v["sku"]["name"].as_str(), Some("Basic" | "Standard" | "Premium")) {
-        return Err(CliError::Other("Task is only supported for managed registries.".into()));
+        return Err(CliError::Other(not_supported.into()));
     }
     Ok(Registry {
         name: r.registry.clone(),
@@ -299,7 +310,7 @@ fn is_local_context(context: &str) -> bool {
     !remote && !body::is_null_context(context)
 }
 
-const LOCAL_CONTEXT: &str = "local source contexts are not supported yet by wharf (uploading a directory comes with 'acr build'). Use /dev/null with --cmd '<image> <args>' or -f <local task file>.";
+const LOCAL_CONTEXT: &str = "local source contexts of 'task run' are not supported yet by wharf. Give the task a remote context, or upload the directory with 'acr build' or 'acr run -f <task file> <dir>'.";
 
 async fn task_run(client: &Client, a: TaskRunArgs) -> Result<Option<Value>, CliError> {
     if a.context.as_deref().is_some_and(is_local_context) {
@@ -310,10 +321,10 @@ async fn task_run(client: &Client, a: TaskRunArgs) -> Result<Option<Value>, CliE
     let timeout = d["properties"]["timeout"].as_u64().unwrap_or(logstream::DEFAULT_TIMEOUT_SECS);
     let b = body::task_run_request(&reg.task(&a.task.name), &a)?;
     let queued = call(client, Method::POST, &format!("{}/scheduleRun", reg.path), Some(&b)).await?;
-    follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout).await
+    follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout, "run").await
 }
 
-/// `acr run -r R (--cmd '<image args>' | -f task.yaml) /dev/null`.
+/// `acr run -r R (--cmd '<image args>' | -f task.yaml) /dev/null`, or `-f task.yaml <context>`.
 pub async fn acr_run(a: AcrRunArgs) -> Result<Option<Value>, CliError> {
     check_acr_run(&a)?;
     let client = Client::from_profile().await?;
@@ -325,33 +336,64 @@ fn check_acr_run(a: &AcrRunArgs) -> Result<(), CliError> {
     if a.cmd.is_some() && a.file.is_some() {
         return Err(CliError::Other("Azure Container Registry can run with either --cmd myCommand /dev/null or -f myFile mySourceLocation, but not both.".into()));
     }
-    if !body::is_null_context(&a.source_location) {
-        return Err(CliError::Other(format!("'{}': {LOCAL_CONTEXT}", a.source_location)));
+    if a.cmd.is_some() && !body::is_null_context(&a.source_location) {
+        // az sends acb.yaml of the context then, silently dropping --cmd; Wharf refuses.
+        return Err(CliError::Other(format!(
+            "--cmd runs with the context /dev/null, not '{}'. To run a task file of a context, use -f myFile mySourceLocation.",
+            a.source_location
+        )));
     }
     Ok(())
 }
 
-async fn acr_run_with(client: &Client, a: AcrRunArgs) -> Result<Option<Value>, CliError> {
-    check_acr_run(&a)?;
-    let reg = registry(client, &a.registry).await?;
-    if reg.abac && a.auth_mode.is_some() {
+/// The ABAC deprecation warning for `--auth-mode` (quick runs and builds).
+fn auth_mode_warning(reg: &Registry, auth_mode: Option<args::AuthMode>) {
+    if reg.abac && auth_mode.is_some() {
         warning(
             "The --auth-mode flag is deprecated for specifying access to an ABAC-enabled source registry. Use --source-acr-auth-id '[caller]' or 'none'.",
         );
     }
-    let content = match (&a.cmd, &a.file) {
-        (Some(c), _) => body::cmd_template(c, a.timeout).into_bytes(),
-        (None, f) => read_local(f.as_deref().unwrap_or(body::DEFAULT_TASK_FILE))?,
-    };
-    let values = a.values_file.as_deref().map(read_local).transpose()?;
-    let b = body::encoded_run_request(&a, &content, values.as_deref())?;
-    let queued = client.arm(Method::POST, &format!("{}/scheduleRun", reg.path), TASKS_API, Some(&b)).await?;
-    let timeout = a.timeout.unwrap_or(logstream::DEFAULT_TIMEOUT_SECS);
-    follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout).await
 }
 
-/// After `scheduleRun`: az's messages, then nothing (`--no-wait`), the finished run
-/// (`--no-logs`), or the streamed log whose `Complete` metadata decides the exit status.
+async fn acr_run_with(client: &Client, a: AcrRunArgs) -> Result<Option<Value>, CliError> {
+    check_acr_run(&a)?;
+    let reg = registry_for(client, &a.registry, "Run is only available for managed registries.").await?;
+    auth_mode_warning(&reg, a.auth_mode);
+    let b = match Source::parse(&a.source_location, true)? {
+        Source::Null => {
+            let content = match (&a.cmd, &a.file) {
+                (Some(c), _) => body::cmd_template(c, a.timeout).into_bytes(),
+                (None, f) => read_local(f.as_deref().unwrap_or(body::DEFAULT_TASK_FILE))?,
+            };
+            let values = a.values_file.as_deref().map(read_local).transpose()?;
+            body::encoded_run_request(&a, &content, values.as_deref())?
+        }
+        other => {
+            // Flag errors before anything is packed or uploaded.
+            body::file_run_request(&a, "")?;
+            let location = match other {
+                Source::Directory(dir) => {
+                    let archive = source::pack_directory(&dir, None, "run_archive").await?;
+                    source::upload(client, &reg, archive.path()).await?
+                }
+                Source::Tarball(path) => source::upload(client, &reg, &path).await?,
+                Source::Remote(url) => {
+                    source::remote(client, &reg, &url).await?;
+                    url
+                }
+                Source::Null => unreachable!("handled above"),
+            };
+            body::file_run_request(&a, &location)?
+        }
+    };
+    let queued = client.arm(Method::POST, &format!("{}/scheduleRun", reg.path), TASKS_API, Some(&b)).await?;
+    let timeout = a.timeout.unwrap_or(logstream::DEFAULT_TIMEOUT_SECS);
+    follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout, "run").await
+}
+
+/// After `scheduleRun`: az's messages (`Queued a <kind> with ID: …`, kind `run` or `build`),
+/// then nothing (`--no-wait`), the finished run (`--no-logs`), or the streamed log whose
+/// `Complete` metadata decides the exit status.
 async fn follow(
     client: &Client,
     reg: &Registry,
@@ -359,12 +401,13 @@ async fn follow(
     no_logs: bool,
     no_wait: bool,
     timeout: u64,
+    kind: &str,
 ) -> Result<Option<Value>, CliError> {
     let run_id = queued["properties"]["runId"]
         .as_str()
         .ok_or_else(|| CliError::Other("the server's scheduleRun answer has no properties.runId".into()))?
         .to_string();
-    warning(&format!("Queued a run with ID: {run_id}"));
+    warning(&format!("Queued a {kind} with ID: {run_id}"));
     if no_wait {
         return Ok(None);
     }
@@ -562,6 +605,10 @@ async fn task_identity(client: &Client, cmd: TaskIdentityCmd) -> Result<Option<V
     }
 }
 
+#[cfg(test)]
+mod build_flow_tests;
+#[cfg(test)]
+mod fake_acr;
 #[cfg(test)]
 mod flow_tests;
 

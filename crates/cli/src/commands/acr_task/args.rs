@@ -461,7 +461,63 @@ pub struct AcrRunArgs {
     /// Do not wait for the run.
     #[arg(long)]
     pub no_wait: bool,
-    /// The source context: /dev/null (local and remote contexts are not supported yet).
+    /// Accepted for az's sake: Wharf prints the log as the run writes it.
+    #[arg(long)]
+    pub no_format: bool,
+    /// The source context: /dev/null (the task file or --cmd travels in the request), a local
+    /// directory or .tar.gz (uploaded; -f names the task file in it, default acb.yaml), or a
+    /// git URL.
+    pub source_location: String,
+}
+
+/// `acr build`.
+#[derive(Debug, Args)]
+pub struct AcrBuildArgs {
+    #[command(flatten)]
+    pub registry: RegistryRef,
+    /// Image name to build and push (repeatable), e.g. 'app:{{.Run.ID}}'.
+    #[arg(long = "image", short = 't')]
+    pub image: Vec<String>,
+    /// The Dockerfile: for a local directory a local path (relative to the current directory;
+    /// default <SOURCE_LOCATION>/Dockerfile), else a path in the context (default Dockerfile).
+    #[arg(long, short = 'f')]
+    pub file: Option<String>,
+    /// Build argument NAME[=VALUE] (without =VALUE, the environment variable NAME).
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_arg: Vec<String>,
+    /// Secret build argument NAME[=VALUE].
+    #[arg(long = "secret-build-arg", value_name = "NAME[=VALUE]")]
+    pub secret_build_arg: Vec<String>,
+    /// The target build stage.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// os/architecture[/variant] (default linux/amd64).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Build the image but do not push it.
+    #[arg(long)]
+    pub no_push: bool,
+    /// Do not stream the logs; wait for the build and print the run.
+    #[arg(long)]
+    pub no_logs: bool,
+    /// Do not wait for the build.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Accepted for az's sake: Wharf prints the log as the run writes it.
+    #[arg(long)]
+    pub no_format: bool,
+    /// Timeout of the build in seconds (also how long to wait for new log lines).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// The identity the build uses for the registry: '[caller]' (the default when the flag has
+    /// no value) or 'none'.
+    #[arg(long, num_args = 0..=1, default_missing_value = "[caller]")]
+    pub source_acr_auth_id: Option<String>,
+    /// How the build logs in to the registry (deprecated for ABAC registries).
+    #[arg(long, value_enum)]
+    pub auth_mode: Option<AuthMode>,
+    /// The context: a local directory (packed, honouring .dockerignore, and uploaded), a local
+    /// .tar.gz (uploaded as it is), or a git URL or remote tarball URL (sent as it is).
     pub source_location: String,
 }
 

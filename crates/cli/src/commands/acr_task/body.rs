@@ -6,10 +6,12 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use super::args::{AcrRunArgs, CreateArgs, CredentialArgs, StepValues, TaskRunArgs, UpdateArgs};
+use super::args::{
+    AcrBuildArgs, AcrRunArgs, AuthMode, CreateArgs, CredentialArgs, StepValues, TaskRunArgs, UpdateArgs,
+};
 use crate::error::CliError;
 
-pub const NULL_CONTEXT: &str = "/dev/null";
+pub use crate::context::NULL_CONTEXT;
 /// The task file az reads when neither --cmd nor -f is given with /dev/null.
 pub const DEFAULT_TASK_FILE: &str = "acb.yaml";
 pub const SYSTEM_IDENTITY: &str = "[system]";
@@ -619,12 +621,82 @@ pub fn encoded_run_request(
         r["timeout"] = json!(t);
     }
     r["platform"] = platform(a.platform.as_deref())?;
-    r["credentials"] = match a.source_acr_auth_id.as_deref() {
+    r["credentials"] = run_credentials(a.source_acr_auth_id.as_deref(), a.auth_mode);
+    Ok(r)
+}
+
+/// `credentials` of a quick run or build: `--source-acr-auth-id [caller]` is the identity,
+/// `--auth-mode` the login mode.
+fn run_credentials(source_acr_auth_id: Option<&str>, auth_mode: Option<AuthMode>) -> Value {
+    match source_acr_auth_id {
         // Not probed: a quick run with `none` gets no source-registry credentials, which
         // Wharf's server reads from loginMode None.
         Some(v) if v.eq_ignore_ascii_case("none") => json!({"sourceRegistry": {"loginMode": "None"}}),
-        other => credentials(a.auth_mode.map(|m| m.as_str()), other.map(|v| json!(v))),
+        other => credentials(auth_mode.map(|m| m.as_str()), other.map(|v| json!(v))),
+    }
+}
+
+/// `POST REG/scheduleRun` for `acr run` with a context (uploaded, or a URL): the task file is
+/// named by its path in the context (az's `FileTaskRunRequest`, keys in az's order).
+pub fn file_run_request(a: &AcrRunArgs, source_location: &str) -> Result<Value, CliError> {
+    let mut r = json!({"type": "FileTaskRunRequest",
+                       "taskFilePath": a.file.as_deref().unwrap_or(DEFAULT_TASK_FILE)});
+    if let Some(v) = &a.values_file {
+        r["valuesFilePath"] = json!(v);
+    }
+    r["values"] = json!(set_values(&a.set_value, &a.set_secret)?);
+    r["sourceLocation"] = json!(source_location);
+    if let Some(t) = a.timeout {
+        r["timeout"] = json!(t);
+    }
+    r["platform"] = platform(a.platform.as_deref())?;
+    r["credentials"] = run_credentials(a.source_acr_auth_id.as_deref(), a.auth_mode);
+    Ok(r)
+}
+
+/// Whether `acr build` pushes (az's `_get_push_enabled_status`), and its warnings: none with
+/// `--no-push`; without any `-t`, az's "not provided" warning.
+pub fn push_enabled(a: &AcrBuildArgs) -> (bool, Vec<String>) {
+    if a.no_push {
+        return (false, vec![]);
+    }
+    if a.image.is_empty() {
+        return (false, vec!["'--image or -t' is not provided. Skipping image push after build.".into()]);
+    }
+    let old = a.image.iter().any(|i| i.contains(".Build.ID"));
+    let warnings = if old {
+        vec![".Build.ID is no longer supported as a valid substitution, use .Run.ID instead.".into()]
+    } else {
+        vec![]
     };
+    (true, warnings)
+}
+
+/// `POST REG/scheduleRun` for `acr build` (az's `DockerBuildRequest`, keys in the order az
+/// sends them): `source_location` is the uploaded archive's `relativePath` or the remote URL,
+/// `docker_file_path` the Dockerfile's name in it.
+pub fn docker_build_request(
+    a: &AcrBuildArgs,
+    source_location: &str,
+    docker_file_path: &str,
+) -> Result<Value, CliError> {
+    let mut r = json!({"type": "DockerBuildRequest"});
+    if !a.image.is_empty() {
+        r["imageNames"] = json!(a.image);
+    }
+    r["isPushEnabled"] = json!(push_enabled(a).0);
+    r["sourceLocation"] = json!(source_location);
+    r["platform"] = platform(a.platform.as_deref())?;
+    r["dockerFilePath"] = json!(docker_file_path);
+    if let Some(t) = a.timeout {
+        r["timeout"] = json!(t);
+    }
+    let values = StepValues { arg: a.build_arg.clone(), secret_arg: a.secret_build_arg.clone(), ..Default::default() };
+    r["arguments"] = json!(arguments(&values)?);
+    if let Some(t) = &a.target {
+        r["target"] = json!(t);
+    }
+    r["credentials"] = run_credentials(a.source_acr_auth_id.as_deref(), a.auth_mode);
     Ok(r)
 }
 
