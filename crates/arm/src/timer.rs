@@ -4,7 +4,7 @@
 //!
 //! Owns the schedule language and tick arithmetic. Pure: every function takes the time it
 //! reasons about; it never reads the clock, stores a claim or queues a run (the server's
-//! scheduler does, `arm/tasks/timers.rs`).
+//! scheduler does, `triggers/timers.rs` of the server).
 
 use std::fmt;
 

@@ -42,12 +42,14 @@ pub mod network;
 pub mod oci;
 pub mod private_link;
 pub mod run_queue;
+pub mod run_requests;
 pub mod runs;
 pub mod source_upload;
 pub mod sources;
 pub mod state;
 pub mod tls;
 pub mod tokens;
+pub mod triggers;
 pub mod uploads_sweep;
 
 use std::sync::Arc;
@@ -168,7 +170,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sweep_task = uploads_sweep::spawn(state.clone());
     let runs_task = runs::spawn(state.clone());
     let sources_task = sources::spawn(state.clone());
-    let timers_task = arm::tasks::timers::spawn(state.clone());
+    let timers_task = triggers::timers::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());

@@ -1,5 +1,5 @@
 //! Timer triggers, in process with an injected clock: the scheduler's look
-//! (`arm::tasks::timers::check`) is called with the times a test chooses, so each case runs in
+//! (`triggers::timers::check`) is called with the times a test chooses, so each case runs in
 //! milliseconds instead of waiting for minutes. Schedules are validated at create and update
 //! with the field they are in; a tick queues one `AutoRun` with its `timerTrigger`, however
 //! often (and however concurrently) it is looked at; missed ticks coalesce; disabled timers and
@@ -16,7 +16,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use support::TestApp;
 use wharf_arm::timer::Schedule;
-use wharf_server::arm::tasks::timers;
+use wharf_server::triggers::timers;
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)

@@ -12,7 +12,6 @@
 
 pub mod endpoint;
 pub mod runs;
-pub mod timers;
 
 use axum::http::StatusCode;
 use axum::response::Response;

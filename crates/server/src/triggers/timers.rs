@@ -1,7 +1,7 @@
 //! Timer triggers fire: the scheduler that, at every whole minute (every five-field cron tick
 //! is on one), queues an `AutoRun` for each enabled timer of each enabled task whose schedule
 //! ticked since it last looked. The run is the one `scheduleRun` would queue for the task
-//! ([`super::runs::task_request`]), with `timerTrigger: {timerTriggerName,
+//! ([`crate::run_requests::task_request`]), with `timerTrigger: {timerTriggerName,
 //! scheduleOccurrence}`.
 //!
 //! A tick runs once: the run is created together with the tick's claim in the metadata store
@@ -98,7 +98,7 @@ async fn fire(
         return Ok(None);
     };
     let registry = StoredRegistry::from_record(record)?;
-    let request = match super::runs::task_request(state, &registry, host, &json!({})) {
+    let request = match crate::run_requests::task_request(state, &registry, host, &json!({})) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(task = %host.record.id, trigger, tick = %tick, code = %e.code, error = %e.message, "a timer ticked but its task cannot run");
