@@ -20,7 +20,8 @@ use wharf_oci::{Digest, DigestAlgorithm, Reference, RepositoryName, Tag};
 use crate::{
     BlobReferences, BlobStore, ByteStream, ChangeableAttributes, ManifestPutOutcome, ManifestRead, MetadataStore,
     NewManifest, NewRun, Order, Page, RegistryKey, ResourceFilter, ResourceRecord, RunFilter, RunRecord, StorageError,
-    TimerTick, UploadId, UploadLimitScope, UploadLimits, UploadRecord, UploadState, run_status,
+    TaskImage, TaskImageRole, TimerTick, UploadId, UploadLimitScope, UploadLimits, UploadRecord, UploadState,
+    run_status,
 };
 
 // ---- helpers ----
@@ -1532,6 +1533,9 @@ pub async fn run_queue_suite(store: Arc<dyn MetadataStore>) {
     timer_ticks_queue_once(s).await;
     timer_tick_claims_race(store.clone()).await;
     timer_ticks_sweep_old_claims(s).await;
+    task_images_replace_and_find(s).await;
+    image_update_runs_coalesce_while_queued(s).await;
+    image_update_runs_race(store.clone()).await;
 }
 
 pub async fn runs_numbered_per_registry(store: &dyn MetadataStore) {
@@ -2068,4 +2072,119 @@ pub async fn timer_ticks_sweep_old_claims(store: &dyn MetadataStore) {
         "kept"
     );
     drain_run_queue(store).await;
+}
+
+// ---- base-image triggers ----
+
+fn task_image(
+    registry: &RegistryKey,
+    repository: &str,
+    tag: &str,
+    role: TaskImageRole,
+    digest: Option<&str>,
+) -> TaskImage {
+    TaskImage {
+        registry: registry.clone(),
+        repository: repository.into(),
+        tag: tag.into(),
+        role,
+        digest: digest.map(str::to_string),
+    }
+}
+
+/// A task's images are replaced as a whole, found by image whatever the task id's case, and
+/// forgotten with an empty list or with either registry.
+pub async fn task_images_replace_and_find(store: &dyn MetadataStore) {
+    let (home, other) = (fresh_registry(), fresh_registry());
+    let task = format!("/subscriptions/s/registries/r/tasks/App-{}", home.0);
+    let now = now_micros();
+    let first = [
+        task_image(&other, "team/base", "1", TaskImageRole::Runtime, Some("sha256:aa")),
+        task_image(&home, "team/tools", "2", TaskImageRole::BuildTime, None),
+        task_image(&home, "team/app", "1", TaskImageRole::Output, None),
+    ];
+    store.task_images_set(&task, &home, &first, now).await.unwrap();
+    let using = store.task_images_using(&other, "team/base", "1").await.unwrap();
+    assert_eq!(using.len(), 1, "{using:?}");
+    assert_eq!(
+        (using[0].task.as_str(), &using[0].task_registry, &using[0].image),
+        (task.to_lowercase().as_str(), &home, &first[0])
+    );
+    assert!(store.task_images_using(&other, "team/base", "2").await.unwrap().is_empty(), "tags differ");
+    assert!(store.task_images_using(&home, "team/base", "1").await.unwrap().is_empty(), "registries differ");
+    assert_eq!(store.task_images_of(&task.to_uppercase()).await.unwrap().len(), 3);
+
+    // The next run replaces everything.
+    let second = [task_image(&other, "team/base", "2", TaskImageRole::Runtime, Some("sha256:bb"))];
+    store.task_images_set(&task.to_uppercase(), &home, &second, now).await.unwrap();
+    assert!(store.task_images_using(&other, "team/base", "1").await.unwrap().is_empty());
+    let of: Vec<TaskImage> = store.task_images_of(&task).await.unwrap().into_iter().map(|r| r.image).collect();
+    assert_eq!(of, second);
+
+    store.task_images_set(&task, &home, &[], now).await.unwrap();
+    assert!(store.task_images_of(&task).await.unwrap().is_empty(), "an empty list forgets the task");
+
+    store.task_images_set(&task, &home, &first, now).await.unwrap();
+    store.registry_purge(&other).await.unwrap();
+    assert!(
+        store.task_images_using(&other, "team/base", "1").await.unwrap().is_empty(),
+        "purged with the image's registry"
+    );
+    assert_eq!(store.task_images_of(&task).await.unwrap().len(), 2);
+    store.registry_purge(&home).await.unwrap();
+    assert!(store.task_images_of(&task).await.unwrap().is_empty(), "purged with the task's registry");
+}
+
+fn image_update_run(registry: &RegistryKey, task: &str) -> NewRun {
+    NewRun {
+        registry: registry.clone(),
+        id_prefix: "ca".into(),
+        task: Some(task.into()),
+        status: run_status::QUEUED.into(),
+        body: json!({"properties": {"status": "Queued", "imageUpdateTrigger": {"id": "x"}}}),
+    }
+}
+
+/// While a task's image-update run is queued, another is not; once it started, the next one
+/// is. Other runs of the task (by hand, by a timer) do not hold one back.
+pub async fn image_update_runs_coalesce_while_queued(store: &dyn MetadataStore) {
+    let reg = fresh_registry();
+    let now = now_micros();
+    let manual = store.run_create(&new_run(&reg, "ca", Some("app"), run_status::QUEUED), now).await.unwrap();
+    let first = store.run_create_for_image_update(&image_update_run(&reg, "app"), now).await.unwrap();
+    let first = first.expect("a manual run does not hold back an image-update run");
+    assert_eq!(store.run_create_for_image_update(&image_update_run(&reg, "APP"), now).await.unwrap(), None);
+    assert!(
+        store.run_create_for_image_update(&image_update_run(&reg, "other"), now).await.unwrap().is_some(),
+        "another task"
+    );
+    set_run(store, &first, run_status::RUNNING, Some("agent"), Some(secs(now, 60))).await;
+    let next = store.run_create_for_image_update(&image_update_run(&reg, "app"), now).await.unwrap();
+    assert!(next.is_some(), "the queued one started: a new push queues again");
+    assert_eq!(manual.number, 1);
+    let no_task = NewRun { task: None, ..image_update_run(&reg, "app") };
+    assert!(store.run_create_for_image_update(&no_task, now).await.is_err(), "a quick run cannot be an image update");
+    drain_run_queue(store).await;
+}
+
+/// Eight replicas seeing the same push at once: one run.
+pub async fn image_update_runs_race(store: Arc<dyn MetadataStore>) {
+    let reg = fresh_registry();
+    let now = now_micros();
+    let barrier = Arc::new(tokio::sync::Barrier::new(8));
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, barrier, reg) = (store.clone(), barrier.clone(), reg.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.run_create_for_image_update(&image_update_run(&reg, "app"), now).await.unwrap()
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        winners.extend(racer.await.expect("racer"));
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    drain_run_queue(&*store).await;
 }

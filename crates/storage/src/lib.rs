@@ -430,6 +430,28 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// Deletes the claims of ticks before `before`; returns how many there were.
     async fn timer_ticks_sweep(&self, before: DateTime<Utc>) -> Result<u64>;
 
+    // ---- base-image triggers ----
+    /// Replaces the images recorded for `task` (its resource id, compared case-insensitively)
+    /// with `images`, in one transaction; an empty list forgets the task.
+    async fn task_images_set(
+        &self,
+        task: &str,
+        task_registry: &RegistryKey,
+        images: &[TaskImage],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Every recorded use of `registry`/`repository`:`tag`, by any task, in any role.
+    async fn task_images_using(&self, registry: &RegistryKey, repository: &str, tag: &str)
+    -> Result<Vec<TaskImageRow>>;
+    /// The images recorded for `task`.
+    async fn task_images_of(&self, task: &str) -> Result<Vec<TaskImageRow>>;
+    /// Queues `run` (of a task: `run.task` is set) as [`MetadataStore::run_create`] does, unless
+    /// the same task of the same registry already has a `Queued` run whose body has
+    /// `properties.imageUpdateTrigger`: in one transaction, so that a burst of base-image pushes,
+    /// seen by any number of replicas, queues one run that builds on the newest bases. `None`
+    /// when such a run was already queued.
+    async fn run_create_for_image_update(&self, run: &NewRun, now: DateTime<Utc>) -> Result<Option<RunRecord>>;
+
     // ---- checks ----
     /// The backend's own consistency check of its files (SQLite: `integrity_check` and
     /// `foreign_key_check`): one line per problem, empty when sound.

@@ -313,6 +313,53 @@ pub struct TimerTick {
     pub tick: DateTime<Utc>,
 }
 
+/// How a task's run uses an image (base-image triggers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskImageRole {
+    /// The base image of the build's final stage: what the built image runs on.
+    Runtime,
+    /// The base image of another stage of the build.
+    BuildTime,
+    /// An image the run pushes.
+    Output,
+}
+
+impl TaskImageRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskImageRole::Runtime => "runtime",
+            TaskImageRole::BuildTime => "buildtime",
+            TaskImageRole::Output => "output",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskImageRole> {
+        [TaskImageRole::Runtime, TaskImageRole::BuildTime, TaskImageRole::Output].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// An image of a registry of this deployment that a task's last run used or pushed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TaskImage {
+    /// The key of the registry the image is in.
+    pub registry: RegistryKey,
+    pub repository: String,
+    pub tag: String,
+    pub role: TaskImageRole,
+    /// What the tag named when the run started; `None` when it named nothing, and for outputs.
+    pub digest: Option<String>,
+}
+
+/// A [`TaskImage`] with the task it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskImageRow {
+    /// The task's resource id, lowercased.
+    pub task: String,
+    /// The key of the task's registry (whose queue its runs go to).
+    pub task_registry: RegistryKey,
+    pub image: TaskImage,
+}
+
 /// One run of a registry's run queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

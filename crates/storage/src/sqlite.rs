@@ -33,6 +33,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("sqlite/schema_v2.sql"),
     include_str!("sqlite/schema_v3.sql"),
     include_str!("sqlite/schema_v4.sql"),
+    include_str!("sqlite/schema_v5.sql"),
 ];
 
 /// How far a commit is flushed before it is acknowledged.

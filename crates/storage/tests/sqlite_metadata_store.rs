@@ -257,9 +257,9 @@ async fn a_version_2_database_migrates_to_version_3() {
 }
 
 /// Migration 4 adds the claimed timer ticks to a version-3 database and keeps its runs (and
-/// their numbering).
+/// their numbering); the later migrations follow.
 #[tokio::test]
-async fn a_version_3_database_migrates_to_version_4() {
+async fn a_version_3_database_migrates_to_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("meta.db");
     let reg = RegistryKey("r".into());
@@ -278,7 +278,7 @@ async fn a_version_3_database_migrates_to_version_4() {
         .unwrap();
     }
     let store = SqliteMetadataStore::open(&path).unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 4);
+    assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
     assert!(store.run_get(&reg, "ca1").await.unwrap().is_some(), "version-3 runs kept");
     let run = NewRun {
         registry: reg.clone(),
@@ -290,5 +290,39 @@ async fn a_version_3_database_migrates_to_version_4() {
     let tick = TimerTick { task: "tasks/nightly".into(), trigger: "t1".into(), tick: Utc::now() };
     assert_eq!(store.run_create_for_tick(&run, &tick, Utc::now()).await.unwrap().unwrap().run_id, "ca2");
     assert_eq!(store.run_create_for_tick(&run, &tick, Utc::now()).await.unwrap(), None);
+    assert!(store.integrity_check().await.unwrap().is_empty());
+}
+
+/// Migration 5 adds the images of tasks' runs to a version-4 database, keeping its runs.
+#[tokio::test]
+async fn a_version_4_database_migrates_to_version_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("meta.db");
+    let reg = RegistryKey("r".into());
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..4] {
+            raw.execute_batch(m).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 4).unwrap();
+        raw.execute(
+            "INSERT INTO runs (registry, number, run_id, run_id_lower, status, body, created_at, updated_at) \
+             VALUES ('r', 1, 'ca1', 'ca1', 'Succeeded', '{}', 0, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteMetadataStore::open(&path).unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 5);
+    assert!(store.run_get(&reg, "ca1").await.unwrap().is_some(), "version-4 runs kept");
+    let image = wharf_storage::TaskImage {
+        registry: reg.clone(),
+        repository: "team/base".into(),
+        tag: "1".into(),
+        role: wharf_storage::TaskImageRole::Runtime,
+        digest: None,
+    };
+    store.task_images_set("tasks/app", &reg, std::slice::from_ref(&image), Utc::now()).await.unwrap();
+    assert_eq!(store.task_images_using(&reg, "team/base", "1").await.unwrap()[0].image, image);
     assert!(store.integrity_check().await.unwrap().is_empty());
 }

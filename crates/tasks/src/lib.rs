@@ -1,7 +1,8 @@
 //! ACR Tasks' task language, as pure functions: a task (a multi-step YAML file, a Dockerfile
 //! build or a single `--cmd`) plus the run's variables and values become a [`Plan`] — typed
 //! steps with their images, arguments, dependencies and timeouts — that an agent executes.
-//! Also the run ids, run statuses and the masking of secret values in logs. No I/O, no clock:
+//! Also the run ids, run statuses, the masking of secret values in logs and the base images a
+//! Dockerfile builds on ([`base_images`]). No I/O, no clock:
 //! the run's date comes in with its [`RunVars`].
 //!
 //! The way through, as ACR does it: Go templates ([`render_template`]) over the whole file,
@@ -39,6 +40,7 @@
 //! ```
 
 mod alias;
+mod dockerfile;
 mod error;
 mod git_location;
 mod image;
@@ -55,6 +57,7 @@ mod values;
 mod yaml;
 
 pub use alias::{DEFAULT_ACR_IMAGE, is_alias_name, run_aliases};
+pub use dockerfile::{BaseImage, base_images};
 pub use error::{Position, Problem, TaskError};
 pub use git_location::GitLocation;
 pub use image::{has_registry, qualify};

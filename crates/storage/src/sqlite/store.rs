@@ -13,8 +13,8 @@ use super::rows::*;
 use crate::{
     BlobRecord, BlobReferences, ChangeableAttributes, ManifestMeta, ManifestPutOutcome, ManifestRead, MetadataCounts,
     MetadataStore, NewManifest, NewRun, Order, Page, RegistryKey, RepositoryRecord, ResourceFilter, ResourceRecord,
-    Result, RunFilter, RunRecord, StorageError, TagRecord, TimerTick, UnrecordedReference, UploadId, UploadLimitScope,
-    UploadLimits, UploadRecord, run_status,
+    Result, RunFilter, RunRecord, StorageError, TagRecord, TaskImage, TaskImageRole, TaskImageRow, TimerTick,
+    UnrecordedReference, UploadId, UploadLimitScope, UploadLimits, UploadRecord, run_status,
 };
 
 fn repo_id(conn: &Connection, registry: &str, repo: &str) -> Result<Option<i64>> {
@@ -770,6 +770,8 @@ impl MetadataStore for SqliteMetadataStore {
             tx.prepare_cached("DELETE FROM repositories WHERE registry = ?1")?.execute([&registry])?;
             // The run counter stays, so that the key's numbering never restarts.
             tx.prepare_cached("DELETE FROM runs WHERE registry = ?1")?.execute([&registry])?;
+            tx.prepare_cached("DELETE FROM task_images WHERE task_registry = ?1 OR image_registry = ?1")?
+                .execute([&registry])?;
             let mut stmt = tx.prepare_cached("DELETE FROM uploads WHERE registry = ?1 RETURNING id")?;
             let ids = collect(stmt.query([&registry])?, |r| {
                 let id: String = r.get(0)?;
@@ -1053,6 +1055,88 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn task_images_set(
+        &self,
+        task: &str,
+        task_registry: &RegistryKey,
+        images: &[TaskImage],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (task, task_registry, images, now) = (lower(task), task_registry.0.clone(), images.to_vec(), nanos(&now)?);
+        self.write(move |tx, _| {
+            tx.prepare_cached("DELETE FROM task_images WHERE task = ?1")?.execute([&task])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO task_images (task, task_registry, image_registry, repository, tag, role, digest, recorded_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT DO NOTHING",
+            )?;
+            for i in &images {
+                insert.execute(params![
+                    task,
+                    task_registry,
+                    i.registry.0,
+                    i.repository,
+                    i.tag,
+                    i.role.as_str(),
+                    i.digest,
+                    now
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn task_images_using(
+        &self,
+        registry: &RegistryKey,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Vec<TaskImageRow>> {
+        let (registry, repository, tag) = (registry.0.clone(), repository.to_string(), tag.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TASK_IMAGE_COLS} FROM task_images WHERE image_registry = ?1 AND repository = ?2 AND tag = ?3 \
+                 ORDER BY task, role"
+            ))?;
+            collect(stmt.query(params![registry, repository, tag])?, task_image_row)
+        })
+        .await
+    }
+
+    async fn task_images_of(&self, task: &str) -> Result<Vec<TaskImageRow>> {
+        let task = lower(task);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TASK_IMAGE_COLS} FROM task_images WHERE task = ?1 \
+                 ORDER BY image_registry, repository, tag, role"
+            ))?;
+            collect(stmt.query([task])?, task_image_row)
+        })
+        .await
+    }
+
+    async fn run_create_for_image_update(&self, run: &NewRun, now: DateTime<Utc>) -> Result<Option<RunRecord>> {
+        let (r, now) = (run.clone(), nanos(&now)?);
+        let task = r
+            .task
+            .as_deref()
+            .map(lower)
+            .ok_or_else(|| StorageError::Conflict("an image-update run must name its task".into()))?;
+        self.write(move |tx, _| {
+            let pending = tx
+                .prepare_cached(
+                    "SELECT 1 FROM runs WHERE registry = ?1 AND task_lower = ?2 AND status = ?3 \
+                     AND json_extract(body, '$.properties.imageUpdateTrigger') IS NOT NULL",
+                )?
+                .exists(params![r.registry.0, task, run_status::QUEUED])?;
+            if pending {
+                return Ok(None);
+            }
+            insert_run(tx, &r, now).map(Some)
+        })
+        .await
+    }
+
     async fn integrity_check(&self) -> Result<Vec<String>> {
         self.read(move |c| {
             let mut problems = Vec::new();
@@ -1139,6 +1223,24 @@ fn resource_list_sql(by_type: bool, by_group: bool) -> String {
         (false, false) => "?1 IS NULL AND ?2 IS NULL",
     };
     format!("SELECT {RESOURCE_COLS} FROM resources WHERE {filter} ORDER BY id_lower")
+}
+
+const TASK_IMAGE_COLS: &str = "task, task_registry, image_registry, repository, tag, role, digest";
+
+fn task_image_row(r: &rusqlite::Row<'_>) -> Result<TaskImageRow> {
+    let role: String = r.get(5)?;
+    Ok(TaskImageRow {
+        task: r.get(0)?,
+        task_registry: RegistryKey(r.get(1)?),
+        image: TaskImage {
+            registry: RegistryKey(r.get(2)?),
+            repository: r.get(3)?,
+            tag: r.get(4)?,
+            role: TaskImageRole::parse(&role)
+                .ok_or_else(|| StorageError::Database(format!("task_images has an unknown role '{role}'")))?,
+            digest: r.get(6)?,
+        },
+    })
 }
 
 /// Enqueues a run inside the writer's transaction (`run_create`, `run_create_for_tick`).
