@@ -96,6 +96,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+pub use run::{BuildInputs, build_inputs};
 use tokio_util::sync::CancellationToken;
 pub use wharf_tasks::{Plan, RunStatus};
 

@@ -15,7 +15,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
-use wharf_tasks::{BuildStep, CmdStep, PlannedStep, RunStatus, StepAction};
+use wharf_tasks::{BuildStep, CmdStep, Plan, PlannedStep, RunStatus, StepAction};
 
 use crate::argv::{self, Common};
 use crate::cgroups;
@@ -376,8 +376,12 @@ fn attempt_of(exit: Exit, tool: &Path) -> Attempt {
 
 /// The step's environment: the plan's, then its own (a later value wins).
 fn step_env(ctx: &Ctx, step: &PlannedStep) -> Vec<(String, String)> {
+    env_of(&ctx.plan, step)
+}
+
+fn env_of(plan: &Plan, step: &PlannedStep) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for (k, v) in ctx.plan.env.iter().chain(&step.env) {
+    for (k, v) in plan.env.iter().chain(&step.env) {
         match out.iter_mut().find(|(ek, _)| ek == k) {
             Some(e) => e.1 = v.clone(),
             None => out.push((k.clone(), v.clone())),
@@ -409,13 +413,47 @@ fn inside(base: &Path, rel: &str) -> Option<PathBuf> {
 
 /// The host directory of the step's working directory: `/workspace/x` (or `x`) is
 /// `<run>/workspace/x`; anything else is the workspace itself.
-fn host_working_dir(ctx: &Ctx, step: &PlannedStep) -> PathBuf {
+fn host_working_dir(workspace: &Path, step: &PlannedStep) -> PathBuf {
     let wd = step.working_directory.as_deref().unwrap_or("");
     let rel = wd.strip_prefix("/workspace").unwrap_or(wd);
     if rel.starts_with('/') && !wd.starts_with("/workspace/") {
-        return ctx.workspace.clone();
+        return workspace.to_path_buf();
     }
-    inside(&ctx.workspace, rel.trim_start_matches('/')).unwrap_or_else(|| ctx.workspace.clone())
+    inside(workspace, rel.trim_start_matches('/')).unwrap_or_else(|| workspace.to_path_buf())
+}
+
+/// What a build step builds, on the host: its context directory and Dockerfile inside
+/// `workspace`, and its build arguments (a bare `--build-arg K` takes K from the step's
+/// environment, or is left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInputs {
+    pub context: PathBuf,
+    pub dockerfile: PathBuf,
+    pub build_args: Vec<(String, String)>,
+}
+
+/// The [`BuildInputs`] of `build`, step `step` of `plan`, with the run's files in `workspace`
+/// (the engine's own path to them, and the server's for the base images a build uses); an
+/// error when the context or the Dockerfile would lie outside the workspace.
+pub fn build_inputs(
+    workspace: &Path,
+    plan: &Plan,
+    step: &PlannedStep,
+    build: &BuildStep,
+) -> Result<BuildInputs, String> {
+    let base = host_working_dir(workspace, step);
+    let context = inside(&base, &build.context)
+        .ok_or_else(|| format!("build context '{}' is not inside the run's working directory", build.context))?;
+    let dockerfile_rel = build.dockerfile.as_deref().unwrap_or("Dockerfile");
+    let dockerfile = inside(&context, dockerfile_rel)
+        .ok_or_else(|| format!("Dockerfile '{dockerfile_rel}' is not inside the build context"))?;
+    let env: HashMap<String, String> = env_of(plan, step).into_iter().collect();
+    let build_args = build
+        .build_args
+        .iter()
+        .filter_map(|(k, v)| v.clone().or_else(|| env.get(k).cloned()).map(|v| (k.clone(), v)))
+        .collect();
+    Ok(BuildInputs { context, dockerfile, build_args })
 }
 
 async fn build(
@@ -426,21 +464,11 @@ async fn build(
     deadline: Instant,
     stop: &CancellationToken,
 ) -> Attempt {
-    let base = host_working_dir(ctx, step);
-    let Some(context) = inside(&base, &b.context) else {
-        return Attempt::Error(format!("build context '{}' is not inside the run's working directory", b.context));
+    let inputs = match build_inputs(&ctx.workspace, &ctx.plan, step, b) {
+        Ok(i) => i,
+        Err(why) => return Attempt::Error(why),
     };
-    let dockerfile_rel = b.dockerfile.as_deref().unwrap_or("Dockerfile");
-    let Some(dockerfile) = inside(&context, dockerfile_rel) else {
-        return Attempt::Error(format!("Dockerfile '{dockerfile_rel}' is not inside the build context"));
-    };
-    let env: HashMap<String, String> = step_env(ctx, step).into_iter().collect();
-    // A bare `--build-arg K` takes K from the step's environment, or is left out.
-    let build_args: Vec<(String, String)> = b
-        .build_args
-        .iter()
-        .filter_map(|(k, v)| v.clone().or_else(|| env.get(k).cloned()).map(|v| (k.clone(), v)))
-        .collect();
+    let (context, dockerfile, build_args) = (inputs.context, inputs.dockerfile, inputs.build_args);
     let cgroup_parent = cgroups::build_parent(&ctx.run_id, index);
     let args = argv::bud(
         &ctx.common(),

@@ -297,8 +297,47 @@ impl TaskSpec {
         if !listed.is_null() {
             p["trigger"]["timerTriggers"] = listed;
         }
+        if let Some(b) = base_image_trigger(&p["trigger"]["baseImageTrigger"])? {
+            p["trigger"]["baseImageTrigger"] = b;
+        }
         Ok(TaskSpec { properties: p, step, credentials, timeout, enabled: status == "Enabled", timers })
     }
+}
+
+/// `trigger.baseImageTrigger`, normalised: `baseImageTriggerType` `All` or `Runtime` (default
+/// `Runtime`), `status` `Enabled` or `Disabled` (default `Enabled`), a `name`, and
+/// `updateTriggerPayloadType` (`Default` unless given). `None` when the task has none.
+fn base_image_trigger(v: &Value) -> Result<Option<Value>, ArmError> {
+    let Value::Object(_) = v else {
+        return match v {
+            Value::Null => Ok(None),
+            _ => Err(ArmError::invalid_request("'trigger.baseImageTrigger' must be an object.")),
+        };
+    };
+    let bad = |m: String| ArmError::bad_request("InvalidBaseImageTrigger", m);
+    let mut out = v.clone();
+    let kind = match v["baseImageTriggerType"].as_str() {
+        None => "Runtime",
+        Some(t) if t.eq_ignore_ascii_case("Runtime") => "Runtime",
+        Some(t) if t.eq_ignore_ascii_case("All") => "All",
+        Some(t) => return Err(bad(format!("baseImageTriggerType '{t}' is invalid: use All or Runtime."))),
+    };
+    let status = match v["status"].as_str() {
+        None => "Enabled",
+        Some(t) if t.eq_ignore_ascii_case("Enabled") => "Enabled",
+        Some(t) if t.eq_ignore_ascii_case("Disabled") => "Disabled",
+        Some(t) => {
+            return Err(bad(format!("The base image trigger's status '{t}' is invalid: use Enabled or Disabled.")));
+        }
+    };
+    let name = v["name"].as_str().filter(|n| !n.is_empty()).unwrap_or("defaultBaseimageTriggerName");
+    out["baseImageTriggerType"] = json!(kind);
+    out["status"] = json!(status);
+    out["name"] = json!(name);
+    if out["updateTriggerPayloadType"].is_null() {
+        out["updateTriggerPayloadType"] = json!("Default");
+    }
+    Ok(Some(out))
 }
 
 /// A run or task `timeout` in seconds (default 3600), inside [`TIMEOUT_RANGE`].
@@ -405,6 +444,14 @@ mod tests {
         assert_eq!(spec.properties["agentConfiguration"], json!({"cpu": 2}));
         assert_eq!(spec.properties["credentials"], json!({}));
         assert!(matches!(spec.step, Step::Encoded { ref content, .. } if content.contains("busybox")));
+        let spec = TaskSpec::parse(&json!({"step": encoded("steps:\n  - cmd: busybox\n"),
+            "trigger": {"baseImageTrigger": {"baseImageTriggerType": "all", "status": "disabled"}}}))
+        .unwrap();
+        assert_eq!(
+            spec.properties["trigger"]["baseImageTrigger"],
+            json!({"baseImageTriggerType": "All", "status": "Disabled", "name": "defaultBaseimageTriggerName",
+                   "updateTriggerPayloadType": "Default"})
+        );
     }
 
     #[test]
@@ -416,6 +463,12 @@ mod tests {
             (json!({"step": step, "platform": {"os": "Windows"}}), "UnsupportedPlatform"),
             (json!({"step": step, "agentConfiguration": {"cpu": 0}}), "InvalidAgentConfiguration"),
             (json!({"step": step, "status": "Paused"}), "InvalidTaskStatus"),
+            (
+                json!({"step": step, "trigger": {"baseImageTrigger": {"baseImageTriggerType": "Some"}}}),
+                "InvalidBaseImageTrigger",
+            ),
+            (json!({"step": step, "trigger": {"baseImageTrigger": {"status": "On"}}}), "InvalidBaseImageTrigger"),
+            (json!({"step": step, "trigger": {"baseImageTrigger": "yes"}}), "InvalidRequestContent"),
             (json!({"step": {"type": "Shell"}}), "InvalidTaskStep"),
             (json!({"step": {"type": "EncodedTask", "encodedTaskContent": "%%%"}}), "InvalidTaskStep"),
             (json!({}), "InvalidTaskStep"),

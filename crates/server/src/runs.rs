@@ -272,6 +272,14 @@ pub enum RunOrigin {
         trigger: String,
         occurrence: DateTime<Utc>,
     },
+    /// A base image's tag was pushed with new content (`imageUpdateTrigger`); `registry` is
+    /// its login server.
+    ImageUpdate {
+        registry: String,
+        repository: String,
+        tag: String,
+        digest: String,
+    },
 }
 
 /// Queues a run of `registry`, scheduled by hand.
@@ -298,7 +306,7 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
         // AutoRun.
         "runType": match origin {
             RunOrigin::Manual => "QuickRun",
-            RunOrigin::Timer { .. } => "AutoRun",
+            RunOrigin::Timer { .. } | RunOrigin::ImageUpdate { .. } => "AutoRun",
         },
         "createTime": time(now),
         "lastUpdatedTime": time(now),
@@ -319,6 +327,13 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
         properties["timerTrigger"] = json!({
             "timerTriggerName": trigger,
             "scheduleOccurrence": occurrence.to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
+    }
+    if let RunOrigin::ImageUpdate { registry, repository, tag, digest } = origin {
+        properties["imageUpdateTrigger"] = json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "timestamp": time(now),
+            "images": [{"registry": registry, "repository": repository, "tag": tag, "digest": digest}],
         });
     }
     NewRun {
@@ -485,7 +500,7 @@ async fn executor_loop(state: Arc<AppState>) {
 }
 
 /// The registry a run belongs to, by its key.
-async fn registry_of(
+pub(crate) async fn registry_of(
     state: &AppState,
     key: &wharf_storage::RegistryKey,
 ) -> Result<Option<StoredRegistry>, StorageError> {
@@ -662,6 +677,7 @@ async fn prepare(
             return Err(e);
         }
     };
+    crate::triggers::base_images::record(state, run, &request, &plan, staged.as_deref(), log).await;
     plan.secrets.extend(request.arguments.iter().filter(|a| a.secret).map(|a| a.value.clone()));
     if let RunContext::Git { token: Some(t), .. } = &request.context {
         plan.secrets.push(t.clone());

@@ -119,6 +119,18 @@ pub async fn put(ctx: &mut Ctx, reference: &Reference) -> OciResult<Response> {
         }
         Err(e) => return Err(OciError::internal("storing a manifest", e)),
     }
+    if let Some(tag) = &new.tag {
+        crate::triggers::base_images::pushed(
+            &ctx.state,
+            crate::triggers::base_images::Pushed {
+                registry: t.registry.key.clone(),
+                registry_name: t.registry.name.clone(),
+                repository: t.repo.to_string(),
+                tag: tag.to_string(),
+                digest: digest.to_string(),
+            },
+        );
+    }
     let mut resp = (
         StatusCode::CREATED,
         [

@@ -123,6 +123,10 @@ delegate! {
         r fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
         w fn run_create_for_tick(&self, run: &NewRun, tick: &TimerTick, now: DateTime<Utc>) -> Result<Option<RunRecord>>;
         w fn timer_ticks_sweep(&self, before: DateTime<Utc>) -> Result<u64>;
+        w fn task_images_set(&self, task: &str, task_registry: &RegistryKey, images: &[TaskImage], now: DateTime<Utc>) -> Result<()>;
+        r fn task_images_using(&self, registry: &RegistryKey, repository: &str, tag: &str) -> Result<Vec<TaskImageRow>>;
+        r fn task_images_of(&self, task: &str) -> Result<Vec<TaskImageRow>>;
+        w fn run_create_for_image_update(&self, run: &NewRun, now: DateTime<Utc>) -> Result<Option<RunRecord>>;
         r fn integrity_check(&self) -> Result<Vec<String>>;
         r fn counts(&self) -> Result<MetadataCounts>;
 }
