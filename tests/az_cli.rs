@@ -1159,3 +1159,59 @@ async fn az_runs_the_task_walkthroughs_unmodified() {
         az.run(&["acr", "run", "-r", "seedabactasks", "--cmd", &cmd, "/dev/null", "--source-acr-auth-id", "none"]);
     assert_eq!(none.code, 1, "without an identity a quick run has no access in ABAC mode: {none:?}");
 }
+
+/// `az acr build` and `az acr run` with a local directory, unmodified: az packs the directory
+/// (leaving out what `.dockerignore` names), uploads it through the link the server hands out,
+/// queues the run and streams its log.
+#[tokio::test]
+async fn az_builds_and_runs_a_local_directory() {
+    let Some(bin) = require_az() else { return };
+    if !require_task_engine() {
+        return;
+    }
+    let s = TestServer::builder().tls().start().await;
+    let cli = Cli::login(&s);
+    let (az, _) = az_as_subscription_owner(bin, &s, &cli);
+    az.json(&["group", "create", "-n", "rg1", "-l", "westus"]);
+    az.json(&["acr", "create", "-n", "azbuild", "-g", "rg1", "--sku", "Premium"]);
+    let base = push_busybox(&s, "azbuild");
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("conf")).unwrap();
+    std::fs::write(ctx.join("msg.txt"), "hello from a local directory\n").unwrap();
+    std::fs::write(ctx.join("conf/secret.txt"), "TOPSECRET-not-for-the-server\n").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "conf/secret.txt\n").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base}\nCOPY . /ctx\nRUN cat /ctx/msg.txt && test ! -e /ctx/conf/secret.txt && echo secret-left-behind\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(ctx.join("task.yaml"), format!("version: v1.1.0\nsteps:\n  - cmd: {base} cat msg.txt\n")).unwrap();
+    let ctx = ctx.to_str().unwrap();
+
+    let build = az.run(&["acr", "build", "-r", "azbuild", "-t", "team/app/web:{{.Run.ID}}", ctx]);
+    assert_eq!(build.code, 0, "{build:?}");
+    assert!(build.stdout.contains("hello from a local directory"), "{build:?}");
+    assert!(build.stdout.contains("secret-left-behind"), "the ignored file never reached the build: {build:?}");
+    assert!(!build.stdout.contains("TOPSECRET"), "{build:?}");
+    let runs = az.json(&["acr", "task", "list-runs", "-r", "azbuild"]);
+    let run = &runs[0];
+    assert_eq!(run["status"], "Succeeded", "{runs}");
+    let pushed = &run["outputImages"][0];
+    assert_eq!(pushed["repository"], "team/app/web", "{run}");
+    assert_eq!(pushed["tag"], run["runId"], "the tag is the run id: {run}");
+    let tags = az.json(&["acr", "repository", "show-tags", "-n", "azbuild", "--repository", "team/app/web"]);
+    assert_eq!(tags, serde_json::json!([run["runId"]]), "{tags}");
+
+    let quick = az.run(&["acr", "run", "-r", "azbuild", "-f", "task.yaml", ctx]);
+    assert_eq!(quick.code, 0, "{quick:?}");
+    assert!(quick.stdout.contains("hello from a local directory"), "{quick:?}");
+
+    // A failing build fails the command.
+    std::fs::write(dir.path().join("ctx/Dockerfile"), format!("FROM {base}\nRUN false\n")).unwrap();
+    let failed = az.run(&["acr", "build", "-r", "azbuild", "-t", "team/app/web:broken", ctx]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(failed.stderr.contains("Run failed"), "{failed:?}");
+}
