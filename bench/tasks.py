@@ -9,12 +9,20 @@
    HEAD), over LAT_RUNS runs of `echo`.
 3. queue: QUEUE_RUNS runs scheduled at once; every one must finish Succeeded, exactly once
    (its log holds one agent line and its one echo).
+4. upload (with --wharf-bin): `wharf acr build --no-wait` of a SOURCE_MIB context of random
+   bytes (pack, upload, scheduleRun) against packing the same directory with `tar czf` and
+   uploading it with `curl -T` to a link from listBuildSourceUploadUrl; REPS repetitions,
+   interleaved, each build's run waited for outside the timing.
+5. trigger (with --git-root): a task building FROM the base image, from a git repository below
+   the server's --task-git-file-root; TRIGGER_RUNS times, a new base manifest is pushed and the
+   time from the start of that manifest PUT to the dependant run's startTime is taken.
 
 Prints one JSON object per line: {"figure": ..., ...}.
 """
 
 import argparse
 import base64
+import datetime
 import json
 import os
 import statistics
@@ -96,7 +104,13 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--lat-runs", type=int, default=20)
     ap.add_argument("--queue-runs", type=int, default=20)
+    ap.add_argument("--wharf-bin", help="the wharf binary, for the upload figure")
+    ap.add_argument("--source-mib", type=int, default=50)
+    ap.add_argument("--git-root", help="a directory below the server's --task-git-file-root, for the trigger figure")
+    ap.add_argument("--trigger-runs", type=int, default=5)
+    ap.add_argument("--only", default="build,latency,queue,upload,trigger")
     a = ap.parse_args()
+    only = set(a.only.split(","))
     w = Wharf(a.base, a.token, a.registry_path)
     df = dockerfile(a.image).replace("\n", "\\n").replace('"', '\\"')
     task_yaml = (
@@ -138,6 +152,19 @@ def main():
             sys.exit(f"task run {run_id} ended {p['status']}: {w.log(run_id)}")
         return time.perf_counter() - t0
 
+    if "build" in only:
+        build_figure(a, by_hand, as_task)
+    if "latency" in only:
+        latency_figure(a, w)
+    if "queue" in only:
+        queue_figure(a, w)
+    if "upload" in only and a.wharf_bin:
+        upload_figure(a, w)
+    if "trigger" in only and a.git_root:
+        trigger_figure(a, w)
+
+
+def build_figure(a, by_hand, as_task):
     hand, task = [], []
     by_hand("warm")  # the base image into the local store, once, for both
     for i in range(a.reps):
@@ -147,6 +174,8 @@ def main():
                       "hand_median_s": statistics.median(hand), "task_median_s": statistics.median(task),
                       "ratio": statistics.median(task) / statistics.median(hand)}), flush=True)
 
+
+def latency_figure(a, w):
     echo = f"steps:\n  - cmd: {a.image} echo hi\n"
     lat = []
     for _ in range(a.lat_runs):
@@ -167,6 +196,8 @@ def main():
     print(json.dumps({"figure": "first_log_line", "runs": len(lat), "p50_ms": round(statistics.median(lat), 1),
                       "p99_ms": round(pct(lat, 99), 1)}), flush=True)
 
+
+def queue_figure(a, w):
     t0 = time.perf_counter()
     ids = [w.schedule(f"steps:\n  - cmd: {a.image} echo queued-{n}\n") for n in range(a.queue_runs)]
     results = {i: w.wait(i, poll=0.1) for i in ids}
@@ -179,6 +210,129 @@ def main():
             once += 1
     print(json.dumps({"figure": "queue", "runs": len(ids), "distinct_ids": len(set(ids)), "succeeded": ok,
                       "ran_exactly_once": once, "wall_s": round(wall, 1)}), flush=True)
+
+
+def upload_figure(a, w):
+    user, password = a.creds.split(":", 1)
+    cfg = tempfile.mkdtemp()
+    env = dict(os.environ, WHARF_CONFIG_DIR=cfg)
+    subprocess.run([a.wharf_bin, "login", "--server", a.base, "--username", user, "--password", password],
+                   env=env, check=True, capture_output=True)
+    registry = a.registry_path.rstrip("/").rsplit("/", 1)[1]
+    ctx = tempfile.mkdtemp()
+    with open(os.path.join(ctx, "payload.bin"), "wb") as f:
+        f.write(os.urandom(a.source_mib << 20))
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(f"FROM {a.image}\n")
+    archive = os.path.join(tempfile.mkdtemp(), "ctx.tar.gz")
+
+    def wait_latest():
+        status, runs = w.call("GET", f"{w.reg}/runs?{API}&$top=1")
+        if status == 200 and runs["value"]:
+            w.wait(runs["value"][0]["properties"]["runId"], poll=0.1)
+
+    def by_cli():
+        t0 = time.perf_counter()
+        r = subprocess.run([a.wharf_bin, "acr", "build", "-r", registry, "-t", "bench/upload:{{.Run.ID}}", "--no-push",
+                            "--no-wait", ctx], env=env, capture_output=True, text=True)
+        t = time.perf_counter() - t0
+        if r.returncode != 0:
+            sys.exit(f"wharf acr build -> {r.returncode}: {r.stderr}")
+        wait_latest()
+        return t
+
+    def by_curl():
+        t0 = time.perf_counter()
+        subprocess.run(["tar", "czf", archive, "-C", ctx, "."], check=True)
+        status, link = w.call("POST", f"{w.reg}/listBuildSourceUploadUrl?{API}")
+        if status != 200:
+            sys.exit(f"listBuildSourceUploadUrl -> {status}: {link}")
+        subprocess.run(["curl", "-sSf", "-o", "/dev/null", "-X", "PUT", "-H", "x-ms-blob-type: BlockBlob", "-H", "Expect:",
+                        "-T", archive, link["uploadUrl"]], check=True)
+        return time.perf_counter() - t0
+
+    cli, curl = [], []
+    by_curl()  # the payload into the page cache
+    for _ in range(a.reps):
+        curl.append(by_curl())
+        cli.append(by_cli())
+    print(json.dumps({"figure": "upload", "mib": a.source_mib, "cli_s": cli, "curl_s": curl,
+                      "cli_median_s": statistics.median(cli), "curl_median_s": statistics.median(curl),
+                      "ratio": statistics.median(cli) / statistics.median(curl)}), flush=True)
+
+
+def data_plane(a, method, path, body=None, headers=None):
+    registry = a.registry_path.rstrip("/").rsplit("/", 1)[1]
+    req = urllib.request.Request(f"{a.base}/v2/{registry}/{path}", data=body, method=method)
+    req.add_header("Authorization", "Basic " + base64.b64encode(a.creds.encode()).decode())
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    with urllib.request.urlopen(req) as r:
+        return r.read(), r.headers
+
+
+def trigger_figure(a, w):
+    import hashlib
+    repo = os.path.join(a.git_root, "bench-trigger")
+    os.makedirs(repo, exist_ok=True)
+    with open(os.path.join(repo, "Dockerfile"), "w") as f:
+        f.write(f"FROM {a.image}\nRUN echo rebuilt > /rebuilt.txt\n")
+    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "init.defaultBranch=main"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "bench"]):
+        subprocess.run(git + args, cwd=repo, check=True, capture_output=True)
+    task = "benchtrigger"
+    body = {"location": "westus", "properties": {
+        "status": "Enabled", "platform": {"os": "linux", "architecture": "amd64"}, "timeout": 600, "credentials": {},
+        "trigger": {"baseImageTrigger": {"baseImageTriggerType": "Runtime", "status": "Enabled", "name": "default"}},
+        "step": {"type": "Docker", "imageNames": ["bench/trigger:{{.Run.ID}}"], "isPushEnabled": True,
+                 "dockerFilePath": "Dockerfile", "contextPath": f"file://{repo}#main"}}}
+    status, t = w.call("PUT", f"{w.reg}/tasks/{task}?{API}", body)
+    if status not in (200, 201):
+        sys.exit(f"PUT task -> {status}: {t}")
+
+    def latest():
+        status, runs = w.call("GET", f"{w.reg}/runs?{API}&$top=1&$filter=TaskName eq '{task}'".replace(" ", "%20"))
+        if status != 200:
+            sys.exit(f"GET runs -> {status}: {runs}")
+        return runs["value"][0]["properties"] if runs["value"] else None
+
+    status, run = w.call("POST", f"{w.reg}/scheduleRun?{API}", {"type": "TaskRunRequest", "taskId": f"{w.reg}/tasks/{task}"})
+    if status != 200:
+        sys.exit(f"scheduleRun -> {status}: {run}")
+    p = w.wait(run["properties"]["runId"])
+    if p["status"] != "Succeeded":
+        sys.exit(f"the trigger task's first run ended {p['status']}: {w.log(p['runId'])}")
+    repo_path = a.image.split("/", 1)[1].rsplit(":", 1)[0]
+    tag = a.image.rsplit(":", 1)[1]
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+    delays = []
+    for i in range(a.trigger_runs):
+        raw, headers = data_plane(a, "GET", f"{repo_path}/manifests/{tag}", headers={"Accept": accept})
+        manifest = json.loads(raw)
+        config, _ = data_plane(a, "GET", f"{repo_path}/blobs/{manifest['config']['digest']}")
+        doc = json.loads(config)
+        doc.setdefault("config", {}).setdefault("Labels", {})["bench.revision"] = f"{time.time()}-{i}"
+        new = json.dumps(doc).encode()
+        digest = "sha256:" + hashlib.sha256(new).hexdigest()
+        data_plane(a, "POST", f"{repo_path}/blobs/uploads/?digest={digest}", body=new,
+                   headers={"Content-Type": "application/octet-stream"})
+        manifest["config"]["digest"], manifest["config"]["size"] = digest, len(new)
+        before = latest()["runId"]
+        t0 = time.time()
+        data_plane(a, "PUT", f"{repo_path}/manifests/{tag}", body=json.dumps(manifest).encode(),
+                   headers={"Content-Type": headers.get("Content-Type", manifest.get("mediaType", accept.split(",")[0]))})
+        while True:
+            p = latest()
+            if p["runId"] != before and p.get("startTime"):
+                break
+            time.sleep(0.01)
+        started = datetime.datetime.fromisoformat(p["startTime"].replace("Z", "+00:00")).timestamp()
+        delays.append((started - t0) * 1000)
+        done = w.wait(p["runId"], poll=0.1)
+        if done["status"] != "Succeeded":
+            sys.exit(f"triggered run {p['runId']} ended {done['status']}: {w.log(p['runId'])}")
+    print(json.dumps({"figure": "trigger", "runs": len(delays), "delays_ms": [round(d, 1) for d in delays],
+                      "p50_ms": round(statistics.median(delays), 1), "max_ms": round(max(delays), 1)}), flush=True)
 
 
 if __name__ == "__main__":

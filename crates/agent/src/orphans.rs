@@ -12,6 +12,13 @@
 //! never remove a container while a build of this process could still own it. Assumes the
 //! store is this process's own: buildah containers made by another process during a killed
 //! build would count as candidates too.
+//!
+//! The listing before a build costs a `buildah containers` (tens of milliseconds) on every
+//! build's critical path, so a store's listing is kept from the moment it last became idle (no
+//! build in flight: what existed then, less what was swept) and a build that starts on an idle
+//! store uses it; a build starting beside others lists afresh. Under the same assumption, the
+//! kept listing is exact: builds that end normally remove their own containers (`--force-rm`),
+//! and those of killed builds are swept when the store becomes idle.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -30,6 +37,8 @@ pub(crate) struct Builds;
 struct State {
     in_flight: usize,
     candidates: HashSet<String>,
+    /// The builder containers of the idle store, when it last became idle after a listing.
+    idle_listing: Option<HashSet<String>>,
 }
 
 /// One build in flight; [`BuildGuard::finish`] ends it (dropping it unfinished still counts
@@ -37,6 +46,8 @@ struct State {
 pub(crate) struct BuildGuard<'a> {
     inner: &'a Inner,
     before: HashSet<String>,
+    /// `before` is a real listing (buildah answered, or an idle store's kept listing).
+    listed: bool,
     counted: bool,
 }
 
@@ -69,9 +80,18 @@ async fn builder_containers(inner: &Inner) -> Option<HashSet<String>> {
 impl Builds {
     /// Before a build: notes the containers that exist.
     pub(crate) async fn start(inner: &Inner) -> BuildGuard<'_> {
-        with_state(inner, |st| st.in_flight += 1);
-        let mut guard = BuildGuard { inner, before: HashSet::new(), counted: true };
-        guard.before = builder_containers(inner).await.unwrap_or_default();
+        let kept = with_state(inner, |st| {
+            let kept = if st.in_flight == 0 { st.idle_listing.clone() } else { None };
+            st.in_flight += 1;
+            kept
+        });
+        let mut guard = BuildGuard { inner, before: HashSet::new(), listed: false, counted: true };
+        let listing = match kept {
+            Some(k) => Some(k),
+            None => builder_containers(inner).await,
+        };
+        guard.listed = listing.is_some();
+        guard.before = listing.unwrap_or_default();
         guard
     }
 }
@@ -81,31 +101,44 @@ impl BuildGuard<'_> {
     /// the last build in flight. Returns how many containers it removed.
     pub(crate) async fn finish(mut self, killed: bool) -> usize {
         let inner = self.inner;
-        let new: Vec<String> = if killed {
-            builder_containers(inner).await.map_or_else(Vec::new, |now| now.difference(&self.before).cloned().collect())
+        let (after, new): (Option<HashSet<String>>, Vec<String>) = if killed {
+            match builder_containers(inner).await {
+                Some(now) => {
+                    let new = now.difference(&self.before).cloned().collect();
+                    (Some(now), new)
+                }
+                None => (None, Vec::new()),
+            }
         } else {
-            Vec::new()
+            (self.listed.then(|| self.before.clone()), Vec::new())
         };
         self.counted = false;
-        let sweep: Vec<String> = with_state(inner, |st| {
+        let (sweep, idle): (Vec<String>, bool) = with_state(inner, |st| {
             st.in_flight -= 1;
             st.candidates.extend(new);
-            if st.in_flight == 0 { st.candidates.drain().collect() } else { Vec::new() }
+            // Forget the kept listing while builds run: the next idle moment sets it again.
+            st.idle_listing = None;
+            if st.in_flight == 0 { (st.candidates.drain().collect(), true) } else { (Vec::new(), false) }
         });
-        if sweep.is_empty() {
-            return 0;
-        }
         let mut args = inner.global.clone();
         args.push("rm".into());
-        let mut removed = 0;
+        let mut removed = HashSet::new();
         // One at a time: `buildah rm a b` stops at the first that is already gone.
         for id in sweep {
             let mut a = args.clone();
-            a.push(id);
+            a.push(id.clone());
             if matches!(process::quiet(&inner.cfg.buildah, &a, &inner.env, LIMIT).await, Ok((0, _))) {
-                removed += 1;
+                removed.insert(id);
             }
         }
-        removed
+        if idle && let Some(after) = after {
+            let listing: HashSet<String> = after.difference(&removed).cloned().collect();
+            with_state(inner, |st| {
+                if st.in_flight == 0 {
+                    st.idle_listing = Some(listing);
+                }
+            });
+        }
+        removed.len()
     }
 }
