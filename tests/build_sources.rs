@@ -391,3 +391,65 @@ async fn git_contexts_are_cloned_and_local_ones_need_the_operators_leave() {
     assert_eq!(r["properties"]["status"], "Error", "{r}");
     assert!(r["properties"]["runErrorMessage"].as_str().unwrap().contains("no folder 'nowhere'"), "{r}");
 }
+
+/// A git repository over HTTP that needs a token (`git http-backend` behind Basic
+/// authentication, tests/fixtures/git_http_server.py): a task with the token
+/// (`contextAccessToken`, as `--git-access-token` sets it) clones and builds, the token never
+/// shown in its log; a run without it fails to clone.
+#[tokio::test]
+async fn a_git_context_over_http_is_cloned_with_the_tasks_token() {
+    if !require_task_engine() || !require_tool("git") || !require_tool("python3") {
+        return;
+    }
+    let s = TestServer::start().await;
+    let reg = registry(&s, "srcgittoken").await;
+    let base = push_busybox(&s, "srcgittoken");
+    let repos = tempfile::tempdir().unwrap();
+    git_repo(repos.path(), &format!("FROM {base}\nCOPY msg.txt /msg.txt\nRUN cat /msg.txt\n"));
+    let token = "ghp-wharf-test-token-7c1d";
+    let port = free_port();
+    let mut child = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/git_http_server.py"))
+        .arg(repos.path())
+        .arg(port.to_string())
+        .arg(token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let _server = Killed(child);
+    let url = format!("http://127.0.0.1:{port}/app.git#main:web");
+
+    let task = json!({"location": "westus", "properties": {
+        "platform": {"os": "linux", "architecture": "amd64"}, "credentials": {},
+        "step": {"type": "Docker", "imageNames": ["team/app/private:{{.Run.ID}}"], "isPushEnabled": true,
+                 "dockerFilePath": "Dockerfile", "contextPath": url, "contextAccessToken": token}}});
+    let (st, t) = s.mgmt(Method::PUT, &format!("{reg}/tasks/privatebuild?{API}"), Some(task)).await;
+    assert!(st.is_success(), "{t}");
+    assert!(!t.to_string().contains(token), "the token is shown only by listDetails: {t}");
+    let (st, run) = schedule(
+        &s,
+        &reg,
+        json!({"type": "TaskRunRequest", "taskId": format!("{reg}/tasks/privatebuild"),
+               "overrideTaskStepProperties": {"arguments": [], "values": []}}),
+    )
+    .await;
+    assert_eq!(st, 200, "{run}");
+    let id = run["properties"]["runId"].as_str().unwrap().to_string();
+    let r = finished(&s, &reg, &id).await;
+    let log = log_text(&s, &reg, &id).await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
+    assert!(log.contains("cloned from git"), "{log}");
+    assert!(!log.contains(token), "{log}");
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+    assert!(!log.contains(&encoded), "{log}");
+
+    // Without the token the clone is refused.
+    let (_, run) = schedule(&s, &reg, docker_build(&["team/app/private:x"], &url, "Dockerfile")).await;
+    let r = finished(&s, &reg, run["properties"]["runId"].as_str().unwrap()).await;
+    assert_eq!(r["properties"]["status"], "Error", "{r}");
+}
