@@ -4,8 +4,7 @@
 //! built in [`body`], the output shapes in [`view`], the log streaming in
 //! [`crate::logstream`], `acr build` in [`build`]. A local context of `acr run` and
 //! `acr build` is packed and uploaded by [`source`] (with [`crate::context`] and
-//! [`crate::blob_upload`]); `task run -c` must still never read one (it refuses local
-//! contexts).
+//! [`crate::blob_upload`]), as is one given to `task run -c`.
 
 pub mod args;
 pub mod body;
@@ -304,21 +303,31 @@ async fn update(client: &Client, a: UpdateArgs) -> Result<Option<Value>, CliErro
     Ok(Some(view::flatten(&v)))
 }
 
-/// `context` values that name something on this machine rather than a remote source.
-fn is_local_context(context: &str) -> bool {
-    let remote = ["http://", "https://", "git@", "oci://"].iter().any(|p| context.to_ascii_lowercase().starts_with(p));
-    !remote && !body::is_null_context(context)
-}
-
-const LOCAL_CONTEXT: &str = "local source contexts of 'task run' are not supported yet by wharf. Give the task a remote context, or upload the directory with 'acr build' or 'acr run -f <task file> <dir>'.";
-
-async fn task_run(client: &Client, a: TaskRunArgs) -> Result<Option<Value>, CliError> {
-    if a.context.as_deref().is_some_and(is_local_context) {
-        return Err(CliError::Other(format!("-c {}: {LOCAL_CONTEXT}", a.context.as_deref().unwrap_or_default())));
-    }
+/// `task run [-c <context>]`: a local directory or archive given as `-c` is packed and
+/// uploaded first (az's `upload_source_code`), and the run's `contextPath` names the upload.
+async fn task_run(client: &Client, mut a: TaskRunArgs) -> Result<Option<Value>, CliError> {
     let reg = registry(client, &registry_of(&a.task)).await?;
     let d = details(client, &reg, &a.task.name).await?;
     let timeout = d["properties"]["timeout"].as_u64().unwrap_or(logstream::DEFAULT_TIMEOUT_SECS);
+    // Flag errors before anything is packed or uploaded.
+    body::task_run_request(&reg.task(&a.task.name), &a)?;
+    if let Some(context) = a.context.clone() {
+        let location = match Source::parse(&context, true)? {
+            Source::Directory(dir) => {
+                let archive = source::pack_directory(&dir, None, "run_archive").await?;
+                Some(source::upload(client, &reg, archive.path()).await?)
+            }
+            Source::Tarball(path) => Some(source::upload(client, &reg, &path).await?),
+            Source::Remote(url) => {
+                source::remote(client, &reg, &url).await?;
+                None
+            }
+            Source::Null => None,
+        };
+        if let Some(l) = location {
+            a.context = Some(l);
+        }
+    }
     let b = body::task_run_request(&reg.task(&a.task.name), &a)?;
     let queued = call(client, Method::POST, &format!("{}/scheduleRun", reg.path), Some(&b)).await?;
     follow(client, &reg, &queued, a.no_logs, a.no_wait, timeout, "run").await
@@ -652,14 +661,5 @@ mod tests {
             "?$filter=TaskName%20eq%20%27t1%27%20and%20Status%20eq%20%27Succeeded%27&$top=3"
         );
         assert_eq!(runs_query(Some("t1"), None, 1), "?$filter=TaskName%20eq%20%27t1%27&$top=1");
-    }
-
-    #[test]
-    fn local_contexts_are_refused_remote_ones_pass() {
-        assert!(is_local_context("."));
-        assert!(is_local_context("./src"));
-        assert!(!is_local_context("/dev/null"));
-        assert!(!is_local_context("https://github.com/x/y.git#main"));
-        assert!(!is_local_context("oci://myregistry.azurecr.io/ctx:v1"));
     }
 }

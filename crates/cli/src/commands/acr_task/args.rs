@@ -405,7 +405,7 @@ pub struct TaskRunArgs {
     /// Override the task's file.
     #[arg(long, short = 'f')]
     pub file: Option<String>,
-    /// Override the task's context (a remote URL; local contexts are not supported yet).
+    /// Override the task's context: a git or tarball URL, or a local directory or .tar.gz (packed and uploaded).
     #[arg(long, short = 'c')]
     pub context: Option<String>,
     /// Override the target build stage.

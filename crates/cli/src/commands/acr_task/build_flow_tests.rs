@@ -400,3 +400,39 @@ async fn run_refuses_cmd_with_a_context_and_cmd_with_a_file() {
     );
     assert!(lines(&acr).is_empty(), "{:?}", lines(&acr));
 }
+
+#[tokio::test]
+async fn task_run_with_a_local_context_uploads_it_and_names_it_in_the_override() {
+    let ctx = context();
+    let dir = ctx.path().to_str().unwrap();
+    let task_json = json!({"id": format!("{REG}/tasks/t1"), "name": "t1", "properties": {
+        "timeout": 600, "status": "Enabled", "platform": {"os": "linux"},
+        "step": {"type": "Docker", "imageNames": ["app:1"], "dockerFilePath": "Dockerfile", "contextPath": "https://x/y.git"}}});
+    let (acr, client) = fake(Acr { task: Some(task_json.clone()), ..Default::default() }).await;
+    dispatch(&client, task(&["run", "-n", "t1", "-r", "myregistry", "-c", dir, "-f", "Dockerfile", "--no-wait"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        lines(&acr),
+        with_lookup(&[
+            "POST REG/tasks/t1/listDetails?api-version=2025-03-01-preview",
+            "POST REG/listBuildSourceUploadUrl?api-version=2025-03-01-preview",
+            &format!("PUT {UPLOAD_URL_PATH}"),
+            "POST REG/scheduleRun?api-version=2025-03-01-preview",
+        ])
+    );
+    assert_eq!(
+        schedule_run(&acr),
+        json!({"type": "TaskRunRequest", "taskId": format!("{REG}/tasks/t1"),
+               "overrideTaskStepProperties": {"contextPath": RELATIVE_PATH, "file": "Dockerfile", "arguments": [], "values": []}})
+    );
+    let names: Vec<String> = uploaded_members(&acr).into_iter().map(|(n, _)| n).collect();
+    assert!(!names.iter().any(|n| n.contains("secret")), "the .dockerignore'd file stays behind: {names:?}");
+
+    // A remote context is sent as it is, with nothing uploaded.
+    let (acr, client) = fake(Acr { task: Some(task_json), ..Default::default() }).await;
+    let url = "https://github.com/x/y.git#main";
+    dispatch(&client, task(&["run", "-n", "t1", "-r", "myregistry", "-c", url, "--no-wait"])).await.unwrap();
+    assert!(!lines(&acr).iter().any(|l| l.contains("listBuildSourceUploadUrl")), "{:?}", lines(&acr));
+    assert_eq!(schedule_run(&acr)["overrideTaskStepProperties"]["contextPath"], json!(url));
+}
