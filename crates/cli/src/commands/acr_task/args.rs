@@ -214,6 +214,10 @@ pub enum TaskCmd {
         /// The most runs to list.
         #[arg(long, default_value_t = 15)]
         top: u32,
+        /// Only runs that pushed this image (`repository:tag` or `repository@digest`; a tag is
+        /// resolved to its digest on the registry first, as az does).
+        #[arg(long)]
+        image: Option<String>,
         #[command(flatten)]
         registry: RegistryRef,
     },
