@@ -187,6 +187,10 @@ pub struct RunRequest {
     pub platform: serde_json::Value,
     pub agent: serde_json::Value,
     pub archive: bool,
+    /// The branch a git context's pinned commit came from (a source trigger's run), for
+    /// `{{.Run.Branch}}`; `None`: the context's reference is the branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 mod custom_serde {
@@ -272,6 +276,24 @@ pub enum RunOrigin {
         trigger: String,
         occurrence: DateTime<Utc>,
     },
+    /// A source trigger's webhook (`sourceTrigger: {id, eventType, commitId, pullRequestId,
+    /// repositoryUrl, branchName, providerType}`).
+    Source(SourceEvent),
+}
+
+/// What a source trigger's webhook reported, as a run's `sourceTrigger` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEvent {
+    /// The delivery's id (GitHub's `X-GitHub-Delivery`, Azure DevOps' event id).
+    pub id: String,
+    /// `commit` or `pullrequest`.
+    pub event_type: &'static str,
+    pub commit: String,
+    pub pull_request: Option<String>,
+    pub repository_url: String,
+    pub branch: String,
+    /// `Github` or `VisualStudioTeamService`.
+    pub provider: &'static str,
 }
 
 /// Queues a run of `registry`, scheduled by hand.
@@ -298,7 +320,7 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
         // AutoRun.
         "runType": match origin {
             RunOrigin::Manual => "QuickRun",
-            RunOrigin::Timer { .. } => "AutoRun",
+            RunOrigin::Timer { .. } | RunOrigin::Source(_) => "AutoRun",
         },
         "createTime": time(now),
         "lastUpdatedTime": time(now),
@@ -319,6 +341,17 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
         properties["timerTrigger"] = json!({
             "timerTriggerName": trigger,
             "scheduleOccurrence": occurrence.to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
+    }
+    if let RunOrigin::Source(e) = origin {
+        properties["sourceTrigger"] = json!({
+            "id": e.id,
+            "eventType": e.event_type,
+            "commitId": e.commit,
+            "pullRequestId": e.pull_request,
+            "repositoryUrl": e.repository_url,
+            "branchName": e.branch,
+            "providerType": e.provider,
         });
     }
     NewRun {
@@ -629,7 +662,7 @@ async fn prepare(
         None => None,
     };
     let login_server = state.login_server(&registry.record.name);
-    let vars = wharf_tasks::RunVars {
+    let mut vars = wharf_tasks::RunVars {
         id: run.run_id.clone(),
         registry: login_server.clone(),
         registry_name: registry.record.name.clone(),
@@ -637,9 +670,11 @@ async fn prepare(
         os: "linux".into(),
         architecture: request.platform["architecture"].as_str().unwrap_or("amd64").to_string(),
         task_name: request.task.clone().unwrap_or_default(),
+        // Filled in once the context is staged (the commit its clone checked out).
         commit: String::new(),
-        branch: match &request.context {
-            RunContext::Git { reference: Some(r), .. } => r.clone(),
+        branch: match (&request.branch, &request.context) {
+            (Some(b), _) => b.clone(),
+            (None, RunContext::Git { reference: Some(r), .. }) => r.clone(),
             _ => String::new(),
         },
         shared_volume: "/workspace".into(),
@@ -652,6 +687,9 @@ async fn prepare(
         run.registry.0.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
     );
     let staged = stage(state, &engine, &engine_id, run, &request, log, cancel).await?;
+    let commit = staged.as_ref().and_then(|s| s.commit.clone());
+    vars.commit = commit.unwrap_or_default();
+    let staged = staged.map(|s| s.dir);
     let planned = plan_run(&request, &vars, staged.as_deref());
     let mut plan = match planned {
         Ok(p) => p,
@@ -728,7 +766,7 @@ async fn stage(
     request: &RunRequest,
     log: &tokio::sync::mpsc::UnboundedSender<String>,
     cancel: &tokio_util::sync::CancellationToken,
-) -> Result<Option<std::path::PathBuf>, String> {
+) -> Result<Option<wharf_agent::Staged>, String> {
     let context = match &request.context {
         RunContext::Empty => return Ok(None),
         RunContext::Uploaded { upload } => {

@@ -127,7 +127,10 @@ impl RegistryClient {
             .send()
             .await?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Err(CliError::NotFound(format!("The image '{repo}:{tag}' could not be found in registry '{}'.", self.login_server)));
+            return Err(CliError::NotFound(format!(
+                "The image '{repo}:{tag}' could not be found in registry '{}'.",
+                self.login_server
+            )));
         }
         if !resp.status().is_success() {
             return Err(CliError::Other(format!(

@@ -193,6 +193,7 @@ fn quick_run_of(
         platform,
         agent: json!({"cpu": body["agentConfiguration"]["cpu"].as_u64().unwrap_or(task::DEFAULT_CPU)}),
         archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
+        branch: None,
     })
 }
 
@@ -458,7 +459,8 @@ mod tests {
         assert_eq!((f.run_id, f.image), (None, None));
         assert_eq!(parse_filter("RunId eq 'CA3'").unwrap().run_id.as_deref(), Some("ca3"));
         let digest = format!("sha256:{}", "ab".repeat(32));
-        let f = parse_filter(&format!("TaskName eq 't1' and contains(OutputImageManifests, 'team/app@{digest}')")).unwrap();
+        let f =
+            parse_filter(&format!("TaskName eq 't1' and contains(OutputImageManifests, 'team/app@{digest}')")).unwrap();
         assert_eq!(f.store.task.as_deref(), Some("t1"));
         assert_eq!(f.image, Some(OutputImage::Digest { repository: "team/app".into(), digest: digest.clone() }));
         let f = parse_filter("CONTAINS(outputimagemanifests,'team/app:v1')").unwrap();
