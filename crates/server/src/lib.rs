@@ -15,10 +15,12 @@
 //!    executor), `run_requests`, `triggers`, `sources`, `run_retention` (the sweep of old runs):
 //!    shared by planes.
 //! 5. The planes — `oci`, `tokens`, `arm` (with ACR Tasks), `graph`, `entra`, `msi`, `logs`
-//!    (run logs as blobs) — none of which imports
+//!    (run logs as blobs), `source_upload` (build sources), `source_hooks` (source triggers'
+//!    webhooks) — none of which imports
 //!    another. Each parses its requests into a typed endpoint whose permission is a pure
 //!    function of it (`Endpoint::operation`, `ArmEndpoint::requirement`,
-//!    `GraphEndpoint::requirement`, `TaskEndpoint::action`, `LogEndpoint::permission`).
+//!    `GraphEndpoint::requirement`, `TaskEndpoint::action`, `LogEndpoint::permission`, `SourceEndpoint::permission`,
+//!    `HookEndpoint::permission`).
 //! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
@@ -46,6 +48,7 @@ pub mod run_queue;
 pub mod run_requests;
 pub mod run_retention;
 pub mod runs;
+pub mod source_hooks;
 pub mod source_upload;
 pub mod sources;
 pub mod state;
@@ -91,6 +94,9 @@ async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Re
     }
     if path.starts_with(source_upload::PREFIX) {
         return source_upload::handle(state, req).await;
+    }
+    if path.starts_with(source_hooks::PREFIX) {
+        return source_hooks::handle(state, req).await;
     }
     if path == "/metadata/endpoints" {
         return arm::cloud_metadata(&state, req.headers());

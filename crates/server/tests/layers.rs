@@ -25,7 +25,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "run_retention",
         ],
     ),
-    (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload"]),
+    (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload", "source_hooks"]),
     (6, &["lib", "bootstrap", "admin"]),
 ];
 const PLANE_LAYER: u8 = 5;

@@ -56,6 +56,7 @@ pub fn table(cmd: &TaskCmd) -> Table {
             Table::Columns(view::run_columns)
         }
         TaskCmd::Logs { .. } | TaskCmd::CancelRun(_) => Table::Generic,
+        TaskCmd::ShowWebhook { .. } => Table::Columns(view::webhook_columns),
         TaskCmd::Create(_)
         | TaskCmd::Update(_)
         | TaskCmd::Show { .. }
@@ -194,6 +195,11 @@ async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliErr
                 call(client, Method::GET, &reg.task(&task.name), None).await?
             };
             Ok(Some(view::flatten(&v)))
+        }
+        TaskCmd::ShowWebhook { task, source_trigger_name } => {
+            let reg = registry(client, &registry_of(&task)).await?;
+            let d = details(client, &reg, &task.name).await?;
+            view::webhooks(&d, &task.name, source_trigger_name.as_deref()).map(Some)
         }
         TaskCmd::List { registry: r } => {
             let reg = registry(client, &r).await?;

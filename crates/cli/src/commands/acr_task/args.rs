@@ -177,6 +177,15 @@ pub enum TaskCmd {
         #[arg(long)]
         with_secure_properties: bool,
     },
+    /// Show the webhook address and secret of a task's source triggers (Wharf's own: give them
+    /// to GitHub or Azure DevOps, which Wharf cannot reach to register the webhook itself).
+    ShowWebhook {
+        #[command(flatten)]
+        task: TaskRef,
+        /// Only this source trigger.
+        #[arg(long)]
+        source_trigger_name: Option<String>,
+    },
     /// List the tasks of a registry.
     List {
         #[command(flatten)]
