@@ -332,13 +332,13 @@ async fn a_signed_github_push_builds_the_pushed_commit_and_nothing_else_queues()
         out.as_array().unwrap().iter().map(|r| r["runId"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
     let image = format!("hooks/app:{}", repo.old);
-    assert_eq!(list(&["--image", &image]), [id.clone()], "only the run that pushed that image");
+    assert_eq!(list(&["--image", &image]), [id.as_str()], "only the run that pushed that image");
     let digest = p["outputImages"].as_array().unwrap()[0]["digest"].as_str().unwrap().to_string();
-    assert_eq!(list(&["--image", &format!("hooks/app@{digest}")]), [id.clone()]);
-    assert_eq!(list(&["--top", "1"]), [pr_run.clone()], "newest first");
+    assert_eq!(list(&["--image", &format!("hooks/app@{digest}")]), [id.as_str()]);
+    assert_eq!(list(&["--top", "1"]), [pr_run.as_str()], "newest first");
     assert_eq!(list(&["--run-status", "Succeeded"]).len(), 2);
     assert!(list(&["--run-status", "Failed"]).is_empty());
-    assert_eq!(list(&["--image", &image, "--top", "1", "-n", "ghtask"]), [id.clone()], "--top counts matches");
+    assert_eq!(list(&["--image", &image, "--top", "1", "-n", "ghtask"]), [id.as_str()], "--top counts matches");
     let missing = cli.run(&["acr", "task", "list-runs", "-r", "hookgh", "--image", "hooks/app:nope"]);
     assert_eq!(missing.code, 3, "{missing:?}");
 }
