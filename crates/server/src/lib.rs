@@ -16,11 +16,10 @@
 //!    shared by planes.
 //! 5. The planes — `oci`, `tokens`, `arm` (with ACR Tasks), `graph`, `entra`, `msi`, `logs`
 //!    (run logs as blobs), `source_upload` (build sources), `source_hooks` (source triggers'
-//!    webhooks) — none of which imports
-//!    another. Each parses its requests into a typed endpoint whose permission is a pure
-//!    function of it (`Endpoint::operation`, `ArmEndpoint::requirement`,
-//!    `GraphEndpoint::requirement`, `TaskEndpoint::action`, `LogEndpoint::permission`, `SourceEndpoint::permission`,
-//!    `HookEndpoint::permission`).
+//!    webhooks) — none of which imports another. Each parses its requests into a typed
+//!    endpoint whose permission is a pure function of it (`Endpoint::operation`,
+//!    `ArmEndpoint::requirement`, `GraphEndpoint::requirement`, `TaskEndpoint::action`,
+//!    `LogEndpoint::permission`, `SourceEndpoint::permission`, `HookEndpoint::permission`).
 //! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
