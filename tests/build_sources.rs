@@ -363,13 +363,27 @@ async fn git_contexts_are_cloned_and_local_ones_need_the_operators_leave() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let remote = format!("git://127.0.0.1:{port}/app.git#main:web");
-    let (st, run) = schedule(&s, &reg, docker_build(&["team/app/git:{{.Run.ID}}"], &remote, "Dockerfile")).await;
+    let (st, run) = schedule(
+        &s,
+        &reg,
+        docker_build(&["team/app/git:{{.Run.ID}}", "team/app/git:{{.Run.Commit}}"], &remote, "Dockerfile"),
+    )
+    .await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
     let r = finished(&s, &reg, &id).await;
     let log = log_text(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     assert!(log.contains("cloned from git"), "{log}");
+    // {{.Run.Commit}} is the commit the clone checked out (main's head).
+    let head = String::from_utf8(
+        Command::new("git").arg("-C").arg(&other).args(["rev-parse", "main"]).output().unwrap().stdout,
+    )
+    .unwrap();
+    let tags: Vec<&str> =
+        r["properties"]["outputImages"].as_array().unwrap().iter().filter_map(|i| i["tag"].as_str()).collect();
+    assert!(tags.contains(&head.trim()), "{tags:?} has {head}");
+    assert!(log.contains(&format!("The source code is at commit {}", head.trim())), "{log}");
     assert!(log.contains(&format!("Cloning the source code from 'git://127.0.0.1:{port}/app.git' at 'main'")), "{log}");
 
     // file:// below the allowed root runs; elsewhere it is refused, pointing at the setting.

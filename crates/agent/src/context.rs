@@ -14,7 +14,8 @@ use crate::process::{self, Exit};
 use crate::{Context, GitContext};
 
 /// Fills the new `workspace` (which must not exist yet) from `context`; `scratch` is an
-/// existing directory of the caller's for a git checkout.
+/// existing directory of the caller's for a git checkout. Returns the commit a git context
+/// checked out.
 pub(crate) async fn fill(
     scratch: &Path,
     workspace: &Path,
@@ -22,12 +23,20 @@ pub(crate) async fn fill(
     log: &RunLog,
     deadline: Instant,
     stop: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
+    match context {
+        Context::Git(g) => clone(g, scratch, workspace, log, deadline, stop).await.map(Some),
+        other => fill_files(workspace, other).await.map(|()| None),
+    }
+}
+
+/// [`fill`] for the contexts that are files (none, a directory, an archive, a staged one).
+async fn fill_files(workspace: &Path, context: &Context) -> Result<(), String> {
     let io = |what: &str, e: std::io::Error| format!("{what}: {e}");
     match context {
         Context::Empty => std::fs::create_dir(workspace).map_err(|e| io("creating the workspace", e)),
         Context::Staged(src) => std::fs::rename(src, workspace).map_err(|e| io("moving the staged context in", e)),
-        Context::Git(g) => clone(g, scratch, workspace, log, deadline, stop).await,
+        Context::Git(_) => Err("internal: a git context is cloned, not copied".into()),
         Context::Dir(src) => {
             let (src, dst) = (src.clone(), workspace.to_path_buf());
             blocking(move || copy_tree(&src, &dst).map_err(|e| format!("copying the context {}: {e}", src.display())))
@@ -184,7 +193,18 @@ async fn git(
     }
 }
 
+/// A quiet git command's output, or why it failed.
+async fn git_output(args: &[String], env: &[(String, String)], deadline: Instant) -> Result<String, String> {
+    let limit = deadline.saturating_duration_since(Instant::now()).max(std::time::Duration::from_secs(1));
+    match process::quiet(Path::new("git"), args, env, limit).await {
+        Ok((0, out)) => Ok(out),
+        Ok((c, out)) => Err(format!("git {} failed, exit status {c}: {}", args.join(" "), out.trim())),
+        Err(e) => Err(format!("git could not be run ({e})")),
+    }
+}
+
 /// Clones `g` into `scratch/git` and makes its folder the `workspace` (which must not exist).
+/// Returns the commit checked out.
 async fn clone(
     g: &GitContext,
     scratch: &Path,
@@ -192,7 +212,7 @@ async fn clone(
     log: &RunLog,
     deadline: Instant,
     stop: &CancellationToken,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let folder = g.folder.as_deref().map(folder_path).transpose()?;
     let checkout = scratch.join("git");
     let target = checkout.to_string_lossy().into_owned();
@@ -207,6 +227,19 @@ async fn clone(
         Some(r) if is_commit(r) => {
             git(&[s("clone"), s("--no-checkout"), s("--"), g.url.clone(), target.clone()], &env, log, deadline, stop)
                 .await?;
+            // A commit no branch or tag reaches (a pull request's head) is not in the clone:
+            // ask the remote for it by id (GitHub and Azure Repos serve reachable commits).
+            let present = git_output(
+                &[s("-C"), target.clone(), s("cat-file"), s("-e"), format!("{r}^{{commit}}")],
+                &env,
+                deadline,
+            )
+            .await
+            .is_ok();
+            if !present {
+                git(&[s("-C"), target.clone(), s("fetch"), s("--quiet"), s("origin"), s(r)], &env, log, deadline, stop)
+                    .await?;
+            }
             git(&[s("-C"), target.clone(), s("checkout"), s("--quiet"), s(r)], &env, log, deadline, stop).await?;
         }
         reference => {
@@ -218,6 +251,12 @@ async fn clone(
             git(&args, &env, log, deadline, stop).await?;
         }
     }
+    let head = git_output(&[s("-C"), target.clone(), s("rev-parse"), s("HEAD")], &env, deadline).await?;
+    let commit = head.trim().to_string();
+    if !is_commit(&commit) {
+        return Err(format!("git rev-parse HEAD answered '{commit}', not a commit id"));
+    }
+    log.event(&format!("The source code is at commit {commit}"));
     let source = match &folder {
         Some(f) => checkout.join(f),
         None => checkout.clone(),
@@ -229,7 +268,7 @@ async fn clone(
     }
     std::fs::rename(&source, workspace).map_err(|e| format!("moving the git context into the workspace: {e}"))?;
     let _ = std::fs::remove_dir_all(&checkout);
-    Ok(())
+    Ok(commit)
 }
 
 #[cfg(test)]

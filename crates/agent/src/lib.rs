@@ -249,6 +249,15 @@ pub struct GitContext {
     pub token: Option<String>,
 }
 
+/// A context [`Engine::stage`] filled a directory with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    /// The directory, for a [`Context::Staged`].
+    pub dir: PathBuf,
+    /// The commit a git context checked out (`git rev-parse HEAD`), full length.
+    pub commit: Option<String>,
+}
+
 /// The run's log: one line per message, no line ending, every secret of the plan already
 /// replaced with `***`.
 pub type LogSink = tokio::sync::mpsc::UnboundedSender<String>;
@@ -372,7 +381,7 @@ impl Engine {
     /// repository): the directory is `work_root/staged/<name>`, and a [`Context::Staged`] with
     /// it moves it into the run. Cloning logs to `log` (masked with `secrets`). On an error
     /// nothing is left behind; a staged directory that no run takes is the caller's to
-    /// [`Engine::discard`].
+    /// [`Engine::discard`]. A git context's checked-out commit comes back with it.
     pub async fn stage(
         &self,
         name: &str,
@@ -381,7 +390,7 @@ impl Engine {
         secrets: &[String],
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<PathBuf, String> {
+    ) -> Result<Staged, String> {
         let log = log::RunLog::new(log, secrets);
         if name.is_empty()
             || name.starts_with('.')
@@ -400,7 +409,7 @@ impl Engine {
         if filled.is_err() {
             let _ = std::fs::remove_dir_all(&dir);
         }
-        filled.map(|()| dir)
+        filled.map(|commit| Staged { dir, commit })
     }
 
     /// Removes a directory [`Engine::stage`] made that no run took.

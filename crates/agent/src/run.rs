@@ -120,7 +120,7 @@ pub(crate) async fn execute(
     let workspace = dir.join("workspace");
     let filled = crate::context::fill(&dir, &workspace, &job.context, &log, after(t0, job.timeout), &cancel).await;
     let auth = if job.auth.is_null() { serde_json::json!({"auths": {}}) } else { job.auth.clone() };
-    let prepared = filled.and_then(|()| {
+    let prepared = filled.and_then(|_commit| {
         write_private(&dir.join("auth.json"), auth.to_string().as_bytes())
             .map_err(|e| format!("writing the auth file: {e}"))
     });

@@ -12,6 +12,7 @@ pub mod id;
 pub mod identity;
 pub mod network;
 pub mod registry;
+pub mod source_trigger;
 pub mod task;
 pub mod timer;
 

@@ -2,7 +2,8 @@
 //! [`TaskSpec`]), the view everyone with read access gets (secrets left out) against the one
 //! `listDetails` gives, and run properties' names.
 //!
-//! Owns: task names, the property rules (status, platform, cpu, timeout, step, credentials; timer triggers in `timer`) and
+//! Owns: task names, the property rules (status, platform, cpu, timeout, step, credentials; timer triggers in `timer`,
+//! source triggers in `source_trigger`) and
 //! which fields are secret. Must never: look identities up or decode a step's task file (the
 //! server checks identities; `wharf-tasks` reads task files).
 
@@ -232,6 +233,8 @@ pub struct TaskSpec {
     pub enabled: bool,
     /// `trigger.timerTriggers`, validated (their schedules parsed).
     pub timers: Vec<crate::timer::TimerTrigger>,
+    /// `trigger.sourceTriggers`, validated.
+    pub sources: Vec<crate::source_trigger::SourceTrigger>,
 }
 
 impl TaskSpec {
@@ -300,7 +303,11 @@ impl TaskSpec {
         if let Some(b) = base_image_trigger(&p["trigger"]["baseImageTrigger"])? {
             p["trigger"]["baseImageTrigger"] = b;
         }
-        Ok(TaskSpec { properties: p, step, credentials, timeout, enabled: status == "Enabled", timers })
+        let (sources, listed) = crate::source_trigger::parse_source_triggers(&p["trigger"]["sourceTriggers"])?;
+        if !listed.is_null() {
+            p["trigger"]["sourceTriggers"] = listed;
+        }
+        Ok(TaskSpec { properties: p, step, credentials, timeout, enabled: status == "Enabled", timers, sources })
     }
 }
 

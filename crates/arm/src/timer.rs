@@ -171,32 +171,41 @@ pub fn parse_timer_triggers(v: &Value) -> Result<(Vec<TimerTrigger>, Value), Arm
 }
 
 /// Applies a PATCH's `properties` to a task's stored `properties`: an RFC 7396 merge patch,
-/// except `trigger.timerTriggers`, which merges by name — an entry naming an existing timer
-/// changes the fields it gives, any other entry is added. (`az acr task timer add` and
-/// `update` send only the one timer; removing one takes a PUT, as in az.)
+/// except `trigger.timerTriggers` and `trigger.sourceTriggers`, which merge by name — an entry
+/// naming an existing trigger changes the fields it gives, any other entry is added.
+/// (`az acr task timer add` and `update` send only the one timer, `task update` the one source
+/// trigger without its token unless given; removing one takes a PUT, as in az.)
 pub fn merge_task_patch(properties: &mut Value, patch: &Value) {
-    let timers = patch.pointer("/trigger/timerTriggers").and_then(Value::as_array).cloned();
-    let Some(timers) = timers else {
+    const BY_NAME: [&str; 2] = ["timerTriggers", "sourceTriggers"];
+    let lists: Vec<(&str, Vec<Value>)> = BY_NAME
+        .iter()
+        .filter_map(|k| patch.pointer(&format!("/trigger/{k}")).and_then(Value::as_array).map(|a| (*k, a.clone())))
+        .collect();
+    if lists.is_empty() {
         crate::task::merge_patch(properties, patch);
         return;
-    };
+    }
     let mut rest = patch.clone();
     if let Some(Value::Object(t)) = rest.get_mut("trigger") {
-        t.remove("timerTriggers");
+        for (k, _) in &lists {
+            t.remove(*k);
+        }
     }
     crate::task::merge_patch(properties, &rest);
     if !properties["trigger"].is_object() {
         properties["trigger"] = json!({});
     }
-    let list = &mut properties["trigger"]["timerTriggers"];
-    if !list.is_array() {
-        *list = json!([]);
-    }
-    let list = list.as_array_mut().expect("an array");
-    for t in timers {
-        match list.iter_mut().find(|e| e["name"].is_string() && e["name"] == t["name"]) {
-            Some(existing) => crate::task::merge_patch(existing, &t),
-            None => list.push(t),
+    for (key, entries) in lists {
+        let list = &mut properties["trigger"][key];
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        let list = list.as_array_mut().expect("an array");
+        for t in entries {
+            match list.iter_mut().find(|e| e["name"].is_string() && e["name"] == t["name"]) {
+                Some(existing) => crate::task::merge_patch(existing, &t),
+                None => list.push(t),
+            }
         }
     }
 }

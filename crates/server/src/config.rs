@@ -173,6 +173,12 @@ pub struct ServeArgs {
     /// may schedule a run read any repository the server can [default: none].
     #[arg(long = "task-git-file-root", env = "WHARF_TASK_GIT_FILE_ROOTS", value_delimiter = ',', value_name = "DIR")]
     pub task_git_file_roots: Vec<PathBuf>,
+
+    /// Days a finished task run (its record and its log) is kept before the retention sweep
+    /// deletes it, counted from its last change (its end, in practice); runs with
+    /// `isArchiveEnabled` are kept forever. 0 keeps every run [default: 30, ACR's retention].
+    #[arg(long, env = "WHARF_RUN_RETENTION_DAYS", value_name = "DAYS")]
+    pub run_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +214,7 @@ struct FileConfig {
     task_insecure_registries: Option<Vec<String>>,
     max_build_source_size: Option<u64>,
     task_git_file_roots: Option<Vec<PathBuf>>,
+    run_retention_days: Option<u32>,
 }
 
 /// Lifetimes of the tokens Wharf issues and the clock skew it allows when validating, in
@@ -328,7 +335,12 @@ pub struct TaskSettings {
     pub max_source_size: u64,
     /// Directories below which `file://` git contexts may be cloned.
     pub git_file_roots: Vec<PathBuf>,
+    /// Days finished runs are kept (`None`: forever).
+    pub run_retention_days: Option<u32>,
 }
+
+/// ACR's retention of run records and logs: 30 days.
+pub const DEFAULT_RUN_RETENTION_DAYS: u32 = 30;
 
 /// The default largest build source: 512 MiB.
 pub const DEFAULT_MAX_BUILD_SOURCE_SIZE: u64 = 512 << 20;
@@ -491,6 +503,11 @@ impl ServeArgs {
             } else {
                 self.task_git_file_roots.clone()
             },
+            run_retention_days: match self.run_retention_days.or(file.run_retention_days) {
+                Some(0) => None,
+                Some(d) => Some(d),
+                None => Some(DEFAULT_RUN_RETENTION_DAYS),
+            },
         };
         Ok(Config {
             tasks,
@@ -633,5 +650,17 @@ mod tests {
         assert_eq!((u.idle_timeout.as_secs(), u.max_per_principal, u.max_per_registry), (60, 1000, 9));
         let err = ServeArgs { max_uploads_per_principal: Some(0), ..Default::default() }.resolve().unwrap_err();
         assert!(format!("{err:#}").contains("--max-uploads-per-principal must be at least 1"), "{err:#}");
+    }
+
+    #[test]
+    fn run_retention_defaults_to_30_days_and_0_keeps_forever() {
+        assert_eq!(ServeArgs::default().resolve().unwrap().tasks.run_retention_days, Some(30));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wharf.toml");
+        std::fs::write(&path, "run_retention_days = 0\n").unwrap();
+        let c = ServeArgs { config: Some(path.clone()), ..Default::default() }.resolve().unwrap();
+        assert_eq!(c.tasks.run_retention_days, None);
+        let c = ServeArgs { config: Some(path), run_retention_days: Some(7), ..Default::default() }.resolve().unwrap();
+        assert_eq!(c.tasks.run_retention_days, Some(7), "the flag wins over the file");
     }
 }

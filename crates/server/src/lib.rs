@@ -12,12 +12,14 @@
 //! 3. `state`: what every request shares.
 //! 4. `http` (queries, JSON, the `Authorization` header, the OCI wire error), `auth`
 //!    (credentials and grants), `private_link` (private-endpoint listeners), `runs` (the task-run
-//!    executor): shared by planes.
+//!    executor), `run_requests`, `triggers`, `sources`, `run_retention` (the sweep of old runs):
+//!    shared by planes.
 //! 5. The planes — `oci`, `tokens`, `arm` (with ACR Tasks), `graph`, `entra`, `msi`, `logs`
-//!    (run logs as blobs) — none of which imports
-//!    another. Each parses its requests into a typed endpoint whose permission is a pure
-//!    function of it (`Endpoint::operation`, `ArmEndpoint::requirement`,
-//!    `GraphEndpoint::requirement`, `TaskEndpoint::action`, `LogEndpoint::permission`).
+//!    (run logs as blobs), `source_upload` (build sources), `source_hooks` (source triggers'
+//!    webhooks) — none of which imports another. Each parses its requests into a typed
+//!    endpoint whose permission is a pure function of it (`Endpoint::operation`,
+//!    `ArmEndpoint::requirement`, `GraphEndpoint::requirement`, `TaskEndpoint::action`,
+//!    `LogEndpoint::permission`, `SourceEndpoint::permission`, `HookEndpoint::permission`).
 //! 6. This file: the router and `serve`.
 #![forbid(unsafe_code)]
 
@@ -43,7 +45,9 @@ pub mod oci;
 pub mod private_link;
 pub mod run_queue;
 pub mod run_requests;
+pub mod run_retention;
 pub mod runs;
+pub mod source_hooks;
 pub mod source_upload;
 pub mod sources;
 pub mod state;
@@ -89,6 +93,9 @@ async fn route(State(state): State<Arc<AppState>>, mut req: Request<Body>) -> Re
     }
     if path.starts_with(source_upload::PREFIX) {
         return source_upload::handle(state, req).await;
+    }
+    if path.starts_with(source_hooks::PREFIX) {
+        return source_hooks::handle(state, req).await;
     }
     if path == "/metadata/endpoints" {
         return arm::cloud_metadata(&state, req.headers());
@@ -171,6 +178,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let runs_task = runs::spawn(state.clone());
     let sources_task = sources::spawn(state.clone());
     let timers_task = triggers::timers::spawn(state.clone());
+    let retention_task = run_retention::spawn(state.clone());
     let app = router(state.clone());
     let _ = state.router.set(app.clone());
     let _ = state.tls_acceptor.set(acceptor.clone());
@@ -190,6 +198,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     runs_task.abort();
     sources_task.abort();
     timers_task.abort();
+    if let Some(t) = retention_task {
+        t.abort();
+    }
     tracing::info!("wharf stopped");
     Ok(())
 }

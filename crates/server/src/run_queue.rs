@@ -1,6 +1,7 @@
 //! The handle the planes and the run executor share (held by the state): a wake-up for the
 //! executor when a run is queued, the cancel switches of the runs executing in this process,
-//! the engine (or why there is none), and where run logs live.
+//! the engine (or why there is none), where run logs live, and the webhook deliveries that
+//! queued a run lately (so that a redelivery does not queue it twice).
 //!
 //! Owns: nothing stored. The queue itself is in the metadata store (`run_create`,
 //! `run_claim`), so that another replica or a remote agent can claim runs; this is only the
@@ -29,6 +30,17 @@ pub struct RunQueue {
     logs_dir: PathBuf,
     /// This process's name as an agent (run leases carry it).
     pub agent_id: String,
+    deliveries: Mutex<RecentDeliveries>,
+}
+
+/// How many webhook deliveries are remembered (the oldest are forgotten first).
+pub const REMEMBERED_DELIVERIES: usize = 10_000;
+
+/// Delivery keys seen lately, at most [`REMEMBERED_DELIVERIES`], in arrival order.
+#[derive(Default)]
+struct RecentDeliveries {
+    order: std::collections::VecDeque<String>,
+    seen: std::collections::HashSet<String>,
 }
 
 impl RunQueue {
@@ -40,6 +52,7 @@ impl RunQueue {
             max_parallel: max_parallel.max(1),
             logs_dir,
             agent_id: format!("wharf-{}", uuid::Uuid::new_v4()),
+            deliveries: Mutex::new(RecentDeliveries::default()),
         }
     }
 
@@ -96,7 +109,50 @@ impl RunQueue {
         self.logs_dir.join(registry)
     }
 
+    /// Claims a webhook delivery: true the first time `key` is seen (among the last
+    /// [`REMEMBERED_DELIVERIES`]), false for a repeat.
+    pub fn first_delivery(&self, key: &str) -> bool {
+        let mut d = self.deliveries.lock().expect("deliveries lock");
+        if !d.seen.insert(key.to_string()) {
+            return false;
+        }
+        d.order.push_back(key.to_string());
+        while d.order.len() > REMEMBERED_DELIVERIES {
+            if let Some(old) = d.order.pop_front() {
+                d.seen.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// Gives a claimed delivery back (its run could not be queued: a retry may queue it).
+    pub fn forget_delivery(&self, key: &str) {
+        let mut d = self.deliveries.lock().expect("deliveries lock");
+        if d.seen.remove(key) {
+            d.order.retain(|k| k != key);
+        }
+    }
+
     pub fn logs_dir(&self) -> &Path {
         &self.logs_dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deliveries_are_claimed_once_and_the_oldest_forgotten() {
+        let q = RunQueue::new(EngineState::Unavailable("test".into()), 1, PathBuf::from("/nonexistent"));
+        assert!(q.first_delivery("a"));
+        assert!(!q.first_delivery("a"), "a redelivery");
+        q.forget_delivery("a");
+        assert!(q.first_delivery("a"), "given back, it can be claimed again");
+        for i in 0..REMEMBERED_DELIVERIES {
+            assert!(q.first_delivery(&format!("k{i}")));
+        }
+        assert!(q.first_delivery("a"), "pushed out by newer deliveries: memory stays bounded");
+        assert!(!q.first_delivery(&format!("k{}", REMEMBERED_DELIVERIES - 1)));
     }
 }

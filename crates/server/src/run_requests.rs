@@ -174,6 +174,7 @@ pub fn task_request(
         platform: host.resource.properties["platform"].clone(),
         agent: host.resource.properties["agentConfiguration"].clone(),
         archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
+        branch: None,
     })
 }
 

@@ -187,6 +187,10 @@ pub struct RunRequest {
     pub platform: serde_json::Value,
     pub agent: serde_json::Value,
     pub archive: bool,
+    /// The branch a git context's pinned commit came from (a source trigger's run), for
+    /// `{{.Run.Branch}}`; `None`: the context's reference is the branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
 }
 
 mod custom_serde {
@@ -280,6 +284,24 @@ pub enum RunOrigin {
         tag: String,
         digest: String,
     },
+    /// A source trigger's webhook (`sourceTrigger: {id, eventType, commitId, pullRequestId,
+    /// repositoryUrl, branchName, providerType}`).
+    Source(SourceEvent),
+}
+
+/// What a source trigger's webhook reported, as a run's `sourceTrigger` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEvent {
+    /// The delivery's id (GitHub's `X-GitHub-Delivery`, Azure DevOps' event id).
+    pub id: String,
+    /// `commit` or `pullrequest`.
+    pub event_type: &'static str,
+    pub commit: String,
+    pub pull_request: Option<String>,
+    pub repository_url: String,
+    pub branch: String,
+    /// `Github` or `VisualStudioTeamService`.
+    pub provider: &'static str,
 }
 
 /// Queues a run of `registry`, scheduled by hand.
@@ -306,7 +328,7 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
         // AutoRun.
         "runType": match origin {
             RunOrigin::Manual => "QuickRun",
-            RunOrigin::Timer { .. } | RunOrigin::ImageUpdate { .. } => "AutoRun",
+            RunOrigin::Timer { .. } | RunOrigin::ImageUpdate { .. } | RunOrigin::Source(_) => "AutoRun",
         },
         "createTime": time(now),
         "lastUpdatedTime": time(now),
@@ -334,6 +356,17 @@ pub fn new_run(registry: &StoredRegistry, request: &RunRequest, origin: &RunOrig
             "id": uuid::Uuid::new_v4().to_string(),
             "timestamp": time(now),
             "images": [{"registry": registry, "repository": repository, "tag": tag, "digest": digest}],
+        });
+    }
+    if let RunOrigin::Source(e) = origin {
+        properties["sourceTrigger"] = json!({
+            "id": e.id,
+            "eventType": e.event_type,
+            "commitId": e.commit,
+            "pullRequestId": e.pull_request,
+            "repositoryUrl": e.repository_url,
+            "branchName": e.branch,
+            "providerType": e.provider,
         });
     }
     NewRun {
@@ -644,7 +677,7 @@ async fn prepare(
         None => None,
     };
     let login_server = state.login_server(&registry.record.name);
-    let vars = wharf_tasks::RunVars {
+    let mut vars = wharf_tasks::RunVars {
         id: run.run_id.clone(),
         registry: login_server.clone(),
         registry_name: registry.record.name.clone(),
@@ -652,9 +685,11 @@ async fn prepare(
         os: "linux".into(),
         architecture: request.platform["architecture"].as_str().unwrap_or("amd64").to_string(),
         task_name: request.task.clone().unwrap_or_default(),
+        // Filled in once the context is staged (the commit its clone checked out).
         commit: String::new(),
-        branch: match &request.context {
-            RunContext::Git { reference: Some(r), .. } => r.clone(),
+        branch: match (&request.branch, &request.context) {
+            (Some(b), _) => b.clone(),
+            (None, RunContext::Git { reference: Some(r), .. }) => r.clone(),
             _ => String::new(),
         },
         shared_volume: "/workspace".into(),
@@ -667,6 +702,9 @@ async fn prepare(
         run.registry.0.chars().filter(char::is_ascii_alphanumeric).take(12).collect::<String>()
     );
     let staged = stage(state, &engine, &engine_id, run, &request, log, cancel).await?;
+    let commit = staged.as_ref().and_then(|s| s.commit.clone());
+    vars.commit = commit.unwrap_or_default();
+    let staged = staged.map(|s| s.dir);
     let planned = plan_run(&request, &vars, staged.as_deref());
     let mut plan = match planned {
         Ok(p) => p,
@@ -744,7 +782,7 @@ async fn stage(
     request: &RunRequest,
     log: &tokio::sync::mpsc::UnboundedSender<String>,
     cancel: &tokio_util::sync::CancellationToken,
-) -> Result<Option<std::path::PathBuf>, String> {
+) -> Result<Option<wharf_agent::Staged>, String> {
     let context = match &request.context {
         RunContext::Empty => return Ok(None),
         RunContext::Uploaded { upload } => {

@@ -10,8 +10,22 @@ const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "listener", "tls", "login_server"]),
     (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue"]),
     (3, &["state"]),
-    (4, &["http", "auth", "private_link", "gc", "uploads_sweep", "runs", "run_requests", "sources", "triggers"]),
-    (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload"]),
+    (
+        4,
+        &[
+            "http",
+            "auth",
+            "private_link",
+            "gc",
+            "uploads_sweep",
+            "runs",
+            "run_requests",
+            "sources",
+            "triggers",
+            "run_retention",
+        ],
+    ),
+    (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload", "source_hooks"]),
     (6, &["lib", "bootstrap", "admin"]),
 ];
 const PLANE_LAYER: u8 = 5;

@@ -1530,12 +1530,71 @@ pub async fn run_queue_suite(store: Arc<dyn MetadataStore>) {
     run_expired_leases_and_in_progress(s).await;
     run_queue_positions(s).await;
     runs_purged_with_their_registry(s).await;
+    runs_finished_before_and_deleted(s).await;
     timer_ticks_queue_once(s).await;
     timer_tick_claims_race(store.clone()).await;
     timer_ticks_sweep_old_claims(s).await;
     task_images_replace_and_find(s).await;
     image_update_runs_coalesce_while_queued(s).await;
     image_update_runs_race(store.clone()).await;
+}
+
+/// The retention sweep's two calls: finished runs last changed before a time, in
+/// (`updated_at`, registry, number) order and paged by the last one read; a delete that happens
+/// only if the run did not change since it was read.
+pub async fn runs_finished_before_and_deleted(store: &dyn MetadataStore) {
+    // Long before anything the other checks create, so that only these runs are that old.
+    let t0 = DateTime::from_timestamp(315_532_800, 0).expect("1980"); // 1980-01-01
+    let (a, b) = two_registries();
+    let mut made = vec![];
+    for (reg, status, at) in [
+        (&a, "Succeeded", 10),
+        (&b, "Failed", 10),
+        (&a, run_status::QUEUED, 5),
+        (&a, run_status::RUNNING, 6),
+        (&b, "Canceled", 20),
+        (&a, "Succeeded", 1000),
+    ] {
+        made.push(store.run_create(&new_run(reg, "ra", None, status), secs(t0, at)).await.unwrap());
+    }
+    let before = secs(t0, 500);
+    let found = store.runs_finished_before(before, None, 100).await.unwrap();
+    let ids = |runs: &[RunRecord]| runs.iter().map(|r| (r.registry.clone(), r.number)).collect::<Vec<_>>();
+    assert_eq!(
+        ids(&found),
+        vec![(a.clone(), 1), (b.clone(), 1), (b.clone(), 2)],
+        "finished runs only, oldest change first, ties by registry and number; in progress and newer ones are not listed"
+    );
+    assert_eq!(found[0], made[0], "whole records");
+    let page = store.runs_finished_before(before, None, 2).await.unwrap();
+    assert_eq!(ids(&page), ids(&found[..2]));
+    let rest = store.runs_finished_before(before, page.last(), 2).await.unwrap();
+    assert_eq!(ids(&rest), ids(&found[2..]), "the next page starts after the last run read");
+    assert!(store.runs_finished_before(before, rest.last(), 2).await.unwrap().is_empty());
+
+    // A run that changed since it was read is kept; an unchanged one goes, once.
+    let mut changed = made[1].clone();
+    changed.body = json!({"properties": {"isArchiveEnabled": true}});
+    assert!(store.run_update(&changed, "Failed", secs(t0, 11)).await.unwrap());
+    assert!(!store.run_delete(&made[1]).await.unwrap(), "changed after it was read");
+    assert!(store.run_get(&b, &made[1].run_id).await.unwrap().is_some());
+    let mut upper = made[0].clone();
+    upper.run_id = upper.run_id.to_uppercase();
+    assert!(store.run_delete(&upper).await.unwrap(), "ids compare case-insensitively");
+    assert!(!store.run_delete(&made[0]).await.unwrap(), "already gone");
+    assert_eq!(store.run_get(&a, &made[0].run_id).await.unwrap(), None);
+    // Numbers are never reused after a delete.
+    let next = store.run_create(&new_run(&a, "ra", None, run_status::QUEUED), secs(t0, 2000)).await.unwrap();
+    assert_eq!(next.number, 5);
+    // Leave nothing queued or in progress for the checks that follow.
+    for r in [&made[2], &made[3], &next] {
+        let mut done = r.clone();
+        done.status = "Canceled".into();
+        assert!(store.run_update(&done, &r.status, secs(t0, 3000)).await.unwrap());
+    }
+    for r in store.runs_finished_before(secs(t0, 5000), None, 100).await.unwrap() {
+        store.run_delete(&r).await.unwrap();
+    }
 }
 
 pub async fn runs_numbered_per_registry(store: &dyn MetadataStore) {

@@ -412,6 +412,21 @@ pub trait MetadataStore: Send + Sync + 'static {
     /// How many `Queued` runs, of any registry, come before `run` in queue order (by its
     /// `created_at`, registry and number), i.e. will be claimed before it.
     async fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
+    /// Finished runs (any status but `Queued`, `Started` and `Running`), of any registry, whose
+    /// `updated_at` is before `before`, ordered by (`updated_at`, registry, number) and only
+    /// those after `after` in that order (a page's last run: paging through runs the caller
+    /// keeps), at most `limit` (the retention sweep's listing).
+    async fn runs_finished_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&RunRecord>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>>;
+    /// Deletes `run` (found by registry and id, case-insensitively) if it is unchanged since it
+    /// was read: the same status and `updated_at`. Returns false, deleting nothing, when it
+    /// changed meanwhile (an archive flag set, a cancellation) or is gone. The registry's run
+    /// counter is kept, so the number is never handed out again.
+    async fn run_delete(&self, run: &RunRecord) -> Result<bool>;
 
     // ---- timer triggers ----
     /// Queues a run for one tick of a timer trigger, at most once per tick: in one transaction

@@ -264,6 +264,19 @@ fn split_image(image: &str) -> Result<(String, Reference), CliError> {
     }
 }
 
+/// `repo@digest` of `image` (`repo:tag` or `repo@digest`) in the registry at `login_server`:
+/// a digest as given, a tag resolved with a `HEAD` of its manifest (`list-runs --image`).
+pub async fn image_digest(client: &Client, login_server: &str, image: &str) -> Result<(String, String), CliError> {
+    match split_image(image)? {
+        (repo, Reference::Digest(d)) => Ok((repo, d)),
+        (repo, Reference::Tag(t)) => {
+            let rc = RegistryClient::connect(client, login_server).await?;
+            let digest = rc.manifest_digest(&repo, &t, &format!("/v2/{}/manifests/{}", seg(&repo), seg(&t))).await?;
+            Ok((repo, digest))
+        }
+    }
+}
+
 enum Reference {
     Tag(String),
     Digest(String),

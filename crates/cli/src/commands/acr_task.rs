@@ -55,6 +55,7 @@ pub fn table(cmd: &TaskCmd) -> Table {
             Table::Columns(view::run_columns)
         }
         TaskCmd::Logs { .. } | TaskCmd::CancelRun(_) => Table::Generic,
+        TaskCmd::ShowWebhook { .. } => Table::Columns(view::webhook_columns),
         TaskCmd::Create(_)
         | TaskCmd::Update(_)
         | TaskCmd::Show { .. }
@@ -72,6 +73,8 @@ struct Registry {
     /// `/subscriptions/…/registries/{name}` (az's `REG`).
     path: String,
     location: String,
+    /// `properties.loginServer` (`--image` is resolved on its data plane).
+    login_server: String,
     /// `roleAssignmentMode` is `AbacRepositoryPermissions`.
     abac: bool,
 }
@@ -103,6 +106,7 @@ async fn registry_for(client: &Client, r: &RegistryRef, not_supported: &str) -> 
     Ok(Registry {
         name: r.registry.clone(),
         location: v["location"].as_str().unwrap_or_default().to_string(),
+        login_server: v["properties"]["loginServer"].as_str().unwrap_or_default().to_string(),
         abac: v["properties"]["roleAssignmentMode"].as_str() == Some("AbacRepositoryPermissions"),
         path,
     })
@@ -191,6 +195,11 @@ async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliErr
             };
             Ok(Some(view::flatten(&v)))
         }
+        TaskCmd::ShowWebhook { task, source_trigger_name } => {
+            let reg = registry(client, &registry_of(&task)).await?;
+            let d = details(client, &reg, &task.name).await?;
+            view::webhooks(&d, &task.name, source_trigger_name.as_deref()).map(Some)
+        }
         TaskCmd::List { registry: r } => {
             let reg = registry(client, &r).await?;
             let v = call(client, Method::GET, &format!("{}/tasks", reg.path), None).await?;
@@ -213,10 +222,22 @@ async fn dispatch(client: &Client, cmd: TaskCmd) -> Result<Option<Value>, CliErr
             stream_run_logs(client, &reg, &run_id, logstream::DEFAULT_TIMEOUT_SECS, false).await?;
             Ok(None)
         }
-        TaskCmd::ListRuns { name, run_status, top, registry: r } => {
+        TaskCmd::ListRuns { name, run_status, top, image, registry: r } => {
             let reg = registry(client, &r).await?;
-            let v = list_runs(client, &reg, name.as_deref(), run_status.map(|s| s.as_str()), top).await?;
-            Ok(Some(view::flatten_list(&v)))
+            // az resolves the image to `repo@digest` on the registry's data plane first.
+            let image = match image {
+                Some(i) => {
+                    let (repo, digest) = super::acr_data::image_digest(client, &reg.login_server, &i).await?;
+                    Some(format!("{repo}@{digest}"))
+                }
+                None => None,
+            };
+            let path = format!(
+                "{}/runs{}",
+                reg.path,
+                runs_query(name.as_deref(), run_status.map(|s| s.as_str()), image.as_deref(), top)
+            );
+            Ok(Some(view::flatten_list(&call(client, Method::GET, &path, None).await?)))
         }
         TaskCmd::ShowRun(r) => {
             let reg = registry(client, &r.registry).await?;
@@ -496,18 +517,22 @@ async fn list_runs(
     status: Option<&str>,
     top: u32,
 ) -> Result<Value, CliError> {
-    let path = format!("{}/runs{}", reg.path, runs_query(task, status, top));
+    let path = format!("{}/runs{}", reg.path, runs_query(task, status, None, top));
     call(client, Method::GET, &path, None).await
 }
 
-/// `?$filter=TaskName eq 't1' and Status eq 'Succeeded'&$top=15` (the filter percent-encoded).
-fn runs_query(task: Option<&str>, status: Option<&str>, top: u32) -> String {
+/// `?$filter=TaskName eq 't1' and Status eq 'Succeeded'&$top=15` (the filter percent-encoded),
+/// with `contains(OutputImageManifests, 'repo@digest')` for `--image`, as az adds it.
+fn runs_query(task: Option<&str>, status: Option<&str>, image: Option<&str>, top: u32) -> String {
     let mut filters = vec![];
     if let Some(t) = task {
         filters.push(format!("TaskName eq '{t}'"));
     }
     if let Some(s) = status {
         filters.push(format!("Status eq '{s}'"));
+    }
+    if let Some(i) = image {
+        filters.push(format!("contains(OutputImageManifests, '{i}')"));
     }
     let mut q = String::from("?");
     if !filters.is_empty() {
@@ -655,11 +680,15 @@ mod tests {
 
     #[test]
     fn list_runs_filters_as_az_writes_them() {
-        assert_eq!(runs_query(None, None, 15), "?$top=15");
+        assert_eq!(runs_query(None, None, None, 15), "?$top=15");
         assert_eq!(
-            runs_query(Some("t1"), Some("Succeeded"), 3),
+            runs_query(Some("t1"), Some("Succeeded"), None, 3),
             "?$filter=TaskName%20eq%20%27t1%27%20and%20Status%20eq%20%27Succeeded%27&$top=3"
         );
-        assert_eq!(runs_query(Some("t1"), None, 1), "?$filter=TaskName%20eq%20%27t1%27&$top=1");
+        assert_eq!(runs_query(Some("t1"), None, None, 1), "?$filter=TaskName%20eq%20%27t1%27&$top=1");
+        assert_eq!(
+            runs_query(None, None, Some("app@sha256:ab"), 15),
+            "?$filter=contains%28OutputImageManifests%2C%20%27app%40sha256%3Aab%27%29&$top=15"
+        );
     }
 }

@@ -121,6 +121,8 @@ delegate! {
         r fn run_expired_leases(&self, now: DateTime<Utc>) -> Result<Vec<RunRecord>>;
         r fn runs_in_progress(&self) -> Result<Vec<RunRecord>>;
         r fn run_count_queued_before(&self, run: &RunRecord) -> Result<u64>;
+        r fn runs_finished_before(&self, before: DateTime<Utc>, after: Option<&RunRecord>, limit: usize) -> Result<Vec<RunRecord>>;
+        w fn run_delete(&self, run: &RunRecord) -> Result<bool>;
         w fn run_create_for_tick(&self, run: &NewRun, tick: &TimerTick, now: DateTime<Utc>) -> Result<Option<RunRecord>>;
         w fn timer_ticks_sweep(&self, before: DateTime<Utc>) -> Result<u64>;
         w fn task_images_set(&self, task: &str, task_registry: &RegistryKey, images: &[TaskImage], now: DateTime<Utc>) -> Result<()>;

@@ -1018,6 +1018,44 @@ impl MetadataStore for SqliteMetadataStore {
         .await
     }
 
+    async fn runs_finished_before(
+        &self,
+        before: DateTime<Utc>,
+        after: Option<&RunRecord>,
+        max: usize,
+    ) -> Result<Vec<RunRecord>> {
+        let before = nanos(&before)?;
+        let after = match after {
+            Some(r) => Some((nanos(&r.updated_at)?, r.registry.0.clone(), r.number as i64)),
+            None => None,
+        };
+        let top = limit(Some(max));
+        self.read(move |c| {
+            let (at, registry, number) = after.unwrap_or((i64::MIN, String::new(), i64::MIN));
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM runs WHERE status NOT IN ('Queued', 'Started', 'Running') \
+                 AND updated_at < ?1 AND (updated_at, registry, number) > (?2, ?3, ?4) \
+                 ORDER BY updated_at, registry, number LIMIT ?5"
+            ))?;
+            collect(stmt.query(params![before, at, registry, number, top])?, run_from_row)
+        })
+        .await
+    }
+
+    async fn run_delete(&self, run: &RunRecord) -> Result<bool> {
+        let (registry, id, status, at) =
+            (run.registry.0.clone(), lower(&run.run_id), run.status.clone(), nanos(&run.updated_at)?);
+        self.write(move |tx, _| {
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM runs WHERE registry = ?1 AND run_id_lower = ?2 AND status = ?3 AND updated_at = ?4",
+                )?
+                .execute(params![registry, id, status, at])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn run_create_for_tick(
         &self,
         run: &NewRun,

@@ -112,6 +112,40 @@ impl RegistryClient {
         Ok((json_or_error(resp).await?, next))
     }
 
+    /// The digest `tag` of `repo` points at: a `HEAD` of the manifest with the media types az
+    /// accepts, read from `Docker-Content-Digest` (az's `get_image_digest`).
+    pub async fn manifest_digest(&self, repo: &str, tag: &str, path: &str) -> Result<String, CliError> {
+        let token = self.access_token(&format!("repository:{repo}:pull")).await?;
+        let accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+                      application/vnd.docker.distribution.manifest.v2+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json";
+        let resp = self
+            .http
+            .head(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(CliError::NotFound(format!(
+                "The image '{repo}:{tag}' could not be found in registry '{}'.",
+                self.login_server
+            )));
+        }
+        if !resp.status().is_success() {
+            return Err(CliError::Other(format!(
+                "Reading the digest of '{repo}:{tag}' from '{}' failed: HTTP {}",
+                self.login_server,
+                resp.status()
+            )));
+        }
+        resp.headers()
+            .get("docker-content-digest")
+            .and_then(|d| d.to_str().ok())
+            .map(str::to_string)
+            .ok_or_else(|| CliError::Other(format!("the registry returned no digest for '{repo}:{tag}'")))
+    }
+
     /// Follows `Link` pages of a listing, collecting the `key` arrays, up to `top` items.
     pub async fn list(&self, first: &str, scope: &str, key: &str, top: Option<usize>) -> Result<Vec<Value>, CliError> {
         let mut out = vec![];

@@ -177,6 +177,15 @@ pub enum TaskCmd {
         #[arg(long)]
         with_secure_properties: bool,
     },
+    /// Show the webhook address and secret of a task's source triggers (Wharf's own: give them
+    /// to GitHub or Azure DevOps, which Wharf cannot reach to register the webhook itself).
+    ShowWebhook {
+        #[command(flatten)]
+        task: TaskRef,
+        /// Only this source trigger.
+        #[arg(long)]
+        source_trigger_name: Option<String>,
+    },
     /// List the tasks of a registry.
     List {
         #[command(flatten)]
@@ -214,6 +223,10 @@ pub enum TaskCmd {
         /// The most runs to list.
         #[arg(long, default_value_t = 15)]
         top: u32,
+        /// Only runs that pushed this image (`repository:tag` or `repository@digest`; a tag is
+        /// resolved to its digest on the registry first, as az does).
+        #[arg(long)]
+        image: Option<String>,
         #[command(flatten)]
         registry: RegistryRef,
     },

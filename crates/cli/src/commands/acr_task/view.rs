@@ -102,6 +102,57 @@ pub fn run_columns(v: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// `task show-webhook`: each source trigger's webhook from a `listDetails` answer —
+/// `[{name, sourceControlType, repositoryUrl, branch, events, status, url, secret}]`, only
+/// `only` when given.
+pub fn webhooks(details: &Value, task: &str, only: Option<&str>) -> Result<Value, crate::error::CliError> {
+    let triggers = details["properties"]["trigger"]["sourceTriggers"].as_array().cloned().unwrap_or_default();
+    let out: Vec<Value> = triggers
+        .iter()
+        .filter(|t| only.is_none_or(|n| t["name"].as_str().is_some_and(|x| x.eq_ignore_ascii_case(n))))
+        .map(|t| {
+            let repo = &t["sourceRepository"];
+            serde_json::json!({
+                "name": t["name"],
+                "sourceControlType": repo["sourceControlType"],
+                "repositoryUrl": repo["repositoryUrl"],
+                "branch": repo["branch"],
+                "events": t["sourceTriggerEvents"],
+                "status": t["status"],
+                "url": t["webhook"]["url"],
+                "secret": t["webhook"]["secret"],
+            })
+        })
+        .collect();
+    if out.is_empty() {
+        return Err(crate::error::CliError::NotFound(match only {
+            Some(n) => format!("The task '{task}' has no source trigger '{n}'."),
+            None => format!(
+                "The task '{task}' has no source trigger: create it with a git --context and --commit-trigger-enabled true or --pull-request-trigger-enabled true."
+            ),
+        }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// `task show-webhook`: NAME, SOURCE CONTROL, BRANCH, EVENTS, URL, SECRET.
+pub fn webhook_columns(v: &Value) -> Vec<Value> {
+    rows(v)
+        .into_iter()
+        .map(|w| {
+            let events: Vec<&str> = w["events"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            columns([
+                ("NAME", text(&w["name"])),
+                ("SOURCE CONTROL", text(&w["sourceControlType"])),
+                ("BRANCH", text(&w["branch"])),
+                ("EVENTS", Value::String(events.join(", "))),
+                ("URL", text(&w["url"])),
+                ("SECRET", text(&w["secret"])),
+            ])
+        })
+        .collect()
+}
+
 /// `task identity show`: PRINCIPAL ID, TENANT ID, TYPE, USER ASSIGNED IDENTITIES.
 pub fn identity_columns(v: &Value) -> Vec<Value> {
     rows(v)

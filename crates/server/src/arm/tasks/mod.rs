@@ -38,7 +38,8 @@ pub async fn handle(ctx: &ArmCtx, group: &str, name: &str, endpoint: TaskEndpoin
         E::ListTasks => list(ctx, &registry).await,
         E::GetTask { task } => Ok(json_response(StatusCode::OK, &view(&require(ctx, &registry, &task).await?, false))),
         E::TaskDetails { task } => {
-            Ok(json_response(StatusCode::OK, &view(&require(ctx, &registry, &task).await?, true)))
+            let host = require(ctx, &registry, &task).await?;
+            Ok(json_response(StatusCode::OK, &details(ctx, &registry, &host)))
         }
         E::PutTask { task } => put(ctx, &registry, &task).await,
         E::PatchTask { task } => patch(ctx, &registry, &task).await,
@@ -84,6 +85,24 @@ fn view(host: &Host, secrets: bool) -> Value {
     let mut body = host.public_body();
     if !secrets {
         body["properties"] = task::public_properties(&body["properties"]);
+    }
+    body
+}
+
+/// `listDetails`: the task with its secrets, and each source trigger's webhook — the address
+/// and secret its provider must be given (`trigger.sourceTriggers[i].webhook {url, secret}`;
+/// derived, never stored).
+fn details(ctx: &ArmCtx, registry: &StoredRegistry, host: &Host) -> Value {
+    let mut body = view(host, true);
+    let base = ctx.state.base_url(&ctx.headers);
+    if let Some(Value::Array(triggers)) = body.pointer_mut("/properties/trigger/sourceTriggers") {
+        for t in triggers {
+            let Some(name) = t["name"].as_str().map(str::to_string) else { continue };
+            t["webhook"] = json!({
+                "url": crate::triggers::webhooks::url(&base, &registry.record.name, &host.record.name, &name),
+                "secret": crate::triggers::webhooks::secret(&ctx.state, host, &name),
+            });
+        }
     }
     body
 }
@@ -143,6 +162,15 @@ fn check(registry: &StoredRegistry, host: &Host, spec: &TaskSpec) -> Result<(), 
     wanted.extend(custom_ids);
     for id in &wanted {
         host.carried_identity(id).map_err(|m| ArmError::bad_request("InvalidTaskIdentity", m))?;
+    }
+    if !spec.sources.is_empty() {
+        let context = task::Step::context(&spec.properties["step"]).unwrap_or_default();
+        if wharf_tasks::GitLocation::parse(&context).is_none() {
+            return Err(ArmError::bad_request(
+                "InvalidSourceTrigger",
+                "A source trigger runs the task for a commit of its git repository: give the task a git context ('--context https://host/repo.git#branch'), or no source trigger.",
+            ));
+        }
     }
     if let task::Step::Encoded { content, values } = &spec.step {
         crate::runs::Source::Yaml { content: content.clone(), values: values.clone() }

@@ -193,6 +193,7 @@ fn quick_run_of(
         platform,
         agent: json!({"cpu": body["agentConfiguration"]["cpu"].as_u64().unwrap_or(task::DEFAULT_CPU)}),
         archive: body["isArchiveEnabled"].as_bool().unwrap_or(false),
+        branch: None,
     })
 }
 
@@ -253,21 +254,69 @@ pub async fn get(ctx: &ArmCtx, registry: &StoredRegistry, run: &str) -> Result<R
     Ok(json_response(StatusCode::OK, &executor::run_json(&registry.record.id, &r)))
 }
 
-/// `$filter` of a runs listing: clauses `Field eq 'value'` joined by `and` (TaskName, Status,
-/// RunId).
-fn parse_filter(f: &str) -> Result<(RunFilter, Option<String>), ArmError> {
-    let mut filter = RunFilter::default();
-    let mut run_id = None;
+/// An output image a `contains(OutputImageManifests, '…')` clause asks for: `repo@digest`
+/// (what az sends, after resolving `--image` to a digest) or `repo:tag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OutputImage {
+    Digest { repository: String, digest: String },
+    Tag { repository: String, tag: String },
+}
+
+impl OutputImage {
+    fn parse(v: &str) -> Option<OutputImage> {
+        if let Some((repository, digest)) = v.split_once('@') {
+            let digest = wharf_oci::Digest::parse(digest).ok()?;
+            return (!repository.is_empty())
+                .then(|| OutputImage::Digest { repository: repository.to_string(), digest: digest.to_string() });
+        }
+        // The tag is after the last ':' that follows the last '/' (a registry port is not a tag).
+        let slash = v.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = v[slash..].rfind(':').map(|i| (&v[..slash + i], &v[slash + i + 1..]))?;
+        (!repository.is_empty() && !tag.is_empty())
+            .then(|| OutputImage::Tag { repository: repository.to_string(), tag: tag.to_string() })
+    }
+
+    /// Whether a run's `outputImages` holds this image (repositories compare
+    /// case-insensitively, as ACR's names do; digests and tags exactly).
+    fn in_run(&self, run: &wharf_storage::RunRecord) -> bool {
+        let Some(images) = run.body["properties"]["outputImages"].as_array() else { return false };
+        images.iter().any(|i| {
+            let repo = i["repository"].as_str().unwrap_or_default();
+            match self {
+                OutputImage::Digest { repository, digest } => {
+                    repo.eq_ignore_ascii_case(repository) && i["digest"].as_str() == Some(digest)
+                }
+                OutputImage::Tag { repository, tag } => {
+                    repo.eq_ignore_ascii_case(repository) && i["tag"].as_str() == Some(tag)
+                }
+            }
+        })
+    }
+}
+
+/// A runs listing's `$filter`, read: what the store filters, and what is matched on the runs
+/// it returns.
+#[derive(Debug, Default)]
+struct ListFilter {
+    store: RunFilter,
+    run_id: Option<String>,
+    image: Option<OutputImage>,
+}
+
+/// `$filter` of a runs listing: clauses `Field eq 'value'` (TaskName, Status, RunId) and
+/// `contains(OutputImageManifests, 'repo@digest')`, joined by `and`.
+fn parse_filter(f: &str) -> Result<ListFilter, ArmError> {
+    let mut filter = ListFilter::default();
     let refuse = |clause: &str| {
         bad(
             "InvalidFilter",
             format!(
-                "The $filter clause '{clause}' is not supported: use TaskName eq '<task>', Status eq '<status>' and RunId eq '<id>', joined by 'and'."
+                "The $filter clause '{clause}' is not supported: use TaskName eq '<task>', Status eq '<status>', RunId eq '<id>' and contains(OutputImageManifests, '<repository>@<digest>'), joined by 'and'."
             ),
         )
     };
+    let quoted = |v: &str| v.trim().strip_prefix('\'').and_then(|v| v.strip_suffix('\'')).map(str::to_string);
     let lower = f.to_ascii_lowercase();
-    let mut rest = f;
     let mut offset = 0;
     loop {
         let at = lower[offset..].find(" and ").map(|i| i + offset);
@@ -276,49 +325,62 @@ fn parse_filter(f: &str) -> Result<(RunFilter, Option<String>), ArmError> {
             None => &f[offset..],
         };
         let c = clause.trim();
-        let Some((field, value)) = c.split_once(" eq ").or_else(|| c.split_once(" EQ ")) else {
-            return Err(refuse(c));
-        };
-        let value = value.trim();
-        let Some(value) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) else {
-            return Err(refuse(c));
-        };
-        match field.trim().to_ascii_lowercase().as_str() {
-            "taskname" => filter.task = Some(value.to_string()),
-            "status" => {
-                let s = wharf_tasks::RunStatus::parse(value).ok_or_else(|| refuse(c))?;
-                filter.status = Some(s.as_str().to_string());
+        if c.len() > "contains(".len() && c[.."contains(".len()].eq_ignore_ascii_case("contains(") {
+            let inner = c["contains(".len()..].strip_suffix(')').ok_or_else(|| refuse(c))?;
+            let (field, value) = inner.split_once(',').ok_or_else(|| refuse(c))?;
+            if !field.trim().eq_ignore_ascii_case("OutputImageManifests") {
+                return Err(refuse(c));
             }
-            "runid" => run_id = Some(value.to_ascii_lowercase()),
-            _ => return Err(refuse(c)),
+            let value = quoted(value).ok_or_else(|| refuse(c))?;
+            filter.image = Some(OutputImage::parse(&value).ok_or_else(|| refuse(c))?);
+        } else {
+            let Some((field, value)) = c.split_once(" eq ").or_else(|| c.split_once(" EQ ")) else {
+                return Err(refuse(c));
+            };
+            let value = quoted(value).ok_or_else(|| refuse(c))?;
+            match field.trim().to_ascii_lowercase().as_str() {
+                "taskname" => filter.store.task = Some(value),
+                "status" => {
+                    let s = wharf_tasks::RunStatus::parse(&value).ok_or_else(|| refuse(c))?;
+                    filter.store.status = Some(s.as_str().to_string());
+                }
+                "runid" => filter.run_id = Some(value.to_ascii_lowercase()),
+                _ => return Err(refuse(c)),
+            }
         }
         match at {
             Some(i) => offset = i + 5,
             None => break,
         }
-        rest = &f[offset..];
     }
-    let _ = rest;
-    Ok((filter, run_id))
+    Ok(filter)
 }
 
 pub async fn list(ctx: &ArmCtx, registry: &StoredRegistry) -> Result<Response, ArmError> {
-    let (mut filter, run_id) = match ctx.query.get("$filter").filter(|f| !f.trim().is_empty()) {
+    let mut filter = match ctx.query.get("$filter").filter(|f| !f.trim().is_empty()) {
         Some(f) => parse_filter(f)?,
-        None => (RunFilter::default(), None),
+        None => ListFilter::default(),
     };
-    if let Some(top) = ctx.query.get("$top") {
-        filter.top = Some(
+    let top = match ctx.query.get("$top") {
+        Some(top) => Some(
             top.parse::<usize>()
                 .ok()
                 .filter(|t| *t > 0)
                 .ok_or_else(|| bad("InvalidParameter", format!("$top '{top}' is invalid: give a positive number.")))?,
-        );
-    }
-    let runs = ctx.state.meta.run_list(&registry.key(), &filter).await.map_err(|e| storage_error("listing runs", e))?;
+        ),
+        None => None,
+    };
+    // `$top` counts the runs that match the whole filter: the store can apply it only when it
+    // applies the whole filter.
+    let matched_here = filter.run_id.is_some() || filter.image.is_some();
+    filter.store.top = if matched_here { None } else { top };
+    let runs =
+        ctx.state.meta.run_list(&registry.key(), &filter.store).await.map_err(|e| storage_error("listing runs", e))?;
     let value: Vec<Value> = runs
         .iter()
-        .filter(|r| run_id.as_deref().is_none_or(|id| r.run_id.eq_ignore_ascii_case(id)))
+        .filter(|r| filter.run_id.as_deref().is_none_or(|id| r.run_id.eq_ignore_ascii_case(id)))
+        .filter(|r| filter.image.as_ref().is_none_or(|i| i.in_run(r)))
+        .take(top.unwrap_or(usize::MAX))
         .map(|r| executor::run_json(&registry.record.id, r))
         .collect();
     Ok(json_response(StatusCode::OK, &json!({"value": value})))
@@ -391,15 +453,52 @@ mod tests {
 
     #[test]
     fn filters() {
-        let (f, id) = parse_filter("TaskName eq 't1' and Status eq 'succeeded'").unwrap();
-        assert_eq!(f.task.as_deref(), Some("t1"));
-        assert_eq!(f.status.as_deref(), Some("Succeeded"));
-        assert_eq!(id, None);
-        assert_eq!(parse_filter("RunId eq 'CA3'").unwrap().1.as_deref(), Some("ca3"));
-        for bad in
-            ["contains(OutputImageManifests, 'a@sha256:1')", "TaskName eq t1", "Status eq 'Sleeping'", "Owner eq 'x'"]
-        {
+        let f = parse_filter("TaskName eq 't1' and Status eq 'succeeded'").unwrap();
+        assert_eq!(f.store.task.as_deref(), Some("t1"));
+        assert_eq!(f.store.status.as_deref(), Some("Succeeded"));
+        assert_eq!((f.run_id, f.image), (None, None));
+        assert_eq!(parse_filter("RunId eq 'CA3'").unwrap().run_id.as_deref(), Some("ca3"));
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let f =
+            parse_filter(&format!("TaskName eq 't1' and contains(OutputImageManifests, 'team/app@{digest}')")).unwrap();
+        assert_eq!(f.store.task.as_deref(), Some("t1"));
+        assert_eq!(f.image, Some(OutputImage::Digest { repository: "team/app".into(), digest: digest.clone() }));
+        let f = parse_filter("CONTAINS(outputimagemanifests,'team/app:v1')").unwrap();
+        assert_eq!(f.image, Some(OutputImage::Tag { repository: "team/app".into(), tag: "v1".into() }));
+        for bad in [
+            "contains(OutputImageManifests, 'a@sha256:1')",
+            "contains(OutputImageManifests, 'no-tag')",
+            "contains(TaskName, 'a:b')",
+            "contains(OutputImageManifests, a:b)",
+            "TaskName eq t1",
+            "Status eq 'Sleeping'",
+            "Owner eq 'x'",
+        ] {
             assert_eq!(parse_filter(bad).unwrap_err().code, "InvalidFilter", "{bad}");
         }
+    }
+
+    #[test]
+    fn output_images_match_by_digest_or_tag() {
+        let digest = format!("sha256:{}", "cd".repeat(32));
+        let run = wharf_storage::RunRecord {
+            registry: wharf_storage::RegistryKey("k".into()),
+            run_id: "ca1".into(),
+            number: 1,
+            task: None,
+            status: "Succeeded".into(),
+            body: json!({"properties": {"outputImages": [
+                {"registry": "r.localhost:5000", "repository": "team/app", "tag": "v1", "digest": digest}]}}),
+            agent: None,
+            lease_until: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        };
+        let image = |v: &str| OutputImage::parse(v).unwrap();
+        assert!(image(&format!("Team/App@{digest}")).in_run(&run));
+        assert!(image("team/app:v1").in_run(&run));
+        assert!(!image("team/app:v2").in_run(&run));
+        assert!(!image(&format!("team/other@{digest}")).in_run(&run));
+        assert!(!image(&format!("team/app@sha256:{}", "00".repeat(32))).in_run(&run));
     }
 }
