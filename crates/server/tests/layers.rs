@@ -8,9 +8,23 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer. Planes (layer 5) may not import each other.
 const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "listener", "tls", "login_server"]),
-    (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue"]),
+    (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue", "import_operations"]),
     (3, &["state"]),
-    (4, &["http", "auth", "private_link", "gc", "uploads_sweep", "runs", "run_requests", "sources", "triggers"]),
+    (
+        4,
+        &[
+            "http",
+            "auth",
+            "private_link",
+            "gc",
+            "uploads_sweep",
+            "runs",
+            "run_requests",
+            "sources",
+            "triggers",
+            "import",
+        ],
+    ),
     (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload"]),
     (6, &["lib", "bootstrap", "admin"]),
 ];
