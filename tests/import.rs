@@ -5,14 +5,16 @@
 //! who may import (the importer role on the target, a pull on the source decided in the
 //! source's mode, ABAC conditions included); the import service as a trusted service of a
 //! network-restricted source and target; the export policy; a source without public access
-//! named only by resource id.
+//! named only by resource id; and from a registry outside the deployment (a Debian
+//! `docker-registry` with htpasswd on loopback): credentials, an index, digests checked.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{
-    Cli, OCI_INDEX, OCI_MANIFEST, TestImage, TestServer, assign, oci_index, service_principal, sp_access_token,
+    Cli, OCI_INDEX, OCI_MANIFEST, TestImage, TestServer, assign, external_registry, oci_index, require_tool,
+    service_principal, sp_access_token,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -365,4 +367,138 @@ async fn who_may_import_and_through_which_networks() {
     .await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["error"]["message"].as_str().unwrap().contains("does not allow exports"), "{v}");
+}
+
+/// Pushes `bytes` as a blob to a plain-HTTP registry with Basic credentials (POST, then PUT).
+async fn push_external_blob(c: &reqwest::Client, host: &str, auth: (&str, &str), repo: &str, bytes: &[u8]) {
+    let r = c
+        .post(format!("http://{host}/v2/{repo}/blobs/uploads/"))
+        .basic_auth(auth.0, Some(auth.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let location = if location.starts_with("http") { location } else { format!("http://{host}{location}") };
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let r = c
+        .put(format!("{location}{sep}digest={}", common::sha256(bytes)))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", "application/octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+}
+
+async fn push_external_manifest(
+    c: &reqwest::Client,
+    host: &str,
+    auth: (&str, &str),
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) {
+    let r = c
+        .put(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+        .basic_auth(auth.0, Some(auth.1))
+        .header("content-type", media_type)
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+}
+
+#[tokio::test]
+async fn import_from_a_registry_outside_the_deployment() {
+    if !(require_tool("docker-registry") && require_tool("htpasswd")) {
+        return;
+    }
+    let auth = ("alice", "alice-s3cret");
+    let ext = external_registry(auth.0, auth.1);
+    let s = TestServer::builder().flags(&["--import-insecure-registry", &ext.host]).start().await;
+    let cli = Cli::login(&s);
+    let tgt = s.registry("exttgt").await;
+    let c = reqwest::Client::new();
+    let (amd, arm) = (TestImage::new("ext", "amd64"), TestImage::new("ext", "arm64"));
+    for img in [&amd, &arm] {
+        for (_, b) in img.blobs() {
+            push_external_blob(&c, &ext.host, auth, "lib/app", &b).await;
+        }
+        push_external_manifest(&c, &ext.host, auth, "lib/app", &img.digest, OCI_MANIFEST, &img.manifest).await;
+    }
+    push_external_manifest(&c, &ext.host, auth, "lib/app", "single", OCI_MANIFEST, &amd.manifest).await;
+    let index = oci_index(&[(&amd.manifest, "amd64"), (&arm.manifest, "arm64")]);
+    push_external_manifest(&c, &ext.host, auth, "lib/app", "multi", OCI_INDEX, &index).await;
+
+    // With credentials: an image by tag, then the index with its children.
+    let source = format!("{}/lib/app:single", ext.host);
+    cli.run(&["acr", "import", "-n", "exttgt", "--source", &source, "-u", auth.0, "-p", auth.1]).ok();
+    assert_eq!(digest_of(&tgt, "lib/app", "single").await.as_deref(), Some(amd.digest.as_str()));
+    let layer = tgt.get_blob("lib/app", &common::sha256(&amd.layer)).await;
+    assert_eq!(layer.status, StatusCode::OK);
+    assert_eq!(&layer.body[..], &amd.layer[..]);
+    let source = format!("{}/lib/app:multi", ext.host);
+    cli.run(&[
+        "acr",
+        "import",
+        "-n",
+        "exttgt",
+        "--source",
+        &source,
+        "-t",
+        "mirror/app:multi",
+        "-u",
+        auth.0,
+        "-p",
+        auth.1,
+    ])
+    .ok();
+    assert_eq!(digest_of(&tgt, "mirror/app", "multi").await, Some(common::sha256(&index)));
+    for img in [&amd, &arm] {
+        assert_eq!(digest_of(&tgt, "mirror/app", &img.digest).await.as_deref(), Some(img.digest.as_str()));
+    }
+    // By digest, untagged.
+    let source = format!("{}/lib/app@{}", ext.host, arm.digest);
+    cli.run(&[
+        "acr",
+        "import",
+        "-n",
+        "exttgt",
+        "--source",
+        &source,
+        "--repository",
+        "bydigest",
+        "-u",
+        auth.0,
+        "-p",
+        auth.1,
+    ])
+    .ok();
+    assert_eq!(digest_of(&tgt, "bydigest", &arm.digest).await.as_deref(), Some(arm.digest.as_str()));
+
+    // Without credentials, or with a wrong password: refused; a missing tag: not found.
+    let source = format!("{}/lib/app:single", ext.host);
+    let r = cli.run(&["acr", "import", "-n", "exttgt", "--source", &source, "-t", "anon:v1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("(ImportImageFailed)") && r.stderr.contains("refused"), "{}", r.stderr);
+    let r =
+        cli.run(&["acr", "import", "-n", "exttgt", "--source", &source, "-t", "bad:v1", "-u", auth.0, "-p", "wrong"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("refused"), "{}", r.stderr);
+    let source = format!("{}/lib/app:nope", ext.host);
+    let r = cli.run(&["acr", "import", "-n", "exttgt", "--source", &source, "-u", auth.0, "-p", auth.1]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("not found"), "{}", r.stderr);
+    assert_eq!(digest_of(&tgt, "anon", "v1").await, None);
+
+    // A registry nobody listens on: unreachable.
+    let port = common::free_port();
+    let source = format!("127.0.0.1:{port}/lib/app:single");
+    let r = cli.run(&["acr", "import", "-n", "exttgt", "--source", &source, "-u", auth.0, "-p", auth.1]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("failed"), "{}", r.stderr);
 }

@@ -12,7 +12,9 @@
 //! Must never: copy before every check passed, or render a plane's wire format (its errors are
 //! [`ImportError`] values the management plane renders).
 
+pub mod image;
 pub mod local;
+pub mod remote;
 pub mod request;
 
 use std::sync::Arc;
@@ -135,9 +137,7 @@ pub async fn run(
             check_local_source(state, importer, &source, request)?;
             local::copy(state, &source, target, request).await
         }
-        Source::Remote(host) => Err(ImportError::SourceUnreachable(format!(
-            "'{host}' is not a registry of this deployment, and importing from other registries is not available in this version of Wharf"
-        ))),
+        Source::Remote(host) => remote::copy(state, &host, target, request).await,
     }
 }
 
