@@ -286,6 +286,24 @@ async fn who_may_import_and_through_which_networks() {
     )
     .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    // The previews count the import service: switching the bypass off shows it losing access.
+    let preview =
+        cli.run(&["acr", "update", "-n", "permsrc", "--allow-trusted-services", "false", "--what-if"]).ok().json();
+    let principals = preview["networkRules"]["principals"].as_array().cloned().unwrap_or_default();
+    let import_service = principals
+        .iter()
+        .find(|p| p["trustedService"] == "Azure Container Registry import")
+        .unwrap_or_else(|| panic!("the import service in the preview: {preview}"));
+    assert_eq!(import_service["change"], "loses", "{import_service}");
+    // check-access explains the import service's bypass.
+    let sp = cli.run(&["ad", "sp", "list", "--display-name", "Azure Container Registry Import"]).ok().json();
+    let app_id = sp[0]["appId"].as_str().unwrap_or_else(|| panic!("the import service principal: {sp}")).to_string();
+    let access = cli
+        .run(&["acr", "check-access", "-n", "permsrc", "--assignee", &app_id, "--repository", "team/app"])
+        .ok()
+        .json();
+    assert_eq!(access["allowed"], true, "{access}");
+    assert_eq!(access["network"]["decisions"][0]["reason"]["kind"], "bypass", "{access}");
     // Without the bypass: refused with the firewall's message.
     cli.run(&["acr", "update", "-n", "permsrc", "--allow-trusted-services", "false", "--yes"]).ok();
     let (st, v) = import_rest(
