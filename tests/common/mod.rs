@@ -1212,3 +1212,45 @@ pub fn build_and_push_task(base: &str, image: &str) -> String {
         "version: v1.1.0\nsteps:\n  - cmd: {base} sh -c 'printf \"%b\" \"$$DF\" > Dockerfile'\n    env: [\"DF={dockerfile}\"]\n  - build: -t $Registry/{image} .\n  - push: [\"$Registry/{image}\"]\n"
     )
 }
+
+/// A Debian `docker-registry` with htpasswd authentication on a free loopback port; stopped
+/// when dropped.
+pub struct ExternalRegistry {
+    child: std::process::Child,
+    pub host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ExternalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn external_registry(user: &str, password: &str) -> ExternalRegistry {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("htpasswd").args(["-Bbn", user, password]).output().expect("htpasswd (apache2-utils)");
+    assert!(out.status.success());
+    std::fs::write(dir.path().join("htpasswd"), &out.stdout).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {root}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\nauth: {{htpasswd: {{realm: ext, path: {pw}}}}}\n",
+        root = dir.path().join("data").display(),
+        pw = dir.path().join("htpasswd").display()
+    );
+    std::fs::write(dir.path().join("config.yml"), config).unwrap();
+    let child = Command::new("docker-registry")
+        .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ExternalRegistry { child, host: format!("127.0.0.1:{port}"), _dir: dir }
+}

@@ -159,6 +159,16 @@ impl RegistryProperties {
             .map_err(|e| ArmError::invalid_request(format!("Invalid registry properties: {e}")))
     }
 
+    /// Whether the registry's content may leave it through import into another registry
+    /// (`policies.exportPolicy.status`, `az acr update --allow-exports`); anything but
+    /// `disabled` allows it, as a registry created before the policy existed does.
+    pub fn exports_allowed(&self) -> bool {
+        self.policies
+            .pointer("/exportPolicy/status")
+            .and_then(Value::as_str)
+            .is_none_or(|s| !s.eq_ignore_ascii_case("disabled"))
+    }
+
     /// Checks enum values and the SKU rules ACR enforces.
     pub fn validate(&self, sku: Sku) -> Result<(), ArmError> {
         let one_of = |field: &str, v: &str, allowed: &[&str]| -> Result<(), ArmError> {
@@ -175,6 +185,9 @@ impl RegistryProperties {
         one_of("networkRuleBypassOptions", &self.network_rule_bypass_options, &["AzureServices", "None"])?;
         one_of("networkRuleSet.defaultAction", &self.network_rule_set.default_action, &["Allow", "Deny"])?;
         one_of("zoneRedundancy", &self.zone_redundancy, &["Enabled", "Disabled"])?;
+        if let Some(status) = self.policies.pointer("/exportPolicy/status") {
+            one_of("policies.exportPolicy.status", status.as_str().unwrap_or("?"), &["enabled", "disabled"])?;
+        }
         for rule in &self.network_rule_set.ip_rules {
             one_of("ipRules.action", &rule.action, &["Allow"])?;
             let parsed = rule.value.parse::<ipnet::IpNet>().is_ok() || rule.value.parse::<std::net::IpAddr>().is_ok();
@@ -268,5 +281,10 @@ mod tests {
             .apply(&json!({"networkRuleSet": {"defaultAction": "Deny", "ipRules": [{"value": "1.2.3"}]}}))
             .unwrap();
         assert!(bad_ip.validate(Sku::Premium).is_err());
+        let closed = props().apply(&json!({"policies": {"exportPolicy": {"status": "disabled"}}})).unwrap();
+        assert!(!closed.exports_allowed() && props().exports_allowed());
+        assert!(closed.validate(Sku::Premium).is_ok());
+        let odd = props().apply(&json!({"policies": {"exportPolicy": {"status": "sometimes"}}})).unwrap();
+        assert!(odd.validate(Sku::Premium).is_err());
     }
 }

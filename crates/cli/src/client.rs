@@ -115,6 +115,34 @@ impl Client {
         Ok(read_reply(req.send().await?).await?.0)
     }
 
+    /// A management request whose reply the caller reads itself (status and headers, as a
+    /// long-running operation needs): `target` is a path on the server or a whole URL the
+    /// server handed out (an operation's `Location`, which carries its own api-version).
+    pub async fn send(
+        &self,
+        method: Method,
+        target: &str,
+        api_version: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response, CliError> {
+        let url = if target.starts_with("http://") || target.starts_with("https://") {
+            target.to_string()
+        } else {
+            format!("{}{}", self.profile.server.trim_end_matches('/'), target)
+        };
+        let mut req = self.http.request(method, &url);
+        if let Some(v) = api_version {
+            req = req.query(&[("api-version", v)]);
+        }
+        if let Some(t) = &self.profile.access_token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        Ok(req.send().await?)
+    }
+
     pub async fn get(&self, path: &str, api: &str) -> Result<Value, CliError> {
         self.arm(Method::GET, path, api, None).await
     }

@@ -92,6 +92,7 @@ pub async fn open_with(config: Config, listen_port: u16, stores: Stores) -> anyh
         tls_acceptor: std::sync::OnceLock::new(),
         connection_limits: std::sync::OnceLock::new(),
         private_listeners: std::sync::Mutex::new(std::collections::HashMap::new()),
+        imports: Default::default(),
     });
     if state.meta.setting_get(BOOTSTRAPPED_KEY).await?.is_none() {
         bootstrap_directory(&state, &server_url).await?;

@@ -162,6 +162,17 @@ pub struct ServeArgs {
     )]
     pub task_insecure_registries: Vec<String>,
 
+    /// A registry outside this deployment (`host:port`) that imports (`az acr import` with a
+    /// registry URI) reach over plain HTTP instead of HTTPS, e.g. a mirror on a private
+    /// network; repeatable.
+    #[arg(
+        long = "import-insecure-registry",
+        env = "WHARF_IMPORT_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub import_insecure_registries: Vec<String>,
+
     /// The largest build source (`az acr build`/`az acr run` upload a gzip-compressed tar of
     /// the context), in bytes; a larger upload is refused before it is stored, and a source may
     /// expand to at most eight times this [default: 536870912, 512 MiB].
@@ -212,6 +223,7 @@ struct FileConfig {
     task_network: Option<String>,
     task_storage: Option<PathBuf>,
     task_insecure_registries: Option<Vec<String>>,
+    import_insecure_registries: Option<Vec<String>>,
     max_build_source_size: Option<u64>,
     task_git_file_roots: Option<Vec<PathBuf>>,
     run_retention_days: Option<u32>,
@@ -318,6 +330,8 @@ pub struct Config {
     pub uploads: UploadPolicy,
     pub connections: ConnectionSettings,
     pub tasks: TaskSettings,
+    /// Registries outside the deployment that imports reach over plain HTTP (lowercase).
+    pub import_insecure_registries: Vec<String>,
 }
 
 /// How task runs execute.
@@ -509,7 +523,13 @@ impl ServeArgs {
                 None => Some(DEFAULT_RUN_RETENTION_DAYS),
             },
         };
+        let import_insecure_registries = if self.import_insecure_registries.is_empty() {
+            file.import_insecure_registries.unwrap_or_default()
+        } else {
+            self.import_insecure_registries.clone()
+        };
         Ok(Config {
+            import_insecure_registries: import_insecure_registries.iter().map(|h| h.to_ascii_lowercase()).collect(),
             tasks,
             tokens,
             max_role_assignments,

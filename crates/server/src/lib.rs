@@ -34,6 +34,8 @@ pub mod entra;
 pub mod gc;
 pub mod graph;
 pub mod http;
+pub mod import;
+pub mod import_operations;
 pub mod issuer;
 pub mod listener;
 pub mod login_server;

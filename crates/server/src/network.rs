@@ -194,6 +194,25 @@ pub fn admits(registry: Guarded<'_>, origin: &Origin, caller: &Caller) -> bool {
     wharf_netrules::check(registry.policy, &request(&registry, origin, Some(caller))).allowed
 }
 
+/// The address the registry import service is judged from: it reaches registries from inside
+/// the deployment, from no address of any client network, so only a registry open to every
+/// address (or an IP rule covering all of them) admits it without the trusted-services bypass.
+pub const IMPORT_SERVICE_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+/// Whether the registry import service (the trusted service "Azure Container Registry", the
+/// built-in principal `acr-import`) may reach `registry`, judged with its caller facts on the
+/// public listener and audited like any request; a refusal carries the decision's explanation.
+pub fn admits_import_service(registry: Guarded<'_>) -> Result<(), String> {
+    let caller = Caller {
+        principal_id: Some(wharf_netrules::BuiltinPrincipal::AcrImport.tag().to_string()),
+        ..Caller::builtin(wharf_netrules::BuiltinPrincipal::AcrImport)
+    };
+    let origin = Origin { client_ip: IMPORT_SERVICE_ADDRESS, arrival: Arrival::Public };
+    let decision = wharf_netrules::check(registry.policy, &request(&registry, &origin, Some(&caller)));
+    audit(registry.name, &decision);
+    if decision.allowed { Ok(()) } else { Err(decision.explain()) }
+}
+
 /// The refusal of a request that names no registry on a private endpoint, which serves only its
 /// own registry (path-style requests that span registries).
 pub fn deny_on_private_endpoint(origin: &Origin) -> Denied {

@@ -48,6 +48,8 @@ pub struct AppState {
     pub run_queue: crate::run_queue::RunQueue,
     /// Stop switches of private endpoint listeners, by lowercase endpoint id.
     pub private_listeners: std::sync::Mutex<HashMap<String, tokio::sync::watch::Sender<bool>>>,
+    /// Import operations started by `importImage`, for their status URLs.
+    pub imports: crate::import_operations::ImportOperations,
 }
 
 impl AppState {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer. Planes (layer 5) may not import each other.
 const LAYERS: &[(u8, &[&str])] = &[
     (1, &["config", "listener", "tls", "login_server"]),
-    (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue"]),
+    (2, &["model", "issuer", "authz", "network", "admin_user", "run_queue", "import_operations"]),
     (3, &["state"]),
     (
         4,
@@ -23,6 +23,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "sources",
             "triggers",
             "run_retention",
+            "import",
         ],
     ),
     (5, &["oci", "tokens", "arm", "graph", "entra", "msi", "logs", "source_upload", "source_hooks"]),

@@ -61,6 +61,10 @@ pub struct Settings {
     /// Allow trusted services to bypass the network rules.
     #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
     pub allow_trusted_services: Option<bool>,
+    /// Allow the registry's content to be imported into other registries
+    /// (`policies.exportPolicy`).
+    #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_exports: Option<bool>,
     /// Allow anonymous (unauthenticated) pull.
     #[arg(long, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
     pub anonymous_pull_enabled: Option<bool>,
@@ -86,6 +90,9 @@ impl Settings {
         }
         if let Some(v) = self.allow_trusted_services {
             p.insert("networkRuleBypassOptions".into(), json!(if v { "AzureServices" } else { "None" }));
+        }
+        if let Some(v) = self.allow_exports {
+            p.insert("policies".into(), json!({"exportPolicy": {"status": if v { "enabled" } else { "disabled" }}}));
         }
         if let Some(v) = self.anonymous_pull_enabled {
             p.insert("anonymousPullEnabled".into(), json!(v));
@@ -182,6 +189,9 @@ pub enum AcrCmd {
     /// Queue a quick Docker build of a local directory (uploaded) or a remote context, and
     /// stream its logs.
     Build(Box<super::acr_task::AcrBuildArgs>),
+    /// Import an image into a registry from another registry of the deployment or any OCI
+    /// registry.
+    Import(Box<super::acr_import::ImportArgs>),
     /// Delete a container registry and all its content.
     Delete {
         #[arg(long, short = 'n')]
@@ -283,7 +293,7 @@ pub fn table(cmd: &AcrCmd) -> Table {
         | AcrCmd::List { .. }
         | AcrCmd::Update(_)
         | AcrCmd::Delete { .. } => Table::Columns(registry_columns),
-        AcrCmd::CheckName { .. } | AcrCmd::NetworkRule { .. } => Table::Generic,
+        AcrCmd::CheckName { .. } | AcrCmd::NetworkRule { .. } | AcrCmd::Import(_) => Table::Generic,
         AcrCmd::ShowUsage { .. } => Table::Columns(usage_columns),
         AcrCmd::CheckAccess(_) => Table::Columns(access_columns),
         AcrCmd::Data(cmd) => super::acr_data::table(cmd),
@@ -442,6 +452,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         AcrCmd::Task { cmd } => return super::acr_task::run(cmd).await,
         AcrCmd::Run(args) => return super::acr_task::acr_run(*args).await,
         AcrCmd::Build(args) => return super::acr_task::acr_build(*args).await,
+        AcrCmd::Import(args) => return super::acr_import::run(*args).await,
         other => other,
     };
     let client = Client::from_profile().await?;
@@ -455,7 +466,7 @@ pub async fn run(cmd: AcrCmd) -> Result<Option<Value>, CliError> {
         AcrCmd::CheckName { name } => check_name(&client, &sub, &name).await,
         AcrCmd::ShowUsage { name, resource_group } => show_usage(&client, &sub, &name, resource_group).await,
         AcrCmd::Update(args) => update(&client, &sub, args).await,
-        AcrCmd::Data(_) | AcrCmd::Task { .. } | AcrCmd::Run(_) | AcrCmd::Build(_) => {
+        AcrCmd::Data(_) | AcrCmd::Task { .. } | AcrCmd::Run(_) | AcrCmd::Build(_) | AcrCmd::Import(_) => {
             Err(CliError::Other("internal: command routed twice".into()))
         }
         AcrCmd::NetworkRule { cmd } => network_rule(&client, &sub, cmd).await,

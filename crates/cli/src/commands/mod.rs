@@ -2,6 +2,7 @@
 
 pub mod acr;
 pub mod acr_data;
+pub mod acr_import;
 pub mod acr_task;
 pub mod ad;
 pub mod group;

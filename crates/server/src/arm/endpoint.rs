@@ -22,22 +22,28 @@ pub enum RegistryAction {
     CheckAccess,
     RoleAssignmentModeImpact,
     NetworkRuleImpact,
+    /// `importImage`: starts an import (answered 202 with the operation's status URL).
+    ImportImage,
 }
 
 impl RegistryAction {
-    const ALL: [(RegistryAction, &'static str, Method); 6] = [
+    const ALL: [(RegistryAction, &'static str, Method); 7] = [
         (RegistryAction::ListCredentials, "listCredentials", Method::POST),
         (RegistryAction::RegenerateCredential, "regenerateCredential", Method::POST),
         (RegistryAction::ListUsages, "listUsages", Method::GET),
         (RegistryAction::CheckAccess, "checkAccess", Method::POST),
         (RegistryAction::RoleAssignmentModeImpact, "roleAssignmentModeImpact", Method::POST),
         (RegistryAction::NetworkRuleImpact, "networkRuleImpact", Method::POST),
+        (RegistryAction::ImportImage, "importImage", Method::POST),
     ];
 
     fn parse(segment: &str) -> Option<(RegistryAction, Method)> {
         Self::ALL.iter().find(|(_, name, _)| name.eq_ignore_ascii_case(segment)).map(|(a, _, m)| (*a, m.clone()))
     }
 }
+
+/// The path segment below a registry under which import operations are polled.
+pub const IMPORT_OPERATIONS: &str = "importOperations";
 
 /// An item of a hosting-resource or identity path: the resource's group and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,6 +110,13 @@ pub enum ArmEndpoint {
         group: String,
         name: String,
         action: RegistryAction,
+    },
+    /// `GET …/registries/{name}/importOperations/{operation}`: the status of an import (the
+    /// `Location` that `importImage` answers with).
+    ImportOperation {
+        group: String,
+        name: String,
+        operation: String,
     },
     /// ACR Tasks: tasks, runs, `scheduleRun` (their own permission table, `TaskEndpoint::action`).
     Tasks {
@@ -369,6 +382,12 @@ impl ArmEndpoint {
                     return Ok((sub, ArmEndpoint::Tasks { group, name, endpoint }));
                 }
                 match (tail.as_slice(), RegistryAction::parse(&tail[0])) {
+                    ([kind, operation], _) if kind.eq_ignore_ascii_case(IMPORT_OPERATIONS) => {
+                        if *method != Method::GET {
+                            return Ok((sub, not_allowed()?));
+                        }
+                        ArmEndpoint::ImportOperation { group, name, operation: operation.clone() }
+                    }
                     ([_], Some((action, m))) if m == *method => ArmEndpoint::RegistryAction { group, name, action },
                     ([_], Some(_)) => not_allowed()?,
                     _ => ArmEndpoint::RegistryFeature { group, name, method: method.clone(), rest: tail },
@@ -551,7 +570,15 @@ impl ArmEndpoint {
                         "Microsoft.ContainerRegistry/registries/read",
                     ]),
                     RegistryAction::RoleAssignmentModeImpact => each(&["Microsoft.ContainerRegistry/registries/read"]),
+                    // Reading the source is decided by the import itself, once it has resolved
+                    // the source registry (a data-plane decision in the source's mode).
+                    RegistryAction::ImportImage => each(&["Microsoft.ContainerRegistry/registries/importImage/action"]),
                 }
+            }
+            // Whoever may import into the registry may follow its imports (the operation id is
+            // random, and the operation must belong to this registry).
+            E::ImportOperation { group, name, .. } => {
+                one(format!("{REGISTRY}/importImage/action"), registry_id(group, name))
             }
             E::Tasks { group, name, endpoint } => match endpoint.action() {
                 Some(action) => one(action, registry_id(group, name)),
@@ -765,6 +792,11 @@ mod tests {
             ),
             (
                 Method::GET,
+                format!("{reg}/importOperations/0b6c"),
+                act("Microsoft.ContainerRegistry/registries/importImage/action", &reg),
+            ),
+            (
+                Method::GET,
                 at("/providers/Microsoft.ManagedIdentity/userAssignedIdentities"),
                 act("Microsoft.ManagedIdentity/userAssignedIdentities/read", &at("")),
             ),
@@ -855,5 +887,5 @@ mod tests {
         assert_eq!(variants.len(), ARM_ENDPOINT_VARIANTS, "every ArmEndpoint variant appears in the table");
     }
 
-    const ARM_ENDPOINT_VARIANTS: usize = 53;
+    const ARM_ENDPOINT_VARIANTS: usize = 54;
 }

@@ -208,6 +208,9 @@ async fn route(ctx: &ArmCtx, endpoint: ArmEndpoint) -> Result<Response, ArmError
         E::PatchRegistry { group, name } => registries::patch(ctx, &group, &name).await,
         E::DeleteRegistry { group, name } => registries::delete(ctx, &group, &name).await,
         E::RegistryAction { group, name, action } => registries::action(ctx, &group, &name, action).await,
+        E::ImportOperation { group, name, operation } => {
+            registries::import_status(ctx, &group, &name, &operation).await
+        }
         E::Tasks { group, name, endpoint } => tasks::handle(ctx, &group, &name, endpoint).await,
         E::RegistryFeature { group, name, method, rest } => {
             registries::feature(ctx, &group, &name, &method, &rest).await
@@ -259,7 +262,6 @@ pub fn not_yet_served(child: &str) -> Option<ArmError> {
             "ACR Tasks",
             "build and push images with podman, buildah or docker, and pull with a managed identity as a workload would",
         ),
-        "importimage" => ("Image import", "copy images between registries with 'skopeo copy' or 'oras copy'"),
         "replications" => ("Geo-replication", "run one Wharf per region"),
         "webhooks" => ("Webhooks", "poll '/acr/v1/_catalog' and tags listings"),
         "scopemaps" | "tokens" => (

@@ -249,6 +249,68 @@ pub async fn action(ctx: &ArmCtx, group: &str, name: &str, action: RegistryActio
             credentials(ctx, &info).await
         }
         RegistryAction::ListUsages => usages(ctx, &info).await,
+        RegistryAction::ImportImage => import(ctx, group, name, info).await,
+    }
+}
+
+/// `importImage`: the body is checked, the import starts in the background, and the answer is
+/// ARM's asynchronous 202 with the status URL in `Location` (polled each `Retry-After` second).
+async fn import(ctx: &ArmCtx, group: &str, name: &str, info: RegistryInfo) -> Result<Response, ArmError> {
+    let request = crate::import::ImportRequest::parse(&ctx.body).map_err(import_error)?;
+    let importer =
+        crate::import::Importer { object_id: ctx.caller.object_id().to_string(), display: ctx.caller.display() };
+    let operation = crate::import::start(ctx.state.clone(), importer, std::sync::Arc::new(info), request);
+    let location = format!(
+        "{}{}/{}/{operation}?api-version={}",
+        ctx.state.base_url(&ctx.headers),
+        registry_id(&ctx.state, group, name),
+        super::endpoint::IMPORT_OPERATIONS,
+        ctx.query.get("api-version").unwrap_or("2026-09-01-preview"),
+    );
+    Ok(accepted(&location, &json!({"status": "InProgress"})))
+}
+
+/// A 202 naming where to poll, and when.
+fn accepted(location: &str, body: &Value) -> Response {
+    let mut resp = json_response(StatusCode::ACCEPTED, body);
+    if let Ok(v) = http::HeaderValue::from_str(location) {
+        resp.headers_mut().insert(http::header::LOCATION, v);
+    }
+    resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    resp
+}
+
+/// An import's error in ARM's shape: a refused request is a 400; a failed import too (az
+/// reads the body of a failed poll as the error).
+fn import_error(e: crate::import::ImportError) -> ArmError {
+    let message = match &e {
+        crate::import::ImportError::InvalidParameters(m) => m.clone(),
+        other => format!("Import failed: {other}"),
+    };
+    ArmError::new(400, e.code(), message)
+}
+
+/// The status of an import: 202 while it runs, 200 once it succeeded, its error when it failed.
+pub async fn import_status(ctx: &ArmCtx, group: &str, name: &str, operation: &str) -> Result<Response, ArmError> {
+    use crate::import_operations::OperationStatus;
+    let registry = require(&ctx.state, group, name).await?;
+    let not_found = || {
+        ArmError::new(
+            404,
+            "OperationNotFound",
+            format!(
+                "No import operation '{operation}' of registry '{name}' is known (finished operations are kept for an hour)."
+            ),
+        )
+    };
+    match ctx.state.imports.status(&registry.record.id, operation).ok_or_else(not_found)? {
+        OperationStatus::Running => {
+            let mut resp = json_response(StatusCode::ACCEPTED, &json!({"status": "InProgress"}));
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            Ok(resp)
+        }
+        OperationStatus::Succeeded => Ok(json_response(StatusCode::OK, &json!({"status": "Succeeded"}))),
+        OperationStatus::Failed { code, message } => Err(ArmError::new(400, &code, message)),
     }
 }
 
@@ -265,9 +327,7 @@ pub async fn feature(
     let registry = require(&ctx.state, group, name).await?;
     let first = rest.first().map(String::as_str).unwrap_or("");
     match (method, rest) {
-        (&Method::GET, [collection])
-            if super::not_yet_served(collection).is_some() && !collection.eq_ignore_ascii_case("importImage") =>
-        {
+        (&Method::GET, [collection]) if super::not_yet_served(collection).is_some() => {
             Ok(json_response(StatusCode::OK, &json!({"value": []})))
         }
         _ => match super::not_yet_served(first) {
