@@ -140,6 +140,28 @@ async fn import_between_registries_of_the_deployment() {
         assert_eq!(layer.status, StatusCode::OK);
     }
 
+    // An index of more than 50 manifests: refused, nothing written.
+    let base = TestImage::new("many", "amd64");
+    for (_, b) in base.blobs() {
+        src.push_blob("many", &b).await;
+    }
+    let mut children = Vec::new();
+    for i in 0..51 {
+        let mut m: Value = serde_json::from_slice(&base.manifest).unwrap();
+        m["annotations"] = json!({"n": i.to_string()});
+        let bytes = serde_json::to_vec(&m).unwrap();
+        let d = common::sha256(&bytes);
+        assert_eq!(src.put_manifest("many", &d, OCI_MANIFEST, &bytes).await.status, StatusCode::CREATED);
+        children.push(bytes);
+    }
+    let entries: Vec<(&[u8], &str)> = children.iter().map(|b| (b.as_slice(), "amd64")).collect();
+    let big = oci_index(&entries);
+    assert_eq!(src.put_manifest("many", "v1", OCI_INDEX, &big).await.status, StatusCode::CREATED);
+    let r = cli.run(&["acr", "import", "-n", "imptgt", "--registry", "impsrc", "--source", "many:v1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("more than 50 manifests"), "{}", r.stderr);
+    assert_eq!(digest_of(&tgt, "many", &common::sha256(&children[0])).await, None);
+
     // NoForce: an existing tag of another image fails the import before anything is copied
     // (the other target tag of the same import is not created either).
     let (_, other) = tgt.push_image("team/app", "v2", "something else").await;

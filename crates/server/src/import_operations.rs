@@ -21,13 +21,21 @@ pub const KEEP_FINISHED: Duration = Duration::from_secs(3600);
 /// Where an import stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OperationStatus {
-    Running,
+    Running(Progress),
     Succeeded,
     /// The import stopped; `code` and `message` are ARM's error fields.
     Failed {
         code: String,
         message: String,
     },
+}
+
+/// How far a running import got: manifests read of the image, and blob bytes received from
+/// outside the deployment (an import within it moves none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub manifests: usize,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +63,7 @@ impl ImportOperations {
             id.clone(),
             Entry {
                 registry_id: registry_id.to_ascii_lowercase(),
-                status: OperationStatus::Running,
+                status: OperationStatus::Running(Progress::default()),
                 finished_at: None,
             },
         );
@@ -68,6 +76,14 @@ impl ImportOperations {
         if let Some(e) = entries.get_mut(id) {
             e.status = status;
             e.finished_at = Some(Instant::now());
+        }
+    }
+
+    /// Records the progress of a running operation (ignored once it finished).
+    pub fn progress(&self, id: &str, update: impl FnOnce(&mut Progress)) {
+        let mut entries = self.entries.lock().expect("import operations lock");
+        if let Some(Entry { status: OperationStatus::Running(p), .. }) = entries.get_mut(id) {
+            update(p);
         }
     }
 
@@ -90,7 +106,8 @@ mod tests {
         let ops = ImportOperations::default();
         let id = ops.start("/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/A");
         let reg = "/subscriptions/s/resourcegroups/g/providers/microsoft.containerregistry/registries/a";
-        assert_eq!(ops.status(reg, &id), Some(OperationStatus::Running));
+        ops.progress(&id, |p| p.manifests += 2);
+        assert_eq!(ops.status(reg, &id), Some(OperationStatus::Running(Progress { manifests: 2, bytes: 0 })));
         assert_eq!(ops.status("/subscriptions/s/resourcegroups/g/providers/x/registries/b", &id), None);
         ops.finish(&id, OperationStatus::Succeeded);
         assert_eq!(ops.status(reg, &id), Some(OperationStatus::Succeeded));

@@ -2,7 +2,8 @@
 //! by name, login server or resource id, else a registry URI with optional credentials), the
 //! `importImage` call and the polling of the operation it starts.
 //!
-//! Owns az's messages for this command and the spinner shown while the import runs; must never
+//! Owns az's messages for this command and the spinner shown while the import runs (with the
+//! manifests and bytes the operation reports); must never
 //! draw the spinner on a stderr that is not a terminal, or print the source password.
 
 use std::io::IsTerminal;
@@ -156,6 +157,18 @@ fn spinner() -> ProgressBar {
     bar
 }
 
+/// The spinner's text for a running operation's answer (`progress`: manifests read, bytes
+/// received from outside the deployment).
+fn progress_message(v: &Value) -> String {
+    let manifests = v["progress"]["manifests"].as_u64().unwrap_or(0);
+    let bytes = v["progress"]["bytes"].as_u64().unwrap_or(0);
+    match (manifests, bytes) {
+        (0, 0) => "Importing image...".to_string(),
+        (m, 0) => format!("Importing image... {m} manifest(s)"),
+        (m, b) => format!("Importing image... {m} manifest(s), {}", crate::context::human_size(b)),
+    }
+}
+
 fn retry_after(resp: &reqwest::Response) -> Duration {
     let secs = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     Duration::from_secs(secs.unwrap_or(1).clamp(1, 30))
@@ -193,6 +206,9 @@ pub async fn run(args: ImportArgs) -> Result<Option<Value>, CliError> {
         };
         if resp.status().as_u16() == 202 {
             wait = retry_after(&resp);
+            if let Ok(v) = resp.json::<Value>().await {
+                bar.set_message(progress_message(&v));
+            }
             continue;
         }
         break read_reply(resp).await.map(|_| ());
@@ -200,4 +216,19 @@ pub async fn run(args: ImportArgs) -> Result<Option<Value>, CliError> {
     bar.finish_and_clear();
     outcome?;
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_reads_the_operation() {
+        assert_eq!(progress_message(&json!({"status": "InProgress"})), "Importing image...");
+        assert_eq!(
+            progress_message(&json!({"progress": {"manifests": 3, "bytes": 0}})),
+            "Importing image... 3 manifest(s)"
+        );
+        assert!(progress_message(&json!({"progress": {"manifests": 1, "bytes": 2048}})).contains("1 manifest(s), "));
+    }
 }

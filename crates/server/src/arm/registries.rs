@@ -304,8 +304,9 @@ pub async fn import_status(ctx: &ArmCtx, group: &str, name: &str, operation: &st
         )
     };
     match ctx.state.imports.status(&registry.record.id, operation).ok_or_else(not_found)? {
-        OperationStatus::Running => {
-            let mut resp = json_response(StatusCode::ACCEPTED, &json!({"status": "InProgress"}));
+        OperationStatus::Running(p) => {
+            let body = json!({"status": "InProgress", "progress": {"manifests": p.manifests, "bytes": p.bytes}});
+            let mut resp = json_response(StatusCode::ACCEPTED, &body);
             resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
             Ok(resp)
         }

@@ -29,6 +29,23 @@ pub fn is_foreign(d: &wharf_oci::Descriptor) -> bool {
     d.media_type.contains("foreign") || d.media_type.contains("nondistributable")
 }
 
+/// `architecture` and `os` of an image manifest's config, read from the blob store (for ACR's
+/// listings). Best effort, as for a push: anything unreadable leaves them unknown.
+pub async fn platform_of(state: &AppState, m: &Manifest) -> (Option<String>, Option<String>) {
+    use futures::TryStreamExt;
+    let Some(config) = &m.config else { return (None, None) };
+    let is_image_config = config.media_type == wharf_oci::media_type::OCI_CONFIG
+        || config.media_type == "application/vnd.docker.container.image.v1+json";
+    if !is_image_config || config.size > 1024 * 1024 {
+        return (None, None);
+    }
+    let Ok(stream) = state.blobs.read(&config.digest, None).await else { return (None, None) };
+    let Ok(chunks) = stream.try_collect::<Vec<bytes::Bytes>>().await else { return (None, None) };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&chunks.concat()) else { return (None, None) };
+    let s = |k: &str| doc.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    (s("architecture"), s("os"))
+}
+
 /// Every target repository (tagged and untagged), each once, in the order named.
 pub fn target_repositories(request: &ImportRequest) -> Vec<RepositoryName> {
     let mut out: Vec<RepositoryName> = Vec::new();

@@ -23,6 +23,7 @@ async fn read_image(
     state: &AppState,
     source: &RegistryInfo,
     request: &ImportRequest,
+    tracker: &super::Tracker,
 ) -> Result<Vec<Piece>, ImportError> {
     let repo = &request.repository;
     let read = state
@@ -94,6 +95,7 @@ async fn read_image(
                 })?;
             queue.push_back(found);
         }
+        tracker.manifest();
         pieces.push(Piece {
             digest: record.meta.digest,
             media_type: record.meta.media_type,
@@ -114,8 +116,9 @@ pub async fn copy(
     source: &RegistryInfo,
     target: &RegistryInfo,
     request: &ImportRequest,
+    tracker: &super::Tracker,
 ) -> Result<(), ImportError> {
-    let pieces = read_image(state, source, request).await?;
+    let pieces = read_image(state, source, request, tracker).await?;
     super::image::check_targets(state, target, request, &pieces[0].digest).await?;
     super::image::store(state, target, request, &pieces).await
 }

@@ -95,12 +95,32 @@ pub struct Importer {
     pub display: String,
 }
 
+/// Where an import reports its progress (the operation's entry in the table).
+#[derive(Clone)]
+pub struct Tracker {
+    state: Arc<AppState>,
+    operation: String,
+}
+
+impl Tracker {
+    /// A manifest of the image was read.
+    pub fn manifest(&self) {
+        self.state.imports.progress(&self.operation, |p| p.manifests += 1);
+    }
+
+    /// `n` more blob bytes were received.
+    pub fn bytes(&self, n: u64) {
+        self.state.imports.progress(&self.operation, |p| p.bytes += n);
+    }
+}
+
 /// Starts importing into `target`; returns the operation id whose status the client polls.
 pub fn start(state: Arc<AppState>, importer: Importer, target: Arc<RegistryInfo>, request: ImportRequest) -> String {
     let id = state.imports.start(&target.resource_id);
     let operation = id.clone();
     tokio::spawn(async move {
-        let outcome = run(&state, &importer, &target, &request).await;
+        let tracker = Tracker { state: state.clone(), operation: operation.clone() };
+        let outcome = run(&state, &importer, &target, &request, &tracker).await;
         let status = match &outcome {
             Ok(()) => OperationStatus::Succeeded,
             Err(e) => e.status(),
@@ -124,6 +144,7 @@ pub async fn run(
     importer: &Importer,
     target: &RegistryInfo,
     request: &ImportRequest,
+    tracker: &Tracker,
 ) -> Result<(), ImportError> {
     crate::network::admits_import_service(target.guarded()).map_err(|why| {
         ImportError::NetworkDenied(format!(
@@ -135,9 +156,9 @@ pub async fn run(
     match source {
         Source::Local(source) => {
             check_local_source(state, importer, &source, request)?;
-            local::copy(state, &source, target, request).await
+            local::copy(state, &source, target, request, tracker).await
         }
-        Source::Remote(host) => remote::copy(state, &host, target, request).await,
+        Source::Remote(host) => remote::copy(state, &host, target, request, tracker).await,
     }
 }
 

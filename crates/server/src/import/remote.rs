@@ -134,6 +134,7 @@ async fn fetch_blob(
     reference: &oci_client::Reference,
     digest: &Digest,
     size: u64,
+    tracker: &super::Tracker,
 ) -> Result<(), ImportError> {
     if let Some(max) = state.config.max_blob_size
         && size > max
@@ -183,6 +184,8 @@ async fn fetch_blob(
                 }
             };
             let offset = state.blobs.upload_size(&id).await.map_err(|e| storage("resuming a blob", e))?;
+            let counting = tracker.clone();
+            let stream = Box::pin(futures::TryStreamExt::inspect_ok(stream, move |b| counting.bytes(b.len() as u64)));
             match state.blobs.upload_append(&id, offset, stream, Some(size - offset)).await {
                 Ok(n) if n == size => break,
                 Ok(n) => {
@@ -224,6 +227,7 @@ pub async fn copy(
     host: &str,
     target: &RegistryInfo,
     request: &ImportRequest,
+    tracker: &super::Tracker,
 ) -> Result<(), ImportError> {
     let client = client(state);
     let auth = auth_of(request);
@@ -260,6 +264,7 @@ pub async fn copy(
                 format!("child manifest '{}'", child.digest),
             ));
         }
+        tracker.manifest();
         let blobs = parsed.blob_references().filter(|d| !is_foreign(d)).map(|d| (d.digest.clone(), d.size)).collect();
         pieces.push(Piece { digest, media_type, bytes, parsed, blobs, architecture: None, os: None });
     }
@@ -268,10 +273,13 @@ pub async fn copy(
     for piece in &pieces {
         for (digest, size) in &piece.blobs {
             if fetched.insert(digest.clone()) {
-                fetch_blob(state, &client, host, &root, digest, *size).await?;
+                fetch_blob(state, &client, host, &root, digest, *size, tracker).await?;
                 super::image::link(state, target, request, digest, *size).await?;
             }
         }
+    }
+    for piece in &mut pieces {
+        (piece.architecture, piece.os) = super::image::platform_of(state, &piece.parsed).await;
     }
     super::image::store(state, target, request, &pieces).await
 }
