@@ -63,33 +63,14 @@ async fn runs(s: &TestServer, reg: &str) -> Vec<Value> {
     v
 }
 
-async fn finished(s: &TestServer, reg: &str, run: &str) -> Value {
-    for _ in 0..900 {
-        let (st, r) = s.mgmt(Method::GET, &format!("{reg}/runs/{run}?{API}"), None).await;
-        assert_eq!(st, 200, "{r}");
-        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout"))
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("run {run} did not finish");
-}
-
-async fn log_text(s: &TestServer, reg: &str, run: &str) -> String {
-    let (st, link) = s.mgmt(Method::POST, &format!("{reg}/runs/{run}/listLogSasUrl?{API}"), None).await;
-    assert_eq!(st, 200, "{link}");
-    reqwest::get(link["logLink"].as_str().unwrap()).await.unwrap().text().await.unwrap()
-}
-
 async fn run_task(s: &TestServer, reg: &str, task: &str) -> Value {
     let body = json!({"type": "TaskRunRequest", "taskId": format!("{reg}/tasks/{task}"),
                       "overrideTaskStepProperties": {"arguments": [], "values": []}});
     let (st, run) = s.mgmt(Method::POST, &format!("{reg}/scheduleRun?{API}"), Some(body)).await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(s, reg, &id).await;
-    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{}", log_text(s, reg, &id).await);
+    let r = run_finished(s, reg, &id).await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{}", run_log(s, reg, &id).await);
     r
 }
 
@@ -137,7 +118,7 @@ async fn a_new_base_image_rebuilds_its_dependants_in_order_once_each() {
     // The first runs, by hand, record what each builds on.
     run_task(&s, &reg, "midtask").await;
     let first_app = run_task(&s, &reg, "apptask").await;
-    let log = log_text(&s, &reg, first_app["name"].as_str().unwrap()).await;
+    let log = run_log(&s, &reg, first_app["name"].as_str().unwrap()).await;
     assert!(log.contains(&format!("{login}/team/mid:1 (runtime): sha256:")), "{log}");
     assert!(log.contains(&format!("{base} (build time): sha256:")), "{log}");
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -156,7 +137,7 @@ async fn a_new_base_image_rebuilds_its_dependants_in_order_once_each() {
         json!({"registry": login, "repository": "base/busybox", "tag": "1", "digest": new}),
         "{mid_run}"
     );
-    let mid_done = finished(&s, &reg, mid_run["name"].as_str().unwrap()).await;
+    let mid_done = run_finished(&s, &reg, mid_run["name"].as_str().unwrap()).await;
     assert_eq!(mid_done["properties"]["status"], "Succeeded", "{mid_done}");
     let mid_digest = mid_done["properties"]["outputImages"][0]["digest"].as_str().unwrap().to_string();
 
@@ -167,7 +148,7 @@ async fn a_new_base_image_rebuilds_its_dependants_in_order_once_each() {
         json!({"registry": login, "repository": "team/mid", "tag": "1", "digest": mid_digest}),
         "{app_run}"
     );
-    let app_done = finished(&s, &reg, app_run["name"].as_str().unwrap()).await;
+    let app_done = run_finished(&s, &reg, app_run["name"].as_str().unwrap()).await;
     assert_eq!(app_done["properties"]["status"], "Succeeded", "{app_done}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     let all = runs(&s, &reg).await;

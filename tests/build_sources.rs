@@ -60,25 +60,6 @@ async fn schedule(s: &TestServer, reg: &str, body: Value) -> (reqwest::StatusCod
     s.mgmt(Method::POST, &format!("{reg}/scheduleRun?{API}"), Some(body)).await
 }
 
-async fn finished(s: &TestServer, reg: &str, run: &str) -> Value {
-    for _ in 0..900 {
-        let (st, r) = s.mgmt(Method::GET, &format!("{reg}/runs/{run}?{API}"), None).await;
-        assert_eq!(st, 200, "{r}");
-        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout"))
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("run {run} did not finish");
-}
-
-async fn log_text(s: &TestServer, reg: &str, run: &str) -> String {
-    let (st, link) = s.mgmt(Method::POST, &format!("{reg}/runs/{run}/listLogSasUrl?{API}"), None).await;
-    assert_eq!(st, 200, "{link}");
-    reqwest::get(link["logLink"].as_str().unwrap()).await.unwrap().text().await.unwrap()
-}
-
 fn docker_build(images: &[&str], location: &str, dockerfile: &str) -> Value {
     json!({"type": "DockerBuildRequest", "imageNames": images, "isPushEnabled": true, "sourceLocation": location,
         "platform": {"os": "linux", "architecture": "amd64"}, "dockerFilePath": dockerfile,
@@ -142,8 +123,8 @@ async fn an_uploaded_context_is_built_pushed_and_released() {
     let (st, again) = schedule(&s, &reg, docker_build(&["x:1"], &relative, "Dockerfile")).await;
     assert_eq!((st.as_u16(), again["error"]["code"].as_str()), (400, Some("SourceNotFound")), "{again}");
 
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     assert!(log.contains("hello from the uploaded context"), "{log}");
     assert!(log.contains("hi-from-arg"), "build arguments reach the build: {log}");
@@ -234,8 +215,8 @@ async fn a_block_upload_runs_a_task_file_of_the_context() {
     .await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     assert!(log.contains("data travelled in blocks"), "the blocks joined in order: {log}");
     assert!(log.contains("value is forty-two"), "{log}");
@@ -251,7 +232,7 @@ async fn a_block_upload_runs_a_task_file_of_the_context() {
     .await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Error", "{r}");
     assert!(r["properties"]["runErrorMessage"].as_str().unwrap().contains("acb.yaml"), "{r}");
 }
@@ -260,7 +241,9 @@ async fn a_block_upload_runs_a_task_file_of_the_context() {
 async fn a_source_over_the_limit_is_refused_before_it_is_stored() {
     let s = TestServer::builder().flags(&["--max-build-source-size", "4096"]).start().await;
     let reg = registry(&s, "srclimit").await;
-    let c = reqwest::Client::new();
+    // A refused upload closes its connection without reading the body: no pooled connection
+    // may be reused after one (it could be closed under the next request).
+    let c = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
 
     // A declared length over the limit: refused before a byte is read.
     let (url, _) = upload_link(&s, &reg).await;
@@ -371,8 +354,8 @@ async fn git_contexts_are_cloned_and_local_ones_need_the_operators_leave() {
     .await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     assert!(log.contains("cloned from git"), "{log}");
     // {{.Run.Commit}} is the commit the clone checked out (main's head).
@@ -391,7 +374,7 @@ async fn git_contexts_are_cloned_and_local_ones_need_the_operators_leave() {
     let (st, run) = schedule(&s, &reg, docker_build(&["team/app/local:1"], &local, "Dockerfile")).await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}");
     let refused = format!("file://{}#main:web", other.display());
     let (st, e) = schedule(&s, &reg, docker_build(&["team/app/local:2"], &refused, "Dockerfile")).await;
@@ -401,7 +384,7 @@ async fn git_contexts_are_cloned_and_local_ones_need_the_operators_leave() {
     // A folder the repository lacks fails the run with the reason.
     let missing = format!("file://{}#main:nowhere", allowed.display());
     let (_, run) = schedule(&s, &reg, docker_build(&["team/app/local:3"], &missing, "Dockerfile")).await;
-    let r = finished(&s, &reg, run["properties"]["runId"].as_str().unwrap()).await;
+    let r = run_finished(&s, &reg, run["properties"]["runId"].as_str().unwrap()).await;
     assert_eq!(r["properties"]["status"], "Error", "{r}");
     assert!(r["properties"]["runErrorMessage"].as_str().unwrap().contains("no folder 'nowhere'"), "{r}");
 }
@@ -453,8 +436,8 @@ async fn a_git_context_over_http_is_cloned_with_the_tasks_token() {
     .await;
     assert_eq!(st, 200, "{run}");
     let id = run["properties"]["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     assert!(log.contains("cloned from git"), "{log}");
     assert!(!log.contains(token), "{log}");
@@ -464,6 +447,6 @@ async fn a_git_context_over_http_is_cloned_with_the_tasks_token() {
 
     // Without the token the clone is refused.
     let (_, run) = schedule(&s, &reg, docker_build(&["team/app/private:x"], &url, "Dockerfile")).await;
-    let r = finished(&s, &reg, run["properties"]["runId"].as_str().unwrap()).await;
+    let r = run_finished(&s, &reg, run["properties"]["runId"].as_str().unwrap()).await;
     assert_eq!(r["properties"]["status"], "Error", "{r}");
 }

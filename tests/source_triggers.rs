@@ -104,25 +104,6 @@ async fn runs(s: &TestServer, reg: &str) -> Vec<Value> {
     v["value"].as_array().unwrap().clone()
 }
 
-async fn finished(s: &TestServer, reg: &str, run: &str) -> Value {
-    for _ in 0..900 {
-        let (st, r) = s.mgmt(Method::GET, &format!("{reg}/runs/{run}?{API}"), None).await;
-        assert_eq!(st, 200, "{r}");
-        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout"))
-        {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("run {run} did not finish");
-}
-
-async fn log_text(s: &TestServer, reg: &str, run: &str) -> String {
-    let (st, link) = s.mgmt(Method::POST, &format!("{reg}/runs/{run}/listLogSasUrl?{API}"), None).await;
-    assert_eq!(st, 200, "{link}");
-    reqwest::get(link["logLink"].as_str().unwrap()).await.unwrap().text().await.unwrap()
-}
-
 fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -279,8 +260,8 @@ async fn a_signed_github_push_builds_the_pushed_commit_and_nothing_else_queues()
     assert_eq!((st, again["queued"].as_bool()), (200, Some(false)), "{again}");
     assert_eq!(runs(&s, &reg).await.len(), 1);
 
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     let p = &r["properties"];
     assert_eq!(p["runType"], "AutoRun");
@@ -307,12 +288,12 @@ async fn a_signed_github_push_builds_the_pushed_commit_and_nothing_else_queues()
     let (st, v) = github(&url, &secret, "pull_request", "d-pr-7", &pr).await;
     assert_eq!((st, v["queued"].as_bool()), (202, Some(true)), "{v}");
     let pr_run = v["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &pr_run).await;
-    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{}", log_text(&s, &reg, &pr_run).await);
+    let r = run_finished(&s, &reg, &pr_run).await;
+    assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{}", run_log(&s, &reg, &pr_run).await);
     let t = &r["properties"]["sourceTrigger"];
     assert_eq!((t["eventType"].as_str(), t["pullRequestId"].as_str()), (Some("pullrequest"), Some("7")), "{r}");
     assert_eq!(t["commitId"], repo.feature.as_str());
-    assert!(log_text(&s, &reg, &pr_run).await.contains("content of the feature commit"));
+    assert!(run_log(&s, &reg, &pr_run).await.contains("content of the feature commit"));
 
     // A disabled trigger answers why and queues nothing.
     let patch = json!({"properties": {"trigger": {"sourceTriggers": [{"name": "defaultSourceTriggerName", "status": "Disabled"}]}}});
@@ -416,8 +397,8 @@ async fn an_azure_devops_push_runs_a_task_the_cli_made() {
     let (st, v) = post(&secret, delivery("e-1", &repo.new)).await;
     assert_eq!((st, v["queued"].as_bool()), (202, Some(true)), "{v}");
     let id = v["runId"].as_str().unwrap().to_string();
-    let r = finished(&s, &reg, &id).await;
-    let log = log_text(&s, &reg, &id).await;
+    let r = run_finished(&s, &reg, &id).await;
+    let log = run_log(&s, &reg, &id).await;
     assert_eq!(r["properties"]["status"], "Succeeded", "{r}\n{log}");
     let t = &r["properties"]["sourceTrigger"];
     assert_eq!(

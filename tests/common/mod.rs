@@ -1254,3 +1254,25 @@ pub fn external_registry(user: &str, password: &str) -> ExternalRegistry {
     }
     ExternalRegistry { child, host: format!("127.0.0.1:{port}"), _dir: dir }
 }
+
+/// Waits for the run `run` of the registry at `reg` (its ARM path) to finish; returns it.
+pub async fn run_finished(s: &TestServer, reg: &str, run: &str) -> Value {
+    for _ in 0..900 {
+        let (st, r) = s.mgmt(Method::GET, &format!("{reg}/runs/{run}?api-version=2025-03-01-preview"), None).await;
+        assert_eq!(st, 200, "{r}");
+        if matches!(r["properties"]["status"].as_str(), Some("Succeeded" | "Failed" | "Canceled" | "Error" | "Timeout"))
+        {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("run {run} did not finish");
+}
+
+/// The log of a run, read through its `listLogSasUrl` link.
+pub async fn run_log(s: &TestServer, reg: &str, run: &str) -> String {
+    let (st, link) =
+        s.mgmt(Method::POST, &format!("{reg}/runs/{run}/listLogSasUrl?api-version=2025-03-01-preview"), None).await;
+    assert_eq!(st, 200, "{link}");
+    reqwest::get(link["logLink"].as_str().unwrap()).await.unwrap().text().await.unwrap()
+}
